@@ -1,0 +1,20 @@
+# install(): headers, the library, a CMake package and a pkg-config file.
+include(CMakePackageConfigHelpers)
+set(UFORK_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ufork)
+
+install(TARGETS ufork EXPORT ufork-targets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(DIRECTORY include/ufork DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT ufork-targets NAMESPACE ufork:: DESTINATION ${UFORK_CMAKE_DIR})
+export(EXPORT ufork-targets NAMESPACE ufork:: FILE ${PROJECT_BINARY_DIR}/ufork-targets.cmake)
+
+configure_package_config_file(cmake/uforkConfig.cmake.in ${PROJECT_BINARY_DIR}/uforkConfig.cmake
+                              INSTALL_DESTINATION ${UFORK_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/uforkConfigVersion.cmake
+                                 COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/uforkConfig.cmake ${PROJECT_BINARY_DIR}/uforkConfigVersion.cmake
+        DESTINATION ${UFORK_CMAKE_DIR})
+
+configure_file(cmake/ufork.pc.in ${PROJECT_BINARY_DIR}/ufork.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/ufork.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,131 @@
+// ufork::arbiter: forks a pool of workers and keeps it running.
+//
+//   ufork::arbiter a(opts, {.post_fork = [](ufork::worker& w) { serve(w); }});
+//   return a.run();  // until SIGINT/SIGTERM or stop()
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ufork/options.hpp"
+#include "ufork/worker.hpp"
+
+namespace ufork {
+
+enum class worker_state { spawning, starting, ready, stopping, exited };
+const char* to_string(worker_state s) noexcept;
+
+// Why a worker is gone.
+enum class exit_reason {
+  exited,   // it exited by itself with code 0
+  crashed,  // it exited by itself with another code, or a signal not ours
+  hung,     // no heartbeat within timeout, or not ready within startup_timeout
+  stopped,  // the pool was stopping
+  shrunk,   // the pool was made smaller
+};
+const char* to_string(exit_reason r) noexcept;
+
+struct exit_info {
+  int worker = -1;
+  pid_t pid = 0;
+  unsigned generation = 0;
+  int code = -1;               // exit code, or -1 when a signal ended it
+  int signal = 0;              // the signal that ended it, or 0
+  bool core_dumped = false;
+  bool oom_killed = false;     // the cgroup's oom_kill count rose with this SIGKILL
+  bool was_ready = false;
+  exit_reason reason = exit_reason::crashed;
+  std::string detail;          // e.g. "no heartbeat for 10s (timeout)"
+  std::chrono::nanoseconds uptime{};
+  std::chrono::system_clock::time_point when;
+
+  // "exit 70 (EX_SOFTWARE)", "killed by SIGSEGV (core dumped)", ...
+  std::string status_text() const;
+  // status_text() with the reason and detail: the line the log shows.
+  std::string describe() const;
+};
+
+struct worker_info {
+  int id = -1;
+  pid_t pid = 0;
+  unsigned generation = 0;
+  worker_state state = worker_state::spawning;
+  std::chrono::nanoseconds uptime{};
+  // Since the last heartbeat; empty before the first one.
+  std::optional<std::chrono::nanoseconds> heartbeat_age;
+};
+
+struct counters {
+  std::uint64_t spawned = 0;
+  std::uint64_t exited = 0;
+  std::uint64_t hung = 0;         // killed because a clock fired
+  std::uint64_t backoffs = 0;     // restarts delayed by the slot's backoff
+  std::uint64_t spawn_errors = 0; // fork, pipe or pidfd_open failures
+  std::uint64_t wakeups = 0;      // event-loop iterations (idle cost)
+};
+
+struct status {
+  int size = 0;                    // the desired number of workers
+  bool stopping = false;
+  std::vector<worker_info> workers;
+  struct counters counters;
+  std::vector<exit_info> dead;     // the last 64 exits, oldest first
+  // When the loop will next wake up by itself; empty if nothing is due.
+  std::optional<std::chrono::nanoseconds> next_wakeup;
+};
+
+struct hooks {
+  // In the worker, after the library's setup. When it returns, the worker
+  // heartbeats until asked to stop. An escaping exception is printed and the
+  // worker exits 70 (EX_SOFTWARE).
+  std::function<void(worker&)> post_fork;
+  // In the worker, before it exits (not after an exception or a signal).
+  std::function<void(worker&)> child_pre_exit;
+  // In the arbiter, once, when a stop begins, before any worker is signalled.
+  std::function<void()> parent_pre_stop;
+  // In the arbiter: a worker was forked / became ready / was reaped.
+  std::function<void(const worker_info&)> on_worker_spawn;
+  std::function<void(const worker_info&)> on_worker_ready;
+  std::function<void(const exit_info&)> on_worker_exit;
+};
+
+class arbiter {
+ public:
+  // Throws ufork::error on invalid options or a failed setup syscall.
+  explicit arbiter(options opts, hooks h);
+  ~arbiter();  // stops and waits if start() is running
+  arbiter(const arbiter&) = delete;
+  arbiter& operator=(const arbiter&) = delete;
+
+  // Runs the pool on this thread until stopped; returns 0, or
+  // exit_boot_failure. Call at most once, and not together with start().
+  int run();
+
+  // Runs the pool on a background thread of a host program. Caveat: workers
+  // are then forked from a multi-threaded process, so post_fork must only
+  // use what is safe after such a fork (glibc's malloc is; locks held by the
+  // host's other threads stay locked in the child). Signals are the host's:
+  // call stop() from its own handlers.
+  void start();
+  // Asks for a graceful stop; safe from any thread and from hooks.
+  void stop() noexcept;
+  // Joins start()'s thread; returns what run() would have.
+  int wait();
+
+  // Sets the desired number of workers; safe from any thread.
+  void resize(int workers);
+  // A snapshot; safe from any thread.
+  struct status status() const;
+
+ private:
+  class impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace ufork

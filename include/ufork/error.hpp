@@ -1,0 +1,19 @@
+// ufork::error: what setup failures throw (a syscall that failed while
+// building the arbiter, an invalid option). Supervision events - a worker that
+// crashed, hung or failed to boot - are never exceptions.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace ufork {
+
+class error : public std::system_error {
+ public:
+  using std::system_error::system_error;
+};
+
+// Throws ufork::error for errno with the text "WHAT failed: strerror".
+[[noreturn]] void throw_errno(const std::string& what);
+
+}  // namespace ufork

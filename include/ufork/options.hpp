@@ -1,0 +1,59 @@
+// The knobs of a pool. Every duration is a std::chrono type; every default is
+// what a user of uFork or gunicorn would expect.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+#include "ufork/log.hpp"
+
+namespace ufork {
+
+using std::chrono::milliseconds;
+
+// max(cores - 1, 2), as uFork.
+int default_workers() noexcept;
+
+struct restart_backoff {
+  // A worker that dies before it was ready, or less than reset_after after it
+  // became ready, counts as a failed start of its slot: the slot's next start
+  // waits initial * 2^(failures - 1), at most cap. A worker that stayed ready
+  // for reset_after clears the count, and its replacement starts at once.
+  milliseconds initial{100};
+  milliseconds cap{30'000};
+  milliseconds reset_after{10'000};
+};
+
+struct options {
+  int workers = default_workers();
+  // A ready worker with no heartbeat for this long is hung.
+  milliseconds timeout{10'000};
+  // A starting worker not ready after this long is hung.
+  milliseconds startup_timeout{60'000};
+  // SIGTERM -> this long -> SIGKILL, when stopping a worker.
+  milliseconds graceful_timeout{10'000};
+  // SIGABRT (stack trace) -> this long -> SIGKILL, for a hung worker.
+  milliseconds abort_timeout{1'000};
+  // How many workers may be starting (forked, not yet ready) at once.
+  int max_starting = 1;
+  struct restart_backoff backoff;
+  // If no worker has ever become ready and every slot has failed this many
+  // starts in a row, run() gives up and returns exit_boot_failure. 0: never.
+  int max_boot_failures = 5;
+  // Where every line goes; null means make_fd_sink(STDOUT_FILENO).
+  std::shared_ptr<log_sink> sink;
+  // run() only: take INT TERM QUIT HUP TTIN TTOU USR1 through a signalfd.
+  // start() never touches the host program's signals.
+  bool handle_signals = true;
+  // Longer lines are split into pieces of this size, never dropped.
+  std::size_t max_line = 64 * 1024;
+  // F_SETPIPE_SZ for each worker's stdout and stderr; 0 keeps the kernel's.
+  std::size_t pipe_size = 1024 * 1024;
+};
+
+// run() and wait() return 0 after a requested stop, and this when the pool
+// gave up because no worker could ever start (gunicorn's WORKER_BOOT_ERROR).
+inline constexpr int exit_boot_failure = 3;
+
+}  // namespace ufork

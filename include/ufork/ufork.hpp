@@ -1,0 +1,8 @@
+// The whole public API of ufork.
+#pragma once
+
+#include "ufork/arbiter.hpp"
+#include "ufork/error.hpp"
+#include "ufork/log.hpp"
+#include "ufork/options.hpp"
+#include "ufork/worker.hpp"

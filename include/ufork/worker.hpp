@@ -1,0 +1,56 @@
+// The worker side: what the caller's code sees inside a forked worker.
+// Every function here is for the worker process only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace ufork {
+
+namespace detail {
+struct child_setup;
+}
+
+class worker {
+ public:
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // The slot, 0..size-1, stable across restarts.
+  int id() const noexcept { return id_; }
+  // Higher on each fork of the same slot; the first is 1.
+  unsigned generation() const noexcept { return generation_; }
+
+  // Tells the arbiter "alive": a store to shared memory, no syscall, safe from
+  // any thread. The first heartbeat also makes a starting worker ready.
+  void heartbeat() noexcept;
+  // starting -> ready, without waiting for the first heartbeat.
+  void ready() noexcept;
+  // True once the arbiter asked this worker to stop (SIGTERM).
+  bool stopping() const noexcept;
+  // An eventfd that becomes readable when the worker is asked to stop, for
+  // the program's own event loop. Owned by the library; do not close it.
+  int stop_fd() const noexcept { return stop_fd_; }
+  // How often the built-in loop beats: a quarter of options::timeout.
+  std::chrono::milliseconds heartbeat_interval() const noexcept { return interval_; }
+
+ private:
+  friend struct detail::child_setup;
+  worker() = default;
+
+  int id_ = -1;
+  unsigned generation_ = 0;
+  std::atomic<std::int64_t>* beat_ = nullptr;  // the scoreboard cell
+  int notify_fd_ = -1;
+  int stop_fd_ = -1;
+  std::atomic<bool> ready_sent_{false};
+  std::chrono::milliseconds interval_{};
+};
+
+// The worker this process is, or nullptr in the arbiter (uFork's cur_worker_id).
+worker* current_worker() noexcept;
+
+}  // namespace ufork

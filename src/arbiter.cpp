@@ -1,0 +1,260 @@
+// The arbiter's loop: setup, the signals of run(), calls from other threads,
+// and the public ufork::arbiter shell. Policy lives in supervise.cpp.
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <stdexcept>
+
+#include "arbiter_impl.hpp"
+#include "exit_status.hpp"
+#include "sys/sys.hpp"
+#include "ufork/error.hpp"
+
+namespace ufork {
+
+void throw_errno(const std::string& what) {
+  throw error(errno, std::system_category(), what);
+}
+
+int default_workers() noexcept {
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  return std::max(cores - 1, 2);
+}
+
+namespace {
+
+constexpr std::size_t max_processes = 4096;  // scoreboard cells: live workers at once
+constexpr int pool_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1};
+
+void validate(const options& o) {
+  auto positive = [](milliseconds d, const char* name) {
+    if (d <= milliseconds::zero()) throw std::invalid_argument(fmt::format("ufork: {} must be > 0", name));
+  };
+  if (o.workers < 0) throw std::invalid_argument("ufork: workers must be >= 0");
+  if (o.max_starting < 1) throw std::invalid_argument("ufork: max_starting must be >= 1");
+  if (o.max_boot_failures < 0) throw std::invalid_argument("ufork: max_boot_failures must be >= 0");
+  positive(o.timeout, "timeout");
+  positive(o.startup_timeout, "startup_timeout");
+  positive(o.graceful_timeout, "graceful_timeout");
+  positive(o.abort_timeout, "abort_timeout");
+  positive(o.backoff.initial, "backoff.initial");
+  if (o.backoff.cap < o.backoff.initial) throw std::invalid_argument("ufork: backoff.cap must be >= backoff.initial");
+}
+
+template <class T>
+T must(sys::result<T> r, const char* what) {
+  if (!r) throw error(r.error(), what);
+  return std::move(r).value();
+}
+
+}  // namespace
+
+arbiter::impl::impl(options opts, hooks h)
+    : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes), buf_(256 * 1024) {
+  validate(opts_);
+  if (!opts_.sink) opts_.sink = make_fd_sink(STDOUT_FILENO);
+  size_ = opts_.workers;
+  slots_.resize(static_cast<std::size_t>(size_));
+
+  auto [rx, tx] = must(sys::make_notify_pair(), "socketpair(notify)");
+  notify_rx_ = std::move(rx);
+  notify_tx_ = std::move(tx);
+  wake_ = must(sys::make_eventfd(true), "eventfd(wake)");
+  loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(); });
+  loop_.add(wake_.get(), EPOLLIN, [this](std::uint32_t) { on_wake(); });
+
+  // Three fds per worker (pidfd, stdout, stderr): the default soft limit of
+  // 1024 would cap the pool near 300. Workers get the original limit back.
+  if (::getrlimit(RLIMIT_NOFILE, &nofile_) == 0 && nofile_.rlim_cur < nofile_.rlim_max) {
+    rlimit raised = nofile_;
+    raised.rlim_cur = raised.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &raised);  // best effort: the old limit still works
+  }
+  oom_kills_ = oom_kill_count();
+}
+
+arbiter::impl::~impl() {
+  if (background.joinable()) {
+    request_stop();
+    background.join();
+  }
+}
+
+void arbiter::impl::log_text(const std::string& text) {
+  opts_.sink->write({-1, ::getpid(), stream::arbiter, text});
+}
+
+template <class F>
+auto arbiter::impl::call(F f) -> decltype(f()) {
+  std::unique_lock lock(mu_);
+  if (!running_ || std::this_thread::get_id() == loop_thread_) {
+    lock.unlock();
+    return f();
+  }
+  std::packaged_task<decltype(f())()> task(std::move(f));
+  auto result = task.get_future();
+  posted_.push_back([&task] { task(); });
+  lock.unlock();
+  sys::eventfd_signal(wake_.get());
+  return result.get();
+}
+
+void arbiter::impl::on_wake() {
+  (void)sys::drain_counter(wake_.get());
+  run_posted();
+}
+
+void arbiter::impl::run_posted() {
+  std::vector<std::function<void()>> todo;
+  {
+    std::lock_guard lock(mu_);
+    todo.swap(posted_);
+    if (stop_requested_) {
+      stop_requested_ = false;
+      todo.push_back([this] { begin_stop(false); });
+    }
+  }
+  for (auto& f : todo) f();
+}
+
+void arbiter::impl::request_stop() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = true;
+  }
+  sys::eventfd_signal(wake_.get());
+}
+
+void arbiter::impl::resize(int n) {
+  if (n < 0) throw std::invalid_argument("ufork: size must be >= 0");
+  call([this, n] { do_resize(n); });
+}
+
+struct status arbiter::impl::snapshot() const {
+  return const_cast<impl*>(this)->call([this] {
+    auto now = clock::now();
+    struct status s;
+    s.size = size_;
+    s.stopping = stopping_;
+    for (const auto& [pid, p] : procs_) s.workers.push_back(info(*p, now));
+    std::sort(s.workers.begin(), s.workers.end(),
+              [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
+    s.counters = counters_;
+    s.dead.assign(dead_.begin(), dead_.end());
+    if (auto at = next_deadline(now); at != clock::time_point{})
+      s.next_wakeup = std::max(at - now, clock::duration::zero());
+    return s;
+  });
+}
+
+void arbiter::impl::install_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : pool_signals) sigaddset(&set, sig);
+  if (::pthread_sigmask(SIG_BLOCK, &set, &old_mask_) != 0) throw_errno("pthread_sigmask");
+  signals_ = must(sys::make_signalfd(set), "signalfd");
+  signals_token_ = loop_.add(signals_.get(), EPOLLIN, [this](std::uint32_t) { on_signal(); });
+  // A log reader that went away must not kill the arbiter (and so the pool).
+  struct sigaction ign{};
+  ign.sa_handler = SIG_IGN;
+  (void)::sigaction(SIGPIPE, &ign, &old_pipe_);
+  own_signals_ = true;
+}
+
+void arbiter::impl::restore_signals() noexcept {
+  if (!own_signals_) return;
+  loop_.remove(signals_token_);
+  signals_.reset();
+  (void)::sigaction(SIGPIPE, &old_pipe_, nullptr);
+  (void)::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+  own_signals_ = false;
+}
+
+void arbiter::impl::on_signal() {
+  signalfd_siginfo si;
+  for (;;) {
+    auto n = sys::read(signals_.get(), &si, sizeof si);
+    if (!n || n.value() != sizeof si) return;
+    int sig = static_cast<int>(si.ssi_signo);
+    log("{} from pid {}", signal_name(sig), si.ssi_pid);
+    switch (sig) {
+      case SIGINT: begin_stop(stopping_); break;  // a second Ctrl-C: fast
+      case SIGTERM: begin_stop(false); break;
+      case SIGQUIT: begin_stop(true); break;
+      case SIGTTIN: do_resize(size_ + 1); break;
+      case SIGTTOU: do_resize(std::max(size_ - 1, 0)); break;
+      case SIGUSR1: opts_.sink->reopen(); break;
+      case SIGHUP: log("SIGHUP: rolling reload is not implemented yet; ignored"); break;
+    }
+  }
+}
+
+int arbiter::impl::run_loop(bool own_signals) {
+  {
+    std::lock_guard lock(mu_);
+    if (running_ || loop_thread_ != std::thread::id{})
+      throw std::logic_error("ufork: an arbiter runs once");
+    running_ = true;
+    loop_thread_ = std::this_thread::get_id();
+  }
+  if (own_signals && opts_.handle_signals) install_signals();
+  log("arbiter pid {}: {} workers, timeout {} ms", ::getpid(), size_, opts_.timeout.count());
+  run_posted();
+  maintain(clock::now());
+  while (!(stopping_ && procs_.empty())) {
+    loop_.arm(next_deadline(clock::now()));
+    opts_.sink->flush();
+    loop_.run_once();
+    ++counters_.wakeups;
+    auto now = clock::now();
+    check_deadlines(now);
+    maintain(now);
+  }
+  if (gave_up_)
+    log("gave up; exit {}", exit_boot_failure);
+  else
+    log("all workers stopped");
+  opts_.sink->flush();
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
+  }
+  run_posted();  // calls that raced with the end run here, on their own
+  restore_signals();
+  return gave_up_ ? exit_boot_failure : 0;
+}
+
+void arbiter::impl::start() {
+  background = std::thread([this] {
+    try {
+      background_result = run_loop(false);
+    } catch (...) {
+      background_error = std::current_exception();
+    }
+  });
+}
+
+int arbiter::impl::wait() {
+  if (background.joinable()) background.join();
+  if (background_error) std::rethrow_exception(std::exchange(background_error, nullptr));
+  return background_result;
+}
+
+arbiter::arbiter(options opts, hooks h) : impl_(std::make_unique<impl>(std::move(opts), std::move(h))) {}
+arbiter::~arbiter() = default;
+
+int arbiter::run() { return impl_->run_loop(true); }
+void arbiter::start() { impl_->start(); }
+void arbiter::stop() noexcept { impl_->request_stop(); }
+int arbiter::wait() { return impl_->wait(); }
+void arbiter::resize(int workers) { impl_->resize(workers); }
+struct status arbiter::status() const { return impl_->snapshot(); }
+
+}  // namespace ufork

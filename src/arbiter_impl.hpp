@@ -1,0 +1,156 @@
+// The arbiter's state, shared by arbiter.cpp (the loop, signals, calls from
+// other threads), supervise.cpp (spawn, reap, deadlines, backoff) and
+// output.cpp (the workers' pipes). Internal.
+#pragma once
+
+#include <sys/resource.h>
+#include <signal.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "line_splitter.hpp"
+#include "reactor.hpp"
+#include "scoreboard.hpp"
+#include "sys/unique_fd.hpp"
+#include "ufork/arbiter.hpp"
+
+namespace ufork {
+
+using clock = std::chrono::steady_clock;
+
+struct output {
+  sys::unique_fd fd;
+  reactor::token token = 0;
+  line_splitter lines;
+  explicit output(std::size_t max_line) : lines(max_line) {}
+};
+
+// One forked worker process. A slot usually has one; during a replacement it
+// may briefly have two, so processes are keyed by pid, not by slot.
+struct process {
+  int slot = -1;
+  unsigned generation = 0;
+  pid_t pid = 0;
+  sys::unique_fd pidfd;
+  reactor::token exit_token = 0;
+  detail::cell* beat = nullptr;
+  worker_state state = worker_state::spawning;
+  clock::time_point started{}, ready_at{};
+  clock::time_point kill_at{};          // SIGKILL due; epoch = not scheduled
+  std::optional<exit_reason> reason;    // set when the arbiter ends it
+  std::string detail;
+  output out, err;
+  explicit process(std::size_t max_line) : out(max_line), err(max_line) {}
+};
+
+struct slot_state {
+  unsigned generation = 0;
+  pid_t pid = 0;                  // its live process, or 0
+  int failures = 0;               // failed starts in a row
+  clock::time_point restart_at{};
+};
+
+class arbiter::impl {
+ public:
+  impl(options opts, hooks h);
+  ~impl();
+
+  // own_signals: run(), which takes the pool's signals if options say so.
+  int run_loop(bool own_signals);
+  void start();
+  int wait();
+  void request_stop() noexcept;
+  void resize(int n);
+  struct status snapshot() const;
+
+  // Runs f on the loop's thread and returns its result; runs it here when no
+  // loop is running or this is the loop's thread.
+  template <class F>
+  auto call(F f) -> decltype(f());
+
+  std::thread background;
+  int background_result = 0;
+  std::exception_ptr background_error;
+
+ private:
+  // arbiter.cpp
+  void install_signals();
+  void restore_signals() noexcept;
+  void on_signal();
+  void on_wake();
+  void run_posted();
+  template <class... Args>
+  void log(fmt::format_string<Args...> f, Args&&... args) {
+    log_text(fmt::format(f, std::forward<Args>(args)...));
+  }
+  void log_text(const std::string& text);
+
+  // supervise.cpp
+  void maintain(clock::time_point now);
+  void spawn(int slot, clock::time_point now);
+  void on_notify();
+  void on_ready(process& p, clock::time_point now);
+  void on_exit(pid_t pid);
+  void after_exit(const exit_info& info, bool early, clock::time_point now);
+  void check_deadlines(clock::time_point now);
+  clock::time_point next_deadline(clock::time_point now) const;
+  void hang(process& p, std::string detail, clock::time_point now);
+  void stop_worker(process& p, exit_reason why, clock::time_point now);
+  void begin_stop(bool fast);
+  void do_resize(int n);
+  void update_storm(const exit_info* failed);
+  worker_info info(const process& p, clock::time_point now) const;
+
+  // output.cpp
+  void watch_output(process& p, output& o, enum stream s);
+  bool on_output(process& p, output& o, enum stream s);
+  void drain_output(process& p);
+  void close_output(process& p, output& o, enum stream s);
+
+  options opts_;
+  hooks hooks_;
+  reactor loop_;
+  detail::scoreboard board_;
+  sys::unique_fd notify_rx_, notify_tx_, wake_, signals_;
+  rlimit nofile_{};               // as the arbiter found it; restored in workers
+
+  int size_ = 0;
+  std::vector<slot_state> slots_;
+  std::unordered_map<pid_t, std::unique_ptr<process>> procs_;
+  struct counters counters_;
+  std::deque<exit_info> dead_;
+  bool stopping_ = false, fast_ = false, gave_up_ = false, ever_ready_ = false;
+  bool storm_ = false;
+  std::uint64_t storm_quiet_ = 0;  // failed starts not logged during a storm
+  std::string last_failure_;
+  std::optional<std::uint64_t> oom_kills_;
+  std::vector<char> buf_;
+
+  // Calls from other threads.
+  mutable std::mutex mu_;
+  bool running_ = false;
+  bool stop_requested_ = false;
+  std::thread::id loop_thread_;
+  std::vector<std::function<void()>> posted_;
+
+  // run()'s own signal handling.
+  bool own_signals_ = false;
+  reactor::token signals_token_ = 0;
+  sigset_t old_mask_{};
+  struct sigaction old_pipe_{};
+};
+
+}  // namespace ufork

@@ -1,0 +1,50 @@
+// The workers' stdout and stderr: read what is there, cut it into lines, hand
+// each whole line to the sink. One read per event and pipe, so a flooding
+// worker cannot starve the others or the loop.
+#include <sys/epoll.h>
+
+#include "arbiter_impl.hpp"
+#include "sys/sys.hpp"
+
+namespace ufork {
+
+void arbiter::impl::watch_output(process& p, output& o, enum stream s) {
+  pid_t pid = p.pid;
+  o.token = loop_.add(o.fd.get(), EPOLLIN, [this, pid, &o, s](std::uint32_t) {
+    auto it = procs_.find(pid);
+    if (it != procs_.end()) (void)on_output(*it->second, o, s);
+  });
+}
+
+// One read; closes the stream at EOF or on an error. Returns whether the
+// pipe may hold more.
+bool arbiter::impl::on_output(process& p, output& o, enum stream s) {
+  auto n = sys::read(o.fd.get(), buf_.data(), buf_.size());
+  if (!n && sys::would_block(n.error())) return false;
+  if (!n || n.value() == 0) {
+    close_output(p, o, s);
+    return false;
+  }
+  auto emit = [&](std::string_view line) { opts_.sink->write({p.slot, p.pid, s, line}); };
+  o.lines.feed(std::string_view(buf_.data(), n.value()), emit);
+  return true;
+}
+
+// The worker has exited: everything it wrote is already in the pipes. What
+// its leftover children might still write is cut off (they die with it).
+void arbiter::impl::drain_output(process& p) {
+  for (auto [o, s] : {std::pair{&p.out, stream::out}, std::pair{&p.err, stream::err}}) {
+    while (on_output(p, *o, s)) {
+    }
+    close_output(p, *o, s);
+  }
+}
+
+void arbiter::impl::close_output(process& p, output& o, enum stream s) {
+  if (!o.fd) return;
+  o.lines.finish([&](std::string_view line) { opts_.sink->write({p.slot, p.pid, s, line}); });
+  loop_.remove(o.token);
+  o.fd.reset();
+}
+
+}  // namespace ufork

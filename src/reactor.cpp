@@ -1,0 +1,77 @@
+// The epoll loop. Handlers run one at a time on the loop's thread; a handler
+// may add or remove registrations, its own included.
+#include "reactor.hpp"
+
+#include <sys/epoll.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "sys/sys.hpp"
+#include "ufork/error.hpp"
+
+namespace ufork {
+
+reactor::reactor() {
+  auto ep = sys::make_epoll();
+  if (!ep) throw error(ep.error(), "epoll_create1");
+  epoll_ = std::move(ep).value();
+  auto tfd = sys::make_timerfd();
+  if (!tfd) throw error(tfd.error(), "timerfd_create");
+  timer_ = std::move(tfd).value();
+  add(timer_.get(), EPOLLIN, [this](std::uint32_t) { (void)sys::drain_counter(timer_.get()); });
+}
+
+reactor::token reactor::add(int fd, std::uint32_t events, handler h) {
+  token t = next_++;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = t;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl(ADD)");
+  entries_.emplace(t, std::make_unique<entry>(entry{fd, std::move(h)}));
+  return t;
+}
+
+void reactor::remove(token t) noexcept {
+  auto it = entries_.find(t);
+  if (it == entries_.end()) return;
+  // Our own bookkeeping says the fd is registered: failing here is our bug.
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second->fd, nullptr) != 0 && errno != EBADF) {
+    std::perror("ufork: epoll_ctl(DEL)");
+    std::abort();
+  }
+  removed_.push_back(std::move(it->second));
+  entries_.erase(it);
+}
+
+void reactor::arm(clock::time_point at) {
+  if (at == armed_) return;
+  if (auto ec = sys::timerfd_arm(timer_.get(), at)) throw error(ec, "timerfd_settime");
+  armed_ = at;
+}
+
+int reactor::run_once() {
+  std::array<epoll_event, 64> events;
+  int n;
+  do n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throw_errno("epoll_wait");
+  for (int i = 0; i < n; ++i) {
+    auto it = entries_.find(events[i].data.u64);
+    if (it == entries_.end()) continue;  // removed by an earlier handler
+    if (it->second->fd == timer_.get()) armed_ = {};  // fired: disarmed by itself
+    it->second->fn(events[i].events);
+  }
+  removed_.clear();
+  return n;
+}
+
+std::vector<int> reactor::fds() const {
+  std::vector<int> out{epoll_.get()};
+  for (const auto& [t, e] : entries_) out.push_back(e->fd);
+  return out;
+}
+
+}  // namespace ufork

@@ -1,0 +1,34 @@
+// The shared mapping behind the heartbeats. Pages are touched only as cells
+// are used, so the capacity costs address space, not memory.
+#include "scoreboard.hpp"
+
+#include <sys/mman.h>
+
+#include <new>
+
+#include "ufork/error.hpp"
+
+namespace ufork::detail {
+
+scoreboard::scoreboard(std::size_t cells) : size_(cells) {
+  void* p = ::mmap(nullptr, cells * sizeof(cell), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw_errno("mmap(scoreboard)");
+  cells_ = static_cast<cell*>(p);
+  free_.reserve(cells);
+  for (std::size_t i = cells; i-- > 0;) free_.push_back(new (&cells_[i]) cell);
+}
+
+scoreboard::~scoreboard() { (void)::munmap(cells_, size_ * sizeof(cell)); }
+
+cell* scoreboard::acquire() noexcept {
+  if (free_.empty()) return nullptr;
+  cell* c = free_.back();
+  free_.pop_back();
+  c->beat_ns.store(0, std::memory_order_relaxed);
+  return c;
+}
+
+void scoreboard::release(cell* c) noexcept { free_.push_back(c); }
+
+}  // namespace ufork::detail

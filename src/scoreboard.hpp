@@ -1,0 +1,42 @@
+// scoreboard: one shared-memory cell per worker process, mapped before any
+// fork, so a heartbeat is a store and reading it costs the arbiter no syscall.
+// Never touches the filesystem (gunicorn's heartbeat file causes false
+// timeouts on slow disks).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ufork::detail {
+
+struct alignas(64) cell {  // one cache line: workers never share one
+  std::atomic<std::int64_t> beat_ns{0};  // steady_clock of the last heartbeat; 0 = none
+};
+
+inline std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class scoreboard {
+ public:
+  explicit scoreboard(std::size_t cells);  // throws ufork::error
+  ~scoreboard();
+  scoreboard(const scoreboard&) = delete;
+  scoreboard& operator=(const scoreboard&) = delete;
+
+  // A zeroed cell, or nullptr when all are in use.
+  cell* acquire() noexcept;
+  void release(cell* c) noexcept;
+
+ private:
+  cell* cells_;
+  std::size_t size_;
+  std::vector<cell*> free_;
+};
+
+}  // namespace ufork::detail

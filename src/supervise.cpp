@@ -1,0 +1,359 @@
+// The arbiter's policy: keep `size` workers, each forked when its slot is
+// free, its backoff has passed and fewer than max_starting are starting;
+// reap each one the moment its pidfd says so; kill the hung ones.
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "arbiter_impl.hpp"
+#include "child.hpp"
+#include "exit_status.hpp"
+#include "sys/sys.hpp"
+
+namespace ufork {
+namespace {
+
+clock::time_point beat_time(const process& p) {
+  return clock::time_point(std::chrono::nanoseconds(p.beat->beat_ns.load(std::memory_order_relaxed)));
+}
+
+std::string seconds(clock::duration d) {
+  return fmt::format("{:.3f} s", std::chrono::duration<double>(d).count());
+}
+
+void earliest(clock::time_point& best, clock::time_point t) {
+  if (t != clock::time_point{} && (best == clock::time_point{} || t < best)) best = t;
+}
+
+}  // namespace
+
+worker_info arbiter::impl::info(const process& p, clock::time_point now) const {
+  worker_info w{p.slot, p.pid, p.generation, p.state, now - p.started, std::nullopt};
+  if (auto beat = beat_time(p); beat != clock::time_point{}) w.heartbeat_age = now - beat;
+  return w;
+}
+
+void arbiter::impl::maintain(clock::time_point now) {
+  if (stopping_) return;
+  int starting = 0;
+  for (const auto& [pid, p] : procs_) starting += p->state == worker_state::starting;
+  for (int slot = 0; slot < size_ && starting < opts_.max_starting; ++slot) {
+    const slot_state& s = slots_[static_cast<std::size_t>(slot)];
+    if (s.pid != 0 || s.restart_at > now) continue;
+    spawn(slot, now);
+    ++starting;
+  }
+}
+
+void arbiter::impl::spawn(int slot, clock::time_point now) {
+  slot_state& s = slots_[static_cast<std::size_t>(slot)];
+  auto fail = [&](const char* what, std::error_code ec) {
+    ++counters_.spawn_errors;
+    log("cannot start worker {}: {}: {}", slot, what, ec.message());
+    s.restart_at = now + opts_.backoff.initial;  // fork or fd limits: try again soon, not in a loop
+  };
+  auto p = std::make_unique<process>(opts_.max_line);
+  p->beat = board_.acquire();
+  if (!p->beat) return fail("scoreboard", std::make_error_code(std::errc::too_many_files_open));
+  auto out = sys::make_pipe(opts_.pipe_size);
+  if (!out) {
+    board_.release(p->beat);
+    return fail("pipe2", out.error());
+  }
+  auto err = sys::make_pipe(opts_.pipe_size);
+  if (!err) {
+    board_.release(p->beat);
+    return fail("pipe2", err.error());
+  }
+  std::vector<int> close_fds = loop_.fds();
+  close_fds.push_back(out->read.get());
+  close_fds.push_back(err->read.get());
+  detail::child_setup child{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(),
+                            err->write.get(), &close_fds, ::getpid(), nofile_,
+                            std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
+
+  // Nothing buffered may be inherited: the child would print it again.
+  opts_.sink->flush();
+  std::cout.flush();
+  std::fflush(nullptr);
+  // All signals blocked across fork, so no handler of the host program runs
+  // in the child before it has reset them (libuv does the same).
+  sigset_t all, old;
+  sigfillset(&all);
+  (void)::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::fork();
+  if (pid == 0) child.run();
+  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    auto ec = sys::last_error();
+    board_.release(p->beat);
+    return fail("fork", ec);
+  }
+  (void)::setpgid(pid, pid);  // the child does the same: whichever runs first wins
+  // Nobody else reaps our children, so the pid cannot be reused before this.
+  auto pidfd = sys::pidfd_open(pid);
+  if (!pidfd) {
+    (void)::kill(pid, SIGKILL);
+    (void)::waitpid(pid, nullptr, 0);
+    board_.release(p->beat);
+    return fail("pidfd_open", pidfd.error());
+  }
+  p->slot = slot;
+  p->generation = ++s.generation;
+  p->pid = pid;
+  p->pidfd = std::move(pidfd).value();
+  p->state = worker_state::starting;
+  p->started = now;
+  p->out.fd = std::move(out->read);
+  p->err.fd = std::move(err->read);
+  s.pid = pid;
+  ++counters_.spawned;
+  process& ref = *p;
+  procs_.emplace(pid, std::move(p));
+  ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
+  watch_output(ref, ref.out, stream::out);
+  watch_output(ref, ref.err, stream::err);
+  if (hooks_.on_worker_spawn) hooks_.on_worker_spawn(info(ref, now));
+}
+
+// READY=1 datagrams; the sender is known from its credentials, as systemd
+// knows who wrote to NOTIFY_SOCKET.
+void arbiter::impl::on_notify() {
+  for (;;) {
+    char data[256];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    iovec iov{data, sizeof data};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(notify_rx_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN: all read
+    }
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_CREDENTIALS) continue;
+    ucred cred;
+    std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+    std::string_view text(data, static_cast<std::size_t>(n));
+    auto it = procs_.find(cred.pid);
+    if (it != procs_.end() && text.find("READY=1") != std::string_view::npos)
+      on_ready(*it->second, clock::now());
+  }
+}
+
+void arbiter::impl::on_ready(process& p, clock::time_point now) {
+  if (p.state != worker_state::starting) return;
+  p.state = worker_state::ready;
+  p.ready_at = now;
+  ever_ready_ = true;
+  if (hooks_.on_worker_ready) hooks_.on_worker_ready(info(p, now));
+  update_storm(nullptr);
+}
+
+void arbiter::impl::on_exit(pid_t pid) {
+  auto it = procs_.find(pid);
+  if (it == procs_.end()) return;
+  process& p = *it->second;
+  auto si = sys::waitid_pidfd(p.pidfd.get());
+  if (si && si->si_pid == 0) return;  // not exited yet (cannot happen: pidfd said so)
+  auto now = clock::now();
+  drain_output(p);
+  // Whatever the worker spawned into its group and left behind goes with it.
+  (void)sys::kill_group(pid, SIGKILL);
+
+  exit_info e;
+  e.worker = p.slot;
+  e.pid = pid;
+  e.generation = p.generation;
+  e.was_ready = p.ready_at != clock::time_point{};
+  e.uptime = now - p.started;
+  e.when = std::chrono::system_clock::now();
+  e.detail = p.detail;
+  if (!si) {
+    e.detail = "waitid failed: " + si.error().message();
+  } else if (si->si_code == CLD_EXITED) {
+    e.code = si->si_status;
+  } else {
+    e.signal = si->si_status;
+    e.core_dumped = si->si_code == CLD_DUMPED;
+  }
+  if (e.signal == SIGKILL) {
+    auto count = oom_kill_count();
+    e.oom_killed = count && oom_kills_ && *count > *oom_kills_;
+    oom_kills_ = count;
+  }
+  e.reason = p.reason.value_or(e.code == 0 ? exit_reason::exited : exit_reason::crashed);
+  // Stopped or shrunk workers did what they were asked; anything else that
+  // ends soon after start is a failed start of the slot.
+  bool asked = e.reason == exit_reason::stopped || e.reason == exit_reason::shrunk;
+  bool early = !asked && (!e.was_ready || now - p.ready_at < opts_.backoff.reset_after);
+
+  loop_.remove(p.exit_token);
+  board_.release(p.beat);
+  slot_state& s = slots_[static_cast<std::size_t>(p.slot)];
+  if (s.pid == pid) s.pid = 0;
+  procs_.erase(it);
+  after_exit(e, early, now);
+}
+
+void arbiter::impl::after_exit(const exit_info& e, bool early, clock::time_point now) {
+  ++counters_.exited;
+  dead_.push_back(e);
+  if (dead_.size() > 64) dead_.pop_front();
+  slot_state& s = slots_[static_cast<std::size_t>(e.worker)];
+  bool replace = !stopping_ && e.worker < size_;
+  std::string next;
+  if (replace && early) {
+    ++s.failures;
+    ++counters_.backoffs;
+    milliseconds delay = std::min<milliseconds>(opts_.backoff.initial * (1LL << std::min(s.failures - 1, 30)),
+                                                opts_.backoff.cap);
+    s.restart_at = now + delay;
+    last_failure_ = e.describe();
+    next = fmt::format("; restarting in {}", seconds(delay));
+  } else if (replace) {
+    s.failures = 0;
+    s.restart_at = now;
+    next = "; restarting";
+  }
+  if (hooks_.on_worker_exit) hooks_.on_worker_exit(e);
+  update_storm(replace && early ? &e : nullptr);
+  if (replace && early && storm_)
+    ++storm_quiet_;
+  else
+    log("{}{}", e.describe(), next);
+
+  // A program that cannot start at all: stop, and tell the service manager.
+  if (replace && early && !ever_ready_ && opts_.max_boot_failures > 0 && size_ > 0 &&
+      std::all_of(slots_.begin(), slots_.begin() + size_,
+                  [&](const slot_state& x) { return x.failures >= opts_.max_boot_failures; })) {
+    log("no worker ever became ready; every slot failed {} starts in a row; last: {}",
+        opts_.max_boot_failures, last_failure_);
+    gave_up_ = true;
+    begin_stop(false);
+  }
+}
+
+// One loud line when most slots are failing, one when they recover; the
+// failures in between are counted, not logged one by one.
+void arbiter::impl::update_storm(const exit_info* failed) {
+  int failing = 0;
+  for (int i = 0; i < size_; ++i) {
+    const slot_state& s = slots_[static_cast<std::size_t>(i)];
+    auto it = procs_.find(s.pid);
+    bool ready = it != procs_.end() && it->second->state == worker_state::ready;
+    failing += s.failures > 0 && !ready;
+  }
+  bool storm = size_ > 0 && failing * 2 > size_;
+  if (storm && !storm_ && failed) {
+    log("WARNING: {} of {} workers are failing to start; restarting with backoff up to {}; last: {}",
+        failing, size_, seconds(opts_.backoff.cap), failed->describe());
+    storm_ = true;
+  } else if (!storm && storm_) {
+    log("workers are starting again ({} failed starts not logged)", storm_quiet_);
+    storm_ = false;
+    storm_quiet_ = 0;
+  }
+}
+
+void arbiter::impl::check_deadlines(clock::time_point now) {
+  for (auto& [pid, ptr] : procs_) {
+    process& p = *ptr;
+    switch (p.state) {
+      case worker_state::starting:
+        if (now >= p.started + opts_.startup_timeout)
+          hang(p, fmt::format("not ready after {} (startup_timeout)", seconds(now - p.started)), now);
+        break;
+      case worker_state::ready:
+        if (auto beat = beat_time(p); now >= beat + opts_.timeout)
+          hang(p, fmt::format("no heartbeat for {} (timeout)", seconds(now - beat)), now);
+        break;
+      case worker_state::stopping:
+        if (p.kill_at != clock::time_point{} && now >= p.kill_at) {
+          (void)sys::kill_group(p.pid, SIGKILL);
+          p.kill_at = {};
+        }
+        break;
+      case worker_state::spawning:
+      case worker_state::exited:
+        break;
+    }
+  }
+}
+
+clock::time_point arbiter::impl::next_deadline(clock::time_point now) const {
+  clock::time_point at{};
+  for (const auto& [pid, p] : procs_) {
+    switch (p->state) {
+      case worker_state::starting: earliest(at, p->started + opts_.startup_timeout); break;
+      case worker_state::ready: earliest(at, beat_time(*p) + opts_.timeout); break;
+      case worker_state::stopping: earliest(at, p->kill_at); break;
+      case worker_state::spawning:
+      case worker_state::exited: break;
+    }
+  }
+  if (!stopping_)
+    for (int i = 0; i < size_; ++i) {
+      const slot_state& s = slots_[static_cast<std::size_t>(i)];
+      if (s.pid == 0 && s.restart_at > now) earliest(at, s.restart_at);
+    }
+  return at;
+}
+
+// SIGABRT first, so the worker's handler writes its stack to the log; SIGKILL
+// after abort_timeout for one that cannot run it (stopped, or stuck in the
+// kernel).
+void arbiter::impl::hang(process& p, std::string detail, clock::time_point now) {
+  ++counters_.hung;
+  log("worker {} pid {} hung: {}; sending SIGABRT", p.slot, p.pid, detail);
+  p.reason = exit_reason::hung;
+  p.detail = std::move(detail);
+  p.state = worker_state::stopping;
+  p.kill_at = now + opts_.abort_timeout;
+  (void)sys::pidfd_send_signal(p.pidfd.get(), SIGABRT);
+}
+
+void arbiter::impl::stop_worker(process& p, exit_reason why, clock::time_point now) {
+  if (p.state == worker_state::stopping) return;
+  p.reason = why;
+  p.state = worker_state::stopping;
+  p.kill_at = now + opts_.graceful_timeout;
+  (void)sys::kill_group(p.pid, SIGTERM);
+  (void)sys::kill_group(p.pid, SIGCONT);  // a stopped worker must see its SIGTERM
+}
+
+void arbiter::impl::begin_stop(bool fast) {
+  if (stopping_ && (fast_ || !fast)) return;
+  auto now = clock::now();
+  if (!stopping_ && hooks_.parent_pre_stop) hooks_.parent_pre_stop();
+  stopping_ = true;
+  fast_ = fast;
+  log("stopping {} workers ({})", procs_.size(),
+      fast ? "fast: SIGKILL" : fmt::format("graceful: SIGTERM, SIGKILL after {}", seconds(opts_.graceful_timeout)));
+  for (auto& [pid, p] : procs_) {
+    stop_worker(*p, exit_reason::stopped, now);
+    if (fast) p->kill_at = now;
+  }
+  check_deadlines(now);
+}
+
+void arbiter::impl::do_resize(int n) {
+  if (stopping_ || n == size_) return;
+  log("size {} -> {}", size_, n);
+  size_ = n;
+  if (slots_.size() < static_cast<std::size_t>(n)) slots_.resize(static_cast<std::size_t>(n));
+  auto now = clock::now();
+  for (auto& [pid, p] : procs_)
+    if (p->slot >= n) stop_worker(*p, exit_reason::shrunk, now);
+}
+
+}  // namespace ufork

@@ -1,0 +1,154 @@
+// The syscall wrappers of sys.hpp. Nothing here knows about workers.
+#include "sys/sys.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+namespace ufork::sys {
+namespace {
+
+template <class F>
+auto retry_eintr(F f) {
+  decltype(f()) r;
+  do r = f();
+  while (r == -1 && errno == EINTR);
+  return r;
+}
+
+result<unique_fd> fd_or_error(int fd) {
+  if (fd < 0) return last_error();
+  return unique_fd(fd);
+}
+
+}  // namespace
+
+std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+
+bool would_block(std::error_code ec) noexcept {
+  return ec == std::errc::resource_unavailable_try_again ||
+         ec == std::errc::operation_would_block;
+}
+
+result<pipe_ends> make_pipe(std::size_t size) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return last_error();
+  pipe_ends ends{unique_fd(fds[0]), unique_fd(fds[1])};
+  if (::fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) return last_error();
+  // Best effort: beyond /proc/sys/fs/pipe-max-size or the user's pipe quota
+  // the kernel refuses, and the default 64 KiB still works, only slower.
+  if (size > 0) (void)::fcntl(fds[0], F_SETPIPE_SZ, static_cast<int>(size));
+  return ends;
+}
+
+result<unique_fd> make_epoll() { return fd_or_error(::epoll_create1(EPOLL_CLOEXEC)); }
+
+result<unique_fd> make_timerfd() {
+  return fd_or_error(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+}
+
+result<unique_fd> make_eventfd(bool nonblocking) {
+  return fd_or_error(::eventfd(0, EFD_CLOEXEC | (nonblocking ? EFD_NONBLOCK : 0)));
+}
+
+result<unique_fd> make_signalfd(const sigset_t& set) {
+  return fd_or_error(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+}
+
+result<std::pair<unique_fd, unique_fd>> make_notify_pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds) != 0) return last_error();
+  std::pair<unique_fd, unique_fd> pair{unique_fd(fds[0]), unique_fd(fds[1])};
+  int on = 1;
+  if (::setsockopt(fds[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) return last_error();
+  if (::fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) return last_error();
+  return pair;
+}
+
+result<unique_fd> open_dev_null(int flags) {
+  return fd_or_error(retry_eintr([&] { return ::open("/dev/null", flags | O_CLOEXEC); }));
+}
+
+result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept {
+  ssize_t n = retry_eintr([&] { return ::read(fd, buf, len); });
+  if (n < 0) return last_error();
+  return static_cast<std::size_t>(n);
+}
+
+std::error_code write_all(int fd, const void* buf, std::size_t len) noexcept {
+  auto* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n >= 0) {
+      p += n;
+      len -= static_cast<std::size_t>(n);
+    } else if (errno == EAGAIN) {
+      pollfd pfd{fd, POLLOUT, 0};
+      (void)retry_eintr([&] { return ::poll(&pfd, 1, -1); });  // an error reappears in write
+    } else if (errno != EINTR) {
+      return last_error();
+    }
+  }
+  return {};
+}
+
+// Raw syscalls: glibc 2.36's <sys/pidfd.h> lacks extern "C", so its
+// declarations do not link from C++.
+result<unique_fd> pidfd_open(pid_t pid) noexcept {
+  return fd_or_error(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+std::error_code pidfd_send_signal(int pidfd, int sig) noexcept {
+  if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) != 0) return last_error();
+  return {};
+}
+
+result<siginfo_t> waitid_pidfd(int pidfd) noexcept {
+  siginfo_t info{};
+  int r = retry_eintr([&] {
+    return ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG);
+  });
+  if (r != 0) return last_error();
+  return info;
+}
+
+std::error_code kill_group(pid_t pgid, int sig) noexcept {
+  if (::kill(-pgid, sig) != 0 && errno != ESRCH) return last_error();
+  return {};
+}
+
+std::error_code timerfd_arm(int fd, std::chrono::steady_clock::time_point at) noexcept {
+  using namespace std::chrono;
+  itimerspec spec{};
+  if (at != steady_clock::time_point{}) {
+    auto ns = duration_cast<nanoseconds>(at.time_since_epoch()).count();
+    if (ns <= 0) ns = 1;  // 0 would disarm; "already due" fires at once
+    spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  }
+  if (::timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) return last_error();
+  return {};
+}
+
+std::uint64_t drain_counter(int fd) noexcept {
+  std::uint64_t value = 0;
+  if (retry_eintr([&] { return ::read(fd, &value, sizeof value); }) != sizeof value) return 0;
+  return value;
+}
+
+void eventfd_signal(int fd) noexcept {
+  std::uint64_t one = 1;
+  // EAGAIN means the counter is already huge: the reader wakes up anyway.
+  (void)!::write(fd, &one, sizeof one);
+}
+
+}  // namespace ufork::sys

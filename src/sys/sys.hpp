@@ -1,0 +1,74 @@
+// The syscall layer: the only code in src/ that calls libc for fds and
+// processes. Each wrapper retries EINTR (never for close) and reports failure
+// as a std::error_code; EAGAIN is an ordinary outcome for the reactor.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstddef>
+#include <system_error>
+#include <utility>
+#include <variant>
+
+#include "sys/unique_fd.hpp"
+
+namespace ufork::sys {
+
+// A value or an error, with std::expected's member names so it can become one.
+template <class T>
+class result {
+ public:
+  result(T value) : v_(std::move(value)) {}
+  result(std::error_code ec) : v_(ec) {}
+  bool has_value() const noexcept { return v_.index() == 0; }
+  explicit operator bool() const noexcept { return has_value(); }
+  T& value() & { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &std::get<0>(v_); }
+  std::error_code error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, std::error_code> v_;
+};
+
+std::error_code last_error() noexcept;
+bool would_block(std::error_code ec) noexcept;
+
+struct pipe_ends {
+  unique_fd read, write;
+};
+// Both ends O_CLOEXEC; the read end also O_NONBLOCK. size > 0: F_SETPIPE_SZ,
+// best effort (a refused size keeps the kernel's default).
+result<pipe_ends> make_pipe(std::size_t size);
+
+result<unique_fd> make_epoll();
+result<unique_fd> make_timerfd();
+result<unique_fd> make_eventfd(bool nonblocking);
+result<unique_fd> make_signalfd(const sigset_t& set);
+// A SOCK_DGRAM socketpair: [0] non-blocking with SO_PASSCRED (the arbiter's),
+// [1] blocking (the workers'), both CLOEXEC.
+result<std::pair<unique_fd, unique_fd>> make_notify_pair();
+result<unique_fd> open_dev_null(int flags);
+
+result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
+// Writes everything, waiting with poll() when fd is non-blocking and full.
+std::error_code write_all(int fd, const void* buf, std::size_t len) noexcept;
+
+result<unique_fd> pidfd_open(pid_t pid) noexcept;
+std::error_code pidfd_send_signal(int pidfd, int sig) noexcept;
+// WEXITED|WNOHANG on a pidfd; si_pid == 0 when it has not exited yet.
+result<siginfo_t> waitid_pidfd(int pidfd) noexcept;
+// kill(-pgid, sig); ESRCH (nobody left) is success.
+std::error_code kill_group(pid_t pgid, int sig) noexcept;
+
+// Arms fd (a timerfd) at an absolute CLOCK_MONOTONIC time; epoch = disarm.
+std::error_code timerfd_arm(int fd, std::chrono::steady_clock::time_point at) noexcept;
+// Reads a timerfd or eventfd counter; EAGAIN is not an error (returns 0).
+std::uint64_t drain_counter(int fd) noexcept;
+// Adds to an eventfd; async-signal-safe.
+void eventfd_signal(int fd) noexcept;
+
+}  // namespace ufork::sys
