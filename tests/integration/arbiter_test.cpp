@@ -1,0 +1,404 @@
+// The arbiter with real processes: each test forks a pool, sends real
+// signals and reads what the pool prints.
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "harness.hpp"
+
+namespace ufork::test {
+namespace {
+
+pid_t to_pid(const std::ssub_match& m) { return m.matched ? static_cast<pid_t>(std::stoi(m.str())) : -1; }
+
+std::vector<pid_t> to_pids(const std::vector<std::string>& found) {
+  std::vector<pid_t> pids;
+  for (const auto& s : found) pids.push_back(static_cast<pid_t>(std::stoi(s)));
+  return pids;
+}
+
+// A post_fork that keeps beating from its own loop until asked to stop.
+void beat_until_stopped(worker& w) {
+  while (!w.stopping()) {
+    w.heartbeat();
+    pollfd pfd{w.stop_fd(), POLLIN, 0};
+    (void)::poll(&pfd, 1, 50);
+  }
+}
+
+int run_pool(options o, hooks h) {
+  arbiter a(std::move(o), with_events(std::move(h)));
+  return a.run();
+}
+
+TEST(arbiter, starts_every_slot_staggered_by_max_starting) {
+  pool_process pool([] {
+    auto o = test_options(4);
+    o.max_starting = 1;
+    hooks h;
+    h.post_fork = [](worker& w) { say("post_fork id=" + std::to_string(w.id())); };
+    return run_pool(o, h);
+  });
+  for (int i = 0; i < 4; ++i) pool.wait_for("event ready");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+
+  std::set<std::string> ids;
+  int starting = 0, most = 0;
+  for (const auto& l : pool.lines()) {
+    std::smatch m;
+    if (std::regex_search(l, m, std::regex("post_fork id=(\\d+)"))) ids.insert(m[1]);
+    if (l.find("event spawn") == 0) most = std::max(most, ++starting);
+    if (l.find("event ready") == 0) --starting;
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"0", "1", "2", "3"}));
+  EXPECT_EQ(most, 1) << "more than max_starting workers were starting at once";
+}
+
+TEST(arbiter, replaces_a_killed_worker_in_its_slot_with_the_next_generation) {
+  pool_process pool([] { return run_pool(test_options(2), {}); });
+  auto ready = pool.wait_for("event ready slot=0 gen=1 pid=(\\d+)");
+  pid_t victim = to_pid(ready[1]);
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  pool.wait_for("event exit worker 0 pid " + std::to_string(victim) + " gen 1 crashed: killed by SIGKILL");
+  auto respawn = pool.wait_for("event spawn slot=0 gen=2 pid=(\\d+)");
+  EXPECT_NE(to_pid(respawn[1]), victim);
+  pool.wait_for("event ready slot=0 gen=2");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(arbiter, names_exit_codes_signals_and_escaped_exceptions) {
+  pool_process pool([] {
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) return;
+      if (w.id() == 0) ::_exit(70);
+      if (w.id() == 1) std::raise(SIGSEGV);
+      if (w.id() == 2) throw std::runtime_error("boom");
+    };
+    return run_pool(test_options(3), h);
+  });
+  pool.wait_for("event exit worker 0 .* crashed: exit 70 \\(EX_SOFTWARE\\)");
+  pool.wait_for("event ready slot=0 gen=2");
+  pool.signal(SIGTERM);
+  pool.wait_exit();
+  EXPECT_EQ(pool.count("event exit worker 1 .* crashed: killed by SIGSEGV"), 1u);
+  EXPECT_EQ(pool.count("event exit worker 2 .* crashed: exit 70 \\(EX_SOFTWARE\\)"), 1u);
+  EXPECT_EQ(pool.count("\\[worker 2 pid \\d+ err\\] ufork: exception escaped post_fork: boom"), 1u);
+  EXPECT_EQ(pool.count("body returned"), 1u) << "a worker returned into the caller's stack";
+}
+
+TEST(arbiter, kills_a_ready_worker_without_heartbeat_after_a_stack_trace) {
+  pool_process pool([] {
+    auto o = test_options(1);
+    o.timeout = 300ms;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      w.ready();
+      if (w.generation() == 1)
+        for (;;) ::pause();  // hung: no more heartbeats
+      beat_until_stopped(w);
+    };
+    return run_pool(o, h);
+  });
+  pool.wait_for("worker 0 pid \\d+ hung: no heartbeat for .* \\(timeout\\); sending SIGABRT");
+  pool.wait_for("\\[worker 0 pid \\d+ err\\] ufork: SIGABRT in worker; stack:");
+  pool.wait_for("event exit worker 0 pid \\d+ gen 1 hung: killed by SIGABRT.*\\(no heartbeat for .* \\(timeout\\)\\)");
+  pool.wait_for("event ready slot=0 gen=2");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(arbiter, kills_a_worker_that_is_never_ready_after_startup_timeout) {
+  pool_process pool([] {
+    auto o = test_options(1);
+    o.startup_timeout = 300ms;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() == 1)
+        for (;;) ::pause();
+    };
+    return run_pool(o, h);
+  });
+  pool.wait_for("event exit worker 0 .* gen 1 hung: killed by SIGABRT.*\\(not ready after .* \\(startup_timeout\\)\\)");
+  pool.wait_for("event ready slot=0 gen=2");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(arbiter, kills_a_sigstopped_worker_with_sigkill) {
+  pool_process pool([] {
+    auto o = test_options(1);
+    o.timeout = 300ms;
+    o.abort_timeout = 200ms;
+    hooks h;
+    h.post_fork = beat_until_stopped;
+    return run_pool(o, h);
+  });
+  pid_t pid = to_pid(pool.wait_for("event ready slot=0 gen=1 pid=(\\d+)")[1]);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  pool.wait_for("event exit worker 0 pid " + std::to_string(pid) + " gen 1 hung: killed by SIGKILL");
+  pool.wait_for("event ready slot=0 gen=2");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(arbiter, gives_up_with_one_warning_when_no_worker_can_start) {
+  pool_process pool([] {
+    auto o = test_options(4);
+    o.max_boot_failures = 3;
+    hooks h;
+    h.post_fork = [](worker&) { ::_exit(1); };
+    return run_pool(o, h);
+  });
+  EXPECT_EQ(pool.wait_exit(), exit_boot_failure);
+  EXPECT_EQ(pool.count("event exit"), 12u);  // 4 slots x 3 failed starts
+  EXPECT_EQ(pool.count("WARNING: \\d of 4 workers are failing to start"), 1u);
+  EXPECT_EQ(pool.count("no worker ever became ready; every slot failed 3 starts in a row; last: worker"), 1u);
+  // Backoff doubles per slot: 10 ms, then 20 ms.
+  EXPECT_GE(pool.count("restarting in 0.010 s"), 1u);
+}
+
+TEST(arbiter, stops_on_sigterm_and_leaves_no_process_behind) {
+  pool_process pool([] {
+    hooks h;
+    h.post_fork = [](worker& w) {
+      pid_t grandchild = ::fork();  // something the worker spawned
+      if (grandchild == 0) {
+        for (;;) ::pause();
+      }
+      say("grandchild " + std::to_string(grandchild));
+      beat_until_stopped(w);
+    };
+    h.child_pre_exit = [](worker& w) { say("child_pre_exit " + std::to_string(w.id())); };
+    h.parent_pre_stop = [] { say("parent_pre_stop"); };
+    return run_pool(test_options(3), h);
+  });
+  auto pids = to_pids(pool.wait_count("event ready slot=\\d gen=1 pid=(\\d+)", 3));
+  auto grandchildren = to_pids(pool.wait_count("grandchild (\\d+)", 3));
+  pids.insert(pids.end(), grandchildren.begin(), grandchildren.end());
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("parent_pre_stop"), 1u);
+  EXPECT_EQ(pool.count("child_pre_exit"), 3u);
+  EXPECT_EQ(pool.count("event exit worker \\d .* stopped: exit 0"), 3u);
+  for (pid_t pid : pids) {
+    (void)reap(pid, 5s);  // an orphaned grandchild would come to us (subreaper)
+    EXPECT_TRUE(gone(pid)) << "pid " << pid << " outlived the pool";
+  }
+}
+
+TEST(arbiter, a_second_sigint_stops_fast) {
+  pool_process pool([] {
+    auto o = test_options(2);
+    o.graceful_timeout = 60s;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      std::signal(SIGTERM, SIG_IGN);  // a worker that will not stop by itself
+      for (;;) {
+        w.heartbeat();
+        ::usleep(50'000);
+      }
+    };
+    return run_pool(o, h);
+  });
+  pool.wait_count("event ready", 2);
+  pool.signal(SIGINT);
+  pool.wait_for("stopping 2 workers \\(graceful");
+  pool.signal(SIGINT);
+  pool.wait_for("stopping 2 workers \\(fast: SIGKILL\\)");
+  EXPECT_EQ(pool.wait_exit(20s), 0);
+  EXPECT_EQ(pool.count("event exit worker \\d .* stopped: killed by SIGKILL"), 2u);
+}
+
+TEST(arbiter, workers_exit_by_themselves_when_the_arbiter_is_killed) {
+  pool_process pool([] {
+    hooks h;
+    h.post_fork = beat_until_stopped;
+    return run_pool(test_options(3), h);
+  });
+  auto pids = to_pids(pool.wait_count("event ready slot=\\d gen=1 pid=(\\d+)", 3));
+  ASSERT_EQ(pids.size(), 3u);
+  pool.signal(SIGKILL);
+  EXPECT_EQ(pool.wait_exit(), 128 + SIGKILL);
+  for (pid_t pid : pids) {
+    EXPECT_TRUE(reap(pid, 10s)) << "worker " << pid << " outlived its arbiter";
+    EXPECT_TRUE(gone(pid));
+  }
+}
+
+void list_fds(const std::string& who) {
+  for (int fd = 0; fd < 1024; ++fd) {
+    char target[256];
+    ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), target, sizeof target - 1);
+    if (n >= 0) say(who + " fd " + std::to_string(fd) + " " + std::string(target, static_cast<std::size_t>(n)));
+  }
+}
+
+// What a worker finds when the caller's code starts: reported as lines.
+void report_hygiene(worker& w) {
+  sigset_t mask;
+  ::sigprocmask(SIG_SETMASK, nullptr, &mask);
+  say("mask-empty=" + std::to_string(sigisemptyset(&mask)));
+  struct sigaction usr2{};
+  ::sigaction(SIGUSR2, nullptr, &usr2);
+  say("usr2-default=" + std::to_string(usr2.sa_handler == SIG_DFL));
+  list_fds("worker");
+  std::random_device rd;
+  std::mt19937 engine(rd());
+  say("random worker=" + std::to_string(w.id()) + " rand=" + std::to_string(std::rand()) +
+      " engine=" + std::to_string(engine()));
+}
+
+TEST(arbiter, a_worker_starts_clean) {
+  // State the test process holds that no worker may inherit.
+  struct sigaction handler{};
+  handler.sa_handler = [](int) {};
+  struct sigaction old_usr2{};
+  ::sigaction(SIGUSR2, &handler, &old_usr2);
+  pool_process pool([] {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    ::sigprocmask(SIG_BLOCK, &block, nullptr);
+    list_fds("pool");  // the caller's own fds, which workers do inherit
+    hooks h;
+    h.post_fork = report_hygiene;
+    return run_pool(test_options(2), h);
+  });
+  ::sigaction(SIGUSR2, &old_usr2, nullptr);
+  pool.wait_count("random worker=", 2);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+
+  EXPECT_EQ(pool.count("\\] mask-empty=1$"), 2u);
+  EXPECT_EQ(pool.count("\\] usr2-default=1$"), 2u);
+  EXPECT_EQ(pool.count("\\] worker fd 0 /dev/null$"), 2u);
+  EXPECT_EQ(pool.count("\\] worker fd [12] pipe:"), 4u);
+  for (const char* leak : {"eventpoll", "signalfd", "timerfd", "pidfd"})
+    EXPECT_EQ(pool.count(std::string("\\] worker fd \\d+ anon_inode:\\[?") + leak), 0u) << leak;
+  // Each worker has the caller's fds, its notify socket and its stop
+  // eventfd; nothing of the arbiter's (its pipes, pidfds, epoll, ...).
+  std::size_t caller = pool.count("^pool fd ([3-9]|\\d\\d+) ");
+  EXPECT_EQ(pool.count("\\] worker fd ([3-9]|\\d\\d+) "), 2 * (caller + 2));
+  EXPECT_EQ(pool.count("\\] worker fd \\d+ socket:"), 2 + 2 * pool.count("^pool fd \\d+ socket:"));
+  EXPECT_EQ(pool.count("\\] worker fd \\d+ anon_inode:\\[eventfd\\]"), 2u);
+
+  std::set<std::string> rands, engines;
+  for (const auto& l : pool.lines()) {
+    std::smatch m;
+    if (std::regex_search(l, m, std::regex("rand=(\\d+) engine=(\\d+)"))) {
+      rands.insert(m[1]);
+      engines.insert(m[2]);
+    }
+  }
+  EXPECT_EQ(rands.size(), 2u);
+  EXPECT_EQ(engines.size(), 2u);
+}
+
+TEST(arbiter, carries_every_line_whole_and_exactly_once) {
+  constexpr int per_worker = 100'000;
+  pool_process pool([] {
+    auto o = test_options(4);
+    o.sink = make_fd_sink(STDOUT_FILENO);  // buffered, as by default
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) return;
+      for (int i = 0; i < per_worker; ++i) std::printf("w%d line %d %s\n", w.id(), i, "xxxxxxxxxxxxxxxxxxxxxxxxx");
+      std::fflush(stdout);
+      std::printf("w%d done", w.id());  // no newline: delivered at exit
+      std::fflush(stdout);
+      ::_exit(0);
+    };
+    return arbiter(o, h).run();
+  });
+  pool.wait_count("w\\d done$", 4, 60s);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+
+  std::vector<int> next(4, 0);
+  std::size_t torn = 0;
+  std::regex whole("^\\[worker (\\d) pid \\d+\\] w(\\d) line (\\d+) x{25}$");
+  for (const auto& l : pool.lines()) {
+    if (l.find(" line ") == std::string::npos) continue;
+    std::smatch m;
+    if (!std::regex_match(l, m, whole) || m[1] != m[2]) {
+      ++torn;
+      continue;
+    }
+    int id = std::stoi(m[1]);
+    EXPECT_EQ(std::stoi(m[3]), next[id]) << "lost or repeated line of worker " << id;
+    next[id] = std::stoi(m[3]) + 1;
+  }
+  EXPECT_EQ(torn, 0u);
+  EXPECT_EQ(next, std::vector<int>(4, per_worker));
+}
+
+TEST(arbiter, splits_an_overlong_line_without_losing_a_byte) {
+  pool_process pool([] {
+    auto o = test_options(1);
+    o.max_line = 64 * 1024;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) return;
+      std::string big(1024 * 1024, 'x');
+      std::fwrite(big.data(), 1, big.size(), stdout);
+      std::printf("\nafter\n");
+      std::fflush(stdout);
+      ::_exit(0);
+    };
+    return run_pool(o, h);
+  });
+  pool.wait_for("\\] after$");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  std::size_t bytes = 0, pieces = 0;
+  for (const auto& l : pool.lines()) {
+    auto pos = l.find("] x");
+    if (pos == std::string::npos) continue;
+    ++pieces;
+    bytes += l.size() - pos - 2;
+  }
+  EXPECT_EQ(bytes, 1024u * 1024);
+  EXPECT_EQ(pieces, 16u);
+}
+
+TEST(arbiter, a_slow_sink_slows_the_writers_and_loses_nothing) {
+  constexpr int per_worker = 20'000;
+  pool_process pool([] {
+    auto o = test_options(2);
+    o.pipe_size = 4096;  // the writers block early
+    auto fast = say_sink();
+    int n = 0;
+    o.sink = make_callback_sink([fast, n](const log_line& l) mutable {
+      if (++n % 1000 == 0) ::usleep(20'000);  // a sink that stalls now and then
+      fast->write(l);
+    });
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) return;
+      for (int i = 0; i < per_worker; ++i) std::printf("w%d %d\n", w.id(), i);
+      std::printf("w%d end\n", w.id());
+      std::fflush(stdout);
+      ::_exit(0);
+    };
+    return arbiter(o, h).run();
+  });
+  pool.wait_count("w\\d end$", 2, 60s);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("\\] w0 \\d+$"), static_cast<std::size_t>(per_worker));
+  EXPECT_EQ(pool.count("\\] w1 \\d+$"), static_cast<std::size_t>(per_worker));
+}
+
+}  // namespace
+}  // namespace ufork::test
