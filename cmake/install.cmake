@@ -16,5 +16,11 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/uforkConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/uforkConfig.cmake ${PROJECT_BINARY_DIR}/uforkConfigVersion.cmake
         DESTINATION ${UFORK_CMAKE_DIR})
 
+# A static libufork needs fmt on the consumer's link line; a shared one does not.
+if(BUILD_SHARED_LIBS)
+  set(UFORK_PC_REQUIRES "Requires.private")
+else()
+  set(UFORK_PC_REQUIRES "Requires")
+endif()
 configure_file(cmake/ufork.pc.in ${PROJECT_BINARY_DIR}/ufork.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ufork.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

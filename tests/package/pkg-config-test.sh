@@ -1,0 +1,7 @@
+#!/bin/sh
+# Compiles and runs the consumer with the flags pkg-config gives for ufork.
+set -eu
+prefix=$1 src=$2 out=$3
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+c++ -o "$out" "$src/main.cpp" $(pkg-config --cflags --libs ufork)
+"$out"
