@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <utility>
 #include <vector>
 
 #include "ufork/arbiter.hpp"
@@ -21,7 +22,9 @@ struct child_setup {
   cell* beat_cell;
   int notify_fd;               // kept: READY=1 goes here
   int out_fd, err_fd;          // become 1 and 2
-  const std::vector<int>* close_fds;  // the arbiter's own fds, all closed
+  // The arbiter's own fds as [first, last] runs: each closed with one
+  // close_range, so a child of a 1,000-worker pool does not make 3,000 calls.
+  const std::vector<std::pair<unsigned, unsigned>>* close_runs;
   pid_t arbiter_pid;
   rlimit nofile;               // the limit before the arbiter raised it
   std::chrono::milliseconds heartbeat_interval;

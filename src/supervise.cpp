@@ -27,6 +27,20 @@ std::string seconds(clock::duration d) {
   return fmt::format("{:.3f} s", std::chrono::duration<double>(d).count());
 }
 
+// Sorted fds as [first, last] runs of consecutive numbers.
+std::vector<std::pair<unsigned, unsigned>> runs(std::vector<int> fds) {
+  std::sort(fds.begin(), fds.end());
+  std::vector<std::pair<unsigned, unsigned>> out;
+  for (int fd : fds) {
+    auto u = static_cast<unsigned>(fd);
+    if (!out.empty() && out.back().second + 1 >= u)
+      out.back().second = u;
+    else
+      out.emplace_back(u, u);
+  }
+  return out;
+}
+
 void earliest(clock::time_point& best, clock::time_point t) {
   if (t != clock::time_point{} && (best == clock::time_point{} || t < best)) best = t;
 }
@@ -71,11 +85,12 @@ void arbiter::impl::spawn(int slot, clock::time_point now) {
     board_.release(p->beat);
     return fail("pipe2", err.error());
   }
-  std::vector<int> close_fds = loop_.fds();
-  close_fds.push_back(out->read.get());
-  close_fds.push_back(err->read.get());
+  std::vector<int> own = loop_.fds();
+  own.push_back(out->read.get());
+  own.push_back(err->read.get());
+  auto close_runs = runs(std::move(own));
   detail::child_setup child{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(),
-                            err->write.get(), &close_fds, ::getpid(), nofile_,
+                            err->write.get(), &close_runs, ::getpid(), nofile_,
                             std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
 
   // Nothing buffered may be inherited: the child would print it again.

@@ -125,7 +125,7 @@ namespace detail {
     ::_exit(71);
   for (int fd : {null_fd, out_fd, err_fd})
     if (fd > STDERR_FILENO) (void)::close(fd);
-  for (int fd : *close_fds) (void)::close(fd);
+  for (auto [first, last] : *close_runs) (void)::close_range(first, last, 0);
   (void)::setrlimit(RLIMIT_NOFILE, &nofile);
   // 4. Signals: handlers reset, ours installed, then the mask the arbiter
   //    blocked around fork emptied: a SIGTERM sent meanwhile waited for us.

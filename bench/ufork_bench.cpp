@@ -1,0 +1,206 @@
+// ufork_bench: the arbiter's own figures, printed as a table. Not a test:
+// run it on a quiet machine (`make bench`) and compare with the peers'
+// figures in the README. Each scenario drives a real pool through its hooks.
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "ufork/ufork.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+using ms = std::chrono::duration<double, std::milli>;
+
+struct stats {
+  double median, p99;
+};
+
+stats summarize(std::vector<double> v) {
+  if (v.empty()) return {0, 0};
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
+}
+
+ufork::options bench_options(int workers) {
+  ufork::options o;
+  o.workers = workers;
+  o.max_starting = workers;
+  o.sink = ufork::make_callback_sink([](const ufork::log_line&) {});
+  o.backoff.reset_after = 0ms;  // the victims stand for long-lived workers: no backoff
+  return o;
+}
+
+// SIGKILL a ready worker, from the arbiter's own hook; time until its
+// replacement is forked, and until that one is ready.
+void respawn(int kills) {
+  std::vector<double> to_fork, to_ready;
+  clock_type::time_point killed;
+  int done = 0;
+  ufork::arbiter* self = nullptr;
+  ufork::hooks h;
+  h.on_worker_spawn = [&](const ufork::worker_info& w) {
+    if (w.generation > 1) to_fork.push_back(ms(clock_type::now() - killed).count());
+  };
+  h.on_worker_ready = [&](const ufork::worker_info& w) {
+    if (w.generation > 1) to_ready.push_back(ms(clock_type::now() - killed).count());
+    if (done++ == kills) return self->stop();
+    killed = clock_type::now();
+    ::kill(w.pid, SIGKILL);
+  };
+  ufork::arbiter a(bench_options(1), h);
+  self = &a;
+  a.run();
+  auto f = summarize(to_fork), r = summarize(to_ready);
+  std::printf("| respawn: SIGKILL -> replacement forked (%d kills) | %.3f ms | %.3f ms |\n", kills, f.median, f.p99);
+  std::printf("| respawn: SIGKILL -> replacement ready | %.3f ms | %.3f ms |\n", r.median, r.p99);
+}
+
+// Workers beat once and hang; time from the deadline (last beat + timeout)
+// to the hung worker being reaped (SIGABRT, its stack trace, its exit).
+void hang_detection(int samples) {
+  constexpr int workers = 4;
+  auto* last_beat = static_cast<std::atomic<std::int64_t>*>(
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto timeout = 50ms;
+  std::vector<double> late;
+  ufork::arbiter* self = nullptr;
+  ufork::hooks h;
+  h.post_fork = [&](ufork::worker& w) {
+    w.heartbeat();
+    last_beat[w.id()] = clock_type::now().time_since_epoch().count();
+    for (;;) ::pause();
+  };
+  h.on_worker_exit = [&](const ufork::exit_info& e) {
+    if (e.reason != ufork::exit_reason::hung) return;
+    auto deadline = clock_type::time_point(clock_type::duration(last_beat[e.worker].load())) + timeout;
+    late.push_back(ms(clock_type::now() - deadline).count());
+    if (static_cast<int>(late.size()) == samples) self->stop();
+  };
+  auto o = bench_options(workers);
+  o.timeout = timeout;
+  ufork::arbiter a(o, h);
+  self = &a;
+  a.run();
+  auto s = summarize(late);
+  std::printf("| hung worker reaped, past a %lld ms timeout (%d hangs) | +%.3f ms | +%.3f ms |\n",
+              static_cast<long long>(timeout.count()), samples, s.median, s.p99);
+}
+
+void spawn(int n, int max_starting) {
+  int ready = 0;
+  ufork::arbiter* self = nullptr;
+  ufork::hooks h;
+  h.on_worker_ready = [&](const ufork::worker_info&) {
+    if (++ready == n) self->stop();
+  };
+  auto o = bench_options(n);
+  o.max_starting = max_starting;
+  ufork::arbiter a(o, h);
+  self = &a;
+  auto t0 = clock_type::now();
+  a.run();
+  std::printf("| spawn: %d workers until all ready, max_starting %d | %.1f ms | |\n", n, max_starting,
+              ms(clock_type::now() - t0).count());
+}
+
+double cpu_ms() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+// 64 idle workers with the default 10 s timeout; the arbiter on a thread of
+// this process, which sleeps meanwhile.
+void idle(std::chrono::seconds span) {
+  std::atomic<int> ready{0};
+  ufork::hooks h;
+  h.on_worker_ready = [&](const ufork::worker_info&) { ++ready; };
+  auto o = bench_options(64);
+  o.timeout = ufork::options{}.timeout;
+  ufork::arbiter a(o, h);
+  a.start();
+  while (ready < 64) std::this_thread::sleep_for(10ms);
+  auto before = a.status().counters.wakeups;
+  double cpu0 = cpu_ms();
+  std::this_thread::sleep_for(span);
+  double cpu = cpu_ms() - cpu0;
+  auto wakeups = a.status().counters.wakeups - before - 1;  // less the first status() call
+  a.stop();
+  a.wait();
+  std::printf("| idle: 64 workers, %lld s: arbiter CPU, wake-ups | %.3f ms | %llu (%.2f/s) |\n",
+              static_cast<long long>(span.count()), cpu, static_cast<unsigned long long>(wakeups),
+              static_cast<double>(wakeups) / static_cast<double>(span.count()));
+}
+
+// 4 workers flood their stdout; the arbiter writes every line to a file.
+void output(int lines_per_worker) {
+  char path[] = "/tmp/ufork-bench-XXXXXX";
+  int fd = ::mkstemp(path);
+  std::atomic<int> exited{0};
+  ufork::arbiter* self = nullptr;
+  ufork::hooks h;
+  h.post_fork = [&](ufork::worker& w) {
+    if (w.generation() > 1) return;
+    static char buf[1 << 16];
+    std::setvbuf(stdout, buf, _IOFBF, sizeof buf);
+    for (int i = 0; i < lines_per_worker; ++i) std::printf("worker %d line %d of the flood\n", w.id(), i);
+    std::fflush(stdout);
+    ::_exit(0);
+  };
+  h.on_worker_exit = [&](const ufork::exit_info&) {
+    if (++exited == 4) self->stop();
+  };
+  auto o = bench_options(4);
+  o.sink = ufork::make_fd_sink(fd);
+  ufork::arbiter a(o, h);
+  self = &a;
+  auto t0 = clock_type::now();
+  a.run();
+  o.sink->flush();
+  double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  // Count what reached the file: every flood line, exactly.
+  FILE* f = std::fopen(path, "r");
+  long lines = 0, bytes = 0;
+  char line[256];
+  while (std::fgets(line, sizeof line, f)) {
+    bytes += static_cast<long>(std::strlen(line));
+    lines += std::strstr(line, "of the flood") != nullptr;
+  }
+  std::fclose(f);
+  ::unlink(path);
+  ::close(fd);
+  long expected = 4L * lines_per_worker;
+  std::printf("| output: 4 workers x %d lines into a file | %.2f M lines/s | %.0f MB/s, %ld lost |\n",
+              lines_per_worker, static_cast<double>(lines) / secs / 1e6, static_cast<double>(bytes) / secs / 1e6,
+              expected - lines);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  std::printf("| figure | median | p99 / other |\n|---|---|---|\n");
+  respawn(quick ? 100 : 1000);
+  hang_detection(quick ? 20 : 200);
+  for (int n : {1, 64, 1000}) {
+    spawn(n, 1);
+    if (n > 1) spawn(n, n);
+  }
+  idle(quick ? 2s : 10s);
+  output(quick ? 100'000 : 1'000'000);
+  return 0;
+}
