@@ -147,19 +147,29 @@ std::smatch pool_process::wait_for(const std::string& re, milliseconds timeout) 
 
 std::vector<std::string> pool_process::wait_count(const std::string& re, std::size_t n, milliseconds timeout) {
   std::regex pattern(re);
-  auto deadline = clock::now() + timeout;
   std::vector<std::string> found;
-  std::size_t scanned = 0;
+  wait_count(
+      [&](const std::string& line) {
+        std::smatch m;
+        if (!std::regex_search(line, m, pattern)) return false;
+        found.push_back(m.size() > 1 ? m[1].str() : m[0].str());
+        return true;
+      },
+      n, timeout);
+  return found;
+}
+
+std::size_t pool_process::wait_count(const std::function<bool(const std::string&)>& match, std::size_t n,
+                                     milliseconds timeout) {
+  auto deadline = clock::now() + timeout;
+  std::size_t found = 0, scanned = 0;
   for (;;) {
-    for (; scanned < lines_.size(); ++scanned) {
-      std::smatch m;
-      if (std::regex_search(lines_[scanned], m, pattern)) found.push_back(m.size() > 1 ? m[1].str() : m[0].str());
-    }
-    if (found.size() >= n) return found;
+    for (; scanned < lines_.size(); ++scanned) found += match(lines_[scanned]);
+    if (found >= n) return found;
     if (!read_more(deadline)) break;
   }
-  ADD_FAILURE() << found.size() << " of " << n << " lines matching /" << re << "/ within " << timeout.count()
-                << " ms";
+  ADD_FAILURE() << found << " of " << n << " expected lines within " << timeout.count() << " ms; last: "
+                << (lines_.empty() ? "" : lines_.back());
   return found;
 }
 

@@ -48,6 +48,9 @@ class pool_process {
   // Waits until n lines in all seen so far match re; returns their first
   // capture groups (fails the test after timeout).
   std::vector<std::string> wait_count(const std::string& re, std::size_t n, milliseconds timeout = 20s);
+  // The same with a plain predicate, for floods a regex would check slowly.
+  std::size_t wait_count(const std::function<bool(const std::string&)>& match, std::size_t n,
+                         milliseconds timeout = 20s);
   // Reads until the pool exits; returns its wait status code (or -1).
   int wait_exit(milliseconds timeout = 30s);
   const std::vector<std::string>& lines() const { return lines_; }
