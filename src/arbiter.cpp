@@ -85,6 +85,7 @@ arbiter::impl::~impl() {
     request_stop();
     background.join();
   }
+  (void)::setrlimit(RLIMIT_NOFILE, &nofile_);  // the host's own limit back
 }
 
 void arbiter::impl::log_text(const std::string& text) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
@@ -62,7 +63,12 @@ int reactor::run_once() {
     auto it = entries_.find(events[i].data.u64);
     if (it == entries_.end()) continue;  // removed by an earlier handler
     if (it->second->fd == timer_.get()) armed_ = {};  // fired: disarmed by itself
-    it->second->fn(events[i].events);
+    // A throwing handler (a user's sink, say) must not end supervision.
+    try {
+      it->second->fn(events[i].events);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ufork: event handler failed: %s\n", e.what());
+    }
   }
   removed_.clear();
   return n;
