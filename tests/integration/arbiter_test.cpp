@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -166,6 +170,60 @@ TEST(arbiter, gives_up_with_one_warning_when_no_worker_can_start) {
   EXPECT_EQ(pool.count("no worker ever became ready; every slot failed 3 starts in a row; last: worker"), 1u);
   // Backoff doubles per slot: 10 ms, then 20 ms.
   EXPECT_GE(pool.count("restarting in 0.010 s"), 1u);
+}
+
+// Moves this process into a new memory cgroup (v1, as root) limited to
+// 64 MiB; returns its directory, or empty where that is not possible.
+std::string enter_small_memory_cgroup() {
+  std::ifstream self("/proc/self/cgroup");
+  std::string line, path;
+  while (std::getline(self, line))
+    if (auto pos = line.find(":memory:"); pos != std::string::npos) path = line.substr(pos + 8);
+  if (path.empty()) return {};
+  std::string dir = "/sys/fs/cgroup/memory" + (path == "/" ? "" : path) + "/ufork-oom-" + std::to_string(::getpid());
+  if (::mkdir(dir.c_str(), 0755) != 0) return {};
+  auto put = [&](const char* file, const std::string& value) {
+    std::ofstream f(dir + "/" + file);
+    f << value << std::flush;
+    return static_cast<bool>(f);
+  };
+  (void)put("memory.memsw.limit_in_bytes", "-1");  // absent without swap accounting
+  if (!put("memory.limit_in_bytes", "67108864") || !put("cgroup.procs", std::to_string(::getpid()))) {
+    ::rmdir(dir.c_str());
+    return {};
+  }
+  (void)put("memory.memsw.limit_in_bytes", "67108864");  // no escape into swap
+  return dir;
+}
+
+TEST(arbiter, names_a_kill_by_the_oom_killer) {
+  pool_process pool([] {
+    std::string dir = enter_small_memory_cgroup();
+    say("cgroup " + (dir.empty() ? std::string("none") : dir));
+    if (dir.empty()) return 0;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) return;
+      std::ofstream("/proc/self/oom_score_adj") << 1000 << std::flush;  // the OOM killer's choice
+      w.ready();
+      for (;;) {
+        auto* block = static_cast<char*>(std::malloc(1 << 20));
+        if (block) std::memset(block, 1, 1 << 20);
+      }
+    };
+    return run_pool(test_options(1), h);
+  });
+  auto cg = pool.wait_for("^cgroup (.*)$");
+  if (cg[1] == "none") {
+    pool.wait_exit();
+    GTEST_SKIP() << "no memory cgroup can be created here (needs root and cgroup v1 memory)";
+  }
+  std::string dir = cg[1];
+  pool.wait_for("event exit worker 0 .* gen 1 crashed: killed by SIGKILL \\(OOM killer\\)", 60s);
+  pool.wait_for("event ready slot=0 gen=2");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << dir;
 }
 
 TEST(arbiter, stops_on_sigterm_and_leaves_no_process_behind) {
