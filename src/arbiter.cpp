@@ -107,6 +107,59 @@ auto arbiter::impl::call(F f) -> decltype(f()) {
   return result.get();
 }
 
+namespace {
+
+// The terminal's sink while the prompt shows: output goes above the line
+// being typed, which is redrawn after it.
+class console_sink final : public log_sink {
+ public:
+  console_sink(std::shared_ptr<log_sink> inner, console& c) : inner_(std::move(inner)), console_(c) {}
+  void write(const log_line& line) override {
+    console_.hide();
+    inner_->write(line);
+    dirty_ = true;
+  }
+  void flush() override {
+    inner_->flush();
+    if (dirty_) console_.show();
+    dirty_ = false;
+  }
+  void reopen() override { inner_->reopen(); }
+
+ private:
+  std::shared_ptr<log_sink> inner_;
+  console& console_;
+  bool dirty_ = false;
+};
+
+}  // namespace
+
+void arbiter::impl::open_console() {
+  console_ = std::make_unique<console>(
+      loop_, opts_.history_file, [this](const std::string& line) { on_console_line(line); },
+      [this](const std::string& so_far) { return completions(so_far); });
+  opts_.sink = std::make_shared<console_sink>(opts_.sink, *console_);
+}
+
+void arbiter::impl::on_console_line(const std::string& line) {
+  opts_.sink->flush();
+  reply r = execute(line);
+  bool json = line.find("--json") != std::string::npos;
+  std::string text = (json ? answer_line(r) : r.ok ? r.text : "error: " + r.text) + "\n";
+  (void)sys::write_all(STDOUT_FILENO, text.data(), text.size());
+}
+
+std::vector<std::string> arbiter::impl::completions(const std::string& so_far) const {
+  auto words = split_words(so_far);
+  if (words.empty()) return command_names();
+  if (words.size() == 1 && (words[0] == "kill" || words[0] == "restart")) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < size_; ++i) ids.push_back(std::to_string(i));
+    return ids;
+  }
+  return {};
+}
+
 void arbiter::impl::on_wake() {
   (void)sys::drain_counter(wake_.get());
   run_posted();
@@ -192,7 +245,9 @@ void arbiter::impl::on_signal() {
       case SIGTTIN: do_resize(size_ + 1); break;
       case SIGTTOU: do_resize(std::max(size_ - 1, 0)); break;
       case SIGUSR1: opts_.sink->reopen(); break;
-      case SIGHUP: log("SIGHUP: rolling reload is not implemented yet; ignored"); break;
+      case SIGHUP:
+        if (auto r = execute("reload"); !r.ok) log("SIGHUP: {}", r.text);
+        break;
     }
   }
 }
@@ -206,7 +261,15 @@ int arbiter::impl::run_loop(bool own_signals) {
     loop_thread_ = std::this_thread::get_id();
   }
   if (own_signals && opts_.handle_signals) install_signals();
-  log("arbiter pid {}: {} workers, timeout {} ms", ::getpid(), size_, opts_.timeout.count());
+  auto base_sink = opts_.sink;
+  if (!opts_.control_path.empty())
+    control_ = std::make_unique<control_server>(
+        loop_, opts_.control_path, opts_.max_control_clients,
+        [this](std::string_view line) { return answer_line(execute(line)); },
+        [this](const std::string& msg) { log_text(msg); });
+  if (own_signals && opts_.console && console::available()) open_console();
+  log("arbiter pid {}: {} workers, timeout {} ms{}", ::getpid(), size_, opts_.timeout.count(),
+      control_ ? ", control socket " + opts_.control_path : std::string());
   run_posted();
   maintain(clock::now());
   while (!(stopping_ && procs_.empty())) {
@@ -223,6 +286,9 @@ int arbiter::impl::run_loop(bool own_signals) {
   else
     log("all workers stopped");
   opts_.sink->flush();
+  console_.reset();
+  control_.reset();
+  opts_.sink = base_sink;
   {
     std::lock_guard lock(mu_);
     running_ = false;
@@ -257,5 +323,13 @@ void arbiter::stop() noexcept { impl_->request_stop(); }
 int arbiter::wait() { return impl_->wait(); }
 void arbiter::resize(int workers) { impl_->resize(workers); }
 struct status arbiter::status() const { return impl_->snapshot(); }
+
+void arbiter::add_command(std::string name, std::string help, command_handler handler) {
+  impl_->call([&] { impl_->add_command(std::move(name), std::move(help), std::move(handler)); });
+}
+
+reply arbiter::execute(std::string_view line) {
+  return impl_->call([&] { return impl_->execute(line); });
+}
 
 }  // namespace ufork

@@ -13,6 +13,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "console.hpp"
+#include "control_socket.hpp"
 #include "line_splitter.hpp"
 #include "reactor.hpp"
 #include "scoreboard.hpp"
@@ -56,6 +59,12 @@ struct process {
   explicit process(std::size_t max_line) : out(max_line), err(max_line) {}
 };
 
+// "size 4" -> {"size", "4"}.
+std::vector<std::string> split_words(std::string_view line);
+// The control protocol's answer: {"ok":true,"data":...,"text":"..."} or
+// {"ok":false,"error":"..."}, on one line.
+std::string answer_line(const reply& r);
+
 struct slot_state {
   unsigned generation = 0;
   pid_t pid = 0;                  // its live process, or 0
@@ -75,6 +84,9 @@ class arbiter::impl {
   void request_stop() noexcept;
   void resize(int n);
   struct status snapshot() const;
+  reply execute(std::string_view line);  // on the loop's thread
+  void add_command(std::string name, std::string help, command_handler handler);
+  std::vector<std::string> command_names() const;
 
   // Runs f on the loop's thread and returns its result; runs it here when no
   // loop is running or this is the loop's thread.
@@ -97,14 +109,46 @@ class arbiter::impl {
     log_text(fmt::format(f, std::forward<Args>(args)...));
   }
   void log_text(const std::string& text);
+  void open_console();
+  void on_console_line(const std::string& line);
+  std::vector<std::string> completions(const std::string& line_so_far) const;
+
+  // commands.cpp
+  using args = std::vector<std::string>;
+  struct builtin {
+    const char* name;
+    const char* params;
+    const char* help;
+    reply (impl::*run)(const args&);
+  };
+  struct registered {
+    std::string help;
+    command_handler handler;
+  };
+  static const std::vector<builtin>& builtins();
+  reply cmd_help(const args&);
+  reply cmd_status(const args&);
+  reply cmd_workers(const args&);
+  reply cmd_dead(const args&);
+  reply cmd_metrics(const args&);
+  reply cmd_size(const args&);
+  reply cmd_kill(const args&);
+  reply cmd_restart(const args&);
+  reply cmd_reload(const args&);
+  reply cmd_stop(const args&);
+  process* slot_process(const args& a, std::string& error);
 
   // supervise.cpp
   void maintain(clock::time_point now);
-  void spawn(int slot, clock::time_point now);
+  process* spawn(int slot, clock::time_point now);
+  // Replaces the workers of these slots one at a time, each successor ready
+  // before its predecessor is stopped. Returns why not, or "".
+  std::string start_reload(std::vector<int> slots);
+  void reload_next(clock::time_point now);
   void on_notify();
   void on_ready(process& p, clock::time_point now);
   void on_exit(pid_t pid);
-  void after_exit(const exit_info& info, bool early, clock::time_point now);
+  void after_exit(const exit_info& info, bool early, bool current, clock::time_point now);
   void check_deadlines(clock::time_point now);
   clock::time_point next_deadline(clock::time_point now) const;
   void hang(process& p, std::string detail, clock::time_point now);
@@ -138,6 +182,11 @@ class arbiter::impl {
   std::string last_failure_;
   std::optional<std::uint64_t> oom_kills_;
   std::vector<char> buf_;
+  std::map<std::string, registered> commands_;
+  std::deque<int> reload_queue_;
+  pid_t successor_ = 0, predecessor_ = 0;  // the replacement in progress
+  std::uint64_t requests_of_exited_ = 0;
+  clock::time_point started_ = clock::now();
 
   // Calls from other threads.
   mutable std::mutex mu_;
@@ -145,6 +194,9 @@ class arbiter::impl {
   bool stop_requested_ = false;
   std::thread::id loop_thread_;
   std::vector<std::function<void()>> posted_;
+
+  std::unique_ptr<control_server> control_;
+  std::unique_ptr<console> console_;
 
   // run()'s own signal handling.
   bool own_signals_ = false;

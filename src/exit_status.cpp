@@ -91,6 +91,8 @@ const char* to_string(exit_reason r) noexcept {
     case exit_reason::hung: return "hung";
     case exit_reason::stopped: return "stopped";
     case exit_reason::shrunk: return "shrunk";
+    case exit_reason::killed: return "killed";
+    case exit_reason::replaced: return "replaced";
   }
   return "?";
 }

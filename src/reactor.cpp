@@ -47,6 +47,15 @@ void reactor::remove(token t) noexcept {
   entries_.erase(it);
 }
 
+void reactor::modify(token t, std::uint32_t events) {
+  auto it = entries_.find(t);
+  if (it == entries_.end()) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = t;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, it->second->fd, &ev) != 0) throw_errno("epoll_ctl(MOD)");
+}
+
 void reactor::arm(clock::time_point at) {
   if (at == armed_) return;
   if (auto ec = sys::timerfd_arm(timer_.get(), at)) throw error(ec, "timerfd_settime");

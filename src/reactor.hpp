@@ -26,6 +26,8 @@ class reactor {
   // Watches fd (not owned) for events (EPOLLIN, ...), level-triggered.
   token add(int fd, std::uint32_t events, handler h);
   void remove(token t) noexcept;
+  // Changes the events a registration waits for.
+  void modify(token t, std::uint32_t events);
 
   // The one deadline: the loop wakes up at `at`, or never for time_point{}.
   void arm(clock::time_point at);

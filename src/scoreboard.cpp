@@ -26,6 +26,7 @@ cell* scoreboard::acquire() noexcept {
   cell* c = free_.back();
   free_.pop_back();
   c->beat_ns.store(0, std::memory_order_relaxed);
+  c->requests.store(0, std::memory_order_relaxed);
   return c;
 }
 

@@ -60,17 +60,18 @@ void arbiter::impl::maintain(clock::time_point now) {
   for (int slot = 0; slot < size_ && starting < opts_.max_starting; ++slot) {
     const slot_state& s = slots_[static_cast<std::size_t>(slot)];
     if (s.pid != 0 || s.restart_at > now) continue;
-    spawn(slot, now);
+    if (process* p = spawn(slot, now)) slots_[static_cast<std::size_t>(slot)].pid = p->pid;
     ++starting;
   }
 }
 
-void arbiter::impl::spawn(int slot, clock::time_point now) {
+process* arbiter::impl::spawn(int slot, clock::time_point now) {
   slot_state& s = slots_[static_cast<std::size_t>(slot)];
   auto fail = [&](const char* what, std::error_code ec) {
     ++counters_.spawn_errors;
     log("cannot start worker {}: {}: {}", slot, what, ec.message());
     s.restart_at = now + opts_.backoff.initial;  // fork or fd limits: try again soon, not in a loop
+    return nullptr;
   };
   auto p = std::make_unique<process>(opts_.max_line);
   p->beat = board_.acquire();
@@ -127,7 +128,6 @@ void arbiter::impl::spawn(int slot, clock::time_point now) {
   p->started = now;
   p->out.fd = std::move(out->read);
   p->err.fd = std::move(err->read);
-  s.pid = pid;
   ++counters_.spawned;
   process& ref = *p;
   procs_.emplace(pid, std::move(p));
@@ -135,6 +135,34 @@ void arbiter::impl::spawn(int slot, clock::time_point now) {
   watch_output(ref, ref.out, stream::out);
   watch_output(ref, ref.err, stream::err);
   if (hooks_.on_worker_spawn) hooks_.on_worker_spawn(info(ref, now));
+  return &ref;
+}
+
+std::string arbiter::impl::start_reload(std::vector<int> slots) {
+  if (stopping_) return "the pool is stopping";
+  if (successor_ != 0 || !reload_queue_.empty()) return "a reload is in progress";
+  log("reload: {} workers, one at a time", slots.size());
+  reload_queue_.assign(slots.begin(), slots.end());
+  reload_next(clock::now());
+  return {};
+}
+
+void arbiter::impl::reload_next(clock::time_point now) {
+  while (successor_ == 0 && !reload_queue_.empty() && !stopping_) {
+    int slot = reload_queue_.front();
+    reload_queue_.pop_front();
+    if (slot >= size_) continue;
+    pid_t old = slots_[static_cast<std::size_t>(slot)].pid;
+    if (old == 0) continue;  // already being replaced
+    process* p = spawn(slot, now);
+    if (!p) {
+      log("reload: no successor for worker {}; reload abandoned", slot);
+      reload_queue_.clear();
+      return;
+    }
+    successor_ = p->pid;
+    predecessor_ = old;
+  }
 }
 
 // READY=1 datagrams; the sender is known from its credentials, as systemd
@@ -171,6 +199,14 @@ void arbiter::impl::on_ready(process& p, clock::time_point now) {
   p.ready_at = now;
   ever_ready_ = true;
   if (hooks_.on_worker_ready) hooks_.on_worker_ready(info(p, now));
+  if (p.pid == successor_) {  // the slot is now this one's; its predecessor goes
+    slots_[static_cast<std::size_t>(p.slot)].pid = p.pid;
+    if (auto old = procs_.find(predecessor_); old != procs_.end())
+      stop_worker(*old->second, exit_reason::replaced, now);
+    successor_ = predecessor_ = 0;
+    reload_next(now);
+    if (successor_ == 0) log("reload: done");
+  }
   update_storm(nullptr);
 }
 
@@ -207,25 +243,39 @@ void arbiter::impl::on_exit(pid_t pid) {
     oom_kills_ = count;
   }
   e.reason = p.reason.value_or(e.code == 0 ? exit_reason::exited : exit_reason::crashed);
-  // Stopped or shrunk workers did what they were asked; anything else that
-  // ends soon after start is a failed start of the slot.
-  bool asked = e.reason == exit_reason::stopped || e.reason == exit_reason::shrunk;
+  // Workers that were asked to go did so; anything else that ends soon
+  // after start is a failed start of the slot.
+  bool asked = e.reason == exit_reason::stopped || e.reason == exit_reason::shrunk ||
+               e.reason == exit_reason::killed || e.reason == exit_reason::replaced;
   bool early = !asked && (!e.was_ready || now - p.ready_at < opts_.backoff.reset_after);
 
+  requests_of_exited_ += p.beat->requests.load(std::memory_order_relaxed);
   loop_.remove(p.exit_token);
   board_.release(p.beat);
+  // Only the slot's current process leaves a gap to fill. A predecessor
+  // that dies while its successor starts leaves the slot to the successor.
+  if (pid == successor_) {
+    log("reload: the successor of worker {} failed ({}); reload abandoned", p.slot, e.status_text());
+    successor_ = predecessor_ = 0;
+    reload_queue_.clear();
+  }
   slot_state& s = slots_[static_cast<std::size_t>(p.slot)];
-  if (s.pid == pid) s.pid = 0;
+  bool current = s.pid == pid;
+  if (current) s.pid = 0;
+  if (current && successor_ != 0 && procs_.at(successor_)->slot == p.slot) {
+    s.pid = successor_;
+    current = false;
+  }
   procs_.erase(it);
-  after_exit(e, early, now);
+  after_exit(e, current && early, current, now);
 }
 
-void arbiter::impl::after_exit(const exit_info& e, bool early, clock::time_point now) {
+void arbiter::impl::after_exit(const exit_info& e, bool early, bool current, clock::time_point now) {
   ++counters_.exited;
   dead_.push_back(e);
   if (dead_.size() > 64) dead_.pop_front();
   slot_state& s = slots_[static_cast<std::size_t>(e.worker)];
-  bool replace = !stopping_ && e.worker < size_;
+  bool replace = current && !stopping_ && e.worker < size_;
   std::string next;
   if (replace && early) {
     ++s.failures;

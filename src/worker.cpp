@@ -105,6 +105,8 @@ void worker::heartbeat() noexcept {
 
 void worker::ready() noexcept { heartbeat(); }
 
+void worker::count_requests(std::uint64_t n) noexcept { requests_->fetch_add(n, std::memory_order_relaxed); }
+
 namespace detail {
 
 [[noreturn]] void child_setup::run() noexcept {
@@ -144,6 +146,7 @@ namespace detail {
   w.id_ = slot;
   w.generation_ = generation;
   w.beat_ = &beat_cell->beat_ns;
+  w.requests_ = &beat_cell->requests;
   w.notify_fd_ = notify_fd;
   w.stop_fd_ = g_stop_fd;
   w.interval_ = heartbeat_interval;

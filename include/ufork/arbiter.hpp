@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ enum class exit_reason {
   hung,     // no heartbeat within timeout, or not ready within startup_timeout
   stopped,  // the pool was stopping
   shrunk,   // the pool was made smaller
+  killed,   // an operator's `kill` command sent it a terminating signal
+  replaced, // reload or restart: its successor was ready
 };
 const char* to_string(exit_reason r) noexcept;
 
@@ -80,6 +83,17 @@ struct status {
   std::optional<std::chrono::nanoseconds> next_wakeup;
 };
 
+// The answer to a command (from the ufork>> prompt, the control socket or
+// arbiter::execute). `json`, when not empty, is a JSON value as text; else
+// the answer's data is `text` as a JSON string.
+struct reply {
+  bool ok = true;
+  std::string text;
+  std::string json;
+};
+// A program's own command; runs on the arbiter's thread. args excludes the name.
+using command_handler = std::function<reply(const std::vector<std::string>& args)>;
+
 struct hooks {
   // In the worker, after the library's setup. When it returns, the worker
   // heartbeats until asked to stop. An escaping exception is printed and the
@@ -122,6 +136,15 @@ class arbiter {
   void resize(int workers);
   // A snapshot; safe from any thread.
   struct status status() const;
+
+  // Registers a command for the prompt, the control socket and execute().
+  // Call before run()/start(), or from a hook. Throws std::invalid_argument
+  // if the name is taken or not a single word.
+  void add_command(std::string name, std::string help, command_handler handler);
+  // Runs one command line ("workers", "size 4", "kill 2 KILL", ...);
+  // safe from any thread. A trailing --json is accepted and ignored here:
+  // the reply carries both forms.
+  reply execute(std::string_view line);
 
  private:
   class impl;

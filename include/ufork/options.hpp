@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include "ufork/log.hpp"
 
@@ -50,6 +51,16 @@ struct options {
   std::size_t max_line = 64 * 1024;
   // F_SETPIPE_SZ for each worker's stdout and stderr; 0 keeps the kernel's.
   std::size_t pipe_size = 1024 * 1024;
+  // run() only: the ufork>> prompt when stdin is a terminal.
+  bool console = true;
+  // Where the console keeps its history; empty: $XDG_STATE_HOME/ufork/history
+  // or ~/.local/state/ufork/history.
+  std::string history_file;
+  // A unix socket for `ufork ctl` and `ufork console`; empty: none. Created
+  // 0600; only the arbiter's uid and root may use it.
+  std::string control_path;
+  // Control connections open at once; more are refused.
+  int max_control_clients = 64;
 };
 
 // run() and wait() return 0 after a requested stop, and this when the pool

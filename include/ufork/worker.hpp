@@ -29,6 +29,9 @@ class worker {
   void heartbeat() noexcept;
   // starting -> ready, without waiting for the first heartbeat.
   void ready() noexcept;
+  // Adds to this worker's request counter (shown by `workers` and
+  // `metrics`); a store to shared memory.
+  void count_requests(std::uint64_t n = 1) noexcept;
   // True once the arbiter asked this worker to stop (SIGTERM).
   bool stopping() const noexcept;
   // An eventfd that becomes readable when the worker is asked to stop, for
@@ -43,7 +46,8 @@ class worker {
 
   int id_ = -1;
   unsigned generation_ = 0;
-  std::atomic<std::int64_t>* beat_ = nullptr;  // the scoreboard cell
+  std::atomic<std::int64_t>* beat_ = nullptr;  // the scoreboard cell's fields
+  std::atomic<std::uint64_t>* requests_ = nullptr;
   int notify_fd_ = -1;
   int stop_fd_ = -1;
   std::atomic<bool> ready_sent_{false};

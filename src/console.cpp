@@ -1,0 +1,140 @@
+// The prompt. The terminal is put back as it was when the console closes,
+// and also if the arbiter's own code crashes (a fatal signal handler
+// restores it before the default action).
+#include "console.hpp"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// clang-format off
+#include <cstdio>
+#include <editline/readline.h>
+// clang-format on
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace ufork {
+namespace {
+
+constexpr const char* prompt = "ufork>> ";
+console* g_console = nullptr;
+console::words_fn g_words;
+std::vector<std::string> g_candidates;
+termios g_saved{};
+constexpr int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+struct sigaction g_old_fatal[std::size(fatal_signals)];
+
+void restore_terminal_on_crash(int sig) {
+  (void)::tcsetattr(STDIN_FILENO, TCSANOW, &g_saved);  // async-signal-safe
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+char* next_candidate(const char* text, int state) {
+  static std::size_t i;
+  if (state == 0) i = 0;
+  std::size_t len = std::strlen(text);
+  while (i < g_candidates.size()) {
+    const std::string& c = g_candidates[i++];
+    if (c.compare(0, len, text) == 0) return ::strdup(c.c_str());
+  }
+  return nullptr;
+}
+
+char** complete(const char* text, int start, int) {
+  g_candidates = g_words(std::string(rl_line_buffer, static_cast<std::size_t>(start)));
+  return rl_completion_matches(text, next_candidate);
+}
+
+std::string default_history() {
+  const char* state = std::getenv("XDG_STATE_HOME");
+  const char* home = std::getenv("HOME");
+  std::string dir = state && *state ? std::string(state) : home ? std::string(home) + "/.local/state" : "";
+  if (dir.empty()) return {};
+  dir += "/ufork";
+  // mkdir -p, best effort: without it there is simply no history file.
+  for (std::size_t pos = 1; (pos = dir.find('/', pos)) != std::string::npos; ++pos)
+    (void)::mkdir(dir.substr(0, pos).c_str(), 0700);
+  (void)::mkdir(dir.c_str(), 0700);
+  return dir + "/history";
+}
+
+}  // namespace
+
+bool console::available() noexcept { return ::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1; }
+
+console::console(reactor& loop, std::string history_file, line_fn on_line, words_fn completions)
+    : loop_(loop), history_(history_file.empty() ? default_history() : std::move(history_file)),
+      on_line_(std::move(on_line)) {
+  (void)::tcgetattr(STDIN_FILENO, &saved_);
+  g_saved = saved_;
+  struct sigaction sa{};
+  sa.sa_handler = restore_terminal_on_crash;
+  sa.sa_flags = SA_RESETHAND;
+  for (std::size_t i = 0; i < std::size(fatal_signals); ++i) ::sigaction(fatal_signals[i], &sa, &g_old_fatal[i]);
+
+  g_console = this;
+  g_words = std::move(completions);
+  rl_catch_signals = 0;  // signals are the arbiter's (signalfd)
+  rl_readline_name = "ufork";
+  rl_attempted_completion_function = complete;
+  using_history();
+  stifle_history(1000);
+  if (!history_.empty()) (void)read_history(history_.c_str());
+  rl_callback_handler_install(prompt, on_line_cb);
+  token_ = loop_.add(STDIN_FILENO, EPOLLIN, [](std::uint32_t) { rl_callback_read_char(); });
+  open_ = true;
+}
+
+console::~console() {
+  close();
+  for (std::size_t i = 0; i < std::size(fatal_signals); ++i) ::sigaction(fatal_signals[i], &g_old_fatal[i], nullptr);
+  g_console = nullptr;
+}
+
+void console::close() noexcept {
+  if (!open_) return;
+  open_ = false;
+  loop_.remove(token_);
+  rl_callback_handler_remove();
+  (void)::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  static constexpr char nl[] = "\n";
+  (void)!::write(STDOUT_FILENO, nl, 1);
+}
+
+void console::on_line_cb(char* line) {
+  console* self = g_console;
+  if (!line) {  // Ctrl-D
+    self->close();
+    std::string msg = "console closed; the pool keeps running (SIGINT or SIGTERM stops it)\n";
+    (void)!::write(STDOUT_FILENO, msg.data(), msg.size());
+    return;
+  }
+  std::string text(line);
+  std::free(line);
+  if (text.find_first_not_of(" \t") == std::string::npos) return;
+  add_history(text.c_str());
+  if (!self->history_.empty()) (void)write_history(self->history_.c_str());
+  self->hidden_ = true;  // the prompt is redrawn after the answer
+  self->on_line_(text);
+  self->show();
+}
+
+void console::hide() noexcept {
+  if (!open_ || hidden_) return;
+  static constexpr char clear[] = "\r\x1b[K";
+  (void)!::write(STDOUT_FILENO, clear, sizeof clear - 1);
+  hidden_ = true;
+}
+
+void console::show() noexcept {
+  if (!open_ || !hidden_) return;
+  hidden_ = false;
+  rl_forced_update_display();
+}
+
+}  // namespace ufork

@@ -1,0 +1,65 @@
+// control_server: the control socket. A unix stream socket, 0600, peers
+// checked with SO_PEERCRED; one command per line in, one line out. It knows
+// nothing of what the commands mean, and no client can block the loop: all
+// I/O is non-blocking, lines and unread answers are capped, clients too.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "reactor.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace ufork {
+
+class control_server {
+ public:
+  using answer_fn = std::function<std::string(std::string_view line)>;  // one line, no newline
+  using log_fn = std::function<void(const std::string&)>;
+
+  static constexpr std::size_t max_line = 64 * 1024;
+  static constexpr std::size_t max_unread = 1024 * 1024;  // answers a client has not read
+
+  // Throws ufork::error: path too long, not a socket, another arbiter
+  // answers there, or a failed syscall. A stale socket file is replaced.
+  control_server(reactor& loop, std::string path, int max_clients, answer_fn answer, log_fn log);
+  ~control_server();  // closes every connection and removes the socket file
+  control_server(const control_server&) = delete;
+  control_server& operator=(const control_server&) = delete;
+
+  std::size_t clients() const noexcept { return clients_.size(); }
+
+ private:
+  struct client {
+    sys::unique_fd fd;
+    reactor::token token = 0;
+    std::string in, out;
+    bool closing = false;  // close once `out` is written
+  };
+  void on_accept();
+  void on_client(std::uint64_t id, std::uint32_t events);
+  void read_lines(client& c);
+  bool write_out(client& c);  // false: the client is gone
+  void drop(std::uint64_t id);
+  void refuse(int fd, const std::string& why);
+
+  reactor& loop_;
+  std::string path_;
+  int max_clients_;
+  answer_fn answer_;
+  log_fn log_;
+  sys::unique_fd listen_, reserve_;
+  reactor::token listen_token_ = 0;
+  std::uint64_t next_id_ = 1;
+  std::map<std::uint64_t, client> clients_;
+};
+
+// {"ok":false,"error":"..."}: what a refused or broken peer is told.
+std::string error_line(const std::string& why);
+
+}  // namespace ufork
