@@ -120,8 +120,10 @@ class console_sink final : public log_sink {
     dirty_ = true;
   }
   void flush() override {
+    if (!dirty_) return inner_->flush();
+    console_.hide();
     inner_->flush();
-    if (dirty_) console_.show();
+    console_.show();
     dirty_ = false;
   }
   void reopen() override { inner_->reopen(); }
@@ -145,8 +147,7 @@ void arbiter::impl::on_console_line(const std::string& line) {
   opts_.sink->flush();
   reply r = execute(line);
   bool json = line.find("--json") != std::string::npos;
-  std::string text = (json ? answer_line(r) : r.ok ? r.text : "error: " + r.text) + "\n";
-  (void)sys::write_all(STDOUT_FILENO, text.data(), text.size());
+  console_->print((json ? answer_line(r) : r.ok ? r.text : "error: " + r.text) + "\n");
 }
 
 std::vector<std::string> arbiter::impl::completions(const std::string& so_far) const {

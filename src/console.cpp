@@ -86,7 +86,7 @@ console::console(reactor& loop, std::string history_file, line_fn on_line, words
   stifle_history(1000);
   if (!history_.empty()) (void)read_history(history_.c_str());
   rl_callback_handler_install(prompt, on_line_cb);
-  token_ = loop_.add(STDIN_FILENO, EPOLLIN, [](std::uint32_t) { rl_callback_read_char(); });
+  token_ = loop_.add(STDIN_FILENO, EPOLLIN, [this](std::uint32_t) { on_input(); });
   open_ = true;
 }
 
@@ -98,20 +98,32 @@ console::~console() {
 
 void console::close() noexcept {
   if (!open_) return;
+  hide();
   open_ = false;
   loop_.remove(token_);
   rl_callback_handler_remove();
+  std::fflush(stdout);
   (void)::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
-  static constexpr char nl[] = "\n";
-  (void)!::write(STDOUT_FILENO, nl, 1);
+}
+
+void console::on_input() {
+  line_done_ = false;
+  rl_callback_read_char();
+  // libedit (3.1-2022) leaves its line state behind after the callback and
+  // draws no new prompt: installing the handler again resets the line and
+  // draws the prompt, as a blocking readline() would.
+  if (line_done_ && open_) {
+    rl_callback_handler_install(prompt, on_line_cb);
+    std::fflush(stdout);
+  }
 }
 
 void console::on_line_cb(char* line) {
   console* self = g_console;
+  self->line_done_ = true;
   if (!line) {  // Ctrl-D
     self->close();
-    std::string msg = "console closed; the pool keeps running (SIGINT or SIGTERM stops it)\n";
-    (void)!::write(STDOUT_FILENO, msg.data(), msg.size());
+    self->print("console closed; the pool keeps running (SIGINT or SIGTERM stops it)\n");
     return;
   }
   std::string text(line);
@@ -119,15 +131,20 @@ void console::on_line_cb(char* line) {
   if (text.find_first_not_of(" \t") == std::string::npos) return;
   add_history(text.c_str());
   if (!self->history_.empty()) (void)write_history(self->history_.c_str());
-  self->hidden_ = true;  // the prompt is redrawn after the answer
+  // On a fresh line, and on_input draws the prompt once this returns:
+  // output meanwhile needs no hiding and no redraw.
+  self->hidden_ = true;
   self->on_line_(text);
-  self->show();
+  self->hidden_ = false;
 }
 
+// libedit writes to the stdout FILE, buffered: everything the console
+// writes goes through that stream too, flushed, so the order holds.
 void console::hide() noexcept {
+  std::fflush(stdout);
   if (!open_ || hidden_) return;
-  static constexpr char clear[] = "\r\x1b[K";
-  (void)!::write(STDOUT_FILENO, clear, sizeof clear - 1);
+  std::fputs("\r\x1b[K", stdout);
+  std::fflush(stdout);
   hidden_ = true;
 }
 
@@ -135,6 +152,13 @@ void console::show() noexcept {
   if (!open_ || !hidden_) return;
   hidden_ = false;
   rl_forced_update_display();
+  std::fflush(stdout);
+}
+
+void console::print(const std::string& text) noexcept {
+  hide();
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
 }
 
 }  // namespace ufork

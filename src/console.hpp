@@ -34,10 +34,13 @@ class console {
   // the prompt and what was being typed.
   void hide() noexcept;
   void show() noexcept;
+  // Writes text above the prompt.
+  void print(const std::string& text) noexcept;
   // Closes the prompt (Ctrl-D does this); the pool keeps running.
   void close() noexcept;
 
  private:
+  void on_input();
   static void on_line_cb(char* line);
   reactor& loop_;
   std::string history_;
@@ -45,6 +48,7 @@ class console {
   reactor::token token_ = 0;
   bool open_ = false;
   bool hidden_ = false;
+  bool line_done_ = false;
   termios saved_{};
 };
 

@@ -27,11 +27,13 @@ std::string seconds(clock::duration d) {
   return fmt::format("{:.3f} s", std::chrono::duration<double>(d).count());
 }
 
-// Sorted fds as [first, last] runs of consecutive numbers.
+// Sorted fds as [first, last] runs of consecutive numbers; 0, 1 and 2 left
+// out (the console watches stdin, but a child's stdio is its own).
 std::vector<std::pair<unsigned, unsigned>> runs(std::vector<int> fds) {
   std::sort(fds.begin(), fds.end());
   std::vector<std::pair<unsigned, unsigned>> out;
   for (int fd : fds) {
+    if (fd <= STDERR_FILENO) continue;
     auto u = static_cast<unsigned>(fd);
     if (!out.empty() && out.back().second + 1 >= u)
       out.back().second = u;

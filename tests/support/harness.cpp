@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,15 @@ hooks with_events(hooks h) {
   return h;
 }
 
+int run_pool_or_report(options o, hooks h) {
+  try {
+    return arbiter(std::move(o), with_events(std::move(h))).run();
+  } catch (const std::exception& e) {
+    say(std::string("arbiter failed: ") + e.what());
+    return 1;
+  }
+}
+
 options test_options(int workers) {
   options o;
   o.workers = workers;
@@ -74,6 +84,7 @@ pool_process::pool_process(std::function<int()> body) {
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork");
   if (pid_ == 0) {
+    (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a crashed test leaves no pool behind
     ::dup2(fds[1], STDOUT_FILENO);
     ::dup2(fds[1], STDERR_FILENO);
     ::close(fds[0]);

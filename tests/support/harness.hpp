@@ -29,6 +29,10 @@ std::shared_ptr<log_sink> say_sink();
 // "event exit <describe()>" lines, for tests to wait on.
 hooks with_events(hooks h);
 
+// Runs an arbiter; a setup error is printed as "arbiter failed: WHAT" and
+// returns 1, as a program would.
+int run_pool_or_report(options o, hooks h = {});
+
 // Options with short clocks for tests.
 options test_options(int workers);
 

@@ -1,0 +1,89 @@
+// `ufork ctl` and `ufork console`: the control socket from the shell.
+#include <unistd.h>
+
+// clang-format off
+#include <cstdio>
+#include <editline/readline.h>
+// clang-format on
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "client.hpp"
+#include "commands.hpp"
+
+namespace ufork::cli {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto answer_timeout = 30s;
+
+struct answer {
+  bool ok = false;
+  std::string text;
+};
+
+// The protocol's answer line, as a person reads it.
+answer read_answer(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("ok")) return {false, "bad answer from the arbiter: " + line};
+  if (!j["ok"].get<bool>()) return {false, j.value("error", "error")};
+  return {true, j.value("text", "")};
+}
+
+}  // namespace
+
+int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json) {
+  std::string error;
+  auto client = control_client::connect(socket, error);
+  if (!client) {
+    std::cerr << "ufork ctl: nothing answers at " << socket << ": " << error << "\n";
+    return exit_unreachable;
+  }
+  std::string line;
+  for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
+  auto reply = client->request(line, answer_timeout);
+  if (!reply) {
+    std::cerr << "ufork ctl: no answer from " << socket << "\n";
+    return exit_unreachable;
+  }
+  auto a = read_answer(*reply);
+  if (json)
+    std::cout << *reply << "\n";
+  else if (a.ok)
+    std::cout << a.text << (a.text.empty() ? "" : "\n");
+  else
+    std::cerr << "ufork ctl: " << a.text << "\n";
+  return a.ok ? 0 : exit_error_answer;
+}
+
+int run_console(const std::string& socket) {
+  std::string error;
+  auto client = control_client::connect(socket, error);
+  if (!client) {
+    std::cerr << "ufork console: nothing answers at " << socket << ": " << error << "\n";
+    return exit_unreachable;
+  }
+  std::cout << "connected to " << socket << "; help lists the commands, Ctrl-D leaves (the pool keeps running)\n";
+  using_history();
+  while (char* raw = ::readline("ufork>> ")) {
+    std::string line(raw);
+    std::free(raw);
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    add_history(line.c_str());
+    auto reply = client->request(line, answer_timeout);
+    if (!reply) {
+      std::cerr << "the arbiter went away\n";
+      return exit_unreachable;
+    }
+    auto a = read_answer(*reply);
+    bool json = line.find("--json") != std::string::npos;
+    std::cout << (json ? *reply : a.ok ? a.text : "error: " + a.text) << "\n";
+  }
+  std::cout << "\n";
+  return 0;
+}
+
+}  // namespace ufork::cli

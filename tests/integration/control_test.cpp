@@ -1,0 +1,390 @@
+// The control socket, `ufork ctl` and the ufork>> prompt, with real
+// processes, real sockets and a real pseudo-terminal.
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "client.hpp"
+#include "harness.hpp"
+
+namespace ufork::test {
+namespace {
+
+using json = nlohmann::json;
+using cli::control_client;
+
+std::string temp_socket(const std::string& name) {
+  return "/tmp/ufork-test-" + std::to_string(::getpid()) + "-" + name + ".sock";
+}
+
+options control_options(const std::string& path, int workers = 2) {
+  auto o = test_options(workers);
+  o.control_path = path;
+  return o;
+}
+
+// A pool with a control socket and a command of the program's own.
+pool_process control_pool(const std::string& path, int max_clients = 64) {
+  return pool_process([path, max_clients] {
+    auto o = control_options(path);
+    o.max_control_clients = max_clients;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      while (!w.stopping()) {
+        w.heartbeat();
+        w.count_requests();
+        ::usleep(20'000);
+      }
+    };
+    arbiter a(o, with_events(h));
+    a.add_command("greet", "says hello", [](const std::vector<std::string>& args) {
+      return reply{true, "hello " + (args.empty() ? std::string("world") : args[0]), ""};
+    });
+    return a.run();
+  });
+}
+
+control_client connect_or_fail(const std::string& path) {
+  std::string error;
+  auto c = control_client::connect(path, error);
+  if (!c) throw std::runtime_error("connect " + path + ": " + error);
+  return std::move(*c);
+}
+
+json ask(control_client& c, const std::string& line) {
+  auto answer = c.request(line, 20s);
+  if (!answer) return json{{"ok", false}, {"error", "no answer"}};
+  return json::parse(*answer);
+}
+
+int count_fds(pid_t pid) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) n += !e.path().empty();
+  return n;
+}
+
+TEST(control, answers_every_command_in_json) {
+  auto path = temp_socket("commands");
+  auto pool = control_pool(path);
+  pool.wait_count("event ready", 2);
+  struct stat st{};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto c = connect_or_fail(path);
+  auto help = ask(c, "help");
+  EXPECT_TRUE(help["ok"]);
+  EXPECT_GE(help["data"].size(), 11u);  // the built-ins and greet
+  EXPECT_EQ(ask(c, "status")["data"]["size"], 2);
+  auto workers = ask(c, "workers --json");
+  ASSERT_EQ(workers["data"].size(), 2u);
+  EXPECT_EQ(workers["data"][0]["state"], "ready");
+  EXPECT_GT(workers["data"][0]["rss"].get<std::uint64_t>(), 0u);
+  auto metrics = ask(c, "metrics");
+  EXPECT_NE(metrics["text"].get<std::string>().find("ufork_workers{state=\"ready\"} 2"), std::string::npos);
+  EXPECT_NE(metrics["text"].get<std::string>().find("# TYPE ufork_requests_total counter"), std::string::npos);
+  EXPECT_EQ(ask(c, "greet you")["text"], "hello you");
+
+  EXPECT_TRUE(ask(c, "size 3")["ok"]);
+  pool.wait_for("event ready slot=2 gen=1");
+  auto killed = ask(c, "kill 2 KILL");
+  EXPECT_TRUE(killed["ok"]) << killed.dump();
+  pool.wait_for("event exit worker 2 .* killed: killed by SIGKILL");
+  pool.wait_for("event ready slot=2 gen=2");
+  auto dead = ask(c, "dead");
+  ASSERT_EQ(dead["data"].size(), 1u);
+  EXPECT_EQ(dead["data"][0]["reason"], "killed");
+  EXPECT_EQ(dead["data"][0]["signal"], "SIGKILL");
+
+  EXPECT_TRUE(ask(c, "restart 0")["ok"]);
+  pool.wait_for("event ready slot=0 gen=2");
+  pool.wait_for("event exit worker 0 pid \\d+ gen 1 replaced");
+  EXPECT_TRUE(ask(c, "reload")["ok"]);
+  pool.wait_count("reload: done", 1);
+  pool.wait_count("event exit worker \\d .* replaced", 4);  // restart's one and reload's three
+
+  for (const char* bad : {"nonsense", "size", "size -1", "size x", "kill", "kill 9", "kill 0 NOSUCHSIG", "restart x"}) {
+    auto r = ask(c, bad);
+    EXPECT_FALSE(r["ok"]) << bad;
+    EXPECT_TRUE(r.contains("error")) << bad;
+  }
+  EXPECT_TRUE(ask(c, "stop")["ok"]);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the socket file outlived the arbiter";
+}
+
+TEST(control, bad_clients_never_hurt_the_arbiter) {
+  auto path = temp_socket("bad");
+  auto pool = control_pool(path, 16);
+  pool.wait_count("event ready", 2);
+  pid_t arbiter = pool.pid();
+  auto good = connect_or_fail(path);
+  EXPECT_TRUE(ask(good, "status")["ok"]);
+  int fds_before = count_fds(arbiter);
+
+  {  // binary garbage, then a line over 64 KiB: an error each, then closed
+    auto c = connect_or_fail(path);
+    std::string garbage("\x01\xff\xfe\x00zz\x80", 7);
+    auto r = ask(c, garbage);
+    EXPECT_FALSE(r["ok"]);
+    auto big = ask(c, std::string(70 * 1024, 'a'));
+    EXPECT_FALSE(big["ok"]);
+    EXPECT_NE(big["error"].get<std::string>().find("64 KiB"), std::string::npos);
+  }
+  // Half a line, then silence; many clients at once past the cap; a client
+  // that never reads what it asked for.
+  std::vector<int> held;
+  auto raw_connect = [&] {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path.c_str());
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    held.push_back(fd);
+    return fd;
+  };
+  (void)!::write(raw_connect(), "stat", 4);
+  for (int i = 0; i < 200; ++i) raw_connect();
+  int greedy = raw_connect();
+  std::string flood;
+  for (int i = 0; i < 20000; ++i) flood += "metrics\n";
+  (void)!::send(greedy, flood.data(), flood.size(), MSG_DONTWAIT);
+
+  // Meanwhile supervision goes on: a killed worker is replaced, and the
+  // connected client is answered.
+  auto victim = ask(good, "workers")["data"][0]["pid"].get<pid_t>();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  pool.wait_for("event ready slot=0 gen=2");
+  EXPECT_TRUE(ask(good, "status")["ok"]);
+  pool.wait_count("control: refused pid \\d+: 16 clients connected already", 1);
+
+  for (int fd : held) ::close(fd);
+  // Every connection the arbiter held for them is closed again.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (count_fds(arbiter) != fds_before && std::chrono::steady_clock::now() < deadline) {
+    EXPECT_TRUE(ask(good, "status")["ok"]);  // each answer is one loop turn: no sleep needed
+  }
+  EXPECT_EQ(count_fds(arbiter), fds_before);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(control, refuses_other_users) {
+  auto path = temp_socket("uid");
+  auto pool = control_pool(path);
+  pool.wait_count("event ready", 2);
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);  // let the file through: SO_PEERCRED must refuse
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    std::string error;
+    auto c = control_client::connect(path, error);
+    if (!c) ::_exit(11);
+    auto answer = c->request("status", 10s);
+    ::_exit(answer && answer->find("permission denied") != std::string::npos ? 0 : 12);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  pool.wait_for("control: refused pid \\d+ uid 65534");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(control, replaces_a_stale_socket_and_refuses_a_live_one) {
+  auto path = temp_socket("stale");
+  {  // a socket file nobody listens on, as a crashed arbiter leaves
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  auto first = control_pool(path);
+  first.wait_count("event ready", 2);
+  pool_process second([path] { return run_pool_or_report(control_options(path)); });
+  second.wait_for("arbiter failed: control socket: another arbiter answers on " + path);
+  EXPECT_NE(second.wait_exit(), 0);
+  auto c = connect_or_fail(path);
+  EXPECT_TRUE(ask(c, "status")["ok"]) << "the first arbiter lost its socket";
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait_exit(), 0);
+}
+
+// `ufork ctl`, as a user runs it: its output and exit codes.
+struct cli_result {
+  int code;
+  std::string out;
+};
+
+cli_result run_cli(std::vector<std::string> args) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {-1, ""};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    std::vector<char*> argv{const_cast<char*>(UFORK_CLI_PATH)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(UFORK_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(control, ufork_ctl_exit_codes) {
+  auto path = temp_socket("ctl");
+  auto pool = control_pool(path);
+  pool.wait_count("event ready", 2);
+
+  auto workers = run_cli({"ctl", "--socket", path, "workers"});
+  EXPECT_EQ(workers.code, 0);
+  EXPECT_NE(workers.out.find("heartbeat"), std::string::npos) << workers.out;
+  auto status = run_cli({"ctl", "--socket", path, "--json", "status"});
+  EXPECT_EQ(status.code, 0);
+  EXPECT_TRUE(json::parse(status.out)["ok"]) << status.out;
+  EXPECT_EQ(run_cli({"ctl", "--socket", path, "size", "banana"}).code, 1);
+  EXPECT_EQ(run_cli({"ctl", "--socket", path}).code, 2);
+  EXPECT_EQ(run_cli({"ctl", "--bogus-flag"}).code, 2);
+  EXPECT_EQ(run_cli({"frobnicate"}).code, 2);
+  EXPECT_EQ(run_cli({"ctl", "--socket", path + ".nothing", "status"}).code, 3);
+  EXPECT_EQ(run_cli({"ctl", "--socket", path, "stop"}).code, 0);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// The prompt under a pseudo-terminal: the arbiter's stdin and stdout are the
+// pty's slave, as when a person runs the program in a terminal.
+class pty_pool {
+ public:
+  explicit pty_pool(std::function<int()> body) {
+    pid_ = ::forkpty(&master_, nullptr, nullptr, nullptr);
+    if (pid_ == 0) {
+      (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a crashed test leaves no pool behind
+      termios before{};
+      ::tcgetattr(0, &before);
+      int code = body();
+      termios after{};
+      ::tcgetattr(0, &after);
+      bool same = std::memcmp(&before, &after, sizeof before) == 0;
+      std::string line = std::string("terminal ") + (same ? "restored" : "changed") + "\r\n";
+      (void)!::write(1, line.data(), line.size());
+      ::_exit(code);
+    }
+  }
+  ~pty_pool() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(master_);
+  }
+  void type(const std::string& keys) { (void)!::write(master_, keys.data(), keys.size()); }
+  // Reads until `text` has appeared after the last match.
+  bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 20s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (auto pos = screen_.find(text, mark_); pos != std::string::npos) {
+        mark_ = pos + text.size();
+        return true;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd pfd{master_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      ssize_t n = ::read(master_, buf, sizeof buf);
+      if (n <= 0) break;
+      screen_.append(buf, static_cast<std::size_t>(n));
+    }
+    ADD_FAILURE() << "no '" << text << "' on the terminal; it shows:\n" << screen_.substr(mark_);
+    return false;
+  }
+  int wait_exit() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    reaped_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  int master_ = -1;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  std::string screen_;
+  std::size_t mark_ = 0;
+};
+
+TEST(console, a_prompt_on_the_terminal_runs_commands_and_ctrl_c_stops_cleanly) {
+  auto history = "/tmp/ufork-test-history-" + std::to_string(::getpid());
+  pty_pool pool([history] {
+    auto o = test_options(2);
+    o.sink = make_fd_sink(STDOUT_FILENO);
+    o.history_file = history;
+    hooks h;
+    // say(), not printf: stdout's FILE came from the test process, fully
+    // buffered, and nothing would flush it.
+    h.on_worker_ready = [](const worker_info& w) { say("ready " + std::to_string(w.id)); };
+    arbiter a(o, h);
+    a.add_command("greet", "says hello", [](const std::vector<std::string>&) { return reply{true, "hello there", ""}; });
+    return a.run();
+  });
+  ASSERT_TRUE(pool.wait_for("ufork>> "));
+  pool.type("workers\r");
+  ASSERT_TRUE(pool.wait_for("heartbeat"));
+  ASSERT_TRUE(pool.wait_for("ready"));  // the table's rows
+  pool.type("gre\t\r");                   // tab completes the registered command
+  ASSERT_TRUE(pool.wait_for("hello there"));
+  pool.type("size nope\r");
+  ASSERT_TRUE(pool.wait_for("error: usage: size N"));
+  pool.type("\x03");  // Ctrl-C
+  ASSERT_TRUE(pool.wait_for("all workers stopped"));
+  ASSERT_TRUE(pool.wait_for("terminal restored"));
+  EXPECT_EQ(pool.wait_exit(), 0);
+  std::ifstream saved(history);
+  std::string first;
+  std::getline(saved, first);
+  EXPECT_FALSE(first.empty()) << "no history was written";
+  std::filesystem::remove(history);
+}
+
+TEST(console, ctrl_d_closes_the_prompt_and_the_pool_keeps_running) {
+  pty_pool pool([] {
+    auto o = test_options(1);
+    o.sink = make_fd_sink(STDOUT_FILENO);
+    o.history_file = "/dev/null";
+    return arbiter(o, {}).run();
+  });
+  ASSERT_TRUE(pool.wait_for("ufork>> "));
+  pool.type("\x04");  // Ctrl-D
+  ASSERT_TRUE(pool.wait_for("console closed; the pool keeps running"));
+  pool.type("\x03");  // the terminal's Ctrl-C still reaches the arbiter
+  ASSERT_TRUE(pool.wait_for("all workers stopped"));
+  ASSERT_TRUE(pool.wait_for("terminal restored"));
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+}  // namespace
+}  // namespace ufork::test
