@@ -17,7 +17,7 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/examples/hello_pool
+	$(BUILD)/cli/ufork hello --bind 127.0.0.1:7777
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2

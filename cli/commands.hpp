@@ -8,9 +8,19 @@ namespace ufork::cli {
 
 // ctl: 0 ok, 1 the arbiter answered an error, 2 usage, 3 nothing answers.
 inline constexpr int exit_error_answer = 1;
+inline constexpr int exit_runtime = 1;  // hello: could not start (address in use, ...)
 inline constexpr int exit_usage = 2;
 inline constexpr int exit_unreachable = 3;
 
+struct hello_options {
+  int workers = 0;  // set from ufork::default_workers()
+  std::string bind = "127.0.0.1:7777";
+  double timeout_seconds = 10;
+  std::string control;
+  bool reuseport = false;
+};
+
+int run_hello(const hello_options& o);
 int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json);
 int run_console(const std::string& socket);
 

@@ -3,11 +3,22 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "ufork/options.hpp"
 
 int main(int argc, char** argv) {
   using namespace ufork::cli;
   CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
   app.require_subcommand(1);
+
+  hello_options hello_opts;
+  hello_opts.workers = ufork::default_workers();
+  auto* hello = app.add_subcommand("hello", "a pre-forked HTTP server answering Hello, World! (from PID ...)");
+  hello->add_option("--workers,-w", hello_opts.workers, "worker processes")->check(CLI::Range(1, 4096))->capture_default_str();
+  hello->add_option("--bind,-b", hello_opts.bind, "HOST:PORT to listen on")->capture_default_str();
+  hello->add_option("--timeout,-t", hello_opts.timeout_seconds, "seconds without a heartbeat before a worker is hung")
+      ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
+  hello->add_option("--control,-c", hello_opts.control, "a control socket for ufork ctl / ufork console");
+  hello->add_flag("--reuseport", hello_opts.reuseport, "one SO_REUSEPORT socket per worker");
 
   std::string socket;
   std::vector<std::string> words;
@@ -29,6 +40,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : exit_usage;
   }
+  if (*hello) return run_hello(hello_opts);
   if (*ctl) return run_ctl(socket, words, json);
   if (*console) return run_console(console_socket);
   return exit_usage;

@@ -1,0 +1,50 @@
+// ufork::http::serve: a pre-forked HTTP/1.1 server in one call, on
+// Boost.Beast (uFork's serve_wsgi_gevent). The listening socket is bound in
+// the arbiter before any fork, so a bad address is reported once, to the
+// caller; every worker runs one io_context on its main thread, whose timer
+// sends the heartbeats, so a handler that blocks the loop is caught as hung.
+#pragma once
+
+#include <utility>  // before any Boost header: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "ufork/arbiter.hpp"
+
+namespace ufork::http {
+
+using request = boost::beast::http::request<boost::beast::http::string_body>;
+using response = boost::beast::http::response<boost::beast::http::string_body>;
+// Runs in a worker, on its io_context's thread. An exception becomes a 500.
+// Keep-alive, Content-Length and Connection are set by the server.
+using handler = std::function<response(const request&)>;
+
+struct server_options {
+  struct options pool;                          // the arbiter's options
+  std::size_t header_limit = 8 * 1024;          // larger headers: 431
+  std::size_t body_limit = 1024 * 1024;         // larger bodies: 413
+  // A request must arrive whole within this (a slowloris client is cut off).
+  std::chrono::milliseconds request_timeout{10'000};
+  // An idle keep-alive connection is closed after this.
+  std::chrono::milliseconds keepalive_timeout{15'000};
+  // One SO_REUSEPORT socket per worker instead of one shared socket.
+  bool reuseport = false;
+  int backlog = 4096;
+  // Called once with the arbiter, before it runs: add commands, keep a
+  // pointer for stop(), ...
+  std::function<void(arbiter&)> configure;
+  // Called in the arbiter with the bound address, e.g. "127.0.0.1:7777".
+  std::function<void(const std::string&)> on_listening;
+};
+
+// Binds `endpoint` ("HOST:PORT", "[::1]:PORT"; port 0 picks one), then runs
+// the pool until stopped; returns what arbiter::run() returns. Throws
+// ufork::error naming the address if it cannot be bound.
+int serve(handler h, const std::string& endpoint, server_options options = {});
+
+}  // namespace ufork::http

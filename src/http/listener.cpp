@@ -1,0 +1,67 @@
+#include "listener.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "ufork/error.hpp"
+
+namespace ufork::http {
+namespace {
+
+[[noreturn]] void fail(const std::string& endpoint, const std::string& what, int err) {
+  throw error(err, std::system_category(), "cannot listen on " + endpoint + ": " + what);
+}
+
+std::string describe(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+  ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+  return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+}
+
+}  // namespace
+
+bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog) {
+  auto colon = endpoint.rfind(':');
+  if (colon == std::string::npos || colon + 1 == endpoint.size())
+    fail(endpoint, "expected HOST:PORT", EINVAL);
+  std::string host = endpoint.substr(0, colon), port = endpoint.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535)
+    fail(endpoint, "bad port '" + port + "'", EINVAL);
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); rc != 0)
+    fail(endpoint, ::gai_strerror(rc), EINVAL);
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, ::freeaddrinfo);
+
+  sys::unique_fd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) fail(endpoint, "socket", errno);
+  int on = 1;
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (reuseport && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    fail(endpoint, "SO_REUSEPORT", errno);
+  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0) fail(endpoint, "bind", errno);
+  if (listen_now && ::listen(fd.get(), backlog) != 0) fail(endpoint, "listen", errno);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  (void)::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  return {std::move(fd), describe(ss)};
+}
+
+}  // namespace ufork::http

@@ -1,0 +1,20 @@
+// Listening sockets for the HTTP helper, made with plain syscalls in the
+// arbiter (no io_context may exist before fork).
+#pragma once
+
+#include <string>
+
+#include "sys/unique_fd.hpp"
+
+namespace ufork::http {
+
+struct bound {
+  sys::unique_fd fd;
+  std::string address;  // "127.0.0.1:7777", the port resolved
+};
+
+// Binds HOST:PORT; listens unless listen_now is false. Throws ufork::error
+// with the address in its message.
+bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog);
+
+}  // namespace ufork::http
