@@ -126,7 +126,9 @@ class worker_server {
       }
       request req = parser.release();
       response res = answer(req);
-      res.keep_alive(req.keep_alive() && !stopping_);
+      // worker_.stopping(): SIGTERM may have come while the handler ran,
+      // before the loop could see the stop fd.
+      res.keep_alive(req.keep_alive() && !stopping_ && !worker_.stopping());
       res.prepare_payload();
       bool keep = res.keep_alive();
       if (!co_await reply(s, std::move(res))) co_return;
@@ -192,8 +194,9 @@ int serve(handler h, const std::string& endpoint, server_options options) {
   std::string address = shared.address;
   int shared_fd = shared.fd.get();
 
-  hooks hk;
+  hooks hk = options.hooks;
   hk.post_fork = [&](worker& w) {
+    if (options.hooks.post_fork) options.hooks.post_fork(w);
     int fd = shared_fd;
     sys::unique_fd own;
     if (options.reuseport) {  // each worker its own queue; the arbiter's holds the port

@@ -35,6 +35,9 @@ struct server_options {
   // One SO_REUSEPORT socket per worker instead of one shared socket.
   bool reuseport = false;
   int backlog = 4096;
+  // Passed to the arbiter as they are, but post_fork, which (if set) runs in
+  // each worker before its server starts (open a database connection, ...).
+  struct hooks hooks;
   // Called once with the arbiter, before it runs: add commands, keep a
   // pointer for stop(), ...
   std::function<void(arbiter&)> configure;
