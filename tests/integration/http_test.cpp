@@ -246,6 +246,7 @@ TEST(http, keeps_serving_while_workers_are_killed_one_by_one) {
 TEST(http, reports_an_address_it_cannot_bind_once_to_the_caller) {
   auto first = http_pool({}, 1);
   int port = port_of(first);
+  first.wait_for("event ready");  // its signals are handled from here on
   for (const std::string& endpoint : {"127.0.0.1:" + std::to_string(port), std::string("nonsense"),
                                       std::string("127.0.0.1:99999"), std::string("256.1.1.1:80")}) {
     try {
