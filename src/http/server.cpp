@@ -103,7 +103,7 @@ class worker_server {
     beast::error_code ec;
     for (;;) {
       if (buffer.size() == 0) {  // idle: between requests
-        if (stopping_) co_return;
+        if (lingered_) co_return;
         s.idle = true;
         s.stream.expires_after(options_.keepalive_timeout);
         auto n = co_await s.stream.async_read_some(buffer.prepare(4096), asio::redirect_error(use_awaitable, ec));
@@ -169,9 +169,21 @@ class worker_server {
     }
     beast::error_code ignored;
     acceptor_.close(ignored);
-    for (auto& s : sessions_)
-      if (s.idle) s.stream.socket().close(ignored);
+    // A keep-alive client's next request may be on its way already (it
+    // sends it the moment it has an answer): closing its connection now
+    // would reset that request. So idle connections get a moment, any
+    // request in it is answered with Connection: close, and then the ones
+    // still idle are closed.
+    linger_.expires_after(stop_linger);
+    linger_.async_wait([this](beast::error_code) {
+      lingered_ = true;
+      beast::error_code ignored;
+      for (auto& s : sessions_)
+        if (s.idle) s.stream.socket().close(ignored);
+    });
   }
+
+  static constexpr std::chrono::milliseconds stop_linger{200};
 
   worker& worker_;
   const handler& handler_;
@@ -180,8 +192,10 @@ class worker_server {
   tcp::acceptor acceptor_;
   asio::posix::stream_descriptor stop_;
   asio::steady_timer beat_;
+  asio::steady_timer linger_{io_};
   std::list<session> sessions_;
   bool stopping_ = false;
+  bool lingered_ = false;
 };
 
 }  // namespace
@@ -192,18 +206,24 @@ int serve(handler h, const std::string& endpoint, server_options options) {
   bound shared = bind_endpoint(endpoint, options.reuseport, !options.reuseport, options.backlog);
   if (options.on_listening) options.on_listening(shared.address);
   std::string address = shared.address;
-  int shared_fd = shared.fd.get();
+  int shared_fd = shared.fd.get();  // the workers' copy: taken before any stop
 
   hooks hk = options.hooks;
+  // Once stopping, the arbiter lets go of the socket: when the last worker
+  // has drained its queue and closed it, new connections are refused at
+  // once instead of queueing where nobody will accept them.
+  hk.parent_pre_stop = [&] {
+    if (options.hooks.parent_pre_stop) options.hooks.parent_pre_stop();
+    shared.fd.reset();
+  };
   hk.post_fork = [&](worker& w) {
     if (options.hooks.post_fork) options.hooks.post_fork(w);
+    // The acceptor owns the worker's only copy: closing it at stop closes
+    // the worker's hold on the socket.
     int fd = shared_fd;
-    sys::unique_fd own;
-    if (options.reuseport) {  // each worker its own queue; the arbiter's holds the port
-      own = bind_endpoint(address, true, true, options.backlog).fd;
-      fd = own.get();
-    }
-    worker_server server(w, h, options, ::dup(fd));
+    if (options.reuseport)  // each worker its own queue; the arbiter's holds the port
+      fd = bind_endpoint(address, true, true, options.backlog).fd.release();
+    worker_server server(w, h, options, fd);
     server.run();
   };
   arbiter a(options.pool, hk);
