@@ -53,13 +53,18 @@ start_ufork() {  # $1: port, $2: extra flags
   ufork_pid=$!; wait_port "$1"
 }
 
-# wrk's "Requests/sec" and the p99 of its --latency distribution.
-measure() {  # $1: url, $2: connections
-  wrk -t2 -c"$2" -d"${secs}s" --latency "$1" > "$tmp/wrk.txt"
-  rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt")
-  p99=$(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt")
-  errors=$(grep -o 'Socket errors:.*' "$tmp/wrk.txt" || echo "Socket errors: none")
-  echo "$rps $p99 $errors"
+# wrk's "Requests/sec" and the p99 of its --latency distribution, appended
+# to $tmp/NAME-C.txt; the servers take turns, round after round, so a noisy
+# neighbour on a shared machine hits them all alike.
+measure() {  # $1: name, $2: url, $3: connections
+  wrk -t2 -c"$3" -d"${secs}s" --latency "$2" > "$tmp/wrk.txt"
+  errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
+  echo "$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt") $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt") $errors" \
+    >> "$tmp/$1-$3.txt"
+}
+median() {  # of column $2 in file $1 (p99s end in us/ms/s: normalised to ms)
+  awk -v c="$2" '{v = $c; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v}' "$1" \
+    | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
 }
 
 # Stop the server gracefully 2 s into a 5 s wrk run; wrk's read errors are
@@ -70,19 +75,27 @@ graceful() {  # $1: url, $2: pid, $3: signal
   grep -o 'Socket errors:.*' "$tmp/wrk-stop.txt" || echo "Socket errors: connect 0, read 0, write 0, timeout 0"
 }
 
-echo "| server | connections | requests/s | p99 | ratio to nginx | wrk errors |"
-echo "|---|---|---|---|---|---|"
+rounds=${ROUNDS:-3}
 start_nginx
 start_ufork 7802 ""
 start_ufork 7803 "--reuseport"
 ufork_reuseport_pid=$ufork_pid
 for c in 64 256; do
-  read -r n_rps n_p99 n_err <<<"$(measure http://127.0.0.1:7801/ $c)"
-  echo "| nginx | $c | $n_rps | $n_p99 | 1.00 | $n_err |"
-  for port in 7802 7803; do
-    read -r u_rps u_p99 u_err <<<"$(measure http://127.0.0.1:$port/ $c)"
-    name="ufork hello"; [ $port = 7803 ] && name="ufork hello --reuseport"
-    echo "| $name | $c | $u_rps | $u_p99 | $(awk -v a="$u_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a / b}') | $u_err |"
+  for r in $(seq "$rounds"); do
+    measure nginx http://127.0.0.1:7801/ $c
+    measure ufork http://127.0.0.1:7802/ $c
+    measure reuseport http://127.0.0.1:7803/ $c
+  done
+done
+echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | runs with socket errors |"
+echo "|---|---|---|---|---|---|"
+for c in 64 256; do
+  n=$(median "$tmp/nginx-$c.txt" 1)
+  for name in nginx ufork reuseport; do
+    f="$tmp/$name-$c.txt"
+    label=$name; [ $name = ufork ] && label="ufork hello"; [ $name = reuseport ] && label="ufork hello --reuseport"
+    rps=$(median "$f" 1)
+    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(awk '{s += $3} END {print s}' "$f") |"
   done
 done
 
