@@ -31,6 +31,15 @@ std::optional<control_client> control_client::connect(const std::string& path, s
 control_client::control_client(control_client&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), buffered_(std::move(other.buffered_)) {}
 
+control_client& control_client::operator=(control_client&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    buffered_ = std::move(other.buffered_);
+  }
+  return *this;
+}
+
 control_client::~control_client() {
   if (fd_ >= 0) ::close(fd_);
 }

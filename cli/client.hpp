@@ -12,6 +12,7 @@ class control_client {
   // Connects; empty with errno's text in `error` when nothing answers.
   static std::optional<control_client> connect(const std::string& path, std::string& error);
   control_client(control_client&& other) noexcept;
+  control_client& operator=(control_client&& other) noexcept;
   ~control_client();
 
   // Sends line and waits for one answer line; empty on EOF or timeout.

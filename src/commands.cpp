@@ -166,7 +166,8 @@ reply arbiter::impl::cmd_status(const args&) {
                  {"exited", s.counters.exited},
                  {"hung", s.counters.hung},
                  {"backoffs", s.counters.backoffs},
-                 {"spawn_errors", s.counters.spawn_errors}}}};
+                 {"spawn_errors", s.counters.spawn_errors},
+                 {"wakeups", s.counters.wakeups}}}};
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
       "backoffs {}",

@@ -86,7 +86,12 @@ console::console(reactor& loop, std::string history_file, line_fn on_line, words
   stifle_history(1000);
   if (!history_.empty()) (void)read_history(history_.c_str());
   rl_callback_handler_install(prompt, on_line_cb);
-  token_ = loop_.add(STDIN_FILENO, EPOLLIN, [this](std::uint32_t) { on_input(); });
+  token_ = loop_.add(STDIN_FILENO, EPOLLIN, [this](std::uint32_t events) {
+    // The terminal hung up (its window closed): stdin would stay readable
+    // forever, and the loop would spin. The pool goes on without a prompt.
+    if (events & (EPOLLHUP | EPOLLERR)) return close();
+    on_input();
+  });
   open_ = true;
 }
 

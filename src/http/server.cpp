@@ -188,7 +188,8 @@ class worker_server {
   worker& worker_;
   const handler& handler_;
   const server_options& options_;
-  asio::io_context io_{1};
+  // One thread only: no locking in the scheduler and the reactor.
+  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
   tcp::acceptor acceptor_;
   asio::posix::stream_descriptor stop_;
   asio::steady_timer beat_;

@@ -300,7 +300,7 @@ class pty_pool {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
-    ::close(master_);
+    if (master_ >= 0) ::close(master_);
   }
   void type(const std::string& keys) { (void)!::write(master_, keys.data(), keys.size()); }
   // Reads until `text` has appeared after the last match.
@@ -321,6 +321,10 @@ class pty_pool {
     }
     ADD_FAILURE() << "no '" << text << "' on the terminal; it shows:\n" << screen_.substr(mark_);
     return false;
+  }
+  void hang_up() {
+    ::close(master_);
+    master_ = -1;
   }
   int wait_exit() {
     int status = 0;
@@ -383,6 +387,37 @@ TEST(console, ctrl_d_closes_the_prompt_and_the_pool_keeps_running) {
   pool.type("\x03");  // the terminal's Ctrl-C still reaches the arbiter
   ASSERT_TRUE(pool.wait_for("all workers stopped"));
   ASSERT_TRUE(pool.wait_for("terminal restored"));
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+}  // namespace
+}  // namespace ufork::test
+
+namespace ufork::test {
+namespace {
+
+TEST(console, a_terminal_that_hangs_up_closes_the_prompt_without_spinning) {
+  auto path = temp_socket("hangup");
+  pty_pool pool([path] {
+    auto o = control_options(path, 1);
+    o.sink = make_fd_sink(STDOUT_FILENO);
+    o.history_file = "/dev/null";
+    return arbiter(o, {}).run();
+  });
+  ASSERT_TRUE(pool.wait_for("ufork>> "));
+  pool.hang_up();
+  std::string error;
+  std::optional<control_client> c;
+  for (auto deadline = std::chrono::steady_clock::now() + 20s; !c && std::chrono::steady_clock::now() < deadline;) {
+    c = control_client::connect(path, error);
+    if (!c) ::poll(nullptr, 0, 10);  // the socket appears once the arbiter runs
+  }
+  ASSERT_TRUE(c) << error;
+  auto before = ask(*c, "status")["data"]["counters"]["wakeups"].get<std::uint64_t>();
+  ::poll(nullptr, 0, 500);  // not a synchronisation: an interval to count wake-ups over
+  auto after = ask(*c, "status")["data"]["counters"]["wakeups"].get<std::uint64_t>();
+  EXPECT_LT(after - before, 50u) << "the loop spins on a hung-up terminal";
+  EXPECT_TRUE(ask(*c, "stop")["ok"]);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
