@@ -18,9 +18,16 @@ struct hello_options {
   double timeout_seconds = 10;
   std::string control;
   bool reuseport = false;
+  bool daemon = false;
+  std::string pidfile;
+  std::string log;            // a rotated file set
+  std::size_t log_max_size = 8 * 1024 * 1024;
+  std::size_t log_files = 8;
+  bool log_json = false;
+  bool syslog = false;
 };
 
-int run_hello(const hello_options& o);
+int run_hello(hello_options o);
 int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json);
 int run_console(const std::string& socket);
 

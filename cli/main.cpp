@@ -19,6 +19,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
   hello->add_option("--control,-c", hello_opts.control, "a control socket for ufork ctl / ufork console");
   hello->add_flag("--reuseport", hello_opts.reuseport, "one SO_REUSEPORT socket per worker");
+  hello->add_flag("--daemon,-d", hello_opts.daemon, "detach; exit 0 once the server answers, 1 with the error");
+  hello->add_option("--pidfile", hello_opts.pidfile, "write and lock a pidfile");
+  hello->add_option("--log", hello_opts.log, "log every line to this size-rotated file set");
+  hello->add_option("--log-max-size", hello_opts.log_max_size, "bytes per log file")->check(CLI::PositiveNumber)->capture_default_str();
+  hello->add_option("--log-files", hello_opts.log_files, "log files kept")->check(CLI::Range(1, 1000))->capture_default_str();
+  hello->add_flag("--log-json", hello_opts.log_json, "log JSON lines: time, worker, pid, stream, line");
+  hello->add_flag("--syslog", hello_opts.syslog, "log to syslog too");
 
   std::string socket;
   std::vector<std::string> words;

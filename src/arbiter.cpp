@@ -59,7 +59,10 @@ T must(sys::result<T> r, const char* what) {
 arbiter::impl::impl(options opts, hooks h)
     : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes), buf_(256 * 1024) {
   validate(opts_);
+  default_sink_ = !opts_.sink;
   if (!opts_.sink) opts_.sink = make_fd_sink(STDOUT_FILENO);
+  if (opts_.capture_output && default_sink_)
+    throw std::invalid_argument("ufork: capture_output needs a sink that does not write to stdout");
   size_ = opts_.workers;
   slots_.resize(static_cast<std::size_t>(size_));
 
@@ -202,6 +205,7 @@ struct status arbiter::impl::snapshot() const {
     std::sort(s.workers.begin(), s.workers.end(),
               [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
     s.counters = counters_;
+    s.counters.log_lost = opts_.sink->lost();
     s.dead.assign(dead_.begin(), dead_.end());
     if (auto at = next_deadline(now); at != clock::time_point{})
       s.next_wakeup = std::max(at - now, clock::duration::zero());
@@ -268,6 +272,7 @@ int arbiter::impl::run_loop(bool own_signals) {
         loop_, opts_.control_path, opts_.max_control_clients,
         [this](std::string_view line) { return answer_line(execute(line)); },
         [this](const std::string& msg) { log_text(msg); });
+  if (opts_.capture_output) capture_own_output();
   if (own_signals && opts_.console && console::available()) open_console();
   log("arbiter pid {}: {} workers, timeout {} ms{}", ::getpid(), size_, opts_.timeout.count(),
       control_ ? ", control socket " + opts_.control_path : std::string());
@@ -327,6 +332,10 @@ struct status arbiter::status() const { return impl_->snapshot(); }
 
 void arbiter::add_command(std::string name, std::string help, command_handler handler) {
   impl_->call([&] { impl_->add_command(std::move(name), std::move(help), std::move(handler)); });
+}
+
+void arbiter::log(std::string_view text) {
+  impl_->call([&] { impl_->log_text(std::string(text)); });
 }
 
 reply arbiter::execute(std::string_view line) {

@@ -87,6 +87,7 @@ class arbiter::impl {
   reply execute(std::string_view line);  // on the loop's thread
   void add_command(std::string name, std::string help, command_handler handler);
   std::vector<std::string> command_names() const;
+  void log_text(const std::string& text);
 
   // Runs f on the loop's thread and returns its result; runs it here when no
   // loop is running or this is the loop's thread.
@@ -108,7 +109,6 @@ class arbiter::impl {
   void log(fmt::format_string<Args...> f, Args&&... args) {
     log_text(fmt::format(f, std::forward<Args>(args)...));
   }
-  void log_text(const std::string& text);
   void open_console();
   void on_console_line(const std::string& line);
   std::vector<std::string> completions(const std::string& line_so_far) const;
@@ -135,6 +135,7 @@ class arbiter::impl {
   reply cmd_kill(const args&);
   reply cmd_restart(const args&);
   reply cmd_reload(const args&);
+  reply cmd_reopen(const args&);
   reply cmd_stop(const args&);
   process* slot_process(const args& a, std::string& error);
 
@@ -160,9 +161,10 @@ class arbiter::impl {
 
   // output.cpp
   void watch_output(process& p, output& o, enum stream s);
-  bool on_output(process& p, output& o, enum stream s);
+  bool on_output(int slot, pid_t pid, output& o, enum stream s);
   void drain_output(process& p);
-  void close_output(process& p, output& o, enum stream s);
+  void close_output(int slot, pid_t pid, output& o, enum stream s);
+  void capture_own_output();
 
   options opts_;
   hooks hooks_;
@@ -196,6 +198,8 @@ class arbiter::impl {
   std::vector<std::function<void()>> posted_;
 
   std::unique_ptr<control_server> control_;
+  std::unique_ptr<output> own_output_;  // capture_output
+  bool default_sink_ = false;
   std::unique_ptr<console> console_;
 
   // run()'s own signal handling.

@@ -98,6 +98,7 @@ const std::vector<arbiter::impl::builtin>& arbiter::impl::builtins() {
       {"kill", "ID [SIGNAL]", "send a signal (default TERM) to worker ID", &impl::cmd_kill},
       {"restart", "ID", "replace worker ID, the new one ready before the old one stops", &impl::cmd_restart},
       {"reload", "", "replace every worker that way, one at a time", &impl::cmd_reload},
+      {"reopen", "", "reopen the log files (as SIGUSR1; for logrotate)", &impl::cmd_reopen},
       {"stop", "", "stop the pool gracefully", &impl::cmd_stop},
   };
   return table;
@@ -167,12 +168,14 @@ reply arbiter::impl::cmd_status(const args&) {
                  {"hung", s.counters.hung},
                  {"backoffs", s.counters.backoffs},
                  {"spawn_errors", s.counters.spawn_errors},
-                 {"wakeups", s.counters.wakeups}}}};
+                 {"wakeups", s.counters.wakeups},
+                 {"log_lost", s.counters.log_lost}}}};
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
-      "backoffs {}",
+      "backoffs {}{}",
       ::getpid(), secs(up), s.size, s.stopping ? " (stopping)" : "", by_state["ready"], by_state["starting"],
-      by_state["stopping"], s.counters.spawned, s.counters.exited, s.counters.hung, s.counters.backoffs);
+      by_state["stopping"], s.counters.spawned, s.counters.exited, s.counters.hung, s.counters.backoffs,
+      s.counters.log_lost ? fmt::format("; {} log lines lost", s.counters.log_lost) : std::string());
   return ok(text, data);
 }
 
@@ -320,6 +323,11 @@ reply arbiter::impl::cmd_reload(const args& a) {
   for (int i = 0; i < size_; ++i) all.push_back(i);
   if (auto why = start_reload(all); !why.empty()) return fail(why);
   return ok(fmt::format("reloading {} workers, one at a time", all.size()), json{{"reloading", all}});
+}
+
+reply arbiter::impl::cmd_reopen(const args&) {
+  opts_.sink->reopen();
+  return ok("log files reopened", json{{"reopened", true}});
 }
 
 reply arbiter::impl::cmd_stop(const args&) {

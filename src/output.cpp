@@ -5,6 +5,11 @@
 
 #include "arbiter_impl.hpp"
 #include "sys/sys.hpp"
+#include "ufork/error.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace ufork {
 
@@ -12,20 +17,20 @@ void arbiter::impl::watch_output(process& p, output& o, enum stream s) {
   pid_t pid = p.pid;
   o.token = loop_.add(o.fd.get(), EPOLLIN, [this, pid, &o, s](std::uint32_t) {
     auto it = procs_.find(pid);
-    if (it != procs_.end()) (void)on_output(*it->second, o, s);
+    if (it != procs_.end()) (void)on_output(it->second->slot, pid, o, s);
   });
 }
 
 // One read; closes the stream at EOF or on an error. Returns whether the
 // pipe may hold more.
-bool arbiter::impl::on_output(process& p, output& o, enum stream s) {
+bool arbiter::impl::on_output(int slot, pid_t pid, output& o, enum stream s) {
   auto n = sys::read(o.fd.get(), buf_.data(), buf_.size());
   if (!n && sys::would_block(n.error())) return false;
   if (!n || n.value() == 0) {
-    close_output(p, o, s);
+    close_output(slot, pid, o, s);
     return false;
   }
-  auto emit = [&](std::string_view line) { opts_.sink->write({p.slot, p.pid, s, line}); };
+  auto emit = [&](std::string_view line) { opts_.sink->write({slot, pid, s, line}); };
   o.lines.feed(std::string_view(buf_.data(), n.value()), emit);
   return true;
 }
@@ -34,17 +39,36 @@ bool arbiter::impl::on_output(process& p, output& o, enum stream s) {
 // its leftover children might still write is cut off (they die with it).
 void arbiter::impl::drain_output(process& p) {
   for (auto [o, s] : {std::pair{&p.out, stream::out}, std::pair{&p.err, stream::err}}) {
-    while (on_output(p, *o, s)) {
+    while (on_output(p.slot, p.pid, *o, s)) {
     }
-    close_output(p, *o, s);
+    close_output(p.slot, p.pid, *o, s);
   }
 }
 
-void arbiter::impl::close_output(process& p, output& o, enum stream s) {
+void arbiter::impl::close_output(int slot, pid_t pid, output& o, enum stream s) {
   if (!o.fd) return;
-  o.lines.finish([&](std::string_view line) { opts_.sink->write({p.slot, p.pid, s, line}); });
+  o.lines.finish([&](std::string_view line) { opts_.sink->write({slot, pid, s, line}); });
   loop_.remove(o.token);
   o.fd.reset();
+}
+
+}  // namespace ufork
+
+namespace ufork {
+
+// Daemon mode: what the arbiter process itself writes to fd 1 and 2 (a
+// library's warning, an uncaught exception's message) becomes log lines too.
+void arbiter::impl::capture_own_output() {
+  auto ends = sys::make_pipe(0);
+  if (!ends) throw error(ends.error(), "pipe(capture_output)");
+  std::fflush(nullptr);
+  if (::dup2(ends->write.get(), STDOUT_FILENO) < 0 || ::dup2(ends->write.get(), STDERR_FILENO) < 0)
+    throw_errno("dup2(capture_output)");
+  own_output_ = std::make_unique<output>(opts_.max_line);
+  own_output_->fd = std::move(ends->read);
+  own_output_->token = loop_.add(own_output_->fd.get(), EPOLLIN, [this](std::uint32_t) {
+    (void)on_output(-1, ::getpid(), *own_output_, stream::arbiter);
+  });
 }
 
 }  // namespace ufork

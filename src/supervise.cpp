@@ -89,6 +89,7 @@ process* arbiter::impl::spawn(int slot, clock::time_point now) {
     return fail("pipe2", err.error());
   }
   std::vector<int> own = loop_.fds();
+  own.insert(own.end(), opts_.private_fds.begin(), opts_.private_fds.end());
   own.push_back(out->read.get());
   own.push_back(err->read.get());
   auto close_runs = runs(std::move(own));

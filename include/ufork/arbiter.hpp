@@ -71,6 +71,7 @@ struct counters {
   std::uint64_t backoffs = 0;     // restarts delayed by the slot's backoff
   std::uint64_t spawn_errors = 0; // fork, pipe or pidfd_open failures
   std::uint64_t wakeups = 0;      // event-loop iterations (idle cost)
+  std::uint64_t log_lost = 0;     // lines the sink could not write
 };
 
 struct status {
@@ -136,6 +137,9 @@ class arbiter {
   void resize(int workers);
   // A snapshot; safe from any thread.
   struct status status() const;
+
+  // Writes a line to the pool's sink, as the arbiter's own; safe from any thread.
+  void log(std::string_view text);
 
   // Registers a command for the prompt, the control socket and execute().
   // Call before run()/start(), or from a hook. Throws std::invalid_argument

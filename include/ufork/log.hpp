@@ -4,7 +4,11 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 #include <memory>
 #include <string_view>
 
@@ -30,7 +34,32 @@ class log_sink {
   virtual void flush() {}
   // SIGUSR1: a sink that owns a file reopens it (for logrotate).
   virtual void reopen() {}
+  // Lines it could not write (a full disk, an unwritable file), so far.
+  virtual std::uint64_t lost() const { return 0; }
 };
+
+enum class log_format { plain, json };
+
+// "2026-11-25T21:40:00.123Z [worker 3 pid 4312] text", or one JSON object
+// {"time","worker","pid","stream","line"} per line.
+std::string format_line(const log_line& line, log_format format);
+
+struct file_sink_options {
+  std::string path;
+  std::size_t max_size = 8 * 1024 * 1024;  // rotate past this many bytes
+  std::size_t files = 8;                   // PATH, PATH.1 ... kept in all
+  log_format format = log_format::plain;
+};
+
+// A size-rotated file set (uFork's default: 8 files of 8 MiB). Throws
+// ufork::error if the file cannot be opened; later failures (a full disk)
+// are counted in lost() and retried once a second. reopen() opens PATH
+// again, for logrotate. Not for workers: the arbiter's thread only.
+std::shared_ptr<log_sink> make_file_sink(const file_sink_options& options);
+// syslog(3), facility LOG_DAEMON, as `ident`.
+std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format format = log_format::plain);
+// Every line to each of sinks.
+std::shared_ptr<log_sink> make_tee_sink(std::vector<std::shared_ptr<log_sink>> sinks);
 
 // Writes "[worker 3 pid 4312] text" (stdout), "[worker 3 pid 4312 err] text"
 // (stderr) and "[ufork] text" (the arbiter) to fd, buffered until flush().

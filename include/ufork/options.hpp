@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ufork/log.hpp"
 
@@ -61,6 +62,13 @@ struct options {
   std::string control_path;
   // Control connections open at once; more are refused.
   int max_control_clients = 64;
+  // The arbiter's own stdout and stderr into a pipe read by the loop, so what
+  // the process itself prints reaches the sink as well (daemon mode). Needs
+  // a sink that does not write to stdout.
+  bool capture_output = false;
+  // fds the arbiter holds that no worker may inherit (a pidfile's, the
+  // launcher's pipe). Not owned.
+  std::vector<int> private_fds;
 };
 
 // run() and wait() return 0 after a requested stop, and this when the pool

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ufork/arbiter.hpp"
+#include "ufork/daemon.hpp"
 #include "ufork/error.hpp"
 #include "ufork/log.hpp"
 #include "ufork/options.hpp"

@@ -228,6 +228,7 @@ int serve(handler h, const std::string& endpoint, server_options options) {
     server.run();
   };
   arbiter a(options.pool, hk);
+  a.log("listening on http://" + address + "/");
   if (options.configure) options.configure(a);
   return a.run();
 }

@@ -1,0 +1,154 @@
+// The daemon's sinks: a size-rotated file set and syslog, on spdlog used
+// synchronously (the arbiter forks: no logger threads), in plain or JSON-lines
+// format. A write that fails (a full disk) is counted, never thrown, and the
+// file is tried again a second later.
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <syslog.h>
+
+#include <chrono>
+
+#include "ufork/error.hpp"
+#include "ufork/log.hpp"
+
+namespace ufork {
+
+std::string format_line(const log_line& line, log_format format) {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  if (format == log_format::json) {
+    const char* s = line.stream == stream::out ? "out" : line.stream == stream::err ? "err" : "arbiter";
+    nlohmann::json j{{"time", fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", fmt::gmtime(now), ms)},
+                     {"worker", line.worker >= 0 ? nlohmann::json(line.worker) : nlohmann::json(nullptr)},
+                     {"pid", line.pid},
+                     {"stream", s},
+                     {"line", line.text}};
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z {}{}", fmt::gmtime(now), ms, format_prefix(line), line.text);
+}
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Shared by both sinks: an spdlog sink made (and made again) by make_, lines
+// counted as lost while it cannot write.
+class spdlog_sink : public log_sink {
+ public:
+  using factory = std::function<std::shared_ptr<spdlog::sinks::sink>()>;
+  spdlog_sink(factory make, log_format format) : make_(std::move(make)), format_(format) {
+    try {
+      sink_ = make_();
+    } catch (const spdlog::spdlog_ex& e) {
+      throw error(std::make_error_code(std::errc::io_error), std::string("log: ") + e.what());
+    }
+    sink_->set_pattern("%v");
+  }
+
+  void write(const log_line& line) override {
+    if (!sink_ && !retry()) {
+      ++lost_;
+      return;
+    }
+    std::string text = format_line(line, format_);
+    try {
+      sink_->log(spdlog::details::log_msg(spdlog::string_view_t{}, spdlog::level::info, text));
+      ++pending_;
+    } catch (const spdlog::spdlog_ex&) {
+      broken();
+      ++lost_;
+    }
+  }
+
+  void flush() override {
+    if (!sink_) return;
+    try {
+      sink_->flush();
+      pending_ = 0;
+    } catch (const spdlog::spdlog_ex&) {
+      broken();
+    }
+  }
+
+  void reopen() override {
+    flush();
+    sink_.reset();  // closes the file; the next line opens it by name again
+    retry_at_ = {};
+    (void)retry();
+  }
+
+  std::uint64_t lost() const override { return lost_; }
+
+ private:
+  void broken() {
+    lost_ += pending_;  // buffered lines that never reached the file
+    pending_ = 0;
+    sink_.reset();
+    retry_at_ = clock::now() + std::chrono::seconds(1);
+  }
+
+  bool retry() {
+    if (clock::now() < retry_at_) return false;
+    try {
+      sink_ = make_();
+      sink_->set_pattern("%v");
+      return true;
+    } catch (const spdlog::spdlog_ex&) {
+      retry_at_ = clock::now() + std::chrono::seconds(1);
+      return false;
+    }
+  }
+
+  factory make_;
+  log_format format_;
+  std::shared_ptr<spdlog::sinks::sink> sink_;
+  std::uint64_t pending_ = 0, lost_ = 0;
+  clock::time_point retry_at_{};
+};
+
+class tee_sink final : public log_sink {
+ public:
+  explicit tee_sink(std::vector<std::shared_ptr<log_sink>> sinks) : sinks_(std::move(sinks)) {}
+  void write(const log_line& line) override {
+    for (auto& s : sinks_) s->write(line);
+  }
+  void flush() override {
+    for (auto& s : sinks_) s->flush();
+  }
+  void reopen() override {
+    for (auto& s : sinks_) s->reopen();
+  }
+  std::uint64_t lost() const override {
+    std::uint64_t n = 0;
+    for (const auto& s : sinks_) n += s->lost();
+    return n;
+  }
+
+ private:
+  std::vector<std::shared_ptr<log_sink>> sinks_;
+};
+
+}  // namespace
+
+std::shared_ptr<log_sink> make_file_sink(const file_sink_options& o) {
+  if (o.files < 1 || o.max_size < 1) throw std::invalid_argument("ufork: a log file set needs files >= 1 and max_size >= 1");
+  auto make = [o] {
+    return std::make_shared<spdlog::sinks::rotating_file_sink_st>(o.path, o.max_size, o.files - 1);
+  };
+  return std::make_shared<spdlog_sink>(make, o.format);
+}
+
+std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format format) {
+  auto make = [ident] { return std::make_shared<spdlog::sinks::syslog_sink_st>(ident, LOG_PID, LOG_DAEMON, false); };
+  return std::make_shared<spdlog_sink>(make, format);
+}
+
+std::shared_ptr<log_sink> make_tee_sink(std::vector<std::shared_ptr<log_sink>> sinks) {
+  return std::make_shared<tee_sink>(std::move(sinks));
+}
+
+}  // namespace ufork

@@ -1,0 +1,218 @@
+// Daemon mode and the log pipeline: `ufork hello --daemon` as a user runs it,
+// and the file sink on its own.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "client.hpp"
+#include "harness.hpp"
+
+namespace ufork::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct run_result {
+  int code;
+  std::string out;
+};
+
+run_result run_ufork(std::vector<std::string> args) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {-1, ""};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    std::vector<char*> argv{const_cast<char*>(UFORK_CLI_PATH)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(UFORK_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  // The launcher's output ends when it exits; the daemon's fds are /dev/null.
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// Waits until the file holds a match for re; returns the first group.
+std::string wait_in_file(const fs::path& p, const std::string& re, std::chrono::milliseconds timeout = 20s) {
+  std::regex pattern(re);
+  for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;) {
+    std::string text = slurp(p);
+    std::smatch m;
+    if (std::regex_search(text, m, pattern)) return m.size() > 1 ? m[1].str() : m[0].str();
+    ::poll(nullptr, 0, 20);  // a file has no event to wait on; the deadline bounds this
+  }
+  ADD_FAILURE() << "no /" << re << "/ in " << p << ":\n" << slurp(p);
+  return {};
+}
+
+class daemon_dir : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("ufork-daemon-test-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(daemon_dir, starts_reports_ready_logs_reopens_and_stops_through_its_pidfile) {
+  auto log = dir_ / "hello.log", pidfile = dir_ / "hello.pid", sock = dir_ / "hello.sock";
+  auto started = run_ufork({"hello", "--daemon", "--workers", "2", "--bind", "127.0.0.1:0", "--pidfile",
+                            pidfile.string(), "--log", log.string(), "--control", sock.string()});
+  ASSERT_EQ(started.code, 0) << started.out;
+  pid_t pid = static_cast<pid_t>(std::stoi(slurp(pidfile)));
+  // Whatever fails below, the daemon (adopted by this subreaper) goes.
+  std::unique_ptr<void, std::function<void(void*)>> cleanup(reinterpret_cast<void*>(1), [pid](void*) {
+    if (!gone(pid)) {
+      ::kill(pid, SIGKILL);
+      (void)reap(pid, 10s);
+    }
+  });
+  EXPECT_NE(started.out.find("daemon pid " + std::to_string(pid) + " ready"), std::string::npos) << started.out;
+
+  // The arbiter's own stdout reached the log, and its port.
+  wait_in_file(log, "\\[ufork\\] ufork hello: ready, 2 workers");
+  std::string port = wait_in_file(log, "listening on http://127\\.0\\.0\\.1:(\\d+)/");
+  ASSERT_FALSE(port.empty());
+  std::string error;
+  auto ctl = cli::control_client::connect(sock.string(), error);
+  ASSERT_TRUE(ctl) << error;
+
+  // A second daemon with the same pidfile is refused while this one lives.
+  auto second = run_ufork({"hello", "--daemon", "--bind", "127.0.0.1:0", "--pidfile", pidfile.string(), "--log",
+                           (dir_ / "second.log").string()});
+  EXPECT_EQ(second.code, 1);
+  EXPECT_NE(second.out.find("is held by running pid " + std::to_string(pid)), std::string::npos) << second.out;
+
+  // A worker's stderr reaches the file: its stack trace, after a SIGABRT.
+  ASSERT_TRUE(ctl->request("kill 0 ABRT", 10s));
+  wait_in_file(log, "\\[worker 0 pid \\d+ err\\] ufork: SIGABRT in worker; stack:");
+
+  // logrotate: rename, SIGUSR1, and the next lines go to a new file.
+  fs::rename(log, dir_ / "hello.log.old");
+  ASSERT_EQ(::kill(pid, SIGUSR1), 0);
+  ASSERT_TRUE(ctl->request("kill 1 KILL", 10s));
+  wait_in_file(log, "kill: SIGKILL to worker 1");
+
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  EXPECT_TRUE(reap(pid, 20s)) << "the daemon did not stop";
+  EXPECT_FALSE(fs::exists(pidfile)) << "the pidfile outlived the daemon";
+  wait_in_file(log, "all workers stopped");
+}
+
+TEST_F(daemon_dir, the_launcher_reports_why_a_daemon_could_not_start) {
+  // A port in use: a listening socket of this test's own.
+  int busy = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(busy, 1), 0);
+  ::getsockname(busy, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string endpoint = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto in_use = run_ufork({"hello", "--daemon", "--bind", endpoint, "--log", (dir_ / "a.log").string()});
+  EXPECT_EQ(in_use.code, 1);
+  EXPECT_NE(in_use.out.find("cannot listen on " + endpoint + ": bind: Address already in use"), std::string::npos)
+      << in_use.out;
+  ::close(busy);
+
+  auto bad_log = run_ufork({"hello", "--daemon", "--bind", "127.0.0.1:0", "--log", "/proc/no/such/dir/x.log"});
+  EXPECT_EQ(bad_log.code, 1);
+  EXPECT_NE(bad_log.out.find("log: Failed opening file /proc/no/such/dir/x.log"), std::string::npos) << bad_log.out;
+
+  auto no_log = run_ufork({"hello", "--daemon", "--bind", "127.0.0.1:0"});
+  EXPECT_EQ(no_log.code, 2);
+  EXPECT_NE(no_log.out.find("--daemon needs --log"), std::string::npos) << no_log.out;
+}
+
+std::vector<fs::path> log_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST_F(daemon_dir, a_rotated_file_set_keeps_exactly_its_files_and_the_newest_lines_in_order) {
+  auto sink = make_file_sink({(dir_ / "pool.log").string(), 2048, 3, log_format::plain});
+  const int lines = 2000;
+  for (int i = 0; i < lines; ++i) {
+    std::string text = "line " + std::to_string(i);
+    sink->write({i % 4, 100 + i % 4, stream::out, text});
+    if (i % 100 == 0) sink->flush();
+  }
+  sink->flush();
+  auto files = log_files(dir_);
+  ASSERT_EQ(files.size(), 3u);
+  // Oldest file first: the numbers run on without a gap up to the last one.
+  std::vector<int> seen;
+  for (const char* name : {"pool.2.log", "pool.1.log", "pool.log"}) {
+    ASSERT_TRUE(fs::exists(dir_ / name)) << name;
+    EXPECT_LE(fs::file_size(dir_ / name), 2048u + 100u);
+    std::ifstream f(dir_ / name);
+    for (std::string l; std::getline(f, l);) seen.push_back(std::stoi(l.substr(l.rfind(' ') + 1)));
+  }
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), lines - 1);
+  for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_EQ(seen[i], seen[i - 1] + 1) << "a gap in the log";
+  EXPECT_EQ(sink->lost(), 0u);
+}
+
+TEST_F(daemon_dir, a_full_disk_loses_lines_counted_never_thrown) {
+  auto sink = make_file_sink({"/dev/full", 1 << 30, 1, log_format::plain});
+  for (int i = 0; i < 100; ++i) sink->write({0, 1, stream::out, "a line for a full disk"});
+  EXPECT_NO_THROW(sink->flush());
+  EXPECT_EQ(sink->lost(), 100u);
+  sink->write({0, 1, stream::out, "and one more"});  // within the second: not retried yet
+  EXPECT_EQ(sink->lost(), 101u);
+}
+
+TEST_F(daemon_dir, json_lines_carry_time_worker_pid_stream_and_line) {
+  auto path = dir_ / "pool.json";
+  auto sink = make_file_sink({path.string(), 1 << 20, 2, log_format::json});
+  sink->write({3, 4312, stream::err, "bad \xff byte and \"quotes\""});
+  sink->write({-1, 1, stream::arbiter, "from the arbiter"});
+  sink->flush();
+  std::ifstream f(path);
+  std::string first, second;
+  std::getline(f, first);
+  std::getline(f, second);
+  auto a = nlohmann::json::parse(first), b = nlohmann::json::parse(second);
+  EXPECT_EQ(a["worker"], 3);
+  EXPECT_EQ(a["pid"], 4312);
+  EXPECT_EQ(a["stream"], "err");
+  EXPECT_NE(a["line"].get<std::string>().find("quotes"), std::string::npos);
+  EXPECT_TRUE(a["time"].is_string());
+  EXPECT_TRUE(b["worker"].is_null());
+  EXPECT_EQ(b["stream"], "arbiter");
+}
+
+}  // namespace
+}  // namespace ufork::test
