@@ -158,7 +158,7 @@ TEST(control, bad_clients_never_hurt_the_arbiter) {
     return fd;
   };
   (void)!::write(raw_connect(), "stat", 4);
-  for (int i = 0; i < 200; ++i) raw_connect();
+  for (int i = 0; i < 1000; ++i) raw_connect();  // 1,000 at once: the cap, then refusals
   int greedy = raw_connect();
   std::string flood;
   for (int i = 0; i < 20000; ++i) flood += "metrics\n";
@@ -418,6 +418,36 @@ TEST(console, a_terminal_that_hangs_up_closes_the_prompt_without_spinning) {
   auto after = ask(*c, "status")["data"]["counters"]["wakeups"].get<std::uint64_t>();
   EXPECT_LT(after - before, 50u) << "the loop spins on a hung-up terminal";
   EXPECT_TRUE(ask(*c, "stop")["ok"]);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+}  // namespace
+}  // namespace ufork::test
+
+namespace ufork::test {
+namespace {
+
+TEST(console, ufork_console_gives_the_prompt_of_a_running_arbiter) {
+  auto path = temp_socket("remote");
+  auto pool = control_pool(path);
+  pool.wait_count("event ready", 2);
+  pty_pool remote([path] {
+    std::string socket = path;
+    char* argv[] = {const_cast<char*>(UFORK_CLI_PATH), const_cast<char*>("console"), const_cast<char*>("--socket"),
+                    socket.data(), nullptr};
+    ::execv(UFORK_CLI_PATH, argv);
+    return 127;
+  });
+  ASSERT_TRUE(remote.wait_for("ufork>> "));
+  remote.type("status\r");
+  ASSERT_TRUE(remote.wait_for("size 2: 2 ready"));
+  remote.type("greet console\r");
+  ASSERT_TRUE(remote.wait_for("hello console"));
+  remote.type("\x04");  // Ctrl-D: leaves; the pool keeps running
+  EXPECT_EQ(remote.wait_exit(), 0);
+  auto c = connect_or_fail(path);
+  EXPECT_TRUE(ask(c, "status")["ok"]);
+  pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 

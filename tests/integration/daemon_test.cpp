@@ -82,8 +82,9 @@ class daemon_dir : public testing::Test {
   fs::path dir_;
 };
 
-TEST_F(daemon_dir, starts_reports_ready_logs_reopens_and_stops_through_its_pidfile) {
+TEST_F(daemon_dir, takes_over_a_stale_pidfile_reports_ready_logs_reopens_and_stops) {
   auto log = dir_ / "hello.log", pidfile = dir_ / "hello.pid", sock = dir_ / "hello.sock";
+  std::ofstream(pidfile) << "99999\n";  // stale: left by a crash, nobody holds its lock
   auto started = run_ufork({"hello", "--daemon", "--workers", "2", "--bind", "127.0.0.1:0", "--pidfile",
                             pidfile.string(), "--log", log.string(), "--control", sock.string()});
   ASSERT_EQ(started.code, 0) << started.out;
