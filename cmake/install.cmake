@@ -7,6 +7,16 @@ install(TARGETS ufork EXPORT ufork-targets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY include/ufork DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT ufork-targets NAMESPACE ufork:: DESTINATION ${UFORK_CMAKE_DIR})
+if(UFORK_HTTP)
+  # Its own export set: only `COMPONENTS http` asks the consumer for Boost.
+  set_target_properties(ufork_http PROPERTIES EXPORT_NAME http)
+  install(TARGETS ufork_http EXPORT ufork-http-targets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT ufork-http-targets NAMESPACE ufork:: DESTINATION ${UFORK_CMAKE_DIR})
+  configure_file(cmake/ufork-http.pc.in ${PROJECT_BINARY_DIR}/ufork-http.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/ufork-http.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()
 export(EXPORT ufork-targets NAMESPACE ufork:: FILE ${PROJECT_BINARY_DIR}/ufork-targets.cmake)
 
 configure_package_config_file(cmake/uforkConfig.cmake.in ${PROJECT_BINARY_DIR}/uforkConfig.cmake

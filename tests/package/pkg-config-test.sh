@@ -6,3 +6,5 @@ shift 3  # the rest: extra compiler flags (the sanitizers of the build under tes
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 c++ "$@" -o "$out" "$src/main.cpp" $(pkg-config --cflags --libs ufork)
 "$out"
+c++ "$@" -o "$out-http" "$src/http.cpp" $(pkg-config --cflags --libs ufork-http)
+"$out-http"
