@@ -228,33 +228,7 @@ TEST(control, replaces_a_stale_socket_and_refuses_a_live_one) {
 }
 
 // `ufork ctl`, as a user runs it: its output and exit codes.
-struct cli_result {
-  int code;
-  std::string out;
-};
-
-cli_result run_cli(std::vector<std::string> args) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {-1, ""};
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
-    std::vector<char*> argv{const_cast<char*>(UFORK_CLI_PATH)};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(UFORK_CLI_PATH, argv.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+program_result run_cli(std::vector<std::string> args) { return run_program(UFORK_CLI_PATH, std::move(args)); }
 
 TEST(control, ufork_ctl_exit_codes) {
   auto path = temp_socket("ctl");

@@ -208,6 +208,31 @@ std::size_t pool_process::count(const std::string& re) const {
   return n;
 }
 
+program_result run_program(const std::string& path, std::vector<std::string> args) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {-1, ""};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::dup2(fds[1], STDERR_FILENO);
+    std::vector<char*> argv{const_cast<char*>(path.c_str())};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(path.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  // Ends when the program and whatever it left behind close the pipe (a
+  // daemon's fds are /dev/null).
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 bool reap(pid_t pid, milliseconds timeout) {
   int fd = pidfd_open(pid);
   if (fd < 0) return errno == ESRCH;

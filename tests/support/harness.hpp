@@ -71,6 +71,14 @@ class pool_process {
   std::string held_;  // the matched line, which the smatch points into
 };
 
+// Runs a program to its end; its exit code and what it printed (stdout and
+// stderr together).
+struct program_result {
+  int code;
+  std::string out;
+};
+program_result run_program(const std::string& path, std::vector<std::string> args);
+
 // Waits for pid (a child or an adopted orphan of this subreaper) to be reaped.
 bool reap(pid_t pid, milliseconds timeout);
 // True if no process with this pid exists (a zombie counts as existing).
