@@ -64,12 +64,15 @@ int serve_hello(const hello_options& o, std::optional<launcher>& link, std::opti
     so.pool.private_fds.push_back(pid->fd());
   }
   int ready = 0;
-  // Ready when every first worker is: then the server answers. A daemon's
-  // stdout is captured into its log, so this line lands there too.
+  // Ready when every first worker is: then the server answers.
+  arbiter* pool = nullptr;
+  so.configure = [&](arbiter& a) { pool = &a; };
   so.hooks.on_worker_ready = [&](const worker_info&) {
     if (++ready != o.workers) return;
-    std::cout << "ufork hello: ready, " << o.workers << " workers" << std::endl;
-    if (link) link->ready();
+    std::string line = "ufork hello: ready, " + std::to_string(o.workers) + " workers";
+    if (!link) return pool->log(line);  // through the sink: above the prompt
+    std::cout << line << std::endl;     // captured into the daemon's log
+    link->ready();
   };
   if (link) {
     so.pool.capture_output = true;
