@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -88,7 +89,7 @@ arbiter::impl::~impl() {
     request_stop();
     background.join();
   }
-  (void)::setrlimit(RLIMIT_NOFILE, &nofile_);  // the host's own limit back
+  if (nofile_.rlim_max != 0) (void)::setrlimit(RLIMIT_NOFILE, &nofile_);  // the host's own limit back
 }
 
 void arbiter::impl::log_text(const std::string& text) {
@@ -265,8 +266,22 @@ int arbiter::impl::run_loop(bool own_signals) {
     running_ = true;
     loop_thread_ = std::this_thread::get_id();
   }
-  if (own_signals && opts_.handle_signals) install_signals();
   auto base_sink = opts_.sink;
+  try {
+    int code = supervise(own_signals);
+    finish(base_sink);
+    return code;
+  } catch (...) {
+    // Setup failed (a control socket in use, ...) or the loop itself did:
+    // no worker may outlive the arbiter's supervision.
+    abandon();
+    finish(base_sink);
+    throw;
+  }
+}
+
+int arbiter::impl::supervise(bool own_signals) {
+  if (own_signals && opts_.handle_signals) install_signals();
   if (!opts_.control_path.empty())
     control_ = std::make_unique<control_server>(
         loop_, opts_.control_path, opts_.max_control_clients,
@@ -292,16 +307,31 @@ int arbiter::impl::run_loop(bool own_signals) {
   else
     log("all workers stopped");
   opts_.sink->flush();
+  return gave_up_ ? exit_boot_failure : 0;
+}
+
+void arbiter::impl::abandon() noexcept {
+  for (auto& [pid, p] : procs_) {
+    (void)sys::kill_group(pid, SIGKILL);
+    siginfo_t info{};
+    (void)::waitid(P_PIDFD, static_cast<id_t>(p->pidfd.get()), &info, WEXITED);
+  }
+  procs_.clear();
+}
+
+void arbiter::impl::finish(std::shared_ptr<log_sink> base_sink) noexcept {
   console_.reset();
   control_.reset();
-  opts_.sink = base_sink;
+  opts_.sink = std::move(base_sink);
   {
     std::lock_guard lock(mu_);
     running_ = false;
   }
-  run_posted();  // calls that raced with the end run here, on their own
+  try {
+    run_posted();  // calls that raced with the end run here, on their own
+  } catch (...) {
+  }
   restore_signals();
-  return gave_up_ ? exit_boot_failure : 0;
 }
 
 void arbiter::impl::start() {

@@ -88,6 +88,19 @@ class arbiter::impl {
   void add_command(std::string name, std::string help, command_handler handler);
   std::vector<std::string> command_names() const;
   void log_text(const std::string& text);
+  // A hook of the caller's: an exception escaping it is logged, and
+  // supervision goes on.
+  template <class Fn, class... Args>
+  void call_hook(const char* name, const Fn& fn, const Args&... args) noexcept {
+    if (!fn) return;
+    try {
+      fn(args...);
+    } catch (const std::exception& e) {
+      log_text(fmt::format("hook {} threw: {}", name, e.what()));
+    } catch (...) {
+      log_text(fmt::format("hook {} threw", name));
+    }
+  }
 
   // Runs f on the loop's thread and returns its result; runs it here when no
   // loop is running or this is the loop's thread.
@@ -100,6 +113,9 @@ class arbiter::impl {
 
  private:
   // arbiter.cpp
+  int supervise(bool own_signals);
+  void abandon() noexcept;
+  void finish(std::shared_ptr<log_sink> base_sink) noexcept;
   void install_signals();
   void restore_signals() noexcept;
   void on_signal();

@@ -137,7 +137,7 @@ process* arbiter::impl::spawn(int slot, clock::time_point now) {
   ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
   watch_output(ref, ref.out, stream::out);
   watch_output(ref, ref.err, stream::err);
-  if (hooks_.on_worker_spawn) hooks_.on_worker_spawn(info(ref, now));
+  call_hook("on_worker_spawn", hooks_.on_worker_spawn, info(ref, now));
   return &ref;
 }
 
@@ -201,7 +201,7 @@ void arbiter::impl::on_ready(process& p, clock::time_point now) {
   p.state = worker_state::ready;
   p.ready_at = now;
   ever_ready_ = true;
-  if (hooks_.on_worker_ready) hooks_.on_worker_ready(info(p, now));
+  call_hook("on_worker_ready", hooks_.on_worker_ready, info(p, now));
   if (p.pid == successor_) {  // the slot is now this one's; its predecessor goes
     slots_[static_cast<std::size_t>(p.slot)].pid = p.pid;
     if (auto old = procs_.find(predecessor_); old != procs_.end())
@@ -293,7 +293,7 @@ void arbiter::impl::after_exit(const exit_info& e, bool early, bool current, clo
     s.restart_at = now;
     next = "; restarting";
   }
-  if (hooks_.on_worker_exit) hooks_.on_worker_exit(e);
+  call_hook("on_worker_exit", hooks_.on_worker_exit, e);
   update_storm(replace && early ? &e : nullptr);
   if (replace && early && storm_)
     ++storm_quiet_;
@@ -402,7 +402,7 @@ void arbiter::impl::stop_worker(process& p, exit_reason why, clock::time_point n
 void arbiter::impl::begin_stop(bool fast) {
   if (stopping_ && (fast_ || !fast)) return;
   auto now = clock::now();
-  if (!stopping_ && hooks_.parent_pre_stop) hooks_.parent_pre_stop();
+  if (!stopping_) call_hook("parent_pre_stop", hooks_.parent_pre_stop);
   stopping_ = true;
   fast_ = fast;
   log("stopping {} workers ({})", procs_.size(),

@@ -109,6 +109,26 @@ TEST(arbiter_background, an_idle_arbiter_sleeps_until_the_next_heartbeat_deadlin
   EXPECT_EQ(a.wait(), 0);
 }
 
+TEST(arbiter_background, a_hook_that_throws_is_logged_and_supervision_goes_on) {
+  events ev;
+  std::mutex mu;
+  std::vector<std::string> lines;
+  auto o = test_options(2);
+  o.sink = make_callback_sink([&](const log_line& l) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(l.text);
+  });
+  hooks h = ev.attach({});
+  h.on_worker_spawn = [](const worker_info&) { throw std::runtime_error("spawn hook failed"); };
+  arbiter a(o, h);
+  a.start();
+  ASSERT_TRUE(ev.wait_ready(2));
+  a.stop();
+  EXPECT_EQ(a.wait(), 0);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "hook on_worker_spawn threw: spawn hook failed"), 2);
+}
+
 TEST(arbiter_background, rejects_invalid_options) {
   auto o = quiet_options(1);
   o.max_starting = 0;
