@@ -172,8 +172,7 @@ class worker_server {
 
   asio::awaitable<bool> reply(session& s, response res) {
     beast::error_code ec;
-    serialize(res, s.out);
-    s.stream.expires_after(options_.request_timeout);
+    serialize(res, s.out);  // the write shares the request's deadline: one timer per request
     co_await asio::async_write(s.stream, asio::buffer(s.out), asio::redirect_error(use_awaitable, ec));
     if (!ec && !res.keep_alive()) s.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     co_return !ec;

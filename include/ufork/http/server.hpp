@@ -28,7 +28,8 @@ struct server_options {
   struct options pool;                          // the arbiter's options
   std::size_t header_limit = 8 * 1024;          // larger headers: 431
   std::size_t body_limit = 1024 * 1024;         // larger bodies: 413
-  // A request must arrive whole within this (a slowloris client is cut off).
+  // From a request's first byte, reading it, running the handler and writing
+  // the answer must take no longer than this (a slowloris client is cut off).
   std::chrono::milliseconds request_timeout{10'000};
   // An idle keep-alive connection is closed after this.
   std::chrono::milliseconds keepalive_timeout{15'000};
