@@ -278,6 +278,17 @@ class pty_pool {
     if (master_ >= 0) ::close(master_);
   }
   void type(const std::string& keys) { (void)!::write(master_, keys.data(), keys.size()); }
+  // Reads until every one of texts has appeared, in any order, anywhere;
+  // later waits start after all that was read.
+  bool wait_all(std::initializer_list<std::string> texts, std::chrono::milliseconds timeout = 20s) {
+    std::size_t start = mark_;
+    for (const auto& t : texts) {
+      mark_ = start;
+      if (!wait_for(t, timeout)) return false;
+    }
+    mark_ = screen_.size();
+    return true;
+  }
   // Reads until `text` has appeared after the last match.
   bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 20s) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -353,10 +364,11 @@ TEST(console, a_prompt_on_the_terminal_runs_commands_and_ctrl_c_stops_cleanly) {
     a.add_command("greet", "says hello", [](const std::vector<std::string>&) { return reply{true, "hello there", ""}; });
     return a.run();
   });
-  ASSERT_TRUE(pool.wait_for("ufork>> "));
+  // Both workers ready first: no hook output interleaves with what follows.
+  ASSERT_TRUE(pool.wait_all({"ready 0", "ready 1"}));
   pool.type("workers\r");
   ASSERT_TRUE(pool.wait_for("heartbeat"));
-  ASSERT_TRUE(pool.wait_for("ready"));  // the table's rows
+  ASSERT_TRUE(pool.wait_for(" ready "));  // a row of the table
   ASSERT_TRUE(pool.wait_for("ufork>> "));
   pool.type("gre\t\r");  // tab completes the registered command
   ASSERT_TRUE(pool.wait_for("hello there"));
