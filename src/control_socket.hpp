@@ -32,8 +32,6 @@ class control_server {
   control_server(const control_server&) = delete;
   control_server& operator=(const control_server&) = delete;
 
-  std::size_t clients() const noexcept { return clients_.size(); }
-
  private:
   struct client {
     sys::unique_fd fd;

@@ -2,14 +2,13 @@
 // each whole line to the sink. One read per event and pipe, so a flooding
 // worker cannot starve the others or the loop.
 #include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "arbiter_impl.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
-
-#include <unistd.h>
-
-#include <cstdio>
 
 namespace ufork {
 
@@ -52,9 +51,6 @@ void arbiter::impl::close_output(int slot, pid_t pid, output& o, enum stream s) 
   o.fd.reset();
 }
 
-}  // namespace ufork
-
-namespace ufork {
 
 // Daemon mode: what the arbiter process itself writes to fd 1 and 2 (a
 // library's warning, an uncaught exception's message) becomes log lines too.

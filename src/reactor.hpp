@@ -31,7 +31,6 @@ class reactor {
 
   // The one deadline: the loop wakes up at `at`, or never for time_point{}.
   void arm(clock::time_point at);
-  clock::time_point armed() const noexcept { return armed_; }
 
   // Waits for events (or the deadline) and runs their handlers. Returns the
   // number of events handled, the timer included.

@@ -270,7 +270,7 @@ void arbiter::impl::on_exit(pid_t pid) {
     current = false;
   }
   procs_.erase(it);
-  after_exit(e, current && early, current, now);
+  after_exit(e, early, current, now);
 }
 
 void arbiter::impl::after_exit(const exit_info& e, bool early, bool current, clock::time_point now) {
@@ -279,8 +279,9 @@ void arbiter::impl::after_exit(const exit_info& e, bool early, bool current, clo
   if (dead_.size() > 64) dead_.pop_front();
   slot_state& s = slots_[static_cast<std::size_t>(e.worker)];
   bool replace = current && !stopping_ && e.worker < size_;
+  bool failed = replace && early;  // a failed start: backoff, storm, give-up
   std::string next;
-  if (replace && early) {
+  if (failed) {
     ++s.failures;
     ++counters_.backoffs;
     milliseconds delay = std::min<milliseconds>(opts_.backoff.initial * (1LL << std::min(s.failures - 1, 30)),
@@ -294,14 +295,14 @@ void arbiter::impl::after_exit(const exit_info& e, bool early, bool current, clo
     next = "; restarting";
   }
   call_hook("on_worker_exit", hooks_.on_worker_exit, e);
-  update_storm(replace && early ? &e : nullptr);
-  if (replace && early && storm_)
+  update_storm(failed ? &e : nullptr);
+  if (failed && storm_)
     ++storm_quiet_;
   else
     log("{}{}", e.describe(), next);
 
   // A program that cannot start at all: stop, and tell the service manager.
-  if (replace && early && !ever_ready_ && opts_.max_boot_failures > 0 && size_ > 0 &&
+  if (failed && !ever_ready_ && opts_.max_boot_failures > 0 && size_ > 0 &&
       std::all_of(slots_.begin(), slots_.begin() + size_,
                   [&](const slot_state& x) { return x.failures >= opts_.max_boot_failures; })) {
     log("no worker ever became ready; every slot failed {} starts in a row; last: {}",
