@@ -1,29 +1,27 @@
 // The HTTP helper's worker side: one io_context per worker, made after the
-// fork; an accept loop and one coroutine per connection; a timer that sends
-// the heartbeats; a graceful stop that drains what is queued and finishes
+// fork; an accept loop and a small state machine per connection on plain
+// Asio callbacks; one periodic tick that sends the heartbeats and enforces
+// the deadlines; a graceful stop that drains what is queued and finishes
 // what is in flight.
+//
+// Why callbacks and not coroutines or beast::tcp_stream: under wrk, perf
+// put more worker time in Asio's coroutine frames, its type-erased executor
+// and tcp_stream's timer per operation than in the HTTP itself.
 #include "ufork/http/server.hpp"
 
 #include <utility>  // before Boost: see server.hpp
 
-// g++ 12 misreads Asio 1.74's awaitable frame allocator (operator new/delete
-// pairs of its own) as mismatched; a known false positive.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <list>
-#include <memory>
 #include <optional>
 
 #include "listener.hpp"
@@ -36,111 +34,187 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
-using asio::use_awaitable;
+using error_code = boost::system::error_code;
+// The io_context's own executor, not Asio's type-erased default.
+using executor = asio::io_context::executor_type;
+using socket_type = asio::basic_stream_socket<tcp, executor>;
+using acceptor_type = asio::basic_socket_acceptor<tcp, executor>;
+using clock = std::chrono::steady_clock;
+using timer_type = asio::basic_waitable_timer<clock, asio::wait_traits<clock>, executor>;
+using namespace std::chrono_literals;
 
-response error_response(bhttp::status status, unsigned version) {
-  response res{status, version};
+response error_response(bhttp::status status) {
+  response res{status, 11};
   res.set(bhttp::field::content_type, "text/plain");
   res.body() = std::string(bhttp::obsolete_reason(status)) + "\n";
   res.keep_alive(false);
-  res.prepare_payload();
   return res;
+}
+
+bhttp::status status_for(const error_code& ec) {
+  if (ec == bhttp::error::header_limit) return bhttp::status::request_header_fields_too_large;
+  if (ec == bhttp::error::body_limit) return bhttp::status::payload_too_large;
+  return bhttp::status::bad_request;
+}
+
+// The response as bytes, appended to `out`: Beast's serializer costs more
+// than the rest of a small answer (perf, under wrk). A HEAD answer has its
+// headers only.
+void serialize(const response& res, bool head, std::string& out) {
+  auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
+  out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(std::to_string(res.result_int())).append(" ");
+  add(res.reason());
+  out.append("\r\n");
+  for (const auto& field : res.base()) {
+    add(field.name_string());
+    out.append(": ");
+    add(field.value());
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+  if (!head) out.append(res.body());
+}
+
+tcp listen_fd_protocol(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
 
 class worker_server {
  public:
   worker_server(worker& w, const handler& h, const server_options& o, int listen_fd)
-      : worker_(w), handler_(h), options_(o), acceptor_(io_), stop_(io_, ::dup(w.stop_fd())), beat_(io_) {
+      : worker_(w), handler_(h), options_(o), stop_(io_, ::dup(w.stop_fd())) {
     acceptor_.assign(listen_fd_protocol(listen_fd), listen_fd);
+    // Deadlines are checked on each tick: a tenth of the shortest timeout
+    // at most, so a connection is cut off within 10% of its time.
+    auto shortest = std::min(o.request_timeout, o.keepalive_timeout);
+    period_ = std::max(std::min(w.heartbeat_interval(), shortest / 10), 1ms);
   }
 
   void run() {
-    asio::co_spawn(io_, accept_loop(), asio::detached);
-    asio::co_spawn(io_, heartbeat_loop(), asio::detached);
-    stop_.async_wait(asio::posix::descriptor_base::wait_read, [this](beast::error_code ec) {
+    accept();
+    tick();
+    stop_.async_wait(asio::posix::descriptor_base::wait_read, [this](error_code ec) {
       if (!ec) begin_stop();
     });
     io_.run();
   }
 
  private:
-  struct session {
-    beast::tcp_stream stream;
-    bool idle = true;  // waiting for the first byte of a request
-    std::string out;   // the response being written, its capacity reused
-    explicit session(tcp::socket s) : stream(std::move(s)) {}
+  // A connection is always in one of these: reading (idle, or a request
+  // begun: `parser` is set), writing (`out` is not empty; nothing is read
+  // until it is out, so a client that does not read is not fed), or
+  // closing (its last answer sent, reading until the peer closes so that
+  // unread bytes do not turn the close into a reset). Exactly one Asio
+  // operation is pending on its socket whenever the loop runs, so closing
+  // the socket always ends in a handler that erases it.
+  struct connection {
+    socket_type socket;
+    beast::flat_buffer in;  // read, not yet parsed
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+    std::string out;        // answers not yet written
+    bool last = false;      // `out` ends with the connection's last answer
+    bool closing = false;
+    clock::time_point deadline;
+    std::list<connection>::iterator self;
+    connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
   };
 
-  static tcp listen_fd_protocol(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    return ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
-  }
+  static constexpr std::size_t read_size = 4096;
+  static constexpr auto stop_linger = 200ms;   // see begin_stop
+  static constexpr auto close_linger = 1000ms; // a closing connection waits this long for the peer
 
-  asio::awaitable<void> accept_loop() {
-    for (;;) {
-      beast::error_code ec;
-      tcp::socket s = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      if (ec) continue;  // a connection reset while queued, EMFILE, ...: keep accepting
-      start_session(std::move(s));
-    }
-  }
-
-  void start_session(tcp::socket s) {
-    s.set_option(tcp::no_delay(true));
-    sessions_.emplace_back(std::move(s));
-    auto it = std::prev(sessions_.end());
-    asio::co_spawn(io_, serve(*it), [this, it](std::exception_ptr) { sessions_.erase(it); });
-  }
-
-  asio::awaitable<void> heartbeat_loop() {
-    while (!stopping_) {
-      worker_.heartbeat();
-      beat_.expires_after(worker_.heartbeat_interval());
-      beast::error_code ec;
-      co_await beat_.async_wait(asio::redirect_error(use_awaitable, ec));
-    }
-  }
-
-  asio::awaitable<void> serve(session& s) {
-    beast::flat_buffer buffer;
-    beast::error_code ec;
-    for (;;) {
-      if (buffer.size() == 0) {  // idle: between requests
-        if (lingered_) co_return;
-        s.idle = true;
-        s.stream.expires_after(options_.keepalive_timeout);
-        auto n = co_await s.stream.async_read_some(buffer.prepare(4096), asio::redirect_error(use_awaitable, ec));
-        if (ec) co_return;  // closed, timed out, or closed by a stop
-        buffer.commit(n);
+  void accept() {
+    acceptor_.async_accept([this](error_code ec, socket_type s) {
+      if (!ec) start(std::move(s));
+      if (!acceptor_.is_open()) return;  // stopped
+      if (ec && ec != asio::error::connection_aborted) {
+        // Out of descriptors or memory: the socket stays readable, so
+        // accepting again at once would spin. Pause, as nginx does.
+        std::fprintf(stderr, "ufork http: accept: %s; pausing 100 ms\n", ec.message().c_str());
+        pause_.expires_after(100ms);
+        pause_.async_wait([this](error_code e) {
+          if (!e && acceptor_.is_open()) accept();
+        });
+        return;
       }
-      s.idle = false;
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
-      parser.body_limit(options_.body_limit);
-      s.stream.expires_after(options_.request_timeout);
-      co_await bhttp::async_read(s.stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
-      if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof) co_return;
+      accept();
+    });
+  }
+
+  void start(socket_type s) {
+    error_code ignored;
+    s.set_option(tcp::no_delay(true), ignored);
+    s.non_blocking(true, ignored);  // for the write tried at once in flush()
+    connection& c = conns_.emplace_back(std::move(s), options_.header_limit + read_size);
+    c.self = std::prev(conns_.end());
+    idle(c);
+  }
+
+  void idle(connection& c) {
+    if (lingered_) return erase(c);
+    c.deadline = clock::now() + options_.keepalive_timeout;
+    read(c);
+  }
+
+  void read(connection& c) {
+    std::size_t room = c.in.max_size() - c.in.size();
+    if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
+      c.parser.reset();
+      c.in.clear();
+      respond(c, error_response(bhttp::status::bad_request), false);
+      return flush(c);
+    }
+    c.socket.async_read_some(c.in.prepare(std::min(room, read_size)),
+                             [this, &c](error_code ec, std::size_t n) { on_read(c, ec, n); });
+  }
+
+  void on_read(connection& c, error_code ec, std::size_t n) {
+    if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
+    c.in.commit(n);
+    if (c.closing) {
+      c.in.clear();
+      return read(c);
+    }
+    parse(c);
+  }
+
+  // Answers every whole request in the buffer, then writes the answers.
+  void parse(connection& c) {
+    while (c.in.size() > 0 && !c.last) {
+      if (!c.parser) {  // a request's first byte: its deadline starts
+        c.parser.emplace();
+        c.parser->header_limit(static_cast<std::uint32_t>(options_.header_limit));
+        c.parser->body_limit(options_.body_limit);
+        c.parser->eager(true);
+        c.deadline = clock::now() + options_.request_timeout;
+      }
+      error_code ec;
+      std::size_t used = c.parser->put(c.in.data(), ec);
+      c.in.consume(used);
+      if (ec == bhttp::error::need_more) break;
       if (ec) {
-        auto status = ec == bhttp::error::header_limit ? bhttp::status::request_header_fields_too_large
-                      : ec == bhttp::error::body_limit ? bhttp::status::payload_too_large
-                                                       : bhttp::status::bad_request;
-        co_await reply(s, error_response(status, 11));
-        co_return;
+        c.parser.reset();
+        respond(c, error_response(status_for(ec)), false);
+        break;
       }
-      request req = parser.release();
+      if (!c.parser->is_done()) {
+        if (used == 0) break;
+        continue;
+      }
+      request req = c.parser->release();
+      c.parser.reset();
       response res = answer(req);
       // worker_.stopping(): SIGTERM may have come while the handler ran,
       // before the loop could see the stop fd.
       res.keep_alive(req.keep_alive() && !stopping_ && !worker_.stopping());
-      res.prepare_payload();
-      bool keep = res.keep_alive();
-      if (!co_await reply(s, std::move(res))) co_return;
+      respond(c, std::move(res), req.method() == bhttp::verb::head);
       worker_.count_requests();
-      if (!keep) co_return;
     }
+    flush(c);
   }
 
   response answer(const request& req) {
@@ -148,34 +222,69 @@ class worker_server {
       return handler_(req);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ufork http: handler failed: %s\n", e.what());
-      return error_response(bhttp::status::internal_server_error, req.version());
+      response res = error_response(bhttp::status::internal_server_error);
+      res.version(req.version());
+      return res;
     }
   }
 
-  // The response as bytes, written with one plain async_write: Beast's
-  // serializer costs more than the rest of a small answer (perf, under wrk).
-  static void serialize(const response& res, std::string& out) {
-    out.clear();
-    out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
-    out.append(std::to_string(res.result_int())).append(" ");
-    add(res.reason());
-    out.append("\r\n");
-    for (const auto& field : res.base()) {
-      add(field.name_string());
-      out.append(": ");
-      add(field.value());
-      out.append("\r\n");
-    }
-    out.append("\r\n").append(res.body());
+  void respond(connection& c, response res, bool head) {
+    res.prepare_payload();
+    c.last = !res.keep_alive();
+    serialize(res, head, c.out);
   }
 
-  asio::awaitable<bool> reply(session& s, response res) {
-    beast::error_code ec;
-    serialize(res, s.out);  // the write shares the request's deadline: one timer per request
-    co_await asio::async_write(s.stream, asio::buffer(s.out), asio::redirect_error(use_awaitable, ec));
-    if (!ec && !res.keep_alive()) s.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    co_return !ec;
+  // Writes at once what the socket takes (nearly always all of it), and
+  // the rest through Asio when it drains.
+  void flush(connection& c) {
+    if (!c.out.empty()) {
+      error_code ec;
+      std::size_t n = c.socket.write_some(asio::buffer(c.out), ec);
+      if (ec && ec != asio::error::would_block) return erase(c);
+      if (n < c.out.size()) {
+        c.out.erase(0, n);
+        asio::async_write(c.socket, asio::buffer(c.out), [this, &c](error_code e, std::size_t) {
+          if (e) return erase(c);
+          c.out.clear();
+          written(c);
+        });
+        return;
+      }
+      c.out.clear();
+    }
+    written(c);
+  }
+
+  void written(connection& c) {
+    if (c.last) {  // its last answer is out: half-close, and wait for the peer's close
+      error_code ignored;
+      c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+      c.last = false;
+      c.closing = true;
+      c.in.clear();
+      c.deadline = std::min(c.deadline, clock::now() + close_linger);
+      return read(c);
+    }
+    if (c.parser) return read(c);  // the rest of a request
+    idle(c);
+  }
+
+  void erase(connection& c) {
+    conns_.erase(c.self);
+    if (lingered_ && conns_.empty()) tick_.cancel();  // nothing left: let io_.run() return
+  }
+
+  void tick() {
+    worker_.heartbeat();
+    auto now = clock::now();
+    error_code ignored;
+    for (auto& c : conns_)  // its pending operation ends in erase()
+      if (c.deadline <= now) c.socket.close(ignored);
+    if (lingered_ && conns_.empty()) return;
+    tick_.expires_after(period_);
+    tick_.async_wait([this](error_code ec) {
+      if (!ec) tick();
+    });
   }
 
   // Stop accepting, but first take every connection already queued on the
@@ -183,42 +292,41 @@ class worker_server {
   // requests in flight finish (each answered with Connection: close).
   void begin_stop() {
     stopping_ = true;
-    beat_.cancel();
-    acceptor_.non_blocking(true);
+    error_code ec;
+    acceptor_.non_blocking(true, ec);
     for (;;) {
-      beast::error_code ec;
-      tcp::socket s = acceptor_.accept(ec);
+      socket_type s(io_);
+      acceptor_.accept(s, ec);
       if (ec) break;
-      start_session(std::move(s));
+      start(std::move(s));
     }
-    beast::error_code ignored;
-    acceptor_.close(ignored);
+    acceptor_.close(ec);
+    pause_.cancel();
     // A keep-alive client's next request may be on its way already (it
     // sends it the moment it has an answer): closing its connection now
     // would reset that request. So idle connections get a moment, any
     // request in it is answered with Connection: close, and then the ones
     // still idle are closed.
     linger_.expires_after(stop_linger);
-    linger_.async_wait([this](beast::error_code) {
+    linger_.async_wait([this](error_code) {
       lingered_ = true;
-      beast::error_code ignored;
-      for (auto& s : sessions_)
-        if (s.idle) s.stream.socket().close(ignored);
+      error_code ignored;
+      for (auto& c : conns_)
+        if (!c.parser && c.out.empty()) c.socket.close(ignored);  // idle or closing
+      if (conns_.empty()) tick_.cancel();
     });
   }
-
-  static constexpr std::chrono::milliseconds stop_linger{200};
 
   worker& worker_;
   const handler& handler_;
   const server_options& options_;
   // One thread only: no locking in the scheduler and the reactor.
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
-  tcp::acceptor acceptor_;
-  asio::posix::stream_descriptor stop_;
-  asio::steady_timer beat_;
-  asio::steady_timer linger_{io_};
-  std::list<session> sessions_;
+  acceptor_type acceptor_{io_};
+  asio::posix::basic_stream_descriptor<executor> stop_;
+  timer_type tick_{io_}, linger_{io_}, pause_{io_};
+  std::chrono::milliseconds period_;
+  std::list<connection> conns_;
   bool stopping_ = false;
   bool lingered_ = false;
 };
