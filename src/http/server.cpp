@@ -17,6 +17,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,15 +40,29 @@ using error_code = boost::system::error_code;
 using executor = asio::io_context::executor_type;
 using socket_type = asio::basic_stream_socket<tcp, executor>;
 using acceptor_type = asio::basic_socket_acceptor<tcp, executor>;
-using clock = std::chrono::steady_clock;
-using timer_type = asio::basic_waitable_timer<clock, asio::wait_traits<clock>, executor>;
+using timer_type = asio::steady_timer::rebind_executor<executor>::other;
 using namespace std::chrono_literals;
+
+// Connection deadlines need a few milliseconds at best: the kernel's coarse
+// clock is read without the TSC (perf: the precise one was 3% of a request).
+struct coarse_clock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<coarse_clock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+  }
+};
+using clock = coarse_clock;
 
 response error_response(bhttp::status status) {
   response res{status, 11};
   res.set(bhttp::field::content_type, "text/plain");
   res.body() = std::string(bhttp::obsolete_reason(status)) + "\n";
-  res.keep_alive(false);
   return res;
 }
 
@@ -57,23 +72,35 @@ bhttp::status status_for(const error_code& ec) {
   return bhttp::status::bad_request;
 }
 
-// The response as bytes, appended to `out`: Beast's serializer costs more
-// than the rest of a small answer (perf, under wrk). A HEAD answer has its
-// headers only.
-void serialize(const response& res, bool head, std::string& out) {
+// The response as bytes, appended to `out`, with the Content-Length and
+// Connection the server decides: Beast's serializer and its field edits
+// cost more than the rest of a small answer (perf, under wrk). A HEAD
+// answer has its headers only; 1xx, 204 and 304 have no body.
+void serialize(const response& res, bool head, bool keep, std::string& out) {
   auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
+  unsigned status = res.result_int();
+  bool bodiless = status < 200 || status == 204 || status == 304;
   out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  out.append(std::to_string(res.result_int())).append(" ");
+  out.append(std::to_string(status)).append(" ");
   add(res.reason());
   out.append("\r\n");
   for (const auto& field : res.base()) {
+    auto name = field.name();
+    if (name == bhttp::field::connection || name == bhttp::field::content_length ||
+        name == bhttp::field::transfer_encoding)
+      continue;
     add(field.name_string());
     out.append(": ");
     add(field.value());
     out.append("\r\n");
   }
+  if (!bodiless) out.append("Content-Length: ").append(std::to_string(res.body().size())).append("\r\n");
+  if (!keep)
+    out.append("Connection: close\r\n");
+  else if (res.version() == 10)
+    out.append("Connection: keep-alive\r\n");
   out.append("\r\n");
-  if (!head) out.append(res.body());
+  if (!head && !bodiless) out.append(res.body());
 }
 
 tcp listen_fd_protocol(int fd) {
@@ -165,7 +192,7 @@ class worker_server {
     if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
       c.parser.reset();
       c.in.clear();
-      respond(c, error_response(bhttp::status::bad_request), false);
+      respond(c, error_response(bhttp::status::bad_request), false, false);
       return flush(c);
     }
     c.socket.async_read_some(c.in.prepare(std::min(room, read_size)),
@@ -198,7 +225,7 @@ class worker_server {
       if (ec == bhttp::error::need_more) break;
       if (ec) {
         c.parser.reset();
-        respond(c, error_response(status_for(ec)), false);
+        respond(c, error_response(status_for(ec)), false, false);
         break;
       }
       if (!c.parser->is_done()) {
@@ -209,9 +236,11 @@ class worker_server {
       c.parser.reset();
       response res = answer(req);
       // worker_.stopping(): SIGTERM may have come while the handler ran,
-      // before the loop could see the stop fd.
-      res.keep_alive(req.keep_alive() && !stopping_ && !worker_.stopping());
-      respond(c, std::move(res), req.method() == bhttp::verb::head);
+      // before the loop could see the stop fd. A handler may close the
+      // connection with its own Connection: close.
+      bool keep = req.keep_alive() && !stopping_ && !worker_.stopping() &&
+                  (res.find(bhttp::field::connection) == res.end() || res.keep_alive());
+      respond(c, res, req.method() == bhttp::verb::head, keep);
       worker_.count_requests();
     }
     flush(c);
@@ -228,10 +257,9 @@ class worker_server {
     }
   }
 
-  void respond(connection& c, response res, bool head) {
-    res.prepare_payload();
-    c.last = !res.keep_alive();
-    serialize(res, head, c.out);
+  void respond(connection& c, const response& res, bool head, bool keep) {
+    c.last = !keep;
+    serialize(res, head, keep, c.out);
   }
 
   // Writes at once what the socket takes (nearly always all of it), and
