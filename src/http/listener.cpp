@@ -1,6 +1,7 @@
 #include "listener.hpp"
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -62,6 +63,19 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
   socklen_t len = sizeof ss;
   (void)::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
   return {std::move(fd), describe(ss)};
+}
+
+bool drop_new_connections(int fd) {
+  // Classic BPF on the TCP header (a TCP socket's filter sees it at offset 0).
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),           // the flags byte
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),        // SYN | ACK
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),  // SYN alone: a new connection
+      BPF_STMT(BPF_RET | BPF_K, 0),                     // dropped
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),            // the rest kept whole
+  };
+  sock_fprog program{static_cast<unsigned short>(std::size(code)), code};
+  return ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0;
 }
 
 }  // namespace ufork::http

@@ -17,4 +17,12 @@ struct bound {
 // with the address in its message.
 bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog);
 
+// From here on the listening socket drops every new connection's SYN (its
+// client retries a second later, and by then the socket is closed: a
+// refusal), while handshakes already under way complete and queue. So a
+// stop can accept all that is queued and close without resetting any
+// connection a client already thinks is open. Returns false (errno set)
+// if the filter cannot be attached.
+bool drop_new_connections(int fd);
+
 }  // namespace ufork::http

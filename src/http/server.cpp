@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <list>
 #include <optional>
 
@@ -145,6 +146,7 @@ class worker_server {
     std::string out;        // answers not yet written
     bool last = false;      // `out` ends with the connection's last answer
     bool closing = false;
+    bool fresh = true;      // no request yet
     clock::time_point deadline;
     std::list<connection>::iterator self;
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
@@ -178,7 +180,8 @@ class worker_server {
     s.non_blocking(true, ignored);  // for the write tried at once in flush()
     connection& c = conns_.emplace_back(std::move(s), options_.header_limit + read_size);
     c.self = std::prev(conns_.end());
-    idle(c);
+    c.deadline = clock::now() + options_.keepalive_timeout;
+    read(c);  // a new connection's request is on its way, even during a stop
   }
 
   void idle(connection& c) {
@@ -217,6 +220,7 @@ class worker_server {
         c.parser->header_limit(static_cast<std::uint32_t>(options_.header_limit));
         c.parser->body_limit(options_.body_limit);
         c.parser->eager(true);
+        c.fresh = false;
         c.deadline = clock::now() + options_.request_timeout;
       }
       error_code ec;
@@ -315,34 +319,46 @@ class worker_server {
     });
   }
 
-  // Stop accepting, but first take every connection already queued on the
-  // socket, so none is reset; close idle keep-alive connections; let the
-  // requests in flight finish (each answered with Connection: close).
+  // A stop: every request from here on is answered with Connection: close.
+  // New connections are refused by dropping their SYN: the arbiter does
+  // it on the shared socket when the whole pool stops (a worker stopping
+  // alone leaves the socket to the others), a worker on its own
+  // SO_REUSEPORT socket. The worker goes on accepting for a moment, so the
+  // handshakes under way complete and are taken too; then it takes what is
+  // queued and closes the socket, resetting no connection a client thinks
+  // is open.
+  //
+  // A keep-alive client's next request may be on its way already (it sends
+  // it the moment it has an answer): closing its connection at once would
+  // reset that request. So idle connections get the same moment, and the
+  // ones still idle after it are closed.
   void begin_stop() {
     stopping_ = true;
+    if (options_.reuseport && !drop_new_connections(acceptor_.native_handle()))
+      std::perror("ufork http: stop: SO_ATTACH_FILTER");
+    accept_queued();
+    linger_.expires_after(stop_linger);
+    linger_.async_wait([this](error_code) {
+      accept_queued();
+      error_code ignored;
+      acceptor_.close(ignored);
+      pause_.cancel();
+      lingered_ = true;
+      for (auto& c : conns_)
+        if (!c.fresh && !c.parser && c.out.empty() && !c.closing) c.socket.close(ignored);
+      if (conns_.empty()) tick_.cancel();
+    });
+  }
+
+  void accept_queued() {
     error_code ec;
     acceptor_.non_blocking(true, ec);
     for (;;) {
       socket_type s(io_);
       acceptor_.accept(s, ec);
-      if (ec) break;
+      if (ec) return;
       start(std::move(s));
     }
-    acceptor_.close(ec);
-    pause_.cancel();
-    // A keep-alive client's next request may be on its way already (it
-    // sends it the moment it has an answer): closing its connection now
-    // would reset that request. So idle connections get a moment, any
-    // request in it is answered with Connection: close, and then the ones
-    // still idle are closed.
-    linger_.expires_after(stop_linger);
-    linger_.async_wait([this](error_code) {
-      lingered_ = true;
-      error_code ignored;
-      for (auto& c : conns_)
-        if (!c.parser && c.out.empty()) c.socket.close(ignored);  // idle or closing
-      if (conns_.empty()) tick_.cancel();
-    });
   }
 
   worker& worker_;
@@ -370,11 +386,14 @@ int serve(handler h, const std::string& endpoint, server_options options) {
   int shared_fd = shared.fd.get();  // the workers' copy: taken before any stop
 
   hooks hk = options.hooks;
-  // Once stopping, the arbiter lets go of the socket: when the last worker
-  // has drained its queue and closed it, new connections are refused at
-  // once instead of queueing where nobody will accept them.
+  arbiter* pool = nullptr;
+  // Once stopping, the arbiter turns new connections away (see
+  // worker_server::begin_stop) and lets go of the socket, so that it closes
+  // when the last worker has taken its queue.
   hk.parent_pre_stop = [&] {
     if (options.hooks.parent_pre_stop) options.hooks.parent_pre_stop();
+    if (!options.reuseport && !drop_new_connections(shared.fd.get()) && pool)
+      pool->log(std::string("stop: cannot filter new connections: ") + std::strerror(errno));
     shared.fd.reset();
   };
   hk.post_fork = [&](worker& w) {
@@ -388,6 +407,7 @@ int serve(handler h, const std::string& endpoint, server_options options) {
     server.run();
   };
   arbiter a(options.pool, hk);
+  pool = &a;
   a.log("listening on http://" + address + "/");
   if (options.configure) options.configure(a);
   return a.run();

@@ -1,5 +1,6 @@
 // The HTTP helper, over real TCP on 127.0.0.1, with a client written here.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,9 +9,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstring>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include "harness.hpp"
+#include "http/listener.hpp"
 #include "ufork/http/server.hpp"
 
 namespace ufork::test {
@@ -19,10 +25,13 @@ namespace {
 namespace bhttp = boost::beast::http;
 
 // Routes: / says hello with the worker's pid; /slow takes a second; /block
-// never returns (a handler that blocks its loop).
+// never returns (a handler that blocks its loop); /bye closes the connection.
 http::response route(const http::request& req) {
   http::response res{bhttp::status::ok, req.version()};
-  if (req.target() == "/slow") {
+  if (req.target() == "/bye") {
+    res.set(bhttp::field::connection, "close");
+    res.body() = "bye";
+  } else if (req.target() == "/slow") {
     say("slow start");
     ::usleep(1'000'000);
     res.body() = "slow done";
@@ -54,24 +63,30 @@ int port_of(pool_process& pool) { return std::stoi(pool.wait_for("listening 127\
 
 class client {
  public:
-  explicit client(int port) {
+  explicit client(int port, bool may_fail = false) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ADD_FAILURE() << "connect";
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (!connected_ && !may_fail) ADD_FAILURE() << "connect: " << std::strerror(errno);
   }
+  bool connected() const { return connected_; }
   ~client() { ::close(fd_); }
-  void send(const std::string& data) { ASSERT_EQ(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size())); }
+  bool try_send(const std::string& data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+  }
+  void send(const std::string& data) { ASSERT_TRUE(try_send(data)) << std::strerror(errno); }
 
   struct response {
     int status = 0;
     std::map<std::string, std::string> headers;
     std::string body;
   };
-  // One whole response, or status 0 when the server closed first.
-  response read(std::chrono::milliseconds timeout = 20s) {
+  // One whole response, or status 0 when the server closed first. `head_only`:
+  // the answer to a HEAD request: no body, whatever its Content-Length.
+  response read(std::chrono::milliseconds timeout = 20s, bool head_only = false) {
     response r;
     std::size_t end;
     while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
@@ -89,7 +104,7 @@ class client {
       }
       pos = next;
     }
-    std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    std::size_t length = r.headers.count("content-length") && !head_only ? std::stoul(r.headers["content-length"]) : 0;
     while (buf_.size() < length)
       if (!fill(timeout)) return {};
     r.body = buf_.substr(0, length);
@@ -117,6 +132,7 @@ class client {
     return true;
   }
   int fd_ = -1;
+  bool connected_ = false;
   std::string buf_;
   bool eof_ = false;
 };
@@ -134,6 +150,40 @@ TEST(http, keeps_connections_alive_and_answers_pipelined_requests_in_order) {
   EXPECT_EQ(c.read().body, first.body) << "a keep-alive connection stays with its worker";
   c.send(get + "GET /other HTTP/1.1\r\nHost: test\r\n\r\n" + get);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(c.read().status, 200) << "pipelined response " << i;
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(http, head_http10_and_a_handlers_own_connection_close) {
+  auto pool = http_pool({}, 1);
+  int port = port_of(pool);
+  {
+    client c(port);
+    c.send("HEAD / HTTP/1.1\r\nHost: test\r\n\r\n" + get);
+    auto head = c.read(20s, true);
+    EXPECT_EQ(head.status, 200);
+    auto next = c.read();  // would read the HEAD answer's body if it had one
+    EXPECT_EQ(next.status, 200);
+    EXPECT_EQ(head.headers["content-length"], std::to_string(next.body.size()));
+  }
+  {
+    client c(port);
+    c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    auto r = c.read();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.headers["connection"], "keep-alive");
+    c.send("GET / HTTP/1.0\r\n\r\n");  // HTTP/1.0 without keep-alive: the last
+    EXPECT_EQ(c.read().status, 200);
+    EXPECT_TRUE(c.closed());
+  }
+  {
+    client c(port);
+    c.send("GET /bye HTTP/1.1\r\nHost: test\r\n\r\n");
+    auto r = c.read();
+    EXPECT_EQ(r.body, "bye");
+    EXPECT_EQ(r.headers["connection"], "close");
+    EXPECT_TRUE(c.closed());
+  }
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
@@ -241,6 +291,122 @@ TEST(http, keeps_serving_while_workers_are_killed_one_by_one) {
   EXPECT_EQ(failures, 0);
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(http, a_stopping_socket_drops_new_syns_and_keeps_its_queue) {
+  auto listening = http::bind_endpoint("127.0.0.1:0", false, true, 16);
+  int port = std::stoi(listening.address.substr(listening.address.rfind(':') + 1));
+  client queued(port);
+  ASSERT_TRUE(http::drop_new_connections(listening.fd.get())) << std::strerror(errno);
+
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(errno, EINPROGRESS);
+  pollfd pfd{fd, POLLOUT, 0};
+  // Unfiltered, loopback connects in microseconds; a dropped SYN is only
+  // retried after a second.
+  EXPECT_EQ(::poll(&pfd, 1, 300), 0) << "a new connection got through";
+  ::close(fd);
+
+  ASSERT_EQ(::fcntl(listening.fd.get(), F_SETFL, O_NONBLOCK), 0);
+  int taken = ::accept4(listening.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(taken, 0) << "the connection queued before the filter was lost";
+  EXPECT_LT(::accept4(listening.fd.get(), nullptr, nullptr, SOCK_CLOEXEC), 0) << "the filtered one was queued";
+  queued.send("x");
+  char byte = 0;
+  pollfd readable{taken, POLLIN, 0};
+  EXPECT_EQ(::poll(&readable, 1, 20'000), 1);
+  EXPECT_EQ(::recv(taken, &byte, 1, 0), 1);
+  ::close(taken);
+}
+
+// Clients on four threads that connect, ask and read in a loop until told
+// to stop or refused; a connection made and not answered is a drop.
+class client_stream {
+ public:
+  explicit client_stream(int port) {
+    for (int i = 0; i < 4; ++i)
+      threads_.emplace_back([this, port] {
+        while (!done_) {
+          client c(port, true);
+          if (!c.connected()) return;  // refused: the pool has stopped
+          bool ok = c.try_send(get) && c.read().status == 200;
+          ++(ok ? answered : dropped);
+        }
+      });
+  }
+  ~client_stream() { join(); }
+  // Until `n` more requests are answered (20 s at most).
+  void wait_answers(int n) {
+    int goal = answered + n;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (answered < goal && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    EXPECT_GE(answered, goal);
+  }
+  void join() {
+    done_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  std::atomic<int> answered{0}, dropped{0};
+
+ private:
+  std::atomic<bool> done_{false};
+  std::vector<std::thread> threads_;
+};
+
+// Every connection made while the pool stops gets its answer; the ones
+// after are refused.
+void stop_under_a_stream_of_new_connections(bool reuseport) {
+  http::server_options o;
+  o.reuseport = reuseport;
+  auto pool = http_pool(o, 2);
+  int port = port_of(pool);
+  pool.wait_count("event ready", 2);
+  client_stream clients(port);
+  clients.wait_answers(500);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  clients.join();
+  EXPECT_EQ(clients.dropped, 0);
+}
+
+TEST(http, a_stop_under_a_stream_of_new_connections_drops_no_request) {
+  stop_under_a_stream_of_new_connections(false);
+}
+
+TEST(http, a_stop_under_a_stream_of_new_connections_drops_no_request_with_reuseport) {
+  stop_under_a_stream_of_new_connections(true);
+}
+
+// A reload replaces the workers one by one; every connection is answered.
+void reload_under_a_stream_of_new_connections(bool reuseport) {
+  http::server_options o;
+  o.reuseport = reuseport;
+  auto pool = http_pool(o, 2);
+  int port = port_of(pool);
+  pool.wait_count("event ready", 2);
+  client_stream clients(port);
+  clients.wait_answers(500);
+  pool.signal(SIGHUP);
+  pool.wait_count("event exit worker \\d .* replaced", 2);
+  clients.wait_answers(500);  // served by the new workers
+  clients.join();
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(clients.dropped, 0);
+}
+
+TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request) {
+  reload_under_a_stream_of_new_connections(false);
+}
+
+TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request_with_reuseport) {
+  reload_under_a_stream_of_new_connections(true);
 }
 
 TEST(http, reports_an_address_it_cannot_bind_once_to_the_caller) {
