@@ -104,6 +104,12 @@ void serialize(const response& res, bool head, bool keep, std::string& out) {
   if (!head && !bodiless) out.append(res.body());
 }
 
+// RFC 9110 10.1.1: an HTTP/1.1 client may wait for 100 Continue before it
+// sends a body (curl does, for a second, above 1 KiB).
+bool wants_continue(const request& req) {
+  return req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
+}
+
 tcp listen_fd_protocol(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -147,6 +153,7 @@ class worker_server {
     bool last = false;      // `out` ends with the connection's last answer
     bool closing = false;
     bool fresh = true;      // no request yet
+    bool continued = false; // 100 Continue sent for the request being read
     clock::time_point deadline;
     std::list<connection>::iterator self;
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
@@ -221,6 +228,7 @@ class worker_server {
         c.parser->body_limit(options_.body_limit);
         c.parser->eager(true);
         c.fresh = false;
+        c.continued = false;
         c.deadline = clock::now() + options_.request_timeout;
       }
       error_code ec;
@@ -233,6 +241,11 @@ class worker_server {
         break;
       }
       if (!c.parser->is_done()) {
+        // A client that asked before sending its body gets the go-ahead.
+        if (c.parser->is_header_done() && !c.continued && wants_continue(c.parser->get())) {
+          c.out.append("HTTP/1.1 100 Continue\r\n\r\n");
+          c.continued = true;
+        }
         if (used == 0) break;
         continue;
       }

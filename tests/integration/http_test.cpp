@@ -25,10 +25,13 @@ namespace {
 namespace bhttp = boost::beast::http;
 
 // Routes: / says hello with the worker's pid; /slow takes a second; /block
-// never returns (a handler that blocks its loop); /bye closes the connection.
+// never returns (a handler that blocks its loop); /bye closes the connection;
+// /echo answers with the request's body.
 http::response route(const http::request& req) {
   http::response res{bhttp::status::ok, req.version()};
-  if (req.target() == "/bye") {
+  if (req.target() == "/echo") {
+    res.body() = req.body();
+  } else if (req.target() == "/bye") {
     res.set(bhttp::field::connection, "close");
     res.body() = "bye";
   } else if (req.target() == "/slow") {
@@ -154,7 +157,7 @@ TEST(http, keeps_connections_alive_and_answers_pipelined_requests_in_order) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
-TEST(http, head_http10_and_a_handlers_own_connection_close) {
+TEST(http, head_http10_100_continue_and_a_handlers_own_connection_close) {
   auto pool = http_pool({}, 1);
   int port = port_of(pool);
   {
@@ -175,6 +178,13 @@ TEST(http, head_http10_and_a_handlers_own_connection_close) {
     c.send("GET / HTTP/1.0\r\n\r\n");  // HTTP/1.0 without keep-alive: the last
     EXPECT_EQ(c.read().status, 200);
     EXPECT_TRUE(c.closed());
+  }
+  {
+    client c(port);
+    c.send("POST /echo HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    EXPECT_EQ(c.read().status, 100);  // before any of the body is sent
+    c.send("hello");
+    EXPECT_EQ(c.read().body, "hello");
   }
   {
     client c(port);
