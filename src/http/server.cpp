@@ -12,6 +12,7 @@
 #include <utility>  // before Boost: see server.hpp
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -73,16 +74,25 @@ bhttp::status status_for(const error_code& ec) {
   return bhttp::status::bad_request;
 }
 
-// The response as bytes, appended to `out`, with the Content-Length and
-// Connection the server decides: Beast's serializer and its field edits
-// cost more than the rest of a small answer (perf, under wrk). A HEAD
-// answer has its headers only; 1xx, 204 and 304 have no body.
-void serialize(const response& res, bool head, bool keep, std::string& out) {
-  auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
+bool bodiless(const response& res) {
   unsigned status = res.result_int();
-  bool bodiless = status < 200 || status == 204 || status == 304;
+  return status < 200 || status == 204 || status == 304;
+}
+
+// How the body's end is told: its length, chunked encoding (a streamed body
+// to an HTTP/1.1 client), or the connection's close (one to HTTP/1.0).
+enum class framing { length, chunked, close };
+
+// The response's head, and its body if it has one in `res`, appended to
+// `out`, with the framing and Connection the server decides: Beast's
+// serializer and its field edits cost more than the rest of a small answer
+// (perf, under wrk). A HEAD answer has its headers only; 1xx, 204 and 304
+// have no body.
+void serialize(const response& res, bool head, bool keep, framing how, std::string& out) {
+  auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
+  bool none = bodiless(res);
   out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  out.append(std::to_string(status)).append(" ");
+  out.append(std::to_string(res.result_int())).append(" ");
   add(res.reason());
   out.append("\r\n");
   for (const auto& field : res.base()) {
@@ -95,13 +105,15 @@ void serialize(const response& res, bool head, bool keep, std::string& out) {
     add(field.value());
     out.append("\r\n");
   }
-  if (!bodiless) out.append("Content-Length: ").append(std::to_string(res.body().size())).append("\r\n");
+  if (!none && how == framing::length)
+    out.append("Content-Length: ").append(std::to_string(res.body().size())).append("\r\n");
+  if (!none && how == framing::chunked) out.append("Transfer-Encoding: chunked\r\n");
   if (!keep)
     out.append("Connection: close\r\n");
   else if (res.version() == 10)
     out.append("Connection: keep-alive\r\n");
   out.append("\r\n");
-  if (!head && !bodiless) out.append(res.body());
+  if (!head && !none && how == framing::length) out.append(res.body());
 }
 
 // RFC 9110 10.1.1: an HTTP/1.1 client may wait for 100 Continue before it
@@ -141,10 +153,12 @@ class worker_server {
   // A connection is always in one of these: reading (idle, or a request
   // begun: `parser` is set), writing (`out` is not empty; nothing is read
   // until it is out, so a client that does not read is not fed), or
-  // closing (its last answer sent, reading until the peer closes so that
-  // unread bytes do not turn the close into a reset). Exactly one Asio
-  // operation is pending on its socket whenever the loop runs, so closing
-  // the socket always ends in a handler that erases it.
+  // streaming (`stream` is set: the next piece is made when the last one is
+  // out), or closing (its last answer sent, reading until the peer closes
+  // so that unread bytes do not turn the close into a reset). Exactly one
+  // Asio operation is pending for it whenever the loop runs (on its socket,
+  // or a posted pump()), so closing the socket always ends in a handler
+  // that erases it.
   struct connection {
     socket_type socket;
     beast::flat_buffer in;  // read, not yet parsed
@@ -154,6 +168,9 @@ class worker_server {
     bool closing = false;
     bool fresh = true;      // no request yet
     bool continued = false; // 100 Continue sent for the request being read
+    body_source stream;     // the answer being streamed
+    bool chunked = false;   // ... with chunked encoding
+    std::string piece;      // its latest piece
     clock::time_point deadline;
     std::list<connection>::iterator self;
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
@@ -251,19 +268,29 @@ class worker_server {
       }
       request req = c.parser->release();
       c.parser.reset();
-      response res = answer(req);
+      reply r = answer(req);
+      worker_.count_requests();
+      bool head = req.method() == bhttp::verb::head;
+      bool streamed = r.stream && !bodiless(r.res);
+      framing how = !streamed                                       ? framing::length
+                    : req.version() >= 11 && r.res.version() >= 11 ? framing::chunked
+                                                                    : framing::close;
       // worker_.stopping(): SIGTERM may have come while the handler ran,
       // before the loop could see the stop fd. A handler may close the
       // connection with its own Connection: close.
-      bool keep = req.keep_alive() && !stopping_ && !worker_.stopping() &&
-                  (res.find(bhttp::field::connection) == res.end() || res.keep_alive());
-      respond(c, res, req.method() == bhttp::verb::head, keep);
-      worker_.count_requests();
+      bool keep = req.keep_alive() && !stopping_ && !worker_.stopping() && how != framing::close &&
+                  (r.res.find(bhttp::field::connection) == r.res.end() || r.res.keep_alive());
+      respond(c, r.res, head, keep, how);
+      if (streamed && !head) {  // answers to requests behind it wait for its end
+        c.stream = std::move(r.stream);
+        c.chunked = how == framing::chunked;
+        break;
+      }
     }
     flush(c);
   }
 
-  response answer(const request& req) {
+  reply answer(const request& req) {
     try {
       return handler_(req);
     } catch (const std::exception& e) {
@@ -274,9 +301,36 @@ class worker_server {
     }
   }
 
-  void respond(connection& c, const response& res, bool head, bool keep) {
+  void respond(connection& c, const response& res, bool head, bool keep, framing how = framing::length) {
     c.last = !keep;
-    serialize(res, head, keep, c.out);
+    serialize(res, head, keep, how, c.out);
+  }
+
+  // A streamed body's next piece: posted after the last one is written, so
+  // that other connections get their turn in between.
+  void pump(connection& c) {
+    if (!c.socket.is_open()) return erase(c);  // a deadline closed it meanwhile
+    bool more = false;
+    try {
+      more = c.stream(c.piece);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ufork http: body source failed: %s\n", e.what());
+      return erase(c);
+    }
+    if (!c.chunked) {
+      c.out.append(c.piece);
+    } else if (!c.piece.empty()) {
+      char size[20];
+      c.out.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", c.piece.size())));
+      c.out.append(c.piece).append("\r\n");
+    }
+    c.piece.clear();
+    if (!more) {
+      if (c.chunked) c.out.append("0\r\n\r\n");
+      c.stream = nullptr;
+    }
+    c.deadline = clock::now() + options_.request_timeout;  // a stream has its time per piece
+    flush(c);
   }
 
   // Writes at once what the socket takes (nearly always all of it), and
@@ -301,6 +355,7 @@ class worker_server {
   }
 
   void written(connection& c) {
+    if (c.stream) return asio::post(io_, [this, &c] { pump(c); });
     if (c.last) {  // its last answer is out: half-close, and wait for the peer's close
       error_code ignored;
       c.socket.shutdown(tcp::socket::shutdown_send, ignored);
@@ -310,7 +365,8 @@ class worker_server {
       c.deadline = std::min(c.deadline, clock::now() + close_linger);
       return read(c);
     }
-    if (c.parser) return read(c);  // the rest of a request
+    if (c.parser) return read(c);      // the rest of a request
+    if (c.in.size() > 0) return parse(c);  // requests that waited behind a streamed answer
     idle(c);
   }
 
@@ -358,7 +414,7 @@ class worker_server {
       pause_.cancel();
       lingered_ = true;
       for (auto& c : conns_)
-        if (!c.fresh && !c.parser && c.out.empty() && !c.closing) c.socket.close(ignored);
+        if (!c.fresh && !c.parser && c.out.empty() && !c.closing && !c.stream) c.socket.close(ignored);
       if (conns_.empty()) tick_.cancel();
     });
   }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -26,9 +27,22 @@ namespace bhttp = boost::beast::http;
 
 // Routes: / says hello with the worker's pid; /slow takes a second; /block
 // never returns (a handler that blocks its loop); /bye closes the connection;
-// /echo answers with the request's body.
-http::response route(const http::request& req) {
+// /echo answers with the request's body; /stream streams streamed_body().
+std::string streamed_body() {
+  std::string body;
+  for (int i = 0; i < 1000; ++i) body.append(1000, static_cast<char>('a' + i % 26));
+  return body;
+}
+
+http::reply route(const http::request& req) {
   http::response res{bhttp::status::ok, req.version()};
+  if (req.target() == "/stream") {
+    auto made = std::make_shared<int>(0);
+    return {res, [made](std::string& out) {
+              out.append(1000, static_cast<char>('a' + *made % 26));
+              return ++*made < 1000;
+            }};
+  }
   if (req.target() == "/echo") {
     res.body() = req.body();
   } else if (req.target() == "/bye") {
@@ -107,7 +121,29 @@ class client {
       }
       pos = next;
     }
-    std::size_t length = r.headers.count("content-length") && !head_only ? std::stoul(r.headers["content-length"]) : 0;
+    if (head_only || r.status < 200 || r.status == 204 || r.status == 304) return r;
+    if (r.headers["transfer-encoding"] == "chunked") {
+      for (;;) {
+        std::size_t eol;
+        while ((eol = buf_.find("\r\n")) == std::string::npos)
+          if (!fill(timeout)) return {};
+        std::size_t size = std::stoul(buf_.substr(0, eol), nullptr, 16);
+        while (buf_.size() < eol + 2 + size + 2)
+          if (!fill(timeout)) return {};
+        r.body += buf_.substr(eol + 2, size);
+        buf_.erase(0, eol + 2 + size + 2);
+        if (size == 0) return r;
+      }
+    }
+    if (!r.headers.count("content-length")) {  // the body ends with the connection
+      while (fill(timeout)) {
+      }
+      if (!eof_) return {};
+      r.body = std::move(buf_);
+      buf_.clear();
+      return r;
+    }
+    std::size_t length = std::stoul(r.headers["content-length"]);
     while (buf_.size() < length)
       if (!fill(timeout)) return {};
     r.body = buf_.substr(0, length);
@@ -193,6 +229,35 @@ TEST(http, head_http10_100_continue_and_a_handlers_own_connection_close) {
     EXPECT_EQ(r.body, "bye");
     EXPECT_EQ(r.headers["connection"], "close");
     EXPECT_TRUE(c.closed());
+  }
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(http, streams_a_body_piece_by_piece) {
+  auto pool = http_pool({}, 1);
+  int port = port_of(pool);
+  {
+    client c(port);
+    c.send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n" + get);
+    auto r = c.read();
+    EXPECT_EQ(r.headers["transfer-encoding"], "chunked");
+    EXPECT_EQ(r.body.size(), streamed_body().size());
+    EXPECT_TRUE(r.body == streamed_body());
+    EXPECT_EQ(c.read().status, 200) << "the request pipelined behind the stream";
+  }
+  {
+    client c(port);
+    c.send("GET /stream HTTP/1.0\r\n\r\n");  // no chunked encoding: the body ends with the connection
+    auto r = c.read();
+    EXPECT_EQ(r.headers["connection"], "close");
+    EXPECT_TRUE(r.body == streamed_body());
+  }
+  {
+    client c(port);
+    c.send("HEAD /stream HTTP/1.1\r\nHost: test\r\n\r\n" + get);
+    EXPECT_EQ(c.read(20s, true).headers["transfer-encoding"], "chunked");
+    EXPECT_EQ(c.read().status, 200);
   }
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);

@@ -20,9 +20,30 @@ namespace ufork::http {
 
 using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// A body made piece by piece, for one too large or too slow to hold at
+// once. Called in the worker's loop each time the previous piece has been
+// written, so a client is fed no faster than it reads: it appends the next
+// piece to `out` and returns false with the last one. It must not return
+// an empty piece unless it is the last (it is called again at once). Sent
+// chunked to HTTP/1.1 clients; for HTTP/1.0 the body ends with the
+// connection. An exception from it closes the connection (the response's
+// head is gone already).
+using body_source = std::function<bool(std::string& out)>;
+
+// What a handler returns: a whole response, or a response whose body
+// (`res.body()` is then ignored) comes from `stream`.
+struct reply {
+  reply(response r) : res(std::move(r)) {}  // NOLINT(google-explicit-constructor): return a response as it is
+  reply(response r, body_source s) : res(std::move(r)), stream(std::move(s)) {}
+  response res;
+  body_source stream;
+};
+
 // Runs in a worker, on its io_context's thread. An exception becomes a 500.
-// Keep-alive, Content-Length and Connection are set by the server.
-using handler = std::function<response(const request&)>;
+// Content-Length (or chunked encoding) and Connection are set by the
+// server; a handler's own `Connection: close` closes the connection.
+using handler = std::function<reply(const request&)>;
 
 struct server_options {
   struct options pool;                          // the arbiter's options
