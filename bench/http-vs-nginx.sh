@@ -53,14 +53,27 @@ start_ufork() {  # $1: port, $2: extra flags
   ufork_pid=$!; wait_port "$1"
 }
 
-# wrk's "Requests/sec" and the p99 of its --latency distribution, appended
-# to $tmp/NAME-C.txt; the servers take turns, round after round, so a noisy
-# neighbour on a shared machine hits them all alike.
-measure() {  # $1: name, $2: url, $3: connections
+# CPU time (ns) the workers of server $1 (their parent's pid) have used.
+cpu_ns() {
+  local sum=0 pid
+  for pid in $(ps -o pid= --ppid "$1"); do sum=$((sum + $(awk '{print $1}' /proc/"$pid"/schedstat))); done
+  echo $sum
+}
+
+# wrk's "Requests/sec", the p99 of its --latency distribution, whether it
+# saw socket errors, and the workers' CPU time per request in us (from
+# /proc/PID/schedstat: steadier than requests/s on a shared machine),
+# appended to $tmp/NAME-C.txt; the servers take turns, round after round,
+# so a noisy neighbour hits them all alike.
+measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid
+  local before after
+  before=$(cpu_ns "$4")
   wrk -t2 -c"$3" -d"${secs}s" --latency "$2" > "$tmp/wrk.txt"
+  after=$(cpu_ns "$4")
   errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
+  requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
   echo "$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt") $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt") $errors" \
-    >> "$tmp/$1-$3.txt"
+    "$(awk -v d=$((after - before)) -v n="$requests" 'BEGIN {printf "%.2f", d / n / 1000}')" >> "$tmp/$1-$3.txt"
 }
 median() {  # of column $2 in file $1 (p99s end in us/ms/s: normalised to ms)
   awk -v c="$2" '{v = $c; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v}' "$1" \
@@ -78,24 +91,25 @@ graceful() {  # $1: url, $2: pid, $3: signal
 rounds=${ROUNDS:-3}
 start_nginx
 start_ufork 7802 ""
+ufork_shared_pid=$ufork_pid
 start_ufork 7803 "--reuseport"
 ufork_reuseport_pid=$ufork_pid
 for c in 64 256; do
   for r in $(seq "$rounds"); do
-    measure nginx http://127.0.0.1:7801/ $c
-    measure ufork http://127.0.0.1:7802/ $c
-    measure reuseport http://127.0.0.1:7803/ $c
+    measure nginx http://127.0.0.1:7801/ $c "$nginx_pid"
+    measure ufork http://127.0.0.1:7802/ $c "$ufork_shared_pid"
+    measure reuseport http://127.0.0.1:7803/ $c "$ufork_reuseport_pid"
   done
 done
-echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | runs with socket errors |"
-echo "|---|---|---|---|---|---|"
+echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | worker CPU per request, median | runs with socket errors |"
+echo "|---|---|---|---|---|---|---|"
 for c in 64 256; do
   n=$(median "$tmp/nginx-$c.txt" 1)
   for name in nginx ufork reuseport; do
     f="$tmp/$name-$c.txt"
     label=$name; [ $name = ufork ] && label="ufork hello"; [ $name = reuseport ] && label="ufork hello --reuseport"
     rps=$(median "$f" 1)
-    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(awk '{s += $3} END {print s}' "$f") |"
+    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") |"
   done
 done
 

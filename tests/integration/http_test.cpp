@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <thread>
@@ -53,6 +54,7 @@ http::reply route(const http::request& req) {
     ::usleep(1'000'000);
     res.body() = "slow done";
   } else if (req.target() == "/block") {
+    say("blocked " + std::to_string(::getpid()));
     for (;;) ::pause();
   } else {
     res.body() = "hello from " + std::to_string(::getpid());
@@ -482,6 +484,49 @@ TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request) 
 
 TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request_with_reuseport) {
   reload_under_a_stream_of_new_connections(true);
+}
+
+// One worker stuck in a handler, 40 clients connecting and asking, then the
+// stuck worker SIGKILLed: how many of the 40 get no answer. On the shared
+// socket the other worker takes every queued connection; on a worker's own
+// SO_REUSEPORT socket, the connections the kernel hashed to it die with it
+// (unless the kernel migrates them: net.ipv4.tcp_migrate_req, off by default).
+int lost_when_a_worker_dies(bool reuseport) {
+  http::server_options o;
+  o.reuseport = reuseport;
+  auto pool = http_pool(o, 2);
+  int port = port_of(pool);
+  pool.wait_count("event ready", 2);
+  client blocker(port);
+  blocker.send("GET /block HTTP/1.1\r\nHost: test\r\n\r\n");
+  pid_t stuck = static_cast<pid_t>(std::stoi(pool.wait_for("blocked (\\d+)")[1]));
+  std::vector<std::unique_ptr<client>> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(std::make_unique<client>(port));
+    clients.back()->send(get);
+  }
+  EXPECT_EQ(::kill(stuck, SIGKILL), 0);
+  int lost = 0;
+  for (auto& c : clients) lost += c->read().status != 200;
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  return lost;
+}
+
+TEST(http, a_dying_worker_loses_no_queued_connection_on_the_shared_socket) {
+  EXPECT_EQ(lost_when_a_worker_dies(false), 0);
+}
+
+TEST(http, a_dying_worker_loses_its_queued_connections_with_reuseport) {
+  std::ifstream migrate("/proc/sys/net/ipv4/tcp_migrate_req");
+  int migrated = 0;
+  migrate >> migrated;
+  int lost = lost_when_a_worker_dies(true);
+  RecordProperty("lost_of_40", lost);
+  if (migrated)
+    EXPECT_EQ(lost, 0);
+  else
+    EXPECT_GT(lost, 0) << "the kernel kept them: the README's reason for the shared default is gone";
 }
 
 TEST(http, reports_an_address_it_cannot_bind_once_to_the_caller) {
