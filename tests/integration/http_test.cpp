@@ -486,6 +486,24 @@ TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request_w
   reload_under_a_stream_of_new_connections(true);
 }
 
+// The heartbeat is a timer in the worker's own loop: a worker busy with one
+// request after another still sends it, and is not taken for hung.
+TEST(http, a_busy_worker_is_not_taken_for_hung) {
+  http::server_options o;
+  o.pool.timeout = 500ms;
+  auto pool = http_pool(o, 1);
+  int port = port_of(pool);
+  pool.wait_for("event ready");
+  {
+    client_stream clients(port);
+    clients.wait_answers(20000);  // a second or more: two timeouts at least
+  }
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("hung"), 0u);
+  EXPECT_EQ(pool.count("event exit"), 1u) << "only the stop";
+}
+
 // One worker stuck in a handler, 40 clients connecting and asking, then the
 // stuck worker SIGKILLed: how many of the 40 get no answer. On the shared
 // socket the other worker takes every queued connection; on a worker's own
