@@ -24,6 +24,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <string_view>
 #include <list>
 #include <optional>
 
@@ -74,6 +76,33 @@ bhttp::status status_for(const error_code& ec) {
   return bhttp::status::bad_request;
 }
 
+// RFC 9110 6.6.1: an origin server with a clock sends Date. Made once a
+// second, with English names whatever the program's locale.
+class http_date {
+ public:
+  std::string_view now() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != second_) {
+      second_ = ts.tv_sec;
+      tm t{};
+      ::gmtime_r(&second_, &t);
+      static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+      static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+      length_ = static_cast<std::size_t>(std::snprintf(text_, sizeof text_, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                                                       days[t.tm_wday], t.tm_mday, months[t.tm_mon],
+                                                       t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec));
+    }
+    return {text_, length_};
+  }
+
+ private:
+  std::time_t second_ = -1;
+  char text_[64] = {};
+  std::size_t length_ = 0;
+};
+
 bool bodiless(const response& res) {
   unsigned status = res.result_int();
   return status < 200 || status == 204 || status == 304;
@@ -87,10 +116,11 @@ enum class framing { length, chunked, close };
 // `out`, with the framing and Connection the server decides: Beast's
 // serializer and its field edits cost more than the rest of a small answer
 // (perf, under wrk). A HEAD answer has its headers only; 1xx, 204 and 304
-// have no body.
-void serialize(const response& res, bool head, bool keep, framing how, std::string& out) {
+// have no body. `date` unless the handler set its own.
+void serialize(const response& res, bool head, bool keep, framing how, std::string_view date, std::string& out) {
   auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
   bool none = bodiless(res);
+  bool dated = false;
   out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
   out.append(std::to_string(res.result_int())).append(" ");
   add(res.reason());
@@ -100,11 +130,13 @@ void serialize(const response& res, bool head, bool keep, framing how, std::stri
     if (name == bhttp::field::connection || name == bhttp::field::content_length ||
         name == bhttp::field::transfer_encoding)
       continue;
+    dated = dated || name == bhttp::field::date;
     add(field.name_string());
     out.append(": ");
     add(field.value());
     out.append("\r\n");
   }
+  if (!dated) out.append("Date: ").append(date).append("\r\n");
   if (!none && how == framing::length)
     out.append("Content-Length: ").append(std::to_string(res.body().size())).append("\r\n");
   if (!none && how == framing::chunked) out.append("Transfer-Encoding: chunked\r\n");
@@ -303,7 +335,7 @@ class worker_server {
 
   void respond(connection& c, const response& res, bool head, bool keep, framing how = framing::length) {
     c.last = !keep;
-    serialize(res, head, keep, how, c.out);
+    serialize(res, head, keep, how, date_.now(), c.out);
   }
 
   // A streamed body's next piece: posted after the last one is written, so
@@ -440,6 +472,7 @@ class worker_server {
   timer_type tick_{io_}, linger_{io_}, pause_{io_};
   std::chrono::milliseconds period_;
   std::list<connection> conns_;
+  http_date date_;
   bool stopping_ = false;
   bool lingered_ = false;
 };

@@ -14,6 +14,8 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -48,6 +50,7 @@ http::reply route(const http::request& req) {
     res.body() = req.body();
   } else if (req.target() == "/bye") {
     res.set(bhttp::field::connection, "close");
+    res.set(bhttp::field::date, "Tue, 01 Jan 2030 00:00:00 GMT");
     res.body() = "bye";
   } else if (req.target() == "/slow") {
     say("slow start");
@@ -101,6 +104,7 @@ class client {
   struct response {
     int status = 0;
     std::map<std::string, std::string> headers;
+    std::string head;  // the status line and the headers as sent
     std::string body;
   };
   // One whole response, or status 0 when the server closed first. `head_only`:
@@ -111,6 +115,7 @@ class client {
     while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
       if (!fill(timeout)) return r;
     std::string head = buf_.substr(0, end);
+    r.head = head;
     buf_.erase(0, end + 4);
     r.status = std::stoi(head.substr(9, 3));
     for (std::size_t pos = head.find("\r\n"); pos != std::string::npos;) {
@@ -195,7 +200,7 @@ TEST(http, keeps_connections_alive_and_answers_pipelined_requests_in_order) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
-TEST(http, head_http10_100_continue_and_a_handlers_own_connection_close) {
+TEST(http, head_http10_100_continue_date_and_a_handlers_own_headers) {
   auto pool = http_pool({}, 1);
   int port = port_of(pool);
   {
@@ -206,6 +211,9 @@ TEST(http, head_http10_100_continue_and_a_handlers_own_connection_close) {
     auto next = c.read();  // would read the HEAD answer's body if it had one
     EXPECT_EQ(next.status, 200);
     EXPECT_EQ(head.headers["content-length"], std::to_string(next.body.size()));
+    EXPECT_TRUE(std::regex_match(next.headers["date"],
+                                 std::regex(R"([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)")))
+        << next.headers["date"];
   }
   {
     client c(port);
@@ -230,6 +238,8 @@ TEST(http, head_http10_100_continue_and_a_handlers_own_connection_close) {
     auto r = c.read();
     EXPECT_EQ(r.body, "bye");
     EXPECT_EQ(r.headers["connection"], "close");
+    EXPECT_EQ(r.headers["date"], "Tue, 01 Jan 2030 00:00:00 GMT") << "the handler's own Date";
+    EXPECT_EQ(r.head.find("Date:"), r.head.rfind("Date:")) << "one Date only";
     EXPECT_TRUE(c.closed());
   }
   pool.signal(SIGTERM);
@@ -300,6 +310,45 @@ TEST(http, answers_bad_requests_with_4xx_and_closes) {
   after.send(get);
   EXPECT_EQ(after.read().status, 200);
   EXPECT_EQ(pool.count("event exit"), 0u) << "a bad request crashed a worker";
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// Seeded mutations of valid requests (bytes flipped, cut, repeated, CRLF
+// and NUL thrown in), each on its own connection: every one gets a 4xx or
+// an answer, or is closed; no worker dies.
+TEST(http, no_mangled_request_crashes_a_worker) {
+  http::server_options o;
+  o.request_timeout = 2s;  // a mangled request may wait for bytes that never come
+  auto pool = http_pool(o, 1);
+  int port = port_of(pool);
+  const std::vector<std::string> seeds = {
+      get, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"};
+  std::mt19937 random(20261126);
+  auto pick = [&random](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(random); };
+  const std::string specials[] = {"\r\n", "\r", "\n", std::string(1, '\0'), ":", " ", "\r\n\r\n", "9999999999999999999"};
+  for (int i = 0; i < 300; ++i) {
+    std::string m = seeds[pick(seeds.size())];
+    for (std::size_t edits = 1 + pick(4); edits > 0; --edits) {
+      std::size_t at = pick(m.size());
+      switch (pick(4)) {
+        case 0: m[at] = static_cast<char>(pick(256)); break;
+        case 1: m.erase(at, 1 + pick(8)); break;
+        case 2: m.insert(at, specials[pick(std::size(specials))]); break;
+        default: m.insert(at, m.substr(at, 1 + pick(16))); break;
+      }
+      if (m.empty()) m = "\r\n";
+    }
+    client c(port);
+    if (!c.try_send(m + "\r\n\r\n")) continue;  // closed on the first bad byte: fine
+    c.read(5s);  // an answer, a 4xx, or a close: any of them
+  }
+  client after(port);
+  after.send(get);
+  EXPECT_EQ(after.read().status, 200);
+  EXPECT_EQ(pool.count("event exit"), 0u) << "a mangled request crashed the worker";
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
