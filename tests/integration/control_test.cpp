@@ -18,6 +18,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "client.hpp"
 #include "harness.hpp"
@@ -278,6 +279,15 @@ class pty_pool {
     if (master_ >= 0) ::close(master_);
   }
   void type(const std::string& keys) { (void)!::write(master_, keys.data(), keys.size()); }
+  pid_t pid() const { return pid_; }
+  const std::string& screen() const { return screen_; }
+  // The terminal's settings, as the program on it sees them (on Linux the
+  // master side of a pty reports its slave's).
+  termios settings() const {
+    termios t{};
+    EXPECT_EQ(::tcgetattr(master_, &t), 0) << std::strerror(errno);
+    return t;
+  }
   // Reads until every one of texts has appeared, in any order, anywhere;
   // later waits start after all that was read.
   bool wait_all(std::initializer_list<std::string> texts, std::chrono::milliseconds timeout = 20s) {
@@ -384,6 +394,29 @@ TEST(console, a_prompt_on_the_terminal_runs_commands_and_ctrl_c_stops_cleanly) {
   std::getline(saved, first);
   EXPECT_FALSE(first.empty()) << "no history was written";
   std::filesystem::remove(history);
+}
+
+TEST(console, an_arbiter_killed_by_a_fatal_signal_restores_the_terminal) {
+  pty_pool pool([] {
+    auto o = test_options(1);
+    o.sink = make_fd_sink(STDOUT_FILENO);
+    o.history_file = "/dev/null";
+    hooks h;
+    h.on_worker_ready = [](const worker_info& w) { say("ready pid " + std::to_string(w.pid) + "."); };
+    return arbiter(o, h).run();
+  });
+  ASSERT_TRUE(pool.wait_all({"ready pid ", "ufork>> "}));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(pool.screen(), m, std::regex("ready pid (\\d+)\\.")));
+  pid_t worker = static_cast<pid_t>(std::stoi(m[1]));
+  termios prompt = pool.settings();
+  ASSERT_FALSE(prompt.c_lflag & ICANON) << "the prompt left the terminal as it was: nothing to restore";
+  ASSERT_EQ(::kill(pool.pid(), SIGSEGV), 0);
+  EXPECT_EQ(pool.wait_exit(), 128 + SIGSEGV);
+  termios after = pool.settings();
+  EXPECT_TRUE(after.c_lflag & ICANON) << "the terminal was left raw";
+  EXPECT_TRUE(after.c_lflag & ECHO) << "the terminal was left without echo";
+  EXPECT_TRUE(reap(worker, 20s)) << "the worker outlived its arbiter";
 }
 
 TEST(console, ctrl_d_closes_the_prompt_and_the_pool_keeps_running) {
