@@ -492,8 +492,10 @@ TEST(console, ufork_console_gives_the_prompt_of_a_running_arbiter) {
   remote.type("greet console\r");
   ASSERT_TRUE(remote.wait_for("hello console"));
   // The terminal goes away (its window closed): the console ends, the pool
-  // keeps running. (Ctrl-D typed here was lost about once in ten runs under
-  // ASan, libedit apparently flushing it while switching modes: open.)
+  // keeps running. (Not Ctrl-D: one typed before the next prompt is drawn,
+  // while libedit has the terminal in cooked mode, is taken by the kernel's
+  // line discipline as an empty line's end and lost; a script saw it 1 time
+  // in 30. Known, not fixed.)
   remote.hang_up();
   int code = remote.wait_exit();
   EXPECT_TRUE(code == 0 || code == 128 + SIGHUP) << code;
