@@ -493,7 +493,7 @@ TEST(console, ufork_console_gives_the_prompt_of_a_running_arbiter) {
   ASSERT_TRUE(remote.wait_for("hello console"));
   // The terminal goes away (its window closed): the console ends, the pool
   // keeps running. (Not Ctrl-D: one typed before the next prompt is drawn,
-  // while libedit has the terminal in cooked mode, is taken by the kernel's
+  // while libedit has the terminal in cooked mode, is (it seems) taken by the kernel's
   // line discipline as an empty line's end and lost; a script saw it 1 time
   // in 30. Known, not fixed.)
   remote.hang_up();
