@@ -196,14 +196,13 @@ class worker_server {
     socket_type socket;
     beast::flat_buffer in;  // read, not yet parsed: only ever a head that came in pieces
     std::optional<bhttp::request_parser<bhttp::string_body>> parser;
-    std::string out;        // answers not yet written
+    std::string out;        // answers the socket did not take at once, being written
     bool last = false;      // `out` ends with the connection's last answer
     bool closing = false;
     bool fresh = true;      // no request yet
     bool continued = false; // 100 Continue sent for the request being read
     body_source stream;     // the answer being streamed
     bool chunked = false;   // ... with chunked encoding
-    std::string piece;      // its latest piece
     clock::time_point deadline;
     std::list<connection>::iterator self;
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
@@ -302,7 +301,7 @@ class worker_server {
       if (!c.parser->is_done()) {
         // A client that asked before sending its body gets the go-ahead.
         if (c.parser->is_header_done() && !c.continued && wants_continue(c.parser->get())) {
-          c.out.append("HTTP/1.1 100 Continue\r\n\r\n");
+          out_.append("HTTP/1.1 100 Continue\r\n\r\n");
           c.continued = true;
         }
         if (used == 0) break;
@@ -349,7 +348,7 @@ class worker_server {
 
   void respond(connection& c, const response& res, bool head, bool keep, framing how = framing::length) {
     c.last = !keep;
-    serialize(res, head, keep, how, date_.now(), c.out);
+    serialize(res, head, keep, how, date_.now(), out_);
   }
 
   // A streamed body's next piece: posted after the last one is written, so
@@ -357,45 +356,50 @@ class worker_server {
   void pump(connection& c) {
     if (!c.socket.is_open()) return erase(c);  // a deadline closed it meanwhile
     bool more = false;
+    piece_.clear();
     try {
-      more = c.stream(c.piece);
+      more = c.stream(piece_);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ufork http: body source failed: %s\n", e.what());
       return erase(c);
     }
     if (!c.chunked) {
-      c.out.append(c.piece);
-    } else if (!c.piece.empty()) {
+      out_.append(piece_);
+    } else if (!piece_.empty()) {
       char size[20];
-      c.out.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", c.piece.size())));
-      c.out.append(c.piece).append("\r\n");
+      out_.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", piece_.size())));
+      out_.append(piece_).append("\r\n");
     }
-    c.piece.clear();
     if (!more) {
-      if (c.chunked) c.out.append("0\r\n\r\n");
+      if (c.chunked) out_.append("0\r\n\r\n");
       c.stream = nullptr;
     }
     c.deadline = clock::now() + options_.request_timeout;  // a stream has its time per piece
     flush(c);
   }
 
-  // Writes at once what the socket takes (nearly always all of it), and
-  // the rest through Asio when it drains.
+  // Writes the answers made in out_ at once, as far as the socket takes
+  // them (nearly always all); the rest is the connection's to keep, and
+  // Asio writes it when the socket drains. out_ is empty again after.
   void flush(connection& c) {
-    if (!c.out.empty()) {
+    if (!out_.empty()) {
       error_code ec;
-      std::size_t n = c.socket.write_some(asio::buffer(c.out), ec);
-      if (ec && ec != asio::error::would_block) return erase(c);
-      if (n < c.out.size()) {
-        c.out.erase(0, n);
+      std::size_t n = c.socket.write_some(asio::buffer(out_), ec);
+      if (ec && ec != asio::error::would_block) {
+        out_.clear();
+        return erase(c);
+      }
+      if (n < out_.size()) {
+        c.out.assign(out_, n);
+        out_.clear();
         asio::async_write(c.socket, asio::buffer(c.out), [this, &c](error_code e, std::size_t) {
           if (e) return erase(c);
-          c.out.clear();
+          std::string().swap(c.out);
           written(c);
         });
         return;
       }
-      c.out.clear();
+      out_.clear();
     }
     written(c);
   }
@@ -487,7 +491,10 @@ class worker_server {
   std::chrono::milliseconds period_;
   std::list<connection> conns_;
   http_date date_;
+  // Scratch, shared by the connections one at a time: what was just read,
+  // the answers being made, a streamed body's latest piece.
   std::array<char, read_size> scratch_;
+  std::string out_, piece_;
   bool stopping_ = false;
   bool lingered_ = false;
 };
