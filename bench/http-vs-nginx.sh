@@ -8,7 +8,9 @@ set -euo pipefail
 build=${1:-build}
 secs=${2:-10}
 ufork=$build/cli/ufork
-[ -x "$ufork" ] || { echo "build first: make" >&2; exit 2; }
+idle=$build/bench/idle_connections
+[ -x "$ufork" ] && [ -x "$idle" ] || { echo "build first: make" >&2; exit 2; }
+ulimit -n 65536 2>/dev/null || true  # 4,000 idle connections, below, on both sides
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -34,6 +36,7 @@ wait_port() {  # until something answers on 127.0.0.1:$1
 # The same body as ufork hello, at the same length (a 5-digit pid).
 cat > "$tmp/nginx.conf" <<CONF
 worker_processes 2;
+worker_rlimit_nofile 65536;
 daemon off;
 pid $tmp/nginx.pid;
 error_log $tmp/error.log;
@@ -94,6 +97,11 @@ start_ufork 7802 ""
 ufork_shared_pid=$ufork_pid
 start_ufork 7803 "--reuseport"
 ufork_reuseport_pid=$ufork_pid
+
+# Memory first, on servers that have not been loaded yet (memory a load
+# leaves freed but kept would hide what idle connections cost).
+idle_nginx=$("$idle" 7801 "$nginx_pid" 4000)
+idle_ufork=$("$idle" 7802 "$ufork_shared_pid" 4000)
 for c in 64 256; do
   for r in $(seq "$rounds"); do
     measure nginx http://127.0.0.1:7801/ $c "$nginx_pid"
@@ -112,6 +120,12 @@ for c in 64 256; do
     echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") |"
   done
 done
+
+echo
+echo "| 4,000 idle keep-alive connections, one request each | the workers' memory |"
+echo "|---|---|"
+echo "| nginx | $idle_nginx |"
+echo "| ufork hello | $idle_ufork |"
 
 echo
 echo "| graceful stop during wrk -c64 | wrk socket errors |"
