@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -194,7 +193,7 @@ class worker_server {
   // that erases it.
   struct connection {
     socket_type socket;
-    beast::flat_buffer in;  // read, not yet parsed: only ever a head that came in pieces
+    beast::flat_buffer in;  // read, not yet parsed
     std::unique_ptr<bhttp::request_parser<bhttp::string_body>> parser;  // a request begun (not inline: 288 bytes an idle connection does not need)
     std::string out;        // answers the socket did not take at once, being written
     bool last = false;      // `out` ends with the connection's last answer
@@ -208,7 +207,7 @@ class worker_server {
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
   };
 
-  static constexpr std::size_t read_size = 64 * 1024;  // the worker's scratch buffer
+  static constexpr std::size_t first_read = 1024, read_size = 16 * 1024;
   static constexpr auto stop_linger = 200ms;   // see begin_stop
   static constexpr auto close_linger = 1000ms; // a closing connection waits this long for the peer
 
@@ -243,42 +242,38 @@ class worker_server {
   void idle(connection& c) {
     if (lingered_) return erase(c);
     c.deadline = clock::now() + options_.keepalive_timeout;
-    if (c.in.capacity() > 0) c.in.shrink_to_fit();  // empty: freed
+    if (c.in.capacity() > first_read) c.in.shrink_to_fit();  // empty: freed, after a large request
     read(c);
   }
 
-  // Waits until the socket is readable, then reads what it has into the
-  // worker's scratch buffer: a connection holds no read buffer of its own
-  // while it waits (with one of 4 KiB each, an idle connection cost 5.4 KB
-  // of worker memory; nginx's about 600 bytes).
+  // Asio tries the read at once and only then waits. A request's first read
+  // asks for 1 KiB, as nginx's first header buffer does: an idle connection
+  // holds the buffer of its pending read, so it is kept small (4 KiB made
+  // an idle connection cost 5.4 KB of worker memory). A request that does
+  // not fit is read on in larger steps.
   void read(connection& c) {
-    c.socket.async_wait(socket_type::wait_read, [this, &c](error_code ec) {
-      if (ec) return erase(c);  // a deadline or a stop closed the socket
-      std::size_t n = c.socket.read_some(asio::buffer(scratch_), ec);
-      if (ec == asio::error::would_block) return read(c);  // a readiness already used up
-      if (ec) return erase(c);                              // the peer closed, or a reset
-      if (c.closing) return read(c);                        // discarded
-      parse(c, asio::const_buffer(scratch_.data(), n));
+    std::size_t room = c.in.max_size() - c.in.size();
+    if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
+      c.parser.reset();
+      c.in.clear();
+      respond(c, error_response(bhttp::status::bad_request), false, false);
+      return flush(c);
+    }
+    std::size_t want = c.in.size() == 0 && !c.parser ? first_read : read_size;
+    c.socket.async_read_some(c.in.prepare(std::min(room, want)), [this, &c](error_code ec, std::size_t n) {
+      if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
+      c.in.commit(n);
+      if (c.closing) {
+        c.in.clear();
+        return read(c);
+      }
+      parse(c);
     });
   }
 
-  // Answers every whole request in `fresh` (just read) and in what was kept
-  // from before, then writes the answers. Bytes are parsed where they are;
-  // only what is left of them (a head in pieces, requests pipelined behind
-  // a streamed answer) is kept, in `c.in`.
-  void parse(connection& c, asio::const_buffer fresh) {
-    bool kept = c.in.size() > 0;
-    if (kept) {
-      if (fresh.size() > c.in.max_size() - c.in.size()) {  // a head that never ends (a chunk header, ...)
-        c.in.clear();
-        c.parser.reset();
-        respond(c, error_response(bhttp::status::bad_request), false, false);
-        return flush(c);
-      }
-      c.in.commit(asio::buffer_copy(c.in.prepare(fresh.size()), fresh));
-      fresh = c.in.data();
-    }
-    while (fresh.size() > 0 && !c.last) {
+  // Answers every whole request in the buffer, then writes the answers.
+  void parse(connection& c) {
+    while (c.in.size() > 0 && !c.last) {
       if (!c.parser) {  // a request's first byte: its deadline starts
         c.parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
         c.parser->header_limit(static_cast<std::uint32_t>(options_.header_limit));
@@ -289,9 +284,8 @@ class worker_server {
         c.deadline = clock::now() + options_.request_timeout;
       }
       error_code ec;
-      std::size_t used = c.parser->put(fresh, ec);
-      fresh += used;
-      if (kept) c.in.consume(used);
+      std::size_t used = c.parser->put(c.in.data(), ec);
+      c.in.consume(used);
       if (ec == bhttp::error::need_more) break;
       if (ec) {
         c.parser.reset();
@@ -328,10 +322,6 @@ class worker_server {
         break;
       }
     }
-    if (c.last)
-      c.in.clear();
-    else if (!kept && fresh.size() > 0)
-      c.in.commit(asio::buffer_copy(c.in.prepare(fresh.size()), fresh));
     flush(c);
   }
 
@@ -416,7 +406,7 @@ class worker_server {
       return read(c);
     }
     if (c.parser) return read(c);      // the rest of a request
-    if (c.in.size() > 0) return parse(c, {});  // requests that waited behind a streamed answer
+    if (c.in.size() > 0) return parse(c);  // requests that waited behind a streamed answer
     idle(c);
   }
 
@@ -491,9 +481,8 @@ class worker_server {
   std::chrono::milliseconds period_;
   std::list<connection> conns_;
   http_date date_;
-  // Scratch, shared by the connections one at a time: what was just read,
-  // the answers being made, a streamed body's latest piece.
-  std::array<char, read_size> scratch_;
+  // Scratch, shared by the connections one at a time: the answers being
+  // made, a streamed body's latest piece.
   std::string out_, piece_;
   bool stopping_ = false;
   bool lingered_ = false;
