@@ -194,7 +194,8 @@ class worker_server {
   struct connection {
     socket_type socket;
     beast::flat_buffer in;  // read, not yet parsed
-    std::unique_ptr<bhttp::request_parser<bhttp::string_body>> parser;  // a request begun (not inline: 288 bytes an idle connection does not need)
+    // A request begun; on the heap, as 288 bytes an idle connection does not need.
+    std::unique_ptr<bhttp::request_parser<bhttp::string_body>> parser;
     std::string out;        // answers the socket did not take at once, being written
     bool last = false;      // `out` ends with the connection's last answer
     bool closing = false;
