@@ -328,7 +328,8 @@ TEST(http, no_mangled_request_crashes_a_worker) {
       "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"};
   std::mt19937 random(20261126);
   auto pick = [&random](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(random); };
-  const std::string specials[] = {"\r\n", "\r", "\n", std::string(1, '\0'), ":", " ", "\r\n\r\n", "9999999999999999999"};
+  const std::string specials[] = {"\r\n", "\r",       "\n", std::string(1, '\0'), ":",
+                                  " ",    "\r\n\r\n", "9999999999999999999"};
   for (int i = 0; i < 300; ++i) {
     std::string m = seeds[pick(seeds.size())];
     for (std::size_t edits = 1 + pick(4); edits > 0; --edits) {
