@@ -61,9 +61,6 @@ struct process {
 
 // "size 4" -> {"size", "4"}.
 std::vector<std::string> split_words(std::string_view line);
-// The control protocol's answer: {"ok":true,"data":...,"text":"..."} or
-// {"ok":false,"error":"..."}, on one line.
-std::string answer_line(const reply& r);
 
 struct slot_state {
   unsigned generation = 0;

@@ -8,8 +8,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cerrno>
 #include <cstring>
 
@@ -18,12 +16,9 @@
 
 namespace ufork {
 
-std::string error_line(const std::string& why) {
-  return nlohmann::json{{"ok", false}, {"error", why}}.dump(-1, ' ', false,
-                                                            nlohmann::json::error_handler_t::replace);
-}
-
 namespace {
+
+std::string error_line(const std::string& why) { return answer_line({false, why, {}}); }
 
 sockaddr_un address(const std::string& path) {
   sockaddr_un addr{};
@@ -121,7 +116,8 @@ void control_server::on_accept() {
     std::uint64_t id = next_id_++;
     client& c = clients_[id];
     c.fd.reset(fd);
-    c.token = loop_.add(fd, EPOLLIN, [this, id](std::uint32_t ev) { on_client(id, ev); });
+    c.events = EPOLLIN;
+    c.token = loop_.add(fd, c.events, [this, id](std::uint32_t ev) { on_client(id, ev); });
   }
 }
 
@@ -185,7 +181,7 @@ bool control_server::write_out(client& c) {
   std::uint32_t events = 0;
   if (!c.closing) events |= EPOLLIN;
   if (!c.out.empty()) events |= EPOLLOUT;
-  loop_.modify(c.token, events);
+  if (events != c.events) loop_.modify(c.token, c.events = events);  // not a syscall per answer
   return true;
 }
 

@@ -14,6 +14,7 @@
 
 #include "reactor.hpp"
 #include "sys/unique_fd.hpp"
+#include "ufork/arbiter.hpp"
 
 namespace ufork {
 
@@ -38,6 +39,7 @@ class control_server {
     reactor::token token = 0;
     std::string in, out;
     bool closing = false;  // close once `out` is written
+    std::uint32_t events = 0;  // what its registration waits for
   };
   void on_accept();
   void on_client(std::uint64_t id, std::uint32_t events);
@@ -57,7 +59,8 @@ class control_server {
   std::map<std::uint64_t, client> clients_;
 };
 
-// {"ok":false,"error":"..."}: what a refused or broken peer is told.
-std::string error_line(const std::string& why);
+// The protocol's answer, on one line: {"ok":true,"data":...,"text":"..."}
+// or {"ok":false,"error":"..."} (commands.cpp).
+std::string answer_line(const reply& r);
 
 }  // namespace ufork

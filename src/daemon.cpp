@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -48,11 +49,7 @@ void send_all(int fd, const std::string& text) noexcept {
 }
 
 void to_dev_null(int target, int flags) {
-  int fd = ::open("/dev/null", flags);
-  if (fd >= 0 && fd != target) {
-    ::dup2(fd, target);
-    ::close(fd);
-  }
+  if (auto null = sys::open_dev_null(flags)) (void)::dup2(null->get(), target);
 }
 
 }  // namespace

@@ -51,7 +51,6 @@ void arbiter::impl::close_output(int slot, pid_t pid, output& o, enum stream s) 
   o.fd.reset();
 }
 
-
 // Daemon mode: what the arbiter process itself writes to fd 1 and 2 (a
 // library's warning, an uncaught exception's message) becomes log lines too.
 void arbiter::impl::capture_own_output() {
