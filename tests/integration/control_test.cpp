@@ -360,12 +360,17 @@ class pty_pool {
   std::size_t mark_ = 0;
 };
 
+// Options for a pool on the pty: its log on the terminal, beside the prompt.
+options on_terminal(options o, std::string history = "/dev/null") {
+  o.sink = make_fd_sink(STDOUT_FILENO);
+  o.history_file = std::move(history);
+  return o;
+}
+
 TEST(console, a_prompt_on_the_terminal_runs_commands_and_ctrl_c_stops_cleanly) {
   auto history = "/tmp/ufork-test-history-" + std::to_string(::getpid());
   pty_pool pool([history] {
-    auto o = test_options(2);
-    o.sink = make_fd_sink(STDOUT_FILENO);
-    o.history_file = history;
+    auto o = on_terminal(test_options(2), history);
     hooks h;
     // say(), not printf: stdout's FILE came from the test process, fully
     // buffered, and nothing would flush it.
@@ -398,9 +403,7 @@ TEST(console, a_prompt_on_the_terminal_runs_commands_and_ctrl_c_stops_cleanly) {
 
 TEST(console, an_arbiter_killed_by_a_fatal_signal_restores_the_terminal) {
   pty_pool pool([] {
-    auto o = test_options(1);
-    o.sink = make_fd_sink(STDOUT_FILENO);
-    o.history_file = "/dev/null";
+    auto o = on_terminal(test_options(1));
     hooks h;
     h.on_worker_ready = [](const worker_info& w) { say("ready pid " + std::to_string(w.pid) + "."); };
     return arbiter(o, h).run();
@@ -421,10 +424,7 @@ TEST(console, an_arbiter_killed_by_a_fatal_signal_restores_the_terminal) {
 
 TEST(console, ctrl_d_closes_the_prompt_and_the_pool_keeps_running) {
   pty_pool pool([] {
-    auto o = test_options(1);
-    o.sink = make_fd_sink(STDOUT_FILENO);
-    o.history_file = "/dev/null";
-    return arbiter(o, {}).run();
+    return arbiter(on_terminal(test_options(1)), {}).run();
   });
   ASSERT_TRUE(pool.wait_for("ufork>> "));
   pool.type("\x04");  // Ctrl-D
@@ -435,42 +435,21 @@ TEST(console, ctrl_d_closes_the_prompt_and_the_pool_keeps_running) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
-}  // namespace
-}  // namespace ufork::test
-
-namespace ufork::test {
-namespace {
-
 TEST(console, a_terminal_that_hangs_up_closes_the_prompt_without_spinning) {
   auto path = temp_socket("hangup");
   pty_pool pool([path] {
-    auto o = control_options(path, 1);
-    o.sink = make_fd_sink(STDOUT_FILENO);
-    o.history_file = "/dev/null";
-    return arbiter(o, {}).run();
+    return arbiter(on_terminal(control_options(path, 1)), {}).run();
   });
-  ASSERT_TRUE(pool.wait_for("ufork>> "));
+  ASSERT_TRUE(pool.wait_for("ufork>> "));  // the control socket opens before the prompt
   pool.hang_up();
-  std::string error;
-  std::optional<control_client> c;
-  for (auto deadline = std::chrono::steady_clock::now() + 20s; !c && std::chrono::steady_clock::now() < deadline;) {
-    c = control_client::connect(path, error);
-    if (!c) ::poll(nullptr, 0, 10);  // the socket appears once the arbiter runs
-  }
-  ASSERT_TRUE(c) << error;
-  auto before = ask(*c, "status")["data"]["counters"]["wakeups"].get<std::uint64_t>();
+  auto c = connect_or_fail(path);
+  auto before = ask(c, "status")["data"]["counters"]["wakeups"].get<std::uint64_t>();
   ::poll(nullptr, 0, 500);  // not a synchronisation: an interval to count wake-ups over
-  auto after = ask(*c, "status")["data"]["counters"]["wakeups"].get<std::uint64_t>();
+  auto after = ask(c, "status")["data"]["counters"]["wakeups"].get<std::uint64_t>();
   EXPECT_LT(after - before, 50u) << "the loop spins on a hung-up terminal";
-  EXPECT_TRUE(ask(*c, "stop")["ok"]);
+  EXPECT_TRUE(ask(c, "stop")["ok"]);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
-
-}  // namespace
-}  // namespace ufork::test
-
-namespace ufork::test {
-namespace {
 
 TEST(console, ufork_console_gives_the_prompt_of_a_running_arbiter) {
   auto path = temp_socket("remote");
