@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -33,12 +35,26 @@ std::string slurp(const fs::path& p) {
 // Waits until the file holds a match for re; returns the first group.
 std::string wait_in_file(const fs::path& p, const std::string& re, std::chrono::milliseconds timeout = 20s) {
   std::regex pattern(re);
-  for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;) {
+  // Woken by any write, creation or rename in the file's directory (the log
+  // rotates), watched before the first look so that no write slips by.
+  int watch = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  EXPECT_GE(::inotify_add_watch(watch, p.parent_path().c_str(), IN_MODIFY | IN_CREATE | IN_MOVED_TO), 0)
+      << std::strerror(errno);
+  for (auto deadline = std::chrono::steady_clock::now() + timeout;;) {
     std::string text = slurp(p);
     std::smatch m;
-    if (std::regex_search(text, m, pattern)) return m.size() > 1 ? m[1].str() : m[0].str();
-    ::poll(nullptr, 0, 20);  // a file has no event to wait on; the deadline bounds this
+    if (std::regex_search(text, m, pattern)) {
+      ::close(watch);
+      return m.size() > 1 ? m[1].str() : m[0].str();
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd pfd{watch, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
+    char events[4096];
+    while (::read(watch, events, sizeof events) > 0) {
+    }
   }
+  ::close(watch);
   ADD_FAILURE() << "no /" << re << "/ in " << p << ":\n" << slurp(p);
   return {};
 }
