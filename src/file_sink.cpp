@@ -42,11 +42,10 @@ class spdlog_sink : public log_sink {
   using factory = std::function<std::shared_ptr<spdlog::sinks::sink>()>;
   spdlog_sink(factory make, log_format format) : make_(std::move(make)), format_(format) {
     try {
-      sink_ = make_();
+      open();
     } catch (const spdlog::spdlog_ex& e) {
       throw error(std::make_error_code(std::errc::io_error), std::string("log: ") + e.what());
     }
-    sink_->set_pattern("%v");
   }
 
   void write(const log_line& line) override {
@@ -91,11 +90,15 @@ class spdlog_sink : public log_sink {
     retry_at_ = clock::now() + std::chrono::seconds(1);
   }
 
+  void open() {
+    sink_ = make_();
+    sink_->set_pattern("%v");
+  }
+
   bool retry() {
     if (clock::now() < retry_at_) return false;
     try {
-      sink_ = make_();
-      sink_->set_pattern("%v");
+      open();
       return true;
     } catch (const spdlog::spdlog_ex&) {
       retry_at_ = clock::now() + std::chrono::seconds(1);
