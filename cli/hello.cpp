@@ -13,8 +13,6 @@
 
 namespace ufork::cli {
 
-int serve_hello(const hello_options& o, std::optional<launcher>& link, std::optional<pidfile>& pid);
-
 namespace {
 
 // The sinks the flags ask for; null for the default (the terminal).
@@ -25,31 +23,6 @@ std::shared_ptr<log_sink> make_sinks(const hello_options& o) {
   if (o.syslog) sinks.push_back(make_syslog_sink("ufork", format));
   if (sinks.empty()) return nullptr;
   return sinks.size() == 1 ? sinks.front() : make_tee_sink(std::move(sinks));
-}
-
-}  // namespace
-
-int run_hello(hello_options o) {
-  if (o.daemon && o.log.empty() && !o.syslog) {
-    std::cerr << "ufork hello: --daemon needs --log PATH or --syslog (a daemon has no terminal)\n";
-    return exit_usage;
-  }
-  // The daemon works in /: paths given relative to here must not move.
-  for (auto* path : {&o.log, &o.pidfile, &o.control})
-    if (!path->empty()) *path = std::filesystem::absolute(*path).string();
-  std::optional<launcher> link;
-  if (o.daemon) link.emplace(daemonize());
-  std::optional<pidfile> pid;
-  try {
-    return serve_hello(o, link, pid);
-  } catch (const std::exception& e) {
-    if (link && link->fd() >= 0) {
-      link->failed(e.what());
-    } else {
-      std::cerr << "ufork hello: " << e.what() << "\n";
-    }
-    return exit_runtime;
-  }
 }
 
 int serve_hello(const hello_options& o, std::optional<launcher>& link, std::optional<pidfile>& pid) {
@@ -90,6 +63,31 @@ int serve_hello(const hello_options& o, std::optional<launcher>& link, std::opti
   int code = http::serve(hello, o.bind, so);
   if (link && link->fd() >= 0) link->failed("the pool stopped before it was ready (exit " + std::to_string(code) + ")");
   return code;
+}
+
+}  // namespace
+
+int run_hello(hello_options o) {
+  if (o.daemon && o.log.empty() && !o.syslog) {
+    std::cerr << "ufork hello: --daemon needs --log PATH or --syslog (a daemon has no terminal)\n";
+    return exit_usage;
+  }
+  // The daemon works in /: paths given relative to here must not move.
+  for (auto* path : {&o.log, &o.pidfile, &o.control})
+    if (!path->empty()) *path = std::filesystem::absolute(*path).string();
+  std::optional<launcher> link;
+  if (o.daemon) link.emplace(daemonize());
+  std::optional<pidfile> pid;
+  try {
+    return serve_hello(o, link, pid);
+  } catch (const std::exception& e) {
+    if (link && link->fd() >= 0) {
+      link->failed(e.what());
+    } else {
+      std::cerr << "ufork hello: " << e.what() << "\n";
+    }
+    return exit_runtime;
+  }
 }
 
 }  // namespace ufork::cli
