@@ -140,23 +140,22 @@ void control_server::on_client(std::uint64_t id, std::uint32_t events) {
 }
 
 void control_server::read_lines(client& c) {
+  auto too_long = [&c] {  // answered, then the client is closed
+    c.out += error_line("line longer than 64 KiB") + "\n";
+    c.closing = true;
+  };
   std::size_t start = 0, nl;
   while (!c.closing && (nl = c.in.find('\n', start)) != std::string::npos) {
     std::string_view line(c.in.data() + start, nl - start);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.size() > max_line) {
-      c.out += error_line("line longer than 64 KiB") + "\n";
-      c.closing = true;
-    } else {
+    if (line.size() > max_line)
+      too_long();
+    else
       c.out += answer_(line) + "\n";
-    }
     start = nl + 1;
   }
   c.in.erase(0, start);
-  if (c.in.size() > max_line && !c.closing) {
-    c.out += error_line("line longer than 64 KiB") + "\n";
-    c.closing = true;
-  }
+  if (c.in.size() > max_line && !c.closing) too_long();  // and no end in sight
   if (c.closing) c.in.clear();
 }
 
