@@ -160,11 +160,11 @@ TEST(control, bad_clients_never_hurt_the_arbiter) {
     return fd;
   };
   (void)!::write(raw_connect(), "stat", 4);
-  for (int i = 0; i < 1000; ++i) raw_connect();  // 1,000 at once: the cap, then refusals
-  int greedy = raw_connect();
+  int greedy = raw_connect();  // within the cap, so it is served, and never reads
   std::string flood;
   for (int i = 0; i < 20000; ++i) flood += "metrics\n";
-  (void)!::send(greedy, flood.data(), flood.size(), MSG_DONTWAIT);
+  (void)!::send(greedy, flood.data(), flood.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  for (int i = 0; i < 1000; ++i) raw_connect();  // 1,000 at once: the cap, then refusals
 
   // Meanwhile supervision goes on: a killed worker is replaced, and the
   // connected client is answered.
@@ -173,6 +173,7 @@ TEST(control, bad_clients_never_hurt_the_arbiter) {
   pool.wait_for("event ready slot=0 gen=2");
   EXPECT_TRUE(ask(good, "status")["ok"]);
   pool.wait_count("control: refused pid \\d+: 16 clients connected already", 1);
+  pool.wait_count("control: dropped a client that does not read its answers", 1);
 
   for (int fd : held) ::close(fd);
   // Every connection the arbiter held for them is closed again.
