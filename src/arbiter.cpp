@@ -301,6 +301,7 @@ int arbiter::impl::supervise(bool own_signals) {
     auto now = clock::now();
     check_deadlines(now);
     maintain(now);
+    if (control_) control_->resume_if_fds_free();
   }
   if (gave_up_)
     log("gave up; exit {}", exit_boot_failure);

@@ -67,7 +67,9 @@ control_server::control_server(reactor& loop, std::string path, int max_clients,
   // Held in reserve: with the fd table full, accept fails with EMFILE and the
   // connection stays queued, so a level-triggered loop would spin. Closing
   // this one lets us accept and refuse it (libuv and nginx do the same).
-  reserve_ = sys::open_dev_null(O_RDONLY).value();
+  auto reserve = sys::open_dev_null(O_RDONLY);
+  if (!reserve) throw error(reserve.error(), "control socket: open(/dev/null)");
+  reserve_ = std::move(reserve).value();
   listen_token_ = loop_.add(listen_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
 }
 
@@ -88,14 +90,7 @@ void control_server::on_accept() {
     int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if ((errno == EMFILE || errno == ENFILE) && reserve_) {
-        reserve_.reset();
-        int victim = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-        if (victim >= 0) refuse(victim, "the arbiter is out of file descriptors");
-        reserve_ = sys::open_dev_null(O_RDONLY).value();
-        log_("control: out of file descriptors; refused a connection");
-        continue;
-      }
+      if (errno == EMFILE || errno == ENFILE) out_of_fds();
       return;  // EAGAIN: all accepted
     }
     ucred cred{};
@@ -119,6 +114,34 @@ void control_server::on_accept() {
     c.events = EPOLLIN;
     c.token = loop_.add(fd, c.events, [this, id](std::uint32_t ev) { on_client(id, ev); });
   }
+}
+
+// With the fd table full, accept4 fails before it looks at the queue, and
+// the queued connection keeps a level-triggered listener readable: calling
+// it again would spin. The reserve fd lets us take the connection that woke
+// us and refuse it; then the listener leaves epoll until an fd is free.
+void control_server::out_of_fds() {
+  if (reserve_) {
+    reserve_.reset();
+    int victim = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (victim >= 0) refuse(victim, "the arbiter is out of file descriptors");
+  }
+  loop_.modify(listen_token_, 0);
+  paused_ = true;
+  log_("control: out of file descriptors; not accepting clients until one is free");
+}
+
+void control_server::resume_if_fds_free() {
+  if (!paused_) return;
+  if (!reserve_) {
+    auto r = sys::open_dev_null(O_RDONLY);
+    if (!r) return;
+    reserve_ = std::move(r).value();
+  }
+  if (!sys::open_dev_null(O_RDONLY)) return;  // one more fd than the reserve: closed at once
+  paused_ = false;
+  loop_.modify(listen_token_, EPOLLIN);
+  log_("control: accepting clients again");
 }
 
 void control_server::on_client(std::uint64_t id, std::uint32_t events) {

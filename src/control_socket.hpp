@@ -30,6 +30,10 @@ class control_server {
   // answers there, or a failed syscall. A stale socket file is replaced.
   control_server(reactor& loop, std::string path, int max_clients, answer_fn answer, log_fn log);
   ~control_server();  // closes every connection and removes the socket file
+
+  // Out of fds, the listener waits outside epoll; the loop calls this after
+  // each turn (cheap unless paused) to take it back once an fd is free.
+  void resume_if_fds_free();
   control_server(const control_server&) = delete;
   control_server& operator=(const control_server&) = delete;
 
@@ -42,6 +46,7 @@ class control_server {
     std::uint32_t events = 0;  // what its registration waits for
   };
   void on_accept();
+  void out_of_fds();
   void on_client(std::uint64_t id, std::uint32_t events);
   void read_lines(client& c);
   bool write_out(client& c);  // false: the client is gone
@@ -55,6 +60,7 @@ class control_server {
   log_fn log_;
   sys::unique_fd listen_, reserve_;
   reactor::token listen_token_ = 0;
+  bool paused_ = false;  // out of fds: the listener is not watched
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, client> clients_;
 };

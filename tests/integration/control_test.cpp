@@ -5,6 +5,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -184,6 +185,52 @@ TEST(control, bad_clients_never_hurt_the_arbiter) {
   EXPECT_EQ(count_fds(arbiter), fds_before);
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// The arbiter at its fd limit (`ulimit -n 64`, then more workers than fit):
+// control clients beyond it are refused or wait, and meanwhile the loop goes
+// on: a killed worker is reaped and SIGTERM stops the pool.
+TEST(control, an_arbiter_out_of_fds_goes_on_supervising) {
+  auto path = temp_socket("emfile");
+  pool_process pool([path] {
+    rlimit low{64, 64};
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) return 2;
+    return run_pool_or_report(control_options(path), [] {
+      hooks h;
+      h.post_fork = [](worker& w) {
+        while (!w.stopping()) {
+          w.heartbeat();
+          ::usleep(20'000);
+        }
+      };
+      return h;
+    }());
+  });
+  pid_t victim = static_cast<pid_t>(std::stoi(pool.wait_for("event ready slot=0 gen=1 pid=(\\d+)")[1]));
+  pool.wait_count("event ready", 2);
+  {
+    auto c = connect_or_fail(path);
+    EXPECT_TRUE(ask(c, "size 30")["ok"]);
+  }
+  pool.wait_for("cannot start worker \\d+: .*Too many open files");
+  std::vector<int> clients;
+  for (int i = 0; i < 10; ++i) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path.c_str());
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    (void)!::send(fd, "status\n", 7, MSG_NOSIGNAL);
+    clients.push_back(fd);
+  }
+  pool.wait_for("control: out of file descriptors");
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  pool.wait_for("event exit worker 0 pid " + std::to_string(victim));
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  for (int fd : clients) ::close(fd);
+  // Said once per time the table fills, not once per wake-up.
+  EXPECT_LE(pool.count("control: out of file descriptors"), 10u);
 }
 
 TEST(control, refuses_other_users) {
