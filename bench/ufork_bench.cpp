@@ -40,7 +40,6 @@ ufork::options bench_options(int workers) {
   o.workers = workers;
   o.max_starting = workers;
   o.sink = ufork::make_callback_sink([](const ufork::log_line&) {});
-  o.backoff.reset_after = 0ms;  // the victims stand for long-lived workers: no backoff
   return o;
 }
 

@@ -39,6 +39,7 @@ void validate(const options& o) {
     if (d <= milliseconds::zero()) throw std::invalid_argument(fmt::format("ufork: {} must be > 0", name));
   };
   if (o.workers < 0) throw std::invalid_argument("ufork: workers must be >= 0");
+  if (o.workers == 0 && !o.allow_empty) throw std::invalid_argument(fmt::format("ufork: {}", empty_pool_refused));
   if (o.max_starting < 1) throw std::invalid_argument("ufork: max_starting must be >= 1");
   if (o.max_boot_failures < 0) throw std::invalid_argument("ufork: max_boot_failures must be >= 0");
   positive(o.timeout, "timeout");
@@ -46,6 +47,7 @@ void validate(const options& o) {
   positive(o.graceful_timeout, "graceful_timeout");
   positive(o.abort_timeout, "abort_timeout");
   positive(o.backoff.initial, "backoff.initial");
+  if (o.backoff.min_interval < milliseconds::zero()) throw std::invalid_argument("ufork: backoff.min_interval must be >= 0");
   if (o.backoff.cap < o.backoff.initial) throw std::invalid_argument("ufork: backoff.cap must be >= backoff.initial");
 }
 
@@ -193,6 +195,7 @@ void arbiter::impl::request_stop() noexcept {
 
 void arbiter::impl::resize(int n) {
   if (n < 0) throw std::invalid_argument("ufork: size must be >= 0");
+  if (n == 0 && !opts_.allow_empty) throw std::invalid_argument(fmt::format("ufork: {}", empty_pool_refused));
   call([this, n] { do_resize(n); });
 }
 
@@ -249,7 +252,12 @@ void arbiter::impl::on_signal() {
       case SIGTERM: begin_stop(false); break;
       case SIGQUIT: begin_stop(true); break;
       case SIGTTIN: do_resize(size_ + 1); break;
-      case SIGTTOU: do_resize(std::max(size_ - 1, 0)); break;
+      case SIGTTOU:
+        if (size_ > 1 || opts_.allow_empty)
+          do_resize(std::max(size_ - 1, 0));
+        else
+          log("SIGTTOU: size stays {}: {}", size_, empty_pool_refused);
+        break;
       case SIGUSR1: opts_.sink->reopen(); break;
       case SIGHUP:
         if (auto r = execute("reload"); !r.ok) log("SIGHUP: {}", r.text);
@@ -294,11 +302,13 @@ int arbiter::impl::supervise(bool own_signals) {
   run_posted();
   maintain(clock::now());
   while (!(stopping_ && procs_.empty())) {
-    loop_.arm(next_deadline(clock::now()));
+    auto armed = next_deadline(clock::now());
+    loop_.arm(armed);
     opts_.sink->flush();
     loop_.run_once();
     ++counters_.wakeups;
     auto now = clock::now();
+    if (policy::stalled(armed, now, opts_.timeout)) restart_clocks(now - armed, now);
     check_deadlines(now);
     maintain(now);
     if (control_) control_->resume_if_fds_free();

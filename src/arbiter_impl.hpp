@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "console.hpp"
+#include "core/policy.hpp"
 #include "control_socket.hpp"
 #include "line_splitter.hpp"
 #include "reactor.hpp"
@@ -53,20 +54,24 @@ struct process {
   worker_state state = worker_state::spawning;
   clock::time_point started{}, ready_at{};
   clock::time_point kill_at{};          // SIGKILL due; epoch = not scheduled
+  clock::time_point window_from{};      // clocks restart here after a stall of the arbiter
   std::optional<exit_reason> reason;    // set when the arbiter ends it
   std::string detail;
   output out, err;
   explicit process(std::size_t max_line) : out(max_line), err(max_line) {}
 };
 
+// Why size 0 is refused unless options::allow_empty.
+inline constexpr const char* empty_pool_refused =
+    "a pool of 0 workers leaves connections waiting unanswered (options.allow_empty allows it)";
+
 // "size 4" -> {"size", "4"}.
 std::vector<std::string> split_words(std::string_view line);
 
 struct slot_state {
   unsigned generation = 0;
-  pid_t pid = 0;                  // its live process, or 0
-  int failures = 0;               // failed starts in a row
-  clock::time_point restart_at{};
+  pid_t pid = 0;                  // its current process, or 0
+  policy::slot rules;             // failed starts, when it may fork again
 };
 
 class arbiter::impl {
@@ -162,14 +167,18 @@ class arbiter::impl {
   void on_notify();
   void on_ready(process& p, clock::time_point now);
   void on_exit(pid_t pid);
-  void after_exit(const exit_info& info, bool early, bool current, clock::time_point now);
+  bool release_slot(const process& p);
+  std::string slot_lost(int slot, policy::end how, clock::time_point now);
   void check_deadlines(clock::time_point now);
+  void restart_clocks(clock::duration late, clock::time_point now);
   clock::time_point next_deadline(clock::time_point now) const;
+  policy::worker_clock clock_of(const process& p) const;
   void hang(process& p, std::string detail, clock::time_point now);
   void stop_worker(process& p, exit_reason why, clock::time_point now);
   void begin_stop(bool fast);
   void do_resize(int n);
-  void update_storm(const exit_info* failed);
+  void update_storm();
+  void check_give_up();
   worker_info info(const process& p, clock::time_point now) const;
 
   // output.cpp

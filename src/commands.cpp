@@ -169,6 +169,7 @@ reply arbiter::impl::cmd_status(const args&) {
                  {"backoffs", s.counters.backoffs},
                  {"spawn_errors", s.counters.spawn_errors},
                  {"wakeups", s.counters.wakeups},
+                 {"stalls", s.counters.stalls},
                  {"log_lost", s.counters.log_lost}}}};
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
@@ -275,6 +276,7 @@ reply arbiter::impl::cmd_size(const args& a) {
   auto n = a.size() == 1 ? parse_int(a[0]) : std::nullopt;
   if (!n || *n < 0 || *n > 4096) return fail("usage: size N (0..4096)");
   if (stopping_) return fail("the pool is stopping");
+  if (*n == 0 && !opts_.allow_empty) return fail(empty_pool_refused);
   do_resize(static_cast<int>(*n));
   return ok(fmt::format("size {}", *n), json{{"size", *n}});
 }

@@ -59,9 +59,9 @@ void arbiter::impl::maintain(clock::time_point now) {
   if (stopping_) return;
   int starting = 0;
   for (const auto& [pid, p] : procs_) starting += p->state == worker_state::starting;
-  for (int slot = 0; slot < size_ && starting < opts_.max_starting; ++slot) {
+  for (int slot = 0; slot < size_ && starting < opts_.max_starting && !stopping_; ++slot) {
     const slot_state& s = slots_[static_cast<std::size_t>(slot)];
-    if (s.pid != 0 || s.restart_at > now) continue;
+    if (s.pid != 0 || s.rules.next_fork > now) continue;
     if (process* p = spawn(slot, now)) slots_[static_cast<std::size_t>(slot)].pid = p->pid;
     ++starting;
   }
@@ -69,10 +69,12 @@ void arbiter::impl::maintain(clock::time_point now) {
 
 process* arbiter::impl::spawn(int slot, clock::time_point now) {
   slot_state& s = slots_[static_cast<std::size_t>(slot)];
-  auto fail = [&](const char* what, std::error_code ec) {
+  auto fail = [&](const char* what, std::error_code ec) {  // a failed start: backoff, not a loop
     ++counters_.spawn_errors;
-    log("cannot start worker {}: {}: {}", slot, what, ec.message());
-    s.restart_at = now + opts_.backoff.initial;  // fork or fd limits: try again soon, not in a loop
+    last_failure_ = fmt::format("cannot start worker {}: {}: {}", slot, what, ec.message());
+    log("{}{}", last_failure_, slot_lost(slot, policy::end::failed_start, now));
+    update_storm();
+    check_give_up();
     return nullptr;
   };
   auto p = std::make_unique<process>(opts_.max_line);
@@ -123,6 +125,7 @@ process* arbiter::impl::spawn(int slot, clock::time_point now) {
     board_.release(p->beat);
     return fail("pidfd_open", pidfd.error());
   }
+  policy::forked(s.rules, now);
   p->slot = slot;
   p->generation = ++s.generation;
   p->pid = pid;
@@ -210,7 +213,6 @@ void arbiter::impl::on_ready(process& p, clock::time_point now) {
     reload_next(now);
     if (successor_ == 0) log("reload: done");
   }
-  update_storm(nullptr);
 }
 
 void arbiter::impl::on_exit(pid_t pid) {
@@ -246,86 +248,81 @@ void arbiter::impl::on_exit(pid_t pid) {
     oom_kills_ = count;
   }
   e.reason = p.reason.value_or(e.code == 0 ? exit_reason::exited : exit_reason::crashed);
-  // Workers that were asked to go did so; anything else that ends soon
-  // after start is a failed start of the slot.
-  bool asked = e.reason == exit_reason::stopped || e.reason == exit_reason::shrunk ||
-               e.reason == exit_reason::killed || e.reason == exit_reason::replaced;
-  bool early = !asked && (!e.was_ready || now - p.ready_at < opts_.backoff.reset_after);
 
   requests_of_exited_ += p.beat->requests.load(std::memory_order_relaxed);
   loop_.remove(p.exit_token);
   board_.release(p.beat);
-  // Only the slot's current process leaves a gap to fill. A predecessor
-  // that dies while its successor starts leaves the slot to the successor.
   if (pid == successor_) {
     log("reload: the successor of worker {} failed ({}); reload abandoned", p.slot, e.status_text());
     successor_ = predecessor_ = 0;
     reload_queue_.clear();
   }
-  slot_state& s = slots_[static_cast<std::size_t>(p.slot)];
-  bool current = s.pid == pid;
-  if (current) s.pid = 0;
-  if (current && successor_ != 0 && procs_.at(successor_)->slot == p.slot) {
-    s.pid = successor_;
-    current = false;
-  }
+  bool current = release_slot(p);
   procs_.erase(it);
-  after_exit(e, early, current, now);
-}
 
-void arbiter::impl::after_exit(const exit_info& e, bool early, bool current, clock::time_point now) {
   ++counters_.exited;
   dead_.push_back(e);
   if (dead_.size() > 64) dead_.pop_front();
-  slot_state& s = slots_[static_cast<std::size_t>(e.worker)];
-  bool replace = current && !stopping_ && e.worker < size_;
-  bool failed = replace && early;  // a failed start: backoff, storm, give-up
+  // Only a slot left empty needs a successor. A worker that had become
+  // ready (or that an operator killed) is replaced at once; one that never
+  // did is a failed start.
   std::string next;
-  if (failed) {
-    ++s.failures;
-    ++counters_.backoffs;
-    milliseconds delay = std::min<milliseconds>(opts_.backoff.initial * (1LL << std::min(s.failures - 1, 30)),
-                                                opts_.backoff.cap);
-    s.restart_at = now + delay;
-    last_failure_ = e.describe();
-    next = fmt::format("; restarting in {}", seconds(delay));
-  } else if (replace) {
-    s.failures = 0;
-    s.restart_at = now;
-    next = "; restarting";
+  bool failed = false;
+  if (current && !stopping_ && e.worker < size_) {
+    failed = !e.was_ready && e.reason != exit_reason::killed;
+    if (failed) last_failure_ = e.describe();
+    next = slot_lost(e.worker, failed ? policy::end::failed_start : policy::end::served, now);
   }
   call_hook("on_worker_exit", hooks_.on_worker_exit, e);
-  update_storm(failed ? &e : nullptr);
+  update_storm();
   if (failed && storm_)
     ++storm_quiet_;
   else
     log("{}{}", e.describe(), next);
-
-  // A program that cannot start at all: stop, and tell the service manager.
-  if (failed && !ever_ready_ && opts_.max_boot_failures > 0 && size_ > 0 &&
-      std::all_of(slots_.begin(), slots_.begin() + size_,
-                  [&](const slot_state& x) { return x.failures >= opts_.max_boot_failures; })) {
-    log("no worker ever became ready; every slot failed {} starts in a row; last: {}",
-        opts_.max_boot_failures, last_failure_);
-    gave_up_ = true;
-    begin_stop(false);
-  }
+  if (failed) check_give_up();
 }
 
-// One loud line when most slots are failing, one when they recover; the
+// p no longer holds its slot (it exited, or hung). True if that leaves the
+// slot empty; a reload's successor of the same slot takes it over instead.
+bool arbiter::impl::release_slot(const process& p) {
+  slot_state& s = slots_[static_cast<std::size_t>(p.slot)];
+  if (s.pid != p.pid) return false;
+  s.pid = 0;
+  auto next = successor_ != p.pid ? procs_.find(successor_) : procs_.end();
+  if (next == procs_.end() || next->second->slot != p.slot) return true;
+  s.pid = successor_;
+  return false;
+}
+
+// The slot's current worker is gone: the policy says when the next may be
+// forked. Returns the tail of the log line ("; restarting", ...).
+std::string arbiter::impl::slot_lost(int slot, policy::end how, clock::time_point now) {
+  slot_state& s = slots_[static_cast<std::size_t>(slot)];
+  auto wait = policy::ended(s.rules, how, now, opts_.backoff);
+  if (how == policy::end::failed_start && s.rules.failed_starts >= 2) ++counters_.backoffs;
+  if (wait <= clock::duration::zero()) return "; restarting";
+  return fmt::format("; restarting in {}", seconds(wait));
+}
+
+// A program that cannot start at all: stop, and tell the service manager.
+void arbiter::impl::check_give_up() {
+  if (stopping_ || ever_ready_ || size_ == 0) return;
+  auto out = [this](const policy::slot& s) { return policy::out_of_starts(s, opts_.max_boot_failures); };
+  if (!std::ranges::all_of(slots_.begin(), slots_.begin() + size_, out, &slot_state::rules)) return;
+  log("no worker ever became ready; every slot failed {} starts in a row; last: {}", opts_.max_boot_failures,
+      last_failure_);
+  gave_up_ = true;
+  begin_stop(false);
+}
+
+// One loud line when most slots are failing, one when that ends; the
 // failures in between are counted, not logged one by one.
-void arbiter::impl::update_storm(const exit_info* failed) {
-  int failing = 0;
-  for (int i = 0; i < size_; ++i) {
-    const slot_state& s = slots_[static_cast<std::size_t>(i)];
-    auto it = procs_.find(s.pid);
-    bool ready = it != procs_.end() && it->second->state == worker_state::ready;
-    failing += s.failures > 0 && !ready;
-  }
-  bool storm = size_ > 0 && failing * 2 > size_;
-  if (storm && !storm_ && failed) {
-    log("WARNING: {} of {} workers are failing to start; restarting with backoff up to {}; last: {}",
-        failing, size_, seconds(opts_.backoff.cap), failed->describe());
+void arbiter::impl::update_storm() {
+  auto failing = std::ranges::count_if(slots_.begin(), slots_.begin() + size_, policy::failing, &slot_state::rules);
+  bool storm = policy::storm(static_cast<std::size_t>(failing), static_cast<std::size_t>(size_));
+  if (storm && !storm_) {
+    log("WARNING: {} of {} workers are failing to start or hanging; restarting with backoff up to {}; last: {}",
+        failing, size_, seconds(opts_.backoff.cap), last_failure_);
     storm_ = true;
   } else if (!storm && storm_) {
     log("workers are starting again ({} failed starts not logged)", storm_quiet_);
@@ -334,61 +331,76 @@ void arbiter::impl::update_storm(const exit_info* failed) {
   }
 }
 
+policy::worker_clock arbiter::impl::clock_of(const process& p) const {
+  return {p.state, p.started, beat_time(p), p.kill_at, p.window_from};
+}
+
 void arbiter::impl::check_deadlines(clock::time_point now) {
+  policy::timeouts t{opts_.timeout, opts_.startup_timeout};
   for (auto& [pid, ptr] : procs_) {
     process& p = *ptr;
-    switch (p.state) {
-      case worker_state::starting:
-        if (now >= p.started + opts_.startup_timeout)
-          hang(p, fmt::format("not ready after {} (startup_timeout)", seconds(now - p.started)), now);
-        break;
-      case worker_state::ready:
-        if (auto beat = beat_time(p); now >= beat + opts_.timeout)
-          hang(p, fmt::format("no heartbeat for {} (timeout)", seconds(now - beat)), now);
-        break;
-      case worker_state::stopping:
-        if (p.kill_at != clock::time_point{} && now >= p.kill_at) {
-          (void)sys::kill_group(p.pid, SIGKILL);
-          p.kill_at = {};
-        }
-        break;
-      case worker_state::spawning:
-      case worker_state::exited:
-        break;
+    auto c = clock_of(p);
+    if (p.state == worker_state::ready && policy::has_proven(p.ready_at, c.beat, opts_.timeout) &&
+        slots_[static_cast<std::size_t>(p.slot)].pid == pid)
+      policy::proven(slots_[static_cast<std::size_t>(p.slot)].rules);
+    auto due = policy::deadline(c, t);
+    if (due == clock::time_point{} || now < due) continue;
+    if (p.state == worker_state::starting)
+      hang(p, fmt::format("not ready after {} (startup_timeout)", seconds(now - std::max(p.started, p.window_from))),
+           now);
+    else if (p.state == worker_state::ready)
+      hang(p, fmt::format("no heartbeat for {} (timeout)", seconds(now - std::max(c.beat, p.window_from))), now);
+    else if (p.state == worker_state::stopping) {
+      (void)sys::kill_group(p.pid, SIGKILL);
+      p.kill_at = {};
     }
   }
+  update_storm();
+}
+
+// The loop woke long after its deadline: the arbiter was not running (the
+// tree frozen, the VM paused), so a worker's silence meanwhile proves
+// nothing. Each gets a fresh window from now; a really hung one is caught
+// one timeout later.
+void arbiter::impl::restart_clocks(clock::duration late, clock::time_point now) {
+  ++counters_.stalls;
+  log("the arbiter woke {} past its deadline (stalled: frozen or paused?); every worker's clock restarts now",
+      seconds(late));
+  for (auto& [pid, p] : procs_) p->window_from = now;
 }
 
 clock::time_point arbiter::impl::next_deadline(clock::time_point now) const {
+  policy::timeouts t{opts_.timeout, opts_.startup_timeout};
   clock::time_point at{};
-  for (const auto& [pid, p] : procs_) {
-    switch (p->state) {
-      case worker_state::starting: earliest(at, p->started + opts_.startup_timeout); break;
-      case worker_state::ready: earliest(at, beat_time(*p) + opts_.timeout); break;
-      case worker_state::stopping: earliest(at, p->kill_at); break;
-      case worker_state::spawning:
-      case worker_state::exited: break;
-    }
-  }
+  for (const auto& [pid, p] : procs_) earliest(at, policy::deadline(clock_of(*p), t));
   if (!stopping_)
     for (int i = 0; i < size_; ++i) {
       const slot_state& s = slots_[static_cast<std::size_t>(i)];
-      if (s.pid == 0 && s.restart_at > now) earliest(at, s.restart_at);
+      if (s.pid == 0 && s.rules.next_fork > now) earliest(at, s.rules.next_fork);
     }
   return at;
 }
 
-// SIGABRT first, so the worker's handler writes its stack to the log; SIGKILL
-// after abort_timeout for one that cannot run it (stopped, or stuck in the
-// kernel).
+// SIGABRT first, so the worker's handler writes its stack to the log, and
+// SIGCONT, so a stopped worker runs it; SIGKILL after abort_timeout for one
+// that cannot (stuck in the kernel). Its successor is forked now: capacity
+// comes back at the deadline, not when the hung one is gone.
 void arbiter::impl::hang(process& p, std::string detail, clock::time_point now) {
   ++counters_.hung;
-  log("worker {} pid {} hung: {}; sending SIGABRT", p.slot, p.pid, detail);
+  bool was_ready = p.state == worker_state::ready;
   p.reason = exit_reason::hung;
   p.detail = std::move(detail);
   p.state = worker_state::stopping;
   p.kill_at = now + opts_.abort_timeout;
   (void)sys::pidfd_send_signal(p.pidfd.get(), SIGABRT);
+  (void)sys::pidfd_send_signal(p.pidfd.get(), SIGCONT);
+  std::string next;
+  if (release_slot(p) && !stopping_ && p.slot < size_) {
+    last_failure_ = fmt::format("worker {} pid {} hung: {}", p.slot, p.pid, p.detail);
+    next = slot_lost(p.slot, was_ready ? policy::end::hung : policy::end::failed_start, now);
+  }
+  log("worker {} pid {} hung: {}; sending SIGABRT{}", p.slot, p.pid, p.detail, next);
+  if (!was_ready) check_give_up();
 }
 
 void arbiter::impl::stop_worker(process& p, exit_reason why, clock::time_point now) {
@@ -417,7 +429,7 @@ void arbiter::impl::begin_stop(bool fast) {
 
 void arbiter::impl::do_resize(int n) {
   if (stopping_ || n == size_) return;
-  log("size {} -> {}", size_, n);
+  log("size {} -> {}{}", size_, n, n == 0 ? ": the pool is empty; connections wait unanswered until it grows" : "");
   size_ = n;
   if (slots_.size() < static_cast<std::size_t>(n)) slots_.resize(static_cast<std::size_t>(n));
   auto now = clock::now();

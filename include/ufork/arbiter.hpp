@@ -68,9 +68,10 @@ struct counters {
   std::uint64_t spawned = 0;
   std::uint64_t exited = 0;
   std::uint64_t hung = 0;         // killed because a clock fired
-  std::uint64_t backoffs = 0;     // restarts delayed by the slot's backoff
+  std::uint64_t backoffs = 0;     // restarts delayed by backoff (2nd failed start in a row on)
   std::uint64_t spawn_errors = 0; // fork, pipe or pidfd_open failures
   std::uint64_t wakeups = 0;      // event-loop iterations (idle cost)
+  std::uint64_t stalls = 0;       // the loop woke over max(1 s, timeout/4) past its deadline
   std::uint64_t log_lost = 0;     // lines the sink could not write
 };
 
@@ -133,7 +134,9 @@ class arbiter {
   // Joins start()'s thread; returns what run() would have.
   int wait();
 
-  // Sets the desired number of workers; safe from any thread.
+  // Sets the desired number of workers; safe from any thread. Throws
+  // std::invalid_argument for a negative size, and for 0 unless
+  // options::allow_empty.
   void resize(int workers);
   // A snapshot; safe from any thread.
   struct status status() const;

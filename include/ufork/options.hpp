@@ -18,17 +18,22 @@ using std::chrono::milliseconds;
 int default_workers() noexcept;
 
 struct restart_backoff {
-  // A worker that dies before it was ready, or less than reset_after after it
-  // became ready, counts as a failed start of its slot: the slot's next start
-  // waits initial * 2^(failures - 1), at most cap. A worker that stayed ready
-  // for reset_after clears the count, and its replacement starts at once.
+  // A slot is never forked sooner than this after its previous fork, so a
+  // program that crashes on its first request cannot fork-bomb the machine.
+  // A worker that had become ready is replaced as soon as this allows.
+  milliseconds min_interval{100};
+  // A failed start is a worker that ended before it was ready. The first in
+  // a row is retried after min_interval; the n-th (n >= 2) waits
+  // initial * 2^(n-2), at most cap. A worker that becomes ready clears it.
   milliseconds initial{100};
   milliseconds cap{30'000};
-  milliseconds reset_after{10'000};
 };
 
 struct options {
   int workers = default_workers();
+  // A pool of 0 workers (options, `size 0`, SIGTTOU) is refused unless this
+  // is set: the kernel would go on accepting connections nobody answers.
+  bool allow_empty = false;
   // A ready worker with no heartbeat for this long is hung.
   milliseconds timeout{10'000};
   // A starting worker not ready after this long is hung.

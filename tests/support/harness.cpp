@@ -71,6 +71,7 @@ options test_options(int workers) {
   o.graceful_timeout = 10s;
   o.abort_timeout = 500ms;
   o.max_starting = workers > 0 ? workers : 1;
+  o.backoff.min_interval = 10ms;
   o.backoff.initial = 10ms;
   o.backoff.cap = 100ms;
   o.sink = say_sink();

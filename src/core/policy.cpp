@@ -1,0 +1,56 @@
+#include "core/policy.hpp"
+
+#include <algorithm>
+
+namespace ufork::policy {
+
+void forked(slot& s, clock::time_point now) noexcept { s.last_fork = now; }
+
+clock::duration ended(slot& s, end how, clock::time_point now, const restart_backoff& r) noexcept {
+  clock::time_point at = s.last_fork + r.min_interval;
+  if (how == end::failed_start) {
+    ++s.failed_starts;
+    if (s.failed_starts >= 2) {
+      int doublings = std::min(s.failed_starts - 2, 30);
+      milliseconds delay = std::min<milliseconds>(r.initial * (1LL << doublings), r.cap);
+      at = std::max(at, now + delay);
+    }
+  } else {
+    s.failed_starts = 0;
+  }
+  s.bad = how == end::served ? 0 : s.bad + 1;
+  s.next_fork = std::max(at, now);
+  return s.next_fork - now;
+}
+
+void proven(slot& s) noexcept { s.bad = 0; }
+
+bool has_proven(clock::time_point ready_at, clock::time_point beat, milliseconds timeout) noexcept {
+  return ready_at != clock::time_point{} && beat >= ready_at + timeout;
+}
+
+bool failing(const slot& s) noexcept { return s.bad >= 2; }
+
+bool storm(std::size_t failing, std::size_t slots) noexcept { return failing * 2 > slots; }
+
+bool out_of_starts(const slot& s, int max_boot_failures) noexcept {
+  return max_boot_failures > 0 && s.failed_starts >= max_boot_failures;
+}
+
+clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept {
+  switch (w.state) {
+    case worker_state::starting: return std::max(w.started, w.window_from) + t.startup_timeout;
+    case worker_state::ready: return std::max(w.beat, w.window_from) + t.timeout;
+    case worker_state::stopping: return w.kill_at;
+    case worker_state::spawning:
+    case worker_state::exited: break;
+  }
+  return {};
+}
+
+bool stalled(clock::time_point armed, clock::time_point woke, milliseconds timeout) noexcept {
+  using namespace std::chrono_literals;
+  return armed != clock::time_point{} && woke - armed > std::max<milliseconds>(1s, timeout / 4);
+}
+
+}  // namespace ufork::policy
