@@ -321,7 +321,7 @@ void arbiter::impl::update_storm() {
   auto failing = std::ranges::count_if(slots_.begin(), slots_.begin() + size_, policy::failing, &slot_state::rules);
   bool storm = policy::storm(static_cast<std::size_t>(failing), static_cast<std::size_t>(size_));
   if (storm && !storm_) {
-    log("WARNING: {} of {} workers are failing to start or hanging; restarting with backoff up to {}; last: {}",
+    log("WARNING: {} of {} workers are failing to start or hanging (failed starts back off up to {}); last: {}",
         failing, size_, seconds(opts_.backoff.cap), last_failure_);
     storm_ = true;
   } else if (!storm && storm_) {

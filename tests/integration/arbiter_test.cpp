@@ -177,6 +177,128 @@ TEST(arbiter, gives_up_with_one_warning_when_no_worker_can_start) {
   EXPECT_GE(pool.count("restarting in 0.010 s"), 1u);
 }
 
+// The waits a pool's log announced ("restarting in 0.004 s"), in seconds.
+std::vector<double> restart_waits(const pool_process& pool) {
+  std::vector<double> waits;
+  std::regex re("restarting in ([0-9.]+) s");
+  for (const auto& l : pool.lines()) {
+    std::smatch m;
+    if (std::regex_search(l, m, re)) waits.push_back(std::stod(m[1]));
+  }
+  return waits;
+}
+
+TEST(arbiter, a_worker_killed_after_ready_is_replaced_without_backoff_kill_after_kill) {
+  pool_process pool([] { return run_pool(test_options(1), {}); });
+  for (unsigned gen = 1; gen <= 10; ++gen) {
+    auto ready = pool.wait_for("event ready slot=0 gen=" + std::to_string(gen) + " pid=(\\d+)");
+    ASSERT_EQ(::kill(to_pid(ready[1]), SIGKILL), 0);
+  }
+  pool.wait_for("event ready slot=0 gen=11");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("crashed: killed by SIGKILL.*; restarting"), 10u);
+  // At most what is left of min_interval (10 ms here) since the slot's last
+  // fork; never a backoff.
+  for (double wait : restart_waits(pool)) EXPECT_LE(wait, 0.010);
+}
+
+TEST(arbiter, workers_that_hang_after_ready_over_and_over_warn_once) {
+  pool_process pool([] {
+    auto o = test_options(2);
+    o.timeout = 200ms;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      w.ready();
+      while (!w.stopping()) ::pause();  // ready, then hung (but it obeys the stop)
+    };
+    return run_pool(o, h);
+  });
+  pool.wait_count("event exit worker \\d .* hung: killed by SIGABRT", 12);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("WARNING: 2 of 2 workers are failing to start or hanging"), 1u);
+  EXPECT_EQ(pool.count("workers are starting again"), 0u);
+  // Each one had become ready: replaced at once, with no backoff.
+  for (double wait : restart_waits(pool)) EXPECT_LE(wait, 0.010);
+}
+
+TEST(arbiter, an_empty_pool_is_refused_unless_allowed) {
+  pool_process refused([] { return run_pool_or_report(test_options(0)); });
+  EXPECT_EQ(refused.wait_exit(), 1);
+  EXPECT_EQ(refused.count("arbiter failed: ufork: a pool of 0 workers leaves connections waiting unanswered"), 1u);
+
+  pool_process last([] { return run_pool(test_options(1), {}); });
+  last.wait_for("event ready slot=0");
+  last.signal(SIGTTOU);
+  last.wait_for("SIGTTOU: size stays 1: a pool of 0 workers");
+  last.signal(SIGTERM);
+  EXPECT_EQ(last.wait_exit(), 0);
+
+  pool_process allowed([] {
+    auto o = test_options(1);
+    o.allow_empty = true;
+    return run_pool(o, {});
+  });
+  allowed.wait_for("event ready slot=0");
+  allowed.signal(SIGTTOU);
+  allowed.wait_for("size 1 -> 0: the pool is empty; connections wait unanswered until it grows");
+  allowed.wait_for("event exit worker 0 .* shrunk");
+  allowed.signal(SIGTERM);
+  EXPECT_EQ(allowed.wait_exit(), 0);
+}
+
+// A v1 freezer cgroup of our own (as root), or empty where there is none.
+std::string make_freezer() {
+  std::string dir = "/sys/fs/cgroup/freezer/ufork-freeze-" + std::to_string(::getpid());
+  if (::access("/sys/fs/cgroup/freezer/cgroup.procs", W_OK) != 0 || ::mkdir(dir.c_str(), 0755) != 0) return {};
+  return dir;
+}
+
+bool put(const std::string& file, const std::string& value) {
+  std::ofstream f(file);
+  f << value << std::flush;
+  return static_cast<bool>(f);
+}
+
+// The whole tree frozen for longer than the timeout (docker pause, a VM
+// stall): on thaw, no healthy worker may be taken for hung.
+TEST(arbiter, a_frozen_tree_thaws_without_killing_a_healthy_worker) {
+  std::string freezer = make_freezer();
+  if (freezer.empty()) GTEST_SKIP() << "no v1 freezer cgroup can be made here (needs root and cgroup v1 freezer)";
+  pool_process pool([freezer] {
+    if (!put(freezer + "/cgroup.procs", std::to_string(::getpid()))) return 2;
+    auto o = test_options(4);
+    o.timeout = 400ms;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      for (int n = 0; !w.stopping(); ++n) {
+        w.heartbeat();
+        say("beat " + std::to_string(w.id()) + " " + std::to_string(n));
+        pollfd pfd{w.stop_fd(), POLLIN, 0};
+        (void)::poll(&pfd, 1, 100);
+      }
+    };
+    return run_pool(o, h);
+  });
+  pool.wait_count("event ready", 4);
+  ASSERT_TRUE(put(freezer + "/freezer.state", "FROZEN"));
+  std::this_thread::sleep_for(3s);  // the stimulus: frozen well past timeout, and past the 1 s stall rule
+  ASSERT_TRUE(put(freezer + "/freezer.state", "THAWED"));
+  pool.wait_for("the arbiter woke .* past its deadline");
+  // Each worker beats 8 more times (two timeouts): the arbiter has checked
+  // its clocks meanwhile.
+  std::size_t before = pool.lines().size();
+  for (int id = 0; id < 4; ++id)
+    pool.wait_count([&, seen = std::size_t{0}](const std::string& l) mutable {
+      return ++seen > before && l.find("beat " + std::to_string(id) + " ") != std::string::npos;
+    }, 8);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("hung"), 0u);
+  EXPECT_EQ(::rmdir(freezer.c_str()), 0) << freezer;
+}
+
 // Moves this process into a new memory cgroup (v1, as root) limited to
 // 64 MiB; returns its directory, or empty where that is not possible.
 std::string enter_small_memory_cgroup() {
