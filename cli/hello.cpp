@@ -32,10 +32,10 @@ int serve_hello(const hello_options& o, std::optional<launcher>& link, std::opti
   so.pool.control_path = o.control;
   so.pool.sink = make_sinks(o);
   so.reuseport = o.reuseport;
-  if (!o.pidfile.empty()) {
-    pid.emplace(pidfile::acquire(o.pidfile));
-    so.pool.private_fds.push_back(pid->fd());
-  }
+  // Its workers need nothing but the listening socket: not even an fd this
+  // command inherited from the shell that started it.
+  so.pool.strict_fds = true;
+  if (!o.pidfile.empty()) pid.emplace(pidfile::acquire(o.pidfile));
   int ready = 0;
   // Ready when every first worker is: then the server answers.
   arbiter* pool = nullptr;
@@ -50,7 +50,6 @@ int serve_hello(const hello_options& o, std::optional<launcher>& link, std::opti
   if (link) {
     so.pool.capture_output = true;
     so.pool.console = false;
-    so.pool.private_fds.push_back(link->fd());
   }
   auto hello = [](const http::request& req) {
     // Made on the first request, in the worker: its own pid.

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -16,15 +17,21 @@ namespace ufork::detail {
 
 struct cell;
 
+// Set once a syslog sink exists (file_sink.cpp): a new worker then calls
+// closelog() before it closes ufork's fds.
+inline std::atomic<bool> syslog_in_use{false};
+
 struct child_setup {
   int slot;
   unsigned generation;
   cell* beat_cell;
   int notify_fd;               // kept: READY=1 goes here
   int out_fd, err_fd;          // become 1 and 2
-  // The arbiter's own fds as [first, last] runs: each closed with one
-  // close_range, so a child of a 1,000-worker pool does not make 3,000 calls.
+  // The fds to close as [first, last] runs, each with one close_range, so a
+  // child of a 1,000-worker pool does not make 3,000 calls: ufork's own fds
+  // (the registry), or in strict mode all but the keep-list.
   const std::vector<std::pair<unsigned, unsigned>>* close_runs;
+  bool close_syslog;
   pid_t arbiter_pid;
   rlimit nofile;               // the limit before the arbiter raised it
   std::chrono::milliseconds heartbeat_interval;

@@ -36,8 +36,9 @@ void clear_stale(const std::string& path, const sockaddr_un& addr) {
   if (::lstat(path.c_str(), &st) != 0) return;  // nothing there
   if (!S_ISSOCK(st.st_mode))
     throw error(std::make_error_code(std::errc::file_exists), "control socket: " + path + " exists and is not a socket");
-  sys::unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!probe) throw_errno("socket");
+  auto made = sys::make_unix_socket(false);
+  if (!made) throw error(made.error(), "socket");
+  sys::unique_fd probe = std::move(made).value();
   if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
     throw error(std::make_error_code(std::errc::address_in_use),
                 "control socket: another arbiter answers on " + path);
@@ -52,8 +53,9 @@ control_server::control_server(reactor& loop, std::string path, int max_clients,
     : loop_(loop), path_(std::move(path)), max_clients_(max_clients), answer_(std::move(answer)), log_(std::move(log)) {
   sockaddr_un addr = address(path_);
   clear_stale(path_, addr);
-  listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!listen_) throw_errno("socket(control)");
+  auto made = sys::make_unix_socket(true);
+  if (!made) throw error(made.error(), "socket(control)");
+  listen_ = std::move(made).value();
   // Created 0600: the umask covers the moment between bind and chmod.
   mode_t old = ::umask(0177);
   int bound = ::bind(listen_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
@@ -79,40 +81,41 @@ control_server::~control_server() {
   (void)::unlink(path_.c_str());
 }
 
-void control_server::refuse(int fd, const std::string& why) {
+void control_server::refuse(sys::unique_fd fd, const std::string& why) {
   std::string line = error_line(why) + "\n";
-  (void)!::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);  // best effort: it is going
-  ::close(fd);
+  (void)!::send(fd.get(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);  // best effort: it is going
 }
 
 void control_server::on_accept() {
   for (;;) {
-    int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE) out_of_fds();
+    auto accepted = sys::accept(listen_.get(), true);
+    if (!accepted) {
+      auto ec = accepted.error();
+      if (ec == std::errc::connection_aborted) continue;
+      if (ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system) out_of_fds();
       return;  // EAGAIN: all accepted
     }
+    sys::unique_fd fd = std::move(accepted).value();
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
         (cred.uid != ::geteuid() && cred.uid != 0)) {
       log_("control: refused pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) +
            ": only uid " + std::to_string(::geteuid()) + " or root may connect");
-      refuse(fd, "permission denied");
+      refuse(std::move(fd), "permission denied");
       continue;
     }
     if (static_cast<int>(clients_.size()) >= max_clients_) {
       log_("control: refused pid " + std::to_string(cred.pid) + ": " + std::to_string(max_clients_) +
            " clients connected already");
-      refuse(fd, "too many control clients");
+      refuse(std::move(fd), "too many control clients");
       continue;
     }
     std::uint64_t id = next_id_++;
     client& c = clients_[id];
-    c.fd.reset(fd);
+    c.fd = std::move(fd);
     c.events = EPOLLIN;
-    c.token = loop_.add(fd, c.events, [this, id](std::uint32_t ev) { on_client(id, ev); });
+    c.token = loop_.add(c.fd.get(), c.events, [this, id](std::uint32_t ev) { on_client(id, ev); });
   }
 }
 
@@ -123,8 +126,8 @@ void control_server::on_accept() {
 void control_server::out_of_fds() {
   if (reserve_) {
     reserve_.reset();
-    int victim = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (victim >= 0) refuse(victim, "the arbiter is out of file descriptors");
+    if (auto victim = sys::accept(listen_.get(), false))
+      refuse(std::move(victim).value(), "the arbiter is out of file descriptors");
   }
   loop_.modify(listen_token_, 0);
   paused_ = true;

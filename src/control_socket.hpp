@@ -51,7 +51,7 @@ class control_server {
   void read_lines(client& c);
   bool write_out(client& c);  // false: the client is gone
   void drop(std::uint64_t id);
-  void refuse(int fd, const std::string& why);
+  void refuse(sys::unique_fd fd, const std::string& why);
 
   reactor& loop_;
   std::string path_;

@@ -58,26 +58,24 @@ launcher::launcher(launcher&& other) noexcept : fd_(std::exchange(other.fd_, -1)
 
 launcher& launcher::operator=(launcher&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
+    sys::close_fd(fd_);
     fd_ = std::exchange(other.fd_, -1);
   }
   return *this;
 }
 
-launcher::~launcher() {
-  if (fd_ >= 0) ::close(fd_);
-}
+launcher::~launcher() { sys::close_fd(fd_); }
 
 void launcher::ready() noexcept {
   if (fd_ < 0) return;
   send_all(fd_, "R " + std::to_string(::getpid()));
-  ::close(std::exchange(fd_, -1));
+  sys::close_fd(std::exchange(fd_, -1));
 }
 
 void launcher::failed(const std::string& why) noexcept {
   if (fd_ < 0) return;
   send_all(fd_, "F " + why);
-  ::close(std::exchange(fd_, -1));
+  sys::close_fd(std::exchange(fd_, -1));
 }
 
 launcher daemonize(const daemon_options& options) {
@@ -111,6 +109,7 @@ launcher daemonize(const daemon_options& options) {
   to_dev_null(STDIN_FILENO, O_RDONLY);
   to_dev_null(STDOUT_FILENO, O_WRONLY);
   to_dev_null(STDERR_FILENO, O_WRONLY);
+  sys::own_fd(fds[1]);  // no worker may hold the launcher's pipe open
   return launcher(fds[1]);
 }
 
@@ -136,6 +135,7 @@ pidfile pidfile::acquire(const std::string& path) {
     ::close(fd);
     throw error(err, std::system_category(), "pidfile " + path + ": write");
   }
+  sys::own_fd(fd);  // no worker may hold the lock
   return pidfile(path, fd);
 }
 
@@ -144,7 +144,7 @@ pidfile::pidfile(pidfile&& other) noexcept : path_(std::move(other.path_)), fd_(
 pidfile::~pidfile() {
   if (fd_ < 0) return;
   (void)::unlink(path_.c_str());  // while still locked: no other daemon can be half-way in
-  ::close(fd_);
+  sys::close_fd(fd_);
 }
 
 }  // namespace ufork

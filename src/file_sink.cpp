@@ -11,6 +11,8 @@
 
 #include <chrono>
 
+#include "child.hpp"
+#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 #include "ufork/log.hpp"
 
@@ -75,7 +77,7 @@ class spdlog_sink : public log_sink {
 
   void reopen() override {
     flush();
-    sink_.reset();  // closes the file; the next line opens it by name again
+    close();  // the next line opens it by name again
     retry_at_ = {};
     (void)retry();
   }
@@ -86,13 +88,21 @@ class spdlog_sink : public log_sink {
   void broken() {
     lost_ += pending_;  // buffered lines that never reached the file
     pending_ = 0;
-    sink_.reset();
+    close();
     retry_at_ = clock::now() + std::chrono::seconds(1);
   }
 
+  // spdlog opens its file without telling us the fd: the registry learns it
+  // from the fd table, so that no worker inherits the log file.
   void open() {
-    sink_ = make_();
+    fds_ = sys::own_new_fds([this] { sink_ = make_(); });
     sink_->set_pattern("%v");
+  }
+
+  void close() {
+    sink_.reset();
+    for (int fd : fds_) sys::disown_fd(fd);
+    fds_.clear();
   }
 
   bool retry() {
@@ -109,6 +119,7 @@ class spdlog_sink : public log_sink {
   factory make_;
   log_format format_;
   std::shared_ptr<spdlog::sinks::sink> sink_;
+  std::vector<int> fds_;  // what the sink opened
   std::uint64_t pending_ = 0, lost_ = 0;
   clock::time_point retry_at_{};
 };
@@ -146,8 +157,15 @@ std::shared_ptr<log_sink> make_file_sink(const file_sink_options& o) {
 }
 
 std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format format) {
-  auto make = [ident] { return std::make_shared<spdlog::sinks::syslog_sink_st>(ident, LOG_PID, LOG_DAEMON, false); };
-  return std::make_shared<spdlog_sink>(make, format);
+  // LOG_NDELAY: the socket is opened now, so the registry sees it; workers
+  // close it with closelog() (glibc would otherwise write to, and later
+  // close, an fd number the worker may have reused).
+  auto make = [ident] {
+    return std::make_shared<spdlog::sinks::syslog_sink_st>(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON, false);
+  };
+  auto sink = std::make_shared<spdlog_sink>(make, format);
+  detail::syslog_in_use.store(true, std::memory_order_relaxed);
+  return sink;
 }
 
 std::shared_ptr<log_sink> make_tee_sink(std::vector<std::shared_ptr<log_sink>> sinks) {

@@ -83,10 +83,4 @@ int reactor::run_once() {
   return n;
 }
 
-std::vector<int> reactor::fds() const {
-  std::vector<int> out{epoll_.get()};
-  for (const auto& [t, e] : entries_) out.push_back(e->fd);
-  return out;
-}
-
 }  // namespace ufork

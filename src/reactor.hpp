@@ -36,9 +36,6 @@ class reactor {
   // number of events handled, the timer included.
   int run_once();
 
-  // Every fd the reactor watches, and its own: what a forked child closes.
-  std::vector<int> fds() const;
-
  private:
   struct entry {
     int fd;

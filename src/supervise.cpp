@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "arbiter_impl.hpp"
@@ -28,7 +29,7 @@ std::string seconds(clock::duration d) {
 }
 
 // Sorted fds as [first, last] runs of consecutive numbers; 0, 1 and 2 left
-// out (the console watches stdin, but a child's stdio is its own).
+// out (a child's stdio is its own).
 std::vector<std::pair<unsigned, unsigned>> runs(std::vector<int> fds) {
   std::sort(fds.begin(), fds.end());
   std::vector<std::pair<unsigned, unsigned>> out;
@@ -40,6 +41,18 @@ std::vector<std::pair<unsigned, unsigned>> runs(std::vector<int> fds) {
     else
       out.emplace_back(u, u);
   }
+  return out;
+}
+
+// Every fd from 3 up except those in keep, as runs.
+std::vector<std::pair<unsigned, unsigned>> all_but(std::vector<int> keep) {
+  std::vector<std::pair<unsigned, unsigned>> out;
+  unsigned next = STDERR_FILENO + 1;
+  for (auto [first, last] : runs(std::move(keep))) {
+    if (first > next) out.emplace_back(next, first - 1);
+    next = last + 1;
+  }
+  out.emplace_back(next, ~0U);
   return out;
 }
 
@@ -90,13 +103,19 @@ process* arbiter::impl::spawn(int slot, clock::time_point now) {
     board_.release(p->beat);
     return fail("pipe2", err.error());
   }
-  std::vector<int> own = loop_.fds();
-  own.insert(own.end(), opts_.private_fds.begin(), opts_.private_fds.end());
-  own.push_back(out->read.get());
-  own.push_back(err->read.get());
-  auto close_runs = runs(std::move(own));
+  std::vector<std::pair<unsigned, unsigned>> close_runs;
+  if (opts_.strict_fds) {
+    std::vector<int> keep = opts_.keep_fds;
+    keep.push_back(notify_tx_.get());
+    close_runs = all_but(std::move(keep));
+  } else {
+    std::vector<int> drop = sys::owned_fds();
+    std::erase(drop, notify_tx_.get());
+    drop.insert(drop.end(), opts_.private_fds.begin(), opts_.private_fds.end());
+    close_runs = runs(std::move(drop));
+  }
   detail::child_setup child{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(),
-                            err->write.get(), &close_runs, ::getpid(), nofile_,
+                            err->write.get(), &close_runs, detail::syslog_in_use.load(), ::getpid(), nofile_,
                             std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
 
   // Nothing buffered may be inherited: the child would print it again.
@@ -172,11 +191,12 @@ void arbiter::impl::reload_next(clock::time_point now) {
 }
 
 // READY=1 datagrams; the sender is known from its credentials, as systemd
-// knows who wrote to NOTIFY_SOCKET.
+// knows who wrote to NOTIFY_SOCKET. fds a worker passes are closed at once:
+// they would leak into the arbiter, and from it into later workers.
 void arbiter::impl::on_notify() {
   for (;;) {
     char data[256];
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(16 * sizeof(int))];
     iovec iov{data, sizeof data};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -188,12 +208,24 @@ void arbiter::impl::on_notify() {
       if (errno == EINTR) continue;
       return;  // EAGAIN: all read
     }
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_CREDENTIALS) continue;
-    ucred cred;
-    std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+    std::optional<ucred> cred;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+        cred.emplace();
+        std::memcpy(&*cred, CMSG_DATA(c), sizeof(ucred));
+      } else if (c->cmsg_type == SCM_RIGHTS) {
+        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+          sys::close_fd(fd);
+        }
+      }
+    }
+    if (!cred) continue;
     std::string_view text(data, static_cast<std::size_t>(n));
-    auto it = procs_.find(cred.pid);
+    auto it = procs_.find(cred->pid);
     if (it != procs_.end() && text.find("READY=1") != std::string_view::npos)
       on_ready(*it->second, clock::now());
   }

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -127,13 +129,13 @@ namespace detail {
     ::_exit(71);
   for (int fd : {null_fd, out_fd, err_fd})
     if (fd > STDERR_FILENO) (void)::close(fd);
+  if (close_syslog) ::closelog();  // glibc's socket is among ufork's fds
   for (auto [first, last] : *close_runs) (void)::close_range(first, last, 0);
   (void)::setrlimit(RLIMIT_NOFILE, &nofile);
   // 4. Signals: handlers reset, ours installed, then the mask the arbiter
   //    blocked around fork emptied: a SIGTERM sent meanwhile waited for us.
-  auto stop = sys::make_eventfd(true);
-  if (!stop) ::_exit(71);
-  g_stop_fd = std::move(stop).value().release();
+  g_stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // not sys::: the registry's lock is the arbiter's
+  if (g_stop_fd < 0) ::_exit(71);
   reset_signals();
   sigset_t none;
   sigemptyset(&none);

@@ -71,9 +71,16 @@ struct options {
   // the process itself prints reaches the sink as well (daemon mode). Needs
   // a sink that does not write to stdout.
   bool capture_output = false;
-  // fds the arbiter holds that no worker may inherit (a pidfile's, the
-  // launcher's pipe). Not owned.
+  // A worker inherits the program's own fds (post_fork needs its sockets)
+  // and none of ufork's: every fd the library opens (log files, syslog, the
+  // control socket, pidfile, the other workers' pipes, ...) is closed in it.
+  // These are fds of the program's that workers must not inherit either.
+  // Not owned.
   std::vector<int> private_fds;
+  // Strict: a worker keeps only stdin/out/err, ufork's notify socket and
+  // keep_fds; every other fd is closed, the program's included.
+  bool strict_fds = false;
+  std::vector<int> keep_fds;
 };
 
 // run() and wait() return 0 after a requested stop, and this when the pool

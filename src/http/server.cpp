@@ -520,6 +520,7 @@ int serve(handler h, const std::string& endpoint, server_options options) {
     worker_server server(w, h, options, fd);
     server.run();
   };
+  if (options.pool.strict_fds) options.pool.keep_fds.push_back(shared_fd);
   arbiter a(options.pool, hk);
   pool = &a;
   a.log("listening on http://" + address + "/");

@@ -11,8 +11,13 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <set>
 
 namespace ufork::sys {
 namespace {
@@ -27,10 +32,61 @@ auto retry_eintr(F f) {
 
 result<unique_fd> fd_or_error(int fd) {
   if (fd < 0) return last_error();
+  own_fd(fd);
   return unique_fd(fd);
 }
 
+struct registry {
+  std::mutex mu;
+  std::set<int> fds;
+};
+registry& owned() {
+  static registry* r = new registry;  // never destroyed: fds close during static destruction too
+  return *r;
+}
+
 }  // namespace
+
+void own_fd(int fd) noexcept {
+  if (fd < 0) return;
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0 && !(flags & FD_CLOEXEC)) (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  auto& r = owned();
+  std::lock_guard lock(r.mu);
+  try {
+    r.fds.insert(fd);
+  } catch (...) {  // out of memory: the fd is still close-on-exec
+  }
+}
+
+void disown_fd(int fd) noexcept {
+  auto& r = owned();
+  std::lock_guard lock(r.mu);
+  r.fds.erase(fd);
+}
+
+void close_fd(int fd) noexcept { unique_fd{fd}.reset(); }
+
+std::vector<int> owned_fds() {
+  auto& r = owned();
+  std::lock_guard lock(r.mu);
+  return {r.fds.begin(), r.fds.end()};
+}
+
+std::vector<int> open_fds() {
+  std::vector<int> fds;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return fds;
+  int own = ::dirfd(dir);
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end != e->d_name && *end == '\0' && fd != own) fds.push_back(static_cast<int>(fd));
+  }
+  ::closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  return fds;
+}
 
 std::error_code last_error() noexcept { return {errno, std::system_category()}; }
 
@@ -42,6 +98,8 @@ bool would_block(std::error_code ec) noexcept {
 result<pipe_ends> make_pipe(std::size_t size) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return last_error();
+  own_fd(fds[0]);
+  own_fd(fds[1]);
   pipe_ends ends{unique_fd(fds[0]), unique_fd(fds[1])};
   if (::fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) return last_error();
   // Best effort: beyond /proc/sys/fs/pipe-max-size or the user's pipe quota
@@ -67,6 +125,8 @@ result<unique_fd> make_signalfd(const sigset_t& set) {
 result<std::pair<unique_fd, unique_fd>> make_notify_pair() {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds) != 0) return last_error();
+  own_fd(fds[0]);
+  own_fd(fds[1]);
   std::pair<unique_fd, unique_fd> pair{unique_fd(fds[0]), unique_fd(fds[1])};
   int on = 1;
   if (::setsockopt(fds[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) return last_error();
@@ -76,6 +136,15 @@ result<std::pair<unique_fd, unique_fd>> make_notify_pair() {
 
 result<unique_fd> open_dev_null(int flags) {
   return fd_or_error(retry_eintr([&] { return ::open("/dev/null", flags | O_CLOEXEC); }));
+}
+
+result<unique_fd> make_unix_socket(bool nonblocking) {
+  return fd_or_error(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
+}
+
+result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept {
+  int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+  return fd_or_error(retry_eintr([&] { return ::accept4(listen_fd, nullptr, nullptr, flags); }));
 }
 
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept {

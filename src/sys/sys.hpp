@@ -7,11 +7,13 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <system_error>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "sys/unique_fd.hpp"
 
@@ -34,6 +36,31 @@ class result {
   std::variant<T, std::error_code> v_;
 };
 
+// The fd registry: every fd that ufork itself opens is registered here the
+// moment it is opened (and is close-on-exec from birth), and forgotten when
+// unique_fd closes it, so that a new worker closes exactly these and keeps
+// the program's own. Thread-safe; not for a forked child (it takes a lock).
+void own_fd(int fd) noexcept;  // also sets FD_CLOEXEC
+std::vector<int> owned_fds();   // sorted
+// Forgets and closes an fd of ufork's held as a plain int; -1 is ignored.
+void close_fd(int fd) noexcept;
+// Every fd open in this process now (from /proc/self/fd), sorted.
+std::vector<int> open_fds();
+// Registers the fds that open() opened: for a library's file (spdlog's),
+// whose number we are not told. Returns them.
+template <class F>
+std::vector<int> own_new_fds(F&& open) {
+  auto before = open_fds();
+  open();
+  std::vector<int> fresh;
+  for (int fd : open_fds())
+    if (!std::binary_search(before.begin(), before.end(), fd)) {
+      own_fd(fd);
+      fresh.push_back(fd);
+    }
+  return fresh;
+}
+
 std::error_code last_error() noexcept;
 bool would_block(std::error_code ec) noexcept;
 
@@ -52,6 +79,10 @@ result<unique_fd> make_signalfd(const sigset_t& set);
 // [1] blocking (the workers'), both CLOEXEC.
 result<std::pair<unique_fd, unique_fd>> make_notify_pair();
 result<unique_fd> open_dev_null(int flags);
+// A unix stream socket, CLOEXEC; nonblocking if asked.
+result<unique_fd> make_unix_socket(bool nonblocking);
+// accept4 with CLOEXEC; nonblocking if asked. EAGAIN, EMFILE: as errors.
+result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
 
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
 // Writes everything, waiting with poll() when fd is non-blocking and full.

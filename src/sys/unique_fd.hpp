@@ -9,6 +9,9 @@
 
 namespace ufork::sys {
 
+// The fd is no longer one of ufork's own (fd_registry in sys.hpp).
+void disown_fd(int fd) noexcept;
+
 class unique_fd {
  public:
   unique_fd() noexcept = default;
@@ -24,7 +27,10 @@ class unique_fd {
   explicit operator bool() const noexcept { return fd_ >= 0; }
   int release() noexcept { return std::exchange(fd_, -1); }
   void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) (void)::close(fd_);  // see above: never retried
+    if (fd_ >= 0) {
+      disown_fd(fd_);
+      (void)::close(fd_);  // see above: never retried
+    }
     fd_ = fd;
   }
 

@@ -282,7 +282,20 @@ TEST(arbiter, a_frozen_tree_thaws_without_killing_a_healthy_worker) {
     return run_pool(o, h);
   });
   pool.wait_count("event ready", 4);
-  ASSERT_TRUE(put(freezer + "/freezer.state", "FROZEN"));
+  struct thaw_at_exit {  // a failed assertion must not leave the pool frozen (and unkillable)
+    std::string state;
+    ~thaw_at_exit() { (void)put(state, "THAWED"); }
+  } thaw{freezer + "/freezer.state"};
+  // v1 freezes task by task and may report FREEZING: each read retries, and
+  // only FROZEN means the arbiter and every worker stopped (a partial freeze
+  // would rightly make the running arbiter see frozen workers as hung).
+  auto frozen_by = std::chrono::steady_clock::now() + 20s;
+  for (std::string state;;) {
+    ASSERT_TRUE(put(freezer + "/freezer.state", "FROZEN"));
+    std::ifstream(freezer + "/freezer.state") >> state;
+    if (state == "FROZEN") break;
+    ASSERT_LT(std::chrono::steady_clock::now(), frozen_by) << "the freezer says " << state;
+  }
   std::this_thread::sleep_for(3s);  // the stimulus: frozen well past timeout, and past the 1 s stall rule
   ASSERT_TRUE(put(freezer + "/freezer.state", "THAWED"));
   pool.wait_for("the arbiter woke .* past its deadline");
@@ -488,6 +501,38 @@ TEST(arbiter, a_worker_starts_clean) {
   }
   EXPECT_EQ(rands.size(), 2u);
   EXPECT_EQ(engines.size(), 2u);
+}
+
+// Library mode with ufork's fd-holding features on: a log file set, a
+// control socket, a pidfile. Workers keep the caller's fds, and get none of
+// ufork's.
+TEST(arbiter, a_worker_gets_the_programs_fds_and_none_of_ufork) {
+  std::string base = "/tmp/ufork-fds-" + std::to_string(::getpid());
+  pool_process pool([base] {
+    int program[2];
+    if (::pipe(program) != 0) return 2;  // the program's own, no CLOEXEC: workers keep it
+    auto pid = pidfile::acquire(base + ".pid");
+    auto o = test_options(2);
+    o.sink = make_tee_sink({say_sink(), make_file_sink({base + ".log"})});
+    o.control_path = base + ".sock";
+    list_fds("pool");
+    hooks h;
+    h.post_fork = report_hygiene;
+    return run_pool(o, h);
+  });
+  pool.wait_count("random worker=", 2);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  ::unlink((base + ".log").c_str());
+  // "pool" listed the caller's fds and ufork's pidfile and log file, opened
+  // before the arbiter: a worker has the caller's, its notify socket and its
+  // stop eventfd.
+  std::size_t ufork_own = pool.count("^pool fd \\d+ " + base);
+  EXPECT_EQ(ufork_own, 2u);
+  std::size_t caller = pool.count("^pool fd ([3-9]|\\d\\d+) ") - ufork_own;
+  EXPECT_EQ(pool.count("\\] worker fd ([3-9]|\\d\\d+) "), 2 * (caller + 2));
+  EXPECT_EQ(pool.count("\\] worker fd \\d+ " + base), 0u);
+  EXPECT_EQ(pool.count("\\] worker fd \\d+ pipe:"), 2 * (2 + pool.count("^pool fd ([3-9]|\\d\\d+) pipe:")));
 }
 
 TEST(arbiter, carries_every_line_whole_and_exactly_once) {
