@@ -1,6 +1,7 @@
 // ufork_bench: the arbiter's own figures, printed as a table. Not a test:
-// run it on a quiet machine (`make bench`) and compare with the peers'
-// figures in the README. Each scenario drives a real pool through its hooks.
+// run it on a quiet machine (`make bench`). Each scenario drives a real pool
+// through its hooks, with default options except what its line names.
+// Respawn and outage against nginx and gunicorn: bench/respawn-vs-peers.sh.
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -12,9 +13,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "ufork/ufork.hpp"
@@ -35,68 +36,97 @@ stats summarize(std::vector<double> v) {
   return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
 }
 
+// Default options but for a silent sink; a benchmark that needs another
+// value sets it and prints it beside its figure.
 ufork::options bench_options(int workers) {
   ufork::options o;
   o.workers = workers;
-  o.max_starting = workers;
   o.sink = ufork::make_callback_sink([](const ufork::log_line&) {});
   return o;
 }
 
-// SIGKILL a ready worker, from the arbiter's own hook; time until its
-// replacement is forked, and until that one is ready.
-void respawn(int kills) {
-  std::vector<double> to_fork, to_ready;
-  clock_type::time_point killed;
-  int done = 0;
-  ufork::arbiter* self = nullptr;
-  ufork::hooks h;
-  h.on_worker_spawn = [&](const ufork::worker_info& w) {
-    if (w.generation > 1) to_fork.push_back(ms(clock_type::now() - killed).count());
-  };
-  h.on_worker_ready = [&](const ufork::worker_info& w) {
-    if (w.generation > 1) to_ready.push_back(ms(clock_type::now() - killed).count());
-    if (done++ == kills) return self->stop();
-    killed = clock_type::now();
-    ::kill(w.pid, SIGKILL);
-  };
-  ufork::arbiter a(bench_options(1), h);
-  self = &a;
-  a.run();
-  auto f = summarize(to_fork), r = summarize(to_ready);
-  std::printf("| respawn: SIGKILL -> replacement forked (%d kills) | %.3f ms | %.3f ms |\n", kills, f.median, f.p99);
-  std::printf("| respawn: SIGKILL -> replacement ready | %.3f ms | %.3f ms |\n", r.median, r.p99);
-}
-
-// Workers beat once and hang; time from the deadline (last beat + timeout)
-// to the hung worker being reaped (SIGABRT, its stack trace, its exit).
-void hang_detection(int samples) {
-  constexpr int workers = 4;
+// A worker beats once, records when, then hangs: stopped by a SIGSTOP (it
+// sends itself, as another process would) or busy in a loop. Time from its
+// deadline (last beat + timeout) to the fork of its successor.
+void hang_overshoot(bool stopped, int samples) {
   auto* last_beat = static_cast<std::atomic<std::int64_t>*>(
       ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  auto timeout = 50ms;
+  auto timeout = 200ms;
   std::vector<double> late;
   ufork::arbiter* self = nullptr;
   ufork::hooks h;
   h.post_fork = [&](ufork::worker& w) {
     w.heartbeat();
-    last_beat[w.id()] = clock_type::now().time_since_epoch().count();
-    for (;;) ::pause();
+    last_beat->store(clock_type::now().time_since_epoch().count());
+    if (stopped) ::raise(SIGSTOP);
+    for (;;) asm volatile("" ::: "memory");  // busy, never beats again
   };
-  h.on_worker_exit = [&](const ufork::exit_info& e) {
-    if (e.reason != ufork::exit_reason::hung) return;
-    auto deadline = clock_type::time_point(clock_type::duration(last_beat[e.worker].load())) + timeout;
+  h.on_worker_spawn = [&](const ufork::worker_info& w) {
+    if (w.generation == 1) return;
+    auto deadline = clock_type::time_point(clock_type::duration(last_beat->load())) + timeout;
     late.push_back(ms(clock_type::now() - deadline).count());
     if (static_cast<int>(late.size()) == samples) self->stop();
   };
-  auto o = bench_options(workers);
+  auto o = bench_options(1);
   o.timeout = timeout;
+  o.graceful_timeout = 100ms;  // the stop at the end: the last hung worker
   ufork::arbiter a(o, h);
   self = &a;
   a.run();
+  ::munmap(last_beat, 4096);
   auto s = summarize(late);
-  std::printf("| hung worker reaped, past a %lld ms timeout (%d hangs) | +%.3f ms | +%.3f ms |\n",
-              static_cast<long long>(timeout.count()), samples, s.median, s.p99);
+  std::printf("| hung worker (%s): deadline -> successor forked, timeout %lld ms (%d hangs) | +%.3f ms | +%.3f ms |\n",
+              stopped ? "SIGSTOP" : "busy loop", static_cast<long long>(timeout.count()), samples, s.median, s.p99);
+}
+
+std::size_t fd_count() {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n += !e.path().empty();
+  return n;
+}
+
+long rss_kib() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// A worker that exits just after it is ready, replaced again and again: the
+// arbiter's throughput and whether its memory or fds grow.
+void endurance(int respawns) {
+  int ready = 0;
+  long rss_before = 0, rss_after = 0;
+  std::size_t fds_before = 0, fds_after = 0;
+  ufork::arbiter* self = nullptr;
+  ufork::hooks h;
+  h.post_fork = [](ufork::worker& w) {
+    w.ready();
+    ::_exit(0);
+  };
+  h.on_worker_ready = [&](const ufork::worker_info&) {
+    if (++ready == 100) {  // warmed up: the dead-worker history is full
+      rss_before = rss_kib();
+      fds_before = fd_count();
+    }
+    if (ready == respawns + 100) {
+      rss_after = rss_kib();
+      fds_after = fd_count();
+      self->stop();
+    }
+  };
+  auto o = bench_options(1);
+  o.backoff.min_interval = 0ms;
+  ufork::arbiter a(o, h);
+  self = &a;
+  auto t0 = clock_type::now();
+  a.run();
+  double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  std::printf("| endurance: %d respawns of a worker that exits when ready, min_interval 0 (default 100 ms) | "
+              "%.0f respawns/s | arbiter RSS %ld -> %ld KiB, fds %zu -> %zu |\n",
+              respawns, (respawns + 100) / secs, rss_before, rss_after, fds_before, fds_after);
 }
 
 void spawn(int n, int max_starting) {
@@ -107,7 +137,7 @@ void spawn(int n, int max_starting) {
     if (++ready == n) self->stop();
   };
   auto o = bench_options(n);
-  o.max_starting = max_starting;
+  o.max_starting = max_starting;  // in the figure's name
   ufork::arbiter a(o, h);
   self = &a;
   auto t0 = clock_type::now();
@@ -157,7 +187,6 @@ void idle(std::chrono::seconds span) {
       if (++ready == workers) (void)!::write(ready_pipe[1], "r", 1);
     };
     auto o = bench_options(workers);
-    o.timeout = ufork::options{}.timeout;
     ::_exit(ufork::arbiter(o, h).run());
   }
   ::close(ready_pipe[1]);
@@ -223,8 +252,9 @@ void output(int lines_per_worker) {
 int main(int argc, char** argv) {
   bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   std::printf("| figure | median | p99 / other |\n|---|---|---|\n");
-  respawn(quick ? 100 : 1000);
-  hang_detection(quick ? 20 : 200);
+  hang_overshoot(true, quick ? 20 : 100);
+  hang_overshoot(false, quick ? 20 : 100);
+  endurance(quick ? 10'000 : 100'000);
   for (int n : {1, 64, 1000}) {
     spawn(n, 1);
     if (n > 1) spawn(n, n);

@@ -83,7 +83,8 @@ arbiter::impl::impl(options opts, hooks h)
     raised.rlim_cur = raised.rlim_max;
     (void)::setrlimit(RLIMIT_NOFILE, &raised);  // best effort: the old limit still works
   }
-  oom_kills_ = oom_kill_count();
+  if (opts_.oom_score_adj != 0 && (oom_found_ = sys::oom_score_adj()))
+    worker_oom_ = std::to_string(std::clamp(*oom_found_ + opts_.oom_score_adj, -1000, 1000));
 }
 
 arbiter::impl::~impl() {
@@ -290,6 +291,10 @@ int arbiter::impl::run_loop(bool own_signals) {
 
 int arbiter::impl::supervise(bool own_signals) {
   if (own_signals && opts_.handle_signals) install_signals();
+  // run(): the process is ours, and the arbiter should be the OOM killer's
+  // last choice. Lowering needs CAP_SYS_RESOURCE: refused is fine.
+  if (own_signals && oom_found_ && opts_.oom_score_adj > 0)
+    oom_lowered_ = sys::set_oom_score_adj(std::max(*oom_found_ - opts_.oom_score_adj, -999));
   if (!opts_.control_path.empty())
     control_ = std::make_unique<control_server>(
         loop_, opts_.control_path, opts_.max_control_clients,
@@ -343,6 +348,7 @@ void arbiter::impl::finish(std::shared_ptr<log_sink> base_sink) noexcept {
   } catch (...) {
   }
   restore_signals();
+  if (std::exchange(oom_lowered_, false)) (void)sys::set_oom_score_adj(*oom_found_);
 }
 
 void arbiter::impl::start() {

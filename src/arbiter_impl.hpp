@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "console.hpp"
+#include "core/oom.hpp"
 #include "core/policy.hpp"
 #include "control_socket.hpp"
 #include "line_splitter.hpp"
@@ -194,6 +195,9 @@ class arbiter::impl {
   detail::scoreboard board_;
   sys::unique_fd notify_rx_, notify_tx_, wake_, signals_;
   rlimit nofile_{};               // as the arbiter found it; restored in workers
+  std::optional<int> oom_found_;  // the arbiter's oom_score_adj as found
+  std::string worker_oom_;        // what workers write to theirs; empty: nothing
+  bool oom_lowered_ = false;
 
   int size_ = 0;
   std::vector<slot_state> slots_;
@@ -204,7 +208,7 @@ class arbiter::impl {
   bool storm_ = false;
   std::uint64_t storm_quiet_ = 0;  // failed starts not logged during a storm
   std::string last_failure_;
-  std::optional<std::uint64_t> oom_kills_;
+  oom_witness oom_;
   std::vector<char> buf_;
   std::map<std::string, registered> commands_;
   std::deque<int> reload_queue_;

@@ -34,6 +34,7 @@ struct child_setup {
   bool close_syslog;
   pid_t arbiter_pid;
   rlimit nofile;               // the limit before the arbiter raised it
+  const char* oom_score_adj;   // written to /proc/self/oom_score_adj; null: left
   std::chrono::milliseconds heartbeat_interval;
   const hooks* callbacks;
 

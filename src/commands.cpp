@@ -60,6 +60,7 @@ json to_json(const exit_info& e) {
           {"signal", e.signal ? json(signal_name(e.signal)) : json(nullptr)},
           {"core_dumped", e.core_dumped},
           {"oom_killed", e.oom_killed},
+          {"oom_possible", e.oom_possible},
           {"reason", to_string(e.reason)},
           {"detail", e.detail},
           {"status", e.status_text()},

@@ -1,10 +1,9 @@
-// Names for exits and the cgroup's OOM counter. Nothing here forks or waits.
+// Names for exits. Nothing here forks or waits.
 #include "exit_status.hpp"
 
 #include <fmt/format.h>
 
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "ufork/arbiter.hpp"
@@ -32,44 +31,6 @@ std::optional<std::uint64_t> parse_counter(std::string_view text, std::string_vi
   std::uint64_t v;
   while (in >> k >> v)
     if (k == key) return v;
-  return std::nullopt;
-}
-
-namespace {
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return std::nullopt;
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// The path of this process's cgroup for `controller` ("" = the v2 hierarchy).
-std::optional<std::string> cgroup_path(std::string_view controller) {
-  std::ifstream f("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(f, line)) {
-    // "0::/path" (v2) or "4:memory:/path" (v1)
-    auto a = line.find(':'), b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    auto controllers = std::string_view(line).substr(a + 1, b - a - 1);
-    bool match = controller.empty() ? line.compare(0, a, "0") == 0 && controllers.empty()
-                                    : controllers.find(controller) != std::string_view::npos;
-    if (match) return line.substr(b + 1);
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-std::optional<std::uint64_t> oom_kill_count() {
-  if (auto p = cgroup_path(""))
-    if (auto text = read_file("/sys/fs/cgroup" + *p + "/memory.events"))
-      return parse_counter(*text, "oom_kill");
-  if (auto p = cgroup_path("memory"))
-    if (auto text = read_file("/sys/fs/cgroup/memory" + *p + "/memory.oom_control"))
-      return parse_counter(*text, "oom_kill");
   return std::nullopt;
 }
 
@@ -103,6 +64,7 @@ std::string exit_info::status_text() const {
     s = fmt::format("killed by {}", signal_name(signal));
     if (core_dumped) s += " (core dumped)";
     if (oom_killed) s += " (OOM killer)";
+    if (oom_possible) s += " (possibly the OOM killer)";
   } else if (const char* name = sysexits_name(code)) {
     s = fmt::format("exit {} ({})", code, name);
   } else {

@@ -116,6 +116,7 @@ process* arbiter::impl::spawn(int slot, clock::time_point now) {
   }
   detail::child_setup child{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(),
                             err->write.get(), &close_runs, detail::syslog_in_use.load(), ::getpid(), nofile_,
+                            worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
                             std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
 
   // Nothing buffered may be inherited: the child would print it again.
@@ -235,6 +236,7 @@ void arbiter::impl::on_ready(process& p, clock::time_point now) {
   if (p.state != worker_state::starting) return;
   p.state = worker_state::ready;
   p.ready_at = now;
+  oom_.watch(p.pid);
   ever_ready_ = true;
   call_hook("on_worker_ready", hooks_.on_worker_ready, info(p, now));
   if (p.pid == successor_) {  // the slot is now this one's; its predecessor goes
@@ -274,11 +276,9 @@ void arbiter::impl::on_exit(pid_t pid) {
     e.signal = si->si_status;
     e.core_dumped = si->si_code == CLD_DUMPED;
   }
-  if (e.signal == SIGKILL) {
-    auto count = oom_kill_count();
-    e.oom_killed = count && oom_kills_ && *count > *oom_kills_;
-    oom_kills_ = count;
-  }
+  auto oom = oom_.judge(pid, e.signal == SIGKILL);
+  e.oom_killed = oom == oom_verdict::yes;
+  e.oom_possible = oom == oom_verdict::possibly;
   e.reason = p.reason.value_or(e.code == 0 ? exit_reason::exited : exit_reason::crashed);
 
   requests_of_exited_ += p.beat->requests.load(std::memory_order_relaxed);

@@ -132,6 +132,13 @@ namespace detail {
   if (close_syslog) ::closelog();  // glibc's socket is among ufork's fds
   for (auto [first, last] : *close_runs) (void)::close_range(first, last, 0);
   (void)::setrlimit(RLIMIT_NOFILE, &nofile);
+  if (oom_score_adj) {  // higher than the arbiter's: always allowed
+    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)!::write(fd, oom_score_adj, std::strlen(oom_score_adj));
+      (void)::close(fd);
+    }
+  }
   // 4. Signals: handlers reset, ours installed, then the mask the arbiter
   //    blocked around fork emptied: a SIGTERM sent meanwhile waited for us.
   g_stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // not sys::: the registry's lock is the arbiter's

@@ -41,7 +41,8 @@ struct exit_info {
   int code = -1;               // exit code, or -1 when a signal ended it
   int signal = 0;              // the signal that ended it, or 0
   bool core_dumped = false;
-  bool oom_killed = false;     // the cgroup's oom_kill count rose with this SIGKILL
+  bool oom_killed = false;     // the OOM killer's victim (the kernel log or its own cgroup says so)
+  bool oom_possible = false;   // SIGKILL while the OOM killer fired in a cgroup it shared: cannot tell
   bool was_ready = false;
   exit_reason reason = exit_reason::crashed;
   std::string detail;          // e.g. "no heartbeat for 10s (timeout)"

@@ -62,6 +62,11 @@ struct options {
   // Where the console keeps its history; empty: $XDG_STATE_HOME/ufork/history
   // or ~/.local/state/ufork/history.
   std::string history_file;
+  // Workers' oom_score_adj is the arbiter's plus this (clamped to 1000), so
+  // the kernel's OOM killer picks any worker before the arbiter; in run()
+  // the arbiter also lowers its own by as much where it may (root). 0: both
+  // left as they are.
+  int oom_score_adj = 500;
   // A unix socket for `ufork ctl` and `ufork console`; empty: none. Created
   // 0600; only the arbiter's uid and root may use it.
   std::string control_path;

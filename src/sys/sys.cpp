@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <set>
+#include <string>
 
 namespace ufork::sys {
 namespace {
@@ -134,8 +135,26 @@ result<std::pair<unique_fd, unique_fd>> make_notify_pair() {
   return pair;
 }
 
-result<unique_fd> open_dev_null(int flags) {
-  return fd_or_error(retry_eintr([&] { return ::open("/dev/null", flags | O_CLOEXEC); }));
+result<unique_fd> open_dev_null(int flags) { return open_file("/dev/null", flags); }
+
+std::optional<int> oom_score_adj() {
+  auto f = open_file("/proc/self/oom_score_adj", O_RDONLY);
+  char buf[16] = {};
+  if (!f) return std::nullopt;
+  auto n = read(f->get(), buf, sizeof buf - 1);
+  if (!n || n.value() == 0) return std::nullopt;
+  return std::atoi(buf);
+}
+
+bool set_oom_score_adj(int value) {
+  auto f = open_file("/proc/self/oom_score_adj", O_WRONLY);
+  if (!f) return false;
+  auto text = std::to_string(value);
+  return !write_all(f->get(), text.data(), text.size());
+}
+
+result<unique_fd> open_file(const char* path, int flags) {
+  return fd_or_error(retry_eintr([&] { return ::open(path, flags | O_CLOEXEC); }));
 }
 
 result<unique_fd> make_unix_socket(bool nonblocking) {

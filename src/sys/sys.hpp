@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cstddef>
 #include <system_error>
 #include <utility>
@@ -79,6 +80,11 @@ result<unique_fd> make_signalfd(const sigset_t& set);
 // [1] blocking (the workers'), both CLOEXEC.
 result<std::pair<unique_fd, unique_fd>> make_notify_pair();
 result<unique_fd> open_dev_null(int flags);
+// /proc/self/oom_score_adj: read it; write it (false if refused).
+std::optional<int> oom_score_adj();
+bool set_oom_score_adj(int value);
+// open(2) with O_CLOEXEC added.
+result<unique_fd> open_file(const char* path, int flags);
 // A unix stream socket, CLOEXEC; nonblocking if asked.
 result<unique_fd> make_unix_socket(bool nonblocking);
 // accept4 with CLOEXEC; nonblocking if asked. EAGAIN, EMFILE: as errors.

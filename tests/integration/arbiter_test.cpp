@@ -1,6 +1,7 @@
 // The arbiter with real processes: each test forks a pool, sends real
 // signals and reads what the pool prints.
 #include <poll.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -364,6 +365,72 @@ TEST(arbiter, names_a_kill_by_the_oom_killer) {
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
   EXPECT_EQ(::rmdir(dir.c_str()), 0) << dir;
+}
+
+// A process the worker spawned is OOM-killed in the cgroup the worker shares
+// with the arbiter; then the worker gets a plain kill -9: not an OOM kill.
+TEST(arbiter, a_kill_after_someone_elses_oom_kill_is_not_called_one) {
+  pool_process pool([] {
+    std::string dir = enter_small_memory_cgroup();
+    say("cgroup " + (dir.empty() ? std::string("none") : dir));
+    if (dir.empty()) return 0;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) return;
+      pid_t hog = ::fork();
+      if (hog == 0) {
+        std::ofstream("/proc/self/oom_score_adj") << 1000 << std::flush;
+        for (;;) {
+          auto* block = static_cast<char*>(std::malloc(1 << 20));
+          if (block) std::memset(block, 1, 1 << 20);
+        }
+      }
+      int status = 0;
+      (void)::waitpid(hog, &status, 0);
+      say("hog gone: signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+      beat_until_stopped(w);
+    };
+    return run_pool(test_options(1), h);
+  });
+  auto cg = pool.wait_for("^cgroup (.*)$");
+  if (cg[1] == "none") {
+    pool.wait_exit();
+    GTEST_SKIP() << "no memory cgroup can be created here (needs root and cgroup v1 memory)";
+  }
+  std::string dir = cg[1];
+  pool.wait_for("hog gone: signal 9", 60s);
+  pid_t pid = to_pid(pool.wait_for("event ready slot=0 gen=1 pid=(\\d+)")[1]);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  auto line = pool.wait_for("event exit worker 0 pid " + std::to_string(pid) + " gen 1 crashed: killed by SIGKILL.*");
+  EXPECT_EQ(line.str().find("(OOM killer)"), std::string::npos) << line.str();
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << dir;
+}
+
+// The worker's oom_score_adj is above the arbiter's, so the OOM killer
+// takes any worker first.
+TEST(arbiter, workers_are_the_oom_killers_first_choice) {
+  pool_process pool([] {
+    std::ifstream self("/proc/self/oom_score_adj");
+    int mine = 0;
+    self >> mine;
+    say("arbiter adj " + std::to_string(mine));
+    hooks h;
+    h.post_fork = [](worker& w) {
+      std::ifstream f("/proc/self/oom_score_adj");
+      int adj = 0;
+      f >> adj;
+      say("worker adj " + std::to_string(adj));
+      beat_until_stopped(w);
+    };
+    return run_pool(test_options(1), h);
+  });
+  int arbiter_adj = std::stoi(pool.wait_for("^arbiter adj (-?\\d+)")[1]);
+  int worker_adj = std::stoi(pool.wait_for("worker adj (-?\\d+)")[1]);
+  EXPECT_EQ(worker_adj, std::min(arbiter_adj + 500, 1000));
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
 }
 
 TEST(arbiter, stops_on_sigterm_and_leaves_no_process_behind) {
