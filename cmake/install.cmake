@@ -6,7 +6,10 @@ install(TARGETS ufork EXPORT ufork-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY include/ufork DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${PROJECT_BINARY_DIR}/include/ufork/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ufork)
 install(EXPORT ufork-targets NAMESPACE ufork:: DESTINATION ${UFORK_CMAKE_DIR})
+# The pkg-config files are relocatable: the prefix is found from where they are.
+file(RELATIVE_PATH UFORK_PC_TO_PREFIX /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
 if(UFORK_HTTP)
   # Its own export set: only `COMPONENTS http` asks the consumer for Boost.
   set_target_properties(ufork_http PROPERTIES EXPORT_NAME http)
@@ -32,6 +35,5 @@ if(BUILD_SHARED_LIBS)
 else()
   set(UFORK_PC_REQUIRES "Requires")
 endif()
-file(RELATIVE_PATH UFORK_PC_TO_PREFIX /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
 configure_file(cmake/ufork.pc.in ${PROJECT_BINARY_DIR}/ufork.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ufork.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "arbiter_impl.hpp"
+#include "core/spawn.hpp"
 #include "exit_status.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
@@ -21,6 +22,10 @@ namespace ufork {
 
 void throw_errno(const std::string& what) {
   throw error(errno, std::system_category(), what);
+}
+
+void throw_invalid(const std::string& what) {
+  throw error(std::make_error_code(std::errc::invalid_argument), "ufork: " + what);
 }
 
 int default_workers() noexcept {
@@ -36,19 +41,19 @@ constexpr int pool_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTTIN, SIGTT
 
 void validate(const options& o) {
   auto positive = [](milliseconds d, const char* name) {
-    if (d <= milliseconds::zero()) throw std::invalid_argument(fmt::format("ufork: {} must be > 0", name));
+    if (d <= milliseconds::zero()) throw_invalid(fmt::format("{} must be > 0", name));
   };
-  if (o.workers < 0) throw std::invalid_argument("ufork: workers must be >= 0");
-  if (o.workers == 0 && !o.allow_empty) throw std::invalid_argument(fmt::format("ufork: {}", empty_pool_refused));
-  if (o.max_starting < 1) throw std::invalid_argument("ufork: max_starting must be >= 1");
-  if (o.max_boot_failures < 0) throw std::invalid_argument("ufork: max_boot_failures must be >= 0");
+  if (o.workers < 0) throw_invalid("workers must be >= 0");
+  if (o.workers == 0 && !o.allow_empty) throw_invalid(empty_pool_refused);
+  if (o.max_starting < 1) throw_invalid("max_starting must be >= 1");
+  if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
   positive(o.timeout, "timeout");
   positive(o.startup_timeout, "startup_timeout");
   positive(o.graceful_timeout, "graceful_timeout");
   positive(o.abort_timeout, "abort_timeout");
   positive(o.backoff.initial, "backoff.initial");
-  if (o.backoff.min_interval < milliseconds::zero()) throw std::invalid_argument("ufork: backoff.min_interval must be >= 0");
-  if (o.backoff.cap < o.backoff.initial) throw std::invalid_argument("ufork: backoff.cap must be >= backoff.initial");
+  if (o.backoff.min_interval < milliseconds::zero()) throw_invalid("backoff.min_interval must be >= 0");
+  if (o.backoff.cap < o.backoff.initial) throw_invalid("backoff.cap must be >= backoff.initial");
 }
 
 template <class T>
@@ -65,9 +70,9 @@ arbiter::impl::impl(options opts, hooks h)
   default_sink_ = !opts_.sink;
   if (!opts_.sink) opts_.sink = make_fd_sink(STDOUT_FILENO);
   if (opts_.capture_output && default_sink_)
-    throw std::invalid_argument("ufork: capture_output needs a sink that does not write to stdout");
+    throw_invalid("capture_output needs a sink that does not write to stdout");
   size_ = opts_.workers;
-  slots_.resize(static_cast<std::size_t>(size_));
+  table_.resize(size_);
 
   auto [rx, tx] = must(sys::make_notify_pair(), "socketpair(notify)");
   notify_rx_ = std::move(rx);
@@ -76,13 +81,7 @@ arbiter::impl::impl(options opts, hooks h)
   loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(); });
   loop_.add(wake_.get(), EPOLLIN, [this](std::uint32_t) { on_wake(); });
 
-  // Three fds per worker (pidfd, stdout, stderr): the default soft limit of
-  // 1024 would cap the pool near 300. Workers get the original limit back.
-  if (::getrlimit(RLIMIT_NOFILE, &nofile_) == 0 && nofile_.rlim_cur < nofile_.rlim_max) {
-    rlimit raised = nofile_;
-    raised.rlim_cur = raised.rlim_max;
-    (void)::setrlimit(RLIMIT_NOFILE, &raised);  // best effort: the old limit still works
-  }
+  detail::preload_backtrace();
   if (opts_.oom_score_adj != 0 && (oom_found_ = sys::oom_score_adj()))
     worker_oom_ = std::to_string(std::clamp(*oom_found_ + opts_.oom_score_adj, -1000, 1000));
 }
@@ -195,8 +194,8 @@ void arbiter::impl::request_stop() noexcept {
 }
 
 void arbiter::impl::resize(int n) {
-  if (n < 0) throw std::invalid_argument("ufork: size must be >= 0");
-  if (n == 0 && !opts_.allow_empty) throw std::invalid_argument(fmt::format("ufork: {}", empty_pool_refused));
+  if (n < 0) throw_invalid("size must be >= 0");
+  if (n == 0 && !opts_.allow_empty) throw_invalid(empty_pool_refused);
   call([this, n] { do_resize(n); });
 }
 
@@ -206,7 +205,7 @@ struct status arbiter::impl::snapshot() const {
     struct status s;
     s.size = size_;
     s.stopping = stopping_;
-    for (const auto& [pid, p] : procs_) s.workers.push_back(info(*p, now));
+    for (const auto& [pid, p] : table_.processes()) s.workers.push_back(info(*p, now));
     std::sort(s.workers.begin(), s.workers.end(),
               [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
     s.counters = counters_;
@@ -306,7 +305,7 @@ int arbiter::impl::supervise(bool own_signals) {
       control_ ? ", control socket " + opts_.control_path : std::string());
   run_posted();
   maintain(clock::now());
-  while (!(stopping_ && procs_.empty())) {
+  while (!(stopping_ && table_.empty())) {
     auto armed = next_deadline(clock::now());
     loop_.arm(armed);
     opts_.sink->flush();
@@ -327,12 +326,12 @@ int arbiter::impl::supervise(bool own_signals) {
 }
 
 void arbiter::impl::abandon() noexcept {
-  for (auto& [pid, p] : procs_) {
+  for (const auto& [pid, p] : table_.processes()) {
     (void)sys::kill_group(pid, SIGKILL);
     siginfo_t info{};
     (void)::waitid(P_PIDFD, static_cast<id_t>(p->pidfd.get()), &info, WEXITED);
   }
-  procs_.clear();
+  while (!table_.empty()) (void)table_.remove(table_.processes().begin()->first);
 }
 
 void arbiter::impl::finish(std::shared_ptr<log_sink> base_sink) noexcept {

@@ -25,42 +25,15 @@
 #include "console.hpp"
 #include "core/oom.hpp"
 #include "core/policy.hpp"
+#include "core/worker_table.hpp"
 #include "control_socket.hpp"
-#include "line_splitter.hpp"
 #include "reactor.hpp"
 #include "scoreboard.hpp"
+#include "sys/sys.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/arbiter.hpp"
 
 namespace ufork {
-
-using clock = std::chrono::steady_clock;
-
-struct output {
-  sys::unique_fd fd;
-  reactor::token token = 0;
-  line_splitter lines;
-  explicit output(std::size_t max_line) : lines(max_line) {}
-};
-
-// One forked worker process. A slot usually has one; during a replacement it
-// may briefly have two, so processes are keyed by pid, not by slot.
-struct process {
-  int slot = -1;
-  unsigned generation = 0;
-  pid_t pid = 0;
-  sys::unique_fd pidfd;
-  reactor::token exit_token = 0;
-  detail::cell* beat = nullptr;
-  worker_state state = worker_state::spawning;
-  clock::time_point started{}, ready_at{};
-  clock::time_point kill_at{};          // SIGKILL due; epoch = not scheduled
-  clock::time_point window_from{};      // clocks restart here after a stall of the arbiter
-  std::optional<exit_reason> reason;    // set when the arbiter ends it
-  std::string detail;
-  output out, err;
-  explicit process(std::size_t max_line) : out(max_line), err(max_line) {}
-};
 
 // Why size 0 is refused unless options::allow_empty.
 inline constexpr const char* empty_pool_refused =
@@ -68,12 +41,6 @@ inline constexpr const char* empty_pool_refused =
 
 // "size 4" -> {"size", "4"}.
 std::vector<std::string> split_words(std::string_view line);
-
-struct slot_state {
-  unsigned generation = 0;
-  pid_t pid = 0;                  // its current process, or 0
-  policy::slot rules;             // failed starts, when it may fork again
-};
 
 class arbiter::impl {
  public:
@@ -160,15 +127,19 @@ class arbiter::impl {
 
   // supervise.cpp
   void maintain(clock::time_point now);
-  process* spawn(int slot, clock::time_point now);
+  // Forks a worker for the slot: its current one, or (reload) the incoming
+  // one that replaces the current one when ready. Null if it failed (a
+  // failed start of the slot).
+  process* spawn(int slot, clock::time_point now, bool reload = false);
   // Replaces the workers of these slots one at a time, each successor ready
   // before its predecessor is stopped. Returns why not, or "".
   std::string start_reload(std::vector<int> slots);
   void reload_next(clock::time_point now);
+  bool reloading() const;
+  void abandon_reload(const process& successor, const std::string& why);
   void on_notify();
   void on_ready(process& p, clock::time_point now);
   void on_exit(pid_t pid);
-  bool release_slot(const process& p);
   std::string slot_lost(int slot, policy::end how, clock::time_point now);
   void check_deadlines(clock::time_point now);
   void restart_clocks(clock::duration late, clock::time_point now);
@@ -189,19 +160,21 @@ class arbiter::impl {
   void close_output(int slot, pid_t pid, output& o, enum stream s);
   void capture_own_output();
 
+  // First, before any fd is opened: three fds per worker (pidfd, stdout,
+  // stderr) and the default soft limit of 1024 would cap the pool near 300.
+  // Workers get the limit as it was.
+  rlimit nofile_ = sys::raise_fd_limit();
   options opts_;
   hooks hooks_;
   reactor loop_;
   detail::scoreboard board_;
   sys::unique_fd notify_rx_, notify_tx_, wake_, signals_;
-  rlimit nofile_{};               // as the arbiter found it; restored in workers
   std::optional<int> oom_found_;  // the arbiter's oom_score_adj as found
   std::string worker_oom_;        // what workers write to theirs; empty: nothing
   bool oom_lowered_ = false;
 
   int size_ = 0;
-  std::vector<slot_state> slots_;
-  std::unordered_map<pid_t, std::unique_ptr<process>> procs_;
+  worker_table table_;
   struct counters counters_;
   std::deque<exit_info> dead_;
   bool stopping_ = false, fast_ = false, gave_up_ = false, ever_ready_ = false;
@@ -211,8 +184,7 @@ class arbiter::impl {
   oom_witness oom_;
   std::vector<char> buf_;
   std::map<std::string, registered> commands_;
-  std::deque<int> reload_queue_;
-  pid_t successor_ = 0, predecessor_ = 0;  // the replacement in progress
+  std::deque<int> reload_queue_;  // slots still to reload, one at a time
   std::uint64_t requests_of_exited_ = 0;
   clock::time_point started_ = clock::now();
 

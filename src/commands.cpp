@@ -14,6 +14,7 @@
 #include "arbiter_impl.hpp"
 #include "exit_status.hpp"
 #include "sys/sys.hpp"
+#include "ufork/error.hpp"
 
 namespace ufork {
 namespace {
@@ -49,8 +50,7 @@ std::uint64_t rss_bytes(pid_t pid) {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-reply ok(std::string text, const json& data) { return {true, std::move(text), dump(data)}; }
-reply fail(std::string error) { return {false, std::move(error), {}}; }
+reply with_data(std::string text, const json& data) { return ufork::ok(std::move(text), dump(data)); }
 
 json to_json(const exit_info& e) {
   return {{"worker", e.worker},
@@ -114,10 +114,10 @@ std::vector<std::string> arbiter::impl::command_names() const {
 
 void arbiter::impl::add_command(std::string name, std::string help, command_handler handler) {
   if (name.empty() || split_words(name).size() != 1 || name[0] == '-')
-    throw std::invalid_argument("ufork: a command name is one word: '" + name + "'");
+    throw_invalid("a command name is one word: '" + name + "'");
   auto names = command_names();
   if (std::find(names.begin(), names.end(), name) != names.end())
-    throw std::invalid_argument("ufork: command '" + name + "' exists already");
+    throw_invalid("command '" + name + "' exists already");
   commands_.emplace(std::move(name), registered{std::move(help), std::move(handler)});
 }
 
@@ -150,7 +150,7 @@ reply arbiter::impl::cmd_help(const args&) {
   for (const auto& b : builtins()) add(b.name, b.params, b.help);
   for (const auto& [name, c] : commands_) add(name, "", c.help);
   text += "  (add --json to any command for JSON)";
-  return ok(text, data);
+  return with_data(text, data);
 }
 
 reply arbiter::impl::cmd_status(const args&) {
@@ -178,13 +178,13 @@ reply arbiter::impl::cmd_status(const args&) {
       ::getpid(), secs(up), s.size, s.stopping ? " (stopping)" : "", by_state["ready"], by_state["starting"],
       by_state["stopping"], s.counters.spawned, s.counters.exited, s.counters.hung, s.counters.backoffs,
       s.counters.log_lost ? fmt::format("; {} log lines lost", s.counters.log_lost) : std::string());
-  return ok(text, data);
+  return with_data(text, data);
 }
 
 reply arbiter::impl::cmd_workers(const args&) {
   auto now = clock::now();
   std::vector<const process*> list;
-  for (const auto& [pid, p] : procs_) list.push_back(p.get());
+  for (const auto& [pid, p] : table_.processes()) list.push_back(p.get());
   std::sort(list.begin(), list.end(),
             [](auto* a, auto* b) { return std::tie(a->slot, a->generation) < std::tie(b->slot, b->generation); });
   std::string text = fmt::format("{:>4} {:>8} {:>5} {:<9} {:>10} {:>10} {:>10} {:>9}", "id", "pid", "gen", "state",
@@ -206,7 +206,7 @@ reply arbiter::impl::cmd_workers(const args&) {
                     {"rss", rss},
                     {"requests", requests}});
   }
-  return ok(text, data);
+  return with_data(text, data);
 }
 
 reply arbiter::impl::cmd_dead(const args&) {
@@ -217,7 +217,7 @@ reply arbiter::impl::cmd_dead(const args&) {
     data.push_back(to_json(e));
   }
   if (text.empty()) text = "no worker has exited";
-  return ok(text, data);
+  return with_data(text, data);
 }
 
 reply arbiter::impl::cmd_metrics(const args&) {
@@ -228,7 +228,7 @@ reply arbiter::impl::cmd_metrics(const args&) {
   };
   std::map<std::string, int> by_state{{"starting", 0}, {"ready", 0}, {"stopping", 0}};
   std::uint64_t requests = requests_of_exited_;
-  for (const auto& [pid, p] : procs_) {
+  for (const auto& [pid, p] : table_.processes()) {
     ++by_state[to_string(p->state)];
     requests += p->beat->requests.load(std::memory_order_relaxed);
   }
@@ -251,26 +251,26 @@ reply arbiter::impl::cmd_metrics(const args&) {
   family("recent_exits", "gauge", "Exits among the last 64, by reason.");
   for (const auto& [reason, n] : exits) t += fmt::format("ufork_recent_exits{{reason=\"{}\"}} {}\n", reason, n);
   family("worker_uptime_seconds", "gauge", "Per worker process.");
-  for (const auto& [pid, p] : procs_)
+  for (const auto& [pid, p] : table_.processes())
     t += fmt::format("ufork_worker_uptime_seconds{{slot=\"{}\",pid=\"{}\"}} {:.3f}\n", p->slot, pid,
                      secs(now - p->started));
   family("worker_heartbeat_age_seconds", "gauge", "Since the worker's last heartbeat.");
-  for (const auto& [pid, p] : procs_)
+  for (const auto& [pid, p] : table_.processes())
     if (auto age = info(*p, now).heartbeat_age)
       t += fmt::format("ufork_worker_heartbeat_age_seconds{{slot=\"{}\",pid=\"{}\"}} {:.3f}\n", p->slot, pid,
                        secs(*age));
   family("worker_rss_bytes", "gauge", "Resident memory of the worker process.");
-  for (const auto& [pid, p] : procs_)
+  for (const auto& [pid, p] : table_.processes())
     t += fmt::format("ufork_worker_rss_bytes{{slot=\"{}\",pid=\"{}\"}} {}\n", p->slot, pid, rss_bytes(pid));
   family("worker_requests_total", "counter", "Counted by the worker process.");
-  for (const auto& [pid, p] : procs_)
+  for (const auto& [pid, p] : table_.processes())
     t += fmt::format("ufork_worker_requests_total{{slot=\"{}\",pid=\"{}\"}} {}\n", p->slot, pid,
                      p->beat->requests.load(std::memory_order_relaxed));
   family("slot_generation", "gauge", "Forks of the slot so far.");
   for (int i = 0; i < size_; ++i)
-    t += fmt::format("ufork_slot_generation{{slot=\"{}\"}} {}\n", i, slots_[static_cast<std::size_t>(i)].generation);
+    t += fmt::format("ufork_slot_generation{{slot=\"{}\"}} {}\n", i, table_.slot(i).generation);
   if (!t.empty()) t.pop_back();
-  return ok(t, json(t));
+  return with_data(t, json(t));
 }
 
 reply arbiter::impl::cmd_size(const args& a) {
@@ -279,7 +279,7 @@ reply arbiter::impl::cmd_size(const args& a) {
   if (stopping_) return fail("the pool is stopping");
   if (*n == 0 && !opts_.allow_empty) return fail(empty_pool_refused);
   do_resize(static_cast<int>(*n));
-  return ok(fmt::format("size {}", *n), json{{"size", *n}});
+  return with_data(fmt::format("size {}", *n), json{{"size", *n}});
 }
 
 process* arbiter::impl::slot_process(const args& a, std::string& error) {
@@ -288,11 +288,12 @@ process* arbiter::impl::slot_process(const args& a, std::string& error) {
     error = "a worker id is a number";
     return nullptr;
   }
-  if (*id < 0 || *id >= size_ || slots_[static_cast<std::size_t>(*id)].pid == 0) {
+  process* p = *id < size_ ? table_.current(static_cast<int>(*id)) : nullptr;
+  if (!p) {
     error = fmt::format("no worker {}", a[0]);
     return nullptr;
   }
-  return procs_.at(slots_[static_cast<std::size_t>(*id)].pid).get();
+  return p;
 }
 
 reply arbiter::impl::cmd_kill(const args& a) {
@@ -307,7 +308,7 @@ reply arbiter::impl::cmd_kill(const args& a) {
   for (int fatal : {SIGTERM, SIGKILL, SIGINT, SIGQUIT, SIGABRT, SIGHUP})
     if (*sig == fatal && !p->reason) p->reason = exit_reason::killed;
   log("kill: {} to worker {} pid {}", signal_name(*sig), p->slot, p->pid);
-  return ok(fmt::format("sent {} to worker {} pid {}", signal_name(*sig), p->slot, p->pid),
+  return with_data(fmt::format("sent {} to worker {} pid {}", signal_name(*sig), p->slot, p->pid),
             json{{"worker", p->slot}, {"pid", p->pid}, {"signal", signal_name(*sig)}});
 }
 
@@ -317,7 +318,7 @@ reply arbiter::impl::cmd_restart(const args& a) {
   process* p = slot_process(a, error);
   if (!p) return fail(error);
   if (auto why = start_reload({p->slot}); !why.empty()) return fail(why);
-  return ok(fmt::format("restarting worker {}", p->slot), json{{"restarting", {p->slot}}});
+  return with_data(fmt::format("restarting worker {}", p->slot), json{{"restarting", {p->slot}}});
 }
 
 reply arbiter::impl::cmd_reload(const args& a) {
@@ -325,17 +326,17 @@ reply arbiter::impl::cmd_reload(const args& a) {
   std::vector<int> all;
   for (int i = 0; i < size_; ++i) all.push_back(i);
   if (auto why = start_reload(all); !why.empty()) return fail(why);
-  return ok(fmt::format("reloading {} workers, one at a time", all.size()), json{{"reloading", all}});
+  return with_data(fmt::format("reloading {} workers, one at a time", all.size()), json{{"reloading", all}});
 }
 
 reply arbiter::impl::cmd_reopen(const args&) {
   opts_.sink->reopen();
-  return ok("log files reopened", json{{"reopened", true}});
+  return with_data("log files reopened", json{{"reopened", true}});
 }
 
 reply arbiter::impl::cmd_stop(const args&) {
   begin_stop(false);
-  return ok("stopping", json{{"stopping", true}});
+  return with_data("stopping", json{{"stopping", true}});
 }
 
 }  // namespace ufork

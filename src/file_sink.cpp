@@ -9,9 +9,9 @@
 #include <spdlog/sinks/syslog_sink.h>
 #include <syslog.h>
 
+#include <cerrno>
 #include <chrono>
 
-#include "child.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
 #include "ufork/log.hpp"
@@ -46,7 +46,8 @@ class spdlog_sink : public log_sink {
     try {
       open();
     } catch (const spdlog::spdlog_ex& e) {
-      throw error(std::make_error_code(std::errc::io_error), std::string("log: ") + e.what());
+      int saved = errno;  // what fopen or syslog left, as spdlog does
+      throw error(saved != 0 ? saved : EIO, std::system_category(), std::string("log: ") + e.what());
     }
   }
 
@@ -149,7 +150,7 @@ class tee_sink final : public log_sink {
 }  // namespace
 
 std::shared_ptr<log_sink> make_file_sink(const file_sink_options& o) {
-  if (o.files < 1 || o.max_size < 1) throw std::invalid_argument("ufork: a log file set needs files >= 1 and max_size >= 1");
+  if (o.files < 1 || o.max_size < 1) throw_invalid("a log file set needs files >= 1 and max_size >= 1");
   auto make = [o] {
     return std::make_shared<spdlog::sinks::rotating_file_sink_st>(o.path, o.max_size, o.files - 1);
   };
@@ -164,7 +165,7 @@ std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format 
     return std::make_shared<spdlog::sinks::syslog_sink_st>(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON, false);
   };
   auto sink = std::make_shared<spdlog_sink>(make, format);
-  detail::syslog_in_use.store(true, std::memory_order_relaxed);
+  sys::syslog_open.store(true, std::memory_order_relaxed);
   return sink;
 }
 

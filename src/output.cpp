@@ -15,8 +15,7 @@ namespace ufork {
 void arbiter::impl::watch_output(process& p, output& o, enum stream s) {
   pid_t pid = p.pid;
   o.token = loop_.add(o.fd.get(), EPOLLIN, [this, pid, &o, s](std::uint32_t) {
-    auto it = procs_.find(pid);
-    if (it != procs_.end()) (void)on_output(it->second->slot, pid, o, s);
+    if (process* p = table_.find(pid)) (void)on_output(p->slot, pid, o, s);
   });
 }
 

@@ -1,10 +1,10 @@
 // The arbiter's policy: keep `size` workers, each forked when its slot is
 // free, its backoff has passed and fewer than max_starting are starting;
-// reap each one the moment its pidfd says so; kill the hung ones.
+// reap each one the moment its pidfd says so; replace the hung ones at
+// their deadline.
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +13,7 @@
 #include <iostream>
 
 #include "arbiter_impl.hpp"
-#include "child.hpp"
+#include "core/spawn.hpp"
 #include "exit_status.hpp"
 #include "sys/sys.hpp"
 
@@ -26,34 +26,6 @@ clock::time_point beat_time(const process& p) {
 
 std::string seconds(clock::duration d) {
   return fmt::format("{:.3f} s", std::chrono::duration<double>(d).count());
-}
-
-// Sorted fds as [first, last] runs of consecutive numbers; 0, 1 and 2 left
-// out (a child's stdio is its own).
-std::vector<std::pair<unsigned, unsigned>> runs(std::vector<int> fds) {
-  std::sort(fds.begin(), fds.end());
-  std::vector<std::pair<unsigned, unsigned>> out;
-  for (int fd : fds) {
-    if (fd <= STDERR_FILENO) continue;
-    auto u = static_cast<unsigned>(fd);
-    if (!out.empty() && out.back().second + 1 >= u)
-      out.back().second = u;
-    else
-      out.emplace_back(u, u);
-  }
-  return out;
-}
-
-// Every fd from 3 up except those in keep, as runs.
-std::vector<std::pair<unsigned, unsigned>> all_but(std::vector<int> keep) {
-  std::vector<std::pair<unsigned, unsigned>> out;
-  unsigned next = STDERR_FILENO + 1;
-  for (auto [first, last] : runs(std::move(keep))) {
-    if (first > next) out.emplace_back(next, first - 1);
-    next = last + 1;
-  }
-  out.emplace_back(next, ~0U);
-  return out;
 }
 
 void earliest(clock::time_point& best, clock::time_point t) {
@@ -71,17 +43,17 @@ worker_info arbiter::impl::info(const process& p, clock::time_point now) const {
 void arbiter::impl::maintain(clock::time_point now) {
   if (stopping_) return;
   int starting = 0;
-  for (const auto& [pid, p] : procs_) starting += p->state == worker_state::starting;
+  for (const auto& [pid, p] : table_.processes()) starting += p->state == worker_state::starting;
   for (int slot = 0; slot < size_ && starting < opts_.max_starting && !stopping_; ++slot) {
-    const slot_state& s = slots_[static_cast<std::size_t>(slot)];
-    if (s.pid != 0 || s.rules.next_fork > now) continue;
-    if (process* p = spawn(slot, now)) slots_[static_cast<std::size_t>(slot)].pid = p->pid;
+    const slot_state& s = table_.slot(slot);
+    if (s.current != 0 || s.rules.next_fork > now) continue;
+    (void)spawn(slot, now);
     ++starting;
   }
 }
 
-process* arbiter::impl::spawn(int slot, clock::time_point now) {
-  slot_state& s = slots_[static_cast<std::size_t>(slot)];
+process* arbiter::impl::spawn(int slot, clock::time_point now, bool reload) {
+  slot_state& s = table_.slot(slot);
   auto fail = [&](const char* what, std::error_code ec) {  // a failed start: backoff, not a loop
     ++counters_.spawn_errors;
     last_failure_ = fmt::format("cannot start worker {}: {}: {}", slot, what, ec.message());
@@ -93,70 +65,50 @@ process* arbiter::impl::spawn(int slot, clock::time_point now) {
   auto p = std::make_unique<process>(opts_.max_line);
   p->beat = board_.acquire();
   if (!p->beat) return fail("scoreboard", std::make_error_code(std::errc::too_many_files_open));
+  std::unique_ptr<detail::cell, std::function<void(detail::cell*)>> cell(p->beat,
+                                                                         [this](detail::cell* c) { board_.release(c); });
   auto out = sys::make_pipe(opts_.pipe_size);
-  if (!out) {
-    board_.release(p->beat);
-    return fail("pipe2", out.error());
-  }
+  if (!out) return fail("pipe2", out.error());
   auto err = sys::make_pipe(opts_.pipe_size);
-  if (!err) {
-    board_.release(p->beat);
-    return fail("pipe2", err.error());
-  }
-  std::vector<std::pair<unsigned, unsigned>> close_runs;
+  if (!err) return fail("pipe2", err.error());
+  detail::fd_runs close;
   if (opts_.strict_fds) {
     std::vector<int> keep = opts_.keep_fds;
     keep.push_back(notify_tx_.get());
-    close_runs = all_but(std::move(keep));
-  } else {
+    close = detail::all_but(std::move(keep));
+  } else {  // ufork's own, and what the program asked for
     std::vector<int> drop = sys::owned_fds();
     std::erase(drop, notify_tx_.get());
     drop.insert(drop.end(), opts_.private_fds.begin(), opts_.private_fds.end());
-    close_runs = runs(std::move(drop));
+    close = detail::runs_of(std::move(drop));
   }
-  detail::child_setup child{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(),
-                            err->write.get(), &close_runs, detail::syslog_in_use.load(), ::getpid(), nofile_,
-                            worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
-                            std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
-
+  detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(), err->write.get(),
+                          &close, sys::syslog_open.load(), ::getpid(), nofile_,
+                          worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
+                          std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
   // Nothing buffered may be inherited: the child would print it again.
   opts_.sink->flush();
   std::cout.flush();
   std::fflush(nullptr);
-  // All signals blocked across fork, so no handler of the host program runs
-  // in the child before it has reset them (libuv does the same).
-  sigset_t all, old;
-  sigfillset(&all);
-  (void)::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = ::fork();
-  if (pid == 0) child.run();
-  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) {
-    auto ec = sys::last_error();
-    board_.release(p->beat);
-    return fail("fork", ec);
-  }
-  (void)::setpgid(pid, pid);  // the child does the same: whichever runs first wins
-  // Nobody else reaps our children, so the pid cannot be reused before this.
-  auto pidfd = sys::pidfd_open(pid);
-  if (!pidfd) {
-    (void)::kill(pid, SIGKILL);
-    (void)::waitpid(pid, nullptr, 0);
-    board_.release(p->beat);
-    return fail("pidfd_open", pidfd.error());
-  }
+  call_hook("before_fork", hooks_.before_fork);
+  auto child = detail::spawn(plan);
+  call_hook("after_fork_parent", hooks_.after_fork_parent);
+  if (!child) return fail("fork", child.error());
+  (void)cell.release();
   policy::forked(s.rules, now);
   p->slot = slot;
   p->generation = ++s.generation;
-  p->pid = pid;
-  p->pidfd = std::move(pidfd).value();
-  p->state = worker_state::starting;
+  p->pid = child->pid;
+  p->pidfd = std::move(child->pidfd);
+  p->setup_errors = std::move(child->setup_errors);
+  p->reload = reload;
   p->started = now;
   p->out.fd = std::move(out->read);
   p->err.fd = std::move(err->read);
+  (void)table_.set_state(*p, worker_state::starting);
   ++counters_.spawned;
-  process& ref = *p;
-  procs_.emplace(pid, std::move(p));
+  process& ref = table_.insert(std::move(p), reload);
+  pid_t pid = ref.pid;
   ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
   watch_output(ref, ref.out, stream::out);
   watch_output(ref, ref.err, stream::err);
@@ -166,28 +118,37 @@ process* arbiter::impl::spawn(int slot, clock::time_point now) {
 
 std::string arbiter::impl::start_reload(std::vector<int> slots) {
   if (stopping_) return "the pool is stopping";
-  if (successor_ != 0 || !reload_queue_.empty()) return "a reload is in progress";
+  if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
   log("reload: {} workers, one at a time", slots.size());
   reload_queue_.assign(slots.begin(), slots.end());
   reload_next(clock::now());
   return {};
 }
 
+// A reload's successor is starting: the next slot waits for it.
+bool arbiter::impl::reloading() const {
+  for (const auto& [pid, p] : table_.processes())
+    if (p->reload && p->state == worker_state::starting) return true;
+  return false;
+}
+
+// A reload's successor failed before it was ready: the slots not reloaded
+// yet keep their workers.
+void arbiter::impl::abandon_reload(const process& successor, const std::string& why) {
+  log("reload: the successor of worker {} failed ({}); reload abandoned", successor.slot, why);
+  reload_queue_.clear();
+}
+
 void arbiter::impl::reload_next(clock::time_point now) {
-  while (successor_ == 0 && !reload_queue_.empty() && !stopping_) {
+  while (!reload_queue_.empty() && !stopping_ && !reloading()) {
     int slot = reload_queue_.front();
     reload_queue_.pop_front();
-    if (slot >= size_) continue;
-    pid_t old = slots_[static_cast<std::size_t>(slot)].pid;
-    if (old == 0) continue;  // already being replaced
-    process* p = spawn(slot, now);
-    if (!p) {
+    if (slot >= size_ || table_.slot(slot).current == 0) continue;  // being replaced anyway
+    if (!spawn(slot, now, true)) {
       log("reload: no successor for worker {}; reload abandoned", slot);
       reload_queue_.clear();
       return;
     }
-    successor_ = p->pid;
-    predecessor_ = old;
   }
 }
 
@@ -226,33 +187,29 @@ void arbiter::impl::on_notify() {
     }
     if (!cred) continue;
     std::string_view text(data, static_cast<std::size_t>(n));
-    auto it = procs_.find(cred->pid);
-    if (it != procs_.end() && text.find("READY=1") != std::string_view::npos)
-      on_ready(*it->second, clock::now());
+    process* p = table_.find(cred->pid);
+    if (p && text.find("READY=1") != std::string_view::npos) on_ready(*p, clock::now());
   }
 }
 
 void arbiter::impl::on_ready(process& p, clock::time_point now) {
-  if (p.state != worker_state::starting) return;
-  p.state = worker_state::ready;
+  if (!table_.set_state(p, worker_state::ready)) return;
   p.ready_at = now;
-  oom_.watch(p.pid);
+  p.setup_errors.reset();  // its setup is done
   ever_ready_ = true;
+  oom_.watch(p.pid);
   call_hook("on_worker_ready", hooks_.on_worker_ready, info(p, now));
-  if (p.pid == successor_) {  // the slot is now this one's; its predecessor goes
-    slots_[static_cast<std::size_t>(p.slot)].pid = p.pid;
-    if (auto old = procs_.find(predecessor_); old != procs_.end())
-      stop_worker(*old->second, exit_reason::replaced, now);
-    successor_ = predecessor_ = 0;
-    reload_next(now);
-    if (successor_ == 0) log("reload: done");
-  }
+  if (!p.reload) return;
+  // A reload's successor: the slot is now this one's; its predecessor goes.
+  if (process* old = table_.find(table_.promote(p))) stop_worker(*old, exit_reason::replaced, now);
+  reload_next(now);
+  if (reload_queue_.empty() && !reloading()) log("reload: done");
 }
 
 void arbiter::impl::on_exit(pid_t pid) {
-  auto it = procs_.find(pid);
-  if (it == procs_.end()) return;
-  process& p = *it->second;
+  process* found = table_.find(pid);
+  if (!found) return;
+  process& p = *found;
   auto si = sys::waitid_pidfd(p.pidfd.get());
   if (si && si->si_pid == 0) return;  // not exited yet (cannot happen: pidfd said so)
   auto now = clock::now();
@@ -268,6 +225,8 @@ void arbiter::impl::on_exit(pid_t pid) {
   e.uptime = now - p.started;
   e.when = std::chrono::system_clock::now();
   e.detail = p.detail;
+  if (p.setup_errors)
+    if (auto why = detail::read_setup_error(p.setup_errors.get()); !why.empty()) e.detail = why;
   if (!si) {
     e.detail = "waitid failed: " + si.error().message();
   } else if (si->si_code == CLD_EXITED) {
@@ -284,13 +243,10 @@ void arbiter::impl::on_exit(pid_t pid) {
   requests_of_exited_ += p.beat->requests.load(std::memory_order_relaxed);
   loop_.remove(p.exit_token);
   board_.release(p.beat);
-  if (pid == successor_) {
-    log("reload: the successor of worker {} failed ({}); reload abandoned", p.slot, e.status_text());
-    successor_ = predecessor_ = 0;
-    reload_queue_.clear();
-  }
-  bool current = release_slot(p);
-  procs_.erase(it);
+  if (p.reload && p.state == worker_state::starting) abandon_reload(p, e.status_text());
+  (void)table_.set_state(p, worker_state::exited);
+  bool current = table_.release(p);
+  (void)table_.remove(pid);
 
   ++counters_.exited;
   dead_.push_back(e);
@@ -314,22 +270,10 @@ void arbiter::impl::on_exit(pid_t pid) {
   if (failed) check_give_up();
 }
 
-// p no longer holds its slot (it exited, or hung). True if that leaves the
-// slot empty; a reload's successor of the same slot takes it over instead.
-bool arbiter::impl::release_slot(const process& p) {
-  slot_state& s = slots_[static_cast<std::size_t>(p.slot)];
-  if (s.pid != p.pid) return false;
-  s.pid = 0;
-  auto next = successor_ != p.pid ? procs_.find(successor_) : procs_.end();
-  if (next == procs_.end() || next->second->slot != p.slot) return true;
-  s.pid = successor_;
-  return false;
-}
-
 // The slot's current worker is gone: the policy says when the next may be
 // forked. Returns the tail of the log line ("; restarting", ...).
 std::string arbiter::impl::slot_lost(int slot, policy::end how, clock::time_point now) {
-  slot_state& s = slots_[static_cast<std::size_t>(slot)];
+  slot_state& s = table_.slot(slot);
   auto wait = policy::ended(s.rules, how, now, opts_.backoff);
   if (how == policy::end::failed_start && s.rules.failed_starts >= 2) ++counters_.backoffs;
   if (wait <= clock::duration::zero()) return "; restarting";
@@ -340,7 +284,8 @@ std::string arbiter::impl::slot_lost(int slot, policy::end how, clock::time_poin
 void arbiter::impl::check_give_up() {
   if (stopping_ || ever_ready_ || size_ == 0) return;
   auto out = [this](const policy::slot& s) { return policy::out_of_starts(s, opts_.max_boot_failures); };
-  if (!std::ranges::all_of(slots_.begin(), slots_.begin() + size_, out, &slot_state::rules)) return;
+  auto& slots = table_.slots();
+  if (!std::ranges::all_of(slots.begin(), slots.begin() + size_, out, &slot_state::rules)) return;
   log("no worker ever became ready; every slot failed {} starts in a row; last: {}", opts_.max_boot_failures,
       last_failure_);
   gave_up_ = true;
@@ -350,7 +295,8 @@ void arbiter::impl::check_give_up() {
 // One loud line when most slots are failing, one when that ends; the
 // failures in between are counted, not logged one by one.
 void arbiter::impl::update_storm() {
-  auto failing = std::ranges::count_if(slots_.begin(), slots_.begin() + size_, policy::failing, &slot_state::rules);
+  auto& slots = table_.slots();
+  auto failing = std::ranges::count_if(slots.begin(), slots.begin() + size_, policy::failing, &slot_state::rules);
   bool storm = policy::storm(static_cast<std::size_t>(failing), static_cast<std::size_t>(size_));
   if (storm && !storm_) {
     log("WARNING: {} of {} workers are failing to start or hanging (failed starts back off up to {}); last: {}",
@@ -369,12 +315,12 @@ policy::worker_clock arbiter::impl::clock_of(const process& p) const {
 
 void arbiter::impl::check_deadlines(clock::time_point now) {
   policy::timeouts t{opts_.timeout, opts_.startup_timeout};
-  for (auto& [pid, ptr] : procs_) {
+  for (const auto& [pid, ptr] : table_.processes()) {
     process& p = *ptr;
     auto c = clock_of(p);
     if (p.state == worker_state::ready && policy::has_proven(p.ready_at, c.beat, opts_.timeout) &&
-        slots_[static_cast<std::size_t>(p.slot)].pid == pid)
-      policy::proven(slots_[static_cast<std::size_t>(p.slot)].rules);
+        table_.slot(p.slot).current == pid)
+      policy::proven(table_.slot(p.slot).rules);
     auto due = policy::deadline(c, t);
     if (due == clock::time_point{} || now < due) continue;
     if (p.state == worker_state::starting)
@@ -398,17 +344,17 @@ void arbiter::impl::restart_clocks(clock::duration late, clock::time_point now) 
   ++counters_.stalls;
   log("the arbiter woke {} past its deadline (stalled: frozen or paused?); every worker's clock restarts now",
       seconds(late));
-  for (auto& [pid, p] : procs_) p->window_from = now;
+  for (const auto& [pid, p] : table_.processes()) p->window_from = now;
 }
 
 clock::time_point arbiter::impl::next_deadline(clock::time_point now) const {
   policy::timeouts t{opts_.timeout, opts_.startup_timeout};
   clock::time_point at{};
-  for (const auto& [pid, p] : procs_) earliest(at, policy::deadline(clock_of(*p), t));
+  for (const auto& [pid, p] : table_.processes()) earliest(at, policy::deadline(clock_of(*p), t));
   if (!stopping_)
     for (int i = 0; i < size_; ++i) {
-      const slot_state& s = slots_[static_cast<std::size_t>(i)];
-      if (s.pid == 0 && s.rules.next_fork > now) earliest(at, s.rules.next_fork);
+      const slot_state& s = table_.slot(i);
+      if (s.current == 0 && s.rules.next_fork > now) earliest(at, s.rules.next_fork);
     }
   return at;
 }
@@ -420,14 +366,15 @@ clock::time_point arbiter::impl::next_deadline(clock::time_point now) const {
 void arbiter::impl::hang(process& p, std::string detail, clock::time_point now) {
   ++counters_.hung;
   bool was_ready = p.state == worker_state::ready;
+  if (p.reload && !was_ready) abandon_reload(p, "hung");
+  if (!table_.set_state(p, worker_state::stopping)) return;
   p.reason = exit_reason::hung;
   p.detail = std::move(detail);
-  p.state = worker_state::stopping;
   p.kill_at = now + opts_.abort_timeout;
   (void)sys::pidfd_send_signal(p.pidfd.get(), SIGABRT);
   (void)sys::pidfd_send_signal(p.pidfd.get(), SIGCONT);
   std::string next;
-  if (release_slot(p) && !stopping_ && p.slot < size_) {
+  if (table_.release(p) && !stopping_ && p.slot < size_) {
     last_failure_ = fmt::format("worker {} pid {} hung: {}", p.slot, p.pid, p.detail);
     next = slot_lost(p.slot, was_ready ? policy::end::hung : policy::end::failed_start, now);
   }
@@ -436,9 +383,8 @@ void arbiter::impl::hang(process& p, std::string detail, clock::time_point now) 
 }
 
 void arbiter::impl::stop_worker(process& p, exit_reason why, clock::time_point now) {
-  if (p.state == worker_state::stopping) return;
+  if (!table_.set_state(p, worker_state::stopping)) return;
   p.reason = why;
-  p.state = worker_state::stopping;
   p.kill_at = now + opts_.graceful_timeout;
   (void)sys::kill_group(p.pid, SIGTERM);
   (void)sys::kill_group(p.pid, SIGCONT);  // a stopped worker must see its SIGTERM
@@ -450,9 +396,9 @@ void arbiter::impl::begin_stop(bool fast) {
   if (!stopping_) call_hook("parent_pre_stop", hooks_.parent_pre_stop);
   stopping_ = true;
   fast_ = fast;
-  log("stopping {} workers ({})", procs_.size(),
+  log("stopping {} workers ({})", table_.processes().size(),
       fast ? "fast: SIGKILL" : fmt::format("graceful: SIGTERM, SIGKILL after {}", seconds(opts_.graceful_timeout)));
-  for (auto& [pid, p] : procs_) {
+  for (const auto& [pid, p] : table_.processes()) {
     stop_worker(*p, exit_reason::stopped, now);
     if (fast) p->kill_at = now;
   }
@@ -463,10 +409,13 @@ void arbiter::impl::do_resize(int n) {
   if (stopping_ || n == size_) return;
   log("size {} -> {}{}", size_, n, n == 0 ? ": the pool is empty; connections wait unanswered until it grows" : "");
   size_ = n;
-  if (slots_.size() < static_cast<std::size_t>(n)) slots_.resize(static_cast<std::size_t>(n));
+  table_.resize(n);
   auto now = clock::now();
-  for (auto& [pid, p] : procs_)
-    if (p->slot >= n) stop_worker(*p, exit_reason::shrunk, now);
+  for (const auto& [pid, p] : table_.processes())
+    if (p->slot >= n) {
+      (void)table_.release(*p);
+      stop_worker(*p, exit_reason::shrunk, now);
+    }
 }
 
 }  // namespace ufork

@@ -94,6 +94,9 @@ struct reply {
   std::string text;
   std::string json;
 };
+// A command's answers: ok("done"), ok("3 items", R"({"items":3})"), fail("why").
+inline reply ok(std::string text, std::string json = {}) { return {true, std::move(text), std::move(json)}; }
+inline reply fail(std::string error) { return {false, std::move(error), {}}; }
 // A program's own command; runs on the arbiter's thread. args excludes the name.
 using command_handler = std::function<reply(const std::vector<std::string>& args)>;
 
@@ -104,6 +107,12 @@ struct hooks {
   std::function<void(worker&)> post_fork;
   // In the worker, before it exits (not after an exception or a signal).
   std::function<void(worker&)> child_pre_exit;
+  // Around each fork: in the arbiter just before and just after it, and in
+  // the new worker after the library's setup, before post_fork (a Python
+  // binding calls PyOS_BeforeFork and PyOS_AfterFork_* here).
+  std::function<void()> before_fork;
+  std::function<void()> after_fork_parent;
+  std::function<void()> after_fork_child;
   // In the arbiter, once, when a stop begins, before any worker is signalled.
   std::function<void()> parent_pre_stop;
   // In the arbiter: a worker was forked / became ready / was reaped.
@@ -136,7 +145,7 @@ class arbiter {
   int wait();
 
   // Sets the desired number of workers; safe from any thread. Throws
-  // std::invalid_argument for a negative size, and for 0 unless
+  // ufork::error for a negative size, and for 0 unless
   // options::allow_empty.
   void resize(int workers);
   // A snapshot; safe from any thread.
@@ -146,7 +155,7 @@ class arbiter {
   void log(std::string_view text);
 
   // Registers a command for the prompt, the control socket and execute().
-  // Call before run()/start(), or from a hook. Throws std::invalid_argument
+  // Call before run()/start(), or from a hook. Throws ufork::error
   // if the name is taken or not a single word.
   void add_command(std::string name, std::string help, command_handler handler);
   // Runs one command line ("workers", "size 4", "kill 2 KILL", ...);

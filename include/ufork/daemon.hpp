@@ -38,7 +38,7 @@ struct daemon_options {
 // the daemon, with stdin, stdout and stderr on /dev/null (set
 // options::capture_output and a file sink to keep what it prints). Throws
 // ufork::error if the first fork fails.
-launcher daemonize(const daemon_options& options = {});
+[[nodiscard]] launcher daemonize(const daemon_options& options = {});
 
 // A pidfile locked (flock) for the life of the process that holds it.
 class pidfile {

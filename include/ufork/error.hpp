@@ -15,5 +15,8 @@ class error : public std::system_error {
 
 // Throws ufork::error for errno with the text "WHAT failed: strerror".
 [[noreturn]] void throw_errno(const std::string& what);
+// Throws ufork::error (std::errc::invalid_argument) for a wrong option or
+// argument, with the text "ufork: WHAT".
+[[noreturn]] void throw_invalid(const std::string& what);
 
 }  // namespace ufork

@@ -6,4 +6,5 @@
 #include "ufork/error.hpp"
 #include "ufork/log.hpp"
 #include "ufork/options.hpp"
+#include "ufork/version.hpp"
 #include "ufork/worker.hpp"

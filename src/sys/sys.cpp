@@ -137,6 +137,17 @@ result<std::pair<unique_fd, unique_fd>> make_notify_pair() {
 
 result<unique_fd> open_dev_null(int flags) { return open_file("/dev/null", flags); }
 
+rlimit raise_fd_limit() noexcept {
+  rlimit found{};
+  if (::getrlimit(RLIMIT_NOFILE, &found) != 0) return {};
+  if (found.rlim_cur < found.rlim_max) {
+    rlimit raised = found;
+    raised.rlim_cur = raised.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &raised);
+  }
+  return found;
+}
+
 std::optional<int> oom_score_adj() {
   auto f = open_file("/proc/self/oom_score_adj", O_RDONLY);
   char buf[16] = {};

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <cstddef>
@@ -45,6 +47,9 @@ void own_fd(int fd) noexcept;  // also sets FD_CLOEXEC
 std::vector<int> owned_fds();   // sorted
 // Forgets and closes an fd of ufork's held as a plain int; -1 is ignored.
 void close_fd(int fd) noexcept;
+// Set once a syslog sink opened glibc's syslog socket (one of ufork's fds):
+// a new worker then calls closelog() before closing ufork's fds.
+inline std::atomic<bool> syslog_open{false};
 // Every fd open in this process now (from /proc/self/fd), sorted.
 std::vector<int> open_fds();
 // Registers the fds that open() opened: for a library's file (spdlog's),
@@ -80,6 +85,9 @@ result<unique_fd> make_signalfd(const sigset_t& set);
 // [1] blocking (the workers'), both CLOEXEC.
 result<std::pair<unique_fd, unique_fd>> make_notify_pair();
 result<unique_fd> open_dev_null(int flags);
+// Raises the soft RLIMIT_NOFILE to the hard one (best effort: the old limit
+// still works) and returns the limit as it was ({0, 0} if unknown).
+rlimit raise_fd_limit() noexcept;
 // /proc/self/oom_score_adj: read it; write it (false if refused).
 std::optional<int> oom_score_adj();
 bool set_oom_score_adj(int value);

@@ -1,6 +1,8 @@
 // The arbiter with real processes: each test forks a pool, sends real
 // signals and reads what the pool prints.
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
@@ -77,6 +79,49 @@ TEST(arbiter, replaces_a_killed_worker_in_its_slot_with_the_next_generation) {
   auto respawn = pool.wait_for("event spawn slot=0 gen=2 pid=(\\d+)");
   EXPECT_NE(to_pid(respawn[1]), victim);
   pool.wait_for("event ready slot=0 gen=2");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// What fails in the child before the program runs is reported through the
+// spawn unit's error pipe: here the program holds every fd its own limit
+// (16) allows, which leaves a new worker no room for its stop eventfd. The
+// fork hooks run around each fork.
+TEST(arbiter, a_failed_worker_setup_names_the_step_and_the_errno) {
+  pool_process pool([] {
+    rlimit low{16, 64};  // the arbiter raises its own to 64 at once; workers get 16 back
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) return 2;
+    while (::open("/dev/null", O_RDONLY) >= 0) {  // the program's own fds, inherited: 0..15 taken
+    }
+    auto o = test_options(1);
+    o.max_boot_failures = 2;
+    hooks h;
+    h.before_fork = [] { say("before_fork"); };
+    h.after_fork_parent = [] { say("after_fork_parent"); };
+    h.after_fork_child = [] { say("after_fork_child"); };  // never: the setup fails first
+    return run_pool(o, h);
+  });
+  EXPECT_EQ(pool.wait_exit(), exit_boot_failure);
+  EXPECT_EQ(pool.count("event exit worker 0 .* crashed: exit 71 \\(EX_OSERR\\).*\\(setup failed: eventfd: Too many open files\\)"), 2u);
+  EXPECT_EQ(pool.count("^before_fork$"), 2u);
+  EXPECT_EQ(pool.count("^after_fork_parent$"), 2u);
+  EXPECT_EQ(pool.count("after_fork_child"), 0u);
+}
+
+TEST(arbiter, after_fork_child_runs_in_the_worker_before_post_fork) {
+  pool_process pool([] {
+    hooks h;
+    h.after_fork_child = [] { say("after_fork_child in " + std::to_string(::getpid())); };
+    h.post_fork = [](worker& w) {
+      say("post_fork in " + std::to_string(::getpid()));
+      beat_until_stopped(w);
+    };
+    return run_pool(test_options(1), h);
+  });
+  auto first = pool.wait_for("^\\[worker 0 pid (\\d+)\\] after_fork_child in (\\d+)");
+  std::string pid = first[1];
+  EXPECT_EQ(first[2].str(), pid);
+  pool.wait_for("^\\[worker 0 pid " + pid + "\\] post_fork in " + pid);
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }

@@ -132,12 +132,12 @@ TEST(arbiter_background, a_hook_that_throws_is_logged_and_supervision_goes_on) {
 TEST(arbiter_background, rejects_invalid_options) {
   auto o = quiet_options(1);
   o.max_starting = 0;
-  EXPECT_THROW(arbiter(o, {}), std::invalid_argument);
+  EXPECT_THROW(arbiter(o, {}), error);
   o = quiet_options(1);
   o.timeout = 0ms;
-  EXPECT_THROW(arbiter(o, {}), std::invalid_argument);
+  EXPECT_THROW(arbiter(o, {}), error);
   o = quiet_options(-1);
-  EXPECT_THROW(arbiter(o, {}), std::invalid_argument);
+  EXPECT_THROW(arbiter(o, {}), error);
 }
 
 }  // namespace

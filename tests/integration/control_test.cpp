@@ -55,7 +55,7 @@ pool_process control_pool(const std::string& path, int max_clients = 64) {
     };
     arbiter a(o, with_events(h));
     a.add_command("greet", "says hello", [](const std::vector<std::string>& args) {
-      return reply{true, "hello " + (args.empty() ? std::string("world") : args[0]), ""};
+      return ok("hello " + (args.empty() ? std::string("world") : args[0]));
     });
     return a.run();
   });
@@ -424,7 +424,7 @@ TEST(console, a_prompt_on_the_terminal_runs_commands_and_ctrl_c_stops_cleanly) {
     // buffered, and nothing would flush it.
     h.on_worker_ready = [](const worker_info& w) { say("ready " + std::to_string(w.id)); };
     arbiter a(o, h);
-    a.add_command("greet", "says hello", [](const std::vector<std::string>&) { return reply{true, "hello there", ""}; });
+    a.add_command("greet", "says hello", [](const std::vector<std::string>&) { return ok("hello there"); });
     return a.run();
   });
   // Both workers ready first: no hook output interleaves with what follows.

@@ -13,6 +13,6 @@ int main() {
   ufork::arbiter arbiter(opts, hooks);
   self = &arbiter;
   int code = arbiter.run();
-  std::printf("consumer: run() returned %d\n", code);
+  std::printf("consumer: ufork %s, run() returned %d\n", UFORK_VERSION_STRING, code);
   return code;
 }
