@@ -213,7 +213,8 @@ reply arbiter::impl::cmd_dead(const args&) {
   std::string text;
   json data = json::array();
   for (const auto& e : dead_) {
-    text += (text.empty() ? "" : "\n") + e.describe();
+    if (!text.empty()) text += '\n';
+    text += e.describe();
     data.push_back(to_json(e));
   }
   if (text.empty()) text = "no worker has exited";

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "exit_status.hpp"
 #include "sys/sys.hpp"
 
@@ -44,14 +46,20 @@ std::optional<std::string> oom_witness::counter_file(std::string_view proc_cgrou
     // "4:memory:/path" (v1; controllers comma-separated) or "0::/path" (v2)
     auto a = line.find(':'), b = line.find(':', a + 1);
     if (a == std::string::npos || b == std::string::npos) continue;
-    std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
-    std::string path = line.substr(b + 1);
-    if (path == "/") path.clear();
-    if (controllers.find(",memory,") != std::string::npos)  // v1 wins: hybrid keeps memory there
-      return "/sys/fs/cgroup/memory" + path + "/memory.oom_control";
-    if (controllers == ",," && line.compare(0, a, "0") == 0) {
+    std::string_view controllers = std::string_view(line).substr(a + 1, b - a - 1);
+    std::string_view path = std::string_view(line).substr(b + 1);
+    if (path == "/") path = {};
+    bool memory = false;  // among the comma-separated controllers
+    for (std::size_t at = 0; at <= controllers.size();) {
+      auto comma = std::min(controllers.find(',', at), controllers.size());
+      memory |= controllers.substr(at, comma - at) == "memory";
+      at = comma + 1;
+    }
+    if (memory)  // v1 wins: the hybrid layout keeps memory there
+      return fmt::format("/sys/fs/cgroup/memory{}/memory.oom_control", path);
+    if (controllers.empty() && line.compare(0, a, "0") == 0) {
       const char* root = exists("/sys/fs/cgroup/cgroup.controllers") ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
-      v2 = std::string(root) + path + "/memory.events";
+      v2 = fmt::format("{}{}/memory.events", root, path);
     }
   }
   return v2;
