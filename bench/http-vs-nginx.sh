@@ -15,23 +15,10 @@ ulimit -n 65536 2>/dev/null || true  # 4,000 idle connections, below, on both si
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
-if [ ${#need[@]} -gt 0 ]; then
-  # Keep the package's own nginx service from starting on port 80.
-  policy=/usr/sbin/policy-rc.d
-  [ -e $policy ] || { printf '#!/bin/sh\nexit 101\n' > $policy; chmod +x $policy; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source "$(dirname "$0")/common.sh"
+install_packages "${need[@]}"
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-wait_port() {  # until something answers on 127.0.0.1:$1
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing answers on port $1" >&2; exit 1
-}
 
 # The same body as ufork hello, at the same length (a 5-digit pid).
 cat > "$tmp/nginx.conf" <<CONF

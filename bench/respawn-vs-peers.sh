@@ -21,22 +21,10 @@ probe=$build/bench/respawn_peers
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/bin/gunicorn ] || need+=(gunicorn)
-if [ ${#need[@]} -gt 0 ]; then
-  policy=/usr/sbin/policy-rc.d  # keep the package's own nginx service from starting
-  [ -e $policy ] || { printf '#!/bin/sh\nexit 101\n' > $policy; chmod +x $policy; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source "$(dirname "$0")/common.sh"
+install_packages "${need[@]}"
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-wait_port() {  # until something answers on 127.0.0.1:$1
-  for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing answers on port $1" >&2; exit 1
-}
 wait_children() {  # until master $1 has $2 children
   for _ in $(seq 400); do
     [ "$(wc -w < /proc/"$1"/task/"$1"/children)" -ge "$2" ] && return 0; sleep 0.05

@@ -382,29 +382,46 @@ std::string enter_small_memory_cgroup() {
   return dir;
 }
 
-TEST(arbiter, names_a_kill_by_the_oom_killer) {
-  pool_process pool([] {
+// The OOM killer's first choice, eating memory until it is killed.
+[[noreturn]] void eat_memory() {
+  std::ofstream("/proc/self/oom_score_adj") << 1000 << std::flush;
+  for (;;) {
+    auto* block = static_cast<char*>(std::malloc(1 << 20));
+    if (block) std::memset(block, 1, 1 << 20);
+  }
+}
+
+// A one-worker pool in a 64 MiB memory cgroup; it prints "cgroup DIR" or
+// "cgroup none" (then it runs no pool).
+pool_process small_memory_pool(std::function<void(worker&)> post_fork) {
+  return pool_process([post_fork] {
     std::string dir = enter_small_memory_cgroup();
     say("cgroup " + (dir.empty() ? std::string("none") : dir));
     if (dir.empty()) return 0;
     hooks h;
-    h.post_fork = [](worker& w) {
-      if (w.generation() > 1) return;
-      std::ofstream("/proc/self/oom_score_adj") << 1000 << std::flush;  // the OOM killer's choice
-      w.ready();
-      for (;;) {
-        auto* block = static_cast<char*>(std::malloc(1 << 20));
-        if (block) std::memset(block, 1, 1 << 20);
-      }
-    };
+    h.post_fork = post_fork;
     return run_pool(test_options(1), h);
   });
-  auto cg = pool.wait_for("^cgroup (.*)$");
-  if (cg[1] == "none") {
-    pool.wait_exit();
-    GTEST_SKIP() << "no memory cgroup can be created here (needs root and cgroup v1 memory)";
-  }
-  std::string dir = cg[1];
+}
+
+// Its cgroup's directory, or empty (and the pool waited for) where none.
+std::string cgroup_of(pool_process& pool) {
+  std::string dir = pool.wait_for("^cgroup (.*)$")[1];
+  if (dir != "none") return dir;
+  pool.wait_exit();
+  return {};
+}
+
+constexpr const char* no_memory_cgroup = "no memory cgroup can be created here (needs root and cgroup v1 memory)";
+
+TEST(arbiter, names_a_kill_by_the_oom_killer) {
+  auto pool = small_memory_pool([](worker& w) {
+    if (w.generation() > 1) return;
+    w.ready();
+    eat_memory();
+  });
+  std::string dir = cgroup_of(pool);
+  if (dir.empty()) GTEST_SKIP() << no_memory_cgroup;
   pool.wait_for("event exit worker 0 .* gen 1 crashed: killed by SIGKILL \\(OOM killer\\)", 60s);
   pool.wait_for("event ready slot=0 gen=2");
   pool.signal(SIGTERM);
@@ -415,34 +432,17 @@ TEST(arbiter, names_a_kill_by_the_oom_killer) {
 // A process the worker spawned is OOM-killed in the cgroup the worker shares
 // with the arbiter; then the worker gets a plain kill -9: not an OOM kill.
 TEST(arbiter, a_kill_after_someone_elses_oom_kill_is_not_called_one) {
-  pool_process pool([] {
-    std::string dir = enter_small_memory_cgroup();
-    say("cgroup " + (dir.empty() ? std::string("none") : dir));
-    if (dir.empty()) return 0;
-    hooks h;
-    h.post_fork = [](worker& w) {
-      if (w.generation() > 1) return;
-      pid_t hog = ::fork();
-      if (hog == 0) {
-        std::ofstream("/proc/self/oom_score_adj") << 1000 << std::flush;
-        for (;;) {
-          auto* block = static_cast<char*>(std::malloc(1 << 20));
-          if (block) std::memset(block, 1, 1 << 20);
-        }
-      }
-      int status = 0;
-      (void)::waitpid(hog, &status, 0);
-      say("hog gone: signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0));
-      beat_until_stopped(w);
-    };
-    return run_pool(test_options(1), h);
+  auto pool = small_memory_pool([](worker& w) {
+    if (w.generation() > 1) return;
+    pid_t hog = ::fork();
+    if (hog == 0) eat_memory();
+    int status = 0;
+    (void)::waitpid(hog, &status, 0);
+    say("hog gone: signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    beat_until_stopped(w);
   });
-  auto cg = pool.wait_for("^cgroup (.*)$");
-  if (cg[1] == "none") {
-    pool.wait_exit();
-    GTEST_SKIP() << "no memory cgroup can be created here (needs root and cgroup v1 memory)";
-  }
-  std::string dir = cg[1];
+  std::string dir = cgroup_of(pool);
+  if (dir.empty()) GTEST_SKIP() << no_memory_cgroup;
   pool.wait_for("hog gone: signal 9", 60s);
   pid_t pid = to_pid(pool.wait_for("event ready slot=0 gen=1 pid=(\\d+)")[1]);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);

@@ -61,6 +61,16 @@ std::string wait_in_file(const fs::path& p, const std::string& re, std::chrono::
   return {};
 }
 
+// Whatever fails in a test, the daemon (adopted by this subreaper) goes.
+struct daemon_guard {
+  pid_t pid;
+  ~daemon_guard() {
+    if (gone(pid)) return;
+    ::kill(pid, SIGKILL);
+    (void)reap(pid, 10s);
+  }
+};
+
 class daemon_dir : public testing::Test {
  protected:
   void SetUp() override {
@@ -78,13 +88,7 @@ TEST_F(daemon_dir, takes_over_a_stale_pidfile_reports_ready_logs_reopens_and_sto
                             pidfile.string(), "--log", log.string(), "--control", sock.string()});
   ASSERT_EQ(started.code, 0) << started.out;
   pid_t pid = static_cast<pid_t>(std::stoi(slurp(pidfile)));
-  // Whatever fails below, the daemon (adopted by this subreaper) goes.
-  std::unique_ptr<void, std::function<void(void*)>> cleanup(reinterpret_cast<void*>(1), [pid](void*) {
-    if (!gone(pid)) {
-      ::kill(pid, SIGKILL);
-      (void)reap(pid, 10s);
-    }
-  });
+  daemon_guard guard{pid};
   EXPECT_NE(started.out.find("daemon pid " + std::to_string(pid) + " ready"), std::string::npos) << started.out;
 
   // The arbiter's own stdout reached the log, and its port.
@@ -139,12 +143,7 @@ TEST_F(daemon_dir, workers_inherit_none_of_ufork_fds_with_every_feature_on) {
   ::close(inherited);
   ASSERT_EQ(started.code, 0) << started.out;
   pid_t pid = static_cast<pid_t>(std::stoi(slurp(pidfile)));
-  std::unique_ptr<void, std::function<void(void*)>> cleanup(reinterpret_cast<void*>(1), [pid](void*) {
-    if (!gone(pid)) {
-      ::kill(pid, SIGKILL);
-      (void)reap(pid, 10s);
-    }
-  });
+  daemon_guard guard{pid};
   std::string error;
   auto ctl = cli::control_client::connect(sock.string(), error);
   ASSERT_TRUE(ctl) << error;
