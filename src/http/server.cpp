@@ -214,12 +214,17 @@ class worker_server {
 
   void accept() {
     acceptor_.async_accept([this](error_code ec, socket_type s) {
-      if (!ec) start(std::move(s));
+      if (!ec) {
+        if (std::exchange(accept_failing_, false)) std::fprintf(stderr, "ufork http: accepting again\n");
+        start(std::move(s));
+      }
       if (!acceptor_.is_open()) return;  // stopped
       if (ec && ec != asio::error::connection_aborted) {
         // Out of descriptors or memory: the socket stays readable, so
-        // accepting again at once would spin. Pause, as nginx does.
-        std::fprintf(stderr, "ufork http: accept: %s; pausing 100 ms\n", ec.message().c_str());
+        // accepting again at once would spin. Pause, as nginx does, and
+        // say so once, not every 100 ms.
+        if (!std::exchange(accept_failing_, true))
+          std::fprintf(stderr, "ufork http: accept: %s; retrying every 100 ms\n", ec.message().c_str());
         pause_.expires_after(100ms);
         pause_.async_wait([this](error_code e) {
           if (!e && acceptor_.is_open()) accept();
@@ -479,6 +484,7 @@ class worker_server {
   acceptor_type acceptor_{io_};
   asio::posix::basic_stream_descriptor<executor> stop_;
   timer_type tick_{io_}, linger_{io_}, pause_{io_};
+  bool accept_failing_ = false;  // said once until an accept succeeds
   std::chrono::milliseconds period_;
   std::list<connection> conns_;
   http_date date_;

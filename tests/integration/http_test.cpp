@@ -39,6 +39,8 @@ std::string streamed_body() {
   return body;
 }
 
+std::vector<int> fillers;  // a worker's, for /fill and /free
+
 http::reply route(const http::request& req) {
   http::response res{bhttp::status::ok, req.version()};
   if (req.target() == "/stream") {
@@ -58,6 +60,13 @@ http::reply route(const http::request& req) {
     say("slow start");
     ::usleep(1'000'000);
     res.body() = "slow done";
+  } else if (req.target() == "/fill") {  // the worker's fd table filled to its limit
+    int fd;
+    while ((fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) fillers.push_back(fd);
+    res.body() = std::to_string(fillers.size());
+  } else if (req.target() == "/free") {
+    for (int fd : fillers) ::close(fd);
+    fillers.clear();
   } else if (req.target() == "/block") {
     say("blocked " + std::to_string(::getpid()));
     for (;;) ::pause();
@@ -186,6 +195,31 @@ class client {
 };
 
 const std::string get = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+
+// A worker out of fds: its accept fails and is retried (said once, not in a
+// loop), and once fds are free the queued client is served.
+TEST(http, a_worker_out_of_fds_pauses_accepting_and_serves_again) {
+  auto pool = http_pool({}, 1);
+  int port = port_of(pool);
+  pool.wait_for("event ready");
+  client keep(port);
+  keep.send("GET /fill HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto filled = keep.read();
+  ASSERT_EQ(filled.status, 200);
+  client queued(port);  // in the listen queue: the worker cannot take it
+  queued.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  pool.wait_for("ufork http: accept: Too many open files; retrying every 100 ms");
+  keep.send("GET /free HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(keep.read().status, 200);
+  auto served = queued.read();
+  EXPECT_EQ(served.status, 200);
+  EXPECT_EQ(served.body.rfind("hello from ", 0), 0u) << served.body;
+  pool.wait_for("ufork http: accepting again");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("ufork http: accept: Too many open files"), 1u);
+}
 
 TEST(http, keeps_connections_alive_and_answers_pipelined_requests_in_order) {
   auto pool = http_pool();
