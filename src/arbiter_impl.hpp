@@ -1,6 +1,7 @@
 // The arbiter's state, shared by arbiter.cpp (the loop, signals, calls from
-// other threads), supervise.cpp (spawn, reap, deadlines, backoff) and
-// output.cpp (the workers' pipes). Internal.
+// other threads), supervise.cpp (spawn, reap, deadlines: the policy of
+// core/policy applied to the workers of core/worker_table), commands.cpp
+// and output.cpp (the workers' pipes). Internal.
 #pragma once
 
 #include <sys/resource.h>

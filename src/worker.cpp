@@ -1,5 +1,6 @@
-// The worker side: the setup a child does before the caller's code, the
-// worker API, and the signal handlers the library installs in every worker.
+// The worker side: the worker API, the signal handlers the library installs
+// in every worker, and the worker's life after the spawn unit's setup
+// (core/spawn.cpp): fresh random state, post_fork, heartbeats, the exit.
 #include <execinfo.h>
 #include <poll.h>
 #include <sys/random.h>
