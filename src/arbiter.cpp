@@ -306,13 +306,15 @@ int arbiter::impl::supervise(bool own_signals) {
   run_posted();
   maintain(clock::now());
   while (!(stopping_ && table_.empty())) {
-    auto armed = next_deadline(clock::now());
-    loop_.arm(armed);
+    loop_.arm(next_deadline(clock::now()));
     opts_.sink->flush();
     loop_.run_once();
     ++counters_.wakeups;
     auto now = clock::now();
-    if (policy::stalled(armed, now, opts_.timeout)) restart_clocks(now - armed, now);
+    // The most overdue deadline, from what the handlers just learnt (a
+    // worker that became ready just before the tree froze): long overdue
+    // means the arbiter was not running when it was due.
+    if (auto due = next_deadline(now); policy::stalled(due, now, opts_.timeout)) restart_clocks(now - due, now);
     check_deadlines(now);
     maintain(now);
     if (control_) control_->resume_if_fds_free();

@@ -48,9 +48,9 @@ clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept {
   return {};
 }
 
-bool stalled(clock::time_point armed, clock::time_point woke, milliseconds timeout) noexcept {
+bool stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept {
   using namespace std::chrono_literals;
-  return armed != clock::time_point{} && woke - armed > std::max<milliseconds>(1s, timeout / 4);
+  return due != clock::time_point{} && woke - due > std::max<milliseconds>(1s, timeout / 4);
 }
 
 }  // namespace ufork::policy

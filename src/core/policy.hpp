@@ -68,9 +68,10 @@ struct timeouts {
 // (stopping); epoch for none.
 clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept;
 
-// The loop woke more than max(1 s, timeout / 4) after the deadline it had
-// armed: the arbiter itself was stalled (the tree frozen, the VM paused), and
-// what it sees now says nothing about the workers.
-bool stalled(clock::time_point armed, clock::time_point woke, milliseconds timeout) noexcept;
+// The loop woke more than max(1 s, timeout / 4) after a deadline (the most
+// overdue one it knows of on waking): the arbiter itself was stalled (the
+// tree frozen, the VM paused, a sink that blocked), and what it sees now
+// says nothing about the workers.
+bool stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept;
 
 }  // namespace ufork::policy
