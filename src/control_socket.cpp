@@ -83,7 +83,7 @@ control_server::~control_server() {
 
 void control_server::refuse(sys::unique_fd fd, const std::string& why) {
   std::string line = error_line(why) + "\n";
-  (void)!::send(fd.get(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);  // best effort: it is going
+  (void)sys::send(fd.get(), line.data(), line.size());  // best effort: it is going
 }
 
 void control_server::on_accept() {
@@ -187,13 +187,12 @@ void control_server::read_lines(client& c) {
 
 bool control_server::write_out(client& c) {
   while (!c.out.empty()) {
-    ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      c.out.erase(0, static_cast<std::size_t>(n));
+    auto n = sys::send(c.fd.get(), c.out.data(), c.out.size());
+    if (n && n.value() > 0) {
+      c.out.erase(0, n.value());
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (!n && sys::would_block(n.error())) break;
     return false;  // EPIPE, ECONNRESET: gone
   }
   if (c.out.size() > max_unread) {

@@ -21,23 +21,15 @@ namespace ufork {
 namespace {
 
 void send_all(int fd, const std::string& text) noexcept {
-  for (std::size_t off = 0; off < text.size();) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<std::size_t>(n);
-  }
+  (void)sys::write_all(fd, text.data(), text.size());  // the launcher may be gone: nothing to tell
 }
 
 // The launcher: reads the daemon's word, says it, exits.
 [[noreturn]] void wait_for_daemon(int fd) {
   std::string word;
   char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    word.append(buf, static_cast<std::size_t>(n));
-  }
+  for (auto n = sys::read(fd, buf, sizeof buf); n && n.value() > 0; n = sys::read(fd, buf, sizeof buf))
+    word.append(buf, n.value());
   if (word.rfind("R ", 0) == 0) {
     std::printf("ufork: daemon pid %s ready\n", word.substr(2).c_str());
     std::fflush(stdout);

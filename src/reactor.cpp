@@ -64,10 +64,9 @@ void reactor::arm(clock::time_point at) {
 
 int reactor::run_once() {
   std::array<epoll_event, 64> events;
-  int n;
-  do n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) throw_errno("epoll_wait");
+  auto waited = sys::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()));
+  if (!waited) throw error(waited.error(), "epoll_wait");
+  int n = waited.value();
   for (int i = 0; i < n; ++i) {
     auto it = entries_.find(events[i].data.u64);
     if (it == entries_.end()) continue;  // removed by an earlier handler

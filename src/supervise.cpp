@@ -153,42 +153,12 @@ void arbiter::impl::reload_next(clock::time_point now) {
 }
 
 // READY=1 datagrams; the sender is known from its credentials, as systemd
-// knows who wrote to NOTIFY_SOCKET. fds a worker passes are closed at once:
-// they would leak into the arbiter, and from it into later workers.
+// knows who wrote to NOTIFY_SOCKET.
 void arbiter::impl::on_notify() {
-  for (;;) {
-    char data[256];
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(16 * sizeof(int))];
-    iovec iov{data, sizeof data};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(notify_rx_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // EAGAIN: all read
-    }
-    std::optional<ucred> cred;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET) continue;
-      if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
-        cred.emplace();
-        std::memcpy(&*cred, CMSG_DATA(c), sizeof(ucred));
-      } else if (c->cmsg_type == SCM_RIGHTS) {
-        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < count; ++i) {
-          int fd;
-          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-          sys::close_fd(fd);
-        }
-      }
-    }
-    if (!cred) continue;
-    std::string_view text(data, static_cast<std::size_t>(n));
-    process* p = table_.find(cred->pid);
-    if (p && text.find("READY=1") != std::string_view::npos) on_ready(*p, clock::now());
+  char text[256];
+  while (auto d = sys::receive_with_credentials(notify_rx_.get(), text, sizeof text)) {  // until EAGAIN
+    process* p = d->sender ? table_.find(d->sender) : nullptr;
+    if (p && std::string_view(text, d->size).find("READY=1") != std::string_view::npos) on_ready(*p, clock::now());
   }
 }
 

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <string>
@@ -181,6 +182,46 @@ result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept {
   ssize_t n = retry_eintr([&] { return ::read(fd, buf, len); });
   if (n < 0) return last_error();
   return static_cast<std::size_t>(n);
+}
+
+result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept {
+  ssize_t n = retry_eintr([&] { return ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL); });
+  if (n < 0) return last_error();
+  return static_cast<std::size_t>(n);
+}
+
+result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept {
+  int n = retry_eintr([&] { return ::epoll_wait(epfd, events, max, -1); });
+  if (n < 0) return last_error();
+  return n;
+}
+
+result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len) noexcept {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(16 * sizeof(int))];
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC); });
+  if (n < 0) return last_error();
+  datagram d{static_cast<std::size_t>(n), 0};
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET) continue;
+    if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+      ucred cred;
+      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+      d.sender = cred.pid;
+    } else if (c->cmsg_type == SCM_RIGHTS) {
+      for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+        int passed;
+        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+        (void)::close(passed);
+      }
+    }
+  }
+  return d;
 }
 
 std::error_code write_all(int fd, const void* buf, std::size_t len) noexcept {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -99,6 +100,20 @@ result<unique_fd> make_unix_socket(bool nonblocking);
 result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
 
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
+// send(2) without blocking or SIGPIPE; EAGAIN is an error (would_block).
+result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept;
+// epoll_wait(2) with no timeout (the reactor's timerfd is the clock).
+result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept;
+
+// A datagram on a SO_PASSCRED socket: its size and the sender's pid (0 if
+// the kernel attached no credentials). Any fds the sender passed are
+// closed at once: they would leak into the arbiter, and from it into later
+// workers. Non-blocking; EAGAIN is an error.
+struct datagram {
+  std::size_t size = 0;
+  pid_t sender = 0;
+};
+result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len) noexcept;
 // Writes everything, waiting with poll() when fd is non-blocking and full.
 std::error_code write_all(int fd, const void* buf, std::size_t len) noexcept;
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
@@ -667,6 +668,51 @@ TEST(arbiter, a_worker_gets_the_programs_fds_and_none_of_ufork) {
   EXPECT_EQ(pool.count("\\] worker fd ([3-9]|\\d\\d+) "), 2 * (caller + 2));
   EXPECT_EQ(pool.count("\\] worker fd \\d+ " + base), 0u);
   EXPECT_EQ(pool.count("\\] worker fd \\d+ pipe:"), 2 * (2 + pool.count("^pool fd ([3-9]|\\d\\d+) pipe:")));
+}
+
+// A worker that passes an fd over its notify socket does not leak it into
+// the arbiter (from where later workers would inherit it): the pipe's write
+// end it passed is closed, so its read end sees EOF.
+TEST(arbiter, an_fd_a_worker_passes_on_its_notify_socket_is_closed) {
+  pool_process pool([] {
+    hooks h;
+    h.post_fork = [](worker& w) {
+      int notify = -1;
+      for (int fd = 3; fd < 64 && notify < 0; ++fd) {
+        int type = 0, domain = 0;
+        socklen_t len = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM &&
+            ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX)
+          notify = fd;
+      }
+      int ends[2];
+      if (notify < 0 || ::pipe(ends) != 0) ::_exit(2);
+      char byte = 'x';
+      iovec iov{&byte, 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &ends[1], sizeof(int));
+      if (::sendmsg(notify, &msg, 0) != 1) ::_exit(3);
+      ::close(ends[1]);
+      pollfd pfd{ends[0], POLLIN, 0};
+      bool closed = ::poll(&pfd, 1, 20'000) == 1 && ::read(ends[0], &byte, 1) == 0;
+      say(closed ? "the passed fd was closed" : "the passed fd is still open");
+      beat_until_stopped(w);
+    };
+    return run_pool(test_options(1), h);
+  });
+  pool.wait_for("\\] the passed fd (was closed|is still open)");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("the passed fd was closed"), 1u);
 }
 
 TEST(arbiter, carries_every_line_whole_and_exactly_once) {
