@@ -13,6 +13,8 @@
 #include <stdexcept>
 
 #include "arbiter_impl.hpp"
+#include "console.hpp"
+#include "control_socket.hpp"
 #include "core/spawn.hpp"
 #include "exit_status.hpp"
 #include "sys/sys.hpp"

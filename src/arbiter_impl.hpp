@@ -23,11 +23,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "console.hpp"
 #include "core/oom.hpp"
 #include "core/policy.hpp"
 #include "core/worker_table.hpp"
-#include "control_socket.hpp"
 #include "reactor.hpp"
 #include "scoreboard.hpp"
 #include "sys/sys.hpp"
@@ -42,6 +40,9 @@ inline constexpr const char* empty_pool_refused =
 
 // "size 4" -> {"size", "4"}.
 std::vector<std::string> split_words(std::string_view line);
+
+class console;         // console.hpp: the prompt, arbiter.cpp only
+class control_server;  // control_socket.hpp: the socket, arbiter.cpp only
 
 class arbiter::impl {
  public:

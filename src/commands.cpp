@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "arbiter_impl.hpp"
+#include "control_socket.hpp"
 #include "exit_status.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <map>
 #include <random>
@@ -124,7 +125,9 @@ TEST(chaos, the_pool_comes_back_whole_after_random_kills_and_stops_under_load) {
       ::kill(*victim, stop ? SIGSTOP : SIGKILL);
       (stop ? stops : kills)++;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + random() % 151));  // the stimulus, not a wait
+    // The stimulus's interval, spent reading the pool's output: a full pipe
+    // would block the arbiter's log and so its loop.
+    pool.drain_for(std::chrono::milliseconds(50 + random() % 151));
   }
 
   // Back to `workers` ready workers: followed in the pool's events (the
@@ -150,7 +153,11 @@ TEST(chaos, the_pool_comes_back_whole_after_random_kills_and_stops_under_load) {
   done = true;
   load.join();
 
-  auto status = ask(*ctl, "status --json");
+  // Asked from another thread while this one reads the pool's output: the
+  // arbiter answers once it has written what it had to say.
+  auto asked = std::async(std::launch::async, [&] { return ask(*ctl, "status --json"); });
+  while (asked.wait_for(0s) != std::future_status::ready) pool.drain_for(20ms);
+  auto status = asked.get();
   ASSERT_TRUE(status["ok"]) << status.dump();
   auto counters = status["data"]["counters"];
   EXPECT_EQ(status["data"]["workers"]["ready"], workers) << status.dump();

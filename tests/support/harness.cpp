@@ -136,6 +136,12 @@ bool pool_process::read_more(clock::time_point deadline) {
   return true;
 }
 
+void pool_process::drain_for(milliseconds d) {
+  auto deadline = clock::now() + d;
+  while (read_more(deadline)) {
+  }
+}
+
 std::smatch pool_process::wait_for(const std::string& re, milliseconds timeout) {
   std::regex pattern(re);
   auto deadline = clock::now() + timeout;

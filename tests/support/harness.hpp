@@ -55,6 +55,10 @@ class pool_process {
   // The same with a plain predicate, for floods a regex would check slowly.
   std::size_t wait_count(const std::function<bool(const std::string&)>& match, std::size_t n,
                          milliseconds timeout = 20s);
+  // Reads what the pool prints for this long, whatever it is: a test that
+  // does something else meanwhile keeps the pool's output pipe from filling
+  // (the arbiter would block writing to it).
+  void drain_for(milliseconds d);
   // Reads until the pool exits; returns its wait status code (or -1).
   int wait_exit(milliseconds timeout = 30s);
   const std::vector<std::string>& lines() const { return lines_; }
