@@ -72,7 +72,7 @@ struct counters {
   std::uint64_t backoffs = 0;     // restarts delayed by backoff (2nd failed start in a row on)
   std::uint64_t spawn_errors = 0; // fork, pipe or pidfd_open failures
   std::uint64_t wakeups = 0;      // event-loop iterations (idle cost)
-  std::uint64_t stalls = 0;       // the loop woke over max(1 s, timeout/4) past its deadline
+  std::uint64_t stalls = 0;       // the loop woke over max(1 s, timeout/4) past a deadline
   std::uint64_t log_lost = 0;     // lines the sink could not write
 };
 
