@@ -54,23 +54,25 @@ void arbiter::impl::maintain(clock::time_point now) {
 
 process* arbiter::impl::spawn(int slot, clock::time_point now, bool reload) {
   slot_state& s = table_.slot(slot);
-  auto fail = [&](const char* what, std::error_code ec) {  // a failed start: backoff, not a loop
+  auto fail = [&](const char* what, std::error_code ec) {
     ++counters_.spawn_errors;
     last_failure_ = fmt::format("cannot start worker {}: {}: {}", slot, what, ec.message());
-    log("{}{}", last_failure_, slot_lost(slot, policy::end::failed_start, now));
+    if (reload) {  // the slot keeps its current worker
+      log("{}", last_failure_);
+      return nullptr;
+    }
+    log("{}{}", last_failure_, slot_lost(slot, policy::end::failed_start, now));  // backoff, not a loop
     update_storm();
     check_give_up();
     return nullptr;
   };
-  auto p = std::make_unique<process>(opts_.max_line);
-  p->beat = board_.acquire();
-  if (!p->beat) return fail("scoreboard", std::make_error_code(std::errc::too_many_files_open));
-  std::unique_ptr<detail::cell, std::function<void(detail::cell*)>> cell(p->beat,
-                                                                         [this](detail::cell* c) { board_.release(c); });
   auto out = sys::make_pipe(opts_.pipe_size);
   if (!out) return fail("pipe2", out.error());
   auto err = sys::make_pipe(opts_.pipe_size);
   if (!err) return fail("pipe2", err.error());
+  auto p = std::make_unique<process>(opts_.max_line);
+  p->beat = board_.acquire();
+  if (!p->beat) return fail("scoreboard", std::make_error_code(std::errc::too_many_files_open));
   detail::fd_runs close;
   if (opts_.strict_fds) {
     std::vector<int> keep = opts_.keep_fds;
@@ -93,8 +95,10 @@ process* arbiter::impl::spawn(int slot, clock::time_point now, bool reload) {
   call_hook("before_fork", hooks_.before_fork);
   auto child = detail::spawn(plan);
   call_hook("after_fork_parent", hooks_.after_fork_parent);
-  if (!child) return fail("fork", child.error());
-  (void)cell.release();
+  if (!child) {
+    board_.release(p->beat);
+    return fail("fork", child.error());
+  }
   policy::forked(s.rules, now);
   p->slot = slot;
   p->generation = ++s.generation;
@@ -285,14 +289,16 @@ policy::worker_clock arbiter::impl::clock_of(const process& p) const {
 
 void arbiter::impl::check_deadlines(clock::time_point now) {
   policy::timeouts t{opts_.timeout, opts_.startup_timeout};
+  bool changed = false;  // a slot's record: the storm may begin or end
   for (const auto& [pid, ptr] : table_.processes()) {
     process& p = *ptr;
     auto c = clock_of(p);
     if (p.state == worker_state::ready && policy::has_proven(p.ready_at, c.beat, opts_.timeout) &&
         table_.slot(p.slot).current == pid)
-      policy::proven(table_.slot(p.slot).rules);
+      changed |= policy::proven(table_.slot(p.slot).rules);
     auto due = policy::deadline(c, t);
     if (due == clock::time_point{} || now < due) continue;
+    changed |= p.state != worker_state::stopping;
     if (p.state == worker_state::starting)
       hang(p, fmt::format("not ready after {} (startup_timeout)", seconds(now - std::max(p.started, p.window_from))),
            now);
@@ -303,7 +309,7 @@ void arbiter::impl::check_deadlines(clock::time_point now) {
       p.kill_at = {};
     }
   }
-  update_storm();
+  if (changed) update_storm();
 }
 
 // The loop woke long after its deadline: the arbiter was not running (the

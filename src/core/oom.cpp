@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -35,8 +36,6 @@ std::optional<std::string> counter_file_of(pid_t pid) {
   return text ? oom_witness::counter_file(*text) : std::nullopt;
 }
 
-bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
 }  // namespace
 
 std::optional<std::string> oom_witness::counter_file(std::string_view proc_cgroup) {
@@ -58,7 +57,9 @@ std::optional<std::string> oom_witness::counter_file(std::string_view proc_cgrou
     if (memory)  // v1 wins: the hybrid layout keeps memory there
       return fmt::format("/sys/fs/cgroup/memory{}/memory.oom_control", path);
     if (controllers.empty() && line.compare(0, a, "0") == 0) {
-      const char* root = exists("/sys/fs/cgroup/cgroup.controllers") ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
+      std::error_code ec;
+      const char* root =
+          std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers", ec) ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
       v2 = fmt::format("{}{}/memory.events", root, path);
     }
   }
@@ -80,7 +81,7 @@ std::optional<pid_t> oom_witness::killed_pid(std::string_view record) {
 oom_witness::oom_witness() {
   if (auto k = sys::open_file("/dev/kmsg", O_RDONLY | O_NONBLOCK)) {
     kmsg_ = std::move(k).value();
-    if (::lseek(kmsg_.get(), 0, SEEK_END) < 0) kmsg_.reset();  // from now on only
+    if (sys::seek_to_end(kmsg_.get())) kmsg_.reset();  // from now on only
   }
   shared_file_ = counter_file_of(::getpid());
   shared_count_ = count_in(shared_file_);
@@ -119,7 +120,10 @@ oom_verdict oom_witness::judge(pid_t pid, bool sigkill) {
   if (!sigkill) return oom_verdict::no;
   if (kmsg_) {
     read_kernel_log();
-    return std::find(named_.begin(), named_.end(), pid) != named_.end() ? oom_verdict::yes : oom_verdict::no;
+    auto named = std::find(named_.begin(), named_.end(), pid);
+    if (named == named_.end()) return oom_verdict::no;
+    named_.erase(named);  // a later worker may get this pid again
+    return oom_verdict::yes;
   }
   if (mine) {
     auto n = count_in(mine->file);

@@ -1,6 +1,7 @@
 #include "core/policy.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace ufork::policy {
 
@@ -23,7 +24,7 @@ clock::duration ended(slot& s, end how, clock::time_point now, const restart_bac
   return s.next_fork - now;
 }
 
-void proven(slot& s) noexcept { s.bad = 0; }
+bool proven(slot& s) noexcept { return std::exchange(s.bad, 0) != 0; }
 
 bool has_proven(clock::time_point ready_at, clock::time_point beat, milliseconds timeout) noexcept {
   return ready_at != clock::time_point{} && beat >= ready_at + timeout;

@@ -39,8 +39,8 @@ void forked(slot& s, clock::time_point now) noexcept;
 clock::duration ended(slot& s, end how, clock::time_point now, const restart_backoff& r) noexcept;
 
 // The slot's current worker beat a full timeout after it became ready: the
-// slot is healthy again, whatever came before.
-void proven(slot& s) noexcept;
+// slot is healthy again, whatever came before. True if that changed it.
+bool proven(slot& s) noexcept;
 bool has_proven(clock::time_point ready_at, clock::time_point beat, milliseconds timeout) noexcept;
 
 // A slot is failing while its last two workers failed to start or hung (and

@@ -51,8 +51,6 @@ registry& owned() {
 
 void own_fd(int fd) noexcept {
   if (fd < 0) return;
-  int flags = ::fcntl(fd, F_GETFD);
-  if (flags >= 0 && !(flags & FD_CLOEXEC)) (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
   auto& r = owned();
   std::lock_guard lock(r.mu);
   try {
@@ -73,6 +71,16 @@ std::vector<int> owned_fds() {
   auto& r = owned();
   std::lock_guard lock(r.mu);
   return {r.fds.begin(), r.fds.end()};
+}
+
+void set_cloexec(int fd) noexcept {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0 && !(flags & FD_CLOEXEC)) (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+std::error_code seek_to_end(int fd) noexcept {
+  if (::lseek(fd, 0, SEEK_END) < 0) return last_error();
+  return {};
 }
 
 std::vector<int> open_fds() {

@@ -43,8 +43,10 @@ class result {
 // The fd registry: every fd that ufork itself opens is registered here the
 // moment it is opened (and is close-on-exec from birth), and forgotten when
 // unique_fd closes it, so that a new worker closes exactly these and keeps
-// the program's own. Thread-safe; not for a forked child (it takes a lock).
-void own_fd(int fd) noexcept;  // also sets FD_CLOEXEC
+// the program's own. Every wrapper here opens its fds close-on-exec and
+// registers them. Thread-safe; not for a forked child (it takes a lock).
+void own_fd(int fd) noexcept;
+void set_cloexec(int fd) noexcept;
 std::vector<int> owned_fds();   // sorted
 // Forgets and closes an fd of ufork's held as a plain int; -1 is ignored.
 void close_fd(int fd) noexcept;
@@ -53,8 +55,8 @@ void close_fd(int fd) noexcept;
 inline std::atomic<bool> syslog_open{false};
 // Every fd open in this process now (from /proc/self/fd), sorted.
 std::vector<int> open_fds();
-// Registers the fds that open() opened: for a library's file (spdlog's),
-// whose number we are not told. Returns them.
+// Registers the fds that open() opened, close-on-exec: for a library's file
+// (spdlog's), whose number and flags we are not told. Returns them.
 template <class F>
 std::vector<int> own_new_fds(F&& open) {
   auto before = open_fds();
@@ -62,6 +64,7 @@ std::vector<int> own_new_fds(F&& open) {
   std::vector<int> fresh;
   for (int fd : open_fds())
     if (!std::binary_search(before.begin(), before.end(), fd)) {
+      set_cloexec(fd);
       own_fd(fd);
       fresh.push_back(fd);
     }
@@ -92,6 +95,8 @@ rlimit raise_fd_limit() noexcept;
 // /proc/self/oom_score_adj: read it; write it (false if refused).
 std::optional<int> oom_score_adj();
 bool set_oom_score_adj(int value);
+// lseek(fd, 0, SEEK_END).
+std::error_code seek_to_end(int fd) noexcept;
 // open(2) with O_CLOEXEC added.
 result<unique_fd> open_file(const char* path, int flags);
 // A unix stream socket, CLOEXEC; nonblocking if asked.

@@ -90,6 +90,10 @@ TEST(chaos, the_pool_comes_back_whole_after_random_kills_and_stops_under_load) {
   const char* env = std::getenv("UFORK_CHAOS_SECONDS");
   const auto faults_for = std::chrono::seconds(env ? std::atoi(env) : 15);
   std::string sock = "/tmp/ufork-chaos-" + std::to_string(::getpid()) + ".sock";
+  struct unlink_at_exit {  // a failed assertion SIGKILLs the pool, which cannot remove it
+    std::string path;
+    ~unlink_at_exit() { ::unlink(path.c_str()); }
+  } socket_file{sock};
   pool_process pool([sock] {
     http::server_options o;
     o.pool = test_options(workers);

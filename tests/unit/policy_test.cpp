@@ -92,8 +92,9 @@ TEST(policy, failing_means_the_last_two_workers_failed_and_none_has_proven_since
   ended(s, end::failed_start, t0 + 11s, rules);
   ended(s, end::failed_start, t0 + 12s, rules);
   EXPECT_TRUE(failing(s));
-  proven(s);
+  EXPECT_TRUE(proven(s));
   EXPECT_FALSE(failing(s));
+  EXPECT_FALSE(proven(s));  // nothing left to clear
 }
 
 TEST(policy, proven_is_a_heartbeat_a_full_timeout_after_ready) {
