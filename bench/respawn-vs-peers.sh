@@ -8,6 +8,9 @@
 #   3. kill-all: SIGKILL all 4 workers at once, time until 4 new ones are
 #      forked (ufork forks one at a time, each after the previous is ready:
 #      max_starting 1), 20 rounds 1 s apart.
+#   4. ufork only (its peers have no such clock): a SIGSTOPped worker, from
+#      its last heartbeat + timeout to its successor's fork, with the default
+#      10 s timeout (5 hangs) and with --timeout 1 (30 hangs).
 # Not part of `make test`: run it on a quiet machine, as root (it installs
 # nginx and gunicorn).
 #   bench/respawn-vs-peers.sh [BUILD_DIR] [KILLS]
@@ -74,5 +77,18 @@ for server in ufork nginx gunicorn; do
   stop
   start $server 4 $((port += 1))
   echo "$server kill-all (4 workers -> 4 new forks, 20 rounds): $("$probe" killall "$master" 4 20)"
+  stop
+done
+
+for timeout in 10 1; do
+  hangs=$([ $timeout = 10 ] && echo 5 || echo 30)
+  port=$((port + 1))  # not inside the backgrounded command: that runs in a subshell
+  "$ufork" hello --workers 2 --timeout $timeout --bind 127.0.0.1:$port --control "$tmp/c$timeout.sock" \
+    </dev/null >"$tmp/hang-$timeout.log" 2>&1 &
+  master=$!
+  pids+=("$master")
+  wait_port "$port"
+  wait_children "$master" 2
+  echo "ufork hang (SIGSTOP -> successor forked, past last heartbeat + ${timeout} s, $hangs hangs): $("$probe" hang "$master" "$tmp/c$timeout.sock" $((timeout * 1000)) $hangs)"
   stop
 done

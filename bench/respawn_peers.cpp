@@ -11,6 +11,10 @@
 //   respawn_peers killall MASTER_PID WORKERS ROUNDS
 //       SIGKILL every worker at once, time until WORKERS new ones are forked;
 //       the next round 1 s later (the pool is back and serving).
+//   respawn_peers hang MASTER CONTROL_SOCKET TIMEOUT_MS SAMPLES
+//       ufork only: SIGSTOP a ready worker, ask the control socket how old
+//       its last heartbeat is, and time from that heartbeat + TIMEOUT_MS to
+//       the fork of its successor.
 //
 // Prints "median MS p99 MS max MS n N". Busy-polls /proc (with sched_yield):
 // a benchmark, not a pattern for the library.
@@ -21,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +36,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "client.hpp"
 
 namespace {
 
@@ -78,6 +86,15 @@ bool request(int port) {
   return ok;
 }
 
+// One request on a control socket (ufork ctl's client): the answer as JSON,
+// null on failure.
+nlohmann::json ask(const std::string& path, const std::string& line) {
+  std::string error;
+  auto client = ufork::cli::control_client::connect(path, error);
+  auto answer = client ? client->request(line, std::chrono::seconds(10)) : std::nullopt;
+  return answer ? nlohmann::json::parse(*answer, nullptr, false) : nlohmann::json();
+}
+
 void report(std::vector<double> v) {
   if (v.empty()) {
     std::printf("no samples\n");
@@ -91,7 +108,7 @@ void report(std::vector<double> v) {
 int usage() {
   std::fprintf(stderr,
                "usage: respawn_peers respawn MASTER KILLS GAP_MS | outage MASTER PORT KILLS GAP_MS |"
-               " killall MASTER WORKERS ROUNDS\n");
+               " killall MASTER WORKERS ROUNDS | hang MASTER CONTROL_SOCKET TIMEOUT_MS SAMPLES\n");
   return 2;
 }
 
@@ -127,6 +144,34 @@ int main(int argc, char** argv) {
         if (clock_type::now() - t0 > std::chrono::seconds(60)) return std::fprintf(stderr, "no answer\n"), 1;
       samples.push_back(ms(clock_type::now() - t0).count());
       std::this_thread::sleep_for(gap);
+    }
+  } else if (mode == "hang" && argc == 6) {
+    std::string control = argv[3];
+    auto timeout = std::chrono::milliseconds(std::atoi(argv[4]));
+    int hangs = std::atoi(argv[5]);
+    while (static_cast<int>(samples.size()) < hangs) {
+      pid_t victim = 0;
+      auto workers = ask(control, "workers --json");  // a range-for over a temporary's member would dangle
+      for (const auto& w : workers["data"])
+        if (w["state"] == "ready" && !w["heartbeat_age"].is_null()) victim = w["pid"].get<pid_t>();
+      if (victim == 0) {  // none ready yet: the last successor is starting
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      auto before = children(master);
+      ::kill(victim, SIGSTOP);
+      double age = -1;
+      auto stopped = ask(control, "workers --json");
+      for (const auto& w : stopped["data"])
+        if (w["pid"] == victim && !w["heartbeat_age"].is_null()) age = w["heartbeat_age"].get<double>();
+      auto asked = clock_type::now();
+      if (age < 0) return std::fprintf(stderr, "worker %d not in the answer\n", victim), 1;
+      auto deadline = asked - std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(age)) +
+                      timeout;
+      if (!wait_new_children(master, before, 1, deadline + std::chrono::seconds(60)))
+        return std::fprintf(stderr, "no successor within 60 s of the deadline\n"), 1;
+      samples.push_back(ms(clock_type::now() - deadline).count());
+      while (children(master).count(victim)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   } else if (mode == "killall" && argc == 5) {
     std::size_t workers = static_cast<std::size_t>(std::atoi(argv[3]));
