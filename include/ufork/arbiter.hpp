@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,7 +36,7 @@ enum class exit_reason {
 const char* to_string(exit_reason r) noexcept;
 
 struct exit_info {
-  int worker = -1;
+  int id = -1;  // the slot, 0..size-1
   pid_t pid = 0;
   unsigned generation = 0;
   int code = -1;               // exit code, or -1 when a signal ended it
@@ -63,9 +64,10 @@ struct worker_info {
   std::chrono::nanoseconds uptime{};
   // Since the last heartbeat; empty before the first one.
   std::optional<std::chrono::nanoseconds> heartbeat_age;
+  std::uint64_t requests = 0;  // counted by the worker (worker::count_requests)
 };
 
-struct counters {
+struct pool_counters {
   std::uint64_t spawned = 0;
   std::uint64_t exited = 0;
   std::uint64_t hung = 0;         // killed because a clock fired
@@ -74,13 +76,14 @@ struct counters {
   std::uint64_t wakeups = 0;      // event-loop iterations (idle cost)
   std::uint64_t stalls = 0;       // the loop woke over max(1 s, timeout/4) past a deadline
   std::uint64_t log_lost = 0;     // lines the sink could not write
+  std::uint64_t requests = 0;     // counted by the workers, the exited ones included
 };
 
-struct status {
+struct pool_status {
   int size = 0;                    // the desired number of workers
   bool stopping = false;
   std::vector<worker_info> workers;
-  struct counters counters;
+  pool_counters counters;
   std::vector<exit_info> dead;     // the last 64 exits, oldest first
   // When the loop will next wake up by itself; empty if nothing is due.
   std::optional<std::chrono::nanoseconds> next_wakeup;
@@ -149,7 +152,7 @@ class arbiter {
   // options::allow_empty.
   void resize(int workers);
   // A snapshot; safe from any thread.
-  struct status status() const;
+  pool_status status() const;
 
   // Writes a line to the pool's sink, as the arbiter's own; safe from any thread.
   void log(std::string_view text);

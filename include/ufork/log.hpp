@@ -14,12 +14,12 @@
 
 namespace ufork {
 
-enum class stream { out, err, arbiter };
+enum class stream_kind { out, err, arbiter };
 
 struct log_line {
-  int worker;             // slot id 0..size-1, or -1 for the arbiter itself
+  int id;                 // slot id 0..size-1, or -1 for the arbiter itself
   pid_t pid;              // the process that wrote it
-  enum stream stream;
+  stream_kind stream;
   std::string_view text;  // one line without its newline; valid during the call
 };
 
@@ -41,7 +41,7 @@ class log_sink {
 enum class log_format { plain, json };
 
 // "2026-11-25T21:40:00.123Z [worker 3 pid 4312] text", or one JSON object
-// {"time","worker","pid","stream","line"} per line.
+// {"time","id","pid","stream","line"} per line.
 std::string format_line(const log_line& line, log_format format);
 
 struct file_sink_options {

@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
-#include "exit_status.hpp"
-#include "sys/sys.hpp"
+#include "core/exit_status.hpp"
+#include "sys/process.hpp"
 
 namespace ufork {
 namespace {
@@ -83,7 +83,7 @@ oom_witness::oom_witness() {
     kmsg_ = std::move(k).value();
     if (sys::seek_to_end(kmsg_.get())) kmsg_.reset();  // from now on only
   }
-  shared_file_ = counter_file_of(::getpid());
+  shared_file_ = counter_file_of(sys::own_pid());
   shared_count_ = count_in(shared_file_);
 }
 

@@ -1,10 +1,5 @@
 #include "core/spawn.hpp"
 
-#include <fcntl.h>
-#include <sys/eventfd.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +7,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "sys/process.hpp"
 
 namespace ufork::detail {
 namespace {
@@ -36,52 +33,47 @@ struct failure {
 
 // From here to run_worker: async-signal-safe calls only (closelog aside).
 [[noreturn]] void child(const spawn_plan& p, int error_fd, int error_reader) noexcept {
-  (void)::close(error_reader);  // the arbiter's end
-  auto fail = [error_fd](step s) {
-    failure f{static_cast<int>(s), errno};
-    (void)!::write(error_fd, &f, sizeof f);
-    ::_exit(71);  // EX_OSERR
+  namespace c = sys::child;
+  c::close(error_reader);  // the arbiter's end
+  auto fail = [error_fd](step s, std::error_code ec) {
+    failure f{static_cast<int>(s), ec ? ec.value() : errno};
+    c::write(error_fd, &f, sizeof f);
+    c::exit(71);  // EX_OSERR
   };
   // 1. Process group first: a stop reaches what this worker spawns, and a
   //    terminal's Ctrl-C reaches only the arbiter. The arbiter also calls
   //    setpgid for us, so neither order races.
-  (void)::setpgid(0, 0);
+  (void)sys::set_process_group(0, 0);
   // 2. Never outlive the arbiter. If it died between fork and prctl, the
-  //    signal will never come: the getppid() check catches that window.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(step::pdeathsig);
-  if (::getppid() != p.arbiter_pid) ::_exit(1);
+  //    signal will never come: the parent check catches that window.
+  if (auto ec = c::set_parent_death_signal(SIGKILL)) fail(step::pdeathsig, ec);
+  if (sys::parent_pid() != p.arbiter_pid) c::exit(1);
   // 3. fds: stdin from /dev/null, stdout and stderr onto the pipes, then the
   //    planned ones closed (no exec follows, so CLOEXEC alone would not).
-  int null_fd = ::open("/dev/null", O_RDONLY);
-  if (null_fd < 0) fail(step::dev_null);
-  if (::dup2(null_fd, STDIN_FILENO) < 0 || ::dup2(p.out_fd, STDOUT_FILENO) < 0 ||
-      ::dup2(p.err_fd, STDERR_FILENO) < 0)
-    fail(step::dup2);
+  int null_fd = c::open_dev_null();
+  if (null_fd < 0) fail(step::dev_null, {});
+  if (c::dup_to(null_fd, STDIN_FILENO) < 0 || c::dup_to(p.out_fd, STDOUT_FILENO) < 0 ||
+      c::dup_to(p.err_fd, STDERR_FILENO) < 0)
+    fail(step::dup2, {});
   for (int fd : {null_fd, p.out_fd, p.err_fd})
-    if (fd > STDERR_FILENO) (void)::close(fd);
-  if (p.close_syslog) ::closelog();  // glibc's socket is among ufork's fds
+    if (fd > STDERR_FILENO) c::close(fd);
+  if (p.close_syslog) c::close_syslog();  // glibc's socket is among ufork's fds
   auto e = static_cast<unsigned>(error_fd);
   for (auto [first, last] : *p.close_runs) {  // all but the error pipe
-    if (first < e) (void)::close_range(first, std::min(last, e - 1), 0);
-    if (last > e) (void)::close_range(std::max(first, e + 1), last, 0);
+    if (first < e) c::close_range(first, std::min(last, e - 1));
+    if (last > e) c::close_range(std::max(first, e + 1), last);
   }
-  if (p.nofile.rlim_max != 0) (void)::setrlimit(RLIMIT_NOFILE, &p.nofile);
-  if (p.oom_score_adj) {  // higher than the arbiter's: always allowed
-    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      (void)!::write(fd, p.oom_score_adj, std::strlen(p.oom_score_adj));
-      (void)::close(fd);
-    }
-  }
+  if (p.nofile.rlim_max != 0) (void)sys::set_fd_limit(p.nofile);
+  if (p.oom_score_adj) c::write_file("/proc/self/oom_score_adj", p.oom_score_adj);  // higher: always allowed
   // 4. Signals: handlers reset, ours installed, then the mask the arbiter
   //    blocked around fork emptied: a SIGTERM sent meanwhile waited for us.
-  int stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd < 0) fail(step::eventfd);
+  int stop_fd = c::make_eventfd();
+  if (stop_fd < 0) fail(step::eventfd, {});
   install_worker_signals(stop_fd);
   sigset_t none;
   sigemptyset(&none);
-  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
-  (void)::close(error_fd);  // set up: nothing more to report
+  sys::set_signal_mask(none);
+  c::close(error_fd);  // set up: nothing more to report
   if (p.callbacks->after_fork_child) p.callbacks->after_fork_child();
   run_worker(p, stop_fd);
 }
@@ -118,20 +110,16 @@ sys::result<spawned> spawn(const spawn_plan& plan) {
   if (!errors) return errors.error();
   // All signals blocked across fork, so no handler of the host program runs
   // in the child before it has reset them (libuv does the same).
-  sigset_t all, old;
-  sigfillset(&all);
-  (void)::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = ::fork();
+  auto forked = sys::fork_blocking_signals();
+  if (!forked) return forked.error();
+  pid_t pid = forked.value();
   if (pid == 0) child(plan, errors->write.get(), errors->read.get());
-  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return sys::last_error();
   errors->write.reset();
-  (void)::setpgid(pid, pid);  // the child does the same: whichever runs first wins
+  (void)sys::set_process_group(pid, pid);  // the child does the same: whichever runs first wins
   // Nobody else reaps our children, so the pid cannot be reused before this.
   auto pidfd = sys::pidfd_open(pid);
   if (!pidfd) {
-    (void)::kill(pid, SIGKILL);
-    (void)::waitpid(pid, nullptr, 0);
+    sys::kill_and_reap(pid);
     return pidfd.error();
   }
   return spawned{pid, std::move(pidfd).value(), std::move(errors->read)};

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "core/policy.hpp"
-#include "line_splitter.hpp"
-#include "reactor.hpp"
-#include "scoreboard.hpp"
+#include "core/line_splitter.hpp"
+#include "core/reactor.hpp"
+#include "core/scoreboard.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/arbiter.hpp"
 

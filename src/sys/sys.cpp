@@ -198,6 +198,31 @@ result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept {
   return static_cast<std::size_t>(n);
 }
 
+std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept {
+  return retry_eintr([&] { return ::send(fd, buf, len, MSG_NOSIGNAL); }) < 0 ? last_error() : std::error_code();
+}
+
+namespace {
+std::error_code epoll_ctl(int epfd, int op, int fd, std::uint32_t events, std::uint64_t data) noexcept {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = data;
+  return ::epoll_ctl(epfd, op, fd, &ev) != 0 ? last_error() : std::error_code();
+}
+}  // namespace
+
+std::error_code epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept {
+  return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, data);
+}
+std::error_code epoll_modify(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept {
+  return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events, data);
+}
+std::error_code epoll_remove(int epfd, int fd) noexcept { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0); }
+
+std::error_code dup_onto(int fd, int target) noexcept {
+  return retry_eintr([&] { return ::dup2(fd, target); }) < 0 ? last_error() : std::error_code();
+}
+
 result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept {
   int n = retry_eintr([&] { return ::epoll_wait(epfd, events, max, -1); });
   if (n < 0) return last_error();

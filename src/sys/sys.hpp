@@ -107,8 +107,16 @@ result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
 // send(2) without blocking or SIGPIPE; EAGAIN is an error (would_block).
 result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept;
+// send(2) that waits for room (a worker's notify datagram), without SIGPIPE.
+std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept;
 // epoll_wait(2) with no timeout (the reactor's timerfd is the clock).
 result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept;
+// epoll_ctl(2): ADD, MOD, DEL.
+std::error_code epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
+std::error_code epoll_modify(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
+std::error_code epoll_remove(int epfd, int fd) noexcept;
+// dup2(2) onto target (daemon mode's stdout and stderr).
+std::error_code dup_onto(int fd, int target) noexcept;
 
 // A datagram on a SO_PASSCRED socket: its size and the sender's pid (0 if
 // the kernel attached no credentials). Any fds the sender passed are

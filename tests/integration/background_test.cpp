@@ -76,7 +76,7 @@ TEST(arbiter_background, resizes_reports_status_and_stops) {
   ASSERT_TRUE(ev.wait_exits(3));
   for (const auto& e : ev.exits()) {
     EXPECT_EQ(e.reason, exit_reason::shrunk);
-    EXPECT_GE(e.worker, 1);
+    EXPECT_GE(e.id, 1);
   }
   a.stop();
   EXPECT_EQ(a.wait(), 0);
@@ -84,7 +84,7 @@ TEST(arbiter_background, resizes_reports_status_and_stops) {
   EXPECT_TRUE(s.workers.empty());
   EXPECT_EQ(s.dead.size(), 4u);
   EXPECT_EQ(s.dead.back().reason, exit_reason::stopped);
-  EXPECT_EQ(s.dead.back().worker, 0);
+  EXPECT_EQ(s.dead.back().id, 0);
 }
 
 TEST(arbiter_background, an_idle_arbiter_sleeps_until_the_next_heartbeat_deadline) {

@@ -227,7 +227,7 @@ TEST_F(daemon_dir, a_rotated_file_set_keeps_exactly_its_files_and_the_newest_lin
   const int lines = 2000;
   for (int i = 0; i < lines; ++i) {
     std::string text = "line " + std::to_string(i);
-    sink->write({i % 4, 100 + i % 4, stream::out, text});
+    sink->write({i % 4, 100 + i % 4, stream_kind::out, text});
     if (i % 100 == 0) sink->flush();
   }
   sink->flush();
@@ -249,30 +249,30 @@ TEST_F(daemon_dir, a_rotated_file_set_keeps_exactly_its_files_and_the_newest_lin
 
 TEST_F(daemon_dir, a_full_disk_loses_lines_counted_never_thrown) {
   auto sink = make_file_sink({"/dev/full", 1 << 30, 1, log_format::plain});
-  for (int i = 0; i < 100; ++i) sink->write({0, 1, stream::out, "a line for a full disk"});
+  for (int i = 0; i < 100; ++i) sink->write({0, 1, stream_kind::out, "a line for a full disk"});
   EXPECT_NO_THROW(sink->flush());
   EXPECT_EQ(sink->lost(), 100u);
-  sink->write({0, 1, stream::out, "and one more"});  // within the second: not retried yet
+  sink->write({0, 1, stream_kind::out, "and one more"});  // within the second: not retried yet
   EXPECT_EQ(sink->lost(), 101u);
 }
 
 TEST_F(daemon_dir, json_lines_carry_time_worker_pid_stream_and_line) {
   auto path = dir_ / "pool.json";
   auto sink = make_file_sink({path.string(), 1 << 20, 2, log_format::json});
-  sink->write({3, 4312, stream::err, "bad \xff byte and \"quotes\""});
-  sink->write({-1, 1, stream::arbiter, "from the arbiter"});
+  sink->write({3, 4312, stream_kind::err, "bad \xff byte and \"quotes\""});
+  sink->write({-1, 1, stream_kind::arbiter, "from the arbiter"});
   sink->flush();
   std::ifstream f(path);
   std::string first, second;
   std::getline(f, first);
   std::getline(f, second);
   auto a = nlohmann::json::parse(first), b = nlohmann::json::parse(second);
-  EXPECT_EQ(a["worker"], 3);
+  EXPECT_EQ(a["id"], 3);
   EXPECT_EQ(a["pid"], 4312);
   EXPECT_EQ(a["stream"], "err");
   EXPECT_NE(a["line"].get<std::string>().find("quotes"), std::string::npos);
   EXPECT_TRUE(a["time"].is_string());
-  EXPECT_TRUE(b["worker"].is_null());
+  EXPECT_TRUE(b["id"].is_null());
   EXPECT_EQ(b["stream"], "arbiter");
 }
 

@@ -1,4 +1,4 @@
-#include "exit_status.hpp"
+#include "core/exit_status.hpp"
 
 #include "core/oom.hpp"
 
@@ -53,7 +53,7 @@ TEST(exit_status, finds_a_memory_cgroups_counter_on_v1_v2_and_hybrid) {
 
 TEST(exit_status, describes_an_exit) {
   exit_info e;
-  e.worker = 3;
+  e.id = 3;
   e.pid = 4312;
   e.generation = 2;
   e.signal = SIGKILL;

@@ -1,5 +1,5 @@
 // The control socket's transport: accept, read lines, write answers.
-#include "control_socket.hpp"
+#include "control/control_socket.hpp"
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "control/commands.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
 

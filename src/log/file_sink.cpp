@@ -22,9 +22,9 @@ std::string format_line(const log_line& line, log_format format) {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   if (format == log_format::json) {
-    const char* s = line.stream == stream::out ? "out" : line.stream == stream::err ? "err" : "arbiter";
+    const char* s = line.stream == stream_kind::out ? "out" : line.stream == stream_kind::err ? "err" : "arbiter";
     nlohmann::json j{{"time", fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", fmt::gmtime(now), ms)},
-                     {"worker", line.worker >= 0 ? nlohmann::json(line.worker) : nlohmann::json(nullptr)},
+                     {"id", line.id >= 0 ? nlohmann::json(line.id) : nlohmann::json(nullptr)},
                      {"pid", line.pid},
                      {"stream", s},
                      {"line", line.text}};

@@ -1,6 +1,6 @@
 // The epoll loop. Handlers run one at a time on the loop's thread; a handler
 // may add or remove registrations, its own included.
-#include "reactor.hpp"
+#include "core/reactor.hpp"
 
 #include <sys/epoll.h>
 
@@ -27,10 +27,7 @@ reactor::reactor() {
 
 reactor::token reactor::add(int fd, std::uint32_t events, handler h) {
   token t = next_++;
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = t;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl(ADD)");
+  if (auto ec = sys::epoll_add(epoll_.get(), fd, events, t)) throw error(ec, "epoll_ctl(ADD)");
   entries_.emplace(t, std::make_unique<entry>(entry{fd, std::move(h)}));
   return t;
 }
@@ -39,7 +36,7 @@ void reactor::remove(token t) noexcept {
   auto it = entries_.find(t);
   if (it == entries_.end()) return;
   // Our own bookkeeping says the fd is registered: failing here is our bug.
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second->fd, nullptr) != 0 && errno != EBADF) {
+  if (auto ec = sys::epoll_remove(epoll_.get(), it->second->fd); ec && ec != std::errc::bad_file_descriptor) {
     std::perror("ufork: epoll_ctl(DEL)");
     std::abort();
   }
@@ -50,10 +47,7 @@ void reactor::remove(token t) noexcept {
 void reactor::modify(token t, std::uint32_t events) {
   auto it = entries_.find(t);
   if (it == entries_.end()) return;
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = t;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, it->second->fd, &ev) != 0) throw_errno("epoll_ctl(MOD)");
+  if (auto ec = sys::epoll_modify(epoll_.get(), it->second->fd, events, t)) throw error(ec, "epoll_ctl(MOD)");
 }
 
 void reactor::arm(clock::time_point at) {

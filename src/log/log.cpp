@@ -13,9 +13,9 @@ namespace ufork {
 
 std::string format_prefix(const log_line& line) {
   switch (line.stream) {
-    case stream::out: return fmt::format("[worker {} pid {}] ", line.worker, line.pid);
-    case stream::err: return fmt::format("[worker {} pid {} err] ", line.worker, line.pid);
-    case stream::arbiter: return "[ufork] ";
+    case stream_kind::out: return fmt::format("[worker {} pid {}] ", line.id, line.pid);
+    case stream_kind::err: return fmt::format("[worker {} pid {} err] ", line.id, line.pid);
+    case stream_kind::arbiter: return "[ufork] ";
   }
   return {};
 }

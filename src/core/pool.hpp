@@ -1,7 +1,8 @@
-// The arbiter's state, shared by arbiter.cpp (the loop, signals, calls from
-// other threads), supervise.cpp (spawn, reap, deadlines: the policy of
-// core/policy applied to the workers of core/worker_table), commands.cpp
-// and output.cpp (the workers' pipes). Internal.
+// The pool: the core of the arbiter. It forks, watches, reaps and replaces
+// the workers on its own event loop. Parts outside the core (the prompt, the
+// control socket and the commands, in src/control/) read it through the view
+// and act through the verbs below, and attach to its loop; the core knows
+// nothing of them. Internal.
 #pragma once
 
 #include <sys/resource.h>
@@ -14,6 +15,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,8 +28,8 @@
 #include "core/oom.hpp"
 #include "core/policy.hpp"
 #include "core/worker_table.hpp"
-#include "reactor.hpp"
-#include "scoreboard.hpp"
+#include "core/reactor.hpp"
+#include "core/scoreboard.hpp"
 #include "sys/sys.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/arbiter.hpp"
@@ -38,28 +40,56 @@ namespace ufork {
 inline constexpr const char* empty_pool_refused =
     "a pool of 0 workers leaves connections waiting unanswered (options.allow_empty allows it)";
 
-// "size 4" -> {"size", "4"}.
-std::vector<std::string> split_words(std::string_view line);
-
-class console;         // console.hpp: the prompt, arbiter.cpp only
-class control_server;  // control_socket.hpp: the socket, arbiter.cpp only
-
-class arbiter::impl {
+class pool {
  public:
-  impl(options opts, hooks h);
-  ~impl();
+  pool(options opts, hooks h);
+  ~pool();
+
+  // What runs on the loop's thread besides the pool: `open` before the first
+  // fork (own_signals: run() rather than start()), `after_turn` after each
+  // turn of the loop, `close` when the loop ends, before the sink is restored.
+  struct attachment {
+    std::function<void(bool own_signals)> open;
+    std::function<void()> after_turn;
+    std::function<void()> close;
+  };
+  void attach(attachment a) { attachment_ = std::move(a); }
 
   // own_signals: run(), which takes the pool's signals if options say so.
   int run_loop(bool own_signals);
   void start();
   int wait();
+  // Stops the pool if start()ed, and joins its thread.
+  void join() noexcept;
   void request_stop() noexcept;
-  void resize(int n);
-  struct status snapshot() const;
-  reply execute(std::string_view line);  // on the loop's thread
-  void add_command(std::string name, std::string help, command_handler handler);
-  std::vector<std::string> command_names() const;
+  // Runs f on the loop's thread and returns its result; runs it here when no
+  // loop is running or this is the loop's thread.
+  template <class F>
+  auto call(F f) -> decltype(f());
+
+  reactor& loop() noexcept { return loop_; }
+  const options& opts() const noexcept { return opts_; }
+  // The sink every line goes to; the console wraps it while it shows.
+  const std::shared_ptr<log_sink>& sink() const noexcept { return opts_.sink; }
+  void set_sink(std::shared_ptr<log_sink> s) { opts_.sink = std::move(s); }
   void log_text(const std::string& text);
+
+  // The view (loop's thread, or through call()).
+  pool_status snapshot() const;
+  int size() const noexcept { return size_; }
+  bool stopping() const noexcept { return stopping_; }
+  clock::duration uptime() const noexcept { return clock::now() - started_; }
+  // The worker in slot `id`, or 0; the forks of each slot so far.
+  pid_t worker_pid(int id) const noexcept;
+  std::vector<unsigned> generations() const;
+
+  // The verbs (loop's thread). Each returns why it was refused, or "".
+  std::string resize(int n);
+  std::error_code signal(int id, int sig);  // worker_pid(id) must be a worker
+  std::string reload(std::vector<int> ids);  // each successor ready before its predecessor stops
+  void reopen_logs();
+  void stop(bool fast) { begin_stop(fast); }
+
   // A hook of the caller's: an exception escaping it is logged, and
   // supervision goes on.
   template <class Fn, class... Args>
@@ -74,17 +104,8 @@ class arbiter::impl {
     }
   }
 
-  // Runs f on the loop's thread and returns its result; runs it here when no
-  // loop is running or this is the loop's thread.
-  template <class F>
-  auto call(F f) -> decltype(f());
-
-  std::thread background;
-  int background_result = 0;
-  std::exception_ptr background_error;
-
  private:
-  // arbiter.cpp
+  // pool.cpp
   int supervise(bool own_signals);
   void abandon() noexcept;
   void finish(std::shared_ptr<log_sink> base_sink) noexcept;
@@ -93,39 +114,11 @@ class arbiter::impl {
   void on_signal();
   void on_wake();
   void run_posted();
+  std::vector<int> all_ids() const;
   template <class... Args>
   void log(fmt::format_string<Args...> f, Args&&... args) {
     log_text(fmt::format(f, std::forward<Args>(args)...));
   }
-  void open_console();
-  void on_console_line(const std::string& line);
-  std::vector<std::string> completions(const std::string& line_so_far) const;
-
-  // commands.cpp
-  using args = std::vector<std::string>;
-  struct builtin {
-    const char* name;
-    const char* params;
-    const char* help;
-    reply (impl::*run)(const args&);
-  };
-  struct registered {
-    std::string help;
-    command_handler handler;
-  };
-  static const std::vector<builtin>& builtins();
-  reply cmd_help(const args&);
-  reply cmd_status(const args&);
-  reply cmd_workers(const args&);
-  reply cmd_dead(const args&);
-  reply cmd_metrics(const args&);
-  reply cmd_size(const args&);
-  reply cmd_kill(const args&);
-  reply cmd_restart(const args&);
-  reply cmd_reload(const args&);
-  reply cmd_reopen(const args&);
-  reply cmd_stop(const args&);
-  process* slot_process(const args& a, std::string& error);
 
   // supervise.cpp
   void maintain(clock::time_point now);
@@ -133,9 +126,6 @@ class arbiter::impl {
   // one that replaces the current one when ready. Null if it failed (a
   // failed start of the slot).
   process* spawn(int slot, clock::time_point now, bool reload = false);
-  // Replaces the workers of these slots one at a time, each successor ready
-  // before its predecessor is stopped. Returns why not, or "".
-  std::string start_reload(std::vector<int> slots);
   void reload_next(clock::time_point now);
   bool reloading() const;
   void abandon_reload(const process& successor, const std::string& why);
@@ -156,10 +146,10 @@ class arbiter::impl {
   worker_info info(const process& p, clock::time_point now) const;
 
   // output.cpp
-  void watch_output(process& p, output& o, enum stream s);
-  bool on_output(int slot, pid_t pid, output& o, enum stream s);
+  void watch_output(process& p, output& o, stream_kind s);
+  bool on_output(int slot, pid_t pid, output& o, stream_kind s);
   void drain_output(process& p);
-  void close_output(int slot, pid_t pid, output& o, enum stream s);
+  void close_output(int slot, pid_t pid, output& o, stream_kind s);
   void capture_own_output();
 
   // First, before any fd is opened: three fds per worker (pidfd, stdout,
@@ -177,7 +167,7 @@ class arbiter::impl {
 
   int size_ = 0;
   worker_table table_;
-  struct counters counters_;
+  pool_counters counters_;
   std::deque<exit_info> dead_;
   bool stopping_ = false, fast_ = false, gave_up_ = false, ever_ready_ = false;
   bool storm_ = false;
@@ -185,7 +175,6 @@ class arbiter::impl {
   std::string last_failure_;
   oom_witness oom_;
   std::vector<char> buf_;
-  std::map<std::string, registered> commands_;
   std::deque<int> reload_queue_;  // slots still to reload, one at a time
   std::uint64_t requests_of_exited_ = 0;
   clock::time_point started_ = clock::now();
@@ -197,10 +186,12 @@ class arbiter::impl {
   std::thread::id loop_thread_;
   std::vector<std::function<void()>> posted_;
 
-  std::unique_ptr<control_server> control_;
   std::unique_ptr<output> own_output_;  // capture_output
   bool default_sink_ = false;
-  std::unique_ptr<console> console_;
+  attachment attachment_;
+  std::thread background_;
+  int background_result_ = 0;
+  std::exception_ptr background_error_;
 
   // run()'s own signal handling.
   bool own_signals_ = false;
@@ -208,5 +199,20 @@ class arbiter::impl {
   sigset_t old_mask_{};
   struct sigaction old_pipe_{};
 };
+
+template <class F>
+inline auto pool::call(F f) -> decltype(f()) {
+  std::unique_lock lock(mu_);
+  if (!running_ || std::this_thread::get_id() == loop_thread_) {
+    lock.unlock();
+    return f();
+  }
+  std::packaged_task<decltype(f())()> task(std::move(f));
+  auto result = task.get_future();
+  posted_.push_back([&task] { task(); });
+  lock.unlock();
+  sys::eventfd_signal(wake_.get());
+  return result.get();
+}
 
 }  // namespace ufork

@@ -2,9 +2,6 @@
 // in every worker, and the worker's life after the spawn unit's setup
 // (core/spawn.cpp): fresh random state, post_fork, heartbeats, the exit.
 #include <execinfo.h>
-#include <poll.h>
-#include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -15,8 +12,8 @@
 #include <iostream>
 
 #include "core/spawn.hpp"
-#include "scoreboard.hpp"
-#include "sys/sys.hpp"
+#include "core/scoreboard.hpp"
+#include "sys/process.hpp"
 
 namespace ufork {
 namespace {
@@ -25,7 +22,7 @@ worker* g_worker = nullptr;
 volatile std::sig_atomic_t g_stop = 0;
 int g_stop_fd = -1;
 
-void write_str(const char* s) noexcept { (void)!::write(STDERR_FILENO, s, std::strlen(s)); }
+void write_str(const char* s) noexcept { sys::child::write(STDERR_FILENO, s, std::strlen(s)); }
 
 void on_sigterm(int) noexcept {
   int saved = errno;
@@ -42,16 +39,13 @@ void on_sigabrt(int) noexcept {
   void* frames[64];
   int n = ::backtrace(frames, 64);
   ::backtrace_symbols_fd(frames, n, STDERR_FILENO);
-  ::signal(SIGABRT, SIG_DFL);
-  ::raise(SIGABRT);
+  sys::reraise(SIGABRT);
 }
 
 // The C and C++ random state came from the arbiter: every worker would draw
 // the same numbers.
 void reseed() noexcept {
-  unsigned seed = 0;
-  if (::getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
-    seed = static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(detail::now_ns());
+  unsigned seed = sys::random_seed();
   std::srand(seed);
   ::srandom(seed);
 }
@@ -67,7 +61,7 @@ void guarded(const char* what, F&& f) noexcept {
     std::fprintf(stderr, "ufork: unknown exception escaped %s\n", what);
   }
   std::fflush(nullptr);
-  ::_exit(70);  // EX_SOFTWARE
+  sys::child::exit(70);  // EX_SOFTWARE
 }
 
 }  // namespace
@@ -81,7 +75,7 @@ void worker::heartbeat() noexcept {
   if (!ready_sent_.exchange(true, std::memory_order_relaxed)) {
     // The arbiter learns who sent it from SCM_CREDENTIALS, as with sd_notify.
     static constexpr char msg[] = "READY=1";
-    (void)::send(notify_fd_, msg, sizeof msg - 1, MSG_NOSIGNAL);  // arbiter gone: PDEATHSIG follows
+    (void)sys::send_waiting(notify_fd_, msg, sizeof msg - 1);  // arbiter gone: PDEATHSIG follows
   }
 }
 
@@ -111,17 +105,15 @@ void install_worker_signals(int stop_fd) noexcept {
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) (void)::sigaction(sig, &dfl, nullptr);  // EINVAL for 32, 33
+    if (sig != SIGKILL && sig != SIGSTOP) sys::set_action(sig, dfl, nullptr);  // EINVAL for 32, 33
   struct sigaction term{};
   term.sa_handler = on_sigterm;
-  (void)::sigaction(SIGTERM, &term, nullptr);
+  sys::set_action(SIGTERM, term, nullptr);
   struct sigaction abrt{};
   abrt.sa_handler = on_sigabrt;
   abrt.sa_flags = SA_RESETHAND;
-  (void)::sigaction(SIGABRT, &abrt, nullptr);
-  struct sigaction ign{};
-  ign.sa_handler = SIG_IGN;
-  (void)::sigaction(SIGINT, &ign, nullptr);  // the arbiter decides what a Ctrl-C means
+  sys::set_action(SIGABRT, abrt, nullptr);
+  sys::ignore_signal(SIGINT, nullptr);  // the arbiter decides what a Ctrl-C means
 }
 
 void preload_backtrace() noexcept {
@@ -141,13 +133,12 @@ void preload_backtrace() noexcept {
   // thread vouches for the process until asked to stop.
   while (!w.stopping()) {
     w.heartbeat();
-    pollfd pfd{stop_fd, POLLIN, 0};
-    (void)::poll(&pfd, 1, static_cast<int>(p.heartbeat_interval.count()));
+    sys::child::wait_readable(stop_fd, static_cast<int>(p.heartbeat_interval.count()));
   }
   if (callbacks.child_pre_exit) guarded("child_pre_exit", [&] { callbacks.child_pre_exit(w); });
   std::cout.flush();
   std::fflush(nullptr);
-  ::_exit(0);
+  sys::child::exit(0);
 }
 
 }  // namespace detail

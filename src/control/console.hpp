@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "reactor.hpp"
+#include "core/reactor.hpp"
 
 namespace ufork {
 

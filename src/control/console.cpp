@@ -1,7 +1,7 @@
 // The prompt. The terminal is put back as it was when the console closes,
 // and also if the arbiter's own code crashes (a fatal signal handler
 // restores it before the default action).
-#include "console.hpp"
+#include "control/console.hpp"
 
 #include <signal.h>
 #include <sys/epoll.h>

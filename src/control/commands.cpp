@@ -1,20 +1,16 @@
-// The verbs of the pool, one table for the ufork>> prompt, the control
-// socket and arbiter::execute(). Each answers with text for people and JSON
-// for programs. Transport is not this file's business.
+// The pool's commands: parse, call a verb or read the view, answer.
 #include <signal.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
 #include <sstream>
 
-#include "arbiter_impl.hpp"
-#include "control_socket.hpp"
-#include "exit_status.hpp"
-#include "sys/sys.hpp"
+#include "control/commands.hpp"
+#include "core/exit_status.hpp"
+#include "core/pool.hpp"
+#include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -41,20 +37,12 @@ std::optional<int> parse_signal(std::string s) {
   return std::nullopt;
 }
 
-// Resident set size from /proc/PID/statm, in bytes; 0 if unreadable.
-std::uint64_t rss_bytes(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
-  std::uint64_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 reply with_data(std::string text, const json& data) { return ufork::ok(std::move(text), dump(data)); }
 
 json to_json(const exit_info& e) {
-  return {{"worker", e.worker},
+  return {{"id", e.id},
           {"pid", e.pid},
           {"generation", e.generation},
           {"code", e.code >= 0 ? json(e.code) : json(nullptr)},
@@ -89,40 +77,39 @@ std::vector<std::string> split_words(std::string_view line) {
   return words;
 }
 
-const std::vector<arbiter::impl::builtin>& arbiter::impl::builtins() {
+const std::vector<commands::builtin>& commands::builtins() {
   static const std::vector<builtin> table = {
-      {"help", "", "list the commands", &impl::cmd_help},
-      {"status", "", "the pool in one line", &impl::cmd_status},
-      {"workers", "", "a table of the workers", &impl::cmd_workers},
-      {"dead", "", "the last 64 exits, with their reasons", &impl::cmd_dead},
-      {"metrics", "", "Prometheus text exposition of the pool", &impl::cmd_metrics},
-      {"size", "N", "set the number of workers", &impl::cmd_size},
-      {"kill", "ID [SIGNAL]", "send a signal (default TERM) to worker ID", &impl::cmd_kill},
-      {"restart", "ID", "replace worker ID, the new one ready before the old one stops", &impl::cmd_restart},
-      {"reload", "", "replace every worker that way, one at a time", &impl::cmd_reload},
-      {"reopen", "", "reopen the log files (as SIGUSR1; for logrotate)", &impl::cmd_reopen},
-      {"stop", "", "stop the pool gracefully", &impl::cmd_stop},
+      {"help", "", "list the commands", &commands::help},
+      {"status", "", "the pool in one line", &commands::status},
+      {"workers", "", "a table of the workers", &commands::workers},
+      {"dead", "", "the last 64 exits, with their reasons", &commands::dead},
+      {"metrics", "", "Prometheus text exposition of the pool", &commands::metrics},
+      {"size", "N", "set the number of workers", &commands::size},
+      {"kill", "ID [SIGNAL]", "send a signal (default TERM) to worker ID", &commands::kill},
+      {"restart", "ID", "replace worker ID, the new one ready before the old one stops", &commands::restart},
+      {"reload", "", "replace every worker that way, one at a time", &commands::reload},
+      {"reopen", "", "reopen the log files (as SIGUSR1; for logrotate)", &commands::reopen},
+      {"stop", "", "stop the pool gracefully", &commands::stop},
   };
   return table;
 }
 
-std::vector<std::string> arbiter::impl::command_names() const {
+std::vector<std::string> commands::names() const {
   std::vector<std::string> names;
   for (const auto& b : builtins()) names.push_back(b.name);
-  for (const auto& [name, c] : commands_) names.push_back(name);
+  for (const auto& [name, c] : registered_) names.push_back(name);
   return names;
 }
 
-void arbiter::impl::add_command(std::string name, std::string help, command_handler handler) {
+void commands::add(std::string name, std::string help, command_handler handler) {
   if (name.empty() || split_words(name).size() != 1 || name[0] == '-')
     throw_invalid("a command name is one word: '" + name + "'");
-  auto names = command_names();
-  if (std::find(names.begin(), names.end(), name) != names.end())
-    throw_invalid("command '" + name + "' exists already");
-  commands_.emplace(std::move(name), registered{std::move(help), std::move(handler)});
+  auto all = names();
+  if (std::find(all.begin(), all.end(), name) != all.end()) throw_invalid("command '" + name + "' exists already");
+  registered_.emplace(std::move(name), registered{std::move(help), std::move(handler)});
 }
 
-reply arbiter::impl::execute(std::string_view line) {
+reply commands::execute(std::string_view line) {
   auto words = split_words(line);
   words.erase(std::remove(words.begin(), words.end(), "--json"), words.end());
   if (words.empty()) return fail("empty command; try help");
@@ -130,7 +117,7 @@ reply arbiter::impl::execute(std::string_view line) {
   words.erase(words.begin());
   for (const auto& b : builtins())
     if (b.name == name) return (this->*b.run)(words);
-  if (auto it = commands_.find(name); it != commands_.end()) {
+  if (auto it = registered_.find(name); it != registered_.end()) {
     try {
       return it->second.handler(words);
     } catch (const std::exception& e) {
@@ -140,7 +127,18 @@ reply arbiter::impl::execute(std::string_view line) {
   return fail("unknown command '" + name + "'; try help");
 }
 
-reply arbiter::impl::cmd_help(const args&) {
+std::vector<std::string> commands::completions(const std::string& so_far) const {
+  auto words = split_words(so_far);
+  if (words.empty()) return names();
+  if (words.size() == 1 && (words[0] == "kill" || words[0] == "restart")) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < pool_.size(); ++i) ids.push_back(std::to_string(i));
+    return ids;
+  }
+  return {};
+}
+
+reply commands::help(const args&) {
   std::string text;
   json data = json::array();
   auto add = [&](const std::string& name, const std::string& params, const std::string& help) {
@@ -149,17 +147,18 @@ reply arbiter::impl::cmd_help(const args&) {
     data.push_back({{"command", name}, {"args", params}, {"help", help}});
   };
   for (const auto& b : builtins()) add(b.name, b.params, b.help);
-  for (const auto& [name, c] : commands_) add(name, "", c.help);
+  for (const auto& [name, c] : registered_) add(name, "", c.help);
   text += "  (add --json to any command for JSON)";
   return with_data(text, data);
 }
 
-reply arbiter::impl::cmd_status(const args&) {
-  auto s = snapshot();
+reply commands::status(const args&) {
+  auto s = pool_.snapshot();
   std::map<std::string, int> by_state;
   for (const auto& w : s.workers) ++by_state[to_string(w.state)];
-  auto up = clock::now() - started_;
-  json data = {{"pid", ::getpid()},
+  auto up = pool_.uptime();
+  pid_t pid = sys::own_pid();
+  json data = {{"pid", pid},
                {"size", s.size},
                {"stopping", s.stopping},
                {"uptime", secs(up)},
@@ -176,28 +175,21 @@ reply arbiter::impl::cmd_status(const args&) {
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
       "backoffs {}{}",
-      ::getpid(), secs(up), s.size, s.stopping ? " (stopping)" : "", by_state["ready"], by_state["starting"],
+      pid, secs(up), s.size, s.stopping ? " (stopping)" : "", by_state["ready"], by_state["starting"],
       by_state["stopping"], s.counters.spawned, s.counters.exited, s.counters.hung, s.counters.backoffs,
       s.counters.log_lost ? fmt::format("; {} log lines lost", s.counters.log_lost) : std::string());
   return with_data(text, data);
 }
 
-reply arbiter::impl::cmd_workers(const args&) {
-  auto now = clock::now();
-  std::vector<const process*> list;
-  for (const auto& [pid, p] : table_.processes()) list.push_back(p.get());
-  std::sort(list.begin(), list.end(),
-            [](auto* a, auto* b) { return std::tie(a->slot, a->generation) < std::tie(b->slot, b->generation); });
+reply commands::workers(const args&) {
   std::string text = fmt::format("{:>4} {:>8} {:>5} {:<9} {:>10} {:>10} {:>10} {:>9}", "id", "pid", "gen", "state",
                                  "uptime", "heartbeat", "rss", "requests");
   json data = json::array();
-  for (const process* p : list) {
-    auto w = info(*p, now);
-    auto rss = rss_bytes(p->pid);
-    auto requests = p->beat->requests.load(std::memory_order_relaxed);
+  for (const worker_info& w : pool_.snapshot().workers) {
+    auto rss = sys::rss_bytes(w.pid);
     std::string beat = w.heartbeat_age ? fmt::format("{:.3f} s", secs(*w.heartbeat_age)) : "-";
     text += fmt::format("\n{:>4} {:>8} {:>5} {:<9} {:>8.1f} s {:>10} {:>6.1f} MiB {:>9}", w.id, w.pid, w.generation,
-                        to_string(w.state), secs(w.uptime), beat, static_cast<double>(rss) / 1048576.0, requests);
+                        to_string(w.state), secs(w.uptime), beat, static_cast<double>(rss) / 1048576.0, w.requests);
     data.push_back({{"id", w.id},
                     {"pid", w.pid},
                     {"generation", w.generation},
@@ -205,15 +197,15 @@ reply arbiter::impl::cmd_workers(const args&) {
                     {"uptime", secs(w.uptime)},
                     {"heartbeat_age", w.heartbeat_age ? json(secs(*w.heartbeat_age)) : json(nullptr)},
                     {"rss", rss},
-                    {"requests", requests}});
+                    {"requests", w.requests}});
   }
   return with_data(text, data);
 }
 
-reply arbiter::impl::cmd_dead(const args&) {
+reply commands::dead(const args&) {
   std::string text;
   json data = json::array();
-  for (const auto& e : dead_) {
+  for (const auto& e : pool_.snapshot().dead) {
     if (!text.empty()) text += '\n';
     text += e.describe();
     data.push_back(to_json(e));
@@ -222,122 +214,118 @@ reply arbiter::impl::cmd_dead(const args&) {
   return with_data(text, data);
 }
 
-reply arbiter::impl::cmd_metrics(const args&) {
-  auto now = clock::now();
+reply commands::metrics(const args&) {
+  auto s = pool_.snapshot();
   std::string t;
   auto family = [&](const char* name, const char* type, const char* help) {
     t += fmt::format("# HELP ufork_{} {}\n# TYPE ufork_{} {}\n", name, help, name, type);
   };
+  // One sample per worker: ufork_NAME{id="3",pid="4312"} VALUE.
+  auto per_worker = [&](const char* name, const char* type, const char* help, auto value) {
+    family(name, type, help);
+    for (const worker_info& w : s.workers)
+      if (auto v = value(w)) t += fmt::format("ufork_{}{{id=\"{}\",pid=\"{}\"}} {}\n", name, w.id, w.pid, *v);
+  };
   std::map<std::string, int> by_state{{"starting", 0}, {"ready", 0}, {"stopping", 0}};
-  std::uint64_t requests = requests_of_exited_;
-  for (const auto& [pid, p] : table_.processes()) {
-    ++by_state[to_string(p->state)];
-    requests += p->beat->requests.load(std::memory_order_relaxed);
-  }
+  for (const worker_info& w : s.workers) ++by_state[to_string(w.state)];
   family("workers", "gauge", "Worker processes by state.");
   for (const auto& [state, n] : by_state) t += fmt::format("ufork_workers{{state=\"{}\"}} {}\n", state, n);
   family("size", "gauge", "The desired number of workers.");
-  t += fmt::format("ufork_size {}\n", size_);
-  const std::pair<const char*, std::uint64_t> totals[] = {{"spawned", counters_.spawned},
-                                                          {"exited", counters_.exited},
-                                                          {"hung", counters_.hung},
-                                                          {"backoffs", counters_.backoffs},
-                                                          {"spawn_errors", counters_.spawn_errors},
-                                                          {"requests", requests}};
+  t += fmt::format("ufork_size {}\n", s.size);
+  const std::pair<const char*, std::uint64_t> totals[] = {{"spawned", s.counters.spawned},
+                                                          {"exited", s.counters.exited},
+                                                          {"hung", s.counters.hung},
+                                                          {"backoffs", s.counters.backoffs},
+                                                          {"spawn_errors", s.counters.spawn_errors},
+                                                          {"requests", s.counters.requests}};
   for (const auto& [name, value] : totals) {
     family(fmt::format("{}_total", name).c_str(), "counter", "Since the arbiter started.");
     t += fmt::format("ufork_{}_total {}\n", name, value);
   }
   std::map<std::string, std::uint64_t> exits;
-  for (const auto& e : dead_) ++exits[to_string(e.reason)];
+  for (const auto& e : s.dead) ++exits[to_string(e.reason)];
   family("recent_exits", "gauge", "Exits among the last 64, by reason.");
   for (const auto& [reason, n] : exits) t += fmt::format("ufork_recent_exits{{reason=\"{}\"}} {}\n", reason, n);
-  family("worker_uptime_seconds", "gauge", "Per worker process.");
-  for (const auto& [pid, p] : table_.processes())
-    t += fmt::format("ufork_worker_uptime_seconds{{slot=\"{}\",pid=\"{}\"}} {:.3f}\n", p->slot, pid,
-                     secs(now - p->started));
-  family("worker_heartbeat_age_seconds", "gauge", "Since the worker's last heartbeat.");
-  for (const auto& [pid, p] : table_.processes())
-    if (auto age = info(*p, now).heartbeat_age)
-      t += fmt::format("ufork_worker_heartbeat_age_seconds{{slot=\"{}\",pid=\"{}\"}} {:.3f}\n", p->slot, pid,
-                       secs(*age));
-  family("worker_rss_bytes", "gauge", "Resident memory of the worker process.");
-  for (const auto& [pid, p] : table_.processes())
-    t += fmt::format("ufork_worker_rss_bytes{{slot=\"{}\",pid=\"{}\"}} {}\n", p->slot, pid, rss_bytes(pid));
-  family("worker_requests_total", "counter", "Counted by the worker process.");
-  for (const auto& [pid, p] : table_.processes())
-    t += fmt::format("ufork_worker_requests_total{{slot=\"{}\",pid=\"{}\"}} {}\n", p->slot, pid,
-                     p->beat->requests.load(std::memory_order_relaxed));
+  per_worker("worker_uptime_seconds", "gauge", "Per worker process.",
+             [](const worker_info& w) { return std::optional(fmt::format("{:.3f}", secs(w.uptime))); });
+  per_worker("worker_heartbeat_age_seconds", "gauge", "Since the worker's last heartbeat.",
+             [](const worker_info& w) {
+               return w.heartbeat_age ? std::optional(fmt::format("{:.3f}", secs(*w.heartbeat_age))) : std::nullopt;
+             });
+  per_worker("worker_rss_bytes", "gauge", "Resident memory of the worker process.",
+             [](const worker_info& w) { return std::optional(sys::rss_bytes(w.pid)); });
+  per_worker("worker_requests_total", "counter", "Counted by the worker process.",
+             [](const worker_info& w) { return std::optional(w.requests); });
   family("slot_generation", "gauge", "Forks of the slot so far.");
-  for (int i = 0; i < size_; ++i)
-    t += fmt::format("ufork_slot_generation{{slot=\"{}\"}} {}\n", i, table_.slot(i).generation);
+  auto generations = pool_.generations();
+  for (std::size_t i = 0; i < generations.size(); ++i)
+    t += fmt::format("ufork_slot_generation{{id=\"{}\"}} {}\n", i, generations[i]);
   if (!t.empty()) t.pop_back();
   return with_data(t, json(t));
 }
 
-reply arbiter::impl::cmd_size(const args& a) {
+reply commands::size(const args& a) {
   auto n = a.size() == 1 ? parse_int(a[0]) : std::nullopt;
   if (!n || *n < 0 || *n > 4096) return fail("usage: size N (0..4096)");
-  if (stopping_) return fail("the pool is stopping");
-  if (*n == 0 && !opts_.allow_empty) return fail(empty_pool_refused);
-  do_resize(static_cast<int>(*n));
+  if (auto why = pool_.resize(static_cast<int>(*n)); !why.empty()) return fail(why);
   return with_data(fmt::format("size {}", *n), json{{"size", *n}});
 }
 
-process* arbiter::impl::slot_process(const args& a, std::string& error) {
+namespace {
+
+// The slot of a command's first argument, if it has a worker.
+std::optional<int> worker_id(const pool& p, const std::vector<std::string>& a, std::string& error) {
   auto id = a.empty() ? std::nullopt : parse_int(a[0]);
   if (!id) {
     error = "a worker id is a number";
-    return nullptr;
+    return std::nullopt;
   }
-  process* p = *id < size_ ? table_.current(static_cast<int>(*id)) : nullptr;
-  if (!p) {
+  if (*id < 0 || *id >= p.size() || p.worker_pid(static_cast<int>(*id)) == 0) {
     error = fmt::format("no worker {}", a[0]);
-    return nullptr;
+    return std::nullopt;
   }
-  return p;
+  return static_cast<int>(*id);
 }
 
-reply arbiter::impl::cmd_kill(const args& a) {
+}  // namespace
+
+reply commands::kill(const args& a) {
   if (a.empty() || a.size() > 2) return fail("usage: kill ID [SIGNAL]");
   std::string error;
-  process* p = slot_process(a, error);
-  if (!p) return fail(error);
+  auto id = worker_id(pool_, a, error);
+  if (!id) return fail(error);
   auto sig = a.size() == 2 ? parse_signal(a[1]) : std::optional<int>(SIGTERM);
   if (!sig) return fail(fmt::format("unknown signal '{}'", a[1]));
-  if (auto ec = sys::pidfd_send_signal(p->pidfd.get(), *sig)) return fail("kill: " + ec.message());
-  // Only a signal that ends a process by default makes the exit ours.
-  for (int fatal : {SIGTERM, SIGKILL, SIGINT, SIGQUIT, SIGABRT, SIGHUP})
-    if (*sig == fatal && !p->reason) p->reason = exit_reason::killed;
-  log("kill: {} to worker {} pid {}", signal_name(*sig), p->slot, p->pid);
-  return with_data(fmt::format("sent {} to worker {} pid {}", signal_name(*sig), p->slot, p->pid),
-            json{{"worker", p->slot}, {"pid", p->pid}, {"signal", signal_name(*sig)}});
+  pid_t pid = pool_.worker_pid(*id);
+  if (auto ec = pool_.signal(*id, *sig)) return fail("kill: " + ec.message());
+  return with_data(fmt::format("sent {} to worker {} pid {}", signal_name(*sig), *id, pid),
+                   json{{"id", *id}, {"pid", pid}, {"signal", signal_name(*sig)}});
 }
 
-reply arbiter::impl::cmd_restart(const args& a) {
+reply commands::restart(const args& a) {
   if (a.size() != 1) return fail("usage: restart ID");
   std::string error;
-  process* p = slot_process(a, error);
-  if (!p) return fail(error);
-  if (auto why = start_reload({p->slot}); !why.empty()) return fail(why);
-  return with_data(fmt::format("restarting worker {}", p->slot), json{{"restarting", {p->slot}}});
+  auto id = worker_id(pool_, a, error);
+  if (!id) return fail(error);
+  if (auto why = pool_.reload({*id}); !why.empty()) return fail(why);
+  return with_data(fmt::format("restarting worker {}", *id), json{{"restarting", {*id}}});
 }
 
-reply arbiter::impl::cmd_reload(const args& a) {
+reply commands::reload(const args& a) {
   if (!a.empty()) return fail("usage: reload");
   std::vector<int> all;
-  for (int i = 0; i < size_; ++i) all.push_back(i);
-  if (auto why = start_reload(all); !why.empty()) return fail(why);
+  for (int i = 0; i < pool_.size(); ++i) all.push_back(i);
+  if (auto why = pool_.reload(all); !why.empty()) return fail(why);
   return with_data(fmt::format("reloading {} workers, one at a time", all.size()), json{{"reloading", all}});
 }
 
-reply arbiter::impl::cmd_reopen(const args&) {
-  opts_.sink->reopen();
+reply commands::reopen(const args&) {
+  pool_.reopen_logs();
   return with_data("log files reopened", json{{"reopened", true}});
 }
 
-reply arbiter::impl::cmd_stop(const args&) {
-  begin_stop(false);
+reply commands::stop(const args&) {
+  pool_.stop(false);
   return with_data("stopping", json{{"stopping", true}});
 }
 

@@ -6,13 +6,13 @@
 
 #include <cstdio>
 
-#include "arbiter_impl.hpp"
-#include "sys/sys.hpp"
+#include "core/pool.hpp"
+#include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
 
-void arbiter::impl::watch_output(process& p, output& o, enum stream s) {
+void pool::watch_output(process& p, output& o, stream_kind s) {
   pid_t pid = p.pid;
   o.token = loop_.add(o.fd.get(), EPOLLIN, [this, pid, &o, s](std::uint32_t) {
     if (process* p = table_.find(pid)) (void)on_output(p->slot, pid, o, s);
@@ -21,7 +21,7 @@ void arbiter::impl::watch_output(process& p, output& o, enum stream s) {
 
 // One read; closes the stream at EOF or on an error. Returns whether the
 // pipe may hold more.
-bool arbiter::impl::on_output(int slot, pid_t pid, output& o, enum stream s) {
+bool pool::on_output(int slot, pid_t pid, output& o, stream_kind s) {
   auto n = sys::read(o.fd.get(), buf_.data(), buf_.size());
   if (!n && sys::would_block(n.error())) return false;
   if (!n || n.value() == 0) {
@@ -35,15 +35,15 @@ bool arbiter::impl::on_output(int slot, pid_t pid, output& o, enum stream s) {
 
 // The worker has exited: everything it wrote is already in the pipes. What
 // its leftover children might still write is cut off (they die with it).
-void arbiter::impl::drain_output(process& p) {
-  for (auto [o, s] : {std::pair{&p.out, stream::out}, std::pair{&p.err, stream::err}}) {
+void pool::drain_output(process& p) {
+  for (auto [o, s] : {std::pair{&p.out, stream_kind::out}, std::pair{&p.err, stream_kind::err}}) {
     while (on_output(p.slot, p.pid, *o, s)) {
     }
     close_output(p.slot, p.pid, *o, s);
   }
 }
 
-void arbiter::impl::close_output(int slot, pid_t pid, output& o, enum stream s) {
+void pool::close_output(int slot, pid_t pid, output& o, stream_kind s) {
   if (!o.fd) return;
   o.lines.finish([&](std::string_view line) { opts_.sink->write({slot, pid, s, line}); });
   loop_.remove(o.token);
@@ -52,16 +52,16 @@ void arbiter::impl::close_output(int slot, pid_t pid, output& o, enum stream s) 
 
 // Daemon mode: what the arbiter process itself writes to fd 1 and 2 (a
 // library's warning, an uncaught exception's message) becomes log lines too.
-void arbiter::impl::capture_own_output() {
+void pool::capture_own_output() {
   auto ends = sys::make_pipe(0);
   if (!ends) throw error(ends.error(), "pipe(capture_output)");
   std::fflush(nullptr);
-  if (::dup2(ends->write.get(), STDOUT_FILENO) < 0 || ::dup2(ends->write.get(), STDERR_FILENO) < 0)
-    throw_errno("dup2(capture_output)");
+  for (int target : {STDOUT_FILENO, STDERR_FILENO})
+    if (auto ec = sys::dup_onto(ends->write.get(), target)) throw error(ec, "dup2(capture_output)");
   own_output_ = std::make_unique<output>(opts_.max_line);
   own_output_->fd = std::move(ends->read);
   own_output_->token = loop_.add(own_output_->fd.get(), EPOLLIN, [this](std::uint32_t) {
-    (void)on_output(-1, ::getpid(), *own_output_, stream::arbiter);
+    (void)on_output(-1, sys::own_pid(), *own_output_, stream_kind::arbiter);
   });
 }
 

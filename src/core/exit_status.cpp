@@ -1,5 +1,5 @@
 // Names for exits. Nothing here forks or waits.
-#include "exit_status.hpp"
+#include "core/exit_status.hpp"
 
 #include <fmt/format.h>
 
@@ -75,7 +75,7 @@ std::string exit_info::status_text() const {
 
 std::string exit_info::describe() const {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(uptime).count();
-  std::string s = fmt::format("worker {} pid {} gen {} {}: {}, after {}.{:03} s", worker, pid,
+  std::string s = fmt::format("worker {} pid {} gen {} {}: {}, after {}.{:03} s", id, pid,
                               generation, to_string(reason), status_text(), ms / 1000, ms % 1000);
   if (!detail.empty()) s += fmt::format(" ({})", detail);
   return s;

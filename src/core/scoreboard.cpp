@@ -1,25 +1,23 @@
 // The shared mapping behind the heartbeats. Pages are touched only as cells
 // are used, so the capacity costs address space, not memory.
-#include "scoreboard.hpp"
-
-#include <sys/mman.h>
+#include "core/scoreboard.hpp"
 
 #include <new>
 
+#include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork::detail {
 
 scoreboard::scoreboard(std::size_t cells) : size_(cells) {
-  void* p = ::mmap(nullptr, cells * sizeof(cell), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw_errno("mmap(scoreboard)");
-  cells_ = static_cast<cell*>(p);
+  auto p = sys::map_shared(cells * sizeof(cell));
+  if (!p) throw error(p.error(), "mmap(scoreboard)");
+  cells_ = static_cast<cell*>(p.value());
   free_.reserve(cells);
   for (std::size_t i = cells; i-- > 0;) free_.push_back(new (&cells_[i]) cell);
 }
 
-scoreboard::~scoreboard() { (void)::munmap(cells_, size_ * sizeof(cell)); }
+scoreboard::~scoreboard() { sys::unmap(cells_, size_ * sizeof(cell)); }
 
 cell* scoreboard::acquire() noexcept {
   if (free_.empty()) return nullptr;

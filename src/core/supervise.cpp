@@ -12,10 +12,10 @@
 #include <cstring>
 #include <iostream>
 
-#include "arbiter_impl.hpp"
+#include "core/pool.hpp"
 #include "core/spawn.hpp"
-#include "exit_status.hpp"
-#include "sys/sys.hpp"
+#include "core/exit_status.hpp"
+#include "sys/process.hpp"
 
 namespace ufork {
 namespace {
@@ -34,13 +34,14 @@ void earliest(clock::time_point& best, clock::time_point t) {
 
 }  // namespace
 
-worker_info arbiter::impl::info(const process& p, clock::time_point now) const {
-  worker_info w{p.slot, p.pid, p.generation, p.state, now - p.started, std::nullopt};
+worker_info pool::info(const process& p, clock::time_point now) const {
+  worker_info w{p.slot, p.pid, p.generation, p.state, now - p.started, std::nullopt,
+                p.beat->requests.load(std::memory_order_relaxed)};
   if (auto beat = beat_time(p); beat != clock::time_point{}) w.heartbeat_age = now - beat;
   return w;
 }
 
-void arbiter::impl::maintain(clock::time_point now) {
+void pool::maintain(clock::time_point now) {
   if (stopping_) return;
   int starting = 0;
   for (const auto& [pid, p] : table_.processes()) starting += p->state == worker_state::starting;
@@ -52,7 +53,7 @@ void arbiter::impl::maintain(clock::time_point now) {
   }
 }
 
-process* arbiter::impl::spawn(int slot, clock::time_point now, bool reload) {
+process* pool::spawn(int slot, clock::time_point now, bool reload) {
   slot_state& s = table_.slot(slot);
   auto fail = [&](const char* what, std::error_code ec) {
     ++counters_.spawn_errors;
@@ -85,7 +86,7 @@ process* arbiter::impl::spawn(int slot, clock::time_point now, bool reload) {
     close = detail::runs_of(std::move(drop));
   }
   detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(), err->write.get(),
-                          &close, sys::syslog_open.load(), ::getpid(), nofile_,
+                          &close, sys::syslog_open.load(), sys::own_pid(), nofile_,
                           worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
                           std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
   // Nothing buffered may be inherited: the child would print it again.
@@ -114,13 +115,13 @@ process* arbiter::impl::spawn(int slot, clock::time_point now, bool reload) {
   process& ref = table_.insert(std::move(p), reload);
   pid_t pid = ref.pid;
   ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
-  watch_output(ref, ref.out, stream::out);
-  watch_output(ref, ref.err, stream::err);
+  watch_output(ref, ref.out, stream_kind::out);
+  watch_output(ref, ref.err, stream_kind::err);
   call_hook("on_worker_spawn", hooks_.on_worker_spawn, info(ref, now));
   return &ref;
 }
 
-std::string arbiter::impl::start_reload(std::vector<int> slots) {
+std::string pool::reload(std::vector<int> slots) {
   if (stopping_) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
   log("reload: {} workers, one at a time", slots.size());
@@ -130,7 +131,7 @@ std::string arbiter::impl::start_reload(std::vector<int> slots) {
 }
 
 // A reload's successor is starting: the next slot waits for it.
-bool arbiter::impl::reloading() const {
+bool pool::reloading() const {
   for (const auto& [pid, p] : table_.processes())
     if (p->reload && p->state == worker_state::starting) return true;
   return false;
@@ -138,12 +139,12 @@ bool arbiter::impl::reloading() const {
 
 // A reload's successor failed before it was ready: the slots not reloaded
 // yet keep their workers.
-void arbiter::impl::abandon_reload(const process& successor, const std::string& why) {
+void pool::abandon_reload(const process& successor, const std::string& why) {
   log("reload: the successor of worker {} failed ({}); reload abandoned", successor.slot, why);
   reload_queue_.clear();
 }
 
-void arbiter::impl::reload_next(clock::time_point now) {
+void pool::reload_next(clock::time_point now) {
   while (!reload_queue_.empty() && !stopping_ && !reloading()) {
     int slot = reload_queue_.front();
     reload_queue_.pop_front();
@@ -158,7 +159,7 @@ void arbiter::impl::reload_next(clock::time_point now) {
 
 // READY=1 datagrams; the sender is known from its credentials, as systemd
 // knows who wrote to NOTIFY_SOCKET.
-void arbiter::impl::on_notify() {
+void pool::on_notify() {
   char text[256];
   while (auto d = sys::receive_with_credentials(notify_rx_.get(), text, sizeof text)) {  // until EAGAIN
     process* p = d->sender ? table_.find(d->sender) : nullptr;
@@ -166,7 +167,7 @@ void arbiter::impl::on_notify() {
   }
 }
 
-void arbiter::impl::on_ready(process& p, clock::time_point now) {
+void pool::on_ready(process& p, clock::time_point now) {
   if (!table_.set_state(p, worker_state::ready)) return;
   p.ready_at = now;
   p.setup_errors.reset();  // its setup is done
@@ -180,7 +181,7 @@ void arbiter::impl::on_ready(process& p, clock::time_point now) {
   if (reload_queue_.empty() && !reloading()) log("reload: done");
 }
 
-void arbiter::impl::on_exit(pid_t pid) {
+void pool::on_exit(pid_t pid) {
   process* found = table_.find(pid);
   if (!found) return;
   process& p = *found;
@@ -192,7 +193,7 @@ void arbiter::impl::on_exit(pid_t pid) {
   (void)sys::kill_group(pid, SIGKILL);
 
   exit_info e;
-  e.worker = p.slot;
+  e.id = p.slot;
   e.pid = pid;
   e.generation = p.generation;
   e.was_ready = p.ready_at != clock::time_point{};
@@ -230,10 +231,10 @@ void arbiter::impl::on_exit(pid_t pid) {
   // did is a failed start.
   std::string next;
   bool failed = false;
-  if (current && !stopping_ && e.worker < size_) {
+  if (current && !stopping_ && e.id < size_) {
     failed = !e.was_ready && e.reason != exit_reason::killed;
     if (failed) last_failure_ = e.describe();
-    next = slot_lost(e.worker, failed ? policy::end::failed_start : policy::end::served, now);
+    next = slot_lost(e.id, failed ? policy::end::failed_start : policy::end::served, now);
   }
   call_hook("on_worker_exit", hooks_.on_worker_exit, e);
   update_storm();
@@ -246,7 +247,7 @@ void arbiter::impl::on_exit(pid_t pid) {
 
 // The slot's current worker is gone: the policy says when the next may be
 // forked. Returns the tail of the log line ("; restarting", ...).
-std::string arbiter::impl::slot_lost(int slot, policy::end how, clock::time_point now) {
+std::string pool::slot_lost(int slot, policy::end how, clock::time_point now) {
   slot_state& s = table_.slot(slot);
   auto wait = policy::ended(s.rules, how, now, opts_.backoff);
   if (how == policy::end::failed_start && s.rules.failed_starts >= 2) ++counters_.backoffs;
@@ -255,7 +256,7 @@ std::string arbiter::impl::slot_lost(int slot, policy::end how, clock::time_poin
 }
 
 // A program that cannot start at all: stop, and tell the service manager.
-void arbiter::impl::check_give_up() {
+void pool::check_give_up() {
   if (stopping_ || ever_ready_ || size_ == 0) return;
   auto out = [this](const policy::slot& s) { return policy::out_of_starts(s, opts_.max_boot_failures); };
   auto& slots = table_.slots();
@@ -268,7 +269,7 @@ void arbiter::impl::check_give_up() {
 
 // One loud line when most slots are failing, one when that ends; the
 // failures in between are counted, not logged one by one.
-void arbiter::impl::update_storm() {
+void pool::update_storm() {
   auto& slots = table_.slots();
   auto failing = std::ranges::count_if(slots.begin(), slots.begin() + size_, policy::failing, &slot_state::rules);
   bool storm = policy::storm(static_cast<std::size_t>(failing), static_cast<std::size_t>(size_));
@@ -283,11 +284,11 @@ void arbiter::impl::update_storm() {
   }
 }
 
-policy::worker_clock arbiter::impl::clock_of(const process& p) const {
+policy::worker_clock pool::clock_of(const process& p) const {
   return {p.state, p.started, beat_time(p), p.kill_at, p.window_from};
 }
 
-void arbiter::impl::check_deadlines(clock::time_point now) {
+void pool::check_deadlines(clock::time_point now) {
   policy::timeouts t{opts_.timeout, opts_.startup_timeout};
   bool changed = false;  // a slot's record: the storm may begin or end
   for (const auto& [pid, ptr] : table_.processes()) {
@@ -316,14 +317,14 @@ void arbiter::impl::check_deadlines(clock::time_point now) {
 // tree frozen, the VM paused), so a worker's silence meanwhile proves
 // nothing. Each gets a fresh window from now; a really hung one is caught
 // one timeout later.
-void arbiter::impl::restart_clocks(clock::duration late, clock::time_point now) {
+void pool::restart_clocks(clock::duration late, clock::time_point now) {
   ++counters_.stalls;
   log("the arbiter woke {} past its deadline (stalled: frozen or paused?); every worker's clock restarts now",
       seconds(late));
   for (const auto& [pid, p] : table_.processes()) p->window_from = now;
 }
 
-clock::time_point arbiter::impl::next_deadline(clock::time_point now) const {
+clock::time_point pool::next_deadline(clock::time_point now) const {
   policy::timeouts t{opts_.timeout, opts_.startup_timeout};
   clock::time_point at{};
   for (const auto& [pid, p] : table_.processes()) earliest(at, policy::deadline(clock_of(*p), t));
@@ -339,7 +340,7 @@ clock::time_point arbiter::impl::next_deadline(clock::time_point now) const {
 // SIGCONT, so a stopped worker runs it; SIGKILL after abort_timeout for one
 // that cannot (stuck in the kernel). Its successor is forked now: capacity
 // comes back at the deadline, not when the hung one is gone.
-void arbiter::impl::hang(process& p, std::string detail, clock::time_point now) {
+void pool::hang(process& p, std::string detail, clock::time_point now) {
   ++counters_.hung;
   bool was_ready = p.state == worker_state::ready;
   if (p.reload && !was_ready) abandon_reload(p, "hung");
@@ -358,7 +359,7 @@ void arbiter::impl::hang(process& p, std::string detail, clock::time_point now) 
   if (!was_ready) check_give_up();
 }
 
-void arbiter::impl::stop_worker(process& p, exit_reason why, clock::time_point now) {
+void pool::stop_worker(process& p, exit_reason why, clock::time_point now) {
   if (!table_.set_state(p, worker_state::stopping)) return;
   p.reason = why;
   p.kill_at = now + opts_.graceful_timeout;
@@ -366,7 +367,7 @@ void arbiter::impl::stop_worker(process& p, exit_reason why, clock::time_point n
   (void)sys::kill_group(p.pid, SIGCONT);  // a stopped worker must see its SIGTERM
 }
 
-void arbiter::impl::begin_stop(bool fast) {
+void pool::begin_stop(bool fast) {
   if (stopping_ && (fast_ || !fast)) return;
   auto now = clock::now();
   if (!stopping_) call_hook("parent_pre_stop", hooks_.parent_pre_stop);
@@ -381,7 +382,7 @@ void arbiter::impl::begin_stop(bool fast) {
   check_deadlines(now);
 }
 
-void arbiter::impl::do_resize(int n) {
+void pool::do_resize(int n) {
   if (stopping_ || n == size_) return;
   log("size {} -> {}{}", size_, n, n == 0 ? ": the pool is empty; connections wait unanswered until it grows" : "");
   size_ = n;

@@ -12,9 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "reactor.hpp"
+#include "core/reactor.hpp"
 #include "sys/unique_fd.hpp"
-#include "ufork/arbiter.hpp"
 
 namespace ufork {
 
@@ -64,9 +63,5 @@ class control_server {
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, client> clients_;
 };
-
-// The protocol's answer, on one line: {"ok":true,"data":...,"text":"..."}
-// or {"ok":false,"error":"..."} (commands.cpp).
-std::string answer_line(const reply& r);
 
 }  // namespace ufork

@@ -1,0 +1,66 @@
+// The verbs of the pool as command lines, one table for the ufork>> prompt,
+// the control socket and arbiter::execute(). Each answers with text for
+// people and JSON for programs. They read the pool through its view and act
+// through its verbs; transport is not this part's business.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ufork/arbiter.hpp"
+
+namespace ufork {
+
+class pool;
+
+class commands {
+ public:
+  explicit commands(pool& p) : pool_(p) {}
+
+  // Throws ufork::error if the name is taken or not a single word.
+  void add(std::string name, std::string help, command_handler handler);
+  std::vector<std::string> names() const;
+  // On the pool's loop thread.
+  reply execute(std::string_view line);
+  // The words that may follow what was typed so far (the prompt's Tab).
+  std::vector<std::string> completions(const std::string& so_far) const;
+
+ private:
+  using args = std::vector<std::string>;
+  struct builtin {
+    const char* name;
+    const char* params;
+    const char* help;
+    reply (commands::*run)(const args&);
+  };
+  struct registered {
+    std::string help;
+    command_handler handler;
+  };
+  static const std::vector<builtin>& builtins();
+  reply help(const args&);
+  reply status(const args&);
+  reply workers(const args&);
+  reply dead(const args&);
+  reply metrics(const args&);
+  reply size(const args&);
+  reply kill(const args&);
+  reply restart(const args&);
+  reply reload(const args&);
+  reply reopen(const args&);
+  reply stop(const args&);
+
+  pool& pool_;
+  std::map<std::string, registered> registered_;
+};
+
+// "size 4" -> {"size", "4"}.
+std::vector<std::string> split_words(std::string_view line);
+
+// The protocol's answer, on one line: {"ok":true,"data":...,"text":"..."}
+// or {"ok":false,"error":"..."}.
+std::string answer_line(const reply& r);
+
+}  // namespace ufork

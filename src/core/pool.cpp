@@ -1,0 +1,324 @@
+// The pool's loop: setup, the signals of run(), calls from other threads.
+// Policy lives in supervise.cpp, the workers' output in output.cpp.
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+
+#include "core/pool.hpp"
+#include "core/spawn.hpp"
+#include "core/exit_status.hpp"
+#include "sys/process.hpp"
+#include "ufork/error.hpp"
+
+namespace ufork {
+
+void throw_errno(const std::string& what) {
+  throw error(errno, std::system_category(), what);
+}
+
+void throw_invalid(const std::string& what) {
+  throw error(std::make_error_code(std::errc::invalid_argument), "ufork: " + what);
+}
+
+int default_workers() noexcept {
+  return std::max(sys::usable_cpus() - 1, 2);
+}
+
+namespace {
+
+constexpr std::size_t max_processes = 4096;  // scoreboard cells: live workers at once
+constexpr int pool_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1};
+
+void validate(const options& o) {
+  auto positive = [](milliseconds d, const char* name) {
+    if (d <= milliseconds::zero()) throw_invalid(fmt::format("{} must be > 0", name));
+  };
+  if (o.workers < 0) throw_invalid("workers must be >= 0");
+  if (o.workers == 0 && !o.allow_empty) throw_invalid(empty_pool_refused);
+  if (o.max_starting < 1) throw_invalid("max_starting must be >= 1");
+  if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
+  positive(o.timeout, "timeout");
+  positive(o.startup_timeout, "startup_timeout");
+  positive(o.graceful_timeout, "graceful_timeout");
+  positive(o.abort_timeout, "abort_timeout");
+  positive(o.backoff.initial, "backoff.initial");
+  if (o.backoff.min_interval < milliseconds::zero()) throw_invalid("backoff.min_interval must be >= 0");
+  if (o.backoff.cap < o.backoff.initial) throw_invalid("backoff.cap must be >= backoff.initial");
+}
+
+template <class T>
+T must(sys::result<T> r, const char* what) {
+  if (!r) throw error(r.error(), what);
+  return std::move(r).value();
+}
+
+}  // namespace
+
+pool::pool(options opts, hooks h)
+    : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes), buf_(256 * 1024) {
+  validate(opts_);
+  default_sink_ = !opts_.sink;
+  if (!opts_.sink) opts_.sink = make_fd_sink(STDOUT_FILENO);
+  if (opts_.capture_output && default_sink_)
+    throw_invalid("capture_output needs a sink that does not write to stdout");
+  size_ = opts_.workers;
+  table_.resize(size_);
+
+  auto [rx, tx] = must(sys::make_notify_pair(), "socketpair(notify)");
+  notify_rx_ = std::move(rx);
+  notify_tx_ = std::move(tx);
+  wake_ = must(sys::make_eventfd(true), "eventfd(wake)");
+  loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(); });
+  loop_.add(wake_.get(), EPOLLIN, [this](std::uint32_t) { on_wake(); });
+
+  detail::preload_backtrace();
+  if (opts_.oom_score_adj != 0 && (oom_found_ = sys::oom_score_adj()))
+    worker_oom_ = std::to_string(std::clamp(*oom_found_ + opts_.oom_score_adj, -1000, 1000));
+}
+
+pool::~pool() {
+  join();
+  if (nofile_.rlim_max != 0) (void)sys::set_fd_limit(nofile_);  // the host's own limit back
+}
+
+void pool::log_text(const std::string& text) {
+  opts_.sink->write({-1, sys::own_pid(), stream_kind::arbiter, text});
+}
+
+void pool::on_wake() {
+  (void)sys::drain_counter(wake_.get());
+  run_posted();
+}
+
+void pool::run_posted() {
+  std::vector<std::function<void()>> todo;
+  {
+    std::lock_guard lock(mu_);
+    todo.swap(posted_);
+    if (stop_requested_) {
+      stop_requested_ = false;
+      todo.push_back([this] { begin_stop(false); });
+    }
+  }
+  for (auto& f : todo) f();
+}
+
+void pool::request_stop() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = true;
+  }
+  sys::eventfd_signal(wake_.get());
+}
+
+pool_status pool::snapshot() const {
+  return const_cast<pool*>(this)->call([this] {
+    auto now = clock::now();
+    pool_status s;
+    s.size = size_;
+    s.stopping = stopping_;
+    for (const auto& [pid, p] : table_.processes()) s.workers.push_back(info(*p, now));
+    std::sort(s.workers.begin(), s.workers.end(),
+              [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
+    s.counters = counters_;
+    s.counters.requests = requests_of_exited_;
+    for (const auto& w : s.workers) s.counters.requests += w.requests;
+    s.counters.log_lost = opts_.sink->lost();
+    s.dead.assign(dead_.begin(), dead_.end());
+    if (auto at = next_deadline(now); at != clock::time_point{})
+      s.next_wakeup = std::max(at - now, clock::duration::zero());
+    return s;
+  });
+}
+
+pid_t pool::worker_pid(int id) const noexcept {
+  return id >= 0 && id < size_ ? table_.slot(id).current : 0;
+}
+
+std::vector<unsigned> pool::generations() const {
+  std::vector<unsigned> g;
+  for (int i = 0; i < size_; ++i) g.push_back(table_.slot(i).generation);
+  return g;
+}
+
+std::vector<int> pool::all_ids() const {
+  std::vector<int> ids(static_cast<std::size_t>(size_));
+  std::iota(ids.begin(), ids.end(), 0);
+  return ids;
+}
+
+std::string pool::resize(int n) {
+  if (stopping_) return "the pool is stopping";
+  if (n == 0 && !opts_.allow_empty) return empty_pool_refused;
+  do_resize(n);
+  return {};
+}
+
+std::error_code pool::signal(int id, int sig) {
+  process* p = id >= 0 && id < size_ ? table_.current(id) : nullptr;
+  if (!p) return std::make_error_code(std::errc::no_such_process);
+  if (auto ec = sys::pidfd_send_signal(p->pidfd.get(), sig)) return ec;
+  // Only a signal that ends a process by default makes the exit ours.
+  for (int fatal : {SIGTERM, SIGKILL, SIGINT, SIGQUIT, SIGABRT, SIGHUP})
+    if (sig == fatal && !p->reason) p->reason = exit_reason::killed;
+  log("kill: {} to worker {} pid {}", signal_name(sig), id, p->pid);
+  return {};
+}
+
+void pool::reopen_logs() { opts_.sink->reopen(); }
+
+void pool::install_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : pool_signals) sigaddset(&set, sig);
+  if (auto ec = sys::block_signals(set, &old_mask_)) throw error(ec, "pthread_sigmask");
+  signals_ = must(sys::make_signalfd(set), "signalfd");
+  signals_token_ = loop_.add(signals_.get(), EPOLLIN, [this](std::uint32_t) { on_signal(); });
+  // A log reader that went away must not kill the arbiter (and so the pool).
+  sys::ignore_signal(SIGPIPE, &old_pipe_);
+  own_signals_ = true;
+}
+
+void pool::restore_signals() noexcept {
+  if (!own_signals_) return;
+  loop_.remove(signals_token_);
+  signals_.reset();
+  sys::set_action(SIGPIPE, old_pipe_, nullptr);
+  sys::set_signal_mask(old_mask_);
+  own_signals_ = false;
+}
+
+void pool::on_signal() {
+  signalfd_siginfo si;
+  for (;;) {
+    auto n = sys::read(signals_.get(), &si, sizeof si);
+    if (!n || n.value() != sizeof si) return;
+    int sig = static_cast<int>(si.ssi_signo);
+    log("{} from pid {}", signal_name(sig), si.ssi_pid);
+    switch (sig) {
+      case SIGINT: begin_stop(stopping_); break;  // a second Ctrl-C: fast
+      case SIGTERM: begin_stop(false); break;
+      case SIGQUIT: begin_stop(true); break;
+      case SIGTTIN: do_resize(size_ + 1); break;
+      case SIGTTOU:
+        if (size_ > 1 || opts_.allow_empty)
+          do_resize(std::max(size_ - 1, 0));
+        else
+          log("SIGTTOU: size stays {}: {}", size_, empty_pool_refused);
+        break;
+      case SIGUSR1: reopen_logs(); break;
+      case SIGHUP:
+        if (auto why = reload(all_ids()); !why.empty()) log("SIGHUP: {}", why);
+        break;
+    }
+  }
+}
+
+int pool::run_loop(bool own_signals) {
+  {
+    std::lock_guard lock(mu_);
+    if (running_ || loop_thread_ != std::thread::id{})
+      throw std::logic_error("ufork: an arbiter runs once");
+    running_ = true;
+    loop_thread_ = std::this_thread::get_id();
+  }
+  auto base_sink = opts_.sink;
+  try {
+    int code = supervise(own_signals);
+    finish(base_sink);
+    return code;
+  } catch (...) {
+    // Setup failed (a control socket in use, ...) or the loop itself did:
+    // no worker may outlive the arbiter's supervision.
+    abandon();
+    finish(base_sink);
+    throw;
+  }
+}
+
+int pool::supervise(bool own_signals) {
+  if (own_signals && opts_.handle_signals) install_signals();
+  // run(): the process is ours, and the arbiter should be the OOM killer's
+  // last choice. Lowering needs CAP_SYS_RESOURCE: refused is fine.
+  if (own_signals && oom_found_ && opts_.oom_score_adj > 0)
+    oom_lowered_ = sys::set_oom_score_adj(std::max(*oom_found_ - opts_.oom_score_adj, -999));
+  if (attachment_.open) attachment_.open(own_signals);
+  if (opts_.capture_output) capture_own_output();
+  log("arbiter pid {}: {} workers, timeout {} ms{}", sys::own_pid(), size_, opts_.timeout.count(),
+      opts_.control_path.empty() ? std::string() : ", control socket " + opts_.control_path);
+  run_posted();
+  maintain(clock::now());
+  while (!(stopping_ && table_.empty())) {
+    loop_.arm(next_deadline(clock::now()));
+    opts_.sink->flush();
+    loop_.run_once();
+    ++counters_.wakeups;
+    auto now = clock::now();
+    // The most overdue deadline, from what the handlers just learnt (a
+    // worker that became ready just before the tree froze): long overdue
+    // means the arbiter was not running when it was due.
+    if (auto due = next_deadline(now); policy::stalled(due, now, opts_.timeout)) restart_clocks(now - due, now);
+    check_deadlines(now);
+    maintain(now);
+    if (attachment_.after_turn) attachment_.after_turn();
+  }
+  if (gave_up_)
+    log("gave up; exit {}", exit_boot_failure);
+  else
+    log("all workers stopped");
+  opts_.sink->flush();
+  return gave_up_ ? exit_boot_failure : 0;
+}
+
+void pool::abandon() noexcept {
+  for (const auto& [pid, p] : table_.processes()) {
+    (void)sys::kill_group(pid, SIGKILL);
+    sys::reap_pidfd(p->pidfd.get());
+  }
+  while (!table_.empty()) (void)table_.remove(table_.processes().begin()->first);
+}
+
+void pool::finish(std::shared_ptr<log_sink> base_sink) noexcept {
+  if (attachment_.close) attachment_.close();
+  opts_.sink = std::move(base_sink);
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
+  }
+  try {
+    run_posted();  // calls that raced with the end run here, on their own
+  } catch (...) {
+  }
+  restore_signals();
+  if (std::exchange(oom_lowered_, false)) (void)sys::set_oom_score_adj(*oom_found_);
+}
+
+void pool::start() {
+  background_ = std::thread([this] {
+    try {
+      background_result_ = run_loop(false);
+    } catch (...) {
+      background_error_ = std::current_exception();
+    }
+  });
+}
+
+int pool::wait() {
+  if (background_.joinable()) background_.join();
+  if (background_error_) std::rethrow_exception(std::exchange(background_error_, nullptr));
+  return background_result_;
+}
+
+void pool::join() noexcept {
+  if (!background_.joinable()) return;
+  request_stop();
+  background_.join();
+}
+
+}  // namespace ufork

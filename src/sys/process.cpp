@@ -1,0 +1,168 @@
+#include "sys/process.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace ufork::sys {
+
+pid_t own_pid() noexcept { return ::getpid(); }
+pid_t parent_pid() noexcept { return ::getppid(); }
+uid_t effective_uid() noexcept { return ::geteuid(); }
+
+int usable_cpus() noexcept {
+  cpu_set_t set;
+  return ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+std::uint64_t rss_bytes(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
+  std::uint64_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+result<pid_t> fork_blocking_signals() noexcept {
+  sigset_t all, old;
+  sigfillset(&all);
+  (void)::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::fork();
+  if (pid == 0) return pid;  // the child keeps every signal blocked
+  int saved = errno;
+  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return std::error_code(saved, std::system_category());
+  return pid;
+}
+
+result<pid_t> fork() noexcept {
+  pid_t pid = ::fork();
+  if (pid < 0) return last_error();
+  return pid;
+}
+
+void kill_and_reap(pid_t pid) noexcept {
+  (void)::kill(pid, SIGKILL);
+  reap(pid);
+}
+
+void reap(pid_t pid) noexcept {
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+void reap_pidfd(int pidfd) noexcept {
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
+std::error_code new_session() noexcept { return ::setsid() < 0 ? last_error() : std::error_code(); }
+
+std::error_code set_process_group(pid_t pid, pid_t pgid) noexcept {
+  return ::setpgid(pid, pgid) != 0 ? last_error() : std::error_code();
+}
+
+std::error_code block_signals(const sigset_t& set, sigset_t* old) noexcept {
+  int rc = ::pthread_sigmask(SIG_BLOCK, &set, old);
+  return rc != 0 ? std::error_code(rc, std::system_category()) : std::error_code();
+}
+
+void set_signal_mask(const sigset_t& mask) noexcept { (void)::pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+
+void set_action(int sig, const struct sigaction& action, struct sigaction* old) noexcept {
+  (void)::sigaction(sig, &action, old);
+}
+
+void ignore_signal(int sig, struct sigaction* old) noexcept {
+  struct sigaction ign{};
+  ign.sa_handler = SIG_IGN;
+  (void)::sigaction(sig, &ign, old);
+}
+
+void reraise(int sig) noexcept {
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+std::error_code set_fd_limit(const rlimit& limit) noexcept {
+  return ::setrlimit(RLIMIT_NOFILE, &limit) != 0 ? last_error() : std::error_code();
+}
+
+result<void*> map_shared(std::size_t bytes) noexcept {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return last_error();
+  return p;
+}
+
+void unmap(void* p, std::size_t bytes) noexcept { (void)::munmap(p, bytes); }
+
+unsigned random_seed() noexcept {
+  unsigned seed = 0;
+  if (::getrandom(&seed, sizeof seed, GRND_NONBLOCK) == sizeof seed) return seed;
+  auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+  return static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(t);
+}
+
+namespace child {
+
+void exit(int code) noexcept { ::_exit(code); }
+
+int dup_to(int fd, int target) noexcept {
+  int rc;
+  while ((rc = ::dup2(fd, target)) < 0 && (errno == EINTR || errno == EBUSY)) {
+  }
+  return rc;
+}
+
+void close(int fd) noexcept { (void)::close(fd); }
+
+void close_range(unsigned first, unsigned last) noexcept { (void)::close_range(first, last, 0); }
+
+void write(int fd, const void* buf, std::size_t len) noexcept {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+}
+
+void write_file(const char* path, const char* value) noexcept {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  write(fd, value, std::strlen(value));
+  (void)::close(fd);
+}
+
+int open_dev_null() noexcept { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+int make_eventfd() noexcept { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+std::error_code set_parent_death_signal(int sig) noexcept {
+  return ::prctl(PR_SET_PDEATHSIG, sig) != 0 ? last_error() : std::error_code();
+}
+
+void close_syslog() noexcept { ::closelog(); }
+
+void wait_readable(int fd, int timeout_ms) noexcept {
+  pollfd pfd{fd, POLLIN, 0};
+  (void)::poll(&pfd, 1, timeout_ms);
+}
+
+}  // namespace child
+}  // namespace ufork::sys

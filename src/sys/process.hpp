@@ -1,0 +1,78 @@
+// The syscall layer, processes: fork, signals, limits, shared memory, and
+// what a new worker calls between fork and its program. Everything marked
+// async-signal-safe may run in a child forked from a threaded process: it
+// allocates nothing and takes no lock.
+#pragma once
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+
+#include "sys/sys.hpp"
+
+namespace ufork::sys {
+
+// getpid(2), getppid(2), geteuid(2).
+pid_t own_pid() noexcept;
+pid_t parent_pid() noexcept;
+uid_t effective_uid() noexcept;
+// The CPUs this process may run on (sched_getaffinity); 1 if unknown.
+int usable_cpus() noexcept;
+// Resident set size of pid from /proc/PID/statm, in bytes; 0 if unreadable.
+std::uint64_t rss_bytes(pid_t pid);
+
+// fork(2) with every signal blocked across it, so the child runs no handler
+// of the parent's before it has set its own; the caller's mask is back in
+// the parent, and the child starts with every signal still blocked.
+result<pid_t> fork_blocking_signals() noexcept;
+// fork(2) as it is (the daemon's double fork).
+result<pid_t> fork() noexcept;
+// A child that failed to start: SIGKILL and reap it.
+void kill_and_reap(pid_t pid) noexcept;
+// waitpid(pid, 0) / waitid(P_PIDFD, WEXITED): block until it has exited, and reap it.
+void reap(pid_t pid) noexcept;
+void reap_pidfd(int pidfd) noexcept;
+std::error_code new_session() noexcept;  // setsid(2)
+std::error_code set_process_group(pid_t pid, pid_t pgid) noexcept;
+
+// Signals. block: adds `set` to the thread's mask, the old mask to `old`.
+std::error_code block_signals(const sigset_t& set, sigset_t* old) noexcept;
+void set_signal_mask(const sigset_t& mask) noexcept;
+// sigaction(2); old may be null.
+void set_action(int sig, const struct sigaction& action, struct sigaction* old) noexcept;
+void ignore_signal(int sig, struct sigaction* old) noexcept;
+// Back to the default action and raised again: a handler's last step.
+void reraise(int sig) noexcept;
+
+std::error_code set_fd_limit(const rlimit& limit) noexcept;
+
+// MAP_SHARED|MAP_ANONYMOUS: memory a forked child shares with this process.
+result<void*> map_shared(std::size_t bytes) noexcept;
+void unmap(void* p, std::size_t bytes) noexcept;
+
+// A seed for the worker's random(3): getrandom(2), else the pid and time.
+unsigned random_seed() noexcept;
+
+// Async-signal-safe, for a new child before its program runs: no registry,
+// no allocation, EINTR retried.
+namespace child {
+[[noreturn]] void exit(int code) noexcept;  // _exit(2)
+int dup_to(int fd, int target) noexcept;     // dup2(2); -1 on failure
+void close(int fd) noexcept;
+void close_range(unsigned first, unsigned last) noexcept;
+void write(int fd, const void* buf, std::size_t len) noexcept;  // best effort
+// "value" into a file such as /proc/self/oom_score_adj; best effort.
+void write_file(const char* path, const char* value) noexcept;
+int open_dev_null() noexcept;                                   // O_RDONLY; -1 on failure
+int make_eventfd() noexcept;                                    // CLOEXEC|NONBLOCK; -1 on failure
+std::error_code set_parent_death_signal(int sig) noexcept;      // prctl(PR_SET_PDEATHSIG)
+void close_syslog() noexcept;                                   // closelog(3)
+// poll(2) for readability, at most timeout_ms.
+void wait_readable(int fd, int timeout_ms) noexcept;
+}  // namespace child
+
+}  // namespace ufork::sys
