@@ -5,7 +5,6 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 // clang-format off
@@ -13,9 +12,10 @@
 #include <editline/readline.h>
 // clang-format on
 
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+
+#include "sys/process.hpp"
 
 namespace ufork {
 namespace {
@@ -29,9 +29,8 @@ constexpr int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 struct sigaction g_old_fatal[std::size(fatal_signals)];
 
 void restore_terminal_on_crash(int sig) {
-  (void)::tcsetattr(STDIN_FILENO, TCSANOW, &g_saved);  // async-signal-safe
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
+  sys::set_terminal(STDIN_FILENO, g_saved);  // async-signal-safe
+  sys::reraise(sig);
 }
 
 char* next_candidate(const char* text, int state) {
@@ -56,26 +55,23 @@ std::string default_history() {
   std::string dir = state && *state ? std::string(state) : home ? std::string(home) + "/.local/state" : "";
   if (dir.empty()) return {};
   dir += "/ufork";
-  // mkdir -p, best effort: without it there is simply no history file.
-  for (std::size_t pos = 1; (pos = dir.find('/', pos)) != std::string::npos; ++pos)
-    (void)::mkdir(dir.substr(0, pos).c_str(), 0700);
-  (void)::mkdir(dir.c_str(), 0700);
+  sys::make_dirs(dir, 0700);  // best effort: without it there is simply no history file
   return dir + "/history";
 }
 
 }  // namespace
 
-bool console::available() noexcept { return ::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1; }
+bool console::available() noexcept { return sys::is_terminal(STDIN_FILENO) && sys::is_terminal(STDOUT_FILENO); }
 
 console::console(reactor& loop, std::string history_file, line_fn on_line, words_fn completions)
     : loop_(loop), history_(history_file.empty() ? default_history() : std::move(history_file)),
       on_line_(std::move(on_line)) {
-  (void)::tcgetattr(STDIN_FILENO, &saved_);
+  saved_ = sys::terminal_settings(STDIN_FILENO).value_or(termios{});
   g_saved = saved_;
   struct sigaction sa{};
   sa.sa_handler = restore_terminal_on_crash;
   sa.sa_flags = SA_RESETHAND;
-  for (std::size_t i = 0; i < std::size(fatal_signals); ++i) ::sigaction(fatal_signals[i], &sa, &g_old_fatal[i]);
+  for (std::size_t i = 0; i < std::size(fatal_signals); ++i) sys::set_action(fatal_signals[i], sa, &g_old_fatal[i]);
 
   g_console = this;
   g_words = std::move(completions);
@@ -97,7 +93,7 @@ console::console(reactor& loop, std::string history_file, line_fn on_line, words
 
 console::~console() {
   close();
-  for (std::size_t i = 0; i < std::size(fatal_signals); ++i) ::sigaction(fatal_signals[i], &g_old_fatal[i], nullptr);
+  for (std::size_t i = 0; i < std::size(fatal_signals); ++i) sys::set_action(fatal_signals[i], g_old_fatal[i], nullptr);
   g_console = nullptr;
 }
 
@@ -108,7 +104,7 @@ void console::close() noexcept {
   loop_.remove(token_);
   rl_callback_handler_remove();
   std::fflush(stdout);
-  (void)::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  sys::set_terminal(STDIN_FILENO, saved_);
 }
 
 void console::on_input() {

@@ -3,16 +3,12 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <filesystem>
 
 #include "control/commands.hpp"
-#include "sys/sys.hpp"
+#include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -21,51 +17,42 @@ namespace {
 
 std::string error_line(const std::string& why) { return answer_line({false, why, {}}); }
 
-sockaddr_un address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path)
-    throw error(std::make_error_code(std::errc::filename_too_long),
-                "control socket path must be 1 to " + std::to_string(sizeof addr.sun_path - 1) + " bytes: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
+constexpr std::size_t max_path = sizeof(sockaddr_un::sun_path) - 1;
 
 // A socket file left by a crashed arbiter is removed; a live one is not.
-void clear_stale(const std::string& path, const sockaddr_un& addr) {
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) return;  // nothing there
-  if (!S_ISSOCK(st.st_mode))
+void clear_stale(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto st = fs::symlink_status(path, ec);
+  if (ec || !fs::exists(st)) return;  // nothing there
+  if (!fs::is_socket(st))
     throw error(std::make_error_code(std::errc::file_exists), "control socket: " + path + " exists and is not a socket");
   auto made = sys::make_unix_socket(false);
   if (!made) throw error(made.error(), "socket");
   sys::unique_fd probe = std::move(made).value();
-  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
-    throw error(std::make_error_code(std::errc::address_in_use),
-                "control socket: another arbiter answers on " + path);
-  if (errno != ECONNREFUSED)
-    throw error(errno, std::system_category(), "control socket: cannot probe " + path);
-  if (::unlink(path.c_str()) != 0) throw_errno("control socket: unlink stale " + path);
+  ec = sys::connect_unix(probe.get(), path);
+  if (!ec)
+    throw error(std::make_error_code(std::errc::address_in_use), "control socket: another arbiter answers on " + path);
+  if (ec != std::errc::connection_refused) throw error(ec, "control socket: cannot probe " + path);
+  if (!fs::remove(path, ec) && ec) throw error(ec, "control socket: unlink stale " + path);
 }
 
 }  // namespace
 
 control_server::control_server(reactor& loop, std::string path, int max_clients, answer_fn answer, log_fn log)
     : loop_(loop), path_(std::move(path)), max_clients_(max_clients), answer_(std::move(answer)), log_(std::move(log)) {
-  sockaddr_un addr = address(path_);
-  clear_stale(path_, addr);
+  if (path_.empty() || path_.size() > max_path)
+    throw error(std::make_error_code(std::errc::filename_too_long),
+                "control socket path must be 1 to " + std::to_string(max_path) + " bytes: " + path_);
+  clear_stale(path_);
   auto made = sys::make_unix_socket(true);
   if (!made) throw error(made.error(), "socket(control)");
   listen_ = std::move(made).value();
-  // Created 0600: the umask covers the moment between bind and chmod.
-  mode_t old = ::umask(0177);
-  int bound = ::bind(listen_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  ::umask(old);
-  if (bound != 0) throw_errno("bind(" + path_ + ")");
-  if (::chmod(path_.c_str(), 0600) != 0 || ::listen(listen_.get(), 128) != 0) {
-    int saved = errno;
-    ::unlink(path_.c_str());
-    throw error(saved, std::system_category(), "control socket " + path_);
+  if (auto ec = sys::bind_unix(listen_.get(), path_, 0600)) throw error(ec, "bind(" + path_ + ")");
+  if (auto ec = sys::listen(listen_.get(), 128)) {
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+    throw error(ec, "control socket " + path_);
   }
   // Held in reserve: with the fd table full, accept fails with EMFILE and the
   // connection stays queued, so a level-triggered loop would spin. Closing
@@ -79,7 +66,8 @@ control_server::control_server(reactor& loop, std::string path, int max_clients,
 control_server::~control_server() {
   for (auto& [id, c] : clients_) loop_.remove(c.token);
   loop_.remove(listen_token_);
-  (void)::unlink(path_.c_str());
+  std::error_code ignored;
+  std::filesystem::remove(path_, ignored);
 }
 
 void control_server::refuse(sys::unique_fd fd, const std::string& why) {
@@ -97,12 +85,11 @@ void control_server::on_accept() {
       return;  // EAGAIN: all accepted
     }
     sys::unique_fd fd = std::move(accepted).value();
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-        (cred.uid != ::geteuid() && cred.uid != 0)) {
+    auto peer = sys::peer_of(fd.get());
+    sys::peer cred = peer ? peer.value() : sys::peer{static_cast<uid_t>(-1), 0};
+    if (!peer || (cred.uid != sys::effective_uid() && cred.uid != 0)) {
       log_("control: refused pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) +
-           ": only uid " + std::to_string(::geteuid()) + " or root may connect");
+           ": only uid " + std::to_string(sys::effective_uid()) + " or root may connect");
       refuse(std::move(fd), "permission denied");
       continue;
     }

@@ -3,18 +3,14 @@
 #include "ufork/daemon.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <utility>
 
-#include "sys/sys.hpp"
+#include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -33,15 +29,16 @@ void send_all(int fd, const std::string& text) noexcept {
   if (word.rfind("R ", 0) == 0) {
     std::printf("ufork: daemon pid %s ready\n", word.substr(2).c_str());
     std::fflush(stdout);
-    ::_exit(0);
+    sys::child::exit(0);
   }
   std::string why = word.rfind("F ", 0) == 0 ? word.substr(2) : "the daemon exited before it was ready";
   std::fprintf(stderr, "ufork: %s\n", why.c_str());
-  ::_exit(1);
+  std::fflush(stderr);
+  sys::child::exit(1);
 }
 
 void to_dev_null(int target, int flags) {
-  if (auto null = sys::open_dev_null(flags)) (void)::dup2(null->get(), target);
+  if (auto null = sys::open_dev_null(flags)) (void)sys::dup_onto(null->get(), target);
 }
 
 }  // namespace
@@ -60,7 +57,7 @@ launcher::~launcher() { sys::close_fd(fd_); }
 
 void launcher::ready() noexcept {
   if (fd_ < 0) return;
-  send_all(fd_, "R " + std::to_string(::getpid()));
+  send_all(fd_, "R " + std::to_string(sys::own_pid()));
   sys::close_fd(std::exchange(fd_, -1));
 }
 
@@ -71,71 +68,68 @@ void launcher::failed(const std::string& why) noexcept {
 }
 
 launcher daemonize(const daemon_options& options) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("daemonize: pipe2");
+  // Both ends are ufork's own: no worker may hold the launcher's pipe open.
+  auto pipe = sys::make_pipe(0, true);
+  if (!pipe) throw error(pipe.error(), "daemonize: pipe2");
   std::fflush(nullptr);
-  pid_t first = ::fork();
-  if (first < 0) throw_errno("daemonize: fork");
-  if (first > 0) {  // the launcher
-    ::close(fds[1]);
-    (void)::waitpid(first, nullptr, 0);  // the middle process exits at once
-    wait_for_daemon(fds[0]);
+  auto first = sys::fork();
+  if (!first) throw error(first.error(), "daemonize: fork");
+  if (first.value() > 0) {  // the launcher
+    pipe->write.reset();
+    sys::reap(first.value());  // the middle process exits at once
+    wait_for_daemon(pipe->read.get());
   }
-  ::close(fds[0]);
+  pipe->read.reset();
+  int fd = pipe->write.get();
   // A session of its own, then a second fork so that the daemon is not a
   // session leader and can never acquire a controlling terminal.
-  if (::setsid() < 0) {
-    send_all(fds[1], "F setsid failed");
-    ::_exit(1);
+  if (sys::new_session()) {
+    send_all(fd, "F setsid failed");
+    sys::child::exit(1);
   }
-  pid_t second = ::fork();
-  if (second != 0) {
-    if (second < 0) send_all(fds[1], "F fork failed");
-    ::_exit(second < 0 ? 1 : 0);
+  auto second = sys::fork();
+  if (!second || second.value() != 0) {
+    if (!second) send_all(fd, "F fork failed");
+    sys::child::exit(second ? 0 : 1);
   }
-  if (::chdir(options.workdir.c_str()) != 0) {
-    send_all(fds[1], "F chdir(" + options.workdir + ") failed");
-    ::_exit(1);
+  if (sys::change_dir(options.workdir)) {
+    send_all(fd, "F chdir(" + options.workdir + ") failed");
+    sys::child::exit(1);
   }
-  ::umask(options.umask);
+  sys::set_umask(options.umask);
   to_dev_null(STDIN_FILENO, O_RDONLY);
   to_dev_null(STDOUT_FILENO, O_WRONLY);
   to_dev_null(STDERR_FILENO, O_WRONLY);
-  sys::own_fd(fds[1]);  // no worker may hold the launcher's pipe open
-  return launcher(fds[1]);
+  return launcher(pipe->write.release());
 }
 
 pidfile pidfile::acquire(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw_errno("pidfile " + path);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
+  // One of ufork's own fds: no worker may hold the lock.
+  auto opened = sys::open_file(path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (!opened) throw error(opened.error(), "pidfile " + path);
+  sys::unique_fd fd = std::move(opened).value();
+  if (auto ec = sys::lock_exclusive(fd.get())) {
     char buf[32] = {};
-    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-    ::close(fd);
-    std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "?";
+    auto n = sys::read_start(fd.get(), buf, sizeof buf - 1);
+    std::string holder = n && n.value() > 0 ? std::string(buf, n.value()) : "?";
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-    if (err == EWOULDBLOCK)
+    if (ec == std::errc::operation_would_block)
       throw error(std::make_error_code(std::errc::resource_unavailable_try_again),
                   "pidfile " + path + " is held by running pid " + holder);
-    throw error(err, std::system_category(), "pidfile " + path + ": flock");
+    throw error(ec, "pidfile " + path + ": flock");
   }
   // Locked: whatever was there is stale. One write of the whole content.
-  std::string content = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, content.data(), content.size(), 0) != static_cast<ssize_t>(content.size())) {
-    int err = errno;
-    ::close(fd);
-    throw error(err, std::system_category(), "pidfile " + path + ": write");
-  }
-  sys::own_fd(fd);  // no worker may hold the lock
-  return pidfile(path, fd);
+  if (auto ec = sys::replace_content(fd.get(), std::to_string(sys::own_pid()) + "\n"))
+    throw error(ec, "pidfile " + path + ": write");
+  return pidfile(path, fd.release());
 }
 
 pidfile::pidfile(pidfile&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
 
 pidfile::~pidfile() {
   if (fd_ < 0) return;
-  (void)::unlink(path_.c_str());  // while still locked: no other daemon can be half-way in
+  std::error_code ignored;
+  std::filesystem::remove(path_, ignored);  // while still locked: no other daemon can be half-way in
   sys::close_fd(fd_);
 }
 

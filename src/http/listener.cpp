@@ -10,13 +10,14 @@
 #include <cstring>
 #include <memory>
 
+#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork::http {
 namespace {
 
-[[noreturn]] void fail(const std::string& endpoint, const std::string& what, int err) {
-  throw error(err, std::system_category(), "cannot listen on " + endpoint + ": " + what);
+[[noreturn]] void fail(const std::string& endpoint, const std::string& what, std::error_code ec) {
+  throw error(ec, "cannot listen on " + endpoint + ": " + what);
 }
 
 std::string describe(const sockaddr_storage& ss) {
@@ -36,11 +37,11 @@ std::string describe(const sockaddr_storage& ss) {
 bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog) {
   auto colon = endpoint.rfind(':');
   if (colon == std::string::npos || colon + 1 == endpoint.size())
-    fail(endpoint, "expected HOST:PORT", EINVAL);
+    fail(endpoint, "expected HOST:PORT", std::make_error_code(std::errc::invalid_argument));
   std::string host = endpoint.substr(0, colon), port = endpoint.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535)
-    fail(endpoint, "bad port '" + port + "'", EINVAL);
+    fail(endpoint, "bad port '" + port + "'", std::make_error_code(std::errc::invalid_argument));
 
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -48,21 +49,22 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); rc != 0)
-    fail(endpoint, ::gai_strerror(rc), EINVAL);
+    fail(endpoint, ::gai_strerror(rc), std::make_error_code(std::errc::invalid_argument));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, ::freeaddrinfo);
 
-  sys::unique_fd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) fail(endpoint, "socket", errno);
+  auto made = sys::make_tcp_socket(found->ai_family);
+  if (!made) fail(endpoint, "socket", made.error());
+  sys::unique_fd fd = std::move(made).value();
   int on = 1;
-  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  if (reuseport && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
-    fail(endpoint, "SO_REUSEPORT", errno);
-  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0) fail(endpoint, "bind", errno);
-  if (listen_now && ::listen(fd.get(), backlog) != 0) fail(endpoint, "listen", errno);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  (void)::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-  return {std::move(fd), describe(ss)};
+  (void)sys::set_socket_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (reuseport)
+    if (auto ec = sys::set_socket_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on))
+      fail(endpoint, "SO_REUSEPORT", ec);
+  if (auto ec = sys::bind(fd.get(), found->ai_addr, found->ai_addrlen)) fail(endpoint, "bind", ec);
+  if (listen_now)
+    if (auto ec = sys::listen(fd.get(), backlog)) fail(endpoint, "listen", ec);
+  std::string address = describe(sys::local_address(fd.get()));
+  return {std::move(fd), address};
 }
 
 bool drop_new_connections(int fd) {
@@ -75,7 +77,7 @@ bool drop_new_connections(int fd) {
       BPF_STMT(BPF_RET | BPF_K, 0xffffffff),            // the rest kept whole
   };
   sock_fprog program{static_cast<unsigned short>(std::size(code)), code};
-  return ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0;
+  return !sys::set_socket_option(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }
 
 }  // namespace ufork::http

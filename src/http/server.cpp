@@ -30,6 +30,9 @@
 #include <memory>
 
 #include "listener.hpp"
+#include "sys/clock.hpp"
+#include "sys/sys.hpp"
+#include "ufork/error.hpp"
 #include "ufork/worker.hpp"
 
 namespace ufork::http {
@@ -56,9 +59,7 @@ struct coarse_clock {
   using time_point = std::chrono::time_point<coarse_clock>;
   static constexpr bool is_steady = true;
   static time_point now() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+    return time_point(sys::coarse_monotonic());
   }
 };
 using clock = coarse_clock;
@@ -81,10 +82,8 @@ bhttp::status status_for(const error_code& ec) {
 class http_date {
  public:
   std::string_view now() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != second_) {
-      second_ = ts.tv_sec;
+    if (time_t second = sys::coarse_realtime_seconds(); second != second_) {
+      second_ = second;
       tm t{};
       ::gmtime_r(&second_, &t);
       static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -154,17 +153,23 @@ bool wants_continue(const request& req) {
   return req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
 }
 
+// A copy of fd for Asio to own and close.
+int duplicate(int fd) {
+  auto copy = sys::duplicate(fd);
+  if (!copy) throw error(copy.error(), "dup");
+  int raw = copy.value().release();
+  sys::disown_fd(raw);
+  return raw;
+}
+
 tcp listen_fd_protocol(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  return ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+  return sys::local_address(fd).ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
 
 class worker_server {
  public:
   worker_server(worker& w, const handler& h, const server_options& o, int listen_fd)
-      : worker_(w), handler_(h), options_(o), stop_(io_, ::dup(w.stop_fd())) {
+      : worker_(w), handler_(h), options_(o), stop_(io_, duplicate(w.stop_fd())) {
     acceptor_.assign(listen_fd_protocol(listen_fd), listen_fd);
     // Deadlines are checked on each tick: a tenth of the shortest timeout
     // at most, so a connection is cut off within 10% of its time.

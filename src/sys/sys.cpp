@@ -7,7 +7,10 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/signalfd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -105,13 +108,13 @@ bool would_block(std::error_code ec) noexcept {
          ec == std::errc::operation_would_block;
 }
 
-result<pipe_ends> make_pipe(std::size_t size) {
+result<pipe_ends> make_pipe(std::size_t size, bool blocking_read) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return last_error();
   own_fd(fds[0]);
   own_fd(fds[1]);
   pipe_ends ends{unique_fd(fds[0]), unique_fd(fds[1])};
-  if (::fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) return last_error();
+  if (!blocking_read && ::fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) return last_error();
   // Best effort: beyond /proc/sys/fs/pipe-max-size or the user's pipe quota
   // the kernel refuses, and the default 64 KiB still works, only slower.
   if (size > 0) (void)::fcntl(fds[0], F_SETPIPE_SZ, static_cast<int>(size));
@@ -173,8 +176,8 @@ bool set_oom_score_adj(int value) {
   return !write_all(f->get(), text.data(), text.size());
 }
 
-result<unique_fd> open_file(const char* path, int flags) {
-  return fd_or_error(retry_eintr([&] { return ::open(path, flags | O_CLOEXEC); }));
+result<unique_fd> open_file(const char* path, int flags, unsigned mode) {
+  return fd_or_error(retry_eintr([&] { return ::open(path, flags | O_CLOEXEC, static_cast<mode_t>(mode)); }));
 }
 
 result<unique_fd> make_unix_socket(bool nonblocking) {
@@ -185,6 +188,108 @@ result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept {
   int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
   return fd_or_error(retry_eintr([&] { return ::accept4(listen_fd, nullptr, nullptr, flags); }));
 }
+
+namespace {
+std::optional<sockaddr_un> unix_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return std::nullopt;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+}  // namespace
+
+std::error_code connect_unix(int fd, const std::string& path) noexcept {
+  auto addr = unix_address(path);
+  if (!addr) return std::make_error_code(std::errc::filename_too_long);
+  auto* sa = reinterpret_cast<const sockaddr*>(&*addr);
+  // Not retried: after EINTR a connect goes on by itself (a unix one does not block).
+  return ::connect(fd, sa, sizeof *addr) != 0 ? last_error() : std::error_code();
+}
+
+std::error_code bind_unix(int fd, const std::string& path, unsigned mode) noexcept {
+  auto addr = unix_address(path);
+  if (!addr) return std::make_error_code(std::errc::filename_too_long);
+  mode_t old = ::umask(static_cast<mode_t>(~mode & 0777));
+  int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
+  int saved = errno;
+  ::umask(old);
+  return rc != 0 ? std::error_code(saved, std::system_category()) : std::error_code();
+}
+
+std::error_code listen(int fd, int backlog) noexcept {
+  return ::listen(fd, backlog) != 0 ? last_error() : std::error_code();
+}
+
+result<peer> peer_of(int fd) noexcept {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return last_error();
+  return peer{cred.uid, cred.pid};
+}
+
+std::error_code lock_exclusive(int fd) noexcept {
+  return retry_eintr([&] { return ::flock(fd, LOCK_EX | LOCK_NB); }) != 0 ? last_error() : std::error_code();
+}
+
+result<std::size_t> read_start(int fd, void* buf, std::size_t len) noexcept {
+  ssize_t n = retry_eintr([&] { return ::pread(fd, buf, len, 0); });
+  if (n < 0) return last_error();
+  return static_cast<std::size_t>(n);
+}
+
+std::error_code replace_content(int fd, const std::string& text) noexcept {
+  if (::ftruncate(fd, 0) != 0) return last_error();
+  ssize_t n = retry_eintr([&] { return ::pwrite(fd, text.data(), text.size(), 0); });
+  if (n < 0) return last_error();
+  if (static_cast<std::size_t>(n) != text.size()) return std::make_error_code(std::errc::no_space_on_device);
+  return {};
+}
+
+bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
+
+std::optional<termios> terminal_settings(int fd) noexcept {
+  termios t{};
+  if (::tcgetattr(fd, &t) != 0) return std::nullopt;
+  return t;
+}
+
+void set_terminal(int fd, const termios& settings) noexcept { (void)::tcsetattr(fd, TCSANOW, &settings); }
+
+void make_dirs(const std::string& path, unsigned mode) noexcept {
+  for (std::size_t pos = 1; pos != std::string::npos; pos = path.find('/', pos + 1))
+    (void)::mkdir(path.substr(0, pos).c_str(), static_cast<mode_t>(mode));
+  (void)::mkdir(path.c_str(), static_cast<mode_t>(mode));
+}
+
+result<unique_fd> make_tcp_socket(int family) noexcept {
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return last_error();
+  return unique_fd(fd);
+}
+
+std::error_code set_socket_option(int fd, int level, int name, const void* value, unsigned len) noexcept {
+  return ::setsockopt(fd, level, name, value, len) != 0 ? last_error() : std::error_code();
+}
+
+std::error_code bind(int fd, const sockaddr* addr, unsigned len) noexcept {
+  return ::bind(fd, addr, len) != 0 ? last_error() : std::error_code();
+}
+
+sockaddr_storage local_address(int fd) noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) ss = {};
+  return ss;
+}
+
+result<unique_fd> duplicate(int fd) noexcept { return fd_or_error(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
+
+std::error_code change_dir(const std::string& path) noexcept {
+  return ::chdir(path.c_str()) != 0 ? last_error() : std::error_code();
+}
+
+void set_umask(unsigned mask) noexcept { ::umask(static_cast<mode_t>(mask)); }
 
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept {
   ssize_t n = retry_eintr([&] { return ::read(fd, buf, len); });

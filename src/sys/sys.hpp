@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -13,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <cstddef>
 #include <system_error>
 #include <utility>
@@ -77,9 +80,10 @@ bool would_block(std::error_code ec) noexcept;
 struct pipe_ends {
   unique_fd read, write;
 };
-// Both ends O_CLOEXEC; the read end also O_NONBLOCK. size > 0: F_SETPIPE_SZ,
-// best effort (a refused size keeps the kernel's default).
-result<pipe_ends> make_pipe(std::size_t size);
+// Both ends O_CLOEXEC; the read end also O_NONBLOCK unless blocking_read.
+// size > 0: F_SETPIPE_SZ, best effort (a refused size keeps the kernel's
+// default).
+result<pipe_ends> make_pipe(std::size_t size, bool blocking_read = false);
 
 result<unique_fd> make_epoll();
 result<unique_fd> make_timerfd();
@@ -95,12 +99,46 @@ rlimit raise_fd_limit() noexcept;
 // /proc/self/oom_score_adj: read it; write it (false if refused).
 std::optional<int> oom_score_adj();
 bool set_oom_score_adj(int value);
+// flock(LOCK_EX|LOCK_NB); EWOULDBLOCK when another process holds it.
+std::error_code lock_exclusive(int fd) noexcept;
+// pread(2) from offset 0; pwrite(2) of text as the whole content.
+result<std::size_t> read_start(int fd, void* buf, std::size_t len) noexcept;
+std::error_code replace_content(int fd, const std::string& text) noexcept;
+std::error_code change_dir(const std::string& path) noexcept;
+void set_umask(unsigned mask) noexcept;
+// Terminals: isatty(3); the settings now (tcgetattr); set them back
+// (tcsetattr TCSANOW, async-signal-safe).
+bool is_terminal(int fd) noexcept;
+std::optional<termios> terminal_settings(int fd) noexcept;
+void set_terminal(int fd, const termios& settings) noexcept;
+// mkdir -p with `mode` for each directory made; best effort.
+void make_dirs(const std::string& path, unsigned mode) noexcept;
 // lseek(fd, 0, SEEK_END).
 std::error_code seek_to_end(int fd) noexcept;
 // open(2) with O_CLOEXEC added.
-result<unique_fd> open_file(const char* path, int flags);
+result<unique_fd> open_file(const char* path, int flags, unsigned mode = 0);
 // A unix stream socket, CLOEXEC; nonblocking if asked.
 result<unique_fd> make_unix_socket(bool nonblocking);
+// Unix sockets by path. connect: EINTR retried. bind: the socket file is
+// created with only `mode`'s bits (the umask covers bind's moment).
+std::error_code connect_unix(int fd, const std::string& path) noexcept;
+std::error_code bind_unix(int fd, const std::string& path, unsigned mode) noexcept;
+std::error_code listen(int fd, int backlog) noexcept;
+// SO_PEERCRED: the uid and pid of a unix socket's peer.
+struct peer {
+  uid_t uid = 0;
+  pid_t pid = 0;
+};
+result<peer> peer_of(int fd) noexcept;
+// Inet sockets (the HTTP helper): a TCP socket of family, CLOEXEC and not
+// registered as ufork's own: it is for the workers, who inherit it.
+// setsockopt(2); bind(2); getsockname(2).
+result<unique_fd> make_tcp_socket(int family) noexcept;
+std::error_code set_socket_option(int fd, int level, int name, const void* value, unsigned len) noexcept;
+std::error_code bind(int fd, const sockaddr* addr, unsigned len) noexcept;
+sockaddr_storage local_address(int fd) noexcept;  // zeroed if unknown
+// dup(2), CLOEXEC.
+result<unique_fd> duplicate(int fd) noexcept;
 // accept4 with CLOEXEC; nonblocking if asked. EAGAIN, EMFILE: as errors.
 result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
 
