@@ -168,7 +168,7 @@ tcp listen_fd_protocol(int fd) {
 
 class worker_server {
  public:
-  worker_server(worker& w, const handler& h, const server_options& o, int listen_fd)
+  worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
       : worker_(w), handler_(h), options_(o), stop_(io_, duplicate(w.stop_fd())) {
     acceptor_.assign(listen_fd_protocol(listen_fd), listen_fd);
     // Deadlines are checked on each tick: a tenth of the shortest timeout
@@ -314,7 +314,7 @@ class worker_server {
       }
       request req = c.parser->release();
       c.parser.reset();
-      reply r = answer(req);
+      answer r = run_handler(req);
       worker_.count_requests();
       bool head = req.method() == bhttp::verb::head;
       bool streamed = r.stream && !bodiless(r.res);
@@ -336,7 +336,7 @@ class worker_server {
     flush(c);
   }
 
-  reply answer(const request& req) {
+  answer run_handler(const request& req) {
     try {
       return handler_(req);
     } catch (const std::exception& e) {
@@ -483,7 +483,7 @@ class worker_server {
 
   worker& worker_;
   const handler& handler_;
-  const server_options& options_;
+  const http_options& options_;
   // One thread only: no locking in the scheduler and the reactor.
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
   acceptor_type acceptor_{io_};
@@ -502,39 +502,69 @@ class worker_server {
 
 }  // namespace
 
-int serve(handler h, const std::string& endpoint, server_options options) {
+struct server::state {
+  handler h;
+  http_options options;
   // Bound here, in the arbiter, before any fork: a bad address or a port in
   // use is one exception for the caller, not a crash loop of workers.
-  bound shared = bind_endpoint(endpoint, options.reuseport, !options.reuseport, options.backlog);
-  if (options.on_listening) options.on_listening(shared.address);
-  std::string address = shared.address;
-  int shared_fd = shared.fd.get();  // the workers' copy: taken before any stop
+  bound shared;
+  int shared_fd;  // the workers' copy: taken before any stop
+  arbiter* log = nullptr;
+  bool attached = false;
 
-  hooks hk = options.hooks;
-  arbiter* pool = nullptr;
+  state(handler handler, const std::string& endpoint, http_options o)
+      : h(std::move(handler)), options(o),
+        shared(bind_endpoint(endpoint, o.reuseport, !o.reuseport, o.backlog)), shared_fd(shared.fd.get()) {}
+
+  void say(const std::string& text) const {
+    if (log)
+      log->log(text);
+    else
+      std::fprintf(stderr, "ufork http: %s\n", text.c_str());
+  }
+};
+
+server::server(handler h, const std::string& endpoint, http_options options)
+    : state_(std::make_unique<state>(std::move(h), endpoint, options)) {}
+server::~server() = default;
+
+const std::string& server::address() const noexcept { return state_->shared.address; }
+
+void server::log_to(arbiter& a) noexcept { state_->log = &a; }
+
+void server::attach(options& pool, hooks& hk) {
+  if (std::exchange(state_->attached, true)) throw_invalid("an HTTP server is attached to one arbiter");
+  state* st = state_.get();
   // Once stopping, the arbiter turns new connections away (see
   // worker_server::begin_stop) and lets go of the socket, so that it closes
   // when the last worker has taken its queue.
-  hk.parent_pre_stop = [&] {
-    if (options.hooks.parent_pre_stop) options.hooks.parent_pre_stop();
-    if (!options.reuseport && !drop_new_connections(shared.fd.get()) && pool)
-      pool->log(std::string("stop: cannot filter new connections: ") + std::strerror(errno));
-    shared.fd.reset();
+  hk.parent_pre_stop = [st, before = std::move(hk.parent_pre_stop)] {
+    if (before) before();
+    if (!st->options.reuseport && !drop_new_connections(st->shared.fd.get()))
+      st->say(std::string("stop: cannot filter new connections: ") + std::strerror(errno));
+    st->shared.fd.reset();
   };
-  hk.post_fork = [&](worker& w) {
-    if (options.hooks.post_fork) options.hooks.post_fork(w);
+  hk.post_fork = [st, before = std::move(hk.post_fork)](worker& w) {
+    if (before) before(w);
     // The acceptor owns the worker's only copy: closing it at stop closes
     // the worker's hold on the socket.
-    int fd = shared_fd;
-    if (options.reuseport)  // each worker its own queue; the arbiter's holds the port
-      fd = bind_endpoint(address, true, true, options.backlog).fd.release();
-    worker_server server(w, h, options, fd);
+    int fd = st->shared_fd;
+    if (st->options.reuseport)  // each worker its own queue; the arbiter's holds the port
+      fd = bind_endpoint(st->shared.address, true, true, st->options.backlog).fd.release();
+    worker_server server(w, st->h, st->options, fd);
     server.run();
   };
-  if (options.pool.strict_fds) options.pool.keep_fds.push_back(shared_fd);
+  if (pool.strict_fds) pool.keep_fds.push_back(st->shared_fd);
+}
+
+int serve(handler h, const std::string& endpoint, server_options options) {
+  server web(std::move(h), endpoint, options);
+  if (options.on_listening) options.on_listening(web.address());
+  hooks hk = options.hooks;
+  web.attach(options.pool, hk);
   arbiter a(options.pool, hk);
-  pool = &a;
-  a.log("listening on http://" + address + "/");
+  web.log_to(a);
+  a.log("listening on http://" + web.address() + "/");
   if (options.configure) options.configure(a);
   return a.run();
 }

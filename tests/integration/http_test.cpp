@@ -41,7 +41,7 @@ std::string streamed_body() {
 
 std::vector<int> fillers;  // a worker's, for /fill and /free
 
-http::reply route(const http::request& req) {
+http::answer route(const http::request& req) {
   http::response res{bhttp::status::ok, req.version()};
   if (req.target() == "/stream") {
     auto made = std::make_shared<int>(0);
@@ -605,6 +605,36 @@ TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request_w
 
 // The heartbeat is a timer in the worker's own loop: a worker busy with one
 // request after another still sends it, and is not taken for hung.
+// http::server attached to an arbiter the program built: its own hooks run
+// first in each worker, its own command answers beside the server.
+TEST(http, a_program_attaches_the_server_to_its_own_arbiter) {
+  pool_process pool([] {
+    http::server web(route, "127.0.0.1:0");
+    say("listening " + web.address());
+    options o = test_options(2);
+    o.strict_fds = true;  // the server keeps its socket in the workers
+    hooks h = with_events({});
+    h.post_fork = [](worker& w) { say("program's post_fork in worker " + std::to_string(w.id())); };
+    web.attach(o, h);
+    arbiter a(o, h);
+    web.log_to(a);
+    a.add_command("hello", "the program's own", [](const std::vector<std::string>&) { return ok("the program's command answers"); });
+    say(a.execute("hello").text);
+    return a.run();
+  });
+  int port = port_of(pool);
+  pool.wait_count("event ready", 2);
+  pool.wait_for("program's post_fork in worker 1");
+  EXPECT_EQ(pool.count("the program.s command answers"), 1u);
+  client c(port);
+  c.send(get);
+  auto r = c.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("hello from"), std::string::npos);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 TEST(http, a_busy_worker_is_not_taken_for_hung) {
   http::server_options o;
   o.pool.timeout = 500ms;

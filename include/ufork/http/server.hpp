@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "ufork/arbiter.hpp"
@@ -32,10 +33,11 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
 using body_source = std::function<bool(std::string& out)>;
 
 // What a handler returns: a whole response, or a response whose body
-// (`res.body()` is then ignored) comes from `stream`.
-struct reply {
-  reply(response r) : res(std::move(r)) {}  // NOLINT(google-explicit-constructor): return a response as it is
-  reply(response r, body_source s) : res(std::move(r)), stream(std::move(s)) {}
+// (`res.body()` is then ignored) comes from `stream`. (Not ufork::reply,
+// which answers a command.)
+struct answer {
+  answer(response r) : res(std::move(r)) {}  // NOLINT(google-explicit-constructor): return a response as it is
+  answer(response r, body_source s) : res(std::move(r)), stream(std::move(s)) {}
   response res;
   body_source stream;
 };
@@ -43,10 +45,10 @@ struct reply {
 // Runs in a worker, on its io_context's thread. An exception becomes a 500.
 // Content-Length (or chunked encoding) and Connection are set by the
 // server; a handler's own `Connection: close` closes the connection.
-using handler = std::function<reply(const request&)>;
+using handler = std::function<answer(const request&)>;
 
-struct server_options {
-  struct options pool;                          // the arbiter's options
+// The HTTP server's own knobs.
+struct http_options {
   std::size_t header_limit = 8 * 1024;          // larger headers: 431
   std::size_t body_limit = 1024 * 1024;         // larger bodies: 413
   // From a request's first byte, reading it, running the handler and writing
@@ -57,9 +59,50 @@ struct server_options {
   // One SO_REUSEPORT socket per worker instead of one shared socket.
   bool reuseport = false;
   int backlog = 4096;
+};
+
+// The HTTP server as a part of an arbiter the program builds itself, with
+// its own hooks, commands and options:
+//
+//   ufork::http::server web(handle, "127.0.0.1:7777");  // binds now
+//   ufork::options o;  ufork::hooks h{.post_fork = open_database};
+//   web.attach(o, h);  // then the server runs in each worker after post_fork
+//   ufork::arbiter a(o, h);
+//   web.log_to(a);
+//   return a.run();
+//
+// The server must outlive the arbiter's run.
+class server {
+ public:
+  // Binds `endpoint` ("HOST:PORT", "[::1]:PORT"; port 0 picks one), in this
+  // process, before any fork. Throws ufork::error naming the address if it
+  // cannot be bound.
+  server(handler h, const std::string& endpoint, http_options options = {});
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // The bound address, e.g. "127.0.0.1:7777".
+  const std::string& address() const noexcept;
+  // Adds the server to the options and hooks an arbiter will be built with:
+  // the socket is kept in strict mode, the server runs in each worker after
+  // the program's post_fork (which then must return), and a stop turns new
+  // connections away first (no request is dropped). Once per server.
+  void attach(options& pool, hooks& h);
+  // Where the server's arbiter-side messages go (default: stderr).
+  void log_to(arbiter& a) noexcept;
+
+ private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
+
+// One call: everything above, and the arbiter it runs.
+struct server_options : http_options {
+  ufork::options pool;  // the arbiter's options
   // Passed to the arbiter as they are, but post_fork, which (if set) runs in
   // each worker before its server starts (open a database connection, ...).
-  struct hooks hooks;
+  ufork::hooks hooks;
   // Called once with the arbiter, before it runs: add commands, keep a
   // pointer for stop(), ...
   std::function<void(arbiter&)> configure;
@@ -67,9 +110,9 @@ struct server_options {
   std::function<void(const std::string&)> on_listening;
 };
 
-// Binds `endpoint` ("HOST:PORT", "[::1]:PORT"; port 0 picks one), then runs
-// the pool until stopped; returns what arbiter::run() returns. Throws
-// ufork::error naming the address if it cannot be bound.
+// Binds `endpoint`, then runs the pool until stopped; returns what
+// arbiter::run() returns. Throws ufork::error naming the address if it
+// cannot be bound.
 int serve(handler h, const std::string& endpoint, server_options options = {});
 
 }  // namespace ufork::http
