@@ -15,13 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "ufork/export.hpp"
 #include "ufork/options.hpp"
 #include "ufork/worker.hpp"
 
 namespace ufork {
 
 enum class worker_state { spawning, starting, ready, stopping, exited };
-const char* to_string(worker_state s) noexcept;
+UFORK_API const char* to_string(worker_state s) noexcept;
 
 // Why a worker is gone.
 enum class exit_reason {
@@ -33,9 +34,9 @@ enum class exit_reason {
   killed,   // an operator's `kill` command sent it a terminating signal
   replaced, // reload or restart: its successor was ready
 };
-const char* to_string(exit_reason r) noexcept;
+UFORK_API const char* to_string(exit_reason r) noexcept;
 
-struct exit_info {
+struct UFORK_API exit_info {
   int id = -1;  // the slot, 0..size-1
   pid_t pid = 0;
   unsigned generation = 0;
@@ -124,7 +125,7 @@ struct hooks {
   std::function<void(const exit_info&)> on_worker_exit;
 };
 
-class arbiter {
+class UFORK_API arbiter {
  public:
   // Throws ufork::error on invalid options or a failed setup syscall.
   explicit arbiter(options opts, hooks h);

@@ -2,6 +2,8 @@
 // it knows how the start went, and a locked pidfile.
 #pragma once
 
+#include "ufork/export.hpp"
+
 #include <sys/types.h>
 
 #include <string>
@@ -9,7 +11,7 @@
 namespace ufork {
 
 // The daemon's line back to the process that started it, which is waiting.
-class launcher {
+class UFORK_API launcher {
  public:
   launcher() = default;
   explicit launcher(int fd) : fd_(fd) {}
@@ -38,10 +40,10 @@ struct daemon_options {
 // the daemon, with stdin, stdout and stderr on /dev/null (set
 // options::capture_output and a file sink to keep what it prints). Throws
 // ufork::error if the first fork fails.
-[[nodiscard]] launcher daemonize(const daemon_options& options = {});
+[[nodiscard]] UFORK_API launcher daemonize(const daemon_options& options = {});
 
 // A pidfile locked (flock) for the life of the process that holds it.
-class pidfile {
+class UFORK_API pidfile {
  public:
   // Creates PATH or takes over a stale one (no lock holder), locks it and
   // writes this process's pid. Throws ufork::error if a live process holds

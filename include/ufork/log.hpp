@@ -2,6 +2,8 @@
 // stdout or stderr, and the arbiter's own messages, tagged with their origin.
 #pragma once
 
+#include "ufork/export.hpp"
+
 #include <sys/types.h>
 
 #include <cstddef>
@@ -26,7 +28,7 @@ struct log_line {
 // A sink is called on the arbiter's thread, one line at a time, synchronously:
 // while it blocks, the arbiter reads no more output, so the workers' pipes
 // fill and their writes block (backpressure). Nothing is dropped.
-class log_sink {
+class UFORK_API log_sink {
  public:
   virtual ~log_sink() = default;
   virtual void write(const log_line& line) = 0;
@@ -42,7 +44,7 @@ enum class log_format { plain, json };
 
 // "2026-11-25T21:40:00.123Z [worker 3 pid 4312] text", or one JSON object
 // {"time","id","pid","stream","line"} per line.
-std::string format_line(const log_line& line, log_format format);
+UFORK_API std::string format_line(const log_line& line, log_format format);
 
 struct file_sink_options {
   std::string path;
@@ -55,21 +57,21 @@ struct file_sink_options {
 // ufork::error if the file cannot be opened; later failures (a full disk)
 // are counted in lost() and retried once a second. reopen() opens PATH
 // again, for logrotate. Not for workers: the arbiter's thread only.
-std::shared_ptr<log_sink> make_file_sink(const file_sink_options& options);
+UFORK_API std::shared_ptr<log_sink> make_file_sink(const file_sink_options& options);
 // syslog(3), facility LOG_DAEMON, as `ident`.
-std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format format = log_format::plain);
+UFORK_API std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format format = log_format::plain);
 // Every line to each of sinks.
-std::shared_ptr<log_sink> make_tee_sink(std::vector<std::shared_ptr<log_sink>> sinks);
+UFORK_API std::shared_ptr<log_sink> make_tee_sink(std::vector<std::shared_ptr<log_sink>> sinks);
 
 // Writes "[worker 3 pid 4312] text" (stdout), "[worker 3 pid 4312 err] text"
 // (stderr) and "[ufork] text" (the arbiter) to fd, buffered until flush().
 // Does not take ownership of fd. Blocks when fd is full (backpressure).
-std::shared_ptr<log_sink> make_fd_sink(int fd);
+UFORK_API std::shared_ptr<log_sink> make_fd_sink(int fd);
 
 // Calls fn for each line; flush() and reopen() do nothing.
-std::shared_ptr<log_sink> make_callback_sink(std::function<void(const log_line&)> fn);
+UFORK_API std::shared_ptr<log_sink> make_callback_sink(std::function<void(const log_line&)> fn);
 
 // "[worker 3 pid 4312] " and friends: the prefix make_fd_sink writes.
-std::string format_prefix(const log_line& line);
+UFORK_API std::string format_prefix(const log_line& line);
 
 }  // namespace ufork

@@ -2,6 +2,8 @@
 // what a user of uFork or gunicorn would expect.
 #pragma once
 
+#include "ufork/export.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -15,7 +17,7 @@ namespace ufork {
 using std::chrono::milliseconds;
 
 // max(cores - 1, 2), as uFork.
-int default_workers() noexcept;
+UFORK_API int default_workers() noexcept;
 
 struct restart_backoff {
   // A slot is never forked sooner than this after its previous fork, so a

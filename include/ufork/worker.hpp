@@ -2,6 +2,8 @@
 // Every function here is for the worker process only.
 #pragma once
 
+#include "ufork/export.hpp"
+
 #include <sys/types.h>
 
 #include <atomic>
@@ -14,7 +16,7 @@ namespace detail {
 struct child_setup;
 }
 
-class worker {
+class UFORK_API worker {
  public:
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -55,6 +57,6 @@ class worker {
 };
 
 // The worker this process is, or nullptr in the arbiter (uFork's cur_worker_id).
-worker* current_worker() noexcept;
+UFORK_API worker* current_worker() noexcept;
 
 }  // namespace ufork

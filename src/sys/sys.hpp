@@ -123,7 +123,7 @@ result<unique_fd> make_unix_socket(bool nonblocking);
 // created with only `mode`'s bits (the umask covers bind's moment).
 std::error_code connect_unix(int fd, const std::string& path) noexcept;
 std::error_code bind_unix(int fd, const std::string& path, unsigned mode) noexcept;
-std::error_code listen(int fd, int backlog) noexcept;
+UFORK_API std::error_code listen(int fd, int backlog) noexcept;
 // SO_PEERCRED: the uid and pid of a unix socket's peer.
 struct peer {
   uid_t uid = 0;
@@ -133,12 +133,13 @@ result<peer> peer_of(int fd) noexcept;
 // Inet sockets (the HTTP helper): a TCP socket of family, CLOEXEC and not
 // registered as ufork's own: it is for the workers, who inherit it.
 // setsockopt(2); bind(2); getsockname(2).
-result<unique_fd> make_tcp_socket(int family) noexcept;
-std::error_code set_socket_option(int fd, int level, int name, const void* value, unsigned len) noexcept;
-std::error_code bind(int fd, const sockaddr* addr, unsigned len) noexcept;
-sockaddr_storage local_address(int fd) noexcept;  // zeroed if unknown
+// Exported from a shared libufork for ufork-http, as is listen().
+UFORK_API result<unique_fd> make_tcp_socket(int family) noexcept;
+UFORK_API std::error_code set_socket_option(int fd, int level, int name, const void* value, unsigned len) noexcept;
+UFORK_API std::error_code bind(int fd, const sockaddr* addr, unsigned len) noexcept;
+UFORK_API sockaddr_storage local_address(int fd) noexcept;  // zeroed if unknown
 // dup(2), CLOEXEC.
-result<unique_fd> duplicate(int fd) noexcept;
+UFORK_API result<unique_fd> duplicate(int fd) noexcept;
 // accept4 with CLOEXEC; nonblocking if asked. EAGAIN, EMFILE: as errors.
 result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
 

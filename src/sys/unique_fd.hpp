@@ -7,10 +7,12 @@
 
 #include <utility>
 
+#include "ufork/export.hpp"
+
 namespace ufork::sys {
 
 // The fd is no longer one of ufork's own (fd_registry in sys.hpp).
-void disown_fd(int fd) noexcept;
+UFORK_API void disown_fd(int fd) noexcept;  // exported: ufork-http shares the registry
 
 class unique_fd {
  public:

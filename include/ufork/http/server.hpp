@@ -72,7 +72,7 @@ struct http_options {
 //   return a.run();
 //
 // The server must outlive the arbiter's run.
-class server {
+class UFORK_API server {
  public:
   // Binds `endpoint` ("HOST:PORT", "[::1]:PORT"; port 0 picks one), in this
   // process, before any fork. Throws ufork::error naming the address if it
@@ -113,6 +113,6 @@ struct server_options : http_options {
 // Binds `endpoint`, then runs the pool until stopped; returns what
 // arbiter::run() returns. Throws ufork::error naming the address if it
 // cannot be bound.
-int serve(handler h, const std::string& endpoint, server_options options = {});
+UFORK_API int serve(handler h, const std::string& endpoint, server_options options = {});
 
 }  // namespace ufork::http

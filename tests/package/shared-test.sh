@@ -1,0 +1,23 @@
+#!/bin/sh
+# A shared build of ufork: it exports its public API and none of its inside
+# (only the few sys calls ufork-http shares with it), and the consumer
+# project builds and runs against it.
+set -eu
+src=$1 build=$2 prefix=$3
+cmake -S "$src" -B "$build" -DBUILD_SHARED_LIBS=ON -DUFORK_BUILD_TESTS=OFF -DUFORK_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$build" -j 2 >/dev/null
+cmake --install "$build" --prefix "$prefix" >/dev/null
+lib="$prefix/lib/libufork.so"
+inside=$(nm -DC --defined-only "$lib" | sed 's/^[0-9a-f]* . //' |
+  grep -E '^((typeinfo|typeinfo name|vtable) for )?ufork::(pool|commands|control_server|console|policy|worker_table|reactor|detail|oom_witness|sys)\b' |
+  grep -vE '^ufork::sys::(local_address|make_tcp_socket|set_socket_option|bind|listen|disown_fd|duplicate)\(' || true)
+if [ -n "$inside" ]; then
+  echo "FAIL: $lib exports its inside:"
+  echo "$inside"
+  exit 1
+fi
+echo "$lib exports $(nm -D --defined-only "$lib" | wc -l) symbols, none of its inside"
+cmake -S "$src/tests/package" -B "$build/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$build/consumer" >/dev/null
+"$build/consumer/consumer"
+[ ! -e "$build/consumer/consumer_http" ] || "$build/consumer/consumer_http"
