@@ -66,6 +66,7 @@ struct worker_info {
   // Since the last heartbeat; empty before the first one.
   std::optional<std::chrono::nanoseconds> heartbeat_age;
   std::uint64_t requests = 0;  // counted by the worker (worker::count_requests)
+  std::string status;          // an exec'd worker's last STATUS= (sd_notify)
 };
 
 struct pool_counters {
@@ -78,6 +79,7 @@ struct pool_counters {
   std::uint64_t stalls = 0;       // the loop woke over max(1 s, timeout/4) past a deadline
   std::uint64_t log_lost = 0;     // lines the sink could not write
   std::uint64_t requests = 0;     // counted by the workers, the exited ones included
+  std::uint64_t notify_ignored = 0;  // notify datagrams from no worker of ours (or one gone)
 };
 
 struct pool_status {

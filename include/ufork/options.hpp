@@ -31,6 +31,26 @@ struct restart_backoff {
   milliseconds cap{30'000};
 };
 
+// Exec mode (`ufork run`): each worker is a program exec'd after the fork,
+// in any language, instead of post_fork. It gets only fds 0-2 and the
+// listening sockets, and speaks the protocols systemd's services speak.
+struct exec_spec {
+  std::vector<std::string> argv;  // empty: library mode; argv[0] is looked up in PATH
+  std::vector<std::string> env;   // "K=V", added to (or replacing) the arbiter's environment
+  std::string chdir;              // the workers' working directory; empty: the arbiter's
+  // Listening sockets handed to each worker as fds 3, 4, ... with LISTEN_FDS,
+  // LISTEN_PID and LISTEN_FDNAMES (sd_listen_fds(3)). Not owned.
+  std::vector<int> listen_fds;
+  std::vector<std::string> listen_names;
+  // The sd_notify protocol: NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID in
+  // each worker's environment; READY=1 makes it ready, WATCHDOG=1 is its
+  // heartbeat (options::timeout). Without it a worker is ready once it has
+  // run ready_after since its exec (supervisord's startsecs), and only its
+  // death is watched.
+  bool notify = false;
+  milliseconds ready_after{1'000};
+};
+
 struct options {
   int workers = default_workers();
   // A pool of 0 workers (options, `size 0`, SIGTTOU) is refused unless this
@@ -88,6 +108,8 @@ struct options {
   // keep_fds; every other fd is closed, the program's included.
   bool strict_fds = false;
   std::vector<int> keep_fds;
+  // Workers exec a program (see exec_spec); empty argv: post_fork runs.
+  exec_spec exec;
 };
 
 // run() and wait() return 0 after a requested stop, and this when the pool

@@ -41,7 +41,9 @@ bool out_of_starts(const slot& s, int max_boot_failures) noexcept {
 clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept {
   switch (w.state) {
     case worker_state::starting: return std::max(w.started, w.window_from) + t.startup_timeout;
-    case worker_state::ready: return std::max(w.beat, w.window_from) + t.timeout;
+    case worker_state::ready:
+      if (t.timeout <= milliseconds::zero()) return {};  // no heartbeat to watch
+      return std::max(w.beat, w.window_from) + t.timeout;
     case worker_state::stopping: return w.kill_at;
     case worker_state::spawning:
     case worker_state::exited: break;

@@ -62,7 +62,7 @@ struct worker_clock {
   clock::time_point window_from{};
 };
 struct timeouts {
-  milliseconds timeout, startup_timeout;
+  milliseconds timeout, startup_timeout;  // timeout 0: a ready worker has no deadline
 };
 // When this worker's clock fires: hung (starting, ready) or SIGKILL due
 // (stopping); epoch for none.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -50,6 +51,34 @@ void validate(const options& o) {
   positive(o.backoff.initial, "backoff.initial");
   if (o.backoff.min_interval < milliseconds::zero()) throw_invalid("backoff.min_interval must be >= 0");
   if (o.backoff.cap < o.backoff.initial) throw_invalid("backoff.cap must be >= backoff.initial");
+  const exec_spec& x = o.exec;
+  if (x.argv.empty() && (x.notify || !x.listen_fds.empty() || !x.env.empty() || !x.chdir.empty()))
+    throw_invalid("exec options need exec.argv (the program to run)");
+  if (!x.argv.empty() && x.argv[0].empty()) throw_invalid("exec.argv[0] is empty");
+  if (!x.listen_names.empty() && x.listen_names.size() != x.listen_fds.size())
+    throw_invalid("exec.listen_names needs one name per listen fd");
+  for (const auto& name : x.listen_names)
+    if (name.empty() || name.find(':') != std::string::npos)
+      throw_invalid("a listen fd name is not empty and has no ':': '" + name + "'");
+  for (const auto& var : x.env)
+    if (var.find('=') == std::string::npos || var[0] == '=') throw_invalid("exec.env takes K=V: '" + var + "'");
+  if (x.ready_after < milliseconds::zero()) throw_invalid("exec.ready_after must be >= 0");
+}
+
+// argv[0] as execvp would find it; as it is if PATH has no such program
+// (the exec then fails with ENOENT, reported per worker).
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t start = 0; start <= dirs.size();) {
+    std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    std::string dir(dirs.substr(start, end - start));
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (sys::executable(candidate)) return candidate;
+    start = end + 1;
+  }
+  return name;
 }
 
 template <class T>
@@ -74,7 +103,21 @@ pool::pool(options opts, hooks h)
   notify_rx_ = std::move(rx);
   notify_tx_ = std::move(tx);
   wake_ = must(sys::make_eventfd(true), "eventfd(wake)");
-  loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(); });
+  loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(notify_rx_.get()); });
+  if (!opts_.exec.argv.empty()) {
+    exec_path_ = find_program(opts_.exec.argv[0]);
+    for (auto& arg : opts_.exec.argv) exec_argv_.push_back(arg.data());
+    exec_argv_.push_back(nullptr);
+    listen_names_ = opts_.exec.listen_names;
+    if (listen_names_.empty()) listen_names_.assign(opts_.exec.listen_fds.size(), "unknown");  // systemd's default
+  }
+  if (opts_.exec.notify) {
+    static std::atomic<unsigned> pools{0};
+    std::string name = fmt::format("ufork-{}-{}-notify", sys::own_pid(), pools++);
+    exec_notify_ = must(sys::make_notify_listener(name), "notify socket");
+    notify_socket_ = "@" + name;
+    loop_.add(exec_notify_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(exec_notify_.get()); });
+  }
   loop_.add(wake_.get(), EPOLLIN, [this](std::uint32_t) { on_wake(); });
 
   detail::preload_backtrace();

@@ -129,7 +129,12 @@ class pool {
   void reload_next(clock::time_point now);
   bool reloading() const;
   void abandon_reload(const process& successor, const std::string& why);
-  void on_notify();
+  void on_notify(int fd);
+  void on_notify_line(process& p, std::string_view line, clock::time_point now);
+  process* notifier(pid_t sender);
+  void on_setup_pipe(pid_t pid);
+  void close_setup_pipe(process& p);
+  policy::timeouts timeouts_of(const process& p) const;
   void on_ready(process& p, clock::time_point now);
   void on_exit(pid_t pid);
   std::string slot_lost(int slot, policy::end how, clock::time_point now);
@@ -161,6 +166,12 @@ class pool {
   reactor loop_;
   detail::scoreboard board_;
   sys::unique_fd notify_rx_, notify_tx_, wake_, signals_;
+  // Exec mode: the program's path and argv, and the named notify socket.
+  std::string exec_path_;
+  std::vector<char*> exec_argv_;
+  sys::unique_fd exec_notify_;
+  std::string notify_socket_;  // "@ufork-PID-N", NOTIFY_SOCKET
+  std::vector<std::string> listen_names_;  // LISTEN_FDNAMES
   std::optional<int> oom_found_;  // the arbiter's oom_score_adj as found
   std::string worker_oom_;        // what workers write to theirs; empty: nothing
   bool oom_lowered_ = false;

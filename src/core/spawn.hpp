@@ -24,6 +24,18 @@ struct cell;
 
 using fd_runs = std::vector<std::pair<unsigned, unsigned>>;
 
+// An exec'd worker's program, prepared in the arbiter: the child only
+// writes its own pid into pid_fields (LISTEN_PID's and WATCHDOG_PID's
+// values, each with room for 21 bytes).
+struct exec_plan {
+  const char* path;
+  char* const* argv;
+  std::vector<char*> pid_fields;
+  std::vector<int> listen_fds;  // become 3, 4, ...
+  int* scratch;                 // room for listen_fds.size() ints
+  const char* chdir;            // null: the arbiter's
+};
+
 struct spawn_plan {
   int slot;
   unsigned generation;
@@ -39,6 +51,33 @@ struct spawn_plan {
   const char* oom_score_adj;   // written to /proc/self/oom_score_adj; null: left
   std::chrono::milliseconds heartbeat_interval;
   const hooks* callbacks;
+  char* const* envp;           // the worker's environment
+  const exec_plan* exec;       // null: post_fork runs
+};
+
+// A new worker's environment, made in the arbiter before the fork: the
+// arbiter's own without what its own service manager gave it
+// (NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*: they are not the worker's), then
+// `extra` ("K=V", replacing), then the worker's: UFORK_WORKER_ID,
+// UFORK_WORKER_GENERATION, LISTEN_FDS/FDNAMES/PID for listen_names,
+// NOTIFY_SOCKET and WATCHDOG_USEC/PID when notify_socket is set. The *_PID
+// values are room for the child to write its pid in (pid_fields).
+class worker_environment {
+ public:
+  struct worker {
+    int id;
+    unsigned generation;
+    const std::vector<std::string>* listen_names;  // may be null
+    std::string notify_socket;                     // empty: none
+    std::chrono::milliseconds watchdog;
+  };
+  worker_environment(char* const* base, const std::vector<std::string>& extra, const worker& w);
+  char* const* envp() const noexcept { return ptrs_.data(); }
+  const std::vector<char*>& pid_fields() const noexcept { return pid_fields_; }
+
+ private:
+  std::vector<std::string> vars_;
+  std::vector<char*> ptrs_, pid_fields_;
 };
 
 // Sorted fds as runs, 0-2 left out; and every fd from 3 up but `keep`.
@@ -55,8 +94,10 @@ struct spawned {
 sys::result<spawned> spawn(const spawn_plan& plan);
 
 // What the child's setup wrote before it exited ("setup failed: eventfd:
-// Too many open files"); empty if nothing.
-std::string read_setup_error(int fd);
+// Too many open files", "cannot exec /bin/x: Permission denied"); empty if
+// nothing. Exec mode: `exec_done` is set when the pipe closed empty (the
+// exec succeeded).
+std::string read_setup_error(int fd, const char* exec_path = nullptr, bool* exec_done = nullptr);
 
 // worker.cpp: the handlers every worker gets (SIGTERM sets the stop flag and
 // stop_fd, SIGABRT writes the stack, SIGINT ignored, the rest default), and

@@ -36,7 +36,7 @@ void earliest(clock::time_point& best, clock::time_point t) {
 
 worker_info pool::info(const process& p, clock::time_point now) const {
   worker_info w{p.slot, p.pid, p.generation, p.state, now - p.started, std::nullopt,
-                p.beat->requests.load(std::memory_order_relaxed)};
+                p.beat->requests.load(std::memory_order_relaxed), p.status};
   if (auto beat = beat_time(p); beat != clock::time_point{}) w.heartbeat_age = now - beat;
   return w;
 }
@@ -74,8 +74,17 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   auto p = std::make_unique<process>(opts_.max_line);
   p->beat = board_.acquire();
   if (!p->beat) return fail("scoreboard", std::make_error_code(std::errc::too_many_files_open));
+  const exec_spec& x = opts_.exec;
+  detail::worker_environment env(sys::environment(), x.env,
+                                 {slot, s.generation + 1, &listen_names_, notify_socket_, opts_.timeout});
+  std::vector<int> scratch(x.listen_fds.size());
+  std::optional<detail::exec_plan> exec;
+  if (!x.argv.empty())
+    exec = detail::exec_plan{exec_path_.c_str(), exec_argv_.data(), env.pid_fields(), x.listen_fds, scratch.data(),
+                             x.chdir.empty() ? nullptr : x.chdir.c_str()};
   detail::fd_runs close;
-  if (opts_.strict_fds) {
+  if (exec) {  // the child closes all but what it hands on
+  } else if (opts_.strict_fds) {
     std::vector<int> keep = opts_.keep_fds;
     keep.push_back(notify_tx_.get());
     close = detail::all_but(std::move(keep));
@@ -88,7 +97,8 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(), err->write.get(),
                           &close, sys::syslog_open.load(), sys::own_pid(), nofile_,
                           worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
-                          std::max(opts_.timeout / 4, milliseconds(1)), &hooks_};
+                          std::max(opts_.timeout / 4, milliseconds(1)), &hooks_, env.envp(),
+                          exec ? &*exec : nullptr};
   // Nothing buffered may be inherited: the child would print it again.
   opts_.sink->flush();
   std::cout.flush();
@@ -115,6 +125,8 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   process& ref = table_.insert(std::move(p), reload);
   pid_t pid = ref.pid;
   ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
+  if (exec)  // the error pipe closes empty when the exec succeeded
+    ref.setup_token = loop_.add(ref.setup_errors.get(), EPOLLIN, [this, pid](std::uint32_t) { on_setup_pipe(pid); });
   watch_output(ref, ref.out, stream_kind::out);
   watch_output(ref, ref.err, stream_kind::err);
   call_hook("on_worker_spawn", hooks_.on_worker_spawn, info(ref, now));
@@ -159,18 +171,84 @@ void pool::reload_next(clock::time_point now) {
 
 // READY=1 datagrams; the sender is known from its credentials, as systemd
 // knows who wrote to NOTIFY_SOCKET.
-void pool::on_notify() {
-  char text[256];
-  while (auto d = sys::receive_with_credentials(notify_rx_.get(), text, sizeof text)) {  // until EAGAIN
-    process* p = d->sender ? table_.find(d->sender) : nullptr;
-    if (p && std::string_view(text, d->size).find("READY=1") != std::string_view::npos) on_ready(*p, clock::now());
+// The sd_notify protocol, from library workers (READY=1 on their socket
+// pair) and exec'd ones (NOTIFY_SOCKET): newline-separated KEY=VALUE.
+void pool::on_notify(int fd) {
+  char text[4096];
+  while (auto d = sys::receive_with_credentials(fd, text, sizeof text)) {  // until EAGAIN
+    process* p = notifier(d->sender);
+    if (!p) {
+      ++counters_.notify_ignored;
+      continue;
+    }
+    auto now = clock::now();
+    pid_t pid = p->pid;
+    std::string_view rest(text, d->size);
+    while (!rest.empty() && (p = table_.find(pid))) {  // a line may end it (WATCHDOG=trigger)
+      auto end = std::min(rest.find('\n'), rest.size());
+      on_notify_line(*p, rest.substr(0, end), now);
+      rest.remove_prefix(std::min(end + 1, rest.size()));
+    }
   }
+}
+
+// Who may speak for a slot: its worker, or a process the worker started
+// (sd_notify from a child of a shell script); nobody else. The sender may be
+// gone by now (0, or no /proc entry): it cannot be placed.
+process* pool::notifier(pid_t sender) {
+  for (int depth = 0; sender > 1 && depth < 32; ++depth) {
+    if (process* p = table_.find(sender)) return p;
+    if (opts_.exec.argv.empty()) return nullptr;  // library workers speak for themselves
+    sender = sys::parent_of(sender);
+  }
+  return nullptr;
+}
+
+void pool::on_notify_line(process& p, std::string_view line, clock::time_point now) {
+  auto eq = line.find('=');
+  if (eq == std::string_view::npos) return;
+  std::string_view key = line.substr(0, eq), value = line.substr(eq + 1);
+  auto beat = [&] { p.beat->beat_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed); };
+  if (key == "READY" && value == "1") {
+    beat();
+    on_ready(p, now);
+  } else if (key == "WATCHDOG" && value == "1") {
+    beat();
+  } else if (key == "WATCHDOG" && value == "trigger") {
+    hang(p, "it asked for it (WATCHDOG=trigger)", now);
+  } else if (key == "WATCHDOG_USEC") {
+    long usec = std::atol(std::string(value).c_str());
+    if (usec > 0) p.timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(std::chrono::microseconds(usec)));
+  } else if (key == "STATUS") {
+    p.status = std::string(value.substr(0, 256));
+  } else if (key == "ERRNO") {
+    int err = std::atoi(std::string(value).c_str());
+    p.detail = fmt::format("ERRNO={} ({})", err, std::strerror(err));
+  } else if ((key == "STOPPING" || key == "RELOADING") && value == "1") {
+    log("worker {} pid {}: {}", p.slot, p.pid, line);
+  }  // BARRIER=1: its fd is closed already; the rest (MAINPID, FDSTORE, ...) is not ours
+}
+
+void pool::on_setup_pipe(pid_t pid) {
+  process* p = table_.find(pid);
+  if (!p || !p->setup_errors) return;
+  bool exec_done = false;
+  auto why = detail::read_setup_error(p->setup_errors.get(), exec_path_.c_str(), &exec_done);
+  if (why.empty() && !exec_done) return;  // not yet
+  if (!why.empty()) p->detail = why;       // it exits 126 or 127 now
+  close_setup_pipe(*p);
+  if (exec_done && !opts_.exec.notify) p->ready_due = clock::now() + opts_.exec.ready_after;
+}
+
+void pool::close_setup_pipe(process& p) {
+  if (p.setup_token) loop_.remove(std::exchange(p.setup_token, 0));
+  p.setup_errors.reset();
 }
 
 void pool::on_ready(process& p, clock::time_point now) {
   if (!table_.set_state(p, worker_state::ready)) return;
   p.ready_at = now;
-  p.setup_errors.reset();  // its setup is done
+  close_setup_pipe(p);  // its setup is done
   ever_ready_ = true;
   oom_.watch(p.pid);
   call_hook("on_worker_ready", hooks_.on_worker_ready, info(p, now));
@@ -201,7 +279,8 @@ void pool::on_exit(pid_t pid) {
   e.when = std::chrono::system_clock::now();
   e.detail = p.detail;
   if (p.setup_errors)
-    if (auto why = detail::read_setup_error(p.setup_errors.get()); !why.empty()) e.detail = why;
+    if (auto why = detail::read_setup_error(p.setup_errors.get(), exec_path_.c_str()); !why.empty()) e.detail = why;
+  close_setup_pipe(p);
   if (!si) {
     e.detail = "waitid failed: " + si.error().message();
   } else if (si->si_code == CLD_EXITED) {
@@ -288,13 +367,26 @@ policy::worker_clock pool::clock_of(const process& p) const {
   return {p.state, p.started, beat_time(p), p.kill_at, p.window_from};
 }
 
+// The pool's timeouts, or the worker's own (WATCHDOG_USEC=). An exec'd
+// worker without --notify has no heartbeat: only its death is watched.
+policy::timeouts pool::timeouts_of(const process& p) const {
+  bool silent = !opts_.exec.argv.empty() && !opts_.exec.notify;
+  return {silent ? milliseconds::zero() : p.timeout > milliseconds::zero() ? p.timeout : opts_.timeout,
+          opts_.startup_timeout};
+}
+
 void pool::check_deadlines(clock::time_point now) {
-  policy::timeouts t{opts_.timeout, opts_.startup_timeout};
   bool changed = false;  // a slot's record: the storm may begin or end
+  std::vector<pid_t> now_ready;  // exec'd without --notify, running for ready_after
   for (const auto& [pid, ptr] : table_.processes()) {
     process& p = *ptr;
     auto c = clock_of(p);
-    if (p.state == worker_state::ready && policy::has_proven(p.ready_at, c.beat, opts_.timeout) &&
+    auto t = timeouts_of(p);
+    if (p.state == worker_state::starting && p.ready_due != clock::time_point{} && now >= p.ready_due) {
+      now_ready.push_back(pid);
+      continue;
+    }
+    if (p.state == worker_state::ready && policy::has_proven(p.ready_at, c.beat, t.timeout) &&
         table_.slot(p.slot).current == pid)
       changed |= policy::proven(table_.slot(p.slot).rules);
     auto due = policy::deadline(c, t);
@@ -311,6 +403,8 @@ void pool::check_deadlines(clock::time_point now) {
     }
   }
   if (changed) update_storm();
+  for (pid_t pid : now_ready)  // not above: a reload's next fork may grow the table
+    if (process* p = table_.find(pid)) on_ready(*p, now);
 }
 
 // The loop woke long after its deadline: the arbiter was not running (the
@@ -325,9 +419,11 @@ void pool::restart_clocks(clock::duration late, clock::time_point now) {
 }
 
 clock::time_point pool::next_deadline(clock::time_point now) const {
-  policy::timeouts t{opts_.timeout, opts_.startup_timeout};
   clock::time_point at{};
-  for (const auto& [pid, p] : table_.processes()) earliest(at, policy::deadline(clock_of(*p), t));
+  for (const auto& [pid, p] : table_.processes()) {
+    earliest(at, policy::deadline(clock_of(*p), timeouts_of(*p)));
+    if (p->state == worker_state::starting) earliest(at, p->ready_due);
+  }
   if (!stopping_)
     for (int i = 0; i < size_; ++i) {
       const slot_state& s = table_.slot(i);

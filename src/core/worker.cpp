@@ -102,10 +102,7 @@ struct child_setup {
 
 void install_worker_signals(int stop_fd) noexcept {
   g_stop_fd = stop_fd;
-  struct sigaction dfl{};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) sys::set_action(sig, dfl, nullptr);  // EINVAL for 32, 33
+  sys::child::default_signals();
   struct sigaction term{};
   term.sa_handler = on_sigterm;
   sys::set_action(SIGTERM, term, nullptr);

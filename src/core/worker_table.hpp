@@ -40,6 +40,7 @@ struct process {
   pid_t pid = 0;
   sys::unique_fd pidfd;
   sys::unique_fd setup_errors;         // the spawn unit's error pipe, until ready
+  reactor::token setup_token = 0;      // exec mode: watched for the exec's outcome
   reactor::token exit_token = 0;
   detail::cell* beat = nullptr;
   worker_state state = worker_state::spawning;
@@ -49,6 +50,11 @@ struct process {
   clock::time_point window_from{};      // clocks restart here after a stall of the arbiter
   std::optional<exit_reason> reason;    // set when the arbiter ends it
   std::string detail;
+  // Exec mode: the program's own timeout (WATCHDOG_USEC=; 0: the pool's),
+  // its STATUS=, and when a worker without --notify counts as ready.
+  std::chrono::milliseconds timeout{};
+  std::string status;
+  clock::time_point ready_due{};
   output out, err;
   explicit process(std::size_t max_line) : out(max_line), err(max_line) {}
 };

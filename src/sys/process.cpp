@@ -7,14 +7,20 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <chrono>
 #include <cstring>
+#include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace ufork::sys {
@@ -22,6 +28,17 @@ namespace ufork::sys {
 pid_t own_pid() noexcept { return ::getpid(); }
 pid_t parent_pid() noexcept { return ::getppid(); }
 uid_t effective_uid() noexcept { return ::geteuid(); }
+
+pid_t parent_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');  // the command name may hold spaces and ')'
+  if (close == std::string::npos) return 0;
+  char state = 0;
+  long ppid = 0;
+  if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) return 0;
+  return static_cast<pid_t>(ppid);
+}
 
 int usable_cpus() noexcept {
   cpu_set_t set;
@@ -116,6 +133,29 @@ unsigned random_seed() noexcept {
   return static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(t);
 }
 
+char* const* environment() noexcept { return environ; }
+
+bool executable(const std::string& path) noexcept {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+result<unique_fd> make_notify_listener(const std::string& abstract_name) {
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return last_error();
+  own_fd(fd);
+  unique_fd owned(fd);
+  int on = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) return last_error();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (abstract_name.size() + 1 > sizeof addr.sun_path) return std::make_error_code(std::errc::filename_too_long);
+  std::memcpy(addr.sun_path + 1, abstract_name.data(), abstract_name.size());  // sun_path[0] = 0: abstract
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + abstract_name.size());
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) return last_error();
+  return owned;
+}
+
 namespace child {
 
 void exit(int code) noexcept { ::_exit(code); }
@@ -162,6 +202,39 @@ void close_syslog() noexcept { ::closelog(); }
 void wait_readable(int fd, int timeout_ms) noexcept {
   pollfd pfd{fd, POLLIN, 0};
   (void)::poll(&pfd, 1, timeout_ms);
+}
+
+int dup_above(int fd, int min, bool cloexec) noexcept {
+  return ::fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, min);
+}
+
+void default_signals() noexcept {
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) (void)::sigaction(sig, &dfl, nullptr);  // EINVAL for 32, 33
+}
+
+int change_dir(const char* path) noexcept { return ::chdir(path) == 0 ? 0 : errno; }
+
+void write_decimal(char* at, long v) noexcept {
+  char digits[21];
+  int n = 0;
+  unsigned long u = v < 0 ? 0UL - static_cast<unsigned long>(v) : static_cast<unsigned long>(v);
+  do {
+    digits[n++] = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *at++ = '-';
+  while (n > 0) *at++ = digits[--n];
+  *at = '\0';
+}
+
+void set_environment(char* const* envp) noexcept { environ = const_cast<char**>(envp); }
+
+int exec(const char* path, char* const* argv, char* const* envp) noexcept {
+  ::execve(path, argv, envp);
+  return errno;
 }
 
 }  // namespace child

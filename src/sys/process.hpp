@@ -10,12 +10,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <system_error>
 
 #include "sys/sys.hpp"
 
 namespace ufork::sys {
 
+// The parent of pid, from /proc/PID/stat; 0 if it is gone.
+pid_t parent_of(pid_t pid);
 // getpid(2), getppid(2), geteuid(2).
 pid_t own_pid() noexcept;
 pid_t parent_pid() noexcept;
@@ -57,6 +60,14 @@ void unmap(void* p, std::size_t bytes) noexcept;
 // A seed for the worker's random(3): getrandom(2), else the pid and time.
 unsigned random_seed() noexcept;
 
+// The process's environment (environ), as the arbiter found it.
+char* const* environment() noexcept;
+// An executable regular file (access X_OK).
+bool executable(const std::string& path) noexcept;
+// A SOCK_DGRAM socket bound to an abstract unix name (no file), CLOEXEC,
+// non-blocking, with SO_PASSCRED: the NOTIFY_SOCKET of exec'd workers.
+result<unique_fd> make_notify_listener(const std::string& abstract_name);
+
 // Async-signal-safe, for a new child before its program runs: no registry,
 // no allocation, EINTR retried.
 namespace child {
@@ -73,6 +84,17 @@ std::error_code set_parent_death_signal(int sig) noexcept;      // prctl(PR_SET_
 void close_syslog() noexcept;                                   // closelog(3)
 // poll(2) for readability, at most timeout_ms.
 void wait_readable(int fd, int timeout_ms) noexcept;
+// fcntl(F_DUPFD / F_DUPFD_CLOEXEC): a copy at the lowest free fd >= min; -1 on failure.
+int dup_above(int fd, int min, bool cloexec) noexcept;
+// Every signal's action back to SIG_DFL (SIG_IGN survives exec otherwise).
+void default_signals() noexcept;
+// chdir(2); 0 or the errno.
+int change_dir(const char* path) noexcept;
+// The decimal digits of v and a NUL at `at` (room for 21 bytes).
+void write_decimal(char* at, long v) noexcept;
+void set_environment(char* const* envp) noexcept;  // environ = envp
+// execve(2); returns only on failure, with the errno.
+int exec(const char* path, char* const* argv, char* const* envp) noexcept;
 }  // namespace child
 
 }  // namespace ufork::sys
