@@ -12,12 +12,11 @@ inline constexpr int exit_runtime = 1;  // hello: could not start (address in us
 inline constexpr int exit_usage = 2;
 inline constexpr int exit_unreachable = 3;
 
-struct hello_options {
+// What every serving subcommand takes: the pool's size, its control
+// socket, daemon mode and where the log goes.
+struct service_options {
   int workers = 0;  // set from ufork::default_workers()
-  std::string bind = "127.0.0.1:7777";
-  double timeout_seconds = 10;
   std::string control;
-  bool reuseport = false;
   bool daemon = false;
   std::string pidfile;
   std::string log;            // a rotated file set
@@ -27,7 +26,26 @@ struct hello_options {
   bool syslog = false;
 };
 
+struct hello_options : service_options {
+  std::string bind = "127.0.0.1:7777";
+  double timeout_seconds = 10;
+  bool reuseport = false;
+};
+
+struct run_options : service_options {
+  std::vector<std::string> binds;  // host:port, [v6]:port, unix:PATH[,mode=..][,owner=..][,group=..][,name=..]
+  bool notify = false;
+  double timeout_seconds = 0;      // 0: not given (it needs --notify)
+  double startup_timeout_seconds = 60;
+  double graceful_timeout_seconds = 10;
+  double ready_after_seconds = 1;
+  std::string chdir;
+  std::vector<std::string> env;
+  std::vector<std::string> command;
+};
+
 int run_hello(hello_options o);
+int run_program(run_options o);
 int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json);
 int run_console(const std::string& socket);
 

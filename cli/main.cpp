@@ -1,5 +1,5 @@
-// ufork: the command line. Subcommands: ctl, console (and hello, the HTTP
-// example, when built with the HTTP helper).
+// ufork: the command line. Subcommands: run, ctl, console, and hello (the
+// HTTP example).
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
@@ -24,8 +24,39 @@ int main(int argc, char** argv) {
   hello->add_option("--log", hello_opts.log, "log every line to this size-rotated file set");
   hello->add_option("--log-max-size", hello_opts.log_max_size, "bytes per log file")->check(CLI::PositiveNumber)->capture_default_str();
   hello->add_option("--log-files", hello_opts.log_files, "log files kept")->check(CLI::Range(1, 1000))->capture_default_str();
-  hello->add_flag("--log-json", hello_opts.log_json, "log JSON lines: time, worker, pid, stream, line");
+  hello->add_flag("--log-json", hello_opts.log_json, "log JSON lines: time, id, pid, stream, line");
   hello->add_flag("--syslog", hello_opts.syslog, "log to syslog too");
+
+  run_options run_opts;
+  run_opts.workers = ufork::default_workers();
+  auto* run = app.add_subcommand("run", "supervise a pool of any program: ufork run [OPTIONS] -- CMD [ARGS...]");
+  run->add_option("--workers,-w", run_opts.workers, "worker processes")->check(CLI::Range(1, 4096))->capture_default_str();
+  run->add_option("--bind,-b", run_opts.binds,
+                  "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
+                  "worker as fds 3, 4, ... (LISTEN_FDS)");
+  run->add_flag("--notify", run_opts.notify,
+                "workers speak sd_notify: READY=1 makes one ready, WATCHDOG=1 is its heartbeat (NOTIFY_SOCKET)");
+  run->add_option("--timeout,-t", run_opts.timeout_seconds,
+                  "with --notify: seconds without WATCHDOG=1 before a worker is hung (default 10)")
+      ->check(CLI::Range(0.001, 86400.0));
+  run->add_option("--startup-timeout", run_opts.startup_timeout_seconds, "seconds for a worker to become ready")
+      ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
+  run->add_option("--graceful-timeout", run_opts.graceful_timeout_seconds, "seconds from SIGTERM to SIGKILL")
+      ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
+  run->add_option("--ready-after", run_opts.ready_after_seconds,
+                  "without --notify: seconds a worker must run after its exec to count as ready")
+      ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+  run->add_option("--chdir", run_opts.chdir, "the workers' working directory");
+  run->add_option("--env,-e", run_opts.env, "K=V added to the workers' environment (repeatable)");
+  run->add_option("--control,-c", run_opts.control, "a control socket for ufork ctl / ufork console");
+  run->add_flag("--daemon,-d", run_opts.daemon, "detach; exit 0 once every worker is ready, 1 with the error");
+  run->add_option("--pidfile", run_opts.pidfile, "write and lock a pidfile");
+  run->add_option("--log", run_opts.log, "log every line to this size-rotated file set");
+  run->add_option("--log-max-size", run_opts.log_max_size, "bytes per log file")->check(CLI::PositiveNumber)->capture_default_str();
+  run->add_option("--log-files", run_opts.log_files, "log files kept")->check(CLI::Range(1, 1000))->capture_default_str();
+  run->add_flag("--log-json", run_opts.log_json, "log JSON lines: time, id, pid, stream, line");
+  run->add_flag("--syslog", run_opts.syslog, "log to syslog too");
+  run->add_option("command", run_opts.command, "the program and its arguments, after --")->required();
 
   std::string socket;
   std::vector<std::string> words;
@@ -48,6 +79,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : exit_usage;
   }
   if (*hello) return run_hello(hello_opts);
+  if (*run) return run_program(run_opts);
   if (*ctl) return run_ctl(socket, words, json);
   if (*console) return run_console(console_socket);
   return exit_usage;

@@ -37,6 +37,16 @@ std::optional<int> parse_signal(std::string s) {
   return std::nullopt;
 }
 
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string label_value(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  }
+  return out;
+}
+
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 reply with_data(std::string text, const json& data) { return ufork::ok(std::move(text), dump(data)); }
@@ -171,6 +181,7 @@ reply commands::status(const args&) {
                  {"spawn_errors", s.counters.spawn_errors},
                  {"wakeups", s.counters.wakeups},
                  {"stalls", s.counters.stalls},
+                 {"notify_ignored", s.counters.notify_ignored},
                  {"log_lost", s.counters.log_lost}}}};
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
@@ -188,8 +199,9 @@ reply commands::workers(const args&) {
   for (const worker_info& w : pool_.snapshot().workers) {
     auto rss = sys::rss_bytes(w.pid);
     std::string beat = w.heartbeat_age ? fmt::format("{:.3f} s", secs(*w.heartbeat_age)) : "-";
-    text += fmt::format("\n{:>4} {:>8} {:>5} {:<9} {:>8.1f} s {:>10} {:>6.1f} MiB {:>9}", w.id, w.pid, w.generation,
-                        to_string(w.state), secs(w.uptime), beat, static_cast<double>(rss) / 1048576.0, w.requests);
+    text += fmt::format("\n{:>4} {:>8} {:>5} {:<9} {:>8.1f} s {:>10} {:>6.1f} MiB {:>9}{}", w.id, w.pid, w.generation,
+                        to_string(w.state), secs(w.uptime), beat, static_cast<double>(rss) / 1048576.0, w.requests,
+                        w.status.empty() ? "" : "  " + w.status);
     data.push_back({{"id", w.id},
                     {"pid", w.pid},
                     {"generation", w.generation},
@@ -197,7 +209,8 @@ reply commands::workers(const args&) {
                     {"uptime", secs(w.uptime)},
                     {"heartbeat_age", w.heartbeat_age ? json(secs(*w.heartbeat_age)) : json(nullptr)},
                     {"rss", rss},
-                    {"requests", w.requests}});
+                    {"requests", w.requests},
+                    {"status", w.status}});
   }
   return with_data(text, data);
 }
@@ -256,6 +269,11 @@ reply commands::metrics(const args&) {
              [](const worker_info& w) { return std::optional(sys::rss_bytes(w.pid)); });
   per_worker("worker_requests_total", "counter", "Counted by the worker process.",
              [](const worker_info& w) { return std::optional(w.requests); });
+  family("worker_status_info", "gauge", "An exec'd worker's last STATUS= (sd_notify), as a label.");
+  for (const worker_info& w : s.workers)
+    if (!w.status.empty())
+      t += fmt::format("ufork_worker_status_info{{id=\"{}\",pid=\"{}\",status=\"{}\"}} 1\n", w.id, w.pid,
+                       label_value(w.status));
   family("slot_generation", "gauge", "Forks of the slot so far.");
   auto generations = pool_.generations();
   for (std::size_t i = 0; i < generations.size(); ++i)

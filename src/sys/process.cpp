@@ -30,8 +30,13 @@ pid_t parent_pid() noexcept { return ::getppid(); }
 uid_t effective_uid() noexcept { return ::geteuid(); }
 
 pid_t parent_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // Read with read(2): a process that exits meanwhile is ESRCH, not an exception.
+  auto f = open_file(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY);
+  if (!f) return 0;
+  char buf[1024];
+  auto n = read(f->get(), buf, sizeof buf - 1);
+  if (!n) return 0;
+  std::string stat(buf, n.value());
   auto close = stat.rfind(')');  // the command name may hold spaces and ')'
   if (close == std::string::npos) return 0;
   char state = 0;

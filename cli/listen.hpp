@@ -1,0 +1,42 @@
+// `ufork run --bind`: the listening sockets, bound once in the arbiter
+// before any fork and handed to every worker as fds 3, 4, ...
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ufork::cli {
+
+struct bind_spec {
+  std::string text;  // as given, for messages
+  std::string host, port;          // tcp
+  std::string path;                // unix
+  int mode = -1;                   // unix: chmod after bind; -1: the umask's
+  std::string owner, group;        // unix: chown after bind
+  std::string name;                // LISTEN_FDNAMES
+};
+
+// "127.0.0.1:8080", "[::1]:8080", ":8080" or "unix:/run/app.sock" followed
+// by ",name=NAME", and for unix ",mode=0660", ",owner=USER", ",group=GROUP".
+// A relative unix path is made absolute. Throws std::invalid_argument
+// naming the address.
+bind_spec parse_bind(const std::string& text, int index);
+
+class listeners {
+ public:
+  // Binds and listens on each; throws std::runtime_error naming the address.
+  explicit listeners(const std::vector<bind_spec>& specs);
+  ~listeners();  // closes them and removes the unix socket files made
+  listeners(const listeners&) = delete;
+  listeners& operator=(const listeners&) = delete;
+  const std::vector<int>& fds() const noexcept { return fds_; }
+  const std::vector<std::string>& names() const noexcept { return names_; }
+  const std::vector<std::string>& addresses() const noexcept { return addresses_; }
+
+ private:
+  void close_all() noexcept;
+  std::vector<int> fds_;
+  std::vector<std::string> names_, addresses_, files_;
+};
+
+}  // namespace ufork::cli

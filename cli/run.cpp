@@ -1,0 +1,65 @@
+// `ufork run -- CMD`: the pool's supervision for a program in any language.
+// Each worker is CMD, exec'd after the fork, given the --bind sockets the
+// systemd way (LISTEN_FDS) and, with --notify, heard through sd_notify.
+#include <chrono>
+#include <iostream>
+
+#include "commands.hpp"
+#include "listen.hpp"
+#include "service.hpp"
+
+namespace ufork::cli {
+namespace {
+
+std::chrono::milliseconds ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+}
+
+}  // namespace
+
+int run_program(run_options o) {
+  if (o.command.empty()) {
+    std::cerr << "ufork run: no program to run (ufork run [OPTIONS] -- CMD [ARGS...])\n";
+    return exit_usage;
+  }
+  if (o.timeout_seconds > 0 && !o.notify) {
+    std::cerr << "ufork run: --timeout needs --notify: without it a worker sends no heartbeat, and only its death "
+                 "is watched\n";
+    return exit_usage;
+  }
+  std::vector<bind_spec> specs;
+  try {
+    for (std::size_t i = 0; i < o.binds.size(); ++i) specs.push_back(parse_bind(o.binds[i], static_cast<int>(i)));
+  } catch (const std::exception& e) {
+    std::cerr << "ufork run: " << e.what() << "\n";
+    return exit_usage;
+  }
+  service svc("ufork run", o, {&o.chdir});
+  return svc.run([&] {
+    listeners bound(specs);  // in the arbiter, before any fork
+    options pool;
+    svc.apply(pool);
+    pool.exec.argv = o.command;
+    pool.exec.env = o.env;
+    pool.exec.chdir = o.chdir;
+    pool.exec.listen_fds = bound.fds();
+    pool.exec.listen_names = bound.names();
+    pool.exec.notify = o.notify;
+    pool.exec.ready_after = ms(o.ready_after_seconds);
+    if (o.timeout_seconds > 0) pool.timeout = ms(o.timeout_seconds);
+    pool.startup_timeout = ms(o.startup_timeout_seconds);
+    pool.graceful_timeout = ms(o.graceful_timeout_seconds);
+    arbiter* self = nullptr;
+    hooks h;
+    h.on_worker_ready = svc.ready_hook(self);
+    arbiter a(pool, h);
+    self = &a;
+    std::string line = "ufork run:";
+    for (const auto& word : o.command) line += " " + word;
+    for (const auto& address : bound.addresses()) line += "; listening on " + address;
+    a.log(line);
+    return a.run();
+  });
+}
+
+}  // namespace ufork::cli

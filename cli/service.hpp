@@ -1,0 +1,47 @@
+// What `ufork hello` and `ufork run` share: the log sinks the flags ask for,
+// daemon mode with its launcher and pidfile, and the "ready" line.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "ufork/arbiter.hpp"
+#include "ufork/daemon.hpp"
+
+namespace ufork::cli {
+
+class service {
+ public:
+  // name: "ufork hello", for messages. paths: the command's own path
+  // options, made absolute with the service's (a daemon works in /).
+  service(const char* name, service_options& o, std::vector<std::string*> paths = {});
+
+  // Runs body (which builds and runs the pool) as the flags say: detached
+  // or not, with the pidfile; an exception is reported (to the launcher when
+  // detached) and returns exit_runtime. Returns exit_usage for flags that
+  // do not go together.
+  int run(const std::function<int()>& body);
+
+  // The pool's options from the flags: size, control socket, sinks,
+  // capture of the arbiter's own output when detached.
+  void apply(options& pool) const;
+  // on_worker_ready for the pool: once every first worker is ready, says so
+  // (to the log, or to the launcher when detached). `a` is set before run().
+  std::function<void(const worker_info&)> ready_hook(arbiter*& a);
+  // Called once the pool has stopped: a launcher still waiting hears why.
+  void stopped(int code);
+
+ private:
+  const char* name_;
+  service_options& o_;
+  std::vector<std::string*> paths_;
+  std::optional<launcher> link_;
+  std::optional<pidfile> pid_;
+  int ready_ = 0;
+};
+
+}  // namespace ufork::cli

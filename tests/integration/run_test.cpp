@@ -1,0 +1,275 @@
+// `ufork run -- CMD` as a user runs it: real programs exec'd as workers, in
+// C++ on libsystemd, in Python and in shell with systemd's own systemd-notify.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "harness.hpp"
+
+namespace ufork::test {
+namespace {
+
+using json = nlohmann::json;
+
+const std::string notify_worker = UFORK_NOTIFY_WORKER_PATH;
+const std::string programs = UFORK_TEST_PROGRAMS_DIR;
+
+std::string temp_path(const std::string& name) {
+  return "/tmp/ufork-run-test-" + std::to_string(::getpid()) + "-" + name;
+}
+
+// `ufork ARGS...` with `env` ("K=V") added to its own environment: what a
+// service manager would have given ufork itself.
+pool_process ufork(std::vector<std::string> args, std::vector<std::string> env = {}) {
+  return pool_process([args, env] {
+    for (const auto& kv : env) ::putenv(::strdup(kv.c_str()));
+    std::vector<char*> argv{const_cast<char*>(UFORK_CLI_PATH)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(UFORK_CLI_PATH, argv.data());
+    say(std::string("exec failed: ") + std::strerror(errno));
+    return 127;
+  });
+}
+
+int port_of(pool_process& pool) { return std::stoi(pool.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)")[1]); }
+
+// One request; the answer's body ("" if nothing answered).
+std::string ask(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string get = "GET / HTTP/1.0\r\n\r\n";
+    (void)!::write(fd, get.data(), get.size());
+    char buf[1024];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  auto body = got.find("\r\n\r\n");
+  return body == std::string::npos ? "" : got.substr(body + 4);
+}
+
+// The first capture of the first line so far that matches re ("" if none).
+std::string seen(const pool_process& pool, const std::string& re) {
+  std::regex r(re);
+  std::smatch m;
+  for (const auto& line : pool.lines())
+    if (std::regex_search(line, m, r)) return m[1];
+  return {};
+}
+
+json ctl(const std::string& socket, const std::string& command) {
+  auto r = run_program(UFORK_CLI_PATH, {"ctl", "--socket", socket, "--json", command});
+  return json::parse(r.out, nullptr, false);
+}
+
+TEST(run, a_libsystemd_worker_gets_its_socket_and_environment_and_serves_once_ready) {
+  auto control = temp_path("serve.sock");
+  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0,name=web", "--notify", "--control", control,
+                     "--env", "EXTRA=yes", "--", notify_worker, "serve"},
+                    // ufork's own manager's variables: none may reach a worker.
+                    {"NOTIFY_SOCKET=/run/not-for-workers", "LISTEN_FDS=7", "LISTEN_PID=1", "WATCHDOG_USEC=5",
+                     "WATCHDOG_PID=1"});
+  int port = port_of(pool);
+  pool.wait_for("ufork run: ready, 2 workers");
+  std::regex report("\\[worker (\\d) pid (\\d+)\\] pid \\d+ (LISTEN_FDS.*)");
+  int reports = 0;
+  for (const auto& line : pool.lines()) {
+    std::smatch m;
+    if (!std::regex_search(line, m, report)) continue;
+    ++reports;
+    std::string id = m[1], pid = m[2], vars = m[3];
+    EXPECT_NE(vars.find("LISTEN_FDS=1 LISTEN_PID=" + pid + " LISTEN_FDNAMES=web NOTIFY_SOCKET=@ufork-"),
+              std::string::npos)
+        << vars;
+    EXPECT_NE(vars.find("WATCHDOG_USEC=10000000 WATCHDOG_PID=" + pid), std::string::npos) << vars;
+    EXPECT_NE(vars.find("UFORK_WORKER_ID=" + id + " UFORK_WORKER_GENERATION=1 EXTRA=yes"), std::string::npos) << vars;
+  }
+  EXPECT_EQ(reports, 2);
+  // Only 0-2, the socket at 3, and the directory the worker listed them with.
+  EXPECT_EQ(pool.count("\\] fds: 0 1 2 3 4$"), 2u);
+  EXPECT_EQ(pool.count("\\] sd_listen_fds 1$"), 2u);
+  EXPECT_EQ(pool.count("\\] sd_watchdog_enabled 1$"), 2u);
+
+  std::string answer = ask(port);
+  EXPECT_EQ(answer.rfind("worker ", 0), 0u) << answer;
+  auto workers = ctl(control, "workers");
+  ASSERT_TRUE(workers["ok"]) << workers;
+  for (const auto& w : workers["data"]) {
+    EXPECT_EQ(w["state"], "ready");
+    EXPECT_EQ(w["status"], "serving as " + std::to_string(w["pid"].get<int>()));
+  }
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(run, without_notify_a_worker_is_ready_after_its_exec_and_sees_no_notify_socket) {
+  auto pool = ufork({"run", "--workers", "1", "--bind", "127.0.0.1:0", "--ready-after", "0.1", "--", notify_worker,
+                     "serve"},
+                    {"NOTIFY_SOCKET=/run/not-for-workers", "WATCHDOG_USEC=5"});
+  int port = port_of(pool);
+  pool.wait_for("ufork run: ready, 1 workers");
+  auto line = seen(pool, "\\] pid \\d+ (LISTEN_FDS.*)");
+  EXPECT_NE(line.find("LISTEN_FDNAMES=bind0 NOTIFY_SOCKET=<unset> WATCHDOG_USEC=<unset> WATCHDOG_PID=<unset>"),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(ask(port).rfind("worker ", 0), 0u);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(run, a_worker_that_stops_sending_watchdog_is_aborted_and_replaced) {
+  auto pool = ufork({"run", "--workers", "1", "--notify", "--timeout", "0.3", "--", notify_worker, "silent"});
+  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("worker 0 pid \\d+ hung: no heartbeat for .* \\(timeout\\); sending SIGABRT");
+  pool.wait_for("worker 0 pid \\d+ gen 1 hung: killed by SIGABRT");  // as systemd's WatchdogSignal
+  pool.wait_for("\\[worker 0 pid \\d+\\] fds:");                     // generation 2 runs
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// A datagram to NOTIFY_SOCKET from this test process: not a worker, nor one
+// of a worker's children. It must not make the starting worker ready.
+TEST(run, a_notify_datagram_from_a_foreign_process_is_ignored_and_counted) {
+  auto control = temp_path("foreign.sock");
+  auto pool = ufork({"run", "--workers", "1", "--notify", "--control", control, "--", notify_worker, "wait"});
+  auto address = pool.wait_for("NOTIFY_SOCKET=@(\\S+)")[1].str();
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path + 1, address.data(), address.size());
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + address.size());
+  ASSERT_EQ(::sendto(fd, "READY=1", 7, 0, reinterpret_cast<sockaddr*>(&addr), len), 7) << std::strerror(errno);
+  ::close(fd);
+  json status;
+  for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+    status = ctl(control, "status");
+    if (status["data"]["counters"]["notify_ignored"] == 1) break;
+  }
+  EXPECT_EQ(status["data"]["counters"]["notify_ignored"], 1) << status;
+  EXPECT_EQ(status["data"]["workers"]["starting"], 1) << status;
+  EXPECT_EQ(pool.count("ready, 1 workers"), 0u);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(run, a_program_that_cannot_be_exec_d_is_named_and_ufork_gives_up_with_exit_3) {
+  auto pool = ufork({"run", "--workers", "2", "--", "/nonexistent/program", "--flag"});
+  EXPECT_EQ(pool.wait_exit(), 3);
+  EXPECT_GE(pool.count("cannot exec /nonexistent/program: No such file or directory"), 1u);
+  EXPECT_GE(pool.count("exit 127"), 1u);
+  // Backoff and give-up: a handful of forks, not a storm.
+  EXPECT_LE(pool.count("gen \\d+ crashed: exit 127"), 10u);
+
+  auto file = temp_path("not-executable");
+  std::ofstream(file) << "#!/bin/sh\n";
+  ::chmod(file.c_str(), 0644);
+  auto denied = ufork({"run", "--workers", "1", "--", file});
+  EXPECT_EQ(denied.wait_exit(), 3);
+  EXPECT_GE(denied.count("cannot exec " + file + ": Permission denied"), 1u);
+  EXPECT_GE(denied.count("exit 126"), 1u);
+  std::filesystem::remove(file);
+}
+
+TEST(run, a_python_worker_takes_fd_3_and_says_ready_with_a_plain_datagram) {
+  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0", "--notify", "--", "/usr/bin/python3",
+                     programs + "/worker.py"});
+  int port = port_of(pool);
+  pool.wait_for("ufork run: ready, 2 workers");
+  EXPECT_EQ(ask(port).rfind("python ", 0), 0u);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(run, systemd_notify_says_ready_for_a_shell_worker) {
+  if (::access("/usr/bin/systemd-notify", X_OK) != 0) GTEST_SKIP() << "no systemd-notify (Debian's systemd package)";
+  auto control = temp_path("shell.sock");
+  auto pool = ufork({"run", "--workers", "1", "--notify", "--control", control, "--",
+                     programs + "/systemd_notify_worker.sh"});
+  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("systemd-notify exit 0");  // its BARRIER=1 was answered
+  auto workers = ctl(control, "workers");
+  ASSERT_TRUE(workers["ok"]) << workers;
+  EXPECT_EQ(workers["data"][0]["status"].get<std::string>().rfind("shell worker ", 0), 0u) << workers;
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(run, reload_execs_the_program_afresh_each_successor_ready_before_its_predecessor_stops) {
+  auto control = temp_path("reload.sock");
+  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0", "--notify", "--control", control, "--",
+                     notify_worker, "serve"});
+  int port = port_of(pool);
+  pool.wait_for("ufork run: ready, 2 workers");
+  ASSERT_TRUE(ctl(control, "reload")["ok"]);
+  pool.wait_count("gen 1 replaced: killed by SIGTERM", 2);
+  EXPECT_EQ(pool.count("UFORK_WORKER_GENERATION=2"), 2u);
+  EXPECT_EQ(ask(port).rfind("worker ", 0), 0u);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(run, bad_flags_and_addresses_get_a_clear_error_and_an_exit_code) {
+  auto timeout = run_program(UFORK_CLI_PATH, {"run", "--timeout", "1", "--", "true"});
+  EXPECT_EQ(timeout.code, 2);
+  EXPECT_NE(timeout.out.find("--timeout needs --notify"), std::string::npos) << timeout.out;
+  auto bind = run_program(UFORK_CLI_PATH, {"run", "--bind", "nonsense", "--", "true"});
+  EXPECT_EQ(bind.code, 2);
+  EXPECT_NE(bind.out.find("--bind nonsense: expected HOST:PORT or unix:PATH"), std::string::npos) << bind.out;
+  auto option = run_program(UFORK_CLI_PATH, {"run", "--bind", "unix:/tmp/x,colour=red", "--", "true"});
+  EXPECT_EQ(option.code, 2);
+  EXPECT_NE(option.out.find("unknown option 'colour'"), std::string::npos) << option.out;
+  EXPECT_EQ(run_program(UFORK_CLI_PATH, {"run"}).code, 2);
+
+  auto taken = ufork({"run", "--workers", "1", "--bind", "127.0.0.1:0", "--", notify_worker, "serve"});
+  int port = port_of(taken);
+  auto in_use = run_program(UFORK_CLI_PATH, {"run", "--bind", "127.0.0.1:" + std::to_string(port), "--", "true"});
+  EXPECT_EQ(in_use.code, 1);
+  EXPECT_NE(in_use.out.find("cannot listen on 127.0.0.1:" + std::to_string(port) + ": bind: Address already in use"),
+            std::string::npos)
+      << in_use.out;
+  taken.signal(SIGTERM);
+  EXPECT_EQ(taken.wait_exit(), 0);
+}
+
+TEST(run, a_unix_socket_gets_its_mode_and_is_removed_at_the_end) {
+  auto path = temp_path("app.sock");
+  auto pool = ufork({"run", "--workers", "1", "--bind", "unix:" + path + ",mode=0660", "--ready-after", "0", "--",
+                     notify_worker, "serve"});
+  pool.wait_for("ufork run: ready, 1 workers");
+  struct stat st{};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  (void)!::write(fd, "GET / HTTP/1.0\r\n\r\n", 18);
+  char buf[256] = {};
+  EXPECT_GT(::read(fd, buf, sizeof buf - 1), 0);
+  EXPECT_NE(std::string(buf).find("worker "), std::string::npos);
+  ::close(fd);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+}  // namespace
+}  // namespace ufork::test
