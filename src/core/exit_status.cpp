@@ -17,6 +17,8 @@ const char* sysexits_name(int code) noexcept {
       "EX_IOERR",    "EX_TEMPFAIL", "EX_PROTOCOL", "EX_NOPERM",   "EX_CONFIG"};
   if (code == 0) return "EX_OK";
   if (code >= 64 && code <= 78) return names[code - 64];
+  if (code == 126) return "cannot execute";     // the shell's codes, which exec'd workers get too
+  if (code == 127) return "command not found";
   return nullptr;
 }
 

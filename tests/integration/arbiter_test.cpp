@@ -132,6 +132,35 @@ TEST(arbiter, after_fork_child_runs_in_the_worker_before_post_fork) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// What a service manager gave the arbiter (its readiness socket, its
+// sockets, its watchdog) is the arbiter's, not its workers': a worker that
+// called sd_notify() would speak for the whole service.
+TEST(arbiter, workers_get_none_of_the_arbiters_own_manager_variables) {
+  pool_process pool([] {
+    for (const char* var : {"NOTIFY_SOCKET=/run/manager", "LISTEN_FDS=2", "LISTEN_PID=1", "LISTEN_FDNAMES=a:b",
+                            "WATCHDOG_USEC=1000000", "WATCHDOG_PID=1", "KEPT=yes"})
+      ::putenv(const_cast<char*>(var));
+    hooks h;
+    h.post_fork = [](worker& w) {
+      std::string seen;
+      for (const char* name : {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC",
+                               "WATCHDOG_PID", "KEPT", "UFORK_WORKER_ID", "UFORK_WORKER_GENERATION"}) {
+        const char* v = std::getenv(name);
+        seen += std::string(" ") + name + "=" + (v ? v : "<unset>");
+      }
+      say("environment" + seen);
+      beat_until_stopped(w);
+    };
+    return run_pool(test_options(1), h);
+  });
+  auto env = pool.wait_for("environment (.*)")[1].str();
+  EXPECT_EQ(env,
+            "NOTIFY_SOCKET=<unset> LISTEN_FDS=<unset> LISTEN_PID=<unset> LISTEN_FDNAMES=<unset> "
+            "WATCHDOG_USEC=<unset> WATCHDOG_PID=<unset> KEPT=yes UFORK_WORKER_ID=0 UFORK_WORKER_GENERATION=1");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 TEST(arbiter, names_exit_codes_signals_and_escaped_exceptions) {
   pool_process pool([] {
     hooks h;

@@ -15,6 +15,8 @@ TEST(exit_status, names_sysexits_codes) {
   EXPECT_STREQ(sysexits_name(0), "EX_OK");
   EXPECT_STREQ(sysexits_name(64), "EX_USAGE");
   EXPECT_STREQ(sysexits_name(70), "EX_SOFTWARE");
+  EXPECT_STREQ(sysexits_name(127), "command not found");
+  EXPECT_STREQ(sysexits_name(126), "cannot execute");
   EXPECT_STREQ(sysexits_name(78), "EX_CONFIG");
   EXPECT_EQ(sysexits_name(1), nullptr);
   EXPECT_EQ(sysexits_name(79), nullptr);
