@@ -5,6 +5,9 @@
 //   respawn_peers respawn MASTER_PID KILLS GAP_MS
 //       SIGKILL one worker, time until the master has forked a new child;
 //       GAP_MS between kills.
+//   respawn_peers respawn-exec MASTER_PID KILLS GAP_MS EXE
+//       the same for a master whose workers exec a program (ufork run,
+//       supervisord): until a new child runs EXE (its /proc/PID/exe).
 //   respawn_peers outage MASTER_PID PORT KILLS GAP_MS
 //       the master has one worker: SIGKILL it and send a request at once;
 //       time until the answer (the service's outage).
@@ -66,6 +69,23 @@ bool wait_new_children(pid_t master, const std::set<pid_t>& old, std::size_t cou
   return false;
 }
 
+// The program pid runs now ("" while it has not exec'd yet, or is gone).
+std::string exe_of(pid_t pid) {
+  char buf[4096];
+  ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// Until a child not in `old` runs exe.
+bool wait_new_exec(pid_t master, const std::set<pid_t>& old, const std::string& exe, clock_type::time_point deadline) {
+  while (clock_type::now() < deadline) {
+    for (pid_t p : children(master))
+      if (!old.count(p) && exe_of(p) == exe) return true;
+    sched_yield();
+  }
+  return false;
+}
+
 // One GET on a new connection; true on a 200.
 bool request(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -107,7 +127,8 @@ void report(std::vector<double> v) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: respawn_peers respawn MASTER KILLS GAP_MS | outage MASTER PORT KILLS GAP_MS |"
+               "usage: respawn_peers respawn MASTER KILLS GAP_MS | respawn-exec MASTER KILLS GAP_MS EXE |"
+               " outage MASTER PORT KILLS GAP_MS |"
                " killall MASTER WORKERS ROUNDS | hang MASTER CONTROL_SOCKET TIMEOUT_MS SAMPLES\n");
   return 2;
 }
@@ -129,6 +150,23 @@ int main(int argc, char** argv) {
       ::kill(*before.begin(), SIGKILL);
       if (!wait_new_children(master, before, 1, t0 + std::chrono::seconds(60)))
         return std::fprintf(stderr, "no new worker within 60 s\n"), 1;
+      samples.push_back(ms(clock_type::now() - t0).count());
+      std::this_thread::sleep_for(gap);
+    }
+  } else if (mode == "respawn-exec" && argc == 6) {
+    int kills = std::atoi(argv[3]);
+    auto gap = std::chrono::milliseconds(std::atoi(argv[4]));
+    std::string exe = argv[5];
+    for (int i = 0; i < kills; ++i) {
+      auto before = children(master);
+      pid_t victim = 0;
+      for (pid_t p : before)
+        if (exe_of(p) == exe) victim = p;
+      if (victim == 0) return std::fprintf(stderr, "no worker runs %s\n", exe.c_str()), 1;
+      auto t0 = clock_type::now();
+      ::kill(victim, SIGKILL);
+      if (!wait_new_exec(master, before, exe, t0 + std::chrono::seconds(60)))
+        return std::fprintf(stderr, "no new worker running %s within 60 s\n", exe.c_str()), 1;
       samples.push_back(ms(clock_type::now() - t0).count());
       std::this_thread::sleep_for(gap);
     }
