@@ -5,6 +5,7 @@
  * connection with a fixed 200, from one epoll loop. With NOTIFY_SOCKET it
  * says READY=1 (a datagram, no libsystemd). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   const char* fds = getenv("LISTEN_FDS");
   if (fds && atoi(fds) >= 1) {
+    fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_NONBLOCK);  /* an event loop's socket, as nginx sets its inherited ones */
     notify_ready();
     serve(3);
   }

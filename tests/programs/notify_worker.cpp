@@ -6,6 +6,7 @@
 //   notify_worker wait    never READY=1 (stays starting)
 // Each first prints what it was given: its fds, LISTEN_*, WATCHDOG_*.
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@
 #include <string>
 
 namespace {
+
+volatile sig_atomic_t g_stop = 0;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -51,12 +54,17 @@ int main(int argc, char** argv) {
   if (mode == "silent") {
     for (;;) ::pause();
   }
+  // SIGTERM: finish the connection in hand, then exit (accept and poll are
+  // interrupted: no SA_RESTART). Queued connections wait for the others.
+  struct sigaction term{};
+  term.sa_handler = [](int) { g_stop = 1; };
+  ::sigaction(SIGTERM, &term, nullptr);
   std::uint64_t usec = 0;
   int watchdog = sd_watchdog_enabled(0, &usec);
   std::printf("sd_watchdog_enabled %d\n", watchdog);
   std::fflush(stdout);
   int every = watchdog > 0 ? static_cast<int>(usec / 4000) : -1;
-  for (;;) {
+  while (!g_stop) {
     if (watchdog > 0) sd_notify(0, "WATCHDOG=1");
     pollfd pfd{SD_LISTEN_FDS_START, POLLIN, 0};
     if (n < 1 || ::poll(&pfd, 1, every) <= 0) continue;
@@ -68,4 +76,5 @@ int main(int argc, char** argv) {
     (void)::write(c, answer.data(), answer.size());
     ::close(c);
   }
+  return 0;
 }
