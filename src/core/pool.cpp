@@ -113,7 +113,9 @@ pool::pool(options opts, hooks h)
   }
   if (opts_.exec.notify) {
     static std::atomic<unsigned> pools{0};
-    std::string name = fmt::format("ufork-{}-{}-notify", sys::own_pid(), pools++);
+    // Abstract names have no owner: a random part keeps another process
+    // from taking it first (anyone may still send to it: on_notify checks).
+    std::string name = fmt::format("ufork-{}-{}-{:08x}", sys::own_pid(), pools++, sys::random_seed());
     exec_notify_ = must(sys::make_notify_listener(name), "notify socket");
     notify_socket_ = "@" + name;
     loop_.add(exec_notify_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(exec_notify_.get()); });
