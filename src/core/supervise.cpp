@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -26,6 +27,15 @@ clock::time_point beat_time(const process& p) {
 
 std::string seconds(clock::duration d) {
   return fmt::format("{:.3f} s", std::chrono::duration<double>(d).count());
+}
+
+// A decimal number, all of `text`; none for anything else (a notify
+// datagram comes from a program we do not trust).
+std::optional<long long> number(std::string_view text) {
+  long long v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
 }
 
 void earliest(clock::time_point& best, clock::time_point t) {
@@ -169,8 +179,6 @@ void pool::reload_next(clock::time_point now) {
   }
 }
 
-// READY=1 datagrams; the sender is known from its credentials, as systemd
-// knows who wrote to NOTIFY_SOCKET.
 // The sd_notify protocol, from library workers (READY=1 on their socket
 // pair) and exec'd ones (NOTIFY_SOCKET): newline-separated KEY=VALUE.
 void pool::on_notify(int fd) {
@@ -182,7 +190,7 @@ void pool::on_notify(int fd) {
       continue;
     }
     auto now = clock::now();
-    pid_t pid = p->pid;
+    pid_t pid = p->pid;  // the sender is known from its credentials, as systemd knows it
     std::string_view rest(text, d->size);
     while (!rest.empty() && (p = table_.find(pid))) {  // a line may end it (WATCHDOG=trigger)
       auto end = std::min(rest.find('\n'), rest.size());
@@ -216,14 +224,15 @@ void pool::on_notify_line(process& p, std::string_view line, clock::time_point n
     beat();
   } else if (key == "WATCHDOG" && value == "trigger") {
     hang(p, "it asked for it (WATCHDOG=trigger)", now);
-  } else if (key == "WATCHDOG_USEC") {
-    long usec = std::atol(std::string(value).c_str());
-    if (usec > 0) p.timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(std::chrono::microseconds(usec)));
+  } else if (key == "WATCHDOG_USEC") {  // at most a day, as --timeout
+    if (auto usec = number(value); usec && *usec > 0)
+      p.timeout = std::clamp(std::chrono::duration_cast<milliseconds>(std::chrono::microseconds(*usec)),
+                             milliseconds(1), milliseconds(86'400'000));
   } else if (key == "STATUS") {
     p.status = std::string(value.substr(0, 256));
   } else if (key == "ERRNO") {
-    int err = std::atoi(std::string(value).c_str());
-    p.detail = fmt::format("ERRNO={} ({})", err, std::strerror(err));
+    if (auto err = number(value); err && *err >= 0 && *err < 4096)
+      p.detail = fmt::format("ERRNO={} ({})", *err, std::strerror(static_cast<int>(*err)));
   } else if ((key == "STOPPING" || key == "RELOADING") && value == "1") {
     log("worker {} pid {}: {}", p.slot, p.pid, line);
   }  // BARRIER=1: its fd is closed already; the rest (MAINPID, FDSTORE, ...) is not ours

@@ -191,6 +191,20 @@ TEST(run, a_python_worker_takes_fd_3_and_says_ready_with_a_plain_datagram) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+TEST(run, notify_garbage_from_a_worker_harms_nothing) {
+  auto control = temp_path("garbage.sock");
+  auto pool = ufork({"run", "--workers", "1", "--notify", "--control", control, "--", "/usr/bin/python3",
+                     programs + "/garbage_notify.py"});
+  pool.wait_for("ufork run: ready, 1 workers");
+  auto workers = ctl(control, "workers");
+  ASSERT_TRUE(workers["ok"]) << workers;
+  EXPECT_EQ(workers["data"][0]["status"], "still fine");
+  EXPECT_EQ(workers["data"][0]["state"], "ready");
+  EXPECT_EQ(pool.count("hung"), 0u);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 TEST(run, systemd_notify_says_ready_for_a_shell_worker) {
   if (::access("/usr/bin/systemd-notify", X_OK) != 0) GTEST_SKIP() << "no systemd-notify (Debian's systemd package)";
   auto control = temp_path("shell.sock");
