@@ -24,6 +24,11 @@ struct service_options {
   std::size_t log_files = 8;
   bool log_json = false;
   bool syslog = false;
+  // Under systemd and Kubernetes.
+  int min_ready = 1;
+  double drain_delay_seconds = 0;
+  bool subreaper = false;
+  std::string user, group;
 };
 
 struct hello_options : service_options {
@@ -46,7 +51,8 @@ struct run_options : service_options {
 
 int run_hello(hello_options o);
 int run_program(run_options o);
-int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json);
+// check: `status --check`, a readiness probe: 0 ready, 1 not, 3 unreachable.
+int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json, bool check = false);
 int run_console(const std::string& socket);
 
 }  // namespace ufork::cli

@@ -35,7 +35,11 @@ answer read_answer(const std::string& line) {
 
 }  // namespace
 
-int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json) {
+int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json, bool check) {
+  if (check && (words.size() != 1 || words[0] != "status")) {
+    std::cerr << "ufork ctl: --check goes with status alone\n";
+    return exit_usage;
+  }
   std::string error;
   auto client = control_client::connect(socket, error);
   if (!client) {
@@ -50,6 +54,12 @@ int run_ctl(const std::string& socket, const std::vector<std::string>& words, bo
     return exit_unreachable;
   }
   auto a = read_answer(*reply);
+  if (check) {  // a readiness probe: the pool's own word, "ready"
+    auto j = nlohmann::json::parse(*reply, nullptr, false);
+    bool ready = a.ok && !j.is_discarded() && j["data"].value("ready", false);
+    std::cout << (ready ? "ready" : "not ready") << ": " << a.text << "\n";
+    return ready ? 0 : exit_error_answer;
+  }
   if (json)
     std::cout << *reply << "\n";
   else if (a.ok)

@@ -1,6 +1,7 @@
 #include "listen.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
 #include <pwd.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -164,6 +166,7 @@ bind_spec parse_bind(const std::string& text, int index) {
 }
 
 listeners::listeners(const std::vector<bind_spec>& specs) {
+  adopt_activated();
   try {
     for (const auto& s : specs) {
       std::string address = "unix:" + s.path;
@@ -180,6 +183,33 @@ listeners::listeners(const std::vector<bind_spec>& specs) {
 }
 
 listeners::~listeners() { close_all(); }
+
+void listeners::adopt_activated() {
+  const char* count = std::getenv("LISTEN_FDS");
+  const char* pid = std::getenv("LISTEN_PID");
+  if (!count || !pid || std::to_string(::getpid()) != pid) return;  // not for us
+  int n = std::atoi(count);
+  std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
+  for (int i = 0; i < n; ++i) {
+    int fd = 3 + i;  // SD_LISTEN_FDS_START
+    (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours to hand on, no one else's
+    std::string name = names.substr(0, names.find(':'));
+    names = names.find(':') == std::string::npos ? "" : names.substr(names.find(':') + 1);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    std::string address = "fd " + std::to_string(fd);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      if (ss.ss_family == AF_UNIX)
+        address = std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&ss)->sun_path;
+      else
+        address = describe(ss);
+    }
+    fds_.push_back(fd);
+    names_.push_back(name.empty() ? "unknown" : name);
+    addresses_.push_back(address + " (from the service manager)");
+  }
+  for (const char* var : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}) ::unsetenv(var);
+}
 
 void listeners::close_all() noexcept {
   for (int fd : fds_) ::close(fd);

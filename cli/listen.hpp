@@ -24,7 +24,10 @@ bind_spec parse_bind(const std::string& text, int index);
 
 class listeners {
  public:
-  // Binds and listens on each; throws std::runtime_error naming the address.
+  // First the sockets a service manager passed to this process (socket
+  // activation: LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES, as sd_listen_fds()
+  // reads them; the variables are then unset), then each spec, bound and
+  // listening. Throws std::runtime_error naming the address.
   explicit listeners(const std::vector<bind_spec>& specs);
   ~listeners();  // closes them and removes the unix socket files made
   listeners(const listeners&) = delete;
@@ -34,6 +37,7 @@ class listeners {
   const std::vector<std::string>& addresses() const noexcept { return addresses_; }
 
  private:
+  void adopt_activated();
   void close_all() noexcept;
   std::vector<int> fds_;
   std::vector<std::string> names_, addresses_, files_;

@@ -5,6 +5,32 @@
 #include "commands.hpp"
 #include "ufork/options.hpp"
 
+namespace {
+
+// The flags of service_options, on hello and run alike.
+void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char* ready_means) {
+  app->add_option("--workers,-w", o.workers, "worker processes")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_option("--control,-c", o.control, "a control socket for ufork ctl / ufork console");
+  app->add_flag("--daemon,-d", o.daemon, ready_means);
+  app->add_option("--pidfile", o.pidfile, "write and lock a pidfile");
+  app->add_option("--log", o.log, "log every line to this size-rotated file set");
+  app->add_option("--log-max-size", o.log_max_size, "bytes per log file")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--log-files", o.log_files, "log files kept")->check(CLI::Range(1, 1000))->capture_default_str();
+  app->add_flag("--log-json", o.log_json, "log JSON lines: time, id, pid, stream, line");
+  app->add_flag("--syslog", o.syslog, "log to syslog too");
+  app->add_option("--min-ready", o.min_ready,
+                  "the pool is ready (ctl status --check, READY=1 and WATCHDOG=1 to systemd) with this many ready workers")
+      ->check(CLI::Range(0, 4096))->capture_default_str();
+  app->add_option("--drain-delay", o.drain_delay_seconds,
+                  "on SIGTERM, say not ready but keep serving this many seconds, then stop (a load balancer's time)")
+      ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+  app->add_flag("--subreaper", o.subreaper, "reap every orphan re-parented to ufork, not only workers (always as PID 1)");
+  app->add_option("--user", o.user, "workers drop to this user (and its groups) after the fork");
+  app->add_option("--group", o.group, "workers drop to this group after the fork");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace ufork::cli;
   CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
@@ -13,24 +39,16 @@ int main(int argc, char** argv) {
   hello_options hello_opts;
   hello_opts.workers = ufork::default_workers();
   auto* hello = app.add_subcommand("hello", "a pre-forked HTTP server answering Hello, World! (from PID ...)");
-  hello->add_option("--workers,-w", hello_opts.workers, "worker processes")->check(CLI::Range(1, 4096))->capture_default_str();
+  add_service_flags(hello, hello_opts, "detach; exit 0 once the server answers, 1 with the error");
   hello->add_option("--bind,-b", hello_opts.bind, "HOST:PORT to listen on")->capture_default_str();
   hello->add_option("--timeout,-t", hello_opts.timeout_seconds, "seconds without a heartbeat before a worker is hung")
       ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
-  hello->add_option("--control,-c", hello_opts.control, "a control socket for ufork ctl / ufork console");
   hello->add_flag("--reuseport", hello_opts.reuseport, "one SO_REUSEPORT socket per worker");
-  hello->add_flag("--daemon,-d", hello_opts.daemon, "detach; exit 0 once the server answers, 1 with the error");
-  hello->add_option("--pidfile", hello_opts.pidfile, "write and lock a pidfile");
-  hello->add_option("--log", hello_opts.log, "log every line to this size-rotated file set");
-  hello->add_option("--log-max-size", hello_opts.log_max_size, "bytes per log file")->check(CLI::PositiveNumber)->capture_default_str();
-  hello->add_option("--log-files", hello_opts.log_files, "log files kept")->check(CLI::Range(1, 1000))->capture_default_str();
-  hello->add_flag("--log-json", hello_opts.log_json, "log JSON lines: time, id, pid, stream, line");
-  hello->add_flag("--syslog", hello_opts.syslog, "log to syslog too");
 
   run_options run_opts;
   run_opts.workers = ufork::default_workers();
   auto* run = app.add_subcommand("run", "supervise a pool of any program: ufork run [OPTIONS] -- CMD [ARGS...]");
-  run->add_option("--workers,-w", run_opts.workers, "worker processes")->check(CLI::Range(1, 4096))->capture_default_str();
+  add_service_flags(run, run_opts, "detach; exit 0 once every worker is ready, 1 with the error");
   run->add_option("--bind,-b", run_opts.binds,
                   "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
                   "worker as fds 3, 4, ... (LISTEN_FDS)");
@@ -48,14 +66,6 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
   run->add_option("--chdir", run_opts.chdir, "the workers' working directory");
   run->add_option("--env,-e", run_opts.env, "K=V added to the workers' environment (repeatable)");
-  run->add_option("--control,-c", run_opts.control, "a control socket for ufork ctl / ufork console");
-  run->add_flag("--daemon,-d", run_opts.daemon, "detach; exit 0 once every worker is ready, 1 with the error");
-  run->add_option("--pidfile", run_opts.pidfile, "write and lock a pidfile");
-  run->add_option("--log", run_opts.log, "log every line to this size-rotated file set");
-  run->add_option("--log-max-size", run_opts.log_max_size, "bytes per log file")->check(CLI::PositiveNumber)->capture_default_str();
-  run->add_option("--log-files", run_opts.log_files, "log files kept")->check(CLI::Range(1, 1000))->capture_default_str();
-  run->add_flag("--log-json", run_opts.log_json, "log JSON lines: time, id, pid, stream, line");
-  run->add_flag("--syslog", run_opts.syslog, "log to syslog too");
   run->add_option("command", run_opts.command, "the program and its arguments, after --")->required();
 
   std::string socket;
@@ -64,6 +74,8 @@ int main(int argc, char** argv) {
   auto* ctl = app.add_subcommand("ctl", "send one command to a running arbiter's control socket");
   ctl->add_option("--socket,-s", socket, "the control socket")->required();
   ctl->add_flag("--json", json, "print the JSON answer");
+  bool check = false;
+  ctl->add_flag("--check", check, "with status: a readiness probe, exit 0 ready, 1 not ready, 3 unreachable");
   ctl->add_option("command", words, "the command and its arguments (try: help)")->required();
   ctl->allow_extras(false);
   ctl->prefix_command(false);
@@ -80,7 +92,7 @@ int main(int argc, char** argv) {
   }
   if (*hello) return run_hello(hello_opts);
   if (*run) return run_program(run_opts);
-  if (*ctl) return run_ctl(socket, words, json);
+  if (*ctl) return run_ctl(socket, words, json, check);
   if (*console) return run_console(console_socket);
   return exit_usage;
 }

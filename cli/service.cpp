@@ -13,6 +13,12 @@ service::service(const char* name, service_options& o, std::vector<std::string*>
 void service::apply(options& pool) const {
   pool.workers = o_.workers;
   pool.control_path = o_.control;
+  pool.min_ready = o_.min_ready;
+  pool.drain_delay = std::chrono::milliseconds(static_cast<long>(o_.drain_delay_seconds * 1000));
+  pool.subreaper = o_.subreaper;
+  pool.user = o_.user;
+  pool.group = o_.group;
+  pool.notify_manager = true;  // READY=1 and friends when systemd started us with NOTIFY_SOCKET
   auto format = o_.log_json ? log_format::json : log_format::plain;
   std::vector<std::shared_ptr<log_sink>> sinks;
   if (!o_.log.empty()) sinks.push_back(make_file_sink({o_.log, o_.log_max_size, o_.log_files, format}));

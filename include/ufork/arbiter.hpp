@@ -80,11 +80,17 @@ struct pool_counters {
   std::uint64_t log_lost = 0;     // lines the sink could not write
   std::uint64_t requests = 0;     // counted by the workers, the exited ones included
   std::uint64_t notify_ignored = 0;  // notify datagrams from no worker of ours (or one gone)
+  std::uint64_t orphans_reaped = 0;  // adopted processes reaped (PID 1, options::subreaper)
 };
 
 struct pool_status {
   int size = 0;                    // the desired number of workers
   bool stopping = false;
+  bool draining = false;           // a stop waits out options::drain_delay
+  // At least options::min_ready workers are ready, and the pool is neither
+  // draining nor stopping: what a readiness probe asks.
+  bool ready = false;
+  int min_ready = 1;
   std::vector<worker_info> workers;
   pool_counters counters;
   std::vector<exit_info> dead;     // the last 64 exits, oldest first

@@ -110,6 +110,28 @@ struct options {
   std::vector<int> keep_fds;
   // Workers exec a program (see exec_spec); empty argv: post_fork runs.
   exec_spec exec;
+
+  // Under a service manager and an orchestrator.
+  // The pool is ready (status's "ready", `ufork ctl status --check`, READY=1
+  // and WATCHDOG=1 to the manager) while at least this many workers are.
+  int min_ready = 1;
+  // A graceful stop (SIGTERM, `stop`, stop()) first drains for this long:
+  // the pool says it is not ready while the workers go on serving, so a load
+  // balancer stops sending; then the workers are stopped. SIGINT, SIGQUIT
+  // and a second SIGTERM do not wait. 0: no drain.
+  milliseconds drain_delay{0};
+  // run() only: when NOTIFY_SOCKET is set, tell the service manager READY=1,
+  // STATUS=, RELOADING=1, STOPPING=1, and WATCHDOG=1 as WATCHDOG_USEC asks,
+  // but only while min_ready workers are ready: its watchdog then covers the
+  // workers, not only the arbiter.
+  bool notify_manager = false;
+  // run() only: reap every process that is re-parented to the arbiter, not
+  // only its workers (PR_SET_CHILD_SUBREAPER). Always so as PID 1.
+  bool subreaper = false;
+  // Each worker drops to this user (and its groups) or group after the fork
+  // (setgroups, setgid, setuid, each checked), before the program runs; the
+  // sockets were bound before. Empty: as the arbiter.
+  std::string user, group;
 };
 
 // run() and wait() return 0 after a requested stop, and this when the pool

@@ -171,6 +171,9 @@ reply commands::status(const args&) {
   json data = {{"pid", pid},
                {"size", s.size},
                {"stopping", s.stopping},
+               {"draining", s.draining},
+               {"ready", s.ready},
+               {"min_ready", s.min_ready},
                {"uptime", secs(up)},
                {"workers", by_state},
                {"counters",
@@ -182,11 +185,12 @@ reply commands::status(const args&) {
                  {"wakeups", s.counters.wakeups},
                  {"stalls", s.counters.stalls},
                  {"notify_ignored", s.counters.notify_ignored},
+                 {"orphans_reaped", s.counters.orphans_reaped},
                  {"log_lost", s.counters.log_lost}}}};
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
       "backoffs {}{}",
-      pid, secs(up), s.size, s.stopping ? " (stopping)" : "", by_state["ready"], by_state["starting"],
+      pid, secs(up), s.size, s.stopping ? " (stopping)" : s.draining ? " (draining)" : "", by_state["ready"], by_state["starting"],
       by_state["stopping"], s.counters.spawned, s.counters.exited, s.counters.hung, s.counters.backoffs,
       s.counters.log_lost ? fmt::format("; {} log lines lost", s.counters.log_lost) : std::string());
   return with_data(text, data);

@@ -43,6 +43,8 @@ void validate(const options& o) {
   if (o.workers < 0) throw_invalid("workers must be >= 0");
   if (o.workers == 0 && !o.allow_empty) throw_invalid(empty_pool_refused);
   if (o.max_starting < 1) throw_invalid("max_starting must be >= 1");
+  if (o.min_ready < 0) throw_invalid("min_ready must be >= 0");
+  if (o.drain_delay < milliseconds::zero()) throw_invalid("drain_delay must be >= 0");
   if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
   positive(o.timeout, "timeout");
   positive(o.startup_timeout, "startup_timeout");
@@ -104,6 +106,13 @@ pool::pool(options opts, hooks h)
   notify_tx_ = std::move(tx);
   wake_ = must(sys::make_eventfd(true), "eventfd(wake)");
   loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(notify_rx_.get()); });
+  if (!opts_.user.empty() || !opts_.group.empty()) {
+    try {
+      drop_ = sys::lookup_identity(opts_.user, opts_.group);
+    } catch (const std::invalid_argument& e) {
+      throw_invalid(std::string("options.user/group: ") + e.what());
+    }
+  }
   if (!opts_.exec.argv.empty()) {
     exec_path_ = find_program(opts_.exec.argv[0]);
     for (auto& arg : opts_.exec.argv) exec_argv_.push_back(arg.data());
@@ -168,6 +177,9 @@ pool_status pool::snapshot() const {
     pool_status s;
     s.size = size_;
     s.stopping = stopping_;
+    s.draining = draining_;
+    s.ready = ready();
+    s.min_ready = opts_.min_ready;
     for (const auto& [pid, p] : table_.processes()) s.workers.push_back(info(*p, now));
     std::sort(s.workers.begin(), s.workers.end(),
               [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
@@ -218,10 +230,76 @@ std::error_code pool::signal(int id, int sig) {
 
 void pool::reopen_logs() { opts_.sink->reopen(); }
 
+int pool::ready_count() const noexcept {
+  int n = 0;
+  for (const auto& [pid, p] : table_.processes()) n += p->state == worker_state::ready;
+  return n;
+}
+
+bool pool::ready() const noexcept { return !draining_ && !stopping_ && ready_count() >= opts_.min_ready; }
+
+// NOTIFY_SOCKET from ufork's own manager (systemd): ours to speak to; the
+// workers never see it (spawn.cpp). WATCHDOG_PID, when set, must be us.
+void pool::open_manager_link() {
+  const char* address = std::getenv("NOTIFY_SOCKET");
+  if (!address || !*address) return;
+  manager_.fd = must(sys::make_datagram_socket(), "socket(NOTIFY_SOCKET)");
+  manager_.address = address;
+  const char* usec = std::getenv("WATCHDOG_USEC");
+  const char* for_pid = std::getenv("WATCHDOG_PID");
+  if (usec && (!for_pid || std::to_string(sys::own_pid()) == for_pid))
+    if (long long us = std::atoll(usec); us > 0)
+      manager_.watchdog = std::chrono::microseconds(us) / 2;  // twice per period, as sd_watchdog_enabled advises
+}
+
+void pool::tell_manager(const std::string& text) {
+  if (!manager_.fd) return;
+  if (auto ec = sys::send_notify(manager_.fd.get(), manager_.address, text))
+    log("NOTIFY_SOCKET {}: {}", manager_.address, ec.message());
+}
+
+// After each turn of the loop: READY=1 the first time the pool is ready (and
+// after a reload), STATUS= when the summary changes, WATCHDOG=1 when due and
+// min_ready workers are ready: with too few, the manager's watchdog fires.
+void pool::update_manager(clock::time_point now) {
+  if (!manager_.fd) return;
+  int ready = ready_count();
+  std::string msg;
+  if (!stopping_ && ready >= opts_.min_ready) {
+    if (!manager_.ready_sent) msg += fmt::format("READY=1\nMAINPID={}\n", sys::own_pid());
+    if (manager_.reloading && reload_queue_.empty() && !reloading()) msg += "READY=1\n";
+    manager_.ready_sent = true;
+  }
+  if (reload_queue_.empty() && !reloading()) manager_.reloading = false;
+  std::string status = fmt::format("{} of {} workers ready{}", ready, size_,
+                                   stopping_ ? "; stopping" : draining_ ? "; draining" : "");
+  if (status != manager_.status) msg += "STATUS=" + (manager_.status = status) + "\n";
+  if (manager_.watchdog > clock::duration::zero() && now >= manager_.next_beat) {
+    if (ready >= opts_.min_ready) msg += "WATCHDOG=1\n";
+    manager_.next_beat = now + manager_.watchdog;
+  }
+  if (msg.empty()) return;
+  msg.pop_back();
+  tell_manager(msg);
+}
+
+// Adopted processes that have exited (a worker's grandchildren whose parent
+// died first): reaped here. A worker's own exit is left to its pidfd, which
+// calls this again once it has reaped it.
+void pool::reap_orphans() {
+  if (!reap_orphans_) return;
+  sys::reap_unclaimed([this](pid_t pid) {
+    if (table_.find(pid)) return true;
+    ++counters_.orphans_reaped;
+    return false;
+  });
+}
+
 void pool::install_signals() {
   sigset_t set;
   sigemptyset(&set);
   for (int sig : pool_signals) sigaddset(&set, sig);
+  if (reap_orphans_) sigaddset(&set, SIGCHLD);
   if (auto ec = sys::block_signals(set, &old_mask_)) throw error(ec, "pthread_sigmask");
   signals_ = must(sys::make_signalfd(set), "signalfd");
   signals_token_ = loop_.add(signals_.get(), EPOLLIN, [this](std::uint32_t) { on_signal(); });
@@ -245,10 +323,14 @@ void pool::on_signal() {
     auto n = sys::read(signals_.get(), &si, sizeof si);
     if (!n || n.value() != sizeof si) return;
     int sig = static_cast<int>(si.ssi_signo);
+    if (sig == SIGCHLD) {  // a worker's exit is its pidfd's business; this is for adopted orphans
+      reap_orphans();
+      continue;
+    }
     log("{} from pid {}", signal_name(sig), si.ssi_pid);
     switch (sig) {
-      case SIGINT: begin_stop(stopping_); break;  // a second Ctrl-C: fast
-      case SIGTERM: begin_stop(false); break;
+      case SIGINT: begin_stop(stopping_, false); break;  // a second Ctrl-C: fast
+      case SIGTERM: begin_stop(false, !draining_); break;  // a second one ends a drain
       case SIGQUIT: begin_stop(true); break;
       case SIGTTIN: do_resize(size_ + 1); break;
       case SIGTTOU:
@@ -288,7 +370,15 @@ int pool::run_loop(bool own_signals) {
 }
 
 int pool::supervise(bool own_signals) {
+  // PID 1 of a container, or asked: every orphan below us becomes ours to
+  // reap. Never in start(): the host's children are the host's.
+  if (own_signals && (opts_.subreaper || sys::own_pid() == 1)) {
+    if (sys::own_pid() != 1)
+      if (auto ec = sys::become_subreaper()) throw error(ec, "prctl(PR_SET_CHILD_SUBREAPER)");
+    reap_orphans_ = true;
+  }
   if (own_signals && opts_.handle_signals) install_signals();
+  if (own_signals && opts_.notify_manager) open_manager_link();
   // run(): the process is ours, and the arbiter should be the OOM killer's
   // last choice. Lowering needs CAP_SYS_RESOURCE: refused is fine.
   if (own_signals && oom_found_ && opts_.oom_score_adj > 0)
@@ -310,7 +400,9 @@ int pool::supervise(bool own_signals) {
     // means the arbiter was not running when it was due.
     if (auto due = next_deadline(now); policy::stalled(due, now, opts_.timeout)) restart_clocks(now - due, now);
     check_deadlines(now);
+    if (draining_ && now >= drain_until_) begin_stop(false, false);
     maintain(now);
+    update_manager(now);
     if (attachment_.after_turn) attachment_.after_turn();
   }
   if (gave_up_)

@@ -30,6 +30,7 @@
 #include "core/worker_table.hpp"
 #include "core/reactor.hpp"
 #include "core/scoreboard.hpp"
+#include "sys/process.hpp"
 #include "sys/sys.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/arbiter.hpp"
@@ -78,6 +79,8 @@ class pool {
   pool_status snapshot() const;
   int size() const noexcept { return size_; }
   bool stopping() const noexcept { return stopping_; }
+  // At least min_ready workers ready, neither draining nor stopping.
+  bool ready() const noexcept;
   clock::duration uptime() const noexcept { return clock::now() - started_; }
   // The worker in slot `id`, or 0; the forks of each slot so far.
   pid_t worker_pid(int id) const noexcept;
@@ -88,7 +91,7 @@ class pool {
   std::error_code signal(int id, int sig);  // worker_pid(id) must be a worker
   std::string reload(std::vector<int> ids);  // each successor ready before its predecessor stops
   void reopen_logs();
-  void stop(bool fast) { begin_stop(fast); }
+  void stop(bool fast) { begin_stop(fast, true); }
 
   // A hook of the caller's: an exception escaping it is logged, and
   // supervision goes on.
@@ -115,6 +118,12 @@ class pool {
   void on_wake();
   void run_posted();
   std::vector<int> all_ids() const;
+  // The service manager above (options::notify_manager), and orphans.
+  void open_manager_link();
+  void tell_manager(const std::string& text);
+  void update_manager(clock::time_point now);
+  int ready_count() const noexcept;
+  void reap_orphans();
   template <class... Args>
   void log(fmt::format_string<Args...> f, Args&&... args) {
     log_text(fmt::format(f, std::forward<Args>(args)...));
@@ -144,7 +153,8 @@ class pool {
   policy::worker_clock clock_of(const process& p) const;
   void hang(process& p, std::string detail, clock::time_point now);
   void stop_worker(process& p, exit_reason why, clock::time_point now);
-  void begin_stop(bool fast);
+  // drain: a graceful stop waits out options::drain_delay first.
+  void begin_stop(bool fast, bool drain = true);
   void do_resize(int n);
   void update_storm();
   void check_give_up();
@@ -172,6 +182,19 @@ class pool {
   sys::unique_fd exec_notify_;
   std::string notify_socket_;  // "@ufork-PID-N", NOTIFY_SOCKET
   std::vector<std::string> listen_names_;  // LISTEN_FDNAMES
+  std::optional<sys::identity> drop_;      // options::user, group
+
+  bool draining_ = false;
+  clock::time_point drain_until_{};
+  bool reap_orphans_ = false;  // PID 1 or options::subreaper, in run()
+  struct manager_link {        // NOTIFY_SOCKET of ufork's own manager
+    sys::unique_fd fd;
+    std::string address;
+    clock::duration watchdog{};  // WATCHDOG=1 this often; 0: not asked
+    clock::time_point next_beat{};
+    bool ready_sent = false, reloading = false;
+    std::string status;
+  } manager_;
   std::optional<int> oom_found_;  // the arbiter's oom_score_adj as found
   std::string worker_oom_;        // what workers write to theirs; empty: nothing
   bool oom_lowered_ = false;

@@ -15,7 +15,7 @@ namespace ufork::detail {
 namespace {
 
 // The steps of the child's setup that can fail, as the error pipe names them.
-enum class step : int { pdeathsig = 1, dev_null, dup2, eventfd, chdir, exec };
+enum class step : int { pdeathsig = 1, dev_null, dup2, eventfd, chdir, exec, setgroups, setgid, setuid };
 
 const char* name(step s) {
   switch (s) {
@@ -25,6 +25,9 @@ const char* name(step s) {
     case step::eventfd: return "eventfd";
     case step::chdir: return "chdir";
     case step::exec: return "execve";
+    case step::setgroups: return "setgroups";
+    case step::setgid: return "setgid";
+    case step::setuid: return "setuid";
   }
   return "?";
 }
@@ -68,11 +71,23 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
   //    terminal's Ctrl-C reaches only the arbiter. The arbiter also calls
   //    setpgid for us, so neither order races.
   (void)sys::set_process_group(0, 0);
-  // 2. Never outlive the arbiter. If it died between fork and prctl, the
+  //    Limits while it still may: after a drop to another user its /proc
+  //    files are no longer its own.
+  if (p.nofile.rlim_max != 0) (void)sys::set_fd_limit(p.nofile);
+  if (p.oom_score_adj) c::write_file("/proc/self/oom_score_adj", p.oom_score_adj);  // higher: always allowed
+  // 2. The user it runs as, each step checked: a worker that cannot drop its
+  //    privileges never runs. Before PR_SET_PDEATHSIG: a change of
+  //    credentials clears the parent-death signal.
+  if (p.drop) {
+    int failed = 0;
+    if (int err = c::drop_privileges(*p.drop, p.drop_uid, &failed))
+      fail(failed == 1 ? step::setgroups : failed == 2 ? step::setgid : step::setuid, err);
+  }
+  // 3. Never outlive the arbiter. If it died between fork and prctl, the
   //    signal will never come: the parent check catches that window.
   if (auto ec = c::set_parent_death_signal(SIGKILL)) fail(step::pdeathsig, ec.value());
   if (sys::parent_pid() != p.arbiter_pid) c::exit(1);
-  // 3. fds: stdin from /dev/null, stdout and stderr onto the pipes, then the
+  // 4. fds: stdin from /dev/null, stdout and stderr onto the pipes, then the
   //    planned ones closed (no exec follows in library mode, so CLOEXEC
   //    alone would not do).
   int null_fd = c::open_dev_null();
@@ -92,12 +107,10 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
       if (last > e) c::close_range(std::max(first, e + 1), last);
     }
   }
-  if (p.nofile.rlim_max != 0) (void)sys::set_fd_limit(p.nofile);
-  if (p.oom_score_adj) c::write_file("/proc/self/oom_score_adj", p.oom_score_adj);  // higher: always allowed
   sigset_t none;
   sigemptyset(&none);
   if (p.exec) {
-    // 4. The program: its own pid where the protocols want it, default
+    // 5. The program: its own pid where the protocols want it, default
     //    signals and an empty mask (both survive exec), then execve.
     for (char* field : p.exec->pid_fields) c::write_decimal(field, sys::own_pid());
     c::default_signals();
@@ -107,7 +120,7 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
     int err = c::exec(p.exec->path, p.exec->argv, p.envp);
     fail(step::exec, err, err == ENOENT || err == ENOTDIR ? 127 : 126);  // the shell's codes
   }
-  // 4. Signals: handlers reset, ours installed, then the mask the arbiter
+  // 5. Signals: handlers reset, ours installed, then the mask the arbiter
   //    blocked around fork emptied: a SIGTERM sent meanwhile waited for us.
   int stop_fd = c::make_eventfd();
   if (stop_fd < 0) fail(step::eventfd, 0);

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "sys/process.hpp"
 #include "sys/sys.hpp"
 #include "ufork/arbiter.hpp"
 
@@ -53,6 +54,8 @@ struct spawn_plan {
   const hooks* callbacks;
   char* const* envp;           // the worker's environment
   const exec_plan* exec;       // null: post_fork runs
+  const sys::identity* drop;   // the user and groups to become; null: stay
+  bool drop_uid;               // setuid too (a user was named, not only a group)
 };
 
 // A new worker's environment, made in the arbiter before the fork: the

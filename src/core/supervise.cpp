@@ -108,7 +108,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
                           &close, sys::syslog_open.load(), sys::own_pid(), nofile_,
                           worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
                           std::max(opts_.timeout / 4, milliseconds(1)), &hooks_, env.envp(),
-                          exec ? &*exec : nullptr};
+                          exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty()};
   // Nothing buffered may be inherited: the child would print it again.
   opts_.sink->flush();
   std::cout.flush();
@@ -147,6 +147,9 @@ std::string pool::reload(std::vector<int> slots) {
   if (stopping_) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
   log("reload: {} workers, one at a time", slots.size());
+  auto usec = std::chrono::duration_cast<std::chrono::microseconds>(clock::now().time_since_epoch()).count();
+  tell_manager(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", usec));
+  manager_.reloading = true;
   reload_queue_.assign(slots.begin(), slots.end());
   reload_next(clock::now());
   return {};
@@ -325,6 +328,7 @@ void pool::on_exit(pid_t pid) {
     next = slot_lost(e.id, failed ? policy::end::failed_start : policy::end::served, now);
   }
   call_hook("on_worker_exit", hooks_.on_worker_exit, e);
+  reap_orphans();  // those this worker's zombie hid from the last SIGCHLD
   update_storm();
   if (failed && storm_)
     ++storm_quiet_;
@@ -433,6 +437,8 @@ clock::time_point pool::next_deadline(clock::time_point now) const {
     earliest(at, policy::deadline(clock_of(*p), timeouts_of(*p)));
     if (p->state == worker_state::starting) earliest(at, p->ready_due);
   }
+  if (draining_) earliest(at, drain_until_);
+  if (manager_.watchdog > clock::duration::zero()) earliest(at, manager_.next_beat);
   if (!stopping_)
     for (int i = 0; i < size_; ++i) {
       const slot_state& s = table_.slot(i);
@@ -472,9 +478,19 @@ void pool::stop_worker(process& p, exit_reason why, clock::time_point now) {
   (void)sys::kill_group(p.pid, SIGCONT);  // a stopped worker must see its SIGTERM
 }
 
-void pool::begin_stop(bool fast) {
+void pool::begin_stop(bool fast, bool drain) {
   if (stopping_ && (fast_ || !fast)) return;
   auto now = clock::now();
+  if (!fast && drain && opts_.drain_delay > milliseconds::zero() && !stopping_) {
+    if (draining_) return;
+    draining_ = true;
+    drain_until_ = now + opts_.drain_delay;
+    log("draining for {}: the pool says it is not ready while its workers serve; then it stops",
+        seconds(opts_.drain_delay));
+    return;
+  }
+  draining_ = false;
+  if (!stopping_) tell_manager("STOPPING=1");
   if (!stopping_) call_hook("parent_pre_stop", hooks_.parent_pre_stop);
   stopping_ = true;
   fast_ = fast;

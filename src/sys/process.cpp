@@ -1,6 +1,8 @@
 #include "sys/process.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sched.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -21,6 +23,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 
 namespace ufork::sys {
@@ -161,6 +164,64 @@ result<unique_fd> make_notify_listener(const std::string& abstract_name) {
   return owned;
 }
 
+result<unique_fd> make_datagram_socket() {
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return last_error();
+  own_fd(fd);
+  return unique_fd(fd);
+}
+
+std::error_code send_notify(int fd, const std::string& address, const std::string& text) noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (address.empty() || address.size() >= sizeof addr.sun_path) return std::make_error_code(std::errc::invalid_argument);
+  std::memcpy(addr.sun_path, address.data(), address.size());
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = 0;  // abstract
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  ssize_t n;
+  while ((n = ::sendto(fd, text.data(), text.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), len)) < 0 &&
+         errno == EINTR) {
+  }
+  return n < 0 ? last_error() : std::error_code();
+}
+
+std::error_code become_subreaper() noexcept {
+  return ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 ? last_error() : std::error_code();
+}
+
+pid_t exited_child() noexcept {
+  siginfo_t si{};
+  if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0) return 0;  // ECHILD: no child at all
+  return si.si_pid;
+}
+
+identity lookup_identity(const std::string& user, const std::string& group) {
+  identity who;
+  std::vector<char> buf(16384);
+  if (!user.empty()) {
+    passwd pw{}, *found = nullptr;
+    if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
+      throw std::invalid_argument("no user '" + user + "'");
+    who.uid = pw.pw_uid;
+    who.gid = pw.pw_gid;
+  }
+  if (!group.empty()) {
+    struct group gr{}, *found = nullptr;
+    if (::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
+      throw std::invalid_argument("no group '" + group + "'");
+    who.gid = gr.gr_gid;
+  }
+  who.groups = {who.gid};
+  if (!user.empty()) {
+    int n = 64;
+    std::vector<gid_t> list(static_cast<std::size_t>(n));
+    while (::getgrouplist(user.c_str(), who.gid, list.data(), &n) < 0) list.resize(static_cast<std::size_t>(n));
+    list.resize(static_cast<std::size_t>(n));
+    who.groups = list;
+  }
+  return who;
+}
+
 namespace child {
 
 void exit(int code) noexcept { ::_exit(code); }
@@ -236,6 +297,17 @@ void write_decimal(char* at, long v) noexcept {
 }
 
 void set_environment(char* const* envp) noexcept { environ = const_cast<char**>(envp); }
+
+int drop_privileges(const identity& who, bool set_uid, int* failed_step) noexcept {
+  *failed_step = 1;
+  if (::setgroups(who.groups.size(), who.groups.data()) != 0) return errno;
+  *failed_step = 2;
+  if (::setgid(who.gid) != 0) return errno;
+  *failed_step = 3;
+  if (set_uid && ::setuid(who.uid) != 0) return errno;
+  *failed_step = 0;
+  return 0;
+}
 
 int exec(const char* path, char* const* argv, char* const* envp) noexcept {
   ::execve(path, argv, envp);

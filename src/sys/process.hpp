@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "sys/sys.hpp"
 
@@ -68,6 +69,33 @@ bool executable(const std::string& path) noexcept;
 // non-blocking, with SO_PASSCRED: the NOTIFY_SOCKET of exec'd workers.
 result<unique_fd> make_notify_listener(const std::string& abstract_name);
 
+// A datagram to a NOTIFY_SOCKET address: a path, or "@name" (abstract),
+// from `fd`, an unbound SOCK_DGRAM socket (make_datagram_socket).
+result<unique_fd> make_datagram_socket();
+std::error_code send_notify(int fd, const std::string& address, const std::string& text) noexcept;
+
+// PR_SET_CHILD_SUBREAPER: orphans of our descendants become our children.
+std::error_code become_subreaper() noexcept;
+// The pid of a child that has exited and is not reaped yet (waitid P_ALL
+// WNOWAIT), or 0.
+pid_t exited_child() noexcept;
+// Reaps exited children that `mine` does not claim, until none is left or
+// the next one is claimed (its owner reaps it, and calls this again).
+template <class Mine>
+void reap_unclaimed(Mine&& mine) {
+  for (pid_t pid; (pid = exited_child()) > 0 && !mine(pid);) reap(pid);
+}
+
+// A user's and a group's ids, from the passwd and group databases.
+struct identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary, the primary among them
+};
+// Throws std::invalid_argument naming what is unknown. An empty user keeps
+// the uid (identity::uid is then unused); an empty group takes the user's.
+identity lookup_identity(const std::string& user, const std::string& group);
+
 // Async-signal-safe, for a new child before its program runs: no registry,
 // no allocation, EINTR retried.
 namespace child {
@@ -93,6 +121,9 @@ int change_dir(const char* path) noexcept;
 // The decimal digits of v and a NUL at `at` (room for 21 bytes).
 void write_decimal(char* at, long v) noexcept;
 void set_environment(char* const* envp) noexcept;  // environ = envp
+// setgroups, setgid, setuid (if set_uid), in that order; 0 or the errno
+// and which step failed (1, 2, 3).
+int drop_privileges(const identity& who, bool set_uid, int* failed_step) noexcept;
 // execve(2); returns only on failure, with the errno.
 int exec(const char* path, char* const* argv, char* const* envp) noexcept;
 }  // namespace child

@@ -17,59 +17,11 @@
 #include <regex>
 #include <thread>
 
+#include "cli_support.hpp"
 #include "harness.hpp"
 
 namespace ufork::test {
 namespace {
-
-using json = nlohmann::json;
-
-const std::string notify_worker = UFORK_NOTIFY_WORKER_PATH;
-const std::string programs = UFORK_TEST_PROGRAMS_DIR;
-
-std::string temp_path(const std::string& name) {
-  return "/tmp/ufork-run-test-" + std::to_string(::getpid()) + "-" + name;
-}
-
-// `ufork ARGS...` with `env` ("K=V") added to its own environment: what a
-// service manager would have given ufork itself.
-pool_process ufork(std::vector<std::string> args, std::vector<std::string> env = {}) {
-  return pool_process([args, env] {
-    for (const auto& kv : env) ::putenv(::strdup(kv.c_str()));
-    std::vector<char*> argv{const_cast<char*>(UFORK_CLI_PATH)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(UFORK_CLI_PATH, argv.data());
-    say(std::string("exec failed: ") + std::strerror(errno));
-    return 127;
-  });
-}
-
-int port_of(pool_process& pool) { return std::stoi(pool.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)")[1]); }
-
-// One request; the answer's body ("" if nothing answered).
-std::string ask(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string got;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string get = "GET / HTTP/1.0\r\n\r\n";
-    (void)!::write(fd, get.data(), get.size());
-    char buf[1024];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  auto body = got.find("\r\n\r\n");
-  return body == std::string::npos ? "" : got.substr(body + 4);
-}
-
-json ctl(const std::string& socket, const std::string& command) {
-  auto r = run_program(UFORK_CLI_PATH, {"ctl", "--socket", socket, "--json", command});
-  return json::parse(r.out, nullptr, false);
-}
 
 TEST(run, a_libsystemd_worker_gets_its_socket_and_environment_and_serves_once_ready) {
   auto control = temp_path("serve.sock");

@@ -4,6 +4,7 @@
 //                         its pid, sending WATCHDOG=1 as sd_watchdog_enabled says
 //   notify_worker silent  READY=1, then never a WATCHDOG=1 (it hangs)
 //   notify_worker wait    never READY=1 (stays starting)
+//   notify_worker serve-then-wait   serve in generations 1 and 2, wait from 3 on
 // Each first prints what it was given: its fds, LISTEN_*, WATCHDOG_*.
 #include <poll.h>
 #include <signal.h>
@@ -43,6 +44,7 @@ void report() {
 
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "serve";
+  if (mode == "serve-then-wait") mode = std::atoi(env("UFORK_WORKER_GENERATION").c_str()) >= 3 ? "wait" : "serve";
   report();
   int n = sd_listen_fds(0);  // 0: leave the environment as it was for report() above
   std::printf("sd_listen_fds %d\n", n);

@@ -1,0 +1,212 @@
+// ufork under systemd and Kubernetes: socket activation, sd_notify to its
+// own manager (a datagram socket in the test stands in for systemd), the
+// readiness probe through a drain, PID 1 in a PID namespace, and workers
+// that drop their privileges.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "cli_support.hpp"
+
+namespace ufork::test {
+namespace {
+
+// A port nobody listens on now (bound and closed: another process could take
+// it meanwhile, as with any such test).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  (void)::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  (void)::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+int check(const std::string& control) {
+  return run_program(UFORK_CLI_PATH, {"ctl", "--socket", control, "status", "--check"}).code;
+}
+
+TEST(service, socket_activation_hands_the_managers_socket_to_the_workers) {
+  if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0) GTEST_SKIP() << "no systemd-socket-activate";
+  int port = free_port();
+  pool_process pool([port] {
+    std::string listen = "127.0.0.1:" + std::to_string(port);
+    std::vector<std::string> args = {"/usr/bin/systemd-socket-activate", "-l", listen, UFORK_CLI_PATH, "run",
+                                     "--workers", "2", "--notify", "--", notify_worker, "serve"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    return 127;
+  });
+  pool.wait_for("Listening on 127\\.0\\.0\\.1:" + std::to_string(port));
+  // systemd-socket-activate starts ufork at the first connection, which
+  // waits in the socket's queue for the first worker.
+  std::string answer = ask(port);
+  EXPECT_EQ(answer.rfind("worker ", 0), 0u) << answer;
+  pool.wait_for("listening on 127\\.0\\.0\\.1:" + std::to_string(port) + " \\(from the service manager\\)");
+  pool.wait_count("\\] sd_listen_fds 1$", 2);
+  EXPECT_EQ(pool.count("cannot listen"), 0u);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// Stands in for systemd: a datagram socket at NOTIFY_SOCKET.
+class manager {
+ public:
+  explicit manager(std::string path) : path_(std::move(path)) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    ::unlink(path_.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  }
+  ~manager() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  // The next datagram within the timeout, or "".
+  std::string next(milliseconds timeout = 20s) {
+    pollfd pfd{fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(timeout.count())) != 1) return {};
+    char buf[4096];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  }
+  // Datagrams until one contains `what`; all of them, joined.
+  std::string until(const std::string& what) {
+    std::string all;
+    for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+      std::string d = next(1s);
+      all += d + "|";
+      if (d.find(what) != std::string::npos) return all;
+    }
+    ADD_FAILURE() << "no " << what << " from ufork; got " << all;
+    return all;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+TEST(service, tells_its_manager_ready_status_reloading_stopping_and_watchdog_while_min_ready) {
+  auto path = temp_path("manager.sock");
+  auto control = temp_path("manager-control.sock");
+  manager systemd(path);
+  // WATCHDOG=1 every 50 ms (half of WATCHDOG_USEC, as sd_watchdog_enabled advises).
+  auto pool = ufork({"run", "--workers", "2", "--min-ready", "2", "--notify", "--control", control, "--",
+                     notify_worker, "serve-then-wait"},
+                    {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=100000"});
+  std::string first = systemd.until("READY=1");
+  EXPECT_NE(first.find("MAINPID=" + std::to_string(pool.pid())), std::string::npos) << first;
+  EXPECT_NE(first.find("STATUS=2 of 2 workers ready"), std::string::npos) << first;
+  systemd.until("WATCHDOG=1");
+  systemd.until("WATCHDOG=1");  // again: at its rate
+
+  ASSERT_TRUE(ctl(control, "reload")["ok"]);
+  auto reload = systemd.until("RELOADING=1");
+  EXPECT_TRUE(std::regex_search(reload, std::regex("RELOADING=1\nMONOTONIC_USEC=\\d+"))) << reload;
+  systemd.until("READY=1");  // both successors (generation 2) ready
+
+  // Generation 3 never says READY=1: one worker short of min_ready, the
+  // watchdog stops, so a real manager would restart the service.
+  auto workers = ctl(control, "workers");
+  ASSERT_TRUE(workers["ok"]) << workers;
+  ASSERT_EQ(::kill(workers["data"][0]["pid"].get<pid_t>(), SIGKILL), 0);
+  systemd.until("STATUS=1 of 2 workers ready");
+  std::string after;
+  for (std::string d; !(d = systemd.next(500ms)).empty();) after += d + "|";
+  EXPECT_EQ(after.find("WATCHDOG=1"), std::string::npos) << after;
+  EXPECT_EQ(check(control), 1);
+
+  pool.signal(SIGTERM);
+  systemd.until("STOPPING=1");
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(service, status_check_fails_through_a_drain_while_requests_are_still_answered) {
+  auto control = temp_path("drain.sock");
+  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0", "--notify", "--drain-delay", "2", "--control",
+                     control, "--", notify_worker, "serve"});
+  int port = port_of(pool);
+  pool.wait_for("ufork run: ready, 2 workers");
+  EXPECT_EQ(check(control), 0);
+  pool.signal(SIGTERM);
+  pool.wait_for("draining for 2\\.000 s");
+  EXPECT_EQ(check(control), 1);
+  EXPECT_EQ(ask(port).rfind("worker ", 0), 0u) << "not answered while draining";
+  EXPECT_EQ(ctl(control, "status")["data"]["draining"], true);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(check(control), 3);  // nothing answers
+}
+
+TEST(service, ctl_check_is_for_status_alone) {
+  EXPECT_EQ(run_program(UFORK_CLI_PATH, {"ctl", "--socket", "/nonexistent", "workers", "--check"}).code, 2);
+}
+
+// ufork as PID 1 of a new PID namespace, its worker starting short-lived
+// grandchildren whose parent exits at once: each is re-parented to PID 1.
+TEST(service, as_pid_1_it_reaps_every_orphan_and_stops_on_sigterm) {
+  if (run_program("/usr/bin/unshare", {"--pid", "--fork", "--mount-proc", "true"}).code != 0)
+    GTEST_SKIP() << "unshare --pid is not permitted here";
+  auto control = temp_path("pid1.sock");
+  pool_process pool([control] {
+    std::vector<std::string> args = {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                                     UFORK_CLI_PATH, "run", "--workers", "1", "--control", control, "--", "/bin/sh",
+                                     "-c", "while :; do (sleep 0.01 &); sleep 0.02; done"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    return 127;
+  });
+  pool.wait_for("arbiter pid 1:");
+  json status;
+  for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+    status = ctl(control, "status");
+    if (status["ok"] == true && status["data"]["counters"]["orphans_reaped"].get<int>() >= 20) break;
+  }
+  EXPECT_GE(status["data"]["counters"]["orphans_reaped"].get<int>(), 20) << status;
+  // SIGTERM to PID 1 itself, as `docker stop` sends it (unshare passes
+  // nothing on): ufork is unshare's only child.
+  std::ifstream children("/proc/" + std::to_string(pool.pid()) + "/task/" + std::to_string(pool.pid()) + "/children");
+  pid_t pid1 = 0;
+  children >> pid1;
+  ASSERT_GT(pid1, 0);
+  ASSERT_EQ(::kill(pid1, SIGTERM), 0);
+  pool.wait_for("all workers stopped");
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(service, workers_drop_to_the_user_before_the_program_runs_and_still_die_with_the_arbiter) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to change user";
+  auto pool = ufork({"run", "--workers", "1", "--user", "nobody", "--", "/bin/sh", "-c", "id; echo pid $$; exec sleep 1000"});
+  auto id = pool.wait_for("\\] (uid=.*)")[1].str();
+  EXPECT_TRUE(std::regex_search(id, std::regex("^uid=65534\\(nobody\\) gid=65534\\(nogroup\\) groups=65534\\(nogroup\\)$")))
+      << id;
+  pid_t worker = std::stoi(pool.wait_for("\\] pid (\\d+)")[1]);
+  pool.signal(SIGKILL);  // the arbiter: PR_SET_PDEATHSIG, set after the drop, kills the worker
+  EXPECT_NE(pool.wait_exit(), 0);
+  EXPECT_TRUE(reap(worker, 20s)) << "the worker outlived its arbiter";
+
+  auto bad = run_program(UFORK_CLI_PATH, {"run", "--user", "no-such-user-here", "--", "true"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("no user 'no-such-user-here'"), std::string::npos) << bad.out;
+}
+
+}  // namespace
+}  // namespace ufork::test
