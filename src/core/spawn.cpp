@@ -71,9 +71,8 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
   //    terminal's Ctrl-C reaches only the arbiter. The arbiter also calls
   //    setpgid for us, so neither order races.
   (void)sys::set_process_group(0, 0);
-  //    Limits while it still may: after a drop to another user its /proc
-  //    files are no longer its own.
-  if (p.nofile.rlim_max != 0) (void)sys::set_fd_limit(p.nofile);
+  //    Its OOM score while it still may: after a drop to another user its
+  //    /proc files are no longer its own.
   if (p.oom_score_adj) c::write_file("/proc/self/oom_score_adj", p.oom_score_adj);  // higher: always allowed
   // 2. The user it runs as, each step checked: a worker that cannot drop its
   //    privileges never runs. Before PR_SET_PDEATHSIG: a change of
@@ -107,6 +106,8 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
       if (last > e) c::close_range(std::max(first, e + 1), last);
     }
   }
+  // The program's own fd limit back, now that the setup's fds are done.
+  if (p.nofile.rlim_max != 0) (void)sys::set_fd_limit(p.nofile);
   sigset_t none;
   sigemptyset(&none);
   if (p.exec) {
