@@ -208,5 +208,27 @@ TEST(service, workers_drop_to_the_user_before_the_program_runs_and_still_die_wit
   EXPECT_NE(bad.out.find("no user 'no-such-user-here'"), std::string::npos) << bad.out;
 }
 
+// contrib/systemd's units, as systemd itself reads them: no warning either.
+TEST(service, the_systemd_units_verify) {
+  if (::access("/usr/bin/systemd-analyze", X_OK) != 0) GTEST_SKIP() << "no systemd-analyze";
+  auto dir = temp_path("units");
+  std::filesystem::create_directories(dir);
+  for (const char* unit : {"ufork-app.service", "ufork-app.socket"}) {
+    std::ifstream in(std::string(UFORK_CONTRIB_DIR) + "/systemd/" + unit);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_FALSE(text.empty()) << unit;
+    // verify checks that ExecStart's programs exist: these do here.
+    text = std::regex_replace(text, std::regex("/usr/local/bin/ufork"), UFORK_CLI_PATH);
+    text = std::regex_replace(text, std::regex("/usr/local/bin/app-server"), "/bin/sleep infinity");
+    std::ofstream(dir + "/" + unit) << text;
+  }
+  auto r = run_program("/usr/bin/systemd-analyze", {"verify", dir + "/ufork-app.socket", dir + "/ufork-app.service"});
+  std::filesystem::remove_all(dir);
+  if (r.out.find("Failed to") != std::string::npos && r.out.find("ufork-app") == std::string::npos)
+    GTEST_SKIP() << "systemd-analyze cannot run here: " << r.out;
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "") << "systemd warns about the units";
+}
+
 }  // namespace
 }  // namespace ufork::test
