@@ -35,6 +35,17 @@ std::string describe(const sockaddr_storage& ss) {
 }  // namespace
 
 bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog) {
+  if (endpoint.rfind("fd:", 0) == 0) {  // a listening socket this process was given (socket activation)
+    int fd = -1;
+    try {
+      fd = std::stoi(endpoint.substr(3));
+    } catch (const std::exception&) {
+    }
+    auto ss = sys::local_address(fd);
+    if (fd < 3 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+      fail(endpoint, "not an inet socket", std::make_error_code(std::errc::not_a_socket));
+    return {sys::unique_fd(fd), describe(ss)};
+  }
   auto colon = endpoint.rfind(':');
   if (colon == std::string::npos || colon + 1 == endpoint.size())
     fail(endpoint, "expected HOST:PORT", std::make_error_code(std::errc::invalid_argument));

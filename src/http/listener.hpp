@@ -13,8 +13,9 @@ struct bound {
   std::string address;  // "127.0.0.1:7777", the port resolved
 };
 
-// Binds HOST:PORT; listens unless listen_now is false. Throws ufork::error
-// with the address in its message.
+// Binds HOST:PORT; listens unless listen_now is false. "fd:N" takes fd N, a
+// listening inet socket this process was given (socket activation). Throws
+// ufork::error with the address in its message.
 bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog);
 
 // From here on the listening socket drops every new connection's SYN (its

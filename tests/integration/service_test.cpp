@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -38,29 +39,47 @@ int check(const std::string& control) {
   return run_program(UFORK_CLI_PATH, {"ctl", "--socket", control, "status", "--check"}).code;
 }
 
-TEST(service, socket_activation_hands_the_managers_socket_to_the_workers) {
-  if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0) GTEST_SKIP() << "no systemd-socket-activate";
+// `systemd-socket-activate -l 127.0.0.1:PORT ufork ARGS...`: it starts ufork
+// at the first connection, which waits in the socket's queue for a worker.
+struct activated {
+  std::unique_ptr<pool_process> pool;
+  std::string answer;  // to that first request
+};
+activated socket_activated(std::vector<std::string> args) {
   int port = free_port();
-  pool_process pool([port] {
-    std::string listen = "127.0.0.1:" + std::to_string(port);
-    std::vector<std::string> args = {"/usr/bin/systemd-socket-activate", "-l", listen, UFORK_CLI_PATH, "run",
-                                     "--workers", "2", "--notify", "--", notify_worker, "serve"};
+  auto pool = std::make_unique<pool_process>([port, args] {
+    std::vector<std::string> all = {"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port),
+                                    UFORK_CLI_PATH};
+    all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
+    for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     return 127;
   });
-  pool.wait_for("Listening on 127\\.0\\.0\\.1:" + std::to_string(port));
-  // systemd-socket-activate starts ufork at the first connection, which
-  // waits in the socket's queue for the first worker.
+  pool->wait_for("Listening on 127\\.0\\.0\\.1:" + std::to_string(port));
   std::string answer = ask(port);
+  return {std::move(pool), answer};
+}
+
+TEST(service, socket_activation_hands_the_managers_socket_to_the_workers) {
+  if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0) GTEST_SKIP() << "no systemd-socket-activate";
+  auto [pool, answer] = socket_activated({"run", "--workers", "2", "--notify", "--", notify_worker, "serve"});
   EXPECT_EQ(answer.rfind("worker ", 0), 0u) << answer;
-  pool.wait_for("listening on 127\\.0\\.0\\.1:" + std::to_string(port) + " \\(from the service manager\\)");
-  pool.wait_count("\\] sd_listen_fds 1$", 2);
-  EXPECT_EQ(pool.count("cannot listen"), 0u);
-  pool.signal(SIGTERM);
-  EXPECT_EQ(pool.wait_exit(), 0);
+  pool->wait_for("listening on 127\\.0\\.0\\.1:\\d+ \\(from the service manager\\)");
+  pool->wait_count("\\] sd_listen_fds 1$", 2);
+  EXPECT_EQ(pool->count("cannot listen"), 0u);
+  pool->signal(SIGTERM);
+  EXPECT_EQ(pool->wait_exit(), 0);
+}
+
+TEST(service, socket_activation_serves_ufork_hello_on_the_managers_socket) {
+  if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0) GTEST_SKIP() << "no systemd-socket-activate";
+  auto [pool, answer] = socket_activated({"hello", "--workers", "2"});
+  EXPECT_EQ(answer.rfind("Hello, World! (from PID ", 0), 0u) << answer;
+  pool->wait_for("listening on http://127\\.0\\.0\\.1:\\d+/");
+  pool->signal(SIGTERM);
+  EXPECT_EQ(pool->wait_exit(), 0);
 }
 
 // Stands in for systemd: a datagram socket at NOTIFY_SOCKET.

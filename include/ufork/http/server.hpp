@@ -74,7 +74,8 @@ struct http_options {
 // The server must outlive the arbiter's run.
 class UFORK_API server {
  public:
-  // Binds `endpoint` ("HOST:PORT", "[::1]:PORT"; port 0 picks one), in this
+  // Binds `endpoint` ("HOST:PORT", "[::1]:PORT"; port 0 picks one; "fd:N"
+  // takes over listening socket N, as socket activation passes it), in this
   // process, before any fork. Throws ufork::error naming the address if it
   // cannot be bound.
   server(handler h, const std::string& endpoint, http_options options = {});
