@@ -265,12 +265,15 @@ void pool::update_manager(clock::time_point now) {
   if (!manager_.fd) return;
   int ready = ready_count();
   std::string msg;
+  bool reload_done = reload_queue_.empty() && !reloading();
   if (!stopping_ && ready >= opts_.min_ready) {
-    if (!manager_.ready_sent) msg += fmt::format("READY=1\nMAINPID={}\n", sys::own_pid());
-    if (manager_.reloading && reload_queue_.empty() && !reloading()) msg += "READY=1\n";
+    if (!manager_.ready_sent)
+      msg += fmt::format("READY=1\nMAINPID={}\n", sys::own_pid());
+    else if (manager_.reloading && reload_done)
+      msg += "READY=1\n";  // the reload is over, and the pool is ready again
     manager_.ready_sent = true;
+    if (reload_done) manager_.reloading = false;
   }
-  if (reload_queue_.empty() && !reloading()) manager_.reloading = false;
   std::string status = fmt::format("{} of {} workers ready{}", ready, size_,
                                    stopping_ ? "; stopping" : draining_ ? "; draining" : "");
   if (status != manager_.status) msg += "STATUS=" + (manager_.status = status) + "\n";
