@@ -1,6 +1,7 @@
 // The ufork command's subcommands and its exit codes.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ struct service_options {
   double drain_delay_seconds = 0;
   bool subreaper = false;
   std::string user, group;
+  // Recycling (options::recycle); 0: none.
+  std::size_t max_rss_mib = 0;
+  int max_fds_percent = 0;
+  std::uint64_t max_requests = 0, max_requests_jitter = 0;
+  double max_lifetime_seconds = 0, max_lifetime_jitter_seconds = 0;
 };
 
 struct hello_options : service_options {

@@ -27,6 +27,17 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char
   app->add_flag("--subreaper", o.subreaper, "reap every orphan re-parented to ufork, not only workers (always as PID 1)");
   app->add_option("--user", o.user, "workers drop to this user (and its groups) after the fork");
   app->add_option("--group", o.group, "workers drop to this group after the fork");
+  app->add_option("--max-rss", o.max_rss_mib, "MiB: a worker using more is recycled (its successor ready first)")
+      ->check(CLI::Range(1, 1 << 30));
+  app->add_option("--max-fds-percent", o.max_fds_percent, "a worker using more of its fd limit is recycled (uFork: 90)")
+      ->check(CLI::Range(1, 100));
+  app->add_option("--max-requests", o.max_requests, "a worker that has answered this many is recycled")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--max-requests-jitter", o.max_requests_jitter, "plus a random 0..N per worker");
+  app->add_option("--max-lifetime", o.max_lifetime_seconds, "seconds: an older worker is recycled")
+      ->check(CLI::Range(0.001, 31536000.0));
+  app->add_option("--max-lifetime-jitter", o.max_lifetime_jitter_seconds, "plus a random 0..S seconds per worker")
+      ->check(CLI::Range(0.0, 31536000.0));
 }
 
 }  // namespace

@@ -22,6 +22,11 @@ int run_program(run_options o) {
     std::cerr << "ufork run: no program to run (ufork run [OPTIONS] -- CMD [ARGS...])\n";
     return exit_usage;
   }
+  if (o.max_requests) {
+    std::cerr << "ufork run: --max-requests needs a request counter, which a program run by ufork does not have; "
+                 "--max-lifetime, --max-rss and --max-fds-percent apply (and a worker may send UFORK_RECYCLE=1)\n";
+    return exit_usage;
+  }
   if (o.timeout_seconds > 0 && !o.notify) {
     std::cerr << "ufork run: --timeout needs --notify: without it a worker sends no heartbeat, and only its death "
                  "is watched\n";

@@ -18,7 +18,13 @@ void service::apply(options& pool) const {
   pool.subreaper = o_.subreaper;
   pool.user = o_.user;
   pool.group = o_.group;
-  pool.notify_manager = true;  // READY=1 and friends when systemd started us with NOTIFY_SOCKET
+  pool.notify_manager = true;
+  pool.recycle.max_rss = o_.max_rss_mib << 20;
+  pool.recycle.max_fds_percent = o_.max_fds_percent;
+  pool.recycle.max_requests = o_.max_requests;
+  pool.recycle.max_requests_jitter = o_.max_requests_jitter;
+  pool.recycle.max_lifetime = std::chrono::milliseconds(static_cast<long>(o_.max_lifetime_seconds * 1000));
+  pool.recycle.max_lifetime_jitter = std::chrono::milliseconds(static_cast<long>(o_.max_lifetime_jitter_seconds * 1000));  // READY=1 and friends when systemd started us with NOTIFY_SOCKET
   auto format = o_.log_json ? log_format::json : log_format::plain;
   std::vector<std::shared_ptr<log_sink>> sinks;
   if (!o_.log.empty()) sinks.push_back(make_file_sink({o_.log, o_.log_max_size, o_.log_files, format}));

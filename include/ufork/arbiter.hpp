@@ -33,6 +33,7 @@ enum class exit_reason {
   shrunk,   // the pool was made smaller
   killed,   // an operator's `kill` command sent it a terminating signal
   replaced, // reload or restart: its successor was ready
+  recycled, // past a recycle limit (options::recycle): its successor was ready
 };
 UFORK_API const char* to_string(exit_reason r) noexcept;
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,20 @@ struct exec_spec {
   // death is watched.
   bool notify = false;
   milliseconds ready_after{1'000};
+};
+
+// Recycling: a worker past one of these limits is replaced the way a
+// reload replaces it (its successor ready first, one slot at a time), with
+// the reason in its exit record ("recycled: rss 612 MiB > 512 MiB"). 0: no
+// limit. With no RSS or fd limit set, nothing is polled.
+struct recycle_limits {
+  std::size_t max_rss = 0;                // bytes of resident memory (/proc/PID/statm)
+  int max_fds_percent = 0;                // of the worker's RLIMIT_NOFILE (uFork's check: 90)
+  milliseconds check_interval{10'000};    // how often RSS and fds are read
+  std::uint64_t max_requests = 0;         // worker::count_requests (the HTTP helper counts)
+  std::uint64_t max_requests_jitter = 0;  // + a random 0..jitter per worker, so they do not all go at once
+  milliseconds max_lifetime{0};
+  milliseconds max_lifetime_jitter{0};
 };
 
 struct options {
@@ -110,6 +125,7 @@ struct options {
   std::vector<int> keep_fds;
   // Workers exec a program (see exec_spec); empty argv: post_fork runs.
   exec_spec exec;
+  recycle_limits recycle;
 
   // Under a service manager and an orchestrator.
   // The pool is ready (status's "ready", `ufork ctl status --check`, READY=1

@@ -32,7 +32,8 @@ class UFORK_API worker {
   // starting -> ready, without waiting for the first heartbeat.
   void ready() noexcept;
   // Adds to this worker's request counter (shown by `workers` and
-  // `metrics`); a store to shared memory.
+  // `metrics`); a store to shared memory. Past options::recycle.max_requests
+  // it also asks the arbiter, once, to replace this worker.
   void count_requests(std::uint64_t n = 1) noexcept;
   // True once the arbiter asked this worker to stop (SIGTERM).
   bool stopping() const noexcept;
@@ -50,6 +51,8 @@ class UFORK_API worker {
   unsigned generation_ = 0;
   std::atomic<std::int64_t>* beat_ = nullptr;  // the scoreboard cell's fields
   std::atomic<std::uint64_t>* requests_ = nullptr;
+  std::uint64_t request_limit_ = 0;  // options::recycle.max_requests, with its jitter
+  std::atomic<bool> recycle_asked_{false};
   int notify_fd_ = -1;
   int stop_fd_ = -1;
   std::atomic<bool> ready_sent_{false};

@@ -56,6 +56,7 @@ const char* to_string(exit_reason r) noexcept {
     case exit_reason::shrunk: return "shrunk";
     case exit_reason::killed: return "killed";
     case exit_reason::replaced: return "replaced";
+    case exit_reason::recycled: return "recycled";
   }
   return "?";
 }

@@ -45,6 +45,14 @@ void validate(const options& o) {
   if (o.max_starting < 1) throw_invalid("max_starting must be >= 1");
   if (o.min_ready < 0) throw_invalid("min_ready must be >= 0");
   if (o.drain_delay < milliseconds::zero()) throw_invalid("drain_delay must be >= 0");
+  const recycle_limits& r = o.recycle;
+  if (r.max_fds_percent < 0 || r.max_fds_percent > 100) throw_invalid("recycle.max_fds_percent is 0..100");
+  positive(r.check_interval, "recycle.check_interval");
+  if (r.max_lifetime < milliseconds::zero() || r.max_lifetime_jitter < milliseconds::zero())
+    throw_invalid("recycle.max_lifetime and its jitter must be >= 0");
+  if (r.max_requests && !o.exec.argv.empty())
+    throw_invalid("recycle.max_requests needs a request counter, which exec'd workers do not have "
+                  "(they may send UFORK_RECYCLE=1 themselves)");
   if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
   positive(o.timeout, "timeout");
   positive(o.startup_timeout, "startup_timeout");

@@ -124,6 +124,9 @@ class pool {
   void update_manager(clock::time_point now);
   int ready_count() const noexcept;
   void reap_orphans();
+  // supervise.cpp: recycling (options::recycle).
+  void recycle(process& p, std::string why, clock::time_point now);
+  void check_usage(clock::time_point now);
   template <class... Args>
   void log(fmt::format_string<Args...> f, Args&&... args) {
     log_text(fmt::format(f, std::forward<Args>(args)...));
@@ -187,6 +190,7 @@ class pool {
   bool draining_ = false;
   clock::time_point drain_until_{};
   bool reap_orphans_ = false;  // PID 1 or options::subreaper, in run()
+  clock::time_point next_usage_check_{};  // RSS and fds, when a limit is set
   struct manager_link {        // NOTIFY_SOCKET of ufork's own manager
     sys::unique_fd fd;
     std::string address;

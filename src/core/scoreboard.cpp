@@ -25,6 +25,7 @@ cell* scoreboard::acquire() noexcept {
   free_.pop_back();
   c->beat_ns.store(0, std::memory_order_relaxed);
   c->requests.store(0, std::memory_order_relaxed);
+  c->request_limit.store(0, std::memory_order_relaxed);
   return c;
 }
 

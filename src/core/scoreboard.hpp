@@ -15,6 +15,7 @@ namespace ufork::detail {
 struct alignas(64) cell {  // one cache line: workers never share one
   std::atomic<std::int64_t> beat_ns{0};  // steady_clock of the last heartbeat; 0 = none
   std::atomic<std::uint64_t> requests{0};  // counted by the worker, summed by metrics
+  std::atomic<std::uint64_t> request_limit{0};  // set before the fork: the worker asks to be recycled there
 };
 
 inline std::int64_t now_ns() noexcept {

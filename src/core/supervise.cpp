@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <random>
+#include <type_traits>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -36,6 +38,18 @@ std::optional<long long> number(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return v;
+}
+
+// A random 0..most, so that workers started together do not all reach a
+// recycle limit together.
+template <class T>
+T jitter(T most) {
+  if (most <= T{}) return T{};
+  static std::mt19937_64 random{sys::random_seed()};
+  if constexpr (std::is_integral_v<T>)
+    return std::uniform_int_distribution<T>(0, most)(random);
+  else
+    return T(std::uniform_int_distribution<typename T::rep>(0, most.count())(random));
 }
 
 void earliest(clock::time_point& best, clock::time_point t) {
@@ -104,6 +118,9 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
     drop.insert(drop.end(), opts_.private_fds.begin(), opts_.private_fds.end());
     close = detail::runs_of(std::move(drop));
   }
+  if (opts_.recycle.max_requests)  // in the cell before the fork: the worker counts against it
+    p->beat->request_limit.store(opts_.recycle.max_requests + jitter(opts_.recycle.max_requests_jitter),
+                                 std::memory_order_relaxed);
   detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(), err->write.get(),
                           &close, sys::syslog_open.load(), sys::own_pid(), nofile_,
                           worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
@@ -121,6 +138,9 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
     return fail("fork", child.error());
   }
   policy::forked(s.rules, now);
+  const recycle_limits& r = opts_.recycle;
+  if (r.max_lifetime > milliseconds::zero())
+    p->lifetime_due = now + r.max_lifetime + jitter(r.max_lifetime_jitter);
   p->slot = slot;
   p->generation = ++s.generation;
   p->pid = child->pid;
@@ -167,6 +187,36 @@ bool pool::reloading() const {
 void pool::abandon_reload(const process& successor, const std::string& why) {
   log("reload: the successor of worker {} failed ({}); reload abandoned", successor.slot, why);
   reload_queue_.clear();
+  for (const auto& [pid, p] : table_.processes()) p->recycle_why.clear();  // the limits are checked again
+}
+
+// Past a limit: replaced as a reload replaces it, its successor ready first,
+// one slot at a time (after any reload or recycling under way).
+void pool::recycle(process& p, std::string why, clock::time_point now) {
+  if (stopping_ || table_.slot(p.slot).current != p.pid) return;
+  p.recycle_why = "recycled: " + std::move(why);
+  log("worker {} pid {} {}; its successor starts first", p.slot, p.pid, p.recycle_why);
+  if (std::find(reload_queue_.begin(), reload_queue_.end(), p.slot) == reload_queue_.end())
+    reload_queue_.push_back(p.slot);
+  reload_next(now);
+}
+
+// RSS and fd use, every check_interval while a limit is set.
+void pool::check_usage(clock::time_point now) {
+  const recycle_limits& r = opts_.recycle;
+  if ((r.max_rss == 0 && r.max_fds_percent <= 0) || now < next_usage_check_) return;
+  next_usage_check_ = now + r.check_interval;
+  std::vector<std::pair<pid_t, std::string>> over;
+  for (const auto& [pid, p] : table_.processes()) {
+    if (p->state != worker_state::ready || !p->recycle_why.empty()) continue;
+    if (auto rss = sys::rss_bytes(pid); r.max_rss && rss > r.max_rss)
+      over.emplace_back(pid, fmt::format("rss {} MiB > {} MiB", rss >> 20, r.max_rss >> 20));
+    else if (auto fds = sys::fd_usage(pid); r.max_fds_percent > 0 && fds.limit > 0 &&
+                                            fds.open * 100 > fds.limit * static_cast<std::uint64_t>(r.max_fds_percent))
+      over.emplace_back(pid, fmt::format("{} fds open of {} (over {} %)", fds.open, fds.limit, r.max_fds_percent));
+  }
+  for (auto& [pid, why] : over)  // not above: recycling forks, and the table grows
+    if (process* p = table_.find(pid)) recycle(*p, std::move(why), now);
 }
 
 void pool::reload_next(clock::time_point now) {
@@ -236,6 +286,9 @@ void pool::on_notify_line(process& p, std::string_view line, clock::time_point n
   } else if (key == "ERRNO") {
     if (auto err = number(value); err && *err >= 0 && *err < 4096)
       p.detail = fmt::format("ERRNO={} ({})", *err, std::strerror(static_cast<int>(*err)));
+  } else if (key == "UFORK_RECYCLE") {  // past max_requests (worker::count_requests), or a program's own wish
+    if (p.state == worker_state::ready && p.recycle_why.empty())
+      recycle(p, value == "requests" ? fmt::format("{} requests", p.beat->requests.load()) : "it asked", now);
   } else if ((key == "STOPPING" || key == "RELOADING") && value == "1") {
     log("worker {} pid {}: {}", p.slot, p.pid, line);
   }  // BARRIER=1: its fd is closed already; the rest (MAINPID, FDSTORE, ...) is not ours
@@ -266,7 +319,11 @@ void pool::on_ready(process& p, clock::time_point now) {
   call_hook("on_worker_ready", hooks_.on_worker_ready, info(p, now));
   if (!p.reload) return;
   // A reload's successor: the slot is now this one's; its predecessor goes.
-  if (process* old = table_.find(table_.promote(p))) stop_worker(*old, exit_reason::replaced, now);
+  if (process* old = table_.find(table_.promote(p))) {
+    bool recycled = !old->recycle_why.empty();
+    if (recycled) old->detail = old->recycle_why;
+    stop_worker(*old, recycled ? exit_reason::recycled : exit_reason::replaced, now);
+  }
   reload_next(now);
   if (reload_queue_.empty() && !reloading()) log("reload: done");
 }
@@ -391,6 +448,7 @@ policy::timeouts pool::timeouts_of(const process& p) const {
 void pool::check_deadlines(clock::time_point now) {
   bool changed = false;  // a slot's record: the storm may begin or end
   std::vector<pid_t> now_ready;  // exec'd without --notify, running for ready_after
+  std::vector<pid_t> expired;    // past max_lifetime
   for (const auto& [pid, ptr] : table_.processes()) {
     process& p = *ptr;
     auto c = clock_of(p);
@@ -399,6 +457,9 @@ void pool::check_deadlines(clock::time_point now) {
       now_ready.push_back(pid);
       continue;
     }
+    if (p.state == worker_state::ready && p.recycle_why.empty() && p.lifetime_due != clock::time_point{} &&
+        now >= p.lifetime_due)
+      expired.push_back(pid);
     if (p.state == worker_state::ready && policy::has_proven(p.ready_at, c.beat, t.timeout) &&
         table_.slot(p.slot).current == pid)
       changed |= policy::proven(table_.slot(p.slot).rules);
@@ -418,6 +479,9 @@ void pool::check_deadlines(clock::time_point now) {
   if (changed) update_storm();
   for (pid_t pid : now_ready)  // not above: a reload's next fork may grow the table
     if (process* p = table_.find(pid)) on_ready(*p, now);
+  for (pid_t pid : expired)
+    if (process* p = table_.find(pid)) recycle(*p, "lifetime " + seconds(now - p->started), now);
+  check_usage(now);
 }
 
 // The loop woke long after its deadline: the arbiter was not running (the
@@ -436,7 +500,9 @@ clock::time_point pool::next_deadline(clock::time_point now) const {
   for (const auto& [pid, p] : table_.processes()) {
     earliest(at, policy::deadline(clock_of(*p), timeouts_of(*p)));
     if (p->state == worker_state::starting) earliest(at, p->ready_due);
+    if (p->state == worker_state::ready && p->recycle_why.empty()) earliest(at, p->lifetime_due);
   }
+  if (opts_.recycle.max_rss || opts_.recycle.max_fds_percent > 0) earliest(at, next_usage_check_);
   if (draining_) earliest(at, drain_until_);
   if (manager_.watchdog > clock::duration::zero()) earliest(at, manager_.next_beat);
   if (!stopping_)

@@ -81,7 +81,13 @@ void worker::heartbeat() noexcept {
 
 void worker::ready() noexcept { heartbeat(); }
 
-void worker::count_requests(std::uint64_t n) noexcept { requests_->fetch_add(n, std::memory_order_relaxed); }
+void worker::count_requests(std::uint64_t n) noexcept {
+  auto total = requests_->fetch_add(n, std::memory_order_relaxed) + n;
+  if (request_limit_ != 0 && total >= request_limit_ && !recycle_asked_.exchange(true, std::memory_order_relaxed)) {
+    static constexpr char msg[] = "UFORK_RECYCLE=requests";
+    (void)sys::send_waiting(notify_fd_, msg, sizeof msg - 1);
+  }
+}
 
 namespace detail {
 
@@ -93,6 +99,7 @@ struct child_setup {
     w.generation_ = p.generation;
     w.beat_ = &p.beat_cell->beat_ns;
     w.requests_ = &p.beat_cell->requests;
+    w.request_limit_ = p.beat_cell->request_limit.load(std::memory_order_relaxed);
     w.notify_fd_ = p.notify_fd;
     w.stop_fd_ = stop_fd;
     w.interval_ = p.heartbeat_interval;

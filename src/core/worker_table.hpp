@@ -55,6 +55,10 @@ struct process {
   std::chrono::milliseconds timeout{};
   std::string status;
   clock::time_point ready_due{};
+  // Recycling: why it is being replaced (empty: it is not), and when its
+  // max_lifetime ends (epoch: never).
+  std::string recycle_why;
+  clock::time_point lifetime_due{};
   output out, err;
   explicit process(std::size_t max_line) : out(max_line), err(max_line) {}
 };

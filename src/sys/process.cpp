@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstring>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -58,6 +59,18 @@ std::uint64_t rss_bytes(pid_t pid) {
   std::uint64_t size = 0, resident = 0;
   f >> size >> resident;
   return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+fd_count fd_usage(pid_t pid) {
+  fd_count c;
+  rlimit limit{};
+  if (::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) != 0) return c;
+  c.limit = limit.rlim_cur;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+       it.increment(ec))
+    ++c.open;
+  return c;
 }
 
 result<pid_t> fork_blocking_signals() noexcept {

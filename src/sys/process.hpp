@@ -28,6 +28,11 @@ uid_t effective_uid() noexcept;
 int usable_cpus() noexcept;
 // Resident set size of pid from /proc/PID/statm, in bytes; 0 if unreadable.
 std::uint64_t rss_bytes(pid_t pid);
+// pid's open fds (/proc/PID/fd) and its soft RLIMIT_NOFILE (prlimit); 0s if unknown.
+struct fd_count {
+  std::uint64_t open = 0, limit = 0;
+};
+fd_count fd_usage(pid_t pid);
 
 // fork(2) with every signal blocked across it, so the child runs no handler
 // of the parent's before it has set its own; the caller's mask is back in

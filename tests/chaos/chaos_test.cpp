@@ -151,7 +151,12 @@ TEST(chaos, the_pool_comes_back_whole_after_random_kills_and_stops_under_load) {
         }
         int whole = 0;
         for (auto& [slot, s] : slots) whole += s.second;
-        return whole == workers && children_of(arbiter).size() == workers;
+        if (whole != workers) return false;
+        // A worker stopped by the last faults still looks ready until its
+        // timeout declares it hung: wait until none is left stopped.
+        auto children = children_of(arbiter);
+        return children.size() == static_cast<std::size_t>(workers) &&
+               std::none_of(children.begin(), children.end(), [](pid_t c) { return state_of(c) == 'T'; });
       },
       1, 60s);
   done = true;

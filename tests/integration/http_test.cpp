@@ -18,6 +18,7 @@
 #include <mutex>
 #include <random>
 #include <regex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -80,6 +81,7 @@ pool_process http_pool(http::server_options o = {}, int workers = 2) {
   return pool_process([o, workers]() mutable {
     auto pool = test_options(workers);
     pool.timeout = o.pool.timeout == options{}.timeout ? 2s : o.pool.timeout;
+    pool.recycle = o.pool.recycle;
     o.pool = pool;
     o.on_listening = [](const std::string& address) { say("listening " + address); };
     o.hooks = with_events({});
@@ -631,6 +633,29 @@ TEST(http, a_program_attaches_the_server_to_its_own_arbiter) {
   auto r = c.read();
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("hello from"), std::string::npos);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// max_requests under a client loop: the workers are recycled one at a time,
+// each successor ready first, and no client sees anything but a 200.
+TEST(http, workers_recycled_by_max_requests_answer_every_request) {
+  http::server_options o;
+  o.pool.recycle.max_requests = 20;
+  o.pool.recycle.max_requests_jitter = 5;
+  auto pool = http_pool(o, 2);
+  int port = port_of(pool);
+  pool.wait_count("event ready", 2);
+  std::set<std::string> pids;
+  for (int i = 0; i < 200; ++i) {
+    client c(port);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    auto r = c.read();
+    ASSERT_EQ(r.status, 200) << "request " << i;
+    pids.insert(r.body);
+  }
+  EXPECT_GE(pids.size(), 4u) << "the workers were not recycled";
+  pool.wait_for("event exit worker \\d+ pid \\d+ gen \\d+ recycled: .*\\(recycled: \\d+ requests\\)");
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
