@@ -35,6 +35,10 @@ struct service_options {
   int max_fds_percent = 0;
   std::uint64_t max_requests = 0, max_requests_jitter = 0;
   double max_lifetime_seconds = 0, max_lifetime_jitter_seconds = 0;
+  // Scheduling.
+  bool pin_cpus = false;
+  int nice = 0;
+  std::vector<std::string> rlimits;  // NAME=SOFT[:HARD], e.g. core=0, nofile=65536
 };
 
 struct hello_options : service_options {

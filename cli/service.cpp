@@ -1,9 +1,41 @@
 #include "service.hpp"
 
+#include <sys/resource.h>
+
 #include <filesystem>
+#include <stdexcept>
 #include <iostream>
 
 namespace ufork::cli {
+namespace {
+
+// "core=0", "nofile=4096:65536", "as=unlimited".
+resource_limit parse_rlimit(const std::string& text) {
+  static const std::pair<const char*, int> names[] = {
+      {"core", RLIMIT_CORE}, {"nofile", RLIMIT_NOFILE}, {"as", RLIMIT_AS},       {"nproc", RLIMIT_NPROC},
+      {"data", RLIMIT_DATA}, {"stack", RLIMIT_STACK},   {"fsize", RLIMIT_FSIZE}, {"memlock", RLIMIT_MEMLOCK},
+      {"cpu", RLIMIT_CPU}};
+  auto bad = [&](const std::string& why) { throw std::invalid_argument("--rlimit " + text + ": " + why); };
+  auto eq = text.find('=');
+  if (eq == std::string::npos) bad("expected NAME=SOFT[:HARD]");
+  std::string name = text.substr(0, eq), values = text.substr(eq + 1);
+  int resource = -1;
+  for (const auto& [n, r] : names)
+    if (name == n) resource = r;
+  if (resource < 0) bad("unknown limit '" + name + "' (core, nofile, as, nproc, data, stack, fsize, memlock, cpu)");
+  auto number = [&](const std::string& v) -> std::uint64_t {
+    if (v == "unlimited" || v == "infinity") return RLIM_INFINITY;
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) bad("'" + v + "' is not a number");
+    return std::stoull(v);
+  };
+  auto colon = values.find(':');
+  std::uint64_t soft = number(values.substr(0, colon));
+  std::uint64_t hard = colon == std::string::npos ? soft : number(values.substr(colon + 1));
+  if (soft > hard) bad("the soft limit is above the hard one");
+  return {resource, soft, hard};
+}
+
+}  // namespace
 
 service::service(const char* name, service_options& o, std::vector<std::string*> paths)
     : name_(name), o_(o), paths_(std::move(paths)) {
@@ -24,7 +56,10 @@ void service::apply(options& pool) const {
   pool.recycle.max_requests = o_.max_requests;
   pool.recycle.max_requests_jitter = o_.max_requests_jitter;
   pool.recycle.max_lifetime = std::chrono::milliseconds(static_cast<long>(o_.max_lifetime_seconds * 1000));
-  pool.recycle.max_lifetime_jitter = std::chrono::milliseconds(static_cast<long>(o_.max_lifetime_jitter_seconds * 1000));  // READY=1 and friends when systemd started us with NOTIFY_SOCKET
+  pool.recycle.max_lifetime_jitter = std::chrono::milliseconds(static_cast<long>(o_.max_lifetime_jitter_seconds * 1000));
+  pool.pin_cpus = o_.pin_cpus;
+  pool.nice = o_.nice;
+  for (const auto& r : o_.rlimits) pool.rlimits.push_back(parse_rlimit(r));  // READY=1 and friends when systemd started us with NOTIFY_SOCKET
   auto format = o_.log_json ? log_format::json : log_format::plain;
   std::vector<std::shared_ptr<log_sink>> sinks;
   if (!o_.log.empty()) sinks.push_back(make_file_sink({o_.log, o_.log_max_size, o_.log_files, format}));
@@ -51,6 +86,12 @@ void service::stopped(int code) {
 }
 
 int service::run(const std::function<int()>& body) {
+  try {
+    for (const auto& r : o_.rlimits) (void)parse_rlimit(r);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << name_ << ": " << e.what() << "\n";
+    return exit_usage;
+  }
   if (o_.daemon && o_.log.empty() && !o_.syslog) {
     std::cerr << name_ << ": --daemon needs --log PATH or --syslog (a daemon has no terminal)\n";
     return exit_usage;

@@ -27,7 +27,8 @@ class service {
   int run(const std::function<int()>& body);
 
   // The pool's options from the flags: size, control socket, sinks,
-  // capture of the arbiter's own output when detached.
+  // capture of the arbiter's own output when detached. Throws
+  // std::invalid_argument for a malformed --rlimit.
   void apply(options& pool) const;
   // on_worker_ready for the pool: once every first worker is ready, says so
   // (to the log, or to the launcher when detached). `a` is set before run().

@@ -66,6 +66,13 @@ struct recycle_limits {
   milliseconds max_lifetime_jitter{0};
 };
 
+// A resource limit for every worker (setrlimit(2) after the fork):
+// {RLIMIT_CORE, 0, 0} and the like.
+struct resource_limit {
+  int resource;
+  std::uint64_t soft, hard;
+};
+
 struct options {
   int workers = default_workers();
   // A pool of 0 workers (options, `size 0`, SIGTTOU) is refused unless this
@@ -126,6 +133,12 @@ struct options {
   // Workers exec a program (see exec_spec); empty argv: post_fork runs.
   exec_spec exec;
   recycle_limits recycle;
+
+  // Scheduling. pin_cpus: worker i runs on the i-th CPU (mod their number)
+  // of those the arbiter may use, as nginx's worker_cpu_affinity auto.
+  bool pin_cpus = false;
+  int nice = 0;  // added to the workers' nice value (a negative one needs privileges)
+  std::vector<resource_limit> rlimits;
 
   // Under a service manager and an orchestrator.
   // The pool is ready (status's "ready", `ufork ctl status --check`, READY=1

@@ -121,6 +121,7 @@ pool::pool(options opts, hooks h)
       throw_invalid(std::string("options.user/group: ") + e.what());
     }
   }
+  if (opts_.pin_cpus) cpus_ = sys::cpu_list();
   if (!opts_.exec.argv.empty()) {
     exec_path_ = find_program(opts_.exec.argv[0]);
     for (auto& arg : opts_.exec.argv) exec_argv_.push_back(arg.data());

@@ -186,6 +186,7 @@ class pool {
   std::string notify_socket_;  // "@ufork-PID-N", NOTIFY_SOCKET
   std::vector<std::string> listen_names_;  // LISTEN_FDNAMES
   std::optional<sys::identity> drop_;      // options::user, group
+  std::vector<int> cpus_;                  // options::pin_cpus: where worker i runs
 
   bool draining_ = false;
   clock::time_point drain_until_{};

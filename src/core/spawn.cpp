@@ -15,7 +15,7 @@ namespace ufork::detail {
 namespace {
 
 // The steps of the child's setup that can fail, as the error pipe names them.
-enum class step : int { pdeathsig = 1, dev_null, dup2, eventfd, chdir, exec, setgroups, setgid, setuid };
+enum class step : int { pdeathsig = 1, dev_null, dup2, eventfd, chdir, exec, setgroups, setgid, setuid, affinity, nice, rlimit };
 
 const char* name(step s) {
   switch (s) {
@@ -28,6 +28,9 @@ const char* name(step s) {
     case step::setgroups: return "setgroups";
     case step::setgid: return "setgid";
     case step::setuid: return "setuid";
+    case step::affinity: return "sched_setaffinity";
+    case step::nice: return "nice";
+    case step::rlimit: return "setrlimit";
   }
   return "?";
 }
@@ -74,6 +77,14 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
   //    Its OOM score while it still may: after a drop to another user its
   //    /proc files are no longer its own.
   if (p.oom_score_adj) c::write_file("/proc/self/oom_score_adj", p.oom_score_adj);  // higher: always allowed
+  //    Scheduling and limits, also while it still may (a lower nice value
+  //    or a higher limit needs privileges).
+  if (p.cpu >= 0)
+    if (int err = c::pin_to_cpu(p.cpu)) fail(step::affinity, err);
+  if (p.nice != 0)
+    if (int err = c::add_nice(p.nice)) fail(step::nice, err);
+  for (const auto& l : *p.rlimits)
+    if (int err = c::set_limit(l.resource, l.soft, l.hard)) fail(step::rlimit, err);
   // 2. The user it runs as, each step checked: a worker that cannot drop its
   //    privileges never runs. Before PR_SET_PDEATHSIG: a change of
   //    credentials clears the parent-death signal.

@@ -56,6 +56,9 @@ struct spawn_plan {
   const exec_plan* exec;       // null: post_fork runs
   const sys::identity* drop;   // the user and groups to become; null: stay
   bool drop_uid;               // setuid too (a user was named, not only a group)
+  int cpu;                     // pin to this CPU; -1: not pinned
+  int nice;                    // added to the nice value
+  const std::vector<resource_limit>* rlimits;
 };
 
 // A new worker's environment, made in the arbiter before the fork: the

@@ -125,7 +125,9 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
                           &close, sys::syslog_open.load(), sys::own_pid(), nofile_,
                           worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
                           std::max(opts_.timeout / 4, milliseconds(1)), &hooks_, env.envp(),
-                          exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty()};
+                          exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty(),
+                          cpus_.empty() ? -1 : cpus_[static_cast<std::size_t>(slot) % cpus_.size()], opts_.nice,
+                          &opts_.rlimits};
   // Nothing buffered may be inherited: the child would print it again.
   opts_.sink->flush();
   std::cout.flush();

@@ -33,6 +33,15 @@ pid_t own_pid() noexcept { return ::getpid(); }
 pid_t parent_pid() noexcept { return ::getppid(); }
 uid_t effective_uid() noexcept { return ::geteuid(); }
 
+std::vector<int> cpu_list() {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
 pid_t parent_of(pid_t pid) {
   // Read with read(2): a process that exits meanwhile is ESRCH, not an exception.
   auto f = open_file(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY);
@@ -320,6 +329,23 @@ int drop_privileges(const identity& who, bool set_uid, int* failed_step) noexcep
   if (set_uid && ::setuid(who.uid) != 0) return errno;
   *failed_step = 0;
   return 0;
+}
+
+int pin_to_cpu(int cpu) noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return ::sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}
+
+int add_nice(int increment) noexcept {
+  errno = 0;
+  return ::nice(increment) == -1 && errno != 0 ? errno : 0;  // -1 is also a valid new nice value
+}
+
+int set_limit(int resource, std::uint64_t soft, std::uint64_t hard) noexcept {
+  rlimit r{static_cast<rlim_t>(soft), static_cast<rlim_t>(hard)};
+  return ::setrlimit(static_cast<__rlimit_resource_t>(resource), &r) == 0 ? 0 : errno;
 }
 
 int exec(const char* path, char* const* argv, char* const* envp) noexcept {

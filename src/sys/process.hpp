@@ -26,6 +26,8 @@ pid_t parent_pid() noexcept;
 uid_t effective_uid() noexcept;
 // The CPUs this process may run on (sched_getaffinity); 1 if unknown.
 int usable_cpus() noexcept;
+// Their numbers, in order.
+std::vector<int> cpu_list();
 // Resident set size of pid from /proc/PID/statm, in bytes; 0 if unreadable.
 std::uint64_t rss_bytes(pid_t pid);
 // pid's open fds (/proc/PID/fd) and its soft RLIMIT_NOFILE (prlimit); 0s if unknown.
@@ -129,6 +131,10 @@ void set_environment(char* const* envp) noexcept;  // environ = envp
 // setgroups, setgid, setuid (if set_uid), in that order; 0 or the errno
 // and which step failed (1, 2, 3).
 int drop_privileges(const identity& who, bool set_uid, int* failed_step) noexcept;
+// sched_setaffinity to one CPU; nice(2) by `increment`; setrlimit. 0 or the errno.
+int pin_to_cpu(int cpu) noexcept;
+int add_nice(int increment) noexcept;
+int set_limit(int resource, std::uint64_t soft, std::uint64_t hard) noexcept;
 // execve(2); returns only on failure, with the errno.
 int exec(const char* path, char* const* argv, char* const* envp) noexcept;
 }  // namespace child

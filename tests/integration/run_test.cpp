@@ -1,6 +1,7 @@
 // `ufork run -- CMD` as a user runs it: real programs exec'd as workers, in
 // C++ on libsystemd, in Python and in shell with systemd's own systemd-notify.
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -254,6 +255,27 @@ TEST(run, a_unix_socket_gets_its_mode_and_is_removed_at_the_end) {
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
   EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// --pin-cpus, --nice and --rlimit, seen from inside each worker.
+TEST(run, workers_are_pinned_reniced_and_limited_as_asked) {
+  cpu_set_t set;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  auto pool = ufork({"run", "--workers", "2", "--pin-cpus", "--nice", "5", "--rlimit", "core=0", "--rlimit",
+                     "nofile=200:300", "--ready-after", "0", "--", "/bin/sh", "-c",
+                     "echo cpu $(sed -n 's/^Cpus_allowed_list:\\t//p' /proc/self/status) nice $(cut -d' ' -f19 "
+                     "/proc/self/stat) core $(ulimit -c) nofile $(ulimit -Sn):$(ulimit -Hn); exec sleep 1000"});
+  for (int id = 0; id < 2; ++id) {
+    auto line = pool.wait_count("\\[worker " + std::to_string(id) + " pid \\d+\\] (cpu .*)", 1).at(0);
+    EXPECT_EQ(line, "cpu " + std::to_string(cpus[static_cast<std::size_t>(id) % cpus.size()]) +
+                        " nice 5 core 0 nofile 200:300");
+  }
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(run_program(UFORK_CLI_PATH, {"run", "--rlimit", "bogus=1", "--", "true"}).code, 2);
 }
 
 }  // namespace
