@@ -57,7 +57,7 @@ struct exec_spec {
 // the reason in its exit record ("recycled: rss 612 MiB > 512 MiB"). 0: no
 // limit. With no RSS or fd limit set, nothing is polled.
 struct recycle_limits {
-  std::size_t max_rss = 0;                // bytes of resident memory (/proc/PID/statm)
+  std::size_t max_rss = 0;                // bytes resident in the worker's process group (it and its children)
   int max_fds_percent = 0;                // of the worker's RLIMIT_NOFILE (uFork's check: 90)
   milliseconds check_interval{10'000};    // how often RSS and fds are read
   std::uint64_t max_requests = 0;         // worker::count_requests (the HTTP helper counts)

@@ -211,7 +211,8 @@ void pool::check_usage(clock::time_point now) {
   std::vector<std::pair<pid_t, std::string>> over;
   for (const auto& [pid, p] : table_.processes()) {
     if (p->state != worker_state::ready || !p->recycle_why.empty()) continue;
-    if (auto rss = sys::rss_bytes(pid); r.max_rss && rss > r.max_rss)
+    // The worker's process group: it and what it started (a shell's children).
+    if (auto rss = r.max_rss ? sys::group_rss_bytes(pid) : 0; r.max_rss && rss > r.max_rss)
       over.emplace_back(pid, fmt::format("rss {} MiB > {} MiB", rss >> 20, r.max_rss >> 20));
     else if (auto fds = sys::fd_usage(pid); r.max_fds_percent > 0 && fds.limit > 0 &&
                                             fds.open * 100 > fds.limit * static_cast<std::uint64_t>(r.max_fds_percent))

@@ -70,6 +70,27 @@ std::uint64_t rss_bytes(pid_t pid) {
   return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+std::uint64_t group_rss_bytes(pid_t pgid) {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto f = open_file(("/proc/" + name + "/stat").c_str(), O_RDONLY);
+    char buf[1024];
+    auto n = f ? read(f->get(), buf, sizeof buf - 1) : result<std::size_t>(std::error_code());
+    if (!n) continue;
+    std::string stat(buf, n.value());
+    auto close = stat.rfind(')');
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (close == std::string::npos || std::sscanf(stat.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
+      continue;
+    if (pgrp == pgid) total += rss_bytes(static_cast<pid_t>(std::stol(name)));
+  }
+  return total;
+}
+
 fd_count fd_usage(pid_t pid) {
   fd_count c;
   rlimit limit{};
