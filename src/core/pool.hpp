@@ -124,6 +124,7 @@ class pool {
   void update_manager(clock::time_point now);
   int ready_count() const noexcept;
   void reap_orphans();
+  rlimit restored_nofile() const;
   // supervise.cpp: recycling (options::recycle).
   void recycle(process& p, std::string why, clock::time_point now);
   void check_usage(clock::time_point now);

@@ -77,6 +77,14 @@ void pool::maintain(clock::time_point now) {
   }
 }
 
+// The fd limit a worker gets back (the arbiter raised its own), unless the
+// program set one for its workers (options::rlimits): {0, 0}, none.
+rlimit pool::restored_nofile() const {
+  for (const auto& l : opts_.rlimits)
+    if (l.resource == RLIMIT_NOFILE) return {};
+  return nofile_;
+}
+
 process* pool::spawn(int slot, clock::time_point now, bool reload) {
   slot_state& s = table_.slot(slot);
   auto fail = [&](const char* what, std::error_code ec) {
@@ -122,7 +130,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
     p->beat->request_limit.store(opts_.recycle.max_requests + jitter(opts_.recycle.max_requests_jitter),
                                  std::memory_order_relaxed);
   detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(), err->write.get(),
-                          &close, sys::syslog_open.load(), sys::own_pid(), nofile_,
+                          &close, sys::syslog_open.load(), sys::own_pid(), restored_nofile(),
                           worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
                           std::max(opts_.timeout / 4, milliseconds(1)), &hooks_, env.envp(),
                           exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty(),
