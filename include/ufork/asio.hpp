@@ -24,7 +24,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <unistd.h>
+#include <fcntl.h>
 
 #include <functional>
 #include <memory>
@@ -58,7 +58,7 @@ class asio_worker {
  private:
   struct state {
     state(worker& w, boost::asio::io_context& io, std::function<void()> f)
-        : w(w), timer(io), stop(io, ::dup(w.stop_fd())), on_stop(std::move(f)) {}
+        : w(w), timer(io), stop(io, ::fcntl(w.stop_fd(), F_DUPFD_CLOEXEC, 0)), on_stop(std::move(f)) {}
     worker& w;
     boost::asio::steady_timer timer;
     boost::asio::posix::stream_descriptor stop;

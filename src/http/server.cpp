@@ -1,8 +1,9 @@
 // The HTTP helper's worker side: one io_context per worker, made after the
 // fork; an accept loop and a small state machine per connection on plain
-// Asio callbacks; one periodic tick that sends the heartbeats and enforces
-// the deadlines; a graceful stop that drains what is queued and finishes
-// what is in flight.
+// Asio callbacks; the worker attached to the loop by ufork/asio.hpp (its
+// heartbeats, its stop); a tick that enforces the deadlines while a
+// connection is open; a graceful stop that drains what is queued and
+// finishes what is in flight.
 //
 // Why callbacks and not coroutines or beast::tcp_stream: under wrk, perf
 // put more worker time in Asio's coroutine frames, its type-erased executor
@@ -28,11 +29,13 @@
 #include <string_view>
 #include <list>
 #include <memory>
+#include <optional>
 
 #include "listener.hpp"
 #include "sys/clock.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
+#include "ufork/asio.hpp"
 #include "ufork/worker.hpp"
 
 namespace ufork::http {
@@ -153,15 +156,6 @@ bool wants_continue(const request& req) {
   return req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
 }
 
-// A copy of fd for Asio to own and close.
-int duplicate(int fd) {
-  auto copy = sys::duplicate(fd);
-  if (!copy) throw error(copy.error(), "dup");
-  int raw = copy.value().release();
-  sys::disown_fd(raw);
-  return raw;
-}
-
 tcp listen_fd_protocol(int fd) {
   return sys::local_address(fd).ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
@@ -169,20 +163,21 @@ tcp listen_fd_protocol(int fd) {
 class worker_server {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
-      : worker_(w), handler_(h), options_(o), stop_(io_, duplicate(w.stop_fd())) {
+      : worker_(w), handler_(h), options_(o) {
     acceptor_.assign(listen_fd_protocol(listen_fd), listen_fd);
-    // Deadlines are checked on each tick: a tenth of the shortest timeout
-    // at most, so a connection is cut off within 10% of its time.
+    // Deadlines are checked on each tick: a tenth of the shortest timeout,
+    // so a connection is cut off within 10% of its time.
     auto shortest = std::min(o.request_timeout, o.keepalive_timeout);
-    period_ = std::max(std::min(w.heartbeat_interval(), shortest / 10), 1ms);
+    period_ = std::max<std::chrono::milliseconds>(shortest / 10, 1ms);
   }
 
+  // The worker is attached to this loop as any program's would be
+  // (ufork/asio.hpp): heartbeats from its timer, SIGTERM as begin_stop().
+  // The deadline tick runs only while a connection is open: an idle worker
+  // wakes for its heartbeat alone.
   void run() {
+    attached_.emplace(worker_, io_, [this] { begin_stop(); });
     accept();
-    tick();
-    stop_.async_wait(asio::posix::descriptor_base::wait_read, [this](error_code ec) {
-      if (!ec) begin_stop();
-    });
     io_.run();
   }
 
@@ -247,6 +242,10 @@ class worker_server {
     connection& c = conns_.emplace_back(std::move(s), options_.header_limit + read_size);
     c.self = std::prev(conns_.end());
     c.deadline = clock::now() + options_.keepalive_timeout;
+    if (!ticking_) {
+      ticking_ = true;
+      arm_tick();
+    }
     read(c);  // a new connection's request is on its way, even during a stop
   }
 
@@ -423,20 +422,32 @@ class worker_server {
 
   void erase(connection& c) {
     conns_.erase(c.self);
-    if (lingered_ && conns_.empty()) tick_.cancel();  // nothing left: let io_.run() return
+    if (lingered_ && conns_.empty()) finish();
   }
 
-  void tick() {
-    worker_.heartbeat();
-    auto now = clock::now();
-    error_code ignored;
-    for (auto& c : conns_)  // its pending operation ends in erase()
-      if (c.deadline <= now) c.socket.close(ignored);
-    if (lingered_ && conns_.empty()) return;
+  // Nothing left after a stop: the loop's last timers go, io_.run() returns.
+  void finish() {
+    tick_.cancel();
+    attached_->detach();
+  }
+
+  void arm_tick() {
     tick_.expires_after(period_);
     tick_.async_wait([this](error_code ec) {
       if (!ec) tick();
     });
+  }
+
+  void tick() {
+    auto now = clock::now();
+    error_code ignored;
+    for (auto& c : conns_)  // its pending operation ends in erase()
+      if (c.deadline <= now) c.socket.close(ignored);
+    if (conns_.empty()) {  // idle: no tick until the next connection
+      ticking_ = false;
+      return;
+    }
+    arm_tick();
   }
 
   // A stop: every request from here on is answered with Connection: close.
@@ -466,7 +477,7 @@ class worker_server {
       lingered_ = true;
       for (auto& c : conns_)
         if (!c.fresh && !c.parser && c.out.empty() && !c.closing && !c.stream) c.socket.close(ignored);
-      if (conns_.empty()) tick_.cancel();
+      if (conns_.empty()) finish();
     });
   }
 
@@ -487,8 +498,9 @@ class worker_server {
   // One thread only: no locking in the scheduler and the reactor.
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
   acceptor_type acceptor_{io_};
-  asio::posix::basic_stream_descriptor<executor> stop_;
+  std::optional<asio_worker> attached_;
   timer_type tick_{io_}, linger_{io_}, pause_{io_};
+  bool ticking_ = false;  // the deadline tick is armed (while connections are open)
   bool accept_failing_ = false;  // said once until an accept succeeds
   std::chrono::milliseconds period_;
   std::list<connection> conns_;
