@@ -79,6 +79,50 @@ void hang_overshoot(bool stopped, int samples) {
               stopped ? "SIGSTOP" : "busy loop", static_cast<long long>(timeout.count()), samples, s.median, s.p99);
 }
 
+// Recycling: from the limit to the successor's fork. max_lifetime: the
+// deadline (the worker's fork + the lifetime) to the next fork of its slot;
+// max_requests: the worker's count_requests() that reaches the limit (it
+// sends one datagram) to that fork.
+void recycle_overshoot(bool by_requests, int samples) {
+  auto* reached = static_cast<std::atomic<std::int64_t>*>(
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto lifetime = 100ms;
+  std::vector<double> late;
+  ufork::arbiter* self = nullptr;
+  ufork::hooks h;
+  h.post_fork = [&](ufork::worker& w) {
+    if (!by_requests) return;  // beats until stopped
+    w.ready();
+    std::this_thread::sleep_for(10ms);
+    reached->store(clock_type::now().time_since_epoch().count());
+    w.count_requests(1000);
+  };
+  clock_type::time_point last_fork;
+  h.on_worker_spawn = [&](const ufork::worker_info& w) {
+    auto now = clock_type::now();
+    if (w.generation > 1) {
+      auto from = by_requests ? clock_type::time_point(clock_type::duration(reached->load())) : last_fork + lifetime;
+      late.push_back(ms(now - from).count());
+      if (static_cast<int>(late.size()) == samples) self->stop();
+    }
+    last_fork = now;
+  };
+  auto o = bench_options(1);
+  if (by_requests)
+    o.recycle.max_requests = 1000;
+  else
+    o.recycle.max_lifetime = lifetime;
+  ufork::arbiter a(o, h);
+  self = &a;
+  a.run();
+  ::munmap(reached, 4096);
+  auto s = summarize(late);
+  std::printf("| recycle by %s: the limit -> successor forked (%d) | +%.3f ms | +%.3f ms |\n",
+              by_requests ? "max_requests 1000 (the worker's count_requests reaching it)"
+                          : "max_lifetime 100 ms (default: none)",
+              samples, s.median, s.p99);
+}
+
 std::size_t fd_count() {
   std::size_t n = 0;
   for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n += !e.path().empty();
@@ -254,6 +298,8 @@ int main(int argc, char** argv) {
   std::printf("| figure | median | p99 / other |\n|---|---|---|\n");
   hang_overshoot(true, quick ? 20 : 100);
   hang_overshoot(false, quick ? 20 : 100);
+  recycle_overshoot(false, quick ? 20 : 100);
+  recycle_overshoot(true, quick ? 20 : 100);
   endurance(quick ? 10'000 : 100'000);
   for (int n : {1, 64, 1000}) {
     spawn(n, 1);

@@ -35,6 +35,7 @@ struct service_options {
   int max_fds_percent = 0;
   std::uint64_t max_requests = 0, max_requests_jitter = 0;
   double max_lifetime_seconds = 0, max_lifetime_jitter_seconds = 0;
+  int recycle_at_once = 1;
   // Scheduling.
   bool pin_cpus = false;
   int nice = 0;

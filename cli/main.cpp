@@ -38,6 +38,8 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char
       ->check(CLI::Range(0.001, 31536000.0));
   app->add_option("--max-lifetime-jitter", o.max_lifetime_jitter_seconds, "plus a random 0..S seconds per worker")
       ->check(CLI::Range(0.0, 31536000.0));
+  app->add_option("--recycle-at-once", o.recycle_at_once, "slots recycling at once (a reload: one at a time)")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
   app->add_flag("--pin-cpus", o.pin_cpus, "worker i runs on the i-th usable CPU (mod their number)");
   app->add_option("--nice", o.nice, "added to the workers' nice value")->check(CLI::Range(-40, 40));
   app->add_option("--rlimit", o.rlimits, "NAME=SOFT[:HARD] for every worker: core=0, nofile=65536, as=unlimited, ...");

@@ -64,6 +64,9 @@ struct recycle_limits {
   std::uint64_t max_requests_jitter = 0;  // + a random 0..jitter per worker, so they do not all go at once
   milliseconds max_lifetime{0};
   milliseconds max_lifetime_jitter{0};
+  // Slots recycling at once (successors starting together); a reload goes
+  // one at a time whatever this says.
+  int at_once = 1;
 };
 
 // A resource limit for every worker (setrlimit(2) after the fork):

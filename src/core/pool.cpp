@@ -48,6 +48,7 @@ void validate(const options& o) {
   const recycle_limits& r = o.recycle;
   if (r.max_fds_percent < 0 || r.max_fds_percent > 100) throw_invalid("recycle.max_fds_percent is 0..100");
   positive(r.check_interval, "recycle.check_interval");
+  if (r.at_once < 1) throw_invalid("recycle.at_once must be >= 1");
   if (r.max_lifetime < milliseconds::zero() || r.max_lifetime_jitter < milliseconds::zero())
     throw_invalid("recycle.max_lifetime and its jitter must be >= 0");
   if (r.max_requests && !o.exec.argv.empty())

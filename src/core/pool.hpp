@@ -141,6 +141,7 @@ class pool {
   process* spawn(int slot, clock::time_point now, bool reload = false);
   void reload_next(clock::time_point now);
   bool reloading() const;
+  int successors_starting() const;
   void abandon_reload(const process& successor, const std::string& why);
   void on_notify(int fd);
   void on_notify_line(process& p, std::string_view line, clock::time_point now);
@@ -215,7 +216,8 @@ class pool {
   std::string last_failure_;
   oom_witness oom_;
   std::vector<char> buf_;
-  std::deque<int> reload_queue_;  // slots still to reload, one at a time
+  std::deque<int> reload_queue_;  // slots still to reload (or recycle), one at a time
+  bool operator_reload_ = false;  // the queue is a reload's (not only recycling)
   std::uint64_t requests_of_exited_ = 0;
   clock::time_point started_ = clock::now();
 

@@ -177,6 +177,7 @@ std::string pool::reload(std::vector<int> slots) {
   if (stopping_) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
   log("reload: {} workers, one at a time", slots.size());
+  operator_reload_ = true;
   auto usec = std::chrono::duration_cast<std::chrono::microseconds>(clock::now().time_since_epoch()).count();
   tell_manager(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", usec));
   manager_.reloading = true;
@@ -186,10 +187,12 @@ std::string pool::reload(std::vector<int> slots) {
 }
 
 // A reload's successor is starting: the next slot waits for it.
-bool pool::reloading() const {
-  for (const auto& [pid, p] : table_.processes())
-    if (p->reload && p->state == worker_state::starting) return true;
-  return false;
+bool pool::reloading() const { return successors_starting() > 0; }
+
+int pool::successors_starting() const {
+  int n = 0;
+  for (const auto& [pid, p] : table_.processes()) n += p->reload && p->state == worker_state::starting;
+  return n;
 }
 
 // A reload's successor failed before it was ready: the slots not reloaded
@@ -197,6 +200,7 @@ bool pool::reloading() const {
 void pool::abandon_reload(const process& successor, const std::string& why) {
   log("reload: the successor of worker {} failed ({}); reload abandoned", successor.slot, why);
   reload_queue_.clear();
+  operator_reload_ = false;
   for (const auto& [pid, p] : table_.processes()) p->recycle_why.clear();  // the limits are checked again
 }
 
@@ -230,8 +234,11 @@ void pool::check_usage(clock::time_point now) {
     if (process* p = table_.find(pid)) recycle(*p, std::move(why), now);
 }
 
+// One successor starting at a time for a reload; recycle.at_once for
+// recycling alone.
 void pool::reload_next(clock::time_point now) {
-  while (!reload_queue_.empty() && !stopping_ && !reloading()) {
+  int at_once = operator_reload_ ? 1 : std::max(1, opts_.recycle.at_once);
+  while (!reload_queue_.empty() && !stopping_ && successors_starting() < at_once) {
     int slot = reload_queue_.front();
     reload_queue_.pop_front();
     if (slot >= size_ || table_.slot(slot).current == 0) continue;  // being replaced anyway
@@ -336,7 +343,7 @@ void pool::on_ready(process& p, clock::time_point now) {
     stop_worker(*old, recycled ? exit_reason::recycled : exit_reason::replaced, now);
   }
   reload_next(now);
-  if (reload_queue_.empty() && !reloading()) log("reload: done");
+  if (reload_queue_.empty() && !reloading() && std::exchange(operator_reload_, false)) log("reload: done");
 }
 
 void pool::on_exit(pid_t pid) {

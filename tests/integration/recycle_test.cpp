@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <regex>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -96,6 +97,34 @@ TEST(recycle, a_worker_past_max_requests_asks_to_be_replaced) {
   r.max_requests = 10;
   auto pool = recycling_pool(r, [] { current_worker()->count_requests(10); });
   expect_recycled(pool, "10 requests");
+}
+
+// Two workers past max_lifetime together; successors take 300 ms to be
+// ready. One at a time by default: slot 1's successor is forked after slot
+// 0's is ready. With at_once 2, both are forked before either is ready.
+long order_of_successors(int at_once) {
+  pool_process pool([at_once] {
+    auto o = test_options(2);
+    o.recycle.max_lifetime = 300ms;
+    o.recycle.at_once = at_once;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) std::this_thread::sleep_for(300ms);
+      w.ready();
+      beat_until_stopped(w);
+    };
+    arbiter a(o, with_events(h));
+    return a.run();
+  });
+  pool.wait_for("event ready slot=1 gen=2");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  return line_of(pool, "event spawn slot=1 gen=2") - line_of(pool, "event ready slot=0 gen=2");
+}
+
+TEST(recycle, one_slot_at_a_time_unless_at_once_says_more) {
+  EXPECT_GT(order_of_successors(1), 0) << "slot 1's successor was forked before slot 0's was ready";
+  EXPECT_LT(order_of_successors(2), 0) << "slot 1's successor waited for slot 0's";
 }
 
 TEST(recycle, exec_d_workers_have_no_request_counter) {
