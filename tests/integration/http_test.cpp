@@ -68,6 +68,10 @@ http::answer route(const http::request& req) {
   } else if (req.target() == "/free") {
     for (int fd : fillers) ::close(fd);
     fillers.clear();
+  } else if (req.target() == "/grow") {  // 64 MiB resident in this worker, for max_rss
+    static std::vector<char> ballast(64u << 20);
+    std::memset(ballast.data(), 1, ballast.size());
+    res.body() = "grown";
   } else if (req.target() == "/block") {
     say("blocked " + std::to_string(::getpid()));
     for (;;) ::pause();
@@ -658,6 +662,33 @@ TEST(http, workers_recycled_by_max_requests_answer_every_request) {
   }
   EXPECT_GE(pids.size(), 3u) << "no successor answered";
   pool.wait_for("event exit worker \\d+ pid \\d+ gen \\d+ recycled: .*\\(recycled: \\d+ requests\\)");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// A worker past max_rss under a client loop: replaced, its successor ready
+// first, and no client sees anything but a 200.
+TEST(http, a_worker_recycled_by_max_rss_drops_no_request) {
+  http::server_options o;
+  o.pool.recycle.max_rss = 48u << 20;
+  o.pool.recycle.check_interval = 100ms;
+  auto pool = http_pool(o, 1);
+  int port = port_of(pool);
+  pool.wait_count("event ready", 1);
+  {
+    client c(port);
+    c.send("GET /grow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(c.read().status, 200);
+  }
+  int asked = 0;
+  while (pool.count("event exit worker 0 .* recycled: .*\\(recycled: rss") == 0 && asked < 100000) {
+    client c(port);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(c.read().status, 200) << "request " << asked;
+    ++asked;
+    pool.drain_for(0ms);
+  }
+  pool.wait_for("event exit worker 0 .* gen 1 recycled: .*\\(recycled: rss \\d+ MiB > 48 MiB\\)");
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
