@@ -32,6 +32,11 @@ int run_program(run_options o) {
                  "is watched\n";
     return exit_usage;
   }
+  for (const auto& var : o.env)
+    if (var.find('=') == std::string::npos || var[0] == '=') {
+      std::cerr << "ufork run: --env takes K=V: '" << var << "'\n";
+      return exit_usage;
+    }
   std::vector<bind_spec> specs;
   try {
     for (std::size_t i = 0; i < o.binds.size(); ++i) specs.push_back(parse_bind(o.binds[i], static_cast<int>(i)));

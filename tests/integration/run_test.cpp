@@ -221,6 +221,9 @@ TEST(run, bad_flags_and_addresses_get_a_clear_error_and_an_exit_code) {
   EXPECT_EQ(option.code, 2);
   EXPECT_NE(option.out.find("unknown option 'colour'"), std::string::npos) << option.out;
   EXPECT_EQ(run_program(UFORK_CLI_PATH, {"run"}).code, 2);
+  auto env = run_program(UFORK_CLI_PATH, {"run", "--env", "NOEQUALS", "--", "true"});
+  EXPECT_EQ(env.code, 2);
+  EXPECT_NE(env.out.find("--env takes K=V"), std::string::npos) << env.out;
 
   auto taken = ufork({"run", "--workers", "1", "--bind", "127.0.0.1:0", "--", notify_worker, "serve"});
   int port = port_of(taken);
