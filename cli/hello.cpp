@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "commands.hpp"
+#include "listen.hpp"
 #include "service.hpp"
 #include "ufork/http/server.hpp"
 
@@ -12,11 +13,9 @@ namespace ufork::cli {
 
 int run_hello(hello_options o) {
   // Socket activation: the manager's socket instead of --bind.
-  const char* fds = std::getenv("LISTEN_FDS");
-  const char* pid = std::getenv("LISTEN_PID");
-  if (fds && pid && std::to_string(::getpid()) == pid && std::atoi(fds) >= 1) {
+  if (activated_count() >= 1) {
     o.bind = "fd:3";
-    for (const char* var : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}) ::unsetenv(var);
+    forget_activation();
   }
   service svc("ufork hello", o);
   return svc.run([&] {

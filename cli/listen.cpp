@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -184,11 +185,15 @@ listeners::listeners(const std::vector<bind_spec>& specs) {
 
 listeners::~listeners() { close_all(); }
 
-void listeners::adopt_activated() {
+int activated_count() {
   const char* count = std::getenv("LISTEN_FDS");
   const char* pid = std::getenv("LISTEN_PID");
-  if (!count || !pid || std::to_string(::getpid()) != pid) return;  // not for us
-  int n = std::atoi(count);
+  if (!count || !pid || std::to_string(::getpid()) != pid) return 0;  // not for us
+  return std::max(std::atoi(count), 0);
+}
+
+void listeners::adopt_activated() {
+  int n = activated_count();
   std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
   for (int i = 0; i < n; ++i) {
     int fd = 3 + i;  // SD_LISTEN_FDS_START
@@ -208,6 +213,10 @@ void listeners::adopt_activated() {
     names_.push_back(name.empty() ? "unknown" : name);
     addresses_.push_back(address + " (from the service manager)");
   }
+  forget_activation();
+}
+
+void forget_activation() {
   for (const char* var : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}) ::unsetenv(var);
 }
 

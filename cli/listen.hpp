@@ -22,6 +22,13 @@ struct bind_spec {
 // naming the address.
 bind_spec parse_bind(const std::string& text, int index);
 
+// How many listening sockets a service manager passed to this process
+// (LISTEN_FDS, for our LISTEN_PID), at fds 3, 4, ...; 0 if none.
+int activated_count();
+// Unsets LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES once taken, as
+// sd_listen_fds(1) does.
+void forget_activation();
+
 class listeners {
  public:
   // First the sockets a service manager passed to this process (socket

@@ -33,15 +33,6 @@ std::vector<pid_t> to_pids(const std::vector<std::string>& found) {
   return pids;
 }
 
-// A post_fork that keeps beating from its own loop until asked to stop.
-void beat_until_stopped(worker& w) {
-  while (!w.stopping()) {
-    w.heartbeat();
-    pollfd pfd{w.stop_fd(), POLLIN, 0};
-    (void)::poll(&pfd, 1, 50);
-  }
-}
-
 int run_pool(options o, hooks h) {
   arbiter a(std::move(o), with_events(std::move(h)));
   return a.run();

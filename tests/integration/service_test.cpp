@@ -159,13 +159,13 @@ TEST(service, tells_its_manager_ready_status_reloading_stopping_and_watchdog_whi
 
 TEST(service, status_check_fails_through_a_drain_while_requests_are_still_answered) {
   auto control = temp_path("drain.sock");
-  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0", "--notify", "--drain-delay", "2", "--control",
+  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0", "--notify", "--drain-delay", "5", "--control",
                      control, "--", notify_worker, "serve"});
   int port = port_of(pool);
   pool.wait_for("ufork run: ready, 2 workers");
   EXPECT_EQ(check(control), 0);
   pool.signal(SIGTERM);
-  pool.wait_for("draining for 2\\.000 s");
+  pool.wait_for("draining for 5\\.000 s");  // generous: the checks below fall inside it
   EXPECT_EQ(check(control), 1);
   EXPECT_EQ(ask(port).rfind("worker ", 0), 0u) << "not answered while draining";
   EXPECT_EQ(ctl(control, "status")["data"]["draining"], true);

@@ -26,6 +26,14 @@ int ms_until(clock::time_point deadline) {
 
 }  // namespace
 
+void beat_until_stopped(worker& w) {
+  while (!w.stopping()) {
+    w.heartbeat();
+    pollfd pfd{w.stop_fd(), POLLIN, 0};
+    (void)::poll(&pfd, 1, 50);
+  }
+}
+
 void say(const std::string& text) {
   std::string line = text + "\n";
   const char* p = line.data();

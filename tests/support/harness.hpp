@@ -33,6 +33,9 @@ hooks with_events(hooks h);
 // returns 1, as a program would.
 int run_pool_or_report(options o, hooks h = {});
 
+// A post_fork body that keeps beating from its own loop until asked to stop.
+void beat_until_stopped(worker& w);
+
 // Options with short clocks for tests.
 options test_options(int workers);
 
