@@ -1,10 +1,13 @@
 // ufork::arbiter: the pool of src/core/ with the parts a user talks to, the
 // commands, the ufork>> prompt and the control socket (src/control/),
 // attached to its loop.
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "control/commands.hpp"
+#ifndef UFORK_NO_CONSOLE
 #include "control/console.hpp"
+#endif
 #include "control/control_socket.hpp"
 #include "core/pool.hpp"
 #include "ufork/error.hpp"
@@ -12,6 +15,7 @@
 namespace ufork {
 namespace {
 
+#ifndef UFORK_NO_CONSOLE
 // The terminal's sink while the prompt shows: output goes above the line
 // being typed, which is redrawn after it.
 class console_sink final : public log_sink {
@@ -37,6 +41,7 @@ class console_sink final : public log_sink {
   console& console_;
   bool dirty_ = false;
 };
+#endif
 
 }  // namespace
 
@@ -63,19 +68,31 @@ class arbiter::impl {
           pool_.loop(), o.control_path, o.max_control_clients,
           [this](std::string_view line) { return answer_line(commands_.execute(line)); },
           [this](const std::string& msg) { pool_.log_text(msg); });
+    for (auto& [fd, fn] : watches_) pool_.loop().add(fd, EPOLLIN, [&fn = fn](std::uint32_t) { fn(); });
+#ifndef UFORK_NO_CONSOLE
     if (own_signals && o.console && console::available()) {
       console_ = std::make_unique<console>(
           pool_.loop(), o.history_file, [this](const std::string& line) { on_console_line(line); },
           [this](const std::string& so_far) { return commands_.completions(so_far); });
       pool_.set_sink(std::make_shared<console_sink>(pool_.sink(), *console_));
     }
+#else
+    (void)own_signals;
+#endif
   }
 
   void close() noexcept {
+#ifndef UFORK_NO_CONSOLE
     console_.reset();
+#endif
     control_.reset();
   }
 
+ public:
+  std::vector<std::pair<int, std::function<void()>>> watches_;
+
+ private:
+#ifndef UFORK_NO_CONSOLE
   void on_console_line(const std::string& line) {
     pool_.sink()->flush();
     reply r = commands_.execute(line);
@@ -83,8 +100,9 @@ class arbiter::impl {
     console_->print((json ? answer_line(r) : r.ok ? r.text : "error: " + r.text) + "\n");
   }
 
-  std::unique_ptr<control_server> control_;
   std::unique_ptr<console> console_;
+#endif
+  std::unique_ptr<control_server> control_;
 };
 
 arbiter::arbiter(options opts, hooks h) : impl_(std::make_unique<impl>(std::move(opts), std::move(h))) {}
@@ -93,6 +111,9 @@ arbiter::~arbiter() = default;
 int arbiter::run() { return impl_->pool_.run_loop(true); }
 void arbiter::start() { impl_->pool_.start(); }
 void arbiter::stop() noexcept { impl_->pool_.request_stop(); }
+void arbiter::stop_now() {
+  impl_->pool_.call([this] { impl_->pool_.stop(true); });
+}
 int arbiter::wait() { return impl_->pool_.wait(); }
 pool_status arbiter::status() const { return impl_->pool_.snapshot(); }
 
@@ -104,6 +125,10 @@ void arbiter::resize(int workers) {
 
 void arbiter::add_command(std::string name, std::string help, command_handler handler) {
   impl_->pool_.call([&] { impl_->commands_.add(std::move(name), std::move(help), std::move(handler)); });
+}
+
+void arbiter::watch(int fd, std::function<void()> fn) {
+  impl_->pool_.call([&] { impl_->watches_.emplace_back(fd, std::move(fn)); });
 }
 
 void arbiter::log(std::string_view text) {

@@ -154,6 +154,9 @@ class UFORK_API arbiter {
   void start();
   // Asks for a graceful stop; safe from any thread and from hooks.
   void stop() noexcept;
+  // Stops at once: SIGKILL to every worker (as SIGQUIT or a second Ctrl-C);
+  // safe from any thread.
+  void stop_now();
   // Joins start()'s thread; returns what run() would have.
   int wait();
 
@@ -163,6 +166,11 @@ class UFORK_API arbiter {
   void resize(int workers);
   // A snapshot; safe from any thread.
   pool_status status() const;
+
+  // Calls fn on the arbiter's thread whenever fd (not owned) is readable
+  // (level-triggered): a host's own event source in the pool's loop, such as
+  // the wakeup fd of Python's signal module. Call before run()/start().
+  void watch(int fd, std::function<void()> fn);
 
   // Writes a line to the pool's sink, as the arbiter's own; safe from any thread.
   void log(std::string_view text);

@@ -1,0 +1,354 @@
+// ufork._ufork: the C++ arbiter under Python's `import ufork`. The uFork API
+// itself is Python (python/ufork/__init__.py); this is what it stands on:
+// a pool that forks from the thread that runs it, with the interpreter's
+// fork protocol around each fork, the GIL released while the loop waits,
+// Python's signal handlers run on the loop's wakeups, and in the worker the
+// heartbeat thread that takes the GIL for each beat.
+#include <utility>  // before any Boost header (Boost 1.74's awaitable.hpp)
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <mutex>
+#include <thread>
+
+#include "ufork/arbiter.hpp"
+#include "ufork/error.hpp"
+#include "ufork/log.hpp"
+
+namespace py = pybind11;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A Python callable kept by C++ callbacks: released (and so its GIL taken)
+// only where Python can be called.
+using pyfn = std::shared_ptr<py::object>;
+pyfn keep(py::object o) {
+  if (o.is_none()) return nullptr;
+  return {new py::object(std::move(o)), [](py::object* p) {
+            py::gil_scoped_acquire gil;
+            delete p;
+          }};
+}
+
+// An exception escaping a Python hook of the arbiter: printed with its
+// traceback; supervision goes on.
+void call_logged(const pyfn& fn) {
+  if (!fn) return;
+  py::gil_scoped_acquire gil;
+  try {
+    (*fn)();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    PyErr_Print();
+  }
+}
+
+std::chrono::milliseconds ms(const py::dict& d, const char* key, std::chrono::milliseconds dflt) {
+  if (!d.contains(key) || d[key].is_none()) return dflt;
+  return std::chrono::milliseconds(static_cast<long long>(d[key].cast<double>() * 1000));
+}
+
+template <class T>
+T get(const py::dict& d, const char* key, T dflt) {
+  return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : dflt;
+}
+
+py::dict to_dict(const ufork::worker_info& w) {
+  py::dict d;
+  d["id"] = w.id;
+  d["pid"] = w.pid;
+  d["generation"] = w.generation;
+  d["state"] = ufork::to_string(w.state);
+  d["uptime"] = std::chrono::duration<double>(w.uptime).count();
+  d["requests"] = w.requests;
+  return d;
+}
+
+py::dict to_dict(const ufork::exit_info& e) {
+  py::dict d;
+  d["id"] = e.id;
+  d["pid"] = e.pid;
+  d["generation"] = e.generation;
+  d["code"] = e.code;
+  d["signal"] = e.signal;
+  d["core_dumped"] = e.core_dumped;
+  d["reason"] = ufork::to_string(e.reason);
+  d["status"] = e.status_text();
+  d["describe"] = e.describe();
+  return d;
+}
+
+// One pool, run once, on the thread that calls run().
+class core {
+ public:
+  // config: what python/ufork/__init__.py passes (see there); child: called
+  // in each new worker, with the GIL, after the interpreter's fork protocol.
+  core(const py::dict& config, py::object child, py::object parent_pre_stop, py::object printfunc)
+      : child_(keep(std::move(child))), pre_stop_(keep(std::move(parent_pre_stop))) {
+    ufork::options o;
+    o.workers = get(config, "size", o.workers);
+    o.allow_empty = get(config, "allow_empty", false);
+    o.timeout = ms(config, "timeout", o.timeout);
+    o.startup_timeout = ms(config, "startup_timeout", o.startup_timeout);
+    o.graceful_timeout = ms(config, "graceful_timeout", o.graceful_timeout);
+    o.max_starting = get(config, "max_starting", o.max_starting);
+    o.recycle.max_rss = get<std::size_t>(config, "max_rss", 0);
+    o.recycle.max_fds_percent = get(config, "max_fds_percent", 0);
+    o.control_path = get<std::string>(config, "control_path", "");
+    o.handle_signals = false;  // Python's signal handlers, run by on_wakeup()
+    o.console = false;         // the prompt is Python's (readline), not ours
+    if (config.contains("log_file") && !config["log_file"].is_none()) {
+      ufork::file_sink_options f;
+      f.path = config["log_file"].cast<std::string>();
+      o.sink = ufork::make_file_sink(f);
+      o.capture_output = true;  // what the arbiter's Python prints, too
+    } else if (!printfunc.is_none()) {
+      auto fn = keep(std::move(printfunc));
+      o.sink = ufork::make_callback_sink([fn](const ufork::log_line& l) {
+        py::gil_scoped_acquire gil;
+        try {
+          (*fn)(ufork::format_prefix(l) + std::string(l.text));
+        } catch (py::error_already_set& e) {
+          e.restore();
+          PyErr_Print();
+        }
+      });
+    }
+
+    ufork::hooks h;
+    h.before_fork = [this] {
+      gil_ = PyGILState_Ensure();
+      PyOS_BeforeFork();
+    };
+    h.after_fork_parent = [this] {
+      PyOS_AfterFork_Parent();
+      PyGILState_Release(gil_);
+    };
+    h.after_fork_child = [] { PyOS_AfterFork_Child(); };  // this thread keeps the GIL
+    h.post_fork = [this](ufork::worker&) { run_child(); };
+    h.parent_pre_stop = [this] { call_logged(pre_stop_); };
+    arbiter_ = std::make_unique<ufork::arbiter>(std::move(o), std::move(h));
+  }
+
+  // Runs the pool until it stops. wakeup_fd: what signal.set_wakeup_fd
+  // writes to (main thread only), or -1.
+  int run(int wakeup_fd) {
+    if (wakeup_fd >= 0) arbiter_->watch(wakeup_fd, [this, wakeup_fd] { on_wakeup(wakeup_fd); });
+    int code;
+    {
+      py::gil_scoped_release nogil;
+      code = arbiter_->run();
+    }
+    if (pending_) {
+      pending_->restore();
+      pending_.reset();
+      throw py::error_already_set();
+    }
+    return code;
+  }
+
+  void stop(bool now) {
+    py::gil_scoped_release nogil;
+    if (now)
+      arbiter_->stop_now();
+    else
+      arbiter_->stop();
+  }
+  void resize(int n) {
+    py::gil_scoped_release nogil;
+    arbiter_->resize(n);
+  }
+  py::tuple execute(const std::string& line) {
+    ufork::reply r;
+    {
+      py::gil_scoped_release nogil;
+      r = arbiter_->execute(line);
+    }
+    return py::make_tuple(r.ok, r.text, r.json);
+  }
+  py::dict status() {
+    ufork::pool_status s;
+    {
+      py::gil_scoped_release nogil;
+      s = arbiter_->status();
+    }
+    py::dict d;
+    d["size"] = s.size;
+    d["stopping"] = s.stopping;
+    d["ready"] = s.ready;
+    py::list workers, dead;
+    for (const auto& w : s.workers) workers.append(to_dict(w));
+    for (const auto& e : s.dead) dead.append(to_dict(e));
+    d["workers"] = workers;
+    d["dead"] = dead;
+    d["spawned"] = s.counters.spawned;
+    d["hung"] = s.counters.hung;
+    d["requests"] = s.counters.requests;
+    return d;
+  }
+
+ private:
+  // The loop woke for a signal: Python's handlers run here, on the thread
+  // that called run() (the main thread). One that raises (the default SIGINT
+  // handler's KeyboardInterrupt) stops the pool; a second one stops it at
+  // once; the first exception reaches run()'s caller once the pool is down.
+  void on_wakeup(int fd) {
+    char buf[64];
+    while (::read(fd, buf, sizeof buf) > 0) {
+    }
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return;
+    if (!pending_) {
+      pending_ = std::make_unique<py::error_already_set>();  // fetches it
+      arbiter_->stop();
+    } else {
+      PyErr_Clear();
+      arbiter_->stop_now();
+    }
+  }
+
+  // In the new worker (the GIL is this thread's): the Python side's worker,
+  // which returns once the worker should exit. An exception escaping it:
+  // traceback, exit 70 (EX_SOFTWARE).
+  void run_child() {
+    try {
+      (*child_)();
+    } catch (py::error_already_set& e) {
+      e.restore();
+      PyErr_Print();
+      std::fflush(nullptr);
+      ::_exit(70);
+    }
+  }
+
+  pyfn child_, pre_stop_;
+  PyGILState_STATE gil_{};
+  std::unique_ptr<py::error_already_set> pending_;
+  std::unique_ptr<ufork::arbiter> arbiter_;
+};
+
+ufork::worker& me() {
+  ufork::worker* w = ufork::current_worker();
+  if (!w) throw std::runtime_error("ufork: not in a worker");
+  return *w;
+}
+
+// A worker's heartbeat: a thread that takes the GIL for each beat (an
+// interpreter wedged with the GIL held misses them and is caught as hung).
+// When the arbiter asks the worker to stop while post_fork still runs, it
+// ends post_fork: it calls on_stop, with the GIL (child_pre_exit:
+// httpd.shutdown), or without one raises `interrupt` in the thread that
+// made it, at its next Python line.
+class heartbeat {
+ public:
+  heartbeat(py::object on_stop, py::object interrupt)
+      : on_stop_(keep(std::move(on_stop))),
+        interrupt_(keep(std::move(interrupt))),
+        main_(PyThread_get_thread_ident()),
+        done_(::eventfd(0, EFD_CLOEXEC)) {
+    if (done_ < 0) throw ufork::error(std::error_code(errno, std::generic_category()), "eventfd");
+    ufork::worker& w = me();
+    thread_ = std::thread([this, &w] { beat(w); });
+  }
+  ~heartbeat() { close(); }
+  heartbeat(const heartbeat&) = delete;
+  heartbeat& operator=(const heartbeat&) = delete;
+
+  // post_fork has returned: true if on_stop has been called already (the
+  // worker then exits), else on_stop will not be called and the caller
+  // waits for the stop itself.
+  bool post_fork_returned() {
+    std::lock_guard lock(mu_);
+    returned_ = true;
+    return stopped_;
+  }
+  // Ends the thread.
+  void close() {
+    if (!thread_.joinable()) return;
+    std::uint64_t one = 1;
+    (void)!::write(done_, &one, sizeof one);
+    {
+      py::gil_scoped_release nogil;
+      thread_.join();
+    }
+    ::close(done_);
+  }
+
+ private:
+  void beat(ufork::worker& w) {
+    pollfd fds[2] = {{w.stop_fd(), POLLIN, 0}, {done_, POLLIN, 0}};
+    int interval = static_cast<int>(w.heartbeat_interval().count());
+    for (;;) {
+      int n = ::poll(fds, 2, interval);
+      if (n < 0 && errno == EINTR) continue;
+      if (fds[1].revents) return;
+      if (fds[0].revents) {
+        bool call;
+        {
+          std::lock_guard lock(mu_);
+          call = stopped_ = !returned_;
+        }
+        if (call && on_stop_) call_logged(on_stop_);
+        if (call && !on_stop_) {
+          py::gil_scoped_acquire gil;
+          PyThreadState_SetAsyncExc(main_, interrupt_->ptr());
+        }
+        return;
+      }
+      py::gil_scoped_acquire gil;  // the beat proves the interpreter runs
+      w.heartbeat();
+    }
+  }
+
+  pyfn on_stop_, interrupt_;
+  unsigned long main_;
+  int done_;
+  std::mutex mu_;
+  bool returned_ = false, stopped_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_ufork, m) {
+  m.doc() = "The C++ arbiter under `import ufork`; use the ufork package, not this.";
+  py::register_exception<ufork::error>(m, "Error", PyExc_OSError);
+
+  py::class_<core>(m, "Core")
+      .def(py::init<const py::dict&, py::object, py::object, py::object>())
+      .def("run", &core::run, py::arg("wakeup_fd") = -1)
+      .def("stop", &core::stop, py::arg("now") = false)
+      .def("resize", &core::resize)
+      .def("execute", &core::execute)
+      .def("status", &core::status);
+
+  py::class_<heartbeat>(m, "Heartbeat")
+      .def(py::init<py::object, py::object>())
+      .def("post_fork_returned", &heartbeat::post_fork_returned)
+      .def("close", &heartbeat::close);
+
+  // The worker side; each raises RuntimeError outside a worker but worker_id.
+  m.def("worker_id", []() -> py::object {
+    ufork::worker* w = ufork::current_worker();
+    return w ? py::object(py::int_(w->id())) : py::object(py::none());
+  });
+  m.def("generation", [] { return me().generation(); });
+  m.def("heartbeat", [] { me().heartbeat(); });
+  m.def("ready", [] { me().ready(); });
+  m.def("stopping", [] { return me().stopping(); });
+  m.def("stop_fd", [] { return me().stop_fd(); });
+  m.def("heartbeat_interval", [] { return std::chrono::duration<double>(me().heartbeat_interval()).count(); });
+  m.def("count_requests", [](std::uint64_t n) { me().count_requests(n); }, py::arg("n") = 1);
+  m.def("default_workers", &ufork::default_workers);
+}

@@ -1,0 +1,492 @@
+"""uFork's API on ufork's C++ arbiter.
+
+    >>> import ufork
+    >>> ufork.serve_wsgi_gevent(app, ('0.0.0.0', 7777))
+    ufork>> workers
+    ...
+    ufork>> ^C
+    KeyboardInterrupt
+    >>>
+
+The names, signatures and meanings are uFork's (kurtbrose/ufork 20.11.2dev);
+where uFork's behaviour was a bug this does the right thing instead: see
+docs/python.md for the list.
+"""
+import code
+import collections
+import os
+import random
+import select
+import signal
+import sys
+import threading
+import traceback
+
+from . import _ufork
+
+__all__ = ['Arbiter', 'DeadWorker', 'TIMEOUT', 'CHILD_START_TIMEOUT', 'cur_worker_id', 'spawn_daemon',
+           'serve_wsgi', 'serve_wsgi_gevent', 'wsgiref_thread_arbiter', 'serve_wsgiref_thread',
+           'heartbeat', 'ready']
+
+# Read when run() starts, as uFork's module globals were.
+TIMEOUT = 10.0               # a ready worker with no heartbeat for this long is hung
+CHILD_START_TIMEOUT = 10 * 60.0  # a starting one (its post_fork still running) gets this long
+LAST_ARBITER = None
+
+# One exit: its pid, its wait status as os.waitpid gives it, and its name
+# ("exit 70 (EX_SOFTWARE)", "killed by SIGKILL").
+DeadWorker = collections.namedtuple('dead', 'pid code name')
+
+
+def cur_worker_id():
+    """The worker's id (its slot, 0..size-1) in a worker; None in the arbiter."""
+    return _ufork.worker_id()
+
+
+def heartbeat():
+    """In a worker: "alive". A thread beats on its own while post_fork runs
+    (taking the GIL, so a wedged interpreter is caught); call this only from
+    code that holds the GIL for longer than TIMEOUT on purpose."""
+    _ufork.heartbeat()
+
+
+def ready():
+    """In a worker whose post_fork runs for ever (serve_forever): ready now,
+    rather than after the first heartbeat interval."""
+    _ufork.ready()
+
+
+class Worker(object):
+    """A worker as `Arbiter.workers` shows it."""
+    __slots__ = ('pid', 'worker_id', 'generation', 'state')
+
+    def __init__(self, info):
+        self.pid = info['pid']
+        self.worker_id = info['id']
+        self.generation = info['generation']
+        self.state = info['state']
+
+    def __repr__(self):
+        return 'ufork.Worker<pid=%d>' % self.pid
+
+
+class WorkerStop(BaseException):
+    """Raised in a worker's post_fork, at its next Python line, when the
+    arbiter stops the worker and there is no child_pre_exit to end it."""
+
+
+def _wait_status(dead):
+    if dead['signal']:
+        return dead['signal'] | (0x80 if dead['core_dumped'] else 0)
+    return (dead['code'] & 0xff) << 8
+
+
+class Arbiter(object):
+    """Forks `size` workers that each run post_fork, and keeps them running."""
+
+    def __init__(self, post_fork, child_pre_exit=None, parent_pre_stop=None, size=None, sleep=None, fork=None,
+                 printfunc=None, child_memlimit=2**30, max_no_ping_children=1, extra=None, control_path=None):
+        self.post_fork = post_fork
+        self.child_pre_exit = child_pre_exit
+        self.parent_pre_stop = parent_pre_stop
+        self._size = _ufork.default_workers() if size is None else size
+        self.sleep = sleep    # gevent's sleep: a worker waits for its stop in gevent's hub
+        self.fork = fork      # accepted for uFork's callers; forks are ufork's own
+        self.printfunc = printfunc
+        self.child_memlimit = child_memlimit
+        self.max_no_ping_children = max_no_ping_children
+        self.extra = extra    # a place to put additional data for the prompt
+        self.control_path = control_path
+        self.thread = None
+        self._core = None
+        self._status = None   # the last pool's, once it has stopped
+        self._stopping = False
+        self._log_file = None
+        self._wsgi = None     # serve_wsgi's (app, address, options)
+        self._wakeup = None
+        global LAST_ARBITER
+        LAST_ARBITER = self
+
+    # -- what uFork's callers read and assign ------------------------------
+    def _snapshot(self):
+        core = self._core
+        return core.status() if core is not None else self._status
+
+    @property
+    def size(self):
+        return self._size
+
+    @size.setter
+    def size(self, n):
+        core = self._core
+        if core is not None:
+            core.resize(n)
+        self._size = n
+
+    @property
+    def workers(self):
+        s = self._snapshot()
+        return {w['id']: Worker(w) for w in s['workers']} if s else {}
+
+    @property
+    def dead_workers(self):
+        s = self._snapshot()
+        return collections.deque((DeadWorker(d['pid'], _wait_status(d), d['status']) for d in s['dead']) if s else (),
+                                 maxlen=10)
+
+    @property
+    def total_children(self):
+        s = self._snapshot()
+        return s['spawned'] if s else 0
+
+    @property
+    def timed_out_children(self):
+        s = self._snapshot()
+        return s['hung'] if s else 0
+
+    @property
+    def stopping(self):
+        return self._stopping
+
+    @stopping.setter
+    def stopping(self, value):
+        if value:
+            self.stop()
+        else:
+            self._stopping = False
+
+    def execute(self, line):
+        """Runs a pool command ("workers", "size 4", "kill 1 KILL") and returns
+        its answer's text; raises RuntimeError for a refused one."""
+        core = self._core
+        if core is None:
+            raise RuntimeError('the pool is not running')
+        ok, text, _ = core.execute(line)
+        if not ok:
+            raise RuntimeError(text)
+        return text
+
+    def stop(self):
+        """Stops the pool gracefully; safe from any thread and from hooks."""
+        self._stopping = True
+        core = self._core
+        if core is not None:
+            core.stop()
+
+    def __repr__(self):
+        s = self._snapshot()
+        if self._core is None:
+            return '<ufork.Arbiter size=%d, not running>' % self._size
+        return '<ufork.Arbiter pid=%d size=%d workers=%s%s>' % (
+            os.getpid(), s['size'], sorted(w['pid'] for w in s['workers']), ' stopping' if s['stopping'] else '')
+
+    # -- running -----------------------------------------------------------
+    def spawn_thread(self):
+        'causes run to be executed in a thread'
+        self.thread = threading.Thread(target=self.run, args=(False,), name='ufork arbiter', daemon=True)
+        self.thread.start()
+
+    def spawn_daemon(self, pgrpfile=None, outfile="out.txt"):
+        """Runs this arbiter in a new daemon process, its output and its
+        workers' in outfile (8 files of 8 MiB, rotated); returns in the caller."""
+        if spawn_daemon(self.fork, pgrpfile, outfile):
+            return
+        self._log_file = outfile
+        try:
+            code = self.run(False)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+
+    def run(self, repl=True):
+        """Runs the pool until it is stopped: stop(), `stopping = True`, the
+        `stop` command, SIGTERM, or Ctrl-C, after which KeyboardInterrupt
+        reaches the caller with no worker left. With repl and a terminal,
+        the ufork>> prompt runs meanwhile."""
+        config = dict(size=self._size, timeout=TIMEOUT, startup_timeout=CHILD_START_TIMEOUT,
+                      graceful_timeout=TIMEOUT, max_starting=self.max_no_ping_children,
+                      max_rss=self.child_memlimit or 0, max_fds_percent=90 if self.child_memlimit else 0,
+                      control_path=self.control_path, log_file=self._log_file)
+        if self._wsgi:
+            config.update(self._wsgi)
+        core = _ufork.Core(config, self._child, self.parent_pre_stop, self.printfunc)
+        self._stopping = False
+        self._core = core
+        main = threading.current_thread() is threading.main_thread()
+        restore = self._take_signals(core) if main else (lambda: None)
+        prompt = None
+        try:
+            if repl and main and os.isatty(0) and os.isatty(1):
+                prompt = _Prompt(self, core, _caller_globals())
+                prompt.start()
+            if self._stopping:
+                core.stop()
+            return core.run(self._wakeup[0] if self._wakeup else -1)
+        finally:
+            if prompt:
+                prompt.close()
+            restore()
+            self._status = core.status()
+            self._core = None
+            self._stopping = True
+
+    def _take_signals(self, core):
+        """Python's handlers for the pool's signals while it runs, run on this
+        thread when the loop wakes for one; SIGINT's is left as it is (its
+        KeyboardInterrupt stops the pool)."""
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        self._wakeup = (r, w)
+
+        def resize(delta):
+            return lambda *_: core.resize(max(self._size + delta, 1)) or setattr(self, '_size', max(self._size + delta, 1))
+        handlers = {
+            signal.SIGTERM: lambda *_: self.stop(),
+            signal.SIGQUIT: lambda *_: core.stop(now=True),
+            signal.SIGHUP: lambda *_: core.execute('reload'),
+            signal.SIGUSR1: lambda *_: core.execute('reopen'),
+            signal.SIGTTIN: resize(+1),
+            signal.SIGTTOU: resize(-1),
+        }
+        old = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
+
+        def restore():
+            for sig, h in old.items():
+                signal.signal(sig, h)
+            signal.set_wakeup_fd(old_fd)
+            self._wakeup = None
+            os.close(r)
+            os.close(w)
+        return restore
+
+    # -- in the worker -----------------------------------------------------
+    def _child(self):
+        """The worker: post_fork, then heartbeats until asked to stop, then
+        child_pre_exit. Returns when the worker should exit 0."""
+        if self._wakeup:  # the arbiter's signal pipe is not ours
+            signal.set_wakeup_fd(-1)
+            for fd in self._wakeup:
+                os.close(fd)
+        random.seed()  # uFork's seed(): each worker its own random state
+        for f in (sys.stdout, sys.stderr):
+            if hasattr(f, 'reconfigure'):
+                f.reconfigure(line_buffering=True)  # a line reaches the log as printed
+        beat = _ufork.Heartbeat(self.child_pre_exit, WorkerStop)
+        try:
+            self.post_fork()
+        except WorkerStop:
+            pass
+        except SystemExit as e:
+            _flush()
+            os._exit(0 if e.code is None else e.code if isinstance(e.code, int) else 1)
+        except BaseException:
+            _exit_on_error()
+        called = beat.post_fork_returned()
+        if not called:
+            _ufork.ready()  # post_fork returned: the worker serves (uFork's first ping)
+            _wait_for_stop(self.sleep)
+            beat.close()
+            if self.child_pre_exit:
+                try:
+                    self.child_pre_exit()
+                except BaseException:
+                    _exit_on_error()
+        _flush()
+
+
+def _flush():
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+
+
+def _exit_on_error():
+    traceback.print_exc()
+    _flush()
+    os._exit(70)  # EX_SOFTWARE
+
+
+def _wait_for_stop(sleep):
+    fd = _ufork.stop_fd()
+    if sleep is not None and getattr(sleep, '__module__', '').startswith('gevent'):
+        from gevent.socket import wait_read
+        while not _ufork.stopping():
+            wait_read(fd)
+    elif sleep is not None:
+        while not _ufork.stopping():  # an unknown loop: its own sleep, briefly
+            sleep(0.1)
+    else:
+        while not _ufork.stopping():
+            select.select([fd], [], [])
+
+
+def _caller_globals():
+    f = sys._getframe(1)
+    while f is not None and f.f_globals.get('__name__', '').split('.')[0] == 'ufork':
+        f = f.f_back
+    return f.f_globals if f is not None else {}
+
+
+class _Prompt(code.InteractiveConsole):
+    """The ufork>> prompt on a thread of its own, while run() runs the pool on
+    the caller's: a line whose first word is a pool command is that command,
+    `py LINE` is Python, any other line is Python in the caller's globals,
+    with `arbiter` (and `self`, as in uFork) bound to the Arbiter."""
+
+    def __init__(self, arbiter, core, namespace):
+        code.InteractiveConsole.__init__(self, namespace)
+        self._extra = {'arbiter': arbiter, 'self': arbiter}
+        self._arbiter = arbiter
+        self._core = core
+        ok, _, data = core.execute('help')
+        import json
+        self._commands = {c['command'] for c in json.loads(data)} if ok else set()
+        self._closing = False
+        self._thread = None
+        self._tty = None
+
+    def runcode(self, code_object):
+        try:
+            exec(code_object, self.locals, self._extra)
+        except SystemExit:
+            raise
+        except BaseException:
+            self.showtraceback()
+
+    def start(self):
+        try:
+            import readline  # noqa: F401  line editing and history: GNU readline through Python
+        except ImportError:
+            pass
+        import termios
+        self._tty = termios.tcgetattr(0)
+        self._thread = threading.Thread(target=self._loop, name='ufork>>', daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        more = False
+        print('ufork>> the pool runs; `help` lists its commands, other lines are Python; Ctrl-C stops it')
+        while True:
+            try:
+                line = self.raw_input('... ' if more else 'ufork>> ')
+            except EOFError:
+                if not self._closing:
+                    print()
+                    self._arbiter.stop()
+                return
+            if self._closing:
+                return
+            words = line.split()
+            if not more and words and words[0] == 'py':
+                more = self.push(line.strip()[2:].strip())
+            elif not more and words and words[0] in self._commands:
+                ok, text, _ = self._core.execute(line)
+                print(text.rstrip('\n') if ok else 'error: ' + text)
+            else:
+                more = self.push(line)
+
+    def close(self):
+        """Ends the prompt's thread, blocked in readline: stdin reads as at
+        its end for a moment, a signal interrupts its wait; then the
+        terminal as it was."""
+        import termios
+        self._closing = True
+        if self._thread.is_alive():
+            saved = os.dup(0)
+            r, w = os.pipe()
+            os.close(w)
+            os.dup2(r, 0)
+            os.close(r)
+            try:
+                for _ in range(50):
+                    signal.pthread_kill(self._thread.ident, signal.SIGWINCH)
+                    self._thread.join(0.1)
+                    if not self._thread.is_alive():
+                        break
+            finally:
+                os.dup2(saved, 0)
+                os.close(saved)
+        termios.tcsetattr(0, termios.TCSADRAIN, self._tty)
+        print()
+
+
+def spawn_daemon(fork=None, pgrpfile=None, outfile='out.txt'):
+    """uFork's: returns True in the caller, False in a new daemon process
+    (its own session, stdin /dev/null, stdout and stderr appended to
+    outfile); pgrpfile gets the daemon's process group."""
+    if pgrpfile and os.path.exists(pgrpfile):
+        try:
+            cur = int(open(pgrpfile).read().strip())
+            os.killpg(cur, 0)
+        except (OSError, ValueError):
+            pass
+        else:
+            raise Exception('arbiter still running with pid:' + str(cur))
+    open(outfile, 'a').close()
+    if os.fork():
+        return True
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    if pgrpfile:
+        with open(pgrpfile, 'w') as f:
+            f.write(str(os.getpgrp()) + '\n')
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(outfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    return False
+
+
+def wsgiref_thread_arbiter(wsgi, host, port):
+    'probably not suitable for production use; example of threaded server'
+    import socket
+    import wsgiref.simple_server
+    httpd = wsgiref.simple_server.make_server(host, port, wsgi)
+    httpd.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def start_server():
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    def close_socket():
+        httpd.socket.close()
+
+    return Arbiter(post_fork=start_server, child_pre_exit=httpd.shutdown, parent_pre_stop=close_socket)
+
+
+def serve_wsgiref_thread(wsgi, host, port):
+    wsgiref_thread_arbiter(wsgi, host, port).run()
+
+
+class GeventWsgiArbiter(Arbiter):
+    """uFork's: gevent's WSGIServer in each worker, on a socket bound before the fork."""
+
+    def __init__(self, wsgi, address, stop_timeout=30):
+        import socket
+        import gevent
+        import gevent.pywsgi
+        import gevent.socket
+        self.sock = gevent.socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.address = address
+        self.sock.bind(address)
+        self.sock.listen(128)
+        self.wsgi = wsgi
+        self.server = gevent.pywsgi.WSGIServer(self.sock, wsgi)
+        self.server.stop_timeout = stop_timeout
+
+        def close_sock():
+            self.sock.close()
+
+        Arbiter.__init__(self, post_fork=self.server.start, child_pre_exit=self.server.stop,
+                         parent_pre_stop=close_sock, sleep=gevent.sleep, fork=gevent.fork)
+
+
+def serve_wsgi_gevent(wsgi, address, stop_timeout=30):
+    GeventWsgiArbiter(wsgi, address, stop_timeout).run()
