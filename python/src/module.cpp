@@ -24,6 +24,7 @@
 #include "ufork/arbiter.hpp"
 #include "ufork/error.hpp"
 #include "ufork/log.hpp"
+#include "wsgi.hpp"
 
 namespace py = pybind11;
 using namespace std::chrono_literals;
@@ -89,6 +90,30 @@ py::dict to_dict(const ufork::exit_info& e) {
   return d;
 }
 
+// While the ufork>> prompt shows, lines go above it: the Python side's
+// hide() erases the line being typed before a batch, show() draws it again
+// after (each does nothing while no input is awaited).
+class prompt_sink final : public ufork::log_sink {
+ public:
+  prompt_sink(std::shared_ptr<ufork::log_sink> inner, py::object hide, py::object show)
+      : inner_(std::move(inner)), hide_(keep(std::move(hide))), show_(keep(std::move(show))) {}
+  void write(const ufork::log_line& line) override {
+    if (!hidden_) inner_->flush(), call_logged(hide_), hidden_ = true;
+    inner_->write(line);
+  }
+  void flush() override {
+    inner_->flush();
+    if (hidden_) call_logged(show_), hidden_ = false;
+  }
+  void reopen() override { inner_->reopen(); }
+  std::uint64_t lost() const override { return inner_->lost(); }
+
+ private:
+  std::shared_ptr<ufork::log_sink> inner_;
+  pyfn hide_, show_;
+  bool hidden_ = false;
+};
+
 // One pool, run once, on the thread that calls run().
 class core {
  public:
@@ -126,6 +151,12 @@ class core {
       });
     }
 
+    if (config.contains("prompt") && !config["prompt"].is_none()) {
+      py::object p = config["prompt"];
+      if (!o.sink) o.sink = ufork::make_fd_sink(STDOUT_FILENO);
+      o.sink = std::make_shared<prompt_sink>(o.sink, p.attr("hide"), p.attr("show"));
+    }
+
     ufork::hooks h;
     h.before_fork = [this] {
       gil_ = PyGILState_Ensure();
@@ -138,7 +169,14 @@ class core {
     h.after_fork_child = [] { PyOS_AfterFork_Child(); };  // this thread keeps the GIL
     h.post_fork = [this](ufork::worker&) { run_child(); };
     h.parent_pre_stop = [this] { call_logged(pre_stop_); };
+    if (config.contains("wsgi")) {  // serve_wsgi: the HTTP helper runs after child() returns
+      wsgi_ = config["wsgi"].cast<std::shared_ptr<ufork::python::wsgi_server>>();
+      wsgi_->attach(o, h);
+      h.child_pre_exit = [this](ufork::worker&) { call_logged(child_exit_); };
+      child_exit_ = keep(config["child_exit"]);
+    }
     arbiter_ = std::make_unique<ufork::arbiter>(std::move(o), std::move(h));
+    if (wsgi_) wsgi_->log_to(*arbiter_);
   }
 
   // Runs the pool until it stops. wakeup_fd: what signal.set_wakeup_fd
@@ -157,7 +195,6 @@ class core {
     }
     return code;
   }
-
   void stop(bool now) {
     py::gil_scoped_release nogil;
     if (now)
@@ -230,9 +267,11 @@ class core {
       std::fflush(nullptr);
       ::_exit(70);
     }
+    if (wsgi_) PyEval_SaveThread();  // the helper's loop waits without the GIL; each request takes it
   }
 
-  pyfn child_, pre_stop_;
+  pyfn child_, pre_stop_, child_exit_;
+  std::shared_ptr<ufork::python::wsgi_server> wsgi_;
   PyGILState_STATE gil_{};
   std::unique_ptr<py::error_already_set> pending_;
   std::unique_ptr<ufork::arbiter> arbiter_;
@@ -249,7 +288,7 @@ ufork::worker& me() {
 // When the arbiter asks the worker to stop while post_fork still runs, it
 // ends post_fork: it calls on_stop, with the GIL (child_pre_exit:
 // httpd.shutdown), or without one raises `interrupt` in the thread that
-// made it, at its next Python line.
+// made it, at its next Python line; with neither it leaves post_fork alone.
 class heartbeat {
  public:
   heartbeat(py::object on_stop, py::object interrupt)
@@ -300,7 +339,7 @@ class heartbeat {
           call = stopped_ = !returned_;
         }
         if (call && on_stop_) call_logged(on_stop_);
-        if (call && !on_stop_) {
+        if (call && !on_stop_ && interrupt_) {
           py::gil_scoped_acquire gil;
           PyThreadState_SetAsyncExc(main_, interrupt_->ptr());
         }
@@ -332,6 +371,12 @@ PYBIND11_MODULE(_ufork, m) {
       .def("resize", &core::resize)
       .def("execute", &core::execute)
       .def("status", &core::status);
+
+  py::class_<ufork::python::wsgi_server, std::shared_ptr<ufork::python::wsgi_server>>(m, "WsgiServer")
+      .def(py::init([](py::object app, const std::string& address) {
+        return std::make_shared<ufork::python::wsgi_server>(std::move(app), address, ufork::http::http_options{});
+      }))
+      .def_property_readonly("address", &ufork::python::wsgi_server::address);
 
   py::class_<heartbeat>(m, "Heartbeat")
       .def(py::init<py::object, py::object>())

@@ -210,16 +210,21 @@ class Arbiter(object):
                       control_path=self.control_path, log_file=self._log_file)
         if self._wsgi:
             config.update(self._wsgi)
-        core = _ufork.Core(config, self._child, self.parent_pre_stop, self.printfunc)
+        main = threading.current_thread() is threading.main_thread()
+        prompt = None
+        if repl and main and os.isatty(0) and os.isatty(1) and not self._log_file:
+            prompt = config['prompt'] = _Prompt(self, _caller_globals())
+        child = self._child
+        if self._wsgi:
+            child = self._wsgi_child
+            config['child_exit'] = self._wsgi_child_exit
+        core = _ufork.Core(config, child, self.parent_pre_stop, self.printfunc)
         self._stopping = False
         self._core = core
-        main = threading.current_thread() is threading.main_thread()
         restore = self._take_signals(core) if main else (lambda: None)
-        prompt = None
         try:
-            if repl and main and os.isatty(0) and os.isatty(1):
-                prompt = _Prompt(self, core, _caller_globals())
-                prompt.start()
+            if prompt:
+                prompt.start(core)
             if self._stopping:
                 core.stop()
             return core.run(self._wakeup[0] if self._wakeup else -1)
@@ -261,6 +266,28 @@ class Arbiter(object):
         return restore
 
     # -- in the worker -----------------------------------------------------
+    def _worker_setup(self):
+        if self._wakeup:  # the arbiter's signal pipe is not ours
+            signal.set_wakeup_fd(-1)
+            for fd in self._wakeup:
+                os.close(fd)
+        random.seed()  # uFork's seed(): each worker its own random state
+        for f in (sys.stdout, sys.stderr):
+            if hasattr(f, 'reconfigure'):
+                f.reconfigure(line_buffering=True)  # a line reaches the log as printed
+
+    def _wsgi_child(self):
+        """serve_wsgi's worker: post_fork (which must return), then the C++
+        HTTP server serves until the stop; then _wsgi_child_exit."""
+        self._worker_setup()
+        if self.post_fork:
+            self.post_fork()
+
+    def _wsgi_child_exit(self):
+        if self.child_pre_exit:
+            self.child_pre_exit()
+        _flush()
+
     def _child(self):
         """The worker: post_fork, then heartbeats until asked to stop, then
         child_pre_exit. Returns when the worker should exit 0."""
@@ -272,7 +299,10 @@ class Arbiter(object):
         for f in (sys.stdout, sys.stderr):
             if hasattr(f, 'reconfigure'):
                 f.reconfigure(line_buffering=True)  # a line reaches the log as printed
-        beat = _ufork.Heartbeat(self.child_pre_exit, WorkerStop)
+        if self.sleep is None:
+            beat = _ufork.Heartbeat(self.child_pre_exit, WorkerStop)
+        else:  # a cooperative loop (gevent): only its own thread may touch it, once post_fork returns
+            beat = _ufork.Heartbeat(None, None)
         try:
             self.post_fork()
         except WorkerStop:
@@ -336,17 +366,28 @@ class _Prompt(code.InteractiveConsole):
     `py LINE` is Python, any other line is Python in the caller's globals,
     with `arbiter` (and `self`, as in uFork) bound to the Arbiter."""
 
-    def __init__(self, arbiter, core, namespace):
+    def __init__(self, arbiter, namespace):
         code.InteractiveConsole.__init__(self, namespace)
         self._extra = {'arbiter': arbiter, 'self': arbiter}
         self._arbiter = arbiter
-        self._core = core
-        ok, _, data = core.execute('help')
-        import json
-        self._commands = {c['command'] for c in json.loads(data)} if ok else set()
+        self._core = None
+        self._commands = set()
         self._closing = False
         self._thread = None
         self._tty = None
+        self._showing = None  # the prompt while input is awaited
+
+    # The pool's lines go above the line being typed (called by the loop).
+    def hide(self):
+        if self._showing is not None:
+            sys.stdout.write('\r\x1b[K')
+            sys.stdout.flush()
+
+    def show(self):
+        if self._showing is not None:
+            import readline
+            sys.stdout.write(self._showing + readline.get_line_buffer())
+            sys.stdout.flush()
 
     def runcode(self, code_object):
         try:
@@ -356,12 +397,20 @@ class _Prompt(code.InteractiveConsole):
         except BaseException:
             self.showtraceback()
 
-    def start(self):
+    def raw_input(self, prompt=''):
+        self._showing = prompt
         try:
-            import readline  # noqa: F401  line editing and history: GNU readline through Python
-        except ImportError:
-            pass
+            return input(prompt)
+        finally:
+            self._showing = None
+
+    def start(self, core):
+        import json
+        import readline  # noqa: F401  line editing and history: GNU readline through Python
         import termios
+        self._core = core
+        ok, _, data = core.execute('help')
+        self._commands = {c['command'] for c in json.loads(data)} if ok else set()
         self._tty = termios.tcgetattr(0)
         self._thread = threading.Thread(target=self._loop, name='ufork>>', daemon=True)
         self._thread.start()
@@ -409,8 +458,21 @@ class _Prompt(code.InteractiveConsole):
             finally:
                 os.dup2(saved, 0)
                 os.close(saved)
+            _readline_deprep()
         termios.tcsetattr(0, termios.TCSADRAIN, self._tty)
         print()
+
+
+def _readline_deprep():
+    """GNU readline could not restore the terminal on the stand-in stdin and
+    still thinks it prepared it (the next prompt would then echo twice):
+    its own restore, on the terminal again."""
+    try:
+        import ctypes
+        import readline
+        ctypes.CDLL(readline.__file__).rl_deprep_terminal()
+    except (ImportError, OSError, AttributeError):
+        pass
 
 
 def spawn_daemon(fork=None, pgrpfile=None, outfile='out.txt'):
@@ -442,6 +504,33 @@ def spawn_daemon(fork=None, pgrpfile=None, outfile='out.txt'):
     os.close(null)
     os.close(out)
     return False
+
+
+def _endpoint(address):
+    if isinstance(address, str):
+        return address
+    host, port = address[:2]
+    return '[%s]:%d' % (host, port) if ':' in host else '%s:%d' % (host or '0.0.0.0', port)
+
+
+def wsgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, **kwargs):
+    """An Arbiter whose workers serve the WSGI application `app` with ufork's
+    C++ HTTP server (keep-alive, limits, a graceful stop that drops no
+    request), calling it under the GIL. address: (host, port) or "host:port",
+    bound now, in this process. post_fork, if given, runs in each worker
+    first (open a database connection) and must return. `.address` is the
+    bound "host:port". It runs once."""
+    a = Arbiter(post_fork=post_fork, child_pre_exit=child_pre_exit, size=size, **kwargs)
+    server = _ufork.WsgiServer(app, _endpoint(address))  # binds: a bad address fails here
+    a._wsgi = dict(wsgi=server)
+    a.address = server.address
+    return a
+
+
+def serve_wsgi(app, address, size=None, **kwargs):
+    """Serves a WSGI application with ufork's C++ HTTP server in `size`
+    pre-forked workers, until stopped (Ctrl-C: KeyboardInterrupt)."""
+    return wsgi_arbiter(app, address, size=size, **kwargs).run()
 
 
 def wsgiref_thread_arbiter(wsgi, host, port):

@@ -1,0 +1,32 @@
+// serve_wsgi: the C++ HTTP helper in each worker, calling a PEP 3333
+// application under the GIL, taken for each request and each piece of a
+// streamed body, and released while the worker's loop waits.
+#pragma once
+
+#include <utility>  // before any Boost header (Boost 1.74's awaitable.hpp)
+
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <string>
+
+#include "ufork/http/server.hpp"
+
+namespace ufork::python {
+
+class wsgi_server {
+ public:
+  // Binds `address` ("HOST:PORT") now, in the arbiter. Throws ufork::error.
+  wsgi_server(pybind11::object app, const std::string& address, http::http_options options);
+  ~wsgi_server();
+  const std::string& address() const noexcept { return server_.address(); }
+  void attach(options& pool, hooks& h) { server_.attach(pool, h); }
+  void log_to(arbiter& a) noexcept { server_.log_to(a); }
+
+ private:
+  struct app;
+  std::shared_ptr<app> app_;
+  http::server server_;
+};
+
+}  // namespace ufork::python
