@@ -1,0 +1,237 @@
+"""uFork's Arbiter and its patterns, on the C++ arbiter."""
+import os
+import re
+import signal
+import time
+import urllib.request
+
+from conftest import wait_until
+
+# Stops the pool once `n` lines of the workers matching `pattern` were seen.
+STOP_AFTER = '''
+import re, ufork
+def stop_after(n, pattern):
+    seen = []
+    def printfunc(line):
+        print(line)
+        if re.search(pattern, line):
+            seen.append(line)
+            if len(seen) == n:
+                ufork.LAST_ARBITER.stopping = True
+    return printfunc
+'''
+
+
+def test_post_fork_runs_in_each_worker_and_stopping_ends_run(program):
+    p = program(STOP_AFTER + '''
+import os
+def post_fork():
+    print('worker', ufork.cur_worker_id(), 'up', flush=True)
+a = ufork.Arbiter(post_fork=post_fork, size=2, printfunc=stop_after(2, r'worker \\d up'))
+print('run returned', a.run())
+print('in the arbiter cur_worker_id is', ufork.cur_worker_id())
+print('total', a.total_children, 'dead', sorted(d.code for d in a.dead_workers), [d.name for d in a.dead_workers])
+print('workers after', a.workers)
+''')
+    assert p.finish() == 0, p.output()
+    out = p.output()
+    assert re.search(r'\[worker 0 pid \d+\] worker 0 up', out)
+    assert re.search(r'\[worker 1 pid \d+\] worker 1 up', out)
+    assert 'run returned 0' in out
+    assert 'in the arbiter cur_worker_id is None' in out
+    assert "total 2 dead [0, 0] ['exit 0 (EX_OK)', 'exit 0 (EX_OK)']" in out
+    assert 'workers after {}' in out
+
+
+def test_workers_that_die_by_themselves_are_in_dead_workers_and_replaced(program, tmp_path):
+    marker = tmp_path / 'died'
+    p = program(STOP_AFTER + '''
+import os
+def post_fork():
+    if not os.path.exists(%r):
+        open(%r, 'w').close()
+        print('dying', flush=True)
+        os._exit(3)
+    print('replacement up', flush=True)
+a = ufork.Arbiter(post_fork=post_fork, size=1, printfunc=stop_after(1, 'replacement up'))
+a.run()
+print('dead', list(a.dead_workers))
+''' % (str(marker), str(marker)))
+    assert p.finish() == 0, p.output()
+    m = re.search(r"dead \[dead\(pid=(\d+), code=768, name='exit 3'\), dead\(pid=\d+, code=0", p.output())
+    assert m, p.output()
+    assert int(m.group(1)) in p.worker_pids()
+
+
+def test_spawn_thread_then_stop(program):
+    p = program(STOP_AFTER + '''
+import threading
+up = threading.Event()
+seen = []
+def printfunc(line):
+    print(line)
+    if 'up' in line:
+        seen.append(line)
+        if len(seen) == 2: up.set()
+a = ufork.Arbiter(post_fork=lambda: print('up', flush=True), size=2, printfunc=printfunc)
+a.spawn_thread()
+assert up.wait(60)
+print('workers', sorted(a.workers), [w.worker_id for w in a.workers.values()])
+a.stop()
+a.thread.join(60)
+print('thread alive', a.thread.is_alive(), 'dead', len(a.dead_workers))
+''')
+    assert p.finish() == 0, p.output()
+    assert 'workers [0, 1] [0, 1]' in p.output()
+    assert 'thread alive False dead 2' in p.output()
+
+
+def serve_forever_program(child_pre_exit):
+    return '''
+import ufork, wsgiref.simple_server
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'served by %%d' %% ufork.cur_worker_id()]
+httpd = wsgiref.simple_server.make_server('127.0.0.1', 0, app)
+print('port', httpd.server_port, flush=True)
+a = ufork.Arbiter(post_fork=httpd.serve_forever, child_pre_exit=%s, size=2)
+print('run returned', a.run())
+print('dead', [d.name for d in a.dead_workers])
+''' % child_pre_exit
+
+
+def test_serve_forever_ended_by_child_pre_exit_at_stop(program):
+    # uFork's example: post_fork blocks in serve_forever for ever; at stop,
+    # child_pre_exit (httpd.shutdown) runs on the heartbeat thread and ends it.
+    p = program(serve_forever_program('httpd.shutdown'))
+    port = int(p.wait_for(r'^port (\d+)').group(1))
+    assert urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=30).read().startswith(b'served by ')
+    p.wait_for(r'arbiter pid')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
+    assert 'run returned 0' in p.output()
+    # each ended by itself, none by the SIGKILL after the graceful timeout
+    assert re.search(r"dead \['exit 0 \(EX_OK\)'(, 'exit 0 \(EX_OK\)')*\]", p.output()), p.output()
+
+
+def test_serve_forever_without_child_pre_exit_ends_at_stop(program):
+    p = program(serve_forever_program('None'))
+    port = int(p.wait_for(r'^port (\d+)').group(1))
+    assert urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=30).read().startswith(b'served by ')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
+    assert re.search(r"dead \['exit 0 \(EX_OK\)'(, 'exit 0 \(EX_OK\)')*\]", p.output()), p.output()
+
+
+def test_sigint_stops_the_pool_then_keyboard_interrupt_reaches_the_caller(program):
+    p = program('''
+import ufork
+a = ufork.Arbiter(post_fork=lambda: print('up', flush=True), size=2)
+try:
+    a.run()
+except KeyboardInterrupt:
+    print('KeyboardInterrupt; stopping', a.stopping, 'dead', [d.name for d in a.dead_workers])
+''')
+    p.wait_for(r'\] up')
+    p.wait_for(r'\] up')
+    p.signal(signal.SIGINT)
+    assert p.finish() == 0, p.output()
+    assert "KeyboardInterrupt; stopping True dead ['exit 0 (EX_OK)', 'exit 0 (EX_OK)']" in p.output()
+
+
+def test_an_exception_in_post_fork_is_printed_with_its_traceback_and_exits_70(program):
+    p = program('''
+import ufork
+def setup():
+    raise ValueError('no database')
+a = ufork.Arbiter(post_fork=setup, size=1)
+print('run returned', a.run())
+print('dead', {d.name for d in a.dead_workers})
+''')
+    assert p.finish() == 0, p.output()
+    out = p.output()
+    assert re.search(r'\[worker 0 pid \d+ err\] Traceback \(most recent call last\):', out)
+    assert re.search(r'\[worker 0 pid \d+ err\] ValueError: no database', out)
+    assert 'run returned 3' in out  # no worker could ever start: exit_boot_failure
+    assert "dead {'exit 70 (EX_SOFTWARE)'}" in out
+
+
+def test_exceptions_in_child_pre_exit_and_parent_pre_stop(program):
+    p = program(STOP_AFTER + '''
+def child_pre_exit():
+    raise RuntimeError('pre-exit failed')
+def parent_pre_stop():
+    raise RuntimeError('pre-stop failed')
+a = ufork.Arbiter(post_fork=lambda: print('up', flush=True), child_pre_exit=child_pre_exit,
+                  parent_pre_stop=parent_pre_stop, size=1, printfunc=stop_after(1, 'up'))
+print('run returned', a.run())
+print('dead', [d.name for d in a.dead_workers])
+''')
+    assert p.finish() == 0, p.output()
+    out = p.output()
+    assert 'RuntimeError: pre-stop failed' in out  # in the arbiter, which stops all the same
+    assert re.search(r'\[worker 0 pid \d+ err\] RuntimeError: pre-exit failed', out)
+    assert "dead ['exit 70 (EX_SOFTWARE)']" in out
+    assert 'run returned 0' in out
+
+
+def test_a_worker_holding_the_gil_past_the_timeout_is_replaced(program):
+    # ctypes.PyDLL keeps the GIL across the call: libc's sleep wedges the
+    # interpreter, so the heartbeat thread cannot beat.
+    p = program(STOP_AFTER + '''
+import ctypes
+ufork.TIMEOUT = 1.0
+def post_fork():
+    if ufork._ufork.generation() == 1:
+        ufork.ready()
+        print('wedging', flush=True)
+        ctypes.PyDLL(None).sleep(3600)
+    print('replacement up', flush=True)
+a = ufork.Arbiter(post_fork=post_fork, size=1, printfunc=stop_after(1, 'replacement up'))
+a.run()
+print('timed out', a.timed_out_children, [d.name for d in a.dead_workers][:1])
+''')
+    assert p.finish() == 0, p.output()
+    out = p.output()
+    assert 'wedging' in out
+    m = re.search(r'timed out (\d+) \[\'killed by (SIGABRT|SIGKILL)', out)
+    assert m and int(m.group(1)) >= 1, out
+
+
+def test_spawn_daemon_writes_its_output_file(program, tmp_path):
+    out_file, pgrp_file = tmp_path / 'out.txt', tmp_path / 'pgrp'
+    p = program('''
+import ufork
+a = ufork.Arbiter(post_fork=lambda: print('daemon worker says hi', flush=True), size=1)
+a.spawn_daemon(pgrpfile=%r, outfile=%r)
+print('the caller goes on')
+''' % (str(pgrp_file), str(out_file)))
+    assert p.finish() == 0, p.output()
+    assert 'the caller goes on' in p.output()
+    wait_until(lambda: pgrp_file.exists() and pgrp_file.read_text().endswith('\n'), 'the pgrp file')
+    pgid = int(pgrp_file.read_text())
+    try:
+        wait_until(lambda: 'daemon worker says hi' in out_file.read_text(), 'the worker line in out.txt')
+        worker = int(re.search(r'\[worker 0 pid (\d+)\] daemon worker says hi', out_file.read_text()).group(1))
+    finally:
+        os.killpg(pgid, signal.SIGTERM)  # the daemon; its workers are in groups of their own
+    wait_until(lambda: not os.path.exists('/proc/%d' % pgid), 'the daemon to end')
+    text = out_file.read_text()
+    assert 'all workers stopped' in text, text
+    assert not os.path.exists('/proc/%d' % worker)
+
+
+def test_size_assigned_while_running_resizes(program):
+    p = program(STOP_AFTER + '''
+import threading
+a = ufork.Arbiter(post_fork=lambda: print('up', ufork.cur_worker_id(), flush=True), size=1)
+def grow(line):
+    print(line)
+    if 'up 0' in line: a.size = 3
+    if 'up 2' in line: a.stopping = True
+a.printfunc = grow
+a.run()
+print('size', a.size, 'spawned', a.total_children)
+''')
+    assert p.finish() == 0, p.output()
+    assert 'size 3 spawned 3' in p.output()

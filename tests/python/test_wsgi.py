@@ -1,0 +1,152 @@
+"""serve_wsgi (the C++ HTTP helper calling the app) and uFork's WSGI helpers."""
+import http.client
+import re
+import signal
+import urllib.request
+
+from conftest import free_port
+
+APP = '''
+import os, sys, ufork
+from wsgiref.validate import validator
+
+class Closing:  # an iterable with close(), streamed piece by piece
+    def __init__(self, pieces): self.pieces = pieces
+    def __iter__(self): return iter(self.pieces)
+    def close(self): print('closed', flush=True)
+
+def app(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/stream':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return Closing([b'one ', b'', b'two ', b'three'])
+    if path == '/echo':
+        body = environ['wsgi.input'].read(int(environ.get('CONTENT_LENGTH') or 0))
+        start_response('201 Created', [('Content-Type', 'application/octet-stream'), ('X-Len', str(len(body)))])
+        return [body]
+    if path == '/error':
+        raise RuntimeError('the app failed')
+    if path == '/late':
+        try:
+            raise KeyError('x')
+        except KeyError:
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            start_response('503 Service Unavailable', [('Content-Type', 'text/plain')], sys.exc_info())
+        return [b'replaced']
+    if path == '/write':
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        write(b'written, ')
+        return [b'then returned']
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Set-Cookie', 'a=1'), ('Set-Cookie', 'b=2')])
+    return [('|'.join(map(str, (environ['REQUEST_METHOD'], path, environ['QUERY_STRING'],
+                                   environ.get('HTTP_X_TWICE'), ufork.cur_worker_id())))).encode()]
+
+a = ufork.wsgi_arbiter(APP_UNDER_TEST, ('127.0.0.1', 0), size=2)
+print('address', a.address, flush=True)
+print('run returned', a.run())
+'''
+
+
+def request(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def check_app(p):
+    port = int(p.wait_for(r'^address 127\.0\.0\.1:(\d+)').group(1))
+    r, data = request(port, 'GET', '/a%20b/c?x=1&y=2', headers={'X-Twice': 'one'})
+    assert r.status == 200
+    method, path, query, twice, worker = data.decode().split('|')
+    assert (method, path, query, twice) == ('GET', '/a b/c', 'x=1&y=2', 'one')
+    assert worker in ('0', '1')
+    assert r.headers.get_all('Set-Cookie') == ['a=1', 'b=2']
+    r, data = request(port, 'POST', '/echo', body=b'x' * 100000)
+    assert (r.status, r.reason, data, r.headers['X-Len']) == (201, 'Created', b'x' * 100000, '100000')
+    r, data = request(port, 'GET', '/stream')
+    assert (r.status, data) == (200, b'one two three')
+    r, data = request(port, 'HEAD', '/')
+    assert (r.status, data) == (200, b'')
+    r, data = request(port, 'GET', '/error')
+    assert r.status == 500
+    r, data = request(port, 'GET', '/late')
+    assert (r.status, data) == (503, b'replaced')
+    r, data = request(port, 'GET', '/write')
+    assert (r.status, data) == (200, b'written, then returned')
+    p.wait_for(r'\] closed')
+    p.wait_for(r'RuntimeError: the app failed')  # its traceback, in the worker's log
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
+    assert 'run returned 0' in p.output()
+
+
+def test_serve_wsgi_answers_a_pep_3333_app(program):
+    check_app(program(APP.replace('APP_UNDER_TEST', 'app')))
+
+
+def test_serve_wsgi_passes_wsgiref_validator(program):
+    # validator() asserts on the environ, start_response's use, the
+    # iterable's types and that close() is called, in the worker.
+    p = program(APP.replace('APP_UNDER_TEST', 'validator(app)'))
+    check_app(p)
+    assert 'AssertionError' not in p.output()
+    assert 'WSGIWarning' not in p.output()
+
+
+def test_serve_wsgi_refuses_an_address_in_use(program):
+    p = program('''
+import socket, ufork
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()
+try:
+    ufork.serve_wsgi(lambda e, r: [], ('127.0.0.1', s.getsockname()[1]))
+except OSError as e:
+    print('refused:', e)
+''')
+    assert p.finish() == 0, p.output()
+    assert re.search(r'refused: .*127\.0\.0\.1:\d+.*in use', p.output()), p.output()
+
+
+def test_serve_wsgi_gevent(program):
+    port = free_port()
+    p = program('''
+import ufork
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'gevent worker %%d' %% ufork.cur_worker_id()]
+try:
+    ufork.serve_wsgi_gevent(app, ('127.0.0.1', %d))
+except KeyboardInterrupt:
+    print('KeyboardInterrupt')
+''' % port)
+    p.wait_for(r'arbiter pid')
+    body = None
+    for _ in range(3):
+        body = urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=30).read()
+    assert re.match(rb'gevent worker [01]$', body)
+    p.signal(signal.SIGINT)
+    assert p.finish() == 0, p.output()
+    assert 'KeyboardInterrupt' in p.output()
+    assert 'stopped: exit 0 (EX_OK)' in p.output()
+    assert 'killed by' not in p.output()
+
+
+def test_wsgiref_thread_arbiter(program):
+    port = free_port()
+    p = program('''
+import ufork
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'wsgiref thread']
+a = ufork.wsgiref_thread_arbiter(app, '127.0.0.1', %d)
+a.size = 2
+print('run returned', a.run())
+print('dead', [d.name for d in a.dead_workers])
+''' % port)
+    p.wait_for(r'arbiter pid')  # bound before: a request waits in the queue for a worker
+    assert urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=30).read() == b'wsgiref thread'
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
+    assert re.search(r"dead \['exit 0 \(EX_OK\)'", p.output())
