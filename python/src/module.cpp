@@ -287,8 +287,9 @@ ufork::worker& me() {
 // interpreter wedged with the GIL held misses them and is caught as hung).
 // When the arbiter asks the worker to stop while post_fork still runs, it
 // ends post_fork: it calls on_stop, with the GIL (child_pre_exit:
-// httpd.shutdown), or without one raises `interrupt` in the thread that
-// made it, at its next Python line; with neither it leaves post_fork alone.
+// httpd.shutdown), or without one raises `interrupt` in post_fork's thread
+// at its next Python line, again every 100 ms (a bare `except:` on the way,
+// as in wsgiref's handler, swallows one); with neither it leaves it alone.
 class heartbeat {
  public:
   heartbeat(py::object on_stop, py::object interrupt)
@@ -304,12 +305,19 @@ class heartbeat {
   heartbeat(const heartbeat&) = delete;
   heartbeat& operator=(const heartbeat&) = delete;
 
-  // post_fork has returned: true if on_stop has been called already (the
-  // worker then exits), else on_stop will not be called and the caller
-  // waits for the stop itself.
-  bool post_fork_returned() {
+  // Calls post_fork here (the GIL held). True if the stop came while it
+  // ran (it was ended as above: the worker then exits); false if it returned
+  // by itself before: the caller waits for the stop, then child_pre_exit.
+  bool run(const py::object& post_fork) {
+    try {
+      post_fork();
+    } catch (py::error_already_set& e) {
+      bool ours = interrupt_ && e.matches(interrupt_->ptr());
+      done_running();
+      if (!ours) throw;
+    }
+    done_running();
     std::lock_guard lock(mu_);
-    returned_ = true;
     return stopped_;
   }
   // Ends the thread.
@@ -325,28 +333,37 @@ class heartbeat {
   }
 
  private:
+  // No interrupt from here on, nor one still pending (no Python line has
+  // run since post_fork ended).
+  void done_running() {
+    std::lock_guard lock(mu_);
+    returned_ = true;
+    PyThreadState_SetAsyncExc(main_, nullptr);
+  }
+
   void beat(ufork::worker& w) {
     pollfd fds[2] = {{w.stop_fd(), POLLIN, 0}, {done_, POLLIN, 0}};
     int interval = static_cast<int>(w.heartbeat_interval().count());
+    bool stopping = false;
     for (;;) {
-      int n = ::poll(fds, 2, interval);
+      int n = stopping ? ::poll(&fds[1], 1, 100) : ::poll(fds, 2, interval);
       if (n < 0 && errno == EINTR) continue;
       if (fds[1].revents) return;
-      if (fds[0].revents) {
-        bool call;
-        {
-          std::lock_guard lock(mu_);
-          call = stopped_ = !returned_;
-        }
-        if (call && on_stop_) call_logged(on_stop_);
-        if (call && !on_stop_ && interrupt_) {
-          py::gil_scoped_acquire gil;
-          PyThreadState_SetAsyncExc(main_, interrupt_->ptr());
-        }
+      py::gil_scoped_acquire gil;  // the beat proves the interpreter runs
+      if (!stopping && !fds[0].revents) {
+        w.heartbeat();
+        continue;
+      }
+      std::unique_lock lock(mu_);
+      if (returned_) return;
+      stopped_ = stopping = true;
+      if (on_stop_) {
+        lock.unlock();
+        call_logged(on_stop_);
         return;
       }
-      py::gil_scoped_acquire gil;  // the beat proves the interpreter runs
-      w.heartbeat();
+      if (!interrupt_) return;
+      PyThreadState_SetAsyncExc(main_, interrupt_->ptr());  // GIL and lock held: post_fork still runs
     }
   }
 
@@ -380,7 +397,7 @@ PYBIND11_MODULE(_ufork, m) {
 
   py::class_<heartbeat>(m, "Heartbeat")
       .def(py::init<py::object, py::object>())
-      .def("post_fork_returned", &heartbeat::post_fork_returned)
+      .def("run", &heartbeat::run)
       .def("close", &heartbeat::close);
 
   // The worker side; each raises RuntimeError outside a worker but worker_id.

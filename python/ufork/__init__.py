@@ -291,29 +291,19 @@ class Arbiter(object):
     def _child(self):
         """The worker: post_fork, then heartbeats until asked to stop, then
         child_pre_exit. Returns when the worker should exit 0."""
-        if self._wakeup:  # the arbiter's signal pipe is not ours
-            signal.set_wakeup_fd(-1)
-            for fd in self._wakeup:
-                os.close(fd)
-        random.seed()  # uFork's seed(): each worker its own random state
-        for f in (sys.stdout, sys.stderr):
-            if hasattr(f, 'reconfigure'):
-                f.reconfigure(line_buffering=True)  # a line reaches the log as printed
+        self._worker_setup()
         if self.sleep is None:
             beat = _ufork.Heartbeat(self.child_pre_exit, WorkerStop)
         else:  # a cooperative loop (gevent): only its own thread may touch it, once post_fork returns
             beat = _ufork.Heartbeat(None, None)
         try:
-            self.post_fork()
-        except WorkerStop:
-            pass
+            stopped = beat.run(self.post_fork)
         except SystemExit as e:
             _flush()
             os._exit(0 if e.code is None else e.code if isinstance(e.code, int) else 1)
         except BaseException:
             _exit_on_error()
-        called = beat.post_fork_returned()
-        if not called:
+        if not stopped:
             _ufork.ready()  # post_fork returned: the worker serves (uFork's first ping)
             _wait_for_stop(self.sleep)
             beat.close()

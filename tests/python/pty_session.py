@@ -47,6 +47,15 @@ class Session:
                     raise AssertionError('the program ended before %r; the screen:\n%s' % (pattern, self.text))
                 self.text += data.decode(errors='replace').replace('\r\n', '\n')
 
+    def expect_all(self, *patterns, timeout=30):
+        """Waits until each pattern shows past the last match, in any order."""
+        start, end = self.pos, self.pos
+        for p in patterns:
+            self.pos = start
+            self.expect(p, timeout)
+            end = max(end, self.pos)
+        self.pos = end
+
     def close(self):
         try:
             os.kill(self.pid, signal.SIGKILL)
