@@ -43,33 +43,6 @@ start_ufork() {  # $1: port, $2: extra flags
   ufork_pid=$!; wait_port "$1"
 }
 
-# CPU time (ns) the workers of server $1 (their parent's pid) have used.
-cpu_ns() {
-  local sum=0 pid
-  for pid in $(ps -o pid= --ppid "$1"); do sum=$((sum + $(awk '{print $1}' /proc/"$pid"/schedstat))); done
-  echo $sum
-}
-
-# wrk's "Requests/sec", the p99 of its --latency distribution, whether it
-# saw socket errors, and the workers' CPU time per request in us (from
-# /proc/PID/schedstat: steadier than requests/s on a shared machine),
-# appended to $tmp/NAME-C.txt; the servers take turns, round after round,
-# so a noisy neighbour hits them all alike.
-measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid
-  local before after
-  before=$(cpu_ns "$4")
-  wrk -t2 -c"$3" -d"${secs}s" --latency "$2" > "$tmp/wrk.txt"
-  after=$(cpu_ns "$4")
-  errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
-  requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
-  echo "$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt") $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt") $errors" \
-    "$(awk -v d=$((after - before)) -v n="$requests" 'BEGIN {printf "%.2f", d / n / 1000}')" >> "$tmp/$1-$3.txt"
-}
-median() {  # of column $2 in file $1 (p99s end in us/ms/s: normalised to ms)
-  awk -v c="$2" '{v = $c; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v}' "$1" \
-    | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
-}
-
 # Stop the server gracefully 2 s into a 5 s wrk run; wrk's read errors are
 # requests dropped mid-flight (connect errors afterwards are expected).
 graceful() {  # $1: url, $2: pid, $3: signal
