@@ -24,11 +24,14 @@ def stop_after(n, pattern):
 
 def test_post_fork_runs_in_each_worker_and_stopping_ends_run(program):
     p = program(STOP_AFTER + '''
-import os
+import os, random, signal
 def post_fork():
-    print('worker', ufork.cur_worker_id(), 'up', flush=True)
+    print('worker', ufork.cur_worker_id(), 'up', 'random', random.random(), flush=True)
+term = signal.getsignal(signal.SIGTERM)
 a = ufork.Arbiter(post_fork=post_fork, size=2, printfunc=stop_after(2, r'worker \\d up'))
 print('run returned', a.run())
+print('SIGTERM handler restored', signal.getsignal(signal.SIGTERM) is term,
+      'SIGINT as it was', signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 print('in the arbiter cur_worker_id is', ufork.cur_worker_id())
 print('total', a.total_children, 'dead', sorted(d.code for d in a.dead_workers), [d.name for d in a.dead_workers])
 print('workers after', a.workers)
@@ -38,6 +41,9 @@ print('workers after', a.workers)
     assert re.search(r'\[worker 0 pid \d+\] worker 0 up', out)
     assert re.search(r'\[worker 1 pid \d+\] worker 1 up', out)
     assert 'run returned 0' in out
+    assert 'SIGTERM handler restored True SIGINT as it was True' in out
+    # uFork's seed(): each worker its own random state
+    assert len(set(re.findall(r'worker \d up random (\S+)', out))) == 2, out
     assert 'in the arbiter cur_worker_id is None' in out
     assert "total 2 dead [0, 0] ['exit 0 (EX_OK)', 'exit 0 (EX_OK)']" in out
     assert 'workers after {}' in out
@@ -235,3 +241,56 @@ print('size', a.size, 'spawned', a.total_children)
 ''')
     assert p.finish() == 0, p.output()
     assert 'size 3 spawned 3' in p.output()
+
+
+def test_the_module_loads_no_libedit(program):
+    # libedit and the GNU readline Python loads export the same symbols:
+    # one process must not hold both.
+    p = program('''
+import readline, ufork
+print('libedit' in open('/proc/self/maps').read(), 'libreadline' in open('/proc/self/maps').read())
+''')
+    assert p.finish() == 0, p.output()
+    assert p.output().strip() == 'False True'
+
+
+def test_the_pools_signals_while_run_runs(program):
+    # SIGTTIN grows the pool, SIGHUP reloads it (each successor ready before
+    # its predecessor stops), SIGTERM stops it; the handlers are Python's,
+    # run on the pool's loop.
+    p = program('''
+import ufork
+a = ufork.Arbiter(post_fork=lambda: print('up', ufork.cur_worker_id(), ufork._ufork.generation(), flush=True), size=1)
+print('run returned', a.run())
+print('size', a.size, 'dead', sorted(d.name for d in a.dead_workers))
+''')
+    p.wait_for(r'\] up 0 1$')
+    p.signal(signal.SIGTTIN)
+    p.wait_for(r'\] up 1 1$')
+    p.signal(signal.SIGHUP)
+    p.wait_for(r'\] up [01] 2$')
+    p.wait_for(r'\] up [01] 2$')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
+    assert "size 2 dead ['exit 0 (EX_OK)', 'exit 0 (EX_OK)', 'exit 0 (EX_OK)', 'exit 0 (EX_OK)']" in p.output()
+
+
+def test_a_second_ctrl_c_stops_at_once(program):
+    p = program('''
+import signal, ufork
+def post_fork():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker that will not stop
+    print('up', flush=True)
+a = ufork.Arbiter(post_fork=post_fork, size=1)
+try:
+    a.run()
+except KeyboardInterrupt:
+    print('KeyboardInterrupt', [d.name for d in a.dead_workers])
+''')
+    p.wait_for(r'\] up$')
+    p.signal(signal.SIGINT)
+    p.wait_for(r'stopping 1 workers \(graceful')
+    p.signal(signal.SIGINT)
+    p.wait_for(r'stopping 1 workers \(fast: SIGKILL\)')
+    assert p.finish() == 0, p.output()
+    assert "KeyboardInterrupt ['killed by SIGKILL']" in p.output()

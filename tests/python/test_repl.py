@@ -56,3 +56,23 @@ def test_the_readme_session_at_the_python_repl():
         s.expect('True')
     finally:
         s.close()
+
+
+def test_ctrl_d_at_the_prompt_stops_the_pool_and_run_returns():
+    s = Session([PYTHON, '-q'], dict(os.environ, TERM='xterm'))
+    try:
+        s.expect('>>> ')
+        s.line('import ufork')
+        s.expect('>>> ')
+        s.line("a = ufork.Arbiter(post_fork=lambda: print('up', flush=True), size=1)")
+        s.expect('>>> ')
+        s.line('print("run returned", a.run())')
+        s.expect_all('ufork>> ', r'\] up')
+        s.send('\x04')  # Ctrl-D
+        s.expect('all workers stopped')
+        s.expect('run returned 0')
+        s.expect('>>> ')
+        s.line('print(len(a.dead_workers), a.stopping)')
+        s.expect(r'1 True')
+    finally:
+        s.close()
