@@ -163,10 +163,20 @@ TEST(chaos, the_pool_comes_back_whole_after_random_kills_and_stops_under_load) {
   load.join();
 
   // Asked from another thread while this one reads the pool's output: the
-  // arbiter answers once it has written what it had to say.
-  auto asked = std::async(std::launch::async, [&] { return ask(*ctl, "status --json"); });
-  while (asked.wait_for(0s) != std::future_status::ready) pool.drain_for(20ms);
-  auto status = asked.get();
+  // arbiter answers once it has written what it had to say. A SIGSTOP sent
+  // last may reach its worker only after the check above (a loaded machine
+  // runs it late): that worker is then found hung and replaced, so the pool
+  // is asked again until it says it is whole.
+  auto status_now = [&] {
+    auto asked = std::async(std::launch::async, [&] { return ask(*ctl, "status --json"); });
+    while (asked.wait_for(0s) != std::future_status::ready) pool.drain_for(20ms);
+    return asked.get();
+  };
+  auto status = status_now();
+  for (auto until = std::chrono::steady_clock::now() + 60s;
+       status["ok"] && status["data"]["workers"]["ready"] != workers && std::chrono::steady_clock::now() < until;
+       status = status_now())
+    pool.drain_for(100ms);
   ASSERT_TRUE(status["ok"]) << status.dump();
   auto counters = status["data"]["counters"];
   EXPECT_EQ(status["data"]["workers"]["ready"], workers) << status.dump();
