@@ -59,6 +59,7 @@ class arbiter::impl {
 
   pool pool_;
   ufork::commands commands_;
+  std::vector<std::pair<int, std::function<void()>>> watches_;  // arbiter::watch, added when the loop opens
 
  private:
   void open(bool own_signals) {
@@ -68,7 +69,7 @@ class arbiter::impl {
           pool_.loop(), o.control_path, o.max_control_clients,
           [this](std::string_view line) { return answer_line(commands_.execute(line)); },
           [this](const std::string& msg) { pool_.log_text(msg); });
-    for (auto& [fd, fn] : watches_) pool_.loop().add(fd, EPOLLIN, [&fn = fn](std::uint32_t) { fn(); });
+    for (const auto& [fd, fn] : watches_) pool_.loop().add(fd, EPOLLIN, [fn = fn](std::uint32_t) { fn(); });
 #ifndef UFORK_NO_CONSOLE
     if (own_signals && o.console && console::available()) {
       console_ = std::make_unique<console>(
@@ -88,10 +89,6 @@ class arbiter::impl {
     control_.reset();
   }
 
- public:
-  std::vector<std::pair<int, std::function<void()>>> watches_;
-
- private:
 #ifndef UFORK_NO_CONSOLE
   void on_console_line(const std::string& line) {
     pool_.sink()->flush();

@@ -17,8 +17,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <memory>
-#include <string>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "ufork/arbiter.hpp"
@@ -27,7 +27,6 @@
 #include "wsgi.hpp"
 
 namespace py = pybind11;
-using namespace std::chrono_literals;
 
 namespace {
 

@@ -24,9 +24,9 @@ import traceback
 
 from . import _ufork
 
-__all__ = ['Arbiter', 'DeadWorker', 'TIMEOUT', 'CHILD_START_TIMEOUT', 'cur_worker_id', 'spawn_daemon',
-           'serve_wsgi', 'serve_wsgi_gevent', 'wsgiref_thread_arbiter', 'serve_wsgiref_thread',
-           'heartbeat', 'ready']
+__all__ = ['Arbiter', 'DeadWorker', 'Worker', 'WorkerStop', 'TIMEOUT', 'CHILD_START_TIMEOUT', 'cur_worker_id',
+           'spawn_daemon', 'serve_wsgi', 'wsgi_arbiter', 'serve_wsgi_gevent', 'GeventWsgiArbiter',
+           'wsgiref_thread_arbiter', 'serve_wsgiref_thread', 'heartbeat', 'ready']
 
 # Read when run() starts, as uFork's module globals were.
 TIMEOUT = 10.0               # a ready worker with no heartbeat for this long is hung
@@ -245,7 +245,7 @@ class Arbiter(object):
         self._wakeup = (r, w)
 
         def resize(delta):
-            return lambda *_: core.resize(max(self._size + delta, 1)) or setattr(self, '_size', max(self._size + delta, 1))
+            return lambda *_: setattr(self, 'size', max(self._size + delta, 1))
         handlers = {
             signal.SIGTERM: lambda *_: self.stop(),
             signal.SIGQUIT: lambda *_: core.stop(now=True),
@@ -408,7 +408,7 @@ class _Prompt(code.InteractiveConsole):
     def _loop(self):
         more = False
         print('ufork>> the pool runs; `help` lists its commands, other lines are Python; Ctrl-C stops it')
-        while True:
+        while not self._closing:  # (a command still running at close() ends here, without reading)
             try:
                 line = self.raw_input('... ' if more else 'ufork>> ')
             except EOFError:
@@ -433,13 +433,13 @@ class _Prompt(code.InteractiveConsole):
         terminal as it was."""
         import termios
         self._closing = True
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             saved = os.dup(0)
             r, w = os.pipe()
             os.close(w)
             os.dup2(r, 0)
             os.close(r)
-            try:
+            try:  # again each 100 ms: a signal sent before the thread's wait is lost
                 for _ in range(50):
                     signal.pthread_kill(self._thread.ident, signal.SIGWINCH)
                     self._thread.join(0.1)
@@ -449,7 +449,8 @@ class _Prompt(code.InteractiveConsole):
                 os.dup2(saved, 0)
                 os.close(saved)
             _readline_deprep()
-        termios.tcsetattr(0, termios.TCSADRAIN, self._tty)
+        if self._tty is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, self._tty)
         print()
 
 
