@@ -52,6 +52,10 @@ std::optional<std::string> control_client::request(const std::string& line, std:
     if (n <= 0) break;  // refused and closed: its last words may still be readable
     off += static_cast<std::size_t>(n);
   }
+  return read_line(timeout);
+}
+
+std::optional<std::string> control_client::read_line(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (auto nl = buffered_.find('\n'); nl != std::string::npos) {
@@ -61,12 +65,13 @@ std::optional<std::string> control_client::request(const std::string& line, std:
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd pfd{fd_, POLLIN, 0};
-    int r = ::poll(&pfd, 1, static_cast<int>(std::max<long>(left.count(), 0)));
+    int r = ::poll(&pfd, 1, timeout.count() < 0 ? -1 : static_cast<int>(std::max<long>(left.count(), 0)));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return std::nullopt;
     char buf[65536];
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
+    closed_ = n == 0;
     if (n <= 0) return std::nullopt;
     buffered_.append(buf, static_cast<std::size_t>(n));
   }

@@ -17,11 +17,18 @@ class control_client {
 
   // Sends line and waits for one answer line; empty on EOF or timeout.
   std::optional<std::string> request(const std::string& line, std::chrono::milliseconds timeout);
+  // The next line (without its newline); empty on EOF or timeout (-1: none).
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+  // The lines already received, all of them: what a fast stream gives at once.
+  bool has_line() const { return buffered_.find('\n') != std::string::npos; }
+  // The other end has closed (read_line saw the end of the stream).
+  bool closed() const { return closed_; }
 
  private:
   explicit control_client(int fd) : fd_(fd) {}
   int fd_ = -1;
   std::string buffered_;
+  bool closed_ = false;
 };
 
 }  // namespace ufork::cli

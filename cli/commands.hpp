@@ -64,6 +64,9 @@ int run_hello(hello_options o);
 int run_program(run_options o);
 // check: `status --check`, a readiness probe: 0 ready, 1 not, 3 unreachable.
 int run_ctl(const std::string& socket, const std::vector<std::string>& words, bool json, bool check = false);
+// `ctl follow`: the pool's lines until the arbiter closes the stream (0),
+// drops this follower or refuses (1), or cannot be reached (3).
+int run_follow(const std::string& socket, bool json, bool events, int worker);
 int run_console(const std::string& socket);
 
 }  // namespace ufork::cli

@@ -69,6 +69,40 @@ int run_ctl(const std::string& socket, const std::vector<std::string>& words, bo
   return a.ok ? 0 : exit_error_answer;
 }
 
+int run_follow(const std::string& socket, bool json, bool events, int worker) {
+  std::string error;
+  auto client = control_client::connect(socket, error);
+  if (!client) {
+    std::cerr << "ufork ctl: nothing answers at " << socket << ": " << error << "\n";
+    return exit_unreachable;
+  }
+  std::string line = std::string("follow") + (json ? " --json" : "") + (events ? " --events" : "") +
+                     (worker >= 0 ? " --worker " + std::to_string(worker) : "");
+  auto first = client->request(line, answer_timeout);
+  if (!first) {
+    std::cerr << "ufork ctl: no answer from " << socket << "\n";
+    return exit_unreachable;
+  }
+  auto a = read_answer(*first);
+  if (!a.ok) {
+    std::cerr << "ufork ctl: " << a.text << "\n";
+    return exit_error_answer;
+  }
+  std::cout << (json ? *first : a.text) << std::endl;  // live from here on
+  while (auto l = client->read_line(std::chrono::milliseconds(-1))) {
+    if (l->starts_with(R"({"ok":false)")) {  // dropped: it fell behind
+      std::cout.flush();
+      std::cerr << "ufork ctl: " << read_answer(*l).text << "\n";
+      return exit_error_answer;
+    }
+    std::cout << *l << '\n';
+    if (!client->has_line()) std::cout.flush();  // a batch at a time, not a write per line
+  }
+  std::cout.flush();
+  std::cerr << "ufork ctl: the arbiter closed the stream\n";
+  return 0;
+}
+
 int run_console(const std::string& socket) {
   std::string error;
   auto client = control_client::connect(socket, error);

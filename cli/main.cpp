@@ -92,7 +92,12 @@ int main(int argc, char** argv) {
   ctl->add_flag("--json", json, "print the JSON answer");
   bool check = false;
   ctl->add_flag("--check", check, "with status: a readiness probe, exit 0 ready, 1 not ready, 3 unreachable");
-  ctl->add_option("command", words, "the command and its arguments (try: help)")->required();
+  bool events = false;
+  int follow_worker = -1;
+  ctl->add_flag("--events", events, "with follow: the pool's events too (spawns, readiness, exits, hangs, reloads)");
+  ctl->add_option("--worker", follow_worker, "with follow: only this worker's lines")->check(CLI::NonNegativeNumber);
+  ctl->add_option("command", words, "the command and its arguments (try: help; follow streams the pool's lines)")
+      ->required();
   ctl->allow_extras(false);
   ctl->prefix_command(false);
 
@@ -108,6 +113,12 @@ int main(int argc, char** argv) {
   }
   if (*hello) return run_hello(hello_opts);
   if (*run) return run_program(run_opts);
+  if (*ctl && words[0] == "follow" && words.size() == 1 && !check)
+    return run_follow(socket, json, events, follow_worker);
+  if (*ctl && (events || follow_worker >= 0 || words[0] == "follow")) {
+    std::cerr << "ufork ctl: follow takes no argument but --json, --events and --worker ID, and no --check\n";
+    return exit_usage;
+  }
   if (*ctl) return run_ctl(socket, words, json, check);
   if (*console) return run_console(console_socket);
   return exit_usage;

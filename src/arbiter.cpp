@@ -10,6 +10,7 @@
 #endif
 #include "control/control_socket.hpp"
 #include "core/pool.hpp"
+#include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -43,11 +44,31 @@ class console_sink final : public log_sink {
 };
 #endif
 
+// Every line to the control socket's followers too (`ufork ctl follow`).
+class follow_sink final : public log_sink {
+ public:
+  follow_sink(std::shared_ptr<log_sink> inner, control_server& s) : inner_(std::move(inner)), server_(s) {}
+  void write(const log_line& line) override {
+    inner_->write(line);
+    server_.publish(line);
+  }
+  void flush() override {
+    inner_->flush();
+    server_.flush_followers();
+  }
+  void reopen() override { inner_->reopen(); }
+  std::uint64_t lost() const override { return inner_->lost(); }
+
+ private:
+  std::shared_ptr<log_sink> inner_;
+  control_server& server_;
+};
+
 }  // namespace
 
 class arbiter::impl {
  public:
-  impl(options opts, hooks h) : pool_(std::move(opts), std::move(h)), commands_(pool_) {
+  impl(options opts, hooks h) : pool_(std::move(opts), with_events(std::move(h))), commands_(pool_) {
     pool_.attach({[this](bool own_signals) { open(own_signals); },
                   [this] {
                     if (control_) control_->resume_if_fds_free();
@@ -62,6 +83,23 @@ class arbiter::impl {
   std::vector<std::pair<int, std::function<void()>>> watches_;  // arbiter::watch, added when the loop opens
 
  private:
+  // A fork and a worker's readiness, which the log leaves out, as events
+  // for the followers (exits, hangs, reloads and sizes are in the log).
+  hooks with_events(hooks h) {
+    h.on_worker_spawn = [this, user = std::move(h.on_worker_spawn)](const worker_info& w) {
+      event(fmt::format("worker {} pid {} gen {} spawned", w.id, w.pid, w.generation));
+      if (user) user(w);
+    };
+    h.on_worker_ready = [this, user = std::move(h.on_worker_ready)](const worker_info& w) {
+      event(fmt::format("worker {} pid {} gen {} ready", w.id, w.pid, w.generation));
+      if (user) user(w);
+    };
+    return h;
+  }
+  void event(const std::string& text) {
+    if (control_) control_->publish({-1, sys::own_pid(), stream_kind::arbiter, text});
+  }
+
   void open(bool own_signals) {
     const options& o = pool_.opts();
     if (!o.control_path.empty())
@@ -69,6 +107,7 @@ class arbiter::impl {
           pool_.loop(), o.control_path, o.max_control_clients,
           [this](std::string_view line) { return answer_line(commands_.execute(line)); },
           [this](const std::string& msg) { pool_.log_text(msg); });
+    if (control_) pool_.set_sink(std::make_shared<follow_sink>(pool_.sink(), *control_));
     for (const auto& [fd, fn] : watches_) pool_.loop().add(fd, EPOLLIN, [fn = fn](std::uint32_t) { fn(); });
 #ifndef UFORK_NO_CONSOLE
     if (own_signals && o.console && console::available()) {

@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/un.h>
 
+#include <charconv>
 #include <filesystem>
 
 #include "control/commands.hpp"
@@ -154,6 +155,10 @@ void control_server::on_client(std::uint64_t id, std::uint32_t events) {
 }
 
 void control_server::read_lines(client& c) {
+  if (c.follow) {  // a follower's further lines are not commands
+    c.in.clear();
+    return;
+  }
   auto too_long = [&c] {  // answered, then the client is closed
     c.out += error_line("line longer than 64 KiB") + "\n";
     c.closing = true;
@@ -164,6 +169,8 @@ void control_server::read_lines(client& c) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.size() > max_line)
       too_long();
+    else if (line == "follow" || line.starts_with("follow "))
+      c.out += start_following(c, line) + "\n";
     else
       c.out += answer_(line) + "\n";
     start = nl + 1;
@@ -171,6 +178,62 @@ void control_server::read_lines(client& c) {
   c.in.erase(0, start);
   if (c.in.size() > max_line && !c.closing) too_long();  // and no end in sight
   if (c.closing) c.in.clear();
+}
+
+std::string control_server::start_following(client& c, std::string_view line) {
+  follow_spec f;
+  auto words = split_words(line);
+  for (std::size_t i = 1; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w == "--json") {
+      f.json = true;
+    } else if (w == "--events") {
+      f.events = true;
+    } else if (w == "--worker" && i + 1 < words.size()) {
+      const std::string& n = words[++i];
+      auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), f.worker);
+      if (ec != std::errc() || end != n.data() + n.size() || f.worker < 0)
+        return error_line("follow: --worker takes an id, 0 or more: " + n);
+    } else {
+      return error_line("follow: unknown argument '" + w + "'; follow [--json] [--events] [--worker ID]");
+    }
+  }
+  c.follow = f;
+  std::string what = f.worker >= 0 ? "worker " + std::to_string(f.worker) + "'s lines" : "the workers' lines";
+  return answer_line(ok("following " + what + (f.events ? " and the pool's events" : "") + " as they come",
+                        R"({"following":true})"));
+}
+
+void control_server::publish(const log_line& line) {
+  for (auto& [id, c] : clients_) {
+    if (!c.follow || c.closing) continue;
+    const follow_spec& f = *c.follow;
+    if (line.stream == stream_kind::arbiter ? !f.events : f.worker >= 0 && line.id != f.worker) continue;
+    if (f.json) {
+      c.out += format_line(line, log_format::json);
+    } else {
+      c.out += format_prefix(line);
+      c.out += line.text;
+    }
+    c.out += '\n';
+    if (c.out.size() > max_unread) {
+      // Fallen behind: the line being sent is finished, then the reason,
+      // then the connection is closed; what it has not read is dropped.
+      c.out.resize(c.out.find('\n') + 1);
+      c.out += error_line("follow: dropped, more than 1 MiB of lines behind") + "\n";
+      c.closing = true;
+      ++followers_dropped_;
+    }
+  }
+}
+
+void control_server::flush_followers() {
+  std::vector<std::uint64_t> gone;
+  for (auto& [id, c] : clients_)
+    if (c.follow && !c.out.empty() && !write_out(c)) gone.push_back(id);
+  for (auto id : gone) drop(id);
+  if (auto n = std::exchange(followers_dropped_, 0))
+    log_("control: dropped " + std::to_string(n) + " follower(s) more than 1 MiB of lines behind");
 }
 
 bool control_server::write_out(client& c) {

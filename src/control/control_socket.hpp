@@ -2,6 +2,9 @@
 // checked with SO_PEERCRED; one command per line in, one line out. It knows
 // nothing of what the commands mean, and no client can block the loop: all
 // I/O is non-blocking, lines and unread answers are capped, clients too.
+// A client that sends `follow [--json] [--events] [--worker N]` is answered
+// once, then sent the pool's lines as they come (publish), until it goes or
+// falls more than max_unread behind.
 #pragma once
 
 #include <sys/types.h>
@@ -9,11 +12,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/reactor.hpp"
 #include "sys/unique_fd.hpp"
+#include "ufork/log.hpp"
 
 namespace ufork {
 
@@ -33,12 +38,22 @@ class control_server {
   // Out of fds, the listener waits outside epoll; the loop calls this after
   // each turn (cheap unless paused) to take it back once an fd is free.
   void resume_if_fds_free();
+  // One line of the pool to the followers that want it, queued; written by
+  // flush_followers(), once per batch (the sink's flush).
+  void publish(const log_line& line);
+  void flush_followers();
   control_server(const control_server&) = delete;
   control_server& operator=(const control_server&) = delete;
 
  private:
+  struct follow_spec {
+    bool json = false;    // one JSON object per line (format_line) instead of "[worker ...] text"
+    bool events = false;  // the arbiter's own lines too: spawns, readiness, exits, hangs, reloads
+    int worker = -1;      // only this worker's output; -1: every worker's
+  };
   struct client {
     sys::unique_fd fd;
+    std::optional<follow_spec> follow;
     reactor::token token = 0;
     std::string in, out;
     bool closing = false;  // close once `out` is written
@@ -48,6 +63,7 @@ class control_server {
   void out_of_fds();
   void on_client(std::uint64_t id, std::uint32_t events);
   void read_lines(client& c);
+  std::string start_following(client& c, std::string_view line);  // the answer
   bool write_out(client& c);  // false: the client is gone
   void drop(std::uint64_t id);
   void refuse(sys::unique_fd fd, const std::string& why);
@@ -62,6 +78,7 @@ class control_server {
   bool paused_ = false;  // out of fds: the listener is not watched
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, client> clients_;
+  std::uint64_t followers_dropped_ = 0;  // since the last flush_followers(), which logs them
 };
 
 }  // namespace ufork

@@ -300,6 +300,183 @@ TEST(control, ufork_ctl_exit_codes) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// A follower that reads promptly: every line of a worker printing 10,000
+// lines, in order, and the events of a kill, a hang and a reload, in order.
+TEST(control, a_follower_sees_every_line_and_the_pools_events_in_order) {
+  auto path = temp_socket("follow");
+  pool_process pool([path] {
+    auto o = control_options(path);
+    o.timeout = 1s;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      static volatile sig_atomic_t flood = 0;
+      ::signal(SIGUSR2, [](int) { flood = 1; });
+      while (!w.stopping()) {
+        w.heartbeat();
+        if (flood) {
+          flood = 0;
+          for (int i = 0; i < 10'000; ++i) std::printf("line %d\n", i);
+          std::fflush(stdout);
+        }
+        ::usleep(20'000);
+      }
+    };
+    return run_pool_or_report(o, with_events(h));
+  });
+  pool.wait_count("event ready", 2);
+  auto follower = connect_or_fail(path);
+  auto live = ask(follower, "follow --events");
+  ASSERT_TRUE(live["ok"]) << live.dump();
+  EXPECT_EQ(live["data"]["following"], true);
+  // The next line, while the pool's own output is read too: a full pipe
+  // would block the arbiter's sink, and so what it sends the follower.
+  auto next = [&]() -> std::optional<std::string> {
+    for (auto until = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < until;) {
+      if (follower.has_line()) return follower.read_line(0ms);
+      if (auto l = follower.read_line(20ms)) return l;
+      if (follower.closed()) return std::nullopt;
+      pool.drain_for(0ms);
+    }
+    throw std::runtime_error("the stream stopped");
+  };
+
+  auto ctl = connect_or_fail(path);
+  ASSERT_TRUE(ask(ctl, "kill 0 USR2")["ok"]);
+  int expected = 0;
+  while (expected < 10'000) {
+    std::smatch m;
+    std::string l = next().value();
+    static const std::regex numbered(R"(^\[worker 0 pid \d+\] line (\d+)$)");
+    if (!std::regex_match(l, m, numbered)) continue;  // the kill's own event line
+    ASSERT_EQ(std::stoi(m[1]), expected) << l;
+    ++expected;
+  }
+
+  // A kill: the exit, then the successor's fork and readiness.
+  ASSERT_TRUE(ask(ctl, "kill 1 KILL")["ok"]);
+  std::vector<std::string> want = {R"(worker 1 pid \d+ gen 1 killed: killed by SIGKILL)",
+                                   R"(worker 1 pid \d+ gen 2 spawned)", R"(worker 1 pid \d+ gen 2 ready)"};
+  // A hang (SIGSTOP): the clock that fired, then its replacement.
+  auto follow_to = [&](const std::vector<std::string>& patterns) {
+    for (const auto& p : patterns) {
+      std::regex re(p);
+      std::string l;
+      do l = next().value();
+      while (!std::regex_search(l, re));
+    }
+  };
+  follow_to(want);
+  auto workers = ask(ctl, "workers");
+  ::kill(workers["data"][0]["pid"].get<pid_t>(), SIGSTOP);
+  follow_to({R"(worker 0 pid \d+ hung: no heartbeat)", R"(worker 0 pid \d+ gen 2 spawned)",
+             R"(worker 0 pid \d+ gen 2 ready)"});
+  ASSERT_TRUE(ask(ctl, "reload")["ok"]);
+  follow_to({R"(reload: 2 workers, one at a time)", R"(worker 0 pid \d+ gen 3 ready)",
+             R"(worker 1 pid \d+ gen 3 ready)", R"(reload: done)"});
+  ASSERT_TRUE(ask(ctl, "stop")["ok"]);
+  follow_to({R"(all workers stopped)"});
+  EXPECT_FALSE(next()) << "the stream ends with the arbiter";
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// A follower that never reads is dropped once 1 MiB of lines wait for it;
+// the pool and the other clients go on.
+TEST(control, a_follower_that_falls_behind_is_dropped_and_the_pool_goes_on) {
+  auto path = temp_socket("slow-follow");
+  pool_process pool([path] {
+    auto o = control_options(path, 1);
+    // The flood reaches the follower only: the test reads the arbiter's lines.
+    o.sink = make_callback_sink([say = o.sink](const log_line& l) {
+      if (l.stream == stream_kind::arbiter) say->write(l), say->flush();
+    });
+    hooks h;
+    h.post_fork = [](worker& w) {
+      static volatile sig_atomic_t flood = 0;
+      ::signal(SIGUSR2, [](int) { flood = 1; });
+      std::string line(200, 'x');
+      while (!w.stopping()) {
+        w.heartbeat();
+        if (flood) {
+          flood = 0;
+          for (int i = 0; i < 10'000; ++i) std::printf("%s\n", line.c_str());  // 2 MB
+          std::fflush(stdout);
+        }
+        ::usleep(20'000);
+      }
+    };
+    return run_pool_or_report(o, with_events(h));
+  });
+  pool.wait_count("event ready", 1);
+  auto slow = connect_or_fail(path);
+  ASSERT_TRUE(ask(slow, "follow")["ok"]);
+  auto ctl = connect_or_fail(path);
+  ASSERT_TRUE(ask(ctl, "kill 0 USR2")["ok"]);
+  // Not reading: the arbiter drops it and says so; the others are answered.
+  pool.wait_for("control: dropped 1 follower\\(s\\) more than 1 MiB of lines behind");
+  EXPECT_TRUE(ask(ctl, "status")["ok"]);
+  // What it finally reads ends with the reason, then the end of the stream.
+  std::optional<std::string> l, last;
+  while ((l = slow.read_line(30s))) last = l;
+  ASSERT_TRUE(last);
+  EXPECT_NE(last->find("dropped, more than 1 MiB of lines behind"), std::string::npos) << *last;
+  ASSERT_TRUE(ask(ctl, "stop")["ok"]);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(control, ufork_ctl_follow_streams_json_lines_of_one_worker) {
+  auto path = temp_socket("ctl-follow");
+  pool_process pool([path] {
+    hooks h;
+    h.post_fork = [](worker& w) {
+      static volatile sig_atomic_t asked = 0;
+      ::signal(SIGUSR2, [](int) { asked = 1; });
+      while (!w.stopping()) {
+        w.heartbeat();
+        if (asked) {
+          asked = 0;
+          std::printf("hello from worker %d\n", w.id());
+          std::fflush(stdout);
+        }
+        ::usleep(20'000);
+      }
+    };
+    return run_pool_or_report(control_options(path), with_events(h));
+  });
+  pool.wait_count("event ready", 2);
+  // A follower in the background, ended by the pool's stop.
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  pid_t follower = ::fork();
+  if (follower == 0) {
+    ::dup2(out[1], 1);
+    ::close(out[0]);
+    ::execl(UFORK_CLI_PATH, "ufork", "ctl", "--socket", path.c_str(), "--json", "--worker", "1", "follow", nullptr);
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* f = ::fdopen(out[0], "r");
+  char buf[4096];
+  ASSERT_TRUE(std::fgets(buf, sizeof buf, f));
+  EXPECT_TRUE(json::parse(buf)["ok"]) << buf;  // live
+  auto ctl = connect_or_fail(path);
+  ASSERT_TRUE(ask(ctl, "kill 0 USR2")["ok"]);
+  ASSERT_TRUE(ask(ctl, "kill 1 USR2")["ok"]);
+  ASSERT_TRUE(std::fgets(buf, sizeof buf, f));  // worker 1's line, as JSON; worker 0's is not followed
+  auto j = json::parse(buf);
+  EXPECT_EQ(j["id"], 1) << buf;
+  EXPECT_EQ(j["line"], "hello from worker 1") << buf;
+  pool.wait_for("hello from worker 0");
+  ASSERT_TRUE(ask(ctl, "stop")["ok"]);
+  while (std::fgets(buf, sizeof buf, f)) ADD_FAILURE() << "not worker 1's: " << buf;
+  std::fclose(f);
+  int status = 0;
+  ASSERT_EQ(::waitpid(follower, &status, 0), follower);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;  // the arbiter closed the stream
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(run_cli({"ctl", "--socket", path, "follow", "extra"}).code, 2);
+  EXPECT_EQ(run_cli({"ctl", "--socket", path, "--events", "status"}).code, 2);
+}
+
 // The prompt under a pseudo-terminal: the arbiter's stdin and stdout are the
 // pty's slave, as when a person runs the program in a terminal.
 class pty_pool {
