@@ -67,6 +67,9 @@ int run_ctl(const std::string& socket, const std::vector<std::string>& words, bo
 // `ctl follow`: the pool's lines until the arbiter closes the stream (0),
 // drops this follower or refuses (1), or cannot be reached (3).
 int run_follow(const std::string& socket, bool json, bool events, int worker);
+// `top`: a live view of the pool until q (0), or the arbiter goes (3).
+// Without a terminal: one frame, then 0.
+int run_top(const std::string& socket, double interval);
 int run_console(const std::string& socket);
 
 }  // namespace ufork::cli

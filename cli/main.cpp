@@ -1,4 +1,4 @@
-// ufork: the command line. Subcommands: run, ctl, console, and hello (the
+// ufork: the command line. Subcommands: run, ctl, console, top, and hello (the
 // HTTP example).
 #include <CLI/CLI.hpp>
 
@@ -105,6 +105,14 @@ int main(int argc, char** argv) {
   auto* console = app.add_subcommand("console", "the ufork>> prompt of a running arbiter");
   console->add_option("--socket,-s", console_socket, "the control socket")->required();
 
+  std::string top_socket;
+  double top_interval = 1.0;
+  auto* top = app.add_subcommand("top", "a live view of a running arbiter: its workers, CPU, memory, requests, exits");
+  top->add_option("--socket,-s", top_socket, "the control socket")->required();
+  top->add_option("--interval,-i", top_interval, "seconds between refreshes")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -121,5 +129,6 @@ int main(int argc, char** argv) {
   }
   if (*ctl) return run_ctl(socket, words, json, check);
   if (*console) return run_console(console_socket);
+  if (*top) return run_top(top_socket, top_interval);
   return exit_usage;
 }

@@ -477,6 +477,72 @@ TEST(control, ufork_ctl_follow_streams_json_lines_of_one_worker) {
   EXPECT_EQ(run_cli({"ctl", "--socket", path, "--events", "status"}).code, 2);
 }
 
+// `ufork top` under a pseudo-terminal of 80x24: the workers on screen, a
+// killed worker's successor on a later refresh, a restart asked with a
+// key and confirmed, then q, and the terminal as it was.
+TEST(top, shows_the_pool_live_and_q_restores_the_terminal) {
+  auto path = temp_socket("top");
+  auto pool = control_pool(path);
+  pool.wait_count("event ready", 2);
+  int master = -1;
+  winsize size{24, 80, 0, 0};
+  pid_t top = ::forkpty(&master, nullptr, nullptr, &size);
+  ASSERT_GE(top, 0);
+  if (top == 0) {
+    ::execl(UFORK_CLI_PATH, "ufork", "top", "--socket", path.c_str(), "--interval", "0.2", nullptr);
+    ::_exit(127);
+  }
+  std::string screen;
+  std::size_t from = 0;
+  auto see = [&](const std::string& pattern) {  // past what was seen last
+    std::regex re(pattern);
+    for (auto until = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < until;) {
+      std::smatch m;
+      if (std::regex_search(screen.cbegin() + static_cast<long>(from), screen.cend(), m, re)) {
+        from += static_cast<std::size_t>(m.position(0) + m.length(0));
+        return m.str(1);
+      }
+      pollfd p{master, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        char buf[4096];
+        ssize_t n = ::read(master, buf, sizeof buf);
+        if (n <= 0) break;
+        screen.append(buf, static_cast<std::size_t>(n));
+      }
+      pool.drain_for(0ms);
+    }
+    ADD_FAILURE() << "not on screen: " << pattern << "\nscreen:\n" << screen;
+    return std::string();
+  };
+  see(R"(ufork top: arbiter pid (\d+))");
+  std::string first = see(R"(\n(?:\x1b\[1m)?[ >]\s+0\s+(\d+)\s+1 ready)");
+  see(R"(\n(?:\x1b\[1m)?[ >]\s+1\s+\d+\s+1 ready)");
+  ASSERT_FALSE(first.empty());
+  ::kill(std::stoi(first), SIGKILL);  // a worker of the pool this test started
+  std::string second = see(R"(\n(?:\x1b\[1m)?[ >]\s+0\s+(\d+)\s+2 ready)");
+  EXPECT_NE(second, first);
+  see(R"(worker 0 pid )" + first + R"( gen 1 crashed: killed by SIGKILL)");  // in the last exits
+  (void)!::write(master, "r", 1);  // restart the selected worker (0): asks first
+  see(R"(restart worker 0 pid \d+\? y/n)");
+  (void)!::write(master, "y", 1);
+  see(R"(done: ([^\x1b]*))");
+  see(R"(\n(?:\x1b\[1m)?[ >]\s+0\s+(\d+)\s+3 ready)");
+  (void)!::write(master, "q", 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(top, &status, 0), top);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  termios after{};
+  ASSERT_EQ(::tcgetattr(master, &after), 0);
+  EXPECT_TRUE((after.c_lflag & ICANON) && (after.c_lflag & ECHO)) << "the terminal is left raw";
+  char buf[4096];
+  for (ssize_t n; (n = ::read(master, buf, sizeof buf)) > 0;) screen.append(buf, static_cast<std::size_t>(n));
+  EXPECT_NE(screen.rfind("\x1b[?1049l"), std::string::npos) << "the alternate screen is left";
+  ::close(master);
+  auto ctl = connect_or_fail(path);
+  ASSERT_TRUE(ask(ctl, "stop")["ok"]);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 // The prompt under a pseudo-terminal: the arbiter's stdin and stdout are the
 // pty's slave, as when a person runs the program in a terminal.
 class pty_pool {

@@ -1,0 +1,342 @@
+// `ufork top`: a live view of a running arbiter, from its control socket
+// (uwsgitop, `pm2 monit`). It asks status, workers and dead once per
+// refresh; CPU % comes from /proc/PID/stat over the interval, requests/s
+// from the workers' counters. Plain ANSI on the alternate screen, the
+// terminal restored on every way out. Without a terminal it prints one
+// frame and exits (for scripts).
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client.hpp"
+#include "commands.hpp"
+
+namespace ufork::cli {
+namespace {
+
+using json = nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+volatile sig_atomic_t g_quit = 0, g_resized = 0;
+
+// The worker's CPU time so far, in clock ticks: utime + stime of
+// /proc/PID/stat (fields 14 and 15, after the command's parenthesis).
+std::optional<long> cpu_ticks(long pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = s.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(s.substr(close + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+std::string human_bytes(double b) {
+  if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.1f}G", b / (1024.0 * 1024 * 1024));
+  if (b >= 1024.0 * 1024) return fmt::format("{:.1f}M", b / (1024.0 * 1024));
+  return fmt::format("{:.0f}K", b / 1024.0);
+}
+
+std::string human_time(double s) {
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  return fmt::format("{}h{:02}m", static_cast<int>(s) / 3600, static_cast<int>(s) / 60 % 60);
+}
+
+struct row {
+  long id = 0, pid = 0, generation = 0;
+  std::string state;
+  double uptime = 0, cpu = 0, rss = 0, rate = 0;
+  std::optional<double> beat;
+};
+
+// What a frame shows, and what the next one compares with.
+class view {
+ public:
+  enum sort_key { by_id, by_cpu, by_rss, by_rate, sort_keys };
+
+  // Asks the arbiter; false if it is gone.
+  bool refresh(control_client& c) {
+    auto answer = [&c](const char* line) -> std::optional<json> {
+      auto a = c.request(line, std::chrono::seconds(10));
+      if (!a) return std::nullopt;
+      auto j = json::parse(*a, nullptr, false);
+      if (j.is_discarded() || !j.value("ok", false)) return std::nullopt;
+      return j["data"];
+    };
+    auto status = answer("status"), workers = answer("workers"), dead = answer("dead");
+    if (!status || !workers || !dead) return false;
+    auto now = clock_type::now();
+    double dt = std::chrono::duration<double>(now - when_).count();
+    static const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    std::map<long, std::pair<long, double>> seen;  // pid -> (cpu ticks, requests)
+    rows_.clear();
+    for (const auto& w : *workers) {
+      row r;
+      r.id = w.value("id", 0L);
+      r.pid = w.value("pid", 0L);
+      r.generation = w.value("generation", 0L);
+      r.state = w.value("state", "");
+      r.uptime = w.value("uptime", 0.0);
+      r.rss = w["rss"].is_number() ? w["rss"].get<double>() : 0;
+      if (w["heartbeat_age"].is_number()) r.beat = w["heartbeat_age"].get<double>();
+      double requests = w.value("requests", 0.0);
+      long ticks = cpu_ticks(r.pid).value_or(0);
+      if (auto it = last_.find(r.pid); it != last_.end() && dt > 0) {
+        r.cpu = static_cast<double>(ticks - it->second.first) / tick / dt * 100;
+        r.rate = (requests - it->second.second) / dt;
+      }
+      seen[r.pid] = {ticks, requests};
+      rows_.push_back(r);
+    }
+    last_ = std::move(seen);
+    when_ = now;
+    status_ = std::move(*status);
+    dead_ = std::move(*dead);
+    sort();
+    return true;
+  }
+
+  void next_sort() {
+    sort_ = static_cast<sort_key>((sort_ + 1) % sort_keys);
+    sort();
+  }
+  void move(int delta) {
+    if (!rows_.empty()) selected_ = std::clamp(selected_ + delta, 0, static_cast<int>(rows_.size()) - 1);
+  }
+  const row* selection() const { return rows_.empty() ? nullptr : &rows_[static_cast<std::size_t>(selected_)]; }
+
+  // The frame, `cols` wide and at most `lines` high.
+  std::string draw(int cols, int lines, const std::string& prompt) const {
+    std::vector<std::string> out;
+    auto counters = status_.value("counters", json::object());
+    auto states = status_.value("workers", json::object());
+    std::string by_state;
+    for (const auto& [state, n] : states.items()) by_state += fmt::format("{}{} {}", by_state.empty() ? "" : ", ", n.get<long>(), state);
+    out.push_back(fmt::format("ufork top: arbiter pid {}, up {}, size {}{}", status_.value("pid", 0L),
+                              human_time(status_.value("uptime", 0.0)), status_.value("size", 0L),
+                              status_.value("stopping", false) ? ", stopping" : ""));
+    out.push_back(fmt::format("workers: {}; spawned {}, exited {}, hung {}, backoffs {}", by_state.empty() ? "none" : by_state,
+                              counters.value("spawned", 0L), counters.value("exited", 0L), counters.value("hung", 0L),
+                              counters.value("backoffs", 0L)));
+    out.push_back("");
+    // Columns, dropped from the right as the terminal narrows.
+    bool beat = cols >= 80, rate = cols >= 70, rss = cols >= 58, cpu = cols >= 50;
+    static const char* sort_names[] = {"id", "cpu", "rss", "req/s"};
+    std::string head = fmt::format("{:>4} {:>8} {:>4} {:<9} {:>8}", "ID", "PID", "GEN", "STATE", "UPTIME");
+    if (cpu) head += fmt::format(" {:>6}", "CPU%");
+    if (rss) head += fmt::format(" {:>7}", "RSS");
+    if (rate) head += fmt::format(" {:>8}", "REQ/S");
+    if (beat) head += fmt::format(" {:>8}", "BEAT");
+    out.push_back("\x1b[7m" + fit(head + fmt::format("  sorted by {}", sort_names[sort_]), cols) + "\x1b[0m");
+    int room = std::max(lines - 11, 1);  // the header above, the exits and keys below
+    for (std::size_t i = 0; i < rows_.size() && static_cast<int>(i) < room; ++i) {
+      const row& r = rows_[i];
+      std::string l = fmt::format("{:>4} {:>8} {:>4} {:<9} {:>8}", r.id, r.pid, r.generation, r.state, human_time(r.uptime));
+      if (cpu) l += fmt::format(" {:>6.1f}", r.cpu);
+      if (rss) l += fmt::format(" {:>7}", human_bytes(r.rss));
+      if (rate) l += fmt::format(" {:>8.1f}", r.rate);
+      if (beat) l += fmt::format(" {:>8}", r.beat ? fmt::format("{:.2f}s", *r.beat) : "-");
+      bool sel = static_cast<int>(i) == selected_;
+      out.push_back((sel ? "\x1b[1m>" : " ") + fit(l, cols - 1) + (sel ? "\x1b[0m" : ""));
+    }
+    out.push_back("");
+    out.push_back("last exits:");
+    std::size_t shown = 0;
+    for (auto it = dead_.rbegin(); it != dead_.rend() && shown < 4; ++it, ++shown)
+      out.push_back(fit(fmt::format("  worker {} pid {} gen {} {}: {}", it->value("id", 0L), it->value("pid", 0L),
+                                    it->value("generation", 0L), it->value("reason", ""), it->value("status", "")),
+                        cols));
+    if (shown == 0) out.push_back("  none");
+    out.push_back("");
+    out.push_back(fit(prompt.empty() ? "up/down select  s sort  k kill  r restart  q quit" : prompt, cols));
+    std::string frame = "\x1b[H";
+    for (const auto& l : out) frame += l + "\x1b[K\n";  // the terminal's OPOST makes it \r\n
+    return frame + "\x1b[J";
+  }
+
+ private:
+  static std::string fit(const std::string& s, int cols) {
+    return static_cast<int>(s.size()) <= cols ? s : s.substr(0, static_cast<std::size_t>(std::max(cols, 0)));
+  }
+  void sort() {
+    auto key = [this](const row& r) {
+      switch (sort_) {
+        case by_cpu: return -r.cpu;
+        case by_rss: return -r.rss;
+        case by_rate: return -r.rate;
+        default: return static_cast<double>(r.id);
+      }
+    };
+    std::stable_sort(rows_.begin(), rows_.end(), [&](const row& a, const row& b) { return key(a) < key(b); });
+    move(0);
+  }
+
+  std::vector<row> rows_;
+  json status_ = json::object(), dead_ = json::array();
+  std::map<long, std::pair<long, double>> last_;
+  clock_type::time_point when_ = clock_type::now();
+  sort_key sort_ = by_id;
+  int selected_ = 0;
+};
+
+// The terminal in a state for a live view, and back as it was.
+class screen {
+ public:
+  screen() {
+    ::tcgetattr(STDIN_FILENO, &saved_);
+    termios raw = saved_;
+    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+    raw.c_cc[VMIN] = 0;
+    raw.c_cc[VTIME] = 0;
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    put("\x1b[?1049h\x1b[?25l");  // the alternate screen; no cursor
+  }
+  ~screen() {
+    put("\x1b[?25h\x1b[?1049l");
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+  screen(const screen&) = delete;
+  screen& operator=(const screen&) = delete;
+  static void put(const std::string& s) {
+    for (std::size_t off = 0; off < s.size();) {
+      ssize_t n = ::write(STDOUT_FILENO, s.data() + off, s.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      off += static_cast<std::size_t>(n);
+    }
+  }
+  static std::pair<int, int> size() {
+    winsize ws{};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return {80, 24};
+    return {ws.ws_col, ws.ws_row};
+  }
+
+ private:
+  termios saved_{};
+};
+
+// A key: a character, or 'U' / 'D' for the arrows; 0 for none.
+char read_key() {
+  char buf[8];
+  ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+  if (n <= 0) return 0;
+  if (n >= 3 && buf[0] == '\x1b' && buf[1] == '[') return buf[2] == 'A' ? 'U' : buf[2] == 'B' ? 'D' : 0;
+  return buf[0];
+}
+
+}  // namespace
+
+int run_top(const std::string& socket, double interval) {
+  std::string error;
+  auto client = control_client::connect(socket, error);
+  if (!client) {
+    std::cerr << "ufork top: nothing answers at " << socket << ": " << error << "\n";
+    return exit_unreachable;
+  }
+  view v;
+  if (!v.refresh(*client)) {
+    std::cerr << "ufork top: no answer from " << socket << "\n";
+    return exit_unreachable;
+  }
+  if (!::isatty(STDOUT_FILENO) || !::isatty(STDIN_FILENO)) {  // one frame, for a script
+    std::string frame = v.draw(120, 1000, " ");
+    std::string plain;
+    for (std::size_t i = 0; i < frame.size(); ++i) {  // without the escapes
+      if (frame[i] == '\x1b') {
+        while (i < frame.size() && !std::isalpha(static_cast<unsigned char>(frame[i]))) ++i;
+        continue;
+      }
+      if (frame[i] != '\r') plain += frame[i];
+    }
+    std::cout << plain;
+    return 0;
+  }
+  struct sigaction quit{}, resized{};
+  quit.sa_handler = [](int) { g_quit = 1; };
+  resized.sa_handler = [](int) { g_resized = 1; };
+  ::sigaction(SIGINT, &quit, nullptr);
+  ::sigaction(SIGTERM, &quit, nullptr);
+  ::sigaction(SIGHUP, &quit, nullptr);
+  ::sigaction(SIGWINCH, &resized, nullptr);
+
+  int code = 0;
+  {
+  screen term;
+  auto period = std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(interval));
+  auto next = clock_type::now() + period;
+  std::string prompt;
+  char confirming = 0;  // 'k' or 'r' awaiting y/n
+  long target = -1;
+  auto draw = [&] {
+    auto [cols, lines] = screen::size();
+    screen::put(v.draw(cols, lines, prompt));
+  };
+  draw();
+  while (!g_quit) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock_type::now()).count();
+    pollfd in{STDIN_FILENO, POLLIN, 0};
+    int r = ::poll(&in, 1, static_cast<int>(std::max<long>(left, 0)));
+    if (r < 0 && errno != EINTR) break;
+    if (r > 0) {
+      char k = read_key();
+      if (confirming) {
+        if (k == 'y' || k == 'Y') {
+          auto a = client->request(fmt::format("{} {}", confirming == 'k' ? "kill" : "restart", target), std::chrono::seconds(10));
+          prompt = a ? "done: " + nlohmann::json::parse(*a, nullptr, false).value("text", *a) : "no answer";
+        } else {
+          prompt.clear();
+        }
+        confirming = 0;
+      } else if (k == 'q' || k == 'Q') {
+        break;
+      } else if (k == 's') {
+        v.next_sort();
+      } else if (k == 'U' || k == 'D') {
+        v.move(k == 'U' ? -1 : 1);
+      } else if ((k == 'k' || k == 'r') && v.selection()) {
+        confirming = k;
+        target = v.selection()->id;
+        prompt = fmt::format("{} worker {} pid {}? y/n", k == 'k' ? "kill (SIGTERM)" : "restart", target, v.selection()->pid);
+      }
+      draw();
+    }
+    if (g_resized) {
+      g_resized = 0;
+      draw();
+    }
+    if (clock_type::now() >= next) {
+      if (!v.refresh(*client)) {
+        code = exit_unreachable;
+        break;
+      }
+      draw();
+      next = clock_type::now() + period;
+    }
+  }
+  }  // the terminal restored
+  if (code == exit_unreachable) std::cerr << "ufork top: the arbiter at " << socket << " went away\n";
+  return code;
+}
+
+}  // namespace ufork::cli
