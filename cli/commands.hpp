@@ -18,6 +18,7 @@ inline constexpr int exit_unreachable = 3;
 struct service_options {
   int workers = 0;  // set from ufork::default_workers()
   std::string control;
+  std::string metrics;  // HOST:PORT of the status page
   bool daemon = false;
   std::string pidfile;
   std::string log;            // a rotated file set

@@ -11,6 +11,8 @@ namespace {
 void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char* ready_means) {
   app->add_option("--workers,-w", o.workers, "worker processes")->check(CLI::Range(1, 4096))->capture_default_str();
   app->add_option("--control,-c", o.control, "a control socket for ufork ctl / ufork console");
+  app->add_option("--metrics", o.metrics,
+                  "HOST:PORT: the arbiter serves /metrics (Prometheus), /status and a live status page at /");
   app->add_flag("--daemon,-d", o.daemon, ready_means);
   app->add_option("--pidfile", o.pidfile, "write and lock a pidfile");
   app->add_option("--log", o.log, "log every line to this size-rotated file set");

@@ -45,6 +45,7 @@ service::service(const char* name, service_options& o, std::vector<std::string*>
 void service::apply(options& pool) const {
   pool.workers = o_.workers;
   pool.control_path = o_.control;
+  pool.metrics_address = o_.metrics;
   pool.min_ready = o_.min_ready;
   pool.drain_delay = std::chrono::milliseconds(static_cast<long>(o_.drain_delay_seconds * 1000));
   pool.subreaper = o_.subreaper;

@@ -9,6 +9,7 @@
 #include "control/console.hpp"
 #endif
 #include "control/control_socket.hpp"
+#include "control/status_server.hpp"
 #include "core/pool.hpp"
 #include "sys/process.hpp"
 #include "ufork/error.hpp"
@@ -108,6 +109,19 @@ class arbiter::impl {
           [this](std::string_view line) { return answer_line(commands_.execute(line)); },
           [this](const std::string& msg) { pool_.log_text(msg); });
     if (control_) pool_.set_sink(std::make_shared<follow_sink>(pool_.sink(), *control_));
+    if (!o.metrics_address.empty()) {
+      status_ = std::make_unique<status_server>(
+          pool_.loop(), o.metrics_address,
+          [this](const std::string& command, bool json) {
+            reply r = commands_.execute(command);
+            return json ? answer_line(r) : r.text;
+          },
+          [this](const std::string& msg) { pool_.log_text(msg); });
+      const std::string& at = status_->address();
+      bool loopback = at.starts_with("127.") || at.starts_with("[::1]");
+      pool_.log_text("status page on http://" + at + "/ (and /metrics, /status, /workers, /dead)" +
+                     (loopback ? "" : "; WARNING: not a loopback address: anyone who can reach it sees the pool"));
+    }
     for (const auto& [fd, fn] : watches_) pool_.loop().add(fd, EPOLLIN, [fn = fn](std::uint32_t) { fn(); });
 #ifndef UFORK_NO_CONSOLE
     if (own_signals && o.console && console::available()) {
@@ -126,6 +140,7 @@ class arbiter::impl {
     console_.reset();
 #endif
     control_.reset();
+    status_.reset();
   }
 
 #ifndef UFORK_NO_CONSOLE
@@ -139,6 +154,7 @@ class arbiter::impl {
   std::unique_ptr<console> console_;
 #endif
   std::unique_ptr<control_server> control_;
+  std::unique_ptr<status_server> status_;
 };
 
 arbiter::arbiter(options opts, hooks h) : impl_(std::make_unique<impl>(std::move(opts), std::move(h))) {}

@@ -119,6 +119,11 @@ struct options {
   std::string control_path;
   // Control connections open at once; more are refused.
   int max_control_clients = 64;
+  // "HOST:PORT": a read-only HTTP listener in the arbiter's own loop (it
+  // answers while every worker is hung): /metrics (Prometheus text),
+  // /status, /workers, /dead (JSON) and / (a live status page). Logged with
+  // a warning if not a loopback address. Empty: none.
+  std::string metrics_address;
   // The arbiter's own stdout and stderr into a pipe read by the loop, so what
   // the process itself prints reaches the sink as well (daemon mode). Needs
   // a sink that does not write to stdout.

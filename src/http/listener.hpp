@@ -1,10 +1,12 @@
-// Listening sockets for the HTTP helper, made with plain syscalls in the
-// arbiter (no io_context may exist before fork).
+// Listening sockets for the HTTP helper and the status page, made with
+// plain syscalls in the arbiter (no io_context may exist before fork). In
+// the library (part `net`), which libufork-http links.
 #pragma once
 
 #include <string>
 
 #include "sys/unique_fd.hpp"
+#include "ufork/export.hpp"
 
 namespace ufork::http {
 
@@ -16,7 +18,7 @@ struct bound {
 // Binds HOST:PORT; listens unless listen_now is false. "fd:N" takes fd N, a
 // listening inet socket this process was given (socket activation). Throws
 // ufork::error with the address in its message.
-bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog);
+UFORK_API bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog);
 
 // From here on the listening socket drops every new connection's SYN (its
 // client retries a second later, and by then the socket is closed: a
@@ -24,6 +26,6 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
 // stop can accept all that is queued and close without resetting any
 // connection a client already thinks is open. Returns false (errno set)
 // if the filter cannot be attached.
-bool drop_new_connections(int fd);
+UFORK_API bool drop_new_connections(int fd);
 
 }  // namespace ufork::http

@@ -1,6 +1,7 @@
 // The control socket, `ufork ctl` and the ufork>> prompt, with real
 // processes, real sockets and a real pseudo-terminal.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -475,6 +476,94 @@ TEST(control, ufork_ctl_follow_streams_json_lines_of_one_worker) {
   EXPECT_EQ(pool.wait_exit(), 0);
   EXPECT_EQ(run_cli({"ctl", "--socket", path, "follow", "extra"}).code, 2);
   EXPECT_EQ(run_cli({"ctl", "--socket", path, "--events", "status"}).code, 2);
+}
+
+// One HTTP/1.1 request to 127.0.0.1:port; the whole answer (the server closes).
+std::string http_get(int port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  (void)!::write(fd, request.data(), request.size());
+  std::string out;
+  char buf[65536];
+  pollfd p{fd, POLLIN, 0};
+  while (::poll(&p, 1, 20'000) > 0) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+std::string body_of(const std::string& response) { return response.substr(response.find("\r\n\r\n") + 4); }
+
+// The status page's listener in the arbiter's loop: /metrics that promtool
+// accepts, /status, /workers and /dead as JSON, the page itself, read-only,
+// bad requests answered, and answers while every worker is stopped (hung).
+TEST(status_page, serves_metrics_status_and_the_page_from_the_arbiters_loop) {
+  pool_process pool([] {
+    auto o = test_options(2);
+    o.metrics_address = "127.0.0.1:0";
+    o.timeout = 60s;  // the SIGSTOPped workers below stay, hung but not yet killed
+    hooks h;
+    h.post_fork = beat_until_stopped;
+    return run_pool_or_report(o, with_events(h));
+  });
+  int port = std::stoi(pool.wait_for(R"(status page on http://127\.0\.0\.1:(\d+)/)")[1]);
+  pool.wait_count("event ready", 2);
+
+  auto metrics = http_get(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(metrics.starts_with("HTTP/1.1 200 OK\r\n")) << metrics;
+  EXPECT_NE(metrics.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+  {
+    auto file = "/tmp/ufork-test-" + std::to_string(::getpid()) + "-metrics.txt";
+    std::ofstream(file) << body_of(metrics);
+    auto promtool = run_program("/bin/sh", {"-c", "/usr/bin/promtool check metrics < " + file + " 2>&1"});
+    EXPECT_EQ(promtool.code, 0) << "promtool: " << promtool.out << "\n" << body_of(metrics);
+    std::filesystem::remove(file);
+  }
+  auto status = json::parse(body_of(http_get(port, "GET /status HTTP/1.1\r\n\r\n")));
+  EXPECT_TRUE(status["ok"]);
+  EXPECT_EQ(status["data"]["size"], 2);
+  auto workers = json::parse(body_of(http_get(port, "GET /workers HTTP/1.0\r\n\r\n")));
+  ASSERT_EQ(workers["data"].size(), 2u) << workers.dump();
+  EXPECT_TRUE(json::parse(body_of(http_get(port, "GET /dead HTTP/1.1\r\n\r\n")))["ok"]);
+  auto page = http_get(port, "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_NE(page.find("text/html"), std::string::npos);
+  EXPECT_NE(page.find("<table>"), std::string::npos);
+  EXPECT_TRUE(http_get(port, "HEAD /status HTTP/1.1\r\n\r\n").ends_with("\r\n\r\n"));
+
+  // Read-only, and bad input gets an answer, never a hang.
+  EXPECT_TRUE(http_get(port, "POST /status HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+  EXPECT_TRUE(http_get(port, "GET /size HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+  EXPECT_TRUE(http_get(port, "\x01\x02 garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+  EXPECT_TRUE(http_get(port, "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 431"));
+
+  // Every worker stopped: the arbiter still answers.
+  for (const auto& w : workers["data"]) ::kill(w["pid"].get<pid_t>(), SIGSTOP);
+  EXPECT_TRUE(http_get(port, "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
+  for (const auto& w : workers["data"]) ::kill(w["pid"].get<pid_t>(), SIGCONT);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(status_page, warns_when_not_on_a_loopback_address) {
+  pool_process pool([] {
+    auto o = test_options(1);
+    o.metrics_address = "0.0.0.0:0";
+    hooks h;
+    h.post_fork = beat_until_stopped;
+    return run_pool_or_report(o, with_events(h));
+  });
+  pool.wait_for(R"(status page on http://0\.0\.0\.0:\d+/ .*WARNING: not a loopback address)");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
 }
 
 // `ufork top` under a pseudo-terminal of 80x24: the workers on screen, a
