@@ -73,7 +73,7 @@ async function tick() {
       body.append(tr);
     }
     $("exits").textContent = dead.slice(-8).reverse().map(d =>
-      d.time + "  worker " + d.id + " pid " + d.pid + " gen " + d.generation + " " + d.reason + ": " + d.status).join("\n") || "none";
+      new Date(d.time * 1000).toLocaleTimeString() + "  worker " + d.id + " pid " + d.pid + " gen " + d.generation + " " + d.reason + ": " + d.status).join("\n") || "none";
     const requests = workers.reduce((n, w) => n + w.requests, 0), now = Date.now() / 1000;
     if (last) samples.push({rate: Math.max(0, requests - last.requests) / (now - last.time),
                             restarts: Math.max(0, status.counters.exited - last.exited)});
