@@ -278,10 +278,43 @@ reply commands::metrics(const args&) {
     if (!w.status.empty())
       t += fmt::format("ufork_worker_status_info{{id=\"{}\",pid=\"{}\",status=\"{}\"}} 1\n", w.id, w.pid,
                        label_value(w.status));
+  per_worker("worker_cpu_seconds_total", "counter", "User and system CPU time of the worker process.",
+             [](const worker_info& w) { return std::optional(fmt::format("{:.2f}", sys::cpu_seconds(w.pid))); });
+  family("worker_state", "gauge", "1 for the worker's state.");
+  for (const worker_info& w : s.workers)
+    t += fmt::format("ufork_worker_state{{id=\"{}\",pid=\"{}\",state=\"{}\"}} 1\n", w.id, w.pid, to_string(w.state));
   family("slot_generation", "gauge", "Forks of the slot so far.");
   auto generations = pool_.generations();
-  for (std::size_t i = 0; i < generations.size(); ++i)
+  std::uint64_t restarts = 0;
+  for (std::size_t i = 0; i < generations.size(); ++i) {
     t += fmt::format("ufork_slot_generation{{id=\"{}\"}} {}\n", i, generations[i]);
+    restarts += generations[i] > 0 ? generations[i] - 1 : 0;
+  }
+  family("restarts_total", "counter", "Forks that replaced a worker of the same slot.");
+  t += fmt::format("ufork_restarts_total {}\n", restarts);
+  const pool_tallies& tally = pool_.tallies();
+  auto labelled = [&](const char* name, const char* label, const char* help, const auto& counts) {
+    family(name, "counter", help);
+    for (const auto& [value, n] : counts) t += fmt::format("ufork_{}{{{}=\"{}\"}} {}\n", name, label, value, n);
+  };
+  labelled("exits_total", "reason", "Worker exits since the arbiter started, by reason.", tally.exits_by_reason);
+  labelled("exit_codes_total", "code", "Workers that exited by themselves, by exit code.", tally.exit_codes);
+  labelled("exit_signals_total", "signal", "Workers ended by a signal, by signal.", tally.exit_signals);
+  labelled("hung_by_clock_total", "clock", "Workers killed as hung, by the clock that fired (heartbeat: timeout; startup: "
+           "startup_timeout).", tally.hung_by_clock);
+  auto histogram_of = [&](const char* name, const char* help, const histogram& h) {
+    family(name, "histogram", help);
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < h.counts.size(); ++i) {
+      cumulative += h.counts[i];
+      std::string le = i < h.bounds.size() ? fmt::format("{}", h.bounds[i]) : "+Inf";
+      t += fmt::format("ufork_{}_bucket{{le=\"{}\"}} {}\n", name, le, cumulative);
+    }
+    t += fmt::format("ufork_{}_sum {}\nufork_{}_count {}\n", name, h.sum, name, h.count);
+  };
+  histogram_of("exit_uptime_seconds", "How long workers lived, at their exit.", tally.uptime_at_exit);
+  histogram_of("respawn_latency_seconds", "From a worker's death (or hang) to its slot's next fork.",
+               tally.respawn_latency);
   if (!t.empty()) t.pop_back();
   return with_data(t, json(t));
 }

@@ -162,6 +162,10 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   p->err.fd = std::move(err->read);
   (void)table_.set_state(*p, worker_state::starting);
   ++counters_.spawned;
+  if (auto died = died_at_.find(slot); died != died_at_.end()) {
+    tallies_.respawn_latency.observe(std::chrono::duration<double>(now - died->second).count());
+    died_at_.erase(died);
+  }
   process& ref = table_.insert(std::move(p), reload);
   pid_t pid = ref.pid;
   ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
@@ -390,6 +394,12 @@ void pool::on_exit(pid_t pid) {
   (void)table_.remove(pid);
 
   ++counters_.exited;
+  ++tallies_.exits_by_reason[to_string(e.reason)];
+  if (e.signal)
+    ++tallies_.exit_signals[signal_name(e.signal)];
+  else
+    ++tallies_.exit_codes[std::to_string(e.code)];
+  tallies_.uptime_at_exit.observe(std::chrono::duration<double>(e.uptime).count());
   dead_.push_back(e);
   if (dead_.size() > 64) dead_.pop_front();
   // Only a slot left empty needs a successor. A worker that had become
@@ -398,6 +408,7 @@ void pool::on_exit(pid_t pid) {
   std::string next;
   bool failed = false;
   if (current && !stopping_ && e.id < size_) {
+    died_at_[e.id] = now;
     failed = !e.was_ready && e.reason != exit_reason::killed;
     if (failed) last_failure_ = e.describe();
     next = slot_lost(e.id, failed ? policy::end::failed_start : policy::end::served, now);
@@ -538,6 +549,7 @@ clock::time_point pool::next_deadline(clock::time_point now) const {
 void pool::hang(process& p, std::string detail, clock::time_point now) {
   ++counters_.hung;
   bool was_ready = p.state == worker_state::ready;
+  ++tallies_.hung_by_clock[was_ready ? "heartbeat" : "startup"];
   if (p.reload && !was_ready) abandon_reload(p, "hung");
   if (!table_.set_state(p, worker_state::stopping)) return;
   p.reason = exit_reason::hung;
@@ -547,6 +559,7 @@ void pool::hang(process& p, std::string detail, clock::time_point now) {
   (void)sys::pidfd_send_signal(p.pidfd.get(), SIGCONT);
   std::string next;
   if (table_.release(p) && !stopping_ && p.slot < size_) {
+    died_at_[p.slot] = now;  // given up for dead: its successor is forked now
     last_failure_ = fmt::format("worker {} pid {} hung: {}", p.slot, p.pid, p.detail);
     next = slot_lost(p.slot, was_ready ? policy::end::hung : policy::end::failed_start, now);
   }

@@ -30,6 +30,8 @@ int usable_cpus() noexcept;
 std::vector<int> cpu_list();
 // Resident set size of pid from /proc/PID/statm, in bytes; 0 if unreadable.
 std::uint64_t rss_bytes(pid_t pid);
+// The process's CPU time so far (user + system, /proc/PID/stat), in seconds.
+double cpu_seconds(pid_t pid);
 // The resident memory of every process in process group pgid (a worker and
 // what it started), in bytes: /proc scanned, so for a periodic check only.
 std::uint64_t group_rss_bytes(pid_t pgid);

@@ -518,8 +518,17 @@ TEST(status_page, serves_metrics_status_and_the_page_from_the_arbiters_loop) {
   int port = std::stoi(pool.wait_for(R"(status page on http://127\.0\.0\.1:(\d+)/)")[1]);
   pool.wait_count("event ready", 2);
 
+  // One worker killed and replaced first: the exit's families have samples.
+  auto before = json::parse(body_of(http_get(port, "GET /workers HTTP/1.1\r\n\r\n")));
+  ::kill(before["data"][0]["pid"].get<pid_t>(), SIGKILL);
+  pool.wait_count("event ready", 3);
   auto metrics = http_get(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(metrics.starts_with("HTTP/1.1 200 OK\r\n")) << metrics;
+  for (const char* sample : {"\nufork_exit_signals_total{signal=\"SIGKILL\"} 1\n", "\nufork_exits_total{reason=\"crashed\"} 1\n",
+                             "\nufork_restarts_total 1\n", "\nufork_respawn_latency_seconds_count 1\n",
+                             "\nufork_exit_uptime_seconds_bucket{le=\"+Inf\"} 1\n", "ufork_worker_cpu_seconds_total{id=\"1\"",
+                             "ufork_worker_state{id=\"0\""})
+    EXPECT_NE(metrics.find(sample), std::string::npos) << sample << " not in\n" << metrics;
   EXPECT_NE(metrics.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   {
     auto file = "/tmp/ufork-test-" + std::to_string(::getpid()) + "-metrics.txt";
