@@ -3,7 +3,8 @@
 // refresh; CPU % comes from /proc/PID/stat over the interval, requests/s
 // from the workers' counters. Plain ANSI on the alternate screen, the
 // terminal restored on every way out. Without a terminal it prints one
-// frame and exits (for scripts).
+// frame, after one interval (so CPU % and requests/s mean something), and
+// exits (for scripts).
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -259,7 +260,12 @@ int run_top(const std::string& socket, double interval) {
     std::cerr << "ufork top: no answer from " << socket << "\n";
     return exit_unreachable;
   }
-  if (!::isatty(STDOUT_FILENO) || !::isatty(STDIN_FILENO)) {  // one frame, for a script
+  if (!::isatty(STDOUT_FILENO) || !::isatty(STDIN_FILENO)) {  // one frame, for a script, after one interval
+    ::usleep(static_cast<useconds_t>(interval * 1e6));
+    if (!v.refresh(*client)) {
+      std::cerr << "ufork top: no answer from " << socket << "\n";
+      return exit_unreachable;
+    }
     std::string frame = v.draw(120, 1000, " ");
     std::string plain;
     for (std::size_t i = 0; i < frame.size(); ++i) {  // without the escapes
