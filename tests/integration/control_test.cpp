@@ -562,6 +562,46 @@ TEST(status_page, serves_metrics_status_and_the_page_from_the_arbiters_loop) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// 16 connections at once, the 17th answered 503; a connection that sends
+// nothing is closed by the arbiter after its 10 s (a deadline of 30 s here).
+TEST(status_page, limits_clients_and_their_time) {
+  pool_process pool([] {
+    auto o = test_options(1);
+    o.metrics_address = "127.0.0.1:0";
+    hooks h;
+    h.post_fork = beat_until_stopped;
+    return run_pool_or_report(o, with_events(h));
+  });
+  int port = std::stoi(pool.wait_for(R"(status page on http://127\.0\.0\.1:(\d+)/)")[1]);
+  std::vector<int> idle;
+  for (int i = 0; i < 16; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    idle.push_back(fd);
+  }
+  // The 17th: its answer, once the arbiter has taken the 16 (each accept is a turn of its loop).
+  std::string busy;
+  for (auto until = std::chrono::steady_clock::now() + 30s;
+       !busy.starts_with("HTTP/1.1 503") && std::chrono::steady_clock::now() < until;)
+    busy = http_get(port, "GET /status HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(busy.starts_with("HTTP/1.1 503")) << busy;
+  pool.wait_for(R"(status page: closed 16 connection\(s\) past 10 s)", 30s);
+  for (int fd : idle) {
+    char c;
+    pollfd p{fd, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 30'000), 1);
+    EXPECT_EQ(::read(fd, &c, 1), 0) << "closed by the arbiter";
+    ::close(fd);
+  }
+  EXPECT_TRUE(http_get(port, "GET /status HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 TEST(status_page, warns_when_not_on_a_loopback_address) {
   pool_process pool([] {
     auto o = test_options(1);
