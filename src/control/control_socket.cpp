@@ -155,7 +155,7 @@ void control_server::on_client(std::uint64_t id, std::uint32_t events) {
 }
 
 void control_server::read_lines(client& c) {
-  if (c.follow) {  // a follower's further lines are not commands
+  if (c.follow) {
     c.in.clear();
     return;
   }
@@ -164,7 +164,7 @@ void control_server::read_lines(client& c) {
     c.closing = true;
   };
   std::size_t start = 0, nl;
-  while (!c.closing && (nl = c.in.find('\n', start)) != std::string::npos) {
+  while (!c.closing && !c.follow && (nl = c.in.find('\n', start)) != std::string::npos) {
     std::string_view line(c.in.data() + start, nl - start);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.size() > max_line)
@@ -176,8 +176,8 @@ void control_server::read_lines(client& c) {
     start = nl + 1;
   }
   c.in.erase(0, start);
-  if (c.in.size() > max_line && !c.closing) too_long();  // and no end in sight
-  if (c.closing) c.in.clear();
+  if (c.in.size() > max_line && !c.closing && !c.follow) too_long();  // and no end in sight
+  if (c.closing || c.follow) c.in.clear();  // a follower's further lines are not commands
 }
 
 std::string control_server::start_following(client& c, std::string_view line) {

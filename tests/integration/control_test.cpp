@@ -589,7 +589,7 @@ TEST(status_page, limits_clients_and_their_time) {
        !busy.starts_with("HTTP/1.1 503") && std::chrono::steady_clock::now() < until;)
     busy = http_get(port, "GET /status HTTP/1.1\r\n\r\n");
   EXPECT_TRUE(busy.starts_with("HTTP/1.1 503")) << busy;
-  pool.wait_for(R"(status page: closed 16 connection\(s\) past 10 s)", 30s);
+  pool.wait_for(R"(status page: closed \d+ connection\(s\) past 10 s)", 30s);  // in batches: accepted one per turn
   for (int fd : idle) {
     char c;
     pollfd p{fd, POLLIN, 0};
