@@ -3,7 +3,9 @@ BUILD      ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps configure build run test check-asan bench clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps configure build run test check-asan fuzz bench clean
 
 all: build
 
@@ -27,8 +29,11 @@ check-asan: deps
 	cmake --build build-asan -j $(JOBS)
 	ctest --test-dir build-asan --output-on-failure -j 2
 
+fuzz: deps
+	tests/fuzz/run.sh $(CURDIR) $(CURDIR)/build-fuzz $(FUZZ_SECONDS)
+
 bench: build
 	$(BUILD)/bench/ufork_bench
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -304,10 +304,12 @@ class heartbeat {
   heartbeat(const heartbeat&) = delete;
   heartbeat& operator=(const heartbeat&) = delete;
 
-  // Calls post_fork here (the GIL held). True if the stop came while it
-  // ran (it was ended as above: the worker then exits); false if it returned
-  // by itself before: the caller waits for the stop, then child_pre_exit.
-  bool run(const py::object& post_fork) {
+  // Calls post_fork here (the GIL held). "returned": it ended by itself
+  // before any stop (the caller waits for the stop, then child_pre_exit);
+  // "stopped": the stop came while it ran and ended it as above (the worker
+  // exits); "pre_exit_failed": the same, but child_pre_exit raised (its
+  // traceback printed: the worker exits 70, as when the caller calls it).
+  std::string run(const py::object& post_fork) {
     try {
       post_fork();
     } catch (py::error_already_set& e) {
@@ -316,8 +318,14 @@ class heartbeat {
       if (!ours) throw;
     }
     done_running();
-    std::lock_guard lock(mu_);
-    return stopped_;
+    bool stopped;
+    {
+      std::lock_guard lock(mu_);
+      stopped = stopped_;
+    }
+    if (!stopped) return "returned";
+    close();  // child_pre_exit, running on the thread, finishes before the worker exits
+    return pre_exit_failed_ ? "pre_exit_failed" : "stopped";
   }
   // Ends the thread.
   void close() {
@@ -358,7 +366,14 @@ class heartbeat {
       stopped_ = stopping = true;
       if (on_stop_) {
         lock.unlock();
-        call_logged(on_stop_);
+        try {
+          (*on_stop_)();
+        } catch (py::error_already_set& e) {
+          e.restore();
+          PyErr_Print();
+          std::lock_guard failed(mu_);
+          pre_exit_failed_ = true;
+        }
         return;
       }
       if (!interrupt_) return;
@@ -370,7 +385,7 @@ class heartbeat {
   unsigned long main_;
   int done_;
   std::mutex mu_;
-  bool returned_ = false, stopped_ = false;
+  bool returned_ = false, stopped_ = false, pre_exit_failed_ = false;
   std::thread thread_;
 };
 

@@ -297,13 +297,16 @@ class Arbiter(object):
         else:  # a cooperative loop (gevent): only its own thread may touch it, once post_fork returns
             beat = _ufork.Heartbeat(None, None)
         try:
-            stopped = beat.run(self.post_fork)
+            ended = beat.run(self.post_fork)
         except SystemExit as e:
             _flush()
             os._exit(0 if e.code is None else e.code if isinstance(e.code, int) else 1)
         except BaseException:
             _exit_on_error()
-        if not stopped:
+        if ended == 'pre_exit_failed':  # child_pre_exit raised on the heartbeat's thread (printed)
+            _flush()
+            os._exit(70)
+        if ended == 'returned':
             _ufork.ready()  # post_fork returned: the worker serves (uFork's first ping)
             _wait_for_stop(self.sleep)
             beat.close()

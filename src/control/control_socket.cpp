@@ -180,7 +180,7 @@ void control_server::read_lines(client& c) {
   if (c.closing || c.follow) c.in.clear();  // a follower's further lines are not commands
 }
 
-std::string control_server::start_following(client& c, std::string_view line) {
+std::variant<follow_spec, std::string> parse_follow(std::string_view line) {
   follow_spec f;
   auto words = split_words(line);
   for (std::size_t i = 1; i < words.size(); ++i) {
@@ -193,11 +193,18 @@ std::string control_server::start_following(client& c, std::string_view line) {
       const std::string& n = words[++i];
       auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), f.worker);
       if (ec != std::errc() || end != n.data() + n.size() || f.worker < 0)
-        return error_line("follow: --worker takes an id, 0 or more: " + n);
+        return "follow: --worker takes an id, 0 or more: " + n;
     } else {
-      return error_line("follow: unknown argument '" + w + "'; follow [--json] [--events] [--worker ID]");
+      return "follow: unknown argument '" + w + "'; follow [--json] [--events] [--worker ID]";
     }
   }
+  return f;
+}
+
+std::string control_server::start_following(client& c, std::string_view line) {
+  auto parsed = parse_follow(line);
+  if (auto* why = std::get_if<std::string>(&parsed)) return error_line(*why);
+  const follow_spec& f = std::get<follow_spec>(parsed);
   c.follow = f;
   std::string what = f.worker >= 0 ? "worker " + std::to_string(f.worker) + "'s lines" : "the workers' lines";
   return answer_line(ok("following " + what + (f.events ? " and the pool's events" : "") + " as they come",

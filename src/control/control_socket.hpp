@@ -15,12 +15,22 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "core/reactor.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/log.hpp"
 
 namespace ufork {
+
+// What `follow [--json] [--events] [--worker ID]` asks for.
+struct follow_spec {
+  bool json = false;    // one JSON object per line (format_line) instead of "[worker ...] text"
+  bool events = false;  // the arbiter's own lines too: spawns, readiness, exits, hangs, reloads
+  int worker = -1;      // only this worker's output; -1: every worker's
+};
+// The spec of a `follow` line, or why it is wrong. Pure, for the fuzzer too.
+std::variant<follow_spec, std::string> parse_follow(std::string_view line);
 
 class control_server {
  public:
@@ -46,11 +56,6 @@ class control_server {
   control_server& operator=(const control_server&) = delete;
 
  private:
-  struct follow_spec {
-    bool json = false;    // one JSON object per line (format_line) instead of "[worker ...] text"
-    bool events = false;  // the arbiter's own lines too: spawns, readiness, exits, hangs, reloads
-    int worker = -1;      // only this worker's output; -1: every worker's
-  };
   struct client {
     sys::unique_fd fd;
     std::optional<follow_spec> follow;

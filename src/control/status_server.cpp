@@ -74,7 +74,7 @@ void status_server::on_conn(std::uint64_t id, std::uint32_t events) {
     if ((end == std::string::npos ? c.in.size() : end) > max_request)
       c.out = response(431, "Request Header Fields Too Large", "text/plain", "request over 8 KiB\n", false);
     else if (end != std::string::npos)
-      c.out = answer(std::string_view(c.in).substr(0, end));
+      c.out = answer_status_request(std::string_view(c.in).substr(0, end), json_);
     else
       return;  // more to come
     c.answered = true;
@@ -83,8 +83,9 @@ void status_server::on_conn(std::uint64_t id, std::uint32_t events) {
   if (c.answered && !write_out(c)) close_conn(id);
 }
 
-// Read-only: GET and HEAD of three paths.
-std::string status_server::answer(std::string_view request) {
+// Read-only: GET and HEAD of a few paths.
+std::string answer_status_request(std::string_view request,
+                                  const std::function<std::string(const std::string&, bool)>& json_) {
   std::string_view line = request.substr(0, request.find_first_of("\r\n"));
   auto sp1 = line.find(' '), sp2 = line.rfind(' ');
   if (sp1 == std::string_view::npos || sp2 == sp1 || !line.substr(sp2 + 1).starts_with("HTTP/1."))

@@ -12,11 +12,17 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "core/reactor.hpp"
 #include "sys/unique_fd.hpp"
 
 namespace ufork {
+
+// The answer to one request's head (up to its blank line), from the pages
+// `answer` gives: what the listener sends. Pure, for the fuzzer too.
+std::string answer_status_request(std::string_view request,
+                                  const std::function<std::string(const std::string&, bool)>& answer);
 
 class status_server {
  public:
@@ -45,7 +51,6 @@ class status_server {
   };
   void on_accept();
   void on_conn(std::uint64_t id, std::uint32_t events);
-  std::string answer(std::string_view request);
   bool write_out(conn& c);  // false: done or gone
   void close_conn(std::uint64_t id);
   void on_timer();
