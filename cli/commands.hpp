@@ -47,6 +47,7 @@ struct hello_options : service_options {
   std::string bind = "127.0.0.1:7777";
   double timeout_seconds = 10;
   bool reuseport = false;
+  bool join = false;  // --reuseport onto a port another process listens on
 };
 
 struct run_options : service_options {

@@ -4,9 +4,14 @@
 
 #include <cstdlib>
 
+#include <iostream>
+#include <system_error>
+
 #include "commands.hpp"
+#include "http/listener.hpp"
 #include "listen.hpp"
 #include "service.hpp"
+#include "ufork/error.hpp"
 #include "ufork/http/server.hpp"
 
 namespace ufork::cli {
@@ -16,6 +21,19 @@ int run_hello(hello_options o) {
   if (activated_count() >= 1) {
     o.bind = "fd:3";
     forget_activation();
+  }
+  // --reuseport on an address another process listens on would share its
+  // traffic with it, silently: a probe bind without SO_REUSEPORT tells.
+  if (o.reuseport && !o.join && !o.bind.starts_with("fd:") && !o.bind.ends_with(":0")) {
+    try {
+      (void)http::bind_endpoint(o.bind, false, false, 0);
+    } catch (const ufork::error& e) {
+      if (e.code() == std::errc::address_in_use) {
+        std::cerr << "ufork hello: " << o.bind << " is in use by another process; --reuseport would share its "
+                     "connections with it: stop it first, or add --join to share them on purpose\n";
+        return exit_runtime;
+      }
+    }
   }
   service svc("ufork hello", o);
   return svc.run([&] {

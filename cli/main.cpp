@@ -1,49 +1,96 @@
 // ufork: the command line. Subcommands: run, ctl, console, top, and hello (the
 // HTTP example).
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <iostream>
+#include <string_view>
 
 #include "commands.hpp"
 #include "ufork/options.hpp"
 
 namespace {
 
+// Numbers in the program's own words: "--workers: expected a whole number
+// from 1 to 4096, not 'abc'" (CLI11's would say "not in range", or print a
+// 300-digit bound).
+CLI::Validator whole(long long lo, long long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        long long n = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec == std::errc() && end == v.data() + v.size() && n >= lo && n <= hi) return {};
+        return "expected a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", not '" + v + "'";
+      },
+      "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+CLI::Validator seconds(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        char* end = nullptr;
+        double x = std::strtod(v.c_str(), &end);
+        if (!v.empty() && end == v.c_str() + v.size() && x >= lo && x <= hi) return {};
+        return fmt::format("expected seconds from {} to {}, not '{}'", lo, hi, v);
+      },
+      fmt::format("SECONDS in [{}, {}]", lo, hi));
+}
+// HOST:PORT, [V6]:PORT or fd:N, its syntax only (binding says the rest).
+CLI::Validator endpoint() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        if (v.starts_with("fd:") && v.size() > 3 && v.find_first_not_of("0123456789", 3) == std::string::npos) return {};
+        auto colon = v.rfind(':');
+        std::string port = colon == std::string::npos ? "" : v.substr(colon + 1);
+        if (!port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+            std::stoi(port) <= 65535)
+          return {};
+        return "expected HOST:PORT, [IPV6]:PORT or fd:N (a port from 0 to 65535), not '" + v + "'";
+      },
+      "HOST:PORT");
+}
+
 // The flags of service_options, on hello and run alike.
 void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char* ready_means) {
-  app->add_option("--workers,-w", o.workers, "worker processes")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_option("--workers,-w", o.workers, "worker processes")->check(whole(1, 4096))->capture_default_str();
   app->add_option("--control,-c", o.control, "a control socket for ufork ctl / ufork console");
   app->add_option("--metrics", o.metrics,
-                  "HOST:PORT: the arbiter serves /metrics (Prometheus), /status and a live status page at /");
+                  "HOST:PORT: the arbiter serves /metrics (Prometheus), /status and a live status page at /")
+      ->check(endpoint());
   app->add_flag("--daemon,-d", o.daemon, ready_means);
   app->add_option("--pidfile", o.pidfile, "write and lock a pidfile");
   app->add_option("--log", o.log, "log every line to this size-rotated file set");
-  app->add_option("--log-max-size", o.log_max_size, "bytes per log file")->check(CLI::PositiveNumber)->capture_default_str();
-  app->add_option("--log-files", o.log_files, "log files kept")->check(CLI::Range(1, 1000))->capture_default_str();
+  app->add_option("--log-max-size", o.log_max_size, "bytes per log file")->check(whole(1, 1LL << 40))->capture_default_str();
+  app->add_option("--log-files", o.log_files, "log files kept")->check(whole(1, 1000))->capture_default_str();
   app->add_flag("--log-json", o.log_json, "log JSON lines: time, id, pid, stream, line");
   app->add_flag("--syslog", o.syslog, "log to syslog too");
   app->add_option("--min-ready", o.min_ready,
                   "the pool is ready (ctl status --check, READY=1 and WATCHDOG=1 to systemd) with this many ready workers")
-      ->check(CLI::Range(0, 4096))->capture_default_str();
+      ->check(whole(0, 4096))->capture_default_str();
   app->add_option("--drain-delay", o.drain_delay_seconds,
                   "on SIGTERM, say not ready but keep serving this many seconds, then stop (a load balancer's time)")
-      ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+      ->check(seconds(0, 3600))->capture_default_str();
   app->add_flag("--subreaper", o.subreaper, "reap every orphan re-parented to ufork, not only workers (always as PID 1)");
   app->add_option("--user", o.user, "workers drop to this user (and its groups) after the fork");
   app->add_option("--group", o.group, "workers drop to this group after the fork");
   app->add_option("--max-rss", o.max_rss_mib, "MiB: a worker using more is recycled (its successor ready first)")
-      ->check(CLI::Range(1, 1 << 30));
+      ->check(whole(1, 1 << 30));
   app->add_option("--max-fds-percent", o.max_fds_percent, "a worker using more of its fd limit is recycled (uFork: 90)")
-      ->check(CLI::Range(1, 100));
+      ->check(whole(1, 100));
   app->add_option("--max-requests", o.max_requests, "a worker that has answered this many is recycled")
-      ->check(CLI::PositiveNumber);
-  app->add_option("--max-requests-jitter", o.max_requests_jitter, "plus a random 0..N per worker");
+      ->check(whole(1, 1LL << 62));
+  app->add_option("--max-requests-jitter", o.max_requests_jitter, "plus a random 0..N per worker")
+      ->check(whole(0, 1LL << 62));
   app->add_option("--max-lifetime", o.max_lifetime_seconds, "seconds: an older worker is recycled")
-      ->check(CLI::Range(0.001, 31536000.0));
+      ->check(seconds(0.001, 31536000.0));
   app->add_option("--max-lifetime-jitter", o.max_lifetime_jitter_seconds, "plus a random 0..S seconds per worker")
-      ->check(CLI::Range(0.0, 31536000.0));
+      ->check(seconds(0, 31536000.0));
   app->add_option("--recycle-at-once", o.recycle_at_once, "slots recycling at once (a reload: one at a time)")
-      ->check(CLI::Range(1, 4096))->capture_default_str();
+      ->check(whole(1, 4096))->capture_default_str();
   app->add_flag("--pin-cpus", o.pin_cpus, "worker i runs on the i-th usable CPU (mod their number)");
-  app->add_option("--nice", o.nice, "added to the workers' nice value")->check(CLI::Range(-40, 40));
+  app->add_option("--nice", o.nice, "added to the workers' nice value")->check(whole(-40, 40));
   app->add_option("--rlimit", o.rlimits, "NAME=SOFT[:HARD] for every worker: core=0, nofile=65536, as=unlimited, ...");
 }
 
@@ -58,10 +105,12 @@ int main(int argc, char** argv) {
   hello_opts.workers = ufork::default_workers();
   auto* hello = app.add_subcommand("hello", "a pre-forked HTTP server answering Hello, World! (from PID ...)");
   add_service_flags(hello, hello_opts, "detach; exit 0 once the server answers, 1 with the error");
-  hello->add_option("--bind,-b", hello_opts.bind, "HOST:PORT to listen on")->capture_default_str();
+  hello->add_option("--bind,-b", hello_opts.bind, "HOST:PORT to listen on")->check(endpoint())->capture_default_str();
   hello->add_option("--timeout,-t", hello_opts.timeout_seconds, "seconds without a heartbeat before a worker is hung")
-      ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
+      ->check(seconds(0.001, 86400))->capture_default_str();
   hello->add_flag("--reuseport", hello_opts.reuseport, "one SO_REUSEPORT socket per worker");
+  hello->add_flag("--join", hello_opts.join,
+                  "with --reuseport: share the port with the process already listening on it (refused without)");
 
   run_options run_opts;
   run_opts.workers = ufork::default_workers();
@@ -74,14 +123,14 @@ int main(int argc, char** argv) {
                 "workers speak sd_notify: READY=1 makes one ready, WATCHDOG=1 is its heartbeat (NOTIFY_SOCKET)");
   run->add_option("--timeout,-t", run_opts.timeout_seconds,
                   "with --notify: seconds without WATCHDOG=1 before a worker is hung (default 10)")
-      ->check(CLI::Range(0.001, 86400.0));
+      ->check(seconds(0.001, 86400));
   run->add_option("--startup-timeout", run_opts.startup_timeout_seconds, "seconds for a worker to become ready")
-      ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
+      ->check(seconds(0.001, 86400))->capture_default_str();
   run->add_option("--graceful-timeout", run_opts.graceful_timeout_seconds, "seconds from SIGTERM to SIGKILL")
-      ->check(CLI::Range(0.001, 86400.0))->capture_default_str();
+      ->check(seconds(0.001, 86400))->capture_default_str();
   run->add_option("--ready-after", run_opts.ready_after_seconds,
                   "without --notify: seconds a worker must run after its exec to count as ready")
-      ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+      ->check(seconds(0, 3600))->capture_default_str();
   run->add_option("--chdir", run_opts.chdir, "the workers' working directory");
   run->add_option("--env,-e", run_opts.env, "K=V added to the workers' environment (repeatable)");
   run->add_option("command", run_opts.command, "the program and its arguments, after --")->required();
@@ -97,7 +146,7 @@ int main(int argc, char** argv) {
   bool events = false;
   int follow_worker = -1;
   ctl->add_flag("--events", events, "with follow: the pool's events too (spawns, readiness, exits, hangs, reloads)");
-  ctl->add_option("--worker", follow_worker, "with follow: only this worker's lines")->check(CLI::NonNegativeNumber);
+  ctl->add_option("--worker", follow_worker, "with follow: only this worker's lines")->check(whole(0, 4095));
   ctl->add_option("command", words, "the command and its arguments (try: help; follow streams the pool's lines)")
       ->required();
   ctl->allow_extras(false);
@@ -112,9 +161,17 @@ int main(int argc, char** argv) {
   auto* top = app.add_subcommand("top", "a live view of a running arbiter: its workers, CPU, memory, requests, exits");
   top->add_option("--socket,-s", top_socket, "the control socket")->required();
   top->add_option("--interval,-i", top_interval, "seconds between refreshes")
-      ->check(CLI::Range(0.1, 3600.0))
+      ->check(seconds(0.1, 3600))
       ->capture_default_str();
 
+  // An unknown word where the subcommand goes: say so (CLI11 would say "A
+  // subcommand is required").
+  auto known = app.get_subcommands([](CLI::App*) { return true; });
+  if (argc > 1 && argv[1][0] != '-' &&
+      std::none_of(known.begin(), known.end(), [&](CLI::App* sub) { return sub->get_name() == argv[1]; })) {
+    std::cerr << "ufork: unknown subcommand '" << argv[1] << "'; one of: run, hello, ctl, console, top (see ufork --help)\n";
+    return exit_usage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

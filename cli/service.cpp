@@ -64,7 +64,11 @@ void service::apply(options& pool) const {
   for (const auto& r : o_.rlimits) pool.rlimits.push_back(parse_rlimit(r));  // READY=1 and friends when systemd started us with NOTIFY_SOCKET
   auto format = o_.log_json ? log_format::json : log_format::plain;
   std::vector<std::shared_ptr<log_sink>> sinks;
-  if (!o_.log.empty()) sinks.push_back(make_file_sink({o_.log, o_.log_max_size, o_.log_files, format}));
+  if (!o_.log.empty()) {
+    sinks.push_back(make_file_sink({o_.log, o_.log_max_size, o_.log_files, format}));
+    // In the foreground, the terminal says where the lines went (it shows nothing more).
+    if (!link_) std::cerr << name_ << ": logging to " << o_.log << (o_.syslog ? " and syslog" : "") << "\n";
+  }
   if (o_.syslog) sinks.push_back(make_syslog_sink("ufork", format));
   if (!sinks.empty()) pool.sink = sinks.size() == 1 ? sinks.front() : make_tee_sink(std::move(sinks));
   if (link_) {

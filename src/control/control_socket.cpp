@@ -76,6 +76,22 @@ void control_server::refuse(sys::unique_fd fd, const std::string& why) {
   (void)sys::send(fd.get(), line.data(), line.size());  // best effort: it is going
 }
 
+void control_server::log_refusal(const std::string& line) {
+  last_refusal_ = line;
+  ++refusals_unlogged_;
+  log_refusals_due();
+}
+
+void control_server::log_refusals_due() {
+  auto now = std::chrono::steady_clock::now();
+  if (refusals_unlogged_ == 0 || now - refusal_logged_ < std::chrono::seconds(1)) return;
+  log_(refusals_unlogged_ == 1 ? last_refusal_
+                               : last_refusal_ + " (and " + std::to_string(refusals_unlogged_ - 1) +
+                                     " more refused since the last such line)");
+  refusals_unlogged_ = 0;
+  refusal_logged_ = now;
+}
+
 void control_server::on_accept() {
   for (;;) {
     auto accepted = sys::accept(listen_.get(), true);
@@ -89,14 +105,14 @@ void control_server::on_accept() {
     auto peer = sys::peer_of(fd.get());
     sys::peer cred = peer ? peer.value() : sys::peer{static_cast<uid_t>(-1), 0};
     if (!peer || (cred.uid != sys::effective_uid() && cred.uid != 0)) {
-      log_("control: refused pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) +
-           ": only uid " + std::to_string(sys::effective_uid()) + " or root may connect");
+      log_refusal("control: refused pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) +
+                  ": only uid " + std::to_string(sys::effective_uid()) + " or root may connect");
       refuse(std::move(fd), "permission denied");
       continue;
     }
     if (static_cast<int>(clients_.size()) >= max_clients_) {
-      log_("control: refused pid " + std::to_string(cred.pid) + ": " + std::to_string(max_clients_) +
-           " clients connected already");
+      log_refusal("control: refused pid " + std::to_string(cred.pid) + ": " + std::to_string(max_clients_) +
+                  " clients connected already");
       refuse(std::move(fd), "too many control clients");
       continue;
     }
@@ -124,6 +140,7 @@ void control_server::out_of_fds() {
 }
 
 void control_server::resume_if_fds_free() {
+  log_refusals_due();
   if (!paused_) return;
   if (!reserve_) {
     auto r = sys::open_dev_null(O_RDONLY);

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -46,7 +47,8 @@ class control_server {
   ~control_server();  // closes every connection and removes the socket file
 
   // Out of fds, the listener waits outside epoll; the loop calls this after
-  // each turn (cheap unless paused) to take it back once an fd is free.
+  // each turn (cheap unless paused) to take it back once an fd is free. It
+  // also logs the refusals counted since the last line, once a second is up.
   void resume_if_fds_free();
   // One line of the pool to the followers that want it, queued; written by
   // flush_followers(), once per batch (the sink's flush).
@@ -72,6 +74,10 @@ class control_server {
   bool write_out(client& c);  // false: the client is gone
   void drop(std::uint64_t id);
   void refuse(sys::unique_fd fd, const std::string& why);
+  // A refused client, logged at most once a second (a flood of clients must
+  // not flood the log): the first at once, the rest counted.
+  void log_refusal(const std::string& line);
+  void log_refusals_due();
 
   reactor& loop_;
   std::string path_;
@@ -83,7 +89,10 @@ class control_server {
   bool paused_ = false;  // out of fds: the listener is not watched
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, client> clients_;
-  std::uint64_t followers_dropped_ = 0;  // since the last flush_followers(), which logs them
+  std::uint64_t followers_dropped_ = 0;
+  std::uint64_t refusals_unlogged_ = 0;
+  std::string last_refusal_;
+  std::chrono::steady_clock::time_point refusal_logged_{};  // since the last flush_followers(), which logs them
 };
 
 }  // namespace ufork

@@ -176,6 +176,9 @@ TEST(control, bad_clients_never_hurt_the_arbiter) {
   EXPECT_TRUE(ask(good, "status")["ok"]);
   pool.wait_count("control: refused pid \\d+: 16 clients connected already", 1);
   pool.wait_count("control: dropped a client that does not read its answers", 1);
+  // Refusals are logged once a second at most, the rest counted in the next line.
+  pool.wait_for("more refused since the last such line");
+  EXPECT_LT(pool.count("control: refused"), 100) << "a line per refused client";
 
   for (int fd : held) ::close(fd);
   // Every connection the arbiter held for them is closed again.

@@ -251,3 +251,67 @@ TEST(service, the_systemd_units_verify) {
 
 }  // namespace
 }  // namespace ufork::test
+
+namespace ufork::test {
+namespace {
+
+// Bad input to the command line: one clear line naming what is wrong, exit 2,
+// in the program's own words.
+TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
+  struct bad {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const bad cases[] = {
+      {{"hello", "--workers", "abc"}, "--workers: expected a whole number from 1 to 4096, not 'abc'"},
+      {{"hello", "--workers", "0"}, "--workers: expected a whole number from 1 to 4096, not '0'"},
+      {{"hello", "--log-max-size", "0"}, "--log-max-size: expected a whole number from 1 to 1099511627776, not '0'"},
+      {{"run", "--drain-delay", "soon", "--", "true"}, "--drain-delay: expected seconds from 0 to 3600, not 'soon'"},
+      {{"hello", "--bind", "nonsense"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
+      {{"hello", "--bind", "127.0.0.1:70000"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
+      {{"hello", "--metrics", "nowhere"}, "--metrics: expected HOST:PORT"},
+      {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, ctl, console, top"},
+      {{"top", "--socket", "/nowhere", "--interval", "0"}, "--interval: expected seconds from 0.1 to 3600, not '0'"},
+  };
+  for (const auto& c : cases) {
+    auto r = run_program(UFORK_CLI_PATH, c.args);
+    EXPECT_EQ(r.code, 2) << c.args[0] << " " << c.args[1] << ": " << r.out;
+    EXPECT_NE(r.out.find(c.says), std::string::npos) << r.out;
+    EXPECT_LT(r.out.size(), 300u) << "one line, not a 300-digit bound: " << r.out;
+  }
+}
+
+// A second `ufork hello --reuseport` on a port another process listens on
+// is refused (it would share that process's traffic) unless it asks to join.
+TEST(cli, reuseport_onto_a_busy_port_is_refused_without_join) {
+  auto first = ufork({"hello", "--workers", "1", "--bind", "127.0.0.1:0", "--reuseport"});
+  auto listening = first.wait_for(R"(listening on http://127\.0\.0\.1:(\d+)/)");
+  ASSERT_FALSE(listening.empty());
+  int port = std::stoi(listening[1]);
+  std::string addr = "127.0.0.1:" + std::to_string(port);
+  auto refused = run_program(UFORK_CLI_PATH, {"hello", "--workers", "1", "--bind", addr, "--reuseport"});
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  EXPECT_NE(refused.out.find(addr + " is in use by another process; --reuseport would share its connections"),
+            std::string::npos)
+      << refused.out;
+  auto log = temp_path("join-dir") + "/hello.log";  // in a directory that does not exist yet
+  auto joined = ufork({"hello", "--workers", "1", "--bind", addr, "--reuseport", "--join", "--log", log});
+  joined.wait_for("ufork hello: logging to " + log);  // the terminal says where the lines went
+  // Then its lines go to the file: stopped once it is ready there.
+  auto ready_in_log = [&] {
+    std::ifstream f(log);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return text.find("ufork hello: ready") != std::string::npos;
+  };
+  for (auto until = std::chrono::steady_clock::now() + 20s; !ready_in_log() && std::chrono::steady_clock::now() < until;)
+    joined.drain_for(20ms);
+  ASSERT_TRUE(ready_in_log());
+  joined.signal(SIGTERM);
+  EXPECT_EQ(joined.wait_exit(), 0);
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait_exit(), 0);
+  std::filesystem::remove_all(temp_path("join-dir"));
+}
+
+}  // namespace
+}  // namespace ufork::test
