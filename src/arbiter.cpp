@@ -73,6 +73,7 @@ class arbiter::impl {
     pool_.attach({[this](bool own_signals) { open(own_signals); },
                   [this] {
                     if (control_) control_->resume_if_fds_free();
+                    if (status_) status_->resume_if_fds_free();
                   },
                   [this] { close(); }});
   }

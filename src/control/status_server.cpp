@@ -1,5 +1,6 @@
 #include "control/status_server.hpp"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -28,10 +29,13 @@ status_server::status_server(reactor& loop, const std::string& address, json_fn 
   auto bound = http::bind_endpoint(address, false, true, 64);
   listen_ = std::move(bound.fd);
   address_ = std::move(bound.address);
+  // Non-blocking: a client that connects and resets before the accept
+  // leaves nothing to accept, and a blocking accept would stall the loop.
+  if (auto ec = sys::set_nonblocking(listen_.get())) throw error(ec, "status page: O_NONBLOCK");
   auto timer = sys::make_timerfd();
   if (!timer) throw error(timer.error(), "timerfd (status page)");
   timer_ = std::move(timer).value();
-  // One accept per wakeup: the listening socket blocks, the loop is level-triggered.
+  // One accept per wakeup; the loop is level-triggered.
   listen_token_ = loop_.add(listen_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
   timer_token_ = loop_.add(timer_.get(), EPOLLIN, [this](std::uint32_t) { on_timer(); });
 }
@@ -44,7 +48,14 @@ status_server::~status_server() {
 
 void status_server::on_accept() {
   auto accepted = sys::accept(listen_.get(), true);
-  if (!accepted) return;  // gone already, or out of fds: the next wakeup retries
+  if (!accepted) {
+    auto ec = accepted.error();
+    if (ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system) {
+      loop_.modify(listen_token_, 0);  // the queued connection would wake the loop again and again
+      paused_ = true;
+    }
+    return;  // EAGAIN: gone already
+  }
   sys::unique_fd fd = std::move(accepted).value();
   if (static_cast<int>(conns_.size()) >= max_clients) {
     std::string busy = response(503, "Service Unavailable", "text/plain", "too many clients\n", false);
@@ -57,6 +68,12 @@ void status_server::on_accept() {
   c.deadline = std::chrono::steady_clock::now() + max_time;
   c.token = loop_.add(c.fd.get(), EPOLLIN, [this, id](std::uint32_t ev) { on_conn(id, ev); });
   arm();
+}
+
+void status_server::resume_if_fds_free() {
+  if (!paused_ || !sys::open_dev_null(O_RDONLY)) return;  // one fd free (closed at once)
+  paused_ = false;
+  loop_.modify(listen_token_, EPOLLIN);
 }
 
 void status_server::on_conn(std::uint64_t id, std::uint32_t events) {

@@ -40,6 +40,9 @@ class status_server {
   status_server& operator=(const status_server&) = delete;
 
   const std::string& address() const noexcept { return address_; }
+  // Out of fds, the listener waits outside epoll; the loop calls this after
+  // each turn (cheap unless paused) to take it back once an fd is free.
+  void resume_if_fds_free();
 
  private:
   struct conn {
@@ -62,6 +65,7 @@ class status_server {
   log_fn log_;
   sys::unique_fd listen_, timer_;
   reactor::token listen_token_ = 0, timer_token_ = 0;
+  bool paused_ = false;
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, conn> conns_;
 };

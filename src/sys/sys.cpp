@@ -81,6 +81,12 @@ void set_cloexec(int fd) noexcept {
   if (flags >= 0 && !(flags & FD_CLOEXEC)) (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
+std::error_code set_nonblocking(int fd) noexcept {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return last_error();
+  return {};
+}
+
 std::error_code seek_to_end(int fd) noexcept {
   if (::lseek(fd, 0, SEEK_END) < 0) return last_error();
   return {};

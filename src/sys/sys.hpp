@@ -50,6 +50,7 @@ class result {
 // registers them. Thread-safe; not for a forked child (it takes a lock).
 void own_fd(int fd) noexcept;
 void set_cloexec(int fd) noexcept;
+std::error_code set_nonblocking(int fd) noexcept;
 std::vector<int> owned_fds();   // sorted
 // Forgets and closes an fd of ufork's held as a plain int; -1 is ignored.
 void close_fd(int fd) noexcept;
