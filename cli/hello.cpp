@@ -23,7 +23,9 @@ int run_hello(hello_options o) {
     forget_activation();
   }
   // --reuseport on an address another process listens on would share its
-  // traffic with it, silently: a probe bind without SO_REUSEPORT tells.
+  // traffic with it, silently: a probe bind without SO_REUSEPORT tells. (An
+  // instance still starting, whose workers do not listen yet, holds the port
+  // without listening: the probe, which must allow TIME_WAIT, misses it.)
   if (o.reuseport && !o.join && !o.bind.starts_with("fd:") && !o.bind.ends_with(":0")) {
     try {
       (void)http::bind_endpoint(o.bind, false, false, 0);

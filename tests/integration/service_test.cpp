@@ -288,6 +288,7 @@ TEST(cli, reuseport_onto_a_busy_port_is_refused_without_join) {
   auto listening = first.wait_for(R"(listening on http://127\.0\.0\.1:(\d+)/)");
   ASSERT_FALSE(listening.empty());
   int port = std::stoi(listening[1]);
+  first.wait_for("ufork hello: ready");  // its workers listen: the arbiter only holds the port, unlistened
   std::string addr = "127.0.0.1:" + std::to_string(port);
   auto refused = run_program(UFORK_CLI_PATH, {"hello", "--workers", "1", "--bind", addr, "--reuseport"});
   EXPECT_EQ(refused.code, 1) << refused.out;
