@@ -7,8 +7,6 @@
 #include <utility>  // before any Boost header (Boost 1.74's awaitable.hpp)
 
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
@@ -23,22 +21,28 @@
 
 #include "ufork/arbiter.hpp"
 #include "ufork/error.hpp"
+#include "sys/process.hpp"
+#include "sys/sys.hpp"
 #include "ufork/log.hpp"
+#include "gil.hpp"
 #include "wsgi.hpp"
 
 namespace py = pybind11;
+namespace sys = ufork::sys;
 
 namespace {
+
+sys::unique_fd made(sys::result<sys::unique_fd> r, const char* what) {
+  if (!r) throw ufork::error(r.error(), what);
+  return std::move(r).value();
+}
 
 // A Python callable kept by C++ callbacks: released (and so its GIL taken)
 // only where Python can be called.
 using pyfn = std::shared_ptr<py::object>;
 pyfn keep(py::object o) {
   if (o.is_none()) return nullptr;
-  return {new py::object(std::move(o)), [](py::object* p) {
-            py::gil_scoped_acquire gil;
-            delete p;
-          }};
+  return ufork::python::shared_with_gil(new py::object(std::move(o)));
 }
 
 // An exception escaping a Python hook of the arbiter: printed with its
@@ -241,7 +245,7 @@ class core {
   // once; the first exception reaches run()'s caller once the pool is down.
   void on_wakeup(int fd) {
     char buf[64];
-    while (::read(fd, buf, sizeof buf) > 0) {
+    for (auto n = sys::read(fd, buf, sizeof buf); n && n.value() > 0; n = sys::read(fd, buf, sizeof buf)) {
     }
     py::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() == 0) return;
@@ -264,7 +268,7 @@ class core {
       e.restore();
       PyErr_Print();
       std::fflush(nullptr);
-      ::_exit(70);
+      sys::child::exit(70);  // EX_SOFTWARE
     }
     if (wsgi_) PyEval_SaveThread();  // the helper's loop waits without the GIL; each request takes it
   }
@@ -295,8 +299,7 @@ class heartbeat {
       : on_stop_(keep(std::move(on_stop))),
         interrupt_(keep(std::move(interrupt))),
         main_(PyThread_get_thread_ident()),
-        done_(::eventfd(0, EFD_CLOEXEC)) {
-    if (done_ < 0) throw ufork::error(std::error_code(errno, std::generic_category()), "eventfd");
+        done_(made(sys::make_eventfd(false), "eventfd")) {
     ufork::worker& w = me();
     thread_ = std::thread([this, &w] { beat(w); });
   }
@@ -330,13 +333,12 @@ class heartbeat {
   // Ends the thread.
   void close() {
     if (!thread_.joinable()) return;
-    std::uint64_t one = 1;
-    (void)!::write(done_, &one, sizeof one);
+    sys::eventfd_signal(done_.get());
     {
       py::gil_scoped_release nogil;
       thread_.join();
     }
-    ::close(done_);
+    done_.reset();
   }
 
  private:
@@ -349,7 +351,7 @@ class heartbeat {
   }
 
   void beat(ufork::worker& w) {
-    pollfd fds[2] = {{w.stop_fd(), POLLIN, 0}, {done_, POLLIN, 0}};
+    pollfd fds[2] = {{w.stop_fd(), POLLIN, 0}, {done_.get(), POLLIN, 0}};
     int interval = static_cast<int>(w.heartbeat_interval().count());
     bool stopping = false;
     for (;;) {
@@ -383,7 +385,7 @@ class heartbeat {
 
   pyfn on_stop_, interrupt_;
   unsigned long main_;
-  int done_;
+  sys::unique_fd done_;
   std::mutex mu_;
   bool returned_ = false, stopped_ = false, pre_exit_failed_ = false;
   std::thread thread_;

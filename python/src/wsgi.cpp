@@ -1,5 +1,7 @@
 #include "wsgi.hpp"
 
+#include "gil.hpp"
+
 #include <cstdio>
 #include <stdexcept>
 #include <string_view>
@@ -9,16 +11,6 @@ namespace {
 
 namespace py = pybind11;
 namespace bhttp = boost::beast::http;
-
-// A Python object shared by C++ objects that the HTTP helper may copy or
-// destroy without the GIL: only the last owner takes the GIL, to drop it.
-template <class T>
-std::shared_ptr<T> shared_with_gil(T* p) {
-  return {p, [](T* q) {
-            py::gil_scoped_acquire gil;
-            delete q;
-          }};
-}
 
 std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 

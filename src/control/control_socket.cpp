@@ -223,12 +223,14 @@ std::string control_server::start_following(client& c, std::string_view line) {
   if (auto* why = std::get_if<std::string>(&parsed)) return error_line(*why);
   const follow_spec& f = std::get<follow_spec>(parsed);
   c.follow = f;
+  ++followers_;
   std::string what = f.worker >= 0 ? "worker " + std::to_string(f.worker) + "'s lines" : "the workers' lines";
   return answer_line(ok("following " + what + (f.events ? " and the pool's events" : "") + " as they come",
                         R"({"following":true})"));
 }
 
 void control_server::publish(const log_line& line) {
+  if (followers_ == 0) return;  // the common case, on every line of every worker
   for (auto& [id, c] : clients_) {
     if (!c.follow || c.closing) continue;
     const follow_spec& f = *c.follow;
@@ -252,6 +254,7 @@ void control_server::publish(const log_line& line) {
 }
 
 void control_server::flush_followers() {
+  if (followers_ == 0 && followers_dropped_ == 0) return;
   std::vector<std::uint64_t> gone;
   for (auto& [id, c] : clients_)
     if (c.follow && !c.out.empty() && !write_out(c)) gone.push_back(id);
@@ -288,6 +291,7 @@ void control_server::drop(std::uint64_t id) {
   auto it = clients_.find(id);
   if (it == clients_.end()) return;
   loop_.remove(it->second.token);
+  if (it->second.follow) --followers_;
   clients_.erase(it);
 }
 

@@ -89,6 +89,7 @@ class control_server {
   bool paused_ = false;  // out of fds: the listener is not watched
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, client> clients_;
+  int followers_ = 0;  // clients with `follow`: none, and a line costs nothing here
   std::uint64_t followers_dropped_ = 0;
   std::uint64_t refusals_unlogged_ = 0;
   std::string last_refusal_;

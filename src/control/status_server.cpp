@@ -102,7 +102,7 @@ void status_server::on_conn(std::uint64_t id, std::uint32_t events) {
 
 // Read-only: GET and HEAD of a few paths.
 std::string answer_status_request(std::string_view request,
-                                  const std::function<std::string(const std::string&, bool)>& json_) {
+                                  const std::function<std::string(const std::string&, bool)>& answer) {
   std::string_view line = request.substr(0, request.find_first_of("\r\n"));
   auto sp1 = line.find(' '), sp2 = line.rfind(' ');
   if (sp1 == std::string_view::npos || sp2 == sp1 || !line.substr(sp2 + 1).starts_with("HTTP/1."))
@@ -113,12 +113,12 @@ std::string answer_status_request(std::string_view request,
     return response(405, "Method Not Allowed", "text/plain", "read-only: GET and HEAD\n", false);
   std::string_view path = target.substr(0, target.find('?'));
   if (path == "/metrics") {
-    std::string text = json_("metrics", false);
+    std::string text = answer("metrics", false);
     if (!text.empty() && text.back() != '\n') text += '\n';  // the format's last line ends too
     return response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, head);
   }
   if (path == "/status" || path == "/workers" || path == "/dead")
-    return response(200, "OK", "application/json", json_(std::string(path.substr(1)), true) + "\n", head);
+    return response(200, "OK", "application/json", answer(std::string(path.substr(1)), true) + "\n", head);
   if (path == "/") return response(200, "OK", "text/html; charset=utf-8", std::string(status_page), head);
   return response(404, "Not Found", "text/plain", "not found; try /, /status, /workers, /dead or /metrics\n", head);
 }

@@ -481,17 +481,34 @@ TEST(control, ufork_ctl_follow_streams_json_lines_of_one_worker) {
   EXPECT_EQ(run_cli({"ctl", "--socket", path, "--events", "status"}).code, 2);
 }
 
-// One HTTP/1.1 request to 127.0.0.1:port; the whole answer (the server closes).
-std::string http_get(int port, const std::string& request) {
+// A TCP connection to 127.0.0.1:port, or -1.
+int connect_loopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return "connect failed";
-  }
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
+
+// A pool with the status page on `address`.
+pool_process status_pool(int workers, const std::string& address, std::chrono::milliseconds timeout = 2s) {
+  return pool_process([workers, address, timeout] {
+    auto o = test_options(workers);
+    o.metrics_address = address;
+    o.timeout = timeout;
+    hooks h;
+    h.post_fork = beat_until_stopped;
+    return run_pool_or_report(o, with_events(h));
+  });
+}
+
+// One HTTP/1.1 request to 127.0.0.1:port; the whole answer (the server closes).
+std::string http_get(int port, const std::string& request) {
+  int fd = connect_loopback(port);
+  if (fd < 0) return "connect failed";
   (void)!::write(fd, request.data(), request.size());
   std::string out;
   char buf[65536];
@@ -510,14 +527,7 @@ std::string body_of(const std::string& response) { return response.substr(respon
 // accepts, /status, /workers and /dead as JSON, the page itself, read-only,
 // bad requests answered, and answers while every worker is stopped (hung).
 TEST(status_page, serves_metrics_status_and_the_page_from_the_arbiters_loop) {
-  pool_process pool([] {
-    auto o = test_options(2);
-    o.metrics_address = "127.0.0.1:0";
-    o.timeout = 60s;  // the SIGSTOPped workers below stay, hung but not yet killed
-    hooks h;
-    h.post_fork = beat_until_stopped;
-    return run_pool_or_report(o, with_events(h));
-  });
+  auto pool = status_pool(2, "127.0.0.1:0", 60s);  // the SIGSTOPped workers below stay, hung but not yet killed
   int port = std::stoi(pool.wait_for(R"(status page on http://127\.0\.0\.1:(\d+)/)")[1]);
   pool.wait_count("event ready", 2);
 
@@ -568,23 +578,12 @@ TEST(status_page, serves_metrics_status_and_the_page_from_the_arbiters_loop) {
 // 16 connections at once, the 17th answered 503; a connection that sends
 // nothing is closed by the arbiter after its 10 s (a deadline of 30 s here).
 TEST(status_page, limits_clients_and_their_time) {
-  pool_process pool([] {
-    auto o = test_options(1);
-    o.metrics_address = "127.0.0.1:0";
-    hooks h;
-    h.post_fork = beat_until_stopped;
-    return run_pool_or_report(o, with_events(h));
-  });
+  auto pool = status_pool(1, "127.0.0.1:0");
   int port = std::stoi(pool.wait_for(R"(status page on http://127\.0\.0\.1:(\d+)/)")[1]);
   std::vector<int> idle;
   for (int i = 0; i < 16; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    idle.push_back(fd);
+    idle.push_back(connect_loopback(port));
+    ASSERT_GE(idle.back(), 0);
   }
   // The 17th: its answer, once the arbiter has taken the 16 (each accept is a turn of its loop).
   std::string busy;
@@ -606,13 +605,7 @@ TEST(status_page, limits_clients_and_their_time) {
 }
 
 TEST(status_page, warns_when_not_on_a_loopback_address) {
-  pool_process pool([] {
-    auto o = test_options(1);
-    o.metrics_address = "0.0.0.0:0";
-    hooks h;
-    h.post_fork = beat_until_stopped;
-    return run_pool_or_report(o, with_events(h));
-  });
+  auto pool = status_pool(1, "0.0.0.0:0");
   pool.wait_for(R"(status page on http://0\.0\.0\.0:\d+/ .*WARNING: not a loopback address)");
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);

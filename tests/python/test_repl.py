@@ -3,76 +3,79 @@ import os
 import re
 import urllib.request
 
+import pytest
+
 from conftest import PYTHON, free_port
 from pty_session import Session
 
 
-def test_the_readme_session_at_the_python_repl():
+@pytest.fixture
+def repl():
+    """python3 at its >>> prompt under a pty, `import ufork` typed."""
+    s = Session([PYTHON, '-q'], dict(os.environ, TERM='xterm'))
+    try:
+        s.expect('>>> ')
+        s.line('import ufork')
+        s.expect('>>> ')
+        yield s
+    finally:
+        s.close()
+
+
+def test_the_readme_session_at_the_python_repl(repl):
+    s = repl
     port = free_port()
-    s = Session([PYTHON, '-q'], dict(os.environ, TERM='xterm'))
-    try:
-        s.expect('>>> ')
-        s.line('import ufork')
-        s.expect('>>> ')
-        s.line('def app(env, start_response):')
-        s.line("    start_response('200 OK', [('Content-Type', 'text/plain')])")
-        s.line("    return [b'hello from the REPL\\n']")
-        s.line('')
-        s.expect('>>> ')
-        s.line("ufork.serve_wsgi_gevent(app, ('127.0.0.1', %d))" % port)
-        s.expect_all('ufork>> ', r'arbiter pid \d+')  # the prompt's thread and the pool's loop: either first
-        assert urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=30).read() == b'hello from the REPL\n'
+    s.line('def app(env, start_response):')
+    s.line("    start_response('200 OK', [('Content-Type', 'text/plain')])")
+    s.line("    return [b'hello from the REPL\\n']")
+    s.line('')
+    s.expect('>>> ')
+    s.line("ufork.serve_wsgi_gevent(app, ('127.0.0.1', %d))" % port)
+    s.expect_all('ufork>> ', r'arbiter pid \d+')  # the prompt's thread and the pool's loop: either first
+    assert urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=30).read() == b'hello from the REPL\n'
 
-        s.line('arbiter')  # Python, with `arbiter` bound
-        s.expect(r'<ufork\.Arbiter pid=\d+ size=\d+ workers=\[[\d, ]+\]>')
-        s.line('workers')  # a pool command
-        s.expect(r'id +pid +gen state')
-        s.line('x = len(arbiter.workers) * 21')  # multi-statement Python, in the caller's globals
-        s.line('print(x, app.__name__)')
-        s.expect(r'\b(21|42) app\b')
-        s.line('py print("forced")')
-        s.expect('forced')
+    s.line('arbiter')  # Python, with `arbiter` bound
+    s.expect(r'<ufork\.Arbiter pid=\d+ size=\d+ workers=\[[\d, ]+\]>')
+    s.line('workers')  # a pool command
+    s.expect(r'id +pid +gen state')
+    s.line('x = len(arbiter.workers) * 21')  # multi-statement Python, in the caller's globals
+    s.line('print(x, app.__name__)')
+    s.expect(r'\b(21|42) app\b')
+    s.line('py print("forced")')
+    s.expect('forced')
 
-        # The worker pids, as the pool sees them, to check none is left.
-        s.line('print("pids", sorted(w.pid for w in arbiter.workers.values()))')
-        pids = [int(p) for p in re.findall(r'\d+', s.expect(r'pids \[([\d, ]+)\]').group(1))]
-        assert pids
+    # The worker pids, as the pool sees them, to check none is left.
+    s.line('print("pids", sorted(w.pid for w in arbiter.workers.values()))')
+    pids = [int(p) for p in re.findall(r'\d+', s.expect(r'pids \[([\d, ]+)\]').group(1))]
+    assert pids
 
-        s.send('\x03')  # Ctrl-C: the pool stops, then KeyboardInterrupt at the caller
-        s.expect('all workers stopped')
-        s.expect('KeyboardInterrupt')
-        s.expect('>>> ')
-        for pid in pids:
-            assert not os.path.exists('/proc/%d' % pid), 'worker %d left behind' % pid
-        # The workers never saw the terminal's SIGINT: each stopped by SIGTERM, cleanly.
-        assert 'KeyboardInterrupt' not in re.sub(r'Traceback.*', '', s.text.split('Ctrl-C stops it')[1], flags=re.S)
-        assert len(re.findall(r'stopped: exit 0 \(EX_OK\)', s.text)) == len(pids)
+    s.send('\x03')  # Ctrl-C: the pool stops, then KeyboardInterrupt at the caller
+    s.expect('all workers stopped')
+    s.expect('KeyboardInterrupt')
+    s.expect('>>> ')
+    for pid in pids:
+        assert not os.path.exists('/proc/%d' % pid), 'worker %d left behind' % pid
+    # The workers never saw the terminal's SIGINT: each stopped by SIGTERM, cleanly.
+    assert 'KeyboardInterrupt' not in re.sub(r'Traceback.*', '', s.text.split('Ctrl-C stops it')[1], flags=re.S)
+    assert len(re.findall(r'stopped: exit 0 \(EX_OK\)', s.text)) == len(pids)
 
-        # The REPL is usable again: one echo per key, as before.
-        s.line('print(6 * 7)')
-        s.expect(r'\n42\n>>> ')
-        assert s.text.count('print(6 * 7)') == 1, s.text
-        s.line('ufork.LAST_ARBITER.stopping')
-        s.expect('True')
-    finally:
-        s.close()
+    # The REPL is usable again: one echo per key, as before.
+    s.line('print(6 * 7)')
+    s.expect(r'\n42\n>>> ')
+    assert s.text.count('print(6 * 7)') == 1, s.text
+    s.line('ufork.LAST_ARBITER.stopping')
+    s.expect('True')
 
 
-def test_ctrl_d_at_the_prompt_stops_the_pool_and_run_returns():
-    s = Session([PYTHON, '-q'], dict(os.environ, TERM='xterm'))
-    try:
-        s.expect('>>> ')
-        s.line('import ufork')
-        s.expect('>>> ')
-        s.line("a = ufork.Arbiter(post_fork=lambda: print('up', flush=True), size=1)")
-        s.expect('>>> ')
-        s.line('print("run returned", a.run())')
-        s.expect_all('ufork>> ', r'\] up')
-        s.send('\x04')  # Ctrl-D
-        s.expect('all workers stopped')
-        s.expect('run returned 0')
-        s.expect('>>> ')
-        s.line('print(len(a.dead_workers), a.stopping)')
-        s.expect(r'1 True')
-    finally:
-        s.close()
+def test_ctrl_d_at_the_prompt_stops_the_pool_and_run_returns(repl):
+    s = repl
+    s.line("a = ufork.Arbiter(post_fork=lambda: print('up', flush=True), size=1)")
+    s.expect('>>> ')
+    s.line('print("run returned", a.run())')
+    s.expect_all('ufork>> ', r'\] up')
+    s.send('\x04')  # Ctrl-D
+    s.expect('all workers stopped')
+    s.expect('run returned 0')
+    s.expect('>>> ')
+    s.line('print(len(a.dead_workers), a.stopping)')
+    s.expect(r'1 True')
