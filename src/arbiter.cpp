@@ -12,6 +12,7 @@
 #include "control/status_server.hpp"
 #include "core/pool.hpp"
 #include "sys/process.hpp"
+#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -19,20 +20,21 @@ namespace {
 
 #ifndef UFORK_NO_CONSOLE
 // The terminal's sink while the prompt shows: output goes above the line
-// being typed, which is redrawn after it.
+// being typed, which is redrawn after it. (An upgrade closes the prompt
+// for its exec; it is back if the exec fails.)
 class console_sink final : public log_sink {
  public:
-  console_sink(std::shared_ptr<log_sink> inner, console& c) : inner_(std::move(inner)), console_(c) {}
+  console_sink(std::shared_ptr<log_sink> inner, std::unique_ptr<console>& c) : inner_(std::move(inner)), console_(c) {}
   void write(const log_line& line) override {
-    console_.hide();
+    if (console_) console_->hide();
     inner_->write(line);
     dirty_ = true;
   }
   void flush() override {
-    if (!dirty_) return inner_->flush();
-    console_.hide();
+    if (!dirty_ || !console_) return inner_->flush();
+    console_->hide();
     inner_->flush();
-    console_.show();
+    console_->show();
     dirty_ = false;
   }
   void reopen() override { inner_->reopen(); }
@@ -40,7 +42,7 @@ class console_sink final : public log_sink {
 
  private:
   std::shared_ptr<log_sink> inner_;
-  console& console_;
+  std::unique_ptr<console>& console_;
   bool dirty_ = false;
 };
 #endif
@@ -75,7 +77,9 @@ class arbiter::impl {
                     if (control_) control_->resume_if_fds_free();
                     if (status_) status_->resume_if_fds_free();
                   },
-                  [this] { close(); }});
+                  [this] { close(); },
+                  [this] { suspend_console(); }, [this] { resume_console(); },
+                  [](int fd, bool ok, const std::string& text) { answer_upgrade(fd, ok, text); }});
   }
   // The loop's thread uses the parts below until it ends.
   ~impl() { pool_.join(); }
@@ -107,7 +111,12 @@ class arbiter::impl {
     if (!o.control_path.empty())
       control_ = std::make_unique<control_server>(
           pool_.loop(), o.control_path, o.max_control_clients,
-          [this](std::string_view line) { return answer_line(commands_.execute(line)); },
+          [this](std::string_view line, int client) {
+            commands_.set_requester(client);
+            std::string answer = answer_line(commands_.execute(line));
+            commands_.set_requester(-1);
+            return answer;
+          },
           [this](const std::string& msg) { pool_.log_text(msg); });
     if (control_) pool_.set_sink(std::make_shared<follow_sink>(pool_.sink(), *control_));
     if (!o.metrics_address.empty()) {
@@ -126,14 +135,35 @@ class arbiter::impl {
     for (const auto& [fd, fn] : watches_) pool_.loop().add(fd, EPOLLIN, [fn = fn](std::uint32_t) { fn(); });
 #ifndef UFORK_NO_CONSOLE
     if (own_signals && o.console && console::available()) {
-      console_ = std::make_unique<console>(
-          pool_.loop(), o.history_file, [this](const std::string& line) { on_console_line(line); },
-          [this](const std::string& so_far) { return commands_.completions(so_far); });
-      pool_.set_sink(std::make_shared<console_sink>(pool_.sink(), *console_));
+      make_console();
+      pool_.set_sink(std::make_shared<console_sink>(pool_.sink(), console_));
     }
 #else
     (void)own_signals;
 #endif
+  }
+
+  // The prompt, and the terminal's settings back as they were before it,
+  // around an upgrade's exec (the next image shows its own).
+  void suspend_console() noexcept {
+#ifndef UFORK_NO_CONSOLE
+    prompt_was_open_ = console_ != nullptr;
+    console_.reset();
+#endif
+  }
+  void resume_console() {
+#ifndef UFORK_NO_CONSOLE
+    if (std::exchange(prompt_was_open_, false)) make_console();
+#endif
+  }
+
+  // The client that asked for the upgrade hears how it went from the image
+  // that adopted the pool.
+  static void answer_upgrade(int fd, bool ok, const std::string& text) {
+    if (fd < 0) return;
+    std::string line = answer_line(ok ? ufork::ok(text, R"({"upgraded":true})") : fail(text)) + "\n";
+    (void)sys::send_waiting(fd, line.data(), line.size());
+    sys::close_fd(fd);
   }
 
   void close() noexcept {
@@ -145,6 +175,12 @@ class arbiter::impl {
   }
 
 #ifndef UFORK_NO_CONSOLE
+  void make_console() {
+    console_ = std::make_unique<console>(
+        pool_.loop(), pool_.opts().history_file, [this](const std::string& line) { on_console_line(line); },
+        [this](const std::string& so_far) { return commands_.completions(so_far); });
+  }
+
   void on_console_line(const std::string& line) {
     pool_.sink()->flush();
     reply r = commands_.execute(line);
@@ -153,6 +189,7 @@ class arbiter::impl {
   }
 
   std::unique_ptr<console> console_;
+  bool prompt_was_open_ = false;
 #endif
   std::unique_ptr<control_server> control_;
   std::unique_ptr<status_server> status_;

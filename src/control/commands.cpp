@@ -98,6 +98,7 @@ const std::vector<commands::builtin>& commands::builtins() {
       {"kill", "ID [SIGNAL]", "send a signal (default TERM) to worker ID", &commands::kill},
       {"restart", "ID", "replace worker ID, the new one ready before the old one stops", &commands::restart},
       {"reload", "", "replace every worker that way, one at a time", &commands::reload},
+      {"upgrade", "", "exec the program's file again (new code, same pid), then reload onto it", &commands::upgrade},
       {"reopen", "", "reopen the log files (as SIGUSR1; for logrotate)", &commands::reopen},
       {"stop", "", "stop the pool gracefully", &commands::stop},
   };
@@ -372,6 +373,13 @@ reply commands::reload(const args& a) {
   for (int i = 0; i < pool_.size(); ++i) all.push_back(i);
   if (auto why = pool_.reload(all); !why.empty()) return fail(why);
   return with_data(fmt::format("reloading {} workers, one at a time", all.size()), json{{"reloading", all}});
+}
+
+// Returns only when the upgrade did not happen; else the image that adopts
+// the pool answers the client that asked.
+reply commands::upgrade(const args& a) {
+  if (!a.empty()) return fail("usage: upgrade");
+  return fail("upgrade: " + pool_.upgrade(requester_));
 }
 
 reply commands::reopen(const args&) {

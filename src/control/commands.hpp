@@ -24,6 +24,9 @@ class commands {
   std::vector<std::string> names() const;
   // On the pool's loop thread.
   reply execute(std::string_view line);
+  // The control client whose line runs now (its fd), or -1: an upgrade
+  // hands it over, and the image that adopts the pool answers it.
+  void set_requester(int fd) noexcept { requester_ = fd; }
   // The words that may follow what was typed so far (the prompt's Tab).
   std::vector<std::string> completions(const std::string& so_far) const;
 
@@ -49,10 +52,12 @@ class commands {
   reply kill(const args&);
   reply restart(const args&);
   reply reload(const args&);
+  reply upgrade(const args&);
   reply reopen(const args&);
   reply stop(const args&);
 
   pool& pool_;
+  int requester_ = -1;
   std::map<std::string, registered> registered_;
 };
 

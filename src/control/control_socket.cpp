@@ -45,16 +45,23 @@ control_server::control_server(reactor& loop, std::string path, int max_clients,
   if (path_.empty() || path_.size() > max_path)
     throw error(std::make_error_code(std::errc::filename_too_long),
                 "control socket path must be 1 to " + std::to_string(max_path) + " bytes: " + path_);
-  clear_stale(path_);
-  auto made = sys::make_unix_socket(true);
-  if (!made) throw error(made.error(), "socket(control)");
-  listen_ = std::move(made).value();
-  if (auto ec = sys::bind_unix(listen_.get(), path_, 0600)) throw error(ec, "bind(" + path_ + ")");
-  if (auto ec = sys::listen(listen_.get(), 128)) {
-    std::error_code ignored;
-    std::filesystem::remove(path_, ignored);
-    throw error(ec, "control socket " + path_);
+  const std::string carried_as = "unix " + path_;
+  if (int fd = sys::take_carried(carried_as); fd >= 0) {  // no moment without it across an upgrade
+    sys::own_fd(fd);
+    listen_.reset(fd);
+  } else {
+    clear_stale(path_);
+    auto made = sys::make_unix_socket(true);
+    if (!made) throw error(made.error(), "socket(control)");
+    listen_ = std::move(made).value();
+    if (auto ec = sys::bind_unix(listen_.get(), path_, 0600)) throw error(ec, "bind(" + path_ + ")");
+    if (auto ec = sys::listen(listen_.get(), 128)) {
+      std::error_code ignored;
+      std::filesystem::remove(path_, ignored);
+      throw error(ec, "control socket " + path_);
+    }
   }
+  sys::carry(listen_.get(), carried_as);
   // Held in reserve: with the fd table full, accept fails with EMFILE and the
   // connection stays queued, so a level-triggered loop would spin. Closing
   // this one lets us accept and refuse it (libuv and nginx do the same).
@@ -189,7 +196,7 @@ void control_server::read_lines(client& c) {
     else if (line == "follow" || line.starts_with("follow "))
       c.out += start_following(c, line) + "\n";
     else
-      c.out += answer_(line) + "\n";
+      c.out += answer_(line, c.fd.get()) + "\n";
     start = nl + 1;
   }
   c.in.erase(0, start);

@@ -35,7 +35,8 @@ std::variant<follow_spec, std::string> parse_follow(std::string_view line);
 
 class control_server {
  public:
-  using answer_fn = std::function<std::string(std::string_view line)>;  // one line, no newline
+  // One line, no newline; client_fd is the asking client's socket.
+  using answer_fn = std::function<std::string(std::string_view line, int client_fd)>;
   using log_fn = std::function<void(const std::string&)>;
 
   static constexpr std::size_t max_line = 64 * 1024;
@@ -43,6 +44,7 @@ class control_server {
 
   // Throws ufork::error: path too long, not a socket, another arbiter
   // answers there, or a failed syscall. A stale socket file is replaced.
+  // After an in-place upgrade, the old image's listener is taken back.
   control_server(reactor& loop, std::string path, int max_clients, answer_fn answer, log_fn log);
   ~control_server();  // closes every connection and removes the socket file
 

@@ -33,6 +33,9 @@ class line_splitter {
     }
   }
 
+  // The bytes after the last newline, kept for the next feed.
+  const std::string& pending() const noexcept { return partial_; }
+
   // End of stream: the last line without its newline, if any.
   template <class Emit>
   void finish(Emit&& emit) {

@@ -8,6 +8,7 @@
 
 #include "core/pool.hpp"
 #include "sys/process.hpp"
+#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -53,13 +54,19 @@ void pool::close_output(int slot, pid_t pid, output& o, stream_kind s) {
 // Daemon mode: what the arbiter process itself writes to fd 1 and 2 (a
 // library's warning, an uncaught exception's message) becomes log lines too.
 void pool::capture_own_output() {
-  auto ends = sys::make_pipe(0);
-  if (!ends) throw error(ends.error(), "pipe(capture_output)");
-  std::fflush(nullptr);
-  for (int target : {STDOUT_FILENO, STDERR_FILENO})
-    if (auto ec = sys::dup_onto(ends->write.get(), target)) throw error(ec, "dup2(capture_output)");
   own_output_ = std::make_unique<output>(opts_.max_line);
-  own_output_->fd = std::move(ends->read);
+  if (int fd = sys::take_carried("capture"); fd >= 0) {  // after an upgrade: fd 1 and 2 write there already
+    sys::own_fd(fd);
+    own_output_->fd.reset(fd);
+  } else {
+    auto ends = sys::make_pipe(0);
+    if (!ends) throw error(ends.error(), "pipe(capture_output)");
+    std::fflush(nullptr);
+    for (int target : {STDOUT_FILENO, STDERR_FILENO})
+      if (auto ec = sys::dup_onto(ends->write.get(), target)) throw error(ec, "dup2(capture_output)");
+    own_output_->fd = std::move(ends->read);
+  }
+  sys::carry(own_output_->fd.get(), "capture");
   own_output_->token = loop_.add(own_output_->fd.get(), EPOLLIN, [this](std::uint32_t) {
     (void)on_output(-1, sys::own_pid(), *own_output_, stream_kind::arbiter);
   });

@@ -34,7 +34,7 @@ int default_workers() noexcept {
 namespace {
 
 constexpr std::size_t max_processes = 4096;  // scoreboard cells: live workers at once
-constexpr int pool_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1};
+constexpr int pool_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 
 void validate(const options& o) {
   auto positive = [](milliseconds d, const char* name) {
@@ -98,11 +98,19 @@ T must(sys::result<T> r, const char* what) {
   return std::move(r).value();
 }
 
+// The scoreboard an upgrade brought, or -1: a new one.
+int incoming_board() {
+  const upgrade::state* s = upgrade::incoming();
+  return s ? s->board : -1;
+}
+
 }  // namespace
 
 pool::pool(options opts, hooks h)
-    : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes), buf_(256 * 1024) {
+    : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes, incoming_board()), buf_(256 * 1024) {
   validate(opts_);
+  const upgrade::state* up = upgrade::incoming();
+  if (up) nofile_ = up->nofile;  // the limit the first image found, not the one it raised
   default_sink_ = !opts_.sink;
   if (!opts_.sink) opts_.sink = make_fd_sink(STDOUT_FILENO);
   if (opts_.capture_output && default_sink_)
@@ -110,9 +118,16 @@ pool::pool(options opts, hooks h)
   size_ = opts_.workers;
   table_.resize(size_);
 
-  auto [rx, tx] = must(sys::make_notify_pair(), "socketpair(notify)");
-  notify_rx_ = std::move(rx);
-  notify_tx_ = std::move(tx);
+  if (up) {  // the workers' socket pair, as they know it
+    notify_rx_.reset(up->notify_rx);
+    notify_tx_.reset(up->notify_tx);
+    sys::own_fd(up->notify_rx);
+    sys::own_fd(up->notify_tx);
+  } else {
+    auto [rx, tx] = must(sys::make_notify_pair(), "socketpair(notify)");
+    notify_rx_ = std::move(rx);
+    notify_tx_ = std::move(tx);
+  }
   wake_ = must(sys::make_eventfd(true), "eventfd(wake)");
   loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(notify_rx_.get()); });
   if (!opts_.user.empty() || !opts_.group.empty()) {
@@ -130,7 +145,12 @@ pool::pool(options opts, hooks h)
     listen_names_ = opts_.exec.listen_names;
     if (listen_names_.empty()) listen_names_.assign(opts_.exec.listen_fds.size(), "unknown");  // systemd's default
   }
-  if (opts_.exec.notify) {
+  if (opts_.exec.notify && up && up->exec_notify >= 0) {  // the name the workers were given
+    exec_notify_.reset(up->exec_notify);
+    sys::own_fd(up->exec_notify);
+    notify_socket_ = up->notify_name;
+    loop_.add(exec_notify_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(exec_notify_.get()); });
+  } else if (opts_.exec.notify) {
     static std::atomic<unsigned> pools{0};
     // Abstract names have no owner: a random part keeps another process
     // from taking it first (anyone may still send to it: on_notify checks).
@@ -356,6 +376,7 @@ void pool::on_signal() {
       case SIGHUP:
         if (auto why = reload(all_ids()); !why.empty()) log("SIGHUP: {}", why);
         break;
+      case SIGUSR2: log("SIGUSR2: upgrade not done: {}", upgrade(-1)); break;
     }
   }
 }
@@ -373,9 +394,16 @@ int pool::run_loop(bool own_signals) {
     int code = supervise(own_signals);
     finish(base_sink);
     return code;
-  } catch (...) {
+  } catch (const std::exception& e) {
+    // A new image that fails before it has adopted the pool gives it back
+    // to the old one (this returns only if that cannot run).
+    upgrade::roll_back(std::string("the new image's run() failed: ") + e.what());
     // Setup failed (a control socket in use, ...) or the loop itself did:
     // no worker may outlive the arbiter's supervision.
+    abandon();
+    finish(base_sink);
+    throw;
+  } catch (...) {
     abandon();
     finish(base_sink);
     throw;
@@ -390,6 +418,7 @@ int pool::supervise(bool own_signals) {
       if (auto ec = sys::become_subreaper()) throw error(ec, "prctl(PR_SET_CHILD_SUBREAPER)");
     reap_orphans_ = true;
   }
+  run_mode_ = own_signals;
   if (own_signals && opts_.handle_signals) install_signals();
   if (own_signals && opts_.notify_manager) open_manager_link();
   // run(): the process is ours, and the arbiter should be the OOM killer's
@@ -400,6 +429,7 @@ int pool::supervise(bool own_signals) {
   if (opts_.capture_output) capture_own_output();
   log("arbiter pid {}: {} workers, timeout {} ms{}", sys::own_pid(), size_, opts_.timeout.count(),
       opts_.control_path.empty() ? std::string() : ", control socket " + opts_.control_path);
+  if (const upgrade::state* up = upgrade::incoming()) adopt(*up);
   run_posted();
   maintain(clock::now());
   while (!(stopping_ && table_.empty())) {

@@ -30,6 +30,7 @@
 #include "core/worker_table.hpp"
 #include "core/reactor.hpp"
 #include "core/scoreboard.hpp"
+#include "core/upgrade.hpp"
 #include "sys/process.hpp"
 #include "sys/sys.hpp"
 #include "sys/unique_fd.hpp"
@@ -72,10 +73,15 @@ class pool {
   // What runs on the loop's thread besides the pool: `open` before the first
   // fork (own_signals: run() rather than start()), `after_turn` after each
   // turn of the loop, `close` when the loop ends, before the sink is restored.
+  // An upgrade: `before_exec` just before the exec (the terminal back as it
+  // was), `exec_failed` when it returned; in the image that adopts the pool,
+  // `upgraded` with the outcome for the client that asked (fd, or -1).
   struct attachment {
     std::function<void(bool own_signals)> open;
     std::function<void()> after_turn;
     std::function<void()> close;
+    std::function<void()> before_exec, exec_failed;
+    std::function<void(int reply_fd, bool ok, const std::string& text)> upgraded;
   };
   void attach(attachment a) { attachment_ = std::move(a); }
 
@@ -116,6 +122,9 @@ class pool {
   std::string reload(std::vector<int> ids);  // each successor ready before its predecessor stops
   void reopen_logs();
   void stop(bool fast) { begin_stop(fast, true); }
+  // The in-place upgrade (core/upgrade.hpp): returns only if refused or the
+  // exec failed, with why. reply_fd: the control client to answer, or -1.
+  std::string upgrade(int reply_fd);
 
   // A hook of the caller's: an exception escaping it is logged, and
   // supervision goes on.
@@ -149,6 +158,9 @@ class pool {
   int ready_count() const noexcept;
   void reap_orphans();
   rlimit restored_nofile() const;
+  // pool_upgrade.cpp
+  upgrade::state handover(int reply_fd) const;
+  void adopt(const upgrade::state& s);
   // supervise.cpp: recycling (options::recycle).
   void recycle(process& p, std::string why, clock::time_point now);
   void check_usage(clock::time_point now);
@@ -263,6 +275,7 @@ class pool {
 
   // run()'s own signal handling.
   bool own_signals_ = false;
+  bool run_mode_ = false;  // run(), not start(): the process is ours to exec
   reactor::token signals_token_ = 0;
   sigset_t old_mask_{};
   struct sigaction old_pipe_{};

@@ -2,19 +2,29 @@
 // are used, so the capacity costs address space, not memory.
 #include "core/scoreboard.hpp"
 
+#include <algorithm>
 #include <new>
+
+#include "sys/sys.hpp"
 
 #include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork::detail {
 
-scoreboard::scoreboard(std::size_t cells) : size_(cells) {
-  auto p = sys::map_shared(cells * sizeof(cell));
+scoreboard::scoreboard(std::size_t cells, int fd) : fd_(fd), size_(cells) {
+  if (fd_) {
+    sys::own_fd(fd);
+  } else {
+    auto made = sys::make_shared_memory("ufork-scoreboard", cells * sizeof(cell));
+    if (!made) throw error(made.error(), "memfd_create(scoreboard)");
+    fd_ = std::move(made).value();
+  }
+  auto p = sys::map_shared(fd_.get(), cells * sizeof(cell));
   if (!p) throw error(p.error(), "mmap(scoreboard)");
   cells_ = static_cast<cell*>(p.value());
   free_.reserve(cells);
-  for (std::size_t i = cells; i-- > 0;) free_.push_back(new (&cells_[i]) cell);
+  for (std::size_t i = cells; i-- > 0;) free_.push_back(fd < 0 ? new (&cells_[i]) cell : &cells_[i]);
 }
 
 scoreboard::~scoreboard() { sys::unmap(cells_, size_ * sizeof(cell)); }
@@ -30,5 +40,13 @@ cell* scoreboard::acquire() noexcept {
 }
 
 void scoreboard::release(cell* c) noexcept { free_.push_back(c); }
+
+cell* scoreboard::adopt(std::size_t index) noexcept {
+  if (index >= size_) return nullptr;
+  auto it = std::find(free_.begin(), free_.end(), &cells_[index]);
+  if (it == free_.end()) return nullptr;
+  free_.erase(it);
+  return &cells_[index];
+}
 
 }  // namespace ufork::detail

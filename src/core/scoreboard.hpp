@@ -1,7 +1,8 @@
 // scoreboard: one shared-memory cell per worker process, mapped before any
 // fork, so a heartbeat is a store and reading it costs the arbiter no syscall.
 // Never touches the filesystem (gunicorn's heartbeat file causes false
-// timeouts on slow disks).
+// timeouts on slow disks). The memory is a memfd, so that an in-place
+// upgrade maps the same cells again after its exec.
 #pragma once
 
 #include <atomic>
@@ -9,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "sys/unique_fd.hpp"
 
 namespace ufork::detail {
 
@@ -26,7 +29,9 @@ inline std::int64_t now_ns() noexcept {
 
 class scoreboard {
  public:
-  explicit scoreboard(std::size_t cells);  // throws ufork::error
+  // A new one, or (upgrade) the one in memfd `fd` (taken), every cell free
+  // until adopt(). Throws ufork::error.
+  explicit scoreboard(std::size_t cells, int fd = -1);
   ~scoreboard();
   scoreboard(const scoreboard&) = delete;
   scoreboard& operator=(const scoreboard&) = delete;
@@ -34,8 +39,14 @@ class scoreboard {
   // A zeroed cell, or nullptr when all are in use.
   cell* acquire() noexcept;
   void release(cell* c) noexcept;
+  // Upgrade: the memfd, a cell's index, and the cell of an adopted worker
+  // (in use again; nullptr for a bad or taken index).
+  int fd() const noexcept { return fd_.get(); }
+  std::size_t index(const cell* c) const noexcept { return static_cast<std::size_t>(c - cells_); }
+  cell* adopt(std::size_t index) noexcept;
 
  private:
+  sys::unique_fd fd_;
   cell* cells_;
   std::size_t size_;
   std::vector<cell*> free_;

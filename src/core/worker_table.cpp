@@ -14,6 +14,12 @@ process& worker_table::insert(std::unique_ptr<process> p, bool incoming) {
   return ref;
 }
 
+process& worker_table::insert_outgoing(std::unique_ptr<process> p) {
+  process& ref = *p;
+  procs_.emplace(p->pid, std::move(p));
+  return ref;
+}
+
 process* worker_table::find(pid_t pid) noexcept {
   auto it = procs_.find(pid);
   return it == procs_.end() ? nullptr : it->second.get();

@@ -84,6 +84,9 @@ class worker_table {
   // A forked worker (pid, slot, generation set) joins its slot: as its
   // current worker, or as the incoming one while the current one serves.
   process& insert(std::unique_ptr<process> p, bool incoming);
+  // A worker the slot has let go of (hung, replaced) joins as outgoing: an
+  // upgrade adopts it so.
+  process& insert_outgoing(std::unique_ptr<process> p);
   process* find(pid_t pid) noexcept;
   const process* find(pid_t pid) const noexcept;
   process* current(int slot) noexcept;

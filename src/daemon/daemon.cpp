@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -68,6 +69,9 @@ void launcher::failed(const std::string& why) noexcept {
 }
 
 launcher daemonize(const daemon_options& options) {
+  // An in-place upgrade's new image is the daemon already (same pid, same
+  // session, its stdio set): nothing to do, and no launcher waits.
+  if (std::getenv("UFORK_UPGRADE_STATE")) return launcher(-1);
   // Both ends are ufork's own: no worker may hold the launcher's pipe open.
   auto pipe = sys::make_pipe(0, true);
   if (!pipe) throw error(pipe.error(), "daemonize: pipe2");

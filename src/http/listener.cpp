@@ -46,6 +46,12 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
       fail(endpoint, "not an inet socket", std::make_error_code(std::errc::not_a_socket));
     return {sys::unique_fd(fd), describe(ss)};
   }
+  // After an in-place upgrade: the old image's socket, bound as this one would be.
+  const std::string carried_as = "tcp " + endpoint + (reuseport ? " reuseport" : "") + (listen_now ? "" : " unlistened");
+  if (int fd = sys::take_carried(carried_as); fd >= 0) {
+    sys::carry(fd, carried_as);
+    return {sys::unique_fd(fd), describe(sys::local_address(fd))};
+  }
   auto colon = endpoint.rfind(':');
   if (colon == std::string::npos || colon + 1 == endpoint.size())
     fail(endpoint, "expected HOST:PORT", std::make_error_code(std::errc::invalid_argument));
@@ -75,6 +81,7 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
   if (listen_now)
     if (auto ec = sys::listen(fd.get(), backlog)) fail(endpoint, "listen", ec);
   std::string address = describe(sys::local_address(fd.get()));
+  sys::carry(fd.get(), carried_as);
   return {std::move(fd), address};
 }
 

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -183,10 +184,67 @@ std::error_code set_fd_limit(const rlimit& limit) noexcept {
   return ::setrlimit(RLIMIT_NOFILE, &limit) != 0 ? last_error() : std::error_code();
 }
 
-result<void*> map_shared(std::size_t bytes) noexcept {
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+result<unique_fd> make_shared_memory(const char* name, std::size_t bytes) noexcept {
+  int fd = ::memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return last_error();
+  own_fd(fd);
+  unique_fd owned(fd);
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) return last_error();
+  return owned;
+}
+
+result<void*> map_shared(int fd, std::size_t bytes) noexcept {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return last_error();
   return p;
+}
+
+std::error_code keep_across_exec(int fd, bool keep) noexcept {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0) return last_error();
+  int want = keep ? flags & ~FD_CLOEXEC : flags | FD_CLOEXEC;
+  if (want != flags && ::fcntl(fd, F_SETFD, want) != 0) return last_error();
+  return {};
+}
+
+result<unique_fd> memory_file(const char* name, const std::string& text) noexcept {
+  int fd = ::memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return last_error();
+  own_fd(fd);
+  unique_fd owned(fd);
+  if (auto ec = write_all(fd, text.data(), text.size())) return ec;
+  if (::lseek(fd, 0, SEEK_SET) != 0) return last_error();
+  return owned;
+}
+
+result<std::string> read_whole(int fd, std::size_t limit) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return last_error();
+    if (n == 0) return out;
+    if (out.size() + static_cast<std::size_t>(n) > limit) return std::make_error_code(std::errc::file_too_large);
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+result<unique_fd> open_own_image() noexcept {
+  int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return last_error();
+  own_fd(fd);
+  return unique_fd(fd);
+}
+
+std::error_code exec_image(int fd, char* const* argv, char* const* envp) noexcept {
+  ::syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+  return last_error();
+}
+
+std::error_code exec_path(const char* path, char* const* argv, char* const* envp) noexcept {
+  ::execve(path, argv, envp);
+  return last_error();
 }
 
 void unmap(void* p, std::size_t bytes) noexcept { (void)::munmap(p, bytes); }

@@ -66,9 +66,26 @@ void reraise(int sig) noexcept;
 
 std::error_code set_fd_limit(const rlimit& limit) noexcept;
 
-// MAP_SHARED|MAP_ANONYMOUS: memory a forked child shares with this process.
-result<void*> map_shared(std::size_t bytes) noexcept;
+// Shared memory a forked child shares with this process, in a memfd of
+// `bytes` (close-on-exec, one of ufork's), so that an exec can map it again.
+result<unique_fd> make_shared_memory(const char* name, std::size_t bytes) noexcept;
+// MAP_SHARED of the first `bytes` of fd.
+result<void*> map_shared(int fd, std::size_t bytes) noexcept;
 void unmap(void* p, std::size_t bytes) noexcept;
+
+// For an exec of this process: the fd survives it (keep) or not.
+std::error_code keep_across_exec(int fd, bool keep) noexcept;
+// A memfd holding `text`, read from its start; close-on-exec.
+result<unique_fd> memory_file(const char* name, const std::string& text) noexcept;
+// The whole content of fd from offset 0 (pread), at most `limit` bytes.
+result<std::string> read_whole(int fd, std::size_t limit);
+// This process's executable as it runs now (/proc/self/exe), opened, even
+// if its path has since been replaced.
+result<unique_fd> open_own_image() noexcept;
+// execveat(fd, "", AT_EMPTY_PATH): runs the image that fd holds. Returns
+// only on failure, with errno's code.
+std::error_code exec_image(int fd, char* const* argv, char* const* envp) noexcept;
+std::error_code exec_path(const char* path, char* const* argv, char* const* envp) noexcept;
 
 // A seed for the worker's random(3): getrandom(2), else the pid and time.
 unsigned random_seed() noexcept;

@@ -20,9 +20,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <charconv>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 
 namespace ufork::sys {
 namespace {
@@ -44,6 +47,9 @@ result<unique_fd> fd_or_error(int fd) {
 struct registry {
   std::mutex mu;
   std::set<int> fds;
+  std::map<int, std::string> carried;   // carry(): fd -> name
+  std::map<std::string, int> arrived;   // take_carried(): name -> fd, from UFORK_UPGRADE_FDS
+  bool arrivals_read = false;
 };
 registry& owned() {
   static registry* r = new registry;  // never destroyed: fds close during static destruction too
@@ -66,6 +72,61 @@ void disown_fd(int fd) noexcept {
   auto& r = owned();
   std::lock_guard lock(r.mu);
   r.fds.erase(fd);
+  r.carried.erase(fd);
+}
+
+void carry(int fd, const std::string& name) {
+  if (fd < 0 || name.find('\n') != std::string::npos) return;  // one name per line in UFORK_UPGRADE_FDS
+  auto& r = owned();
+  std::lock_guard lock(r.mu);
+  r.carried[fd] = name;
+}
+
+std::vector<std::pair<int, std::string>> carried_fds() {
+  auto& r = owned();
+  std::lock_guard lock(r.mu);
+  std::vector<std::pair<int, std::string>> out(r.carried.begin(), r.carried.end());
+  for (auto& [name, fd] : r.arrived) out.emplace_back(fd, name);  // not taken (yet): they go along again
+  return out;
+}
+
+// UFORK_UPGRADE_FDS: "FD NAME" lines, as carried_fds() gave them to the old
+// image. Anything else in it is ignored: the state is checked apart.
+static void read_arrivals(registry& r) {
+  if (std::exchange(r.arrivals_read, true)) return;
+  const char* text = std::getenv("UFORK_UPGRADE_FDS");
+  if (!text) return;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    std::string_view line = rest.substr(0, rest.find('\n'));
+    rest.remove_prefix(std::min(rest.size(), line.size() + 1));
+    auto space = line.find(' ');
+    int fd = -1;
+    auto [end, ec] = std::from_chars(line.data(), line.data() + std::min(space, line.size()), fd);
+    if (ec == std::errc() && space != std::string_view::npos && fd > 2 && ::fcntl(fd, F_GETFD) >= 0)
+      r.arrived.emplace(std::string(line.substr(space + 1)), fd);
+  }
+}
+
+int take_carried(const std::string& name) {
+  auto& r = owned();
+  std::lock_guard lock(r.mu);
+  read_arrivals(r);
+  auto it = r.arrived.find(name);
+  if (it == r.arrived.end()) return -1;
+  int fd = it->second;
+  r.arrived.erase(it);
+  return fd;
+}
+
+std::vector<std::pair<int, std::string>> unclaimed_arrivals() {
+  auto& r = owned();
+  std::lock_guard lock(r.mu);
+  read_arrivals(r);
+  std::vector<std::pair<int, std::string>> out;
+  for (auto& [name, fd] : r.arrived) out.emplace_back(fd, name);
+  r.arrived.clear();
+  return out;
 }
 
 void close_fd(int fd) noexcept { unique_fd{fd}.reset(); }

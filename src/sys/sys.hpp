@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "sys/unique_fd.hpp"
+#include "ufork/export.hpp"
 
 namespace ufork::sys {
 
@@ -52,6 +53,16 @@ void own_fd(int fd) noexcept;
 void set_cloexec(int fd) noexcept;
 std::error_code set_nonblocking(int fd) noexcept;
 std::vector<int> owned_fds();   // sorted
+// An in-place upgrade carries the listening sockets the library bound (in
+// the arbiter) across its exec, by name ("tcp 127.0.0.1:7777", "unix
+// /run/x.sock"): the old image lists them (carry; closing an fd forgets it),
+// the new one takes each back under the same name before it would bind
+// again (take_carried: -1 if none came). What no one took is closed once
+// the pool is adopted (unclaimed_arrivals).
+void carry(int fd, const std::string& name);
+std::vector<std::pair<int, std::string>> carried_fds();
+int take_carried(const std::string& name);
+std::vector<std::pair<int, std::string>> unclaimed_arrivals();
 // Forgets and closes an fd of ufork's held as a plain int; -1 is ignored.
 void close_fd(int fd) noexcept;
 // Set once a syslog sink opened glibc's syslog socket (one of ufork's fds):

@@ -1,0 +1,156 @@
+// The pool's side of the in-place upgrade (core/upgrade.hpp): what it hands
+// over before the exec, and how the new image adopts it.
+#include <sys/epoll.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "core/pool.hpp"
+#include "sys/process.hpp"
+
+namespace ufork {
+namespace {
+
+std::int64_t since_epoch(clock::time_point t) { return t.time_since_epoch().count(); }
+clock::time_point time_of(std::int64_t ns) { return clock::time_point(clock::duration(ns)); }
+
+}  // namespace
+
+std::string pool::upgrade(int reply_fd) {
+  if (!run_mode_) return "an upgrade needs run(): under start() the process is the host program's";
+  if (stopping_) return "the pool is stopping";
+  if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
+  const std::string& path = upgrade::program_path();
+  if (path.empty() || !sys::executable(path)) return "no executable file at " + (path.empty() ? "?" : path);
+  upgrade::state s = handover(reply_fd);
+  log("upgrade: exec {} (pid {}); {} workers go on serving and are handed over", path, sys::own_pid(),
+      s.workers.size());
+  opts_.sink->flush();
+  std::cout.flush();
+  std::fflush(nullptr);
+  if (attachment_.before_exec) attachment_.before_exec();
+  std::string why = upgrade::exec_new_image(s);
+  if (attachment_.exec_failed) attachment_.exec_failed();
+  log("upgrade failed: {}; this image goes on", why);
+  return why;
+}
+
+upgrade::state pool::handover(int reply_fd) const {
+  upgrade::state s;
+  s.from = sys::own_pid();
+  s.board = board_.fd();
+  s.notify_rx = notify_rx_.get();
+  s.notify_tx = notify_tx_.get();
+  s.exec_notify = exec_notify_ ? exec_notify_.get() : -1;
+  s.notify_name = notify_socket_;
+  s.nofile = nofile_;
+  s.reply = reply_fd;
+  s.size = size_;
+  for (const auto& slot : table_.slots()) s.generations.push_back(slot.generation);
+  s.counters = counters_;
+  s.requests_of_exited = requests_of_exited_;
+  for (const auto& [pid, p] : table_.processes()) {
+    const slot_state& slot = table_.slot(p->slot);
+    upgrade::worker_record w;
+    w.slot = p->slot;
+    w.generation = p->generation;
+    w.pid = pid;
+    w.state = static_cast<int>(p->state);
+    w.role = slot.current == pid ? 0 : slot.incoming == pid ? 1 : 2;
+    w.reload = p->reload;
+    w.started = since_epoch(p->started);
+    w.ready_at = since_epoch(p->ready_at);
+    w.kill_at = since_epoch(p->kill_at);
+    w.window_from = since_epoch(p->window_from);
+    w.ready_due = since_epoch(p->ready_due);
+    w.lifetime_due = since_epoch(p->lifetime_due);
+    w.reason = p->reason ? static_cast<int>(*p->reason) : -1;
+    w.detail = p->detail;
+    w.status = p->status;
+    w.recycle_why = p->recycle_why;
+    w.timeout_ms = p->timeout.count();
+    w.cell = board_.index(p->beat);
+    w.pidfd = p->pidfd.get();
+    w.out = p->out.fd ? p->out.fd.get() : -1;
+    w.err = p->err.fd ? p->err.fd.get() : -1;
+    w.setup = p->setup_errors ? p->setup_errors.get() : -1;
+    w.out_pending = p->out.lines.pending();
+    w.err_pending = p->err.lines.pending();
+    s.workers.push_back(std::move(w));
+  }
+  s.dead.assign(dead_.begin(), dead_.end());
+  return s;
+}
+
+// The workers of the image before, as it had them; then (unless that image
+// is this one, back after a failed upgrade) a reload replaces them all.
+void pool::adopt(const upgrade::state& s) {
+  size_ = s.size;
+  table_.resize(static_cast<int>(s.generations.size()));
+  for (std::size_t i = 0; i < s.generations.size(); ++i) table_.slot(static_cast<int>(i)).generation = s.generations[i];
+  counters_ = s.counters;
+  requests_of_exited_ = s.requests_of_exited;
+  dead_.assign(s.dead.begin(), s.dead.end());
+  auto take = [](sys::unique_fd& into, int fd) {
+    if (fd < 0) return;
+    sys::own_fd(fd);
+    into.reset(fd);
+  };
+  for (const auto& w : s.workers) {
+    auto p = std::make_unique<process>(opts_.max_line);
+    p->slot = w.slot;
+    p->generation = w.generation;
+    p->pid = w.pid;
+    p->state = static_cast<worker_state>(w.state);
+    p->reload = w.reload;
+    p->started = time_of(w.started);
+    p->ready_at = time_of(w.ready_at);
+    p->kill_at = time_of(w.kill_at);
+    p->window_from = time_of(w.window_from);
+    p->ready_due = time_of(w.ready_due);
+    p->lifetime_due = time_of(w.lifetime_due);
+    if (w.reason >= 0) p->reason = static_cast<exit_reason>(w.reason);
+    p->detail = w.detail;
+    p->status = w.status;
+    p->recycle_why = w.recycle_why;
+    p->timeout = std::chrono::milliseconds(w.timeout_ms);
+    p->beat = board_.adopt(w.cell);
+    if (!p->beat) p->beat = board_.acquire();  // a cell the state named twice: the heartbeat is lost, not the worker
+    take(p->pidfd, w.pidfd);
+    take(p->out.fd, w.out);
+    take(p->err.fd, w.err);
+    take(p->setup_errors, w.setup);
+    auto none = [](std::string_view) {};
+    p->out.lines.feed(w.out_pending, none);  // no newline in it: kept for the rest of its line
+    p->err.lines.feed(w.err_pending, none);
+    process& ref = w.role == 2 ? table_.insert_outgoing(std::move(p)) : table_.insert(std::move(p), w.role == 1);
+    pid_t pid = ref.pid;
+    ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
+    if (ref.setup_errors && !opts_.exec.argv.empty())
+      ref.setup_token = loop_.add(ref.setup_errors.get(), EPOLLIN, [this, pid](std::uint32_t) { on_setup_pipe(pid); });
+    if (ref.out.fd) watch_output(ref, ref.out, stream_kind::out);
+    if (ref.err.fd) watch_output(ref, ref.err, stream_kind::err);
+  }
+  std::string unclaimed;
+  for (const auto& name : upgrade::commit()) unclaimed += (unclaimed.empty() ? "" : ", ") + name;
+  if (!unclaimed.empty()) log("upgrade: closed what this image did not take back: {}", unclaimed);
+  bool ok = s.failure.empty();
+  std::string text =
+      ok ? fmt::format("upgraded: pid {} runs {}; {} workers adopted, replaced one at a time", sys::own_pid(),
+                       upgrade::program_path(), s.workers.size())
+         : fmt::format("upgrade failed: {}; pid {} runs the old image again with its {} workers", s.failure,
+                       sys::own_pid(), s.workers.size());
+  log("{}", text);
+  if (attachment_.upgraded)
+    attachment_.upgraded(s.reply, ok, text);
+  else
+    sys::close_fd(s.reply);
+  if (ok && size_ > 0) {
+    std::vector<int> ids;
+    for (int i = 0; i < size_; ++i)
+      if (table_.slot(i).current != 0) ids.push_back(i);
+    if (auto why = reload(ids); !why.empty()) log("upgrade: the workers stay as they are: {}", why);
+  }
+}
+
+}  // namespace ufork

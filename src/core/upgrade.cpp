@@ -1,0 +1,510 @@
+// The in-place upgrade's state, its exec, and the way back (upgrade.hpp).
+#include "core/upgrade.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <stdexcept>
+
+#include "sys/process.hpp"
+#include "sys/sys.hpp"
+#include "ufork/error.hpp"
+
+namespace ufork::upgrade {
+namespace {
+
+constexpr const char* header = "ufork-upgrade";
+constexpr std::size_t max_state = 64 * 1024 * 1024;
+constexpr const char* state_var = "UFORK_UPGRADE_STATE";  // the state's memfd
+constexpr const char* image_var = "UFORK_UPGRADE_IMAGE";  // the old image, for the way back
+constexpr const char* fds_var = "UFORK_UPGRADE_FDS";      // the carried sockets (sys::take_carried)
+constexpr const char* failed_var = "UFORK_UPGRADE_FAILED";  // set for the old image when the new one gave up
+
+// ---- the text --------------------------------------------------------------
+
+class writer {
+ public:
+  writer& word(std::string_view w) {
+    if (!out_.empty() && out_.back() != '\n') out_ += ' ';
+    out_ += w;
+    return *this;
+  }
+  template <class T>
+  writer& num(T v) { return word(fmt::format("{}", v)); }
+  writer& str(std::string_view v) { return word(fmt::format("{}:", v.size())).raw(v); }
+  writer& fd(int v) { return num(v); }
+  void end() { out_ += '\n'; }
+  std::string take() { return std::move(out_); }
+
+ private:
+  writer& raw(std::string_view v) {
+    out_ += v;
+    return *this;
+  }
+  std::string out_;
+};
+
+struct bad_state : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class reader {
+ public:
+  explicit reader(std::string_view text) : rest_(text) {}
+  bool done() const noexcept { return rest_.empty(); }
+  std::string_view word() {
+    if (!rest_.empty() && rest_.front() == ' ') rest_.remove_prefix(1);
+    std::size_t n = 0;
+    while (n < rest_.size() && rest_[n] != ' ' && rest_[n] != '\n') ++n;
+    if (n == 0) throw bad_state("a field is missing");
+    std::string_view w = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return w;
+  }
+  template <class T>
+  T num() {
+    std::string_view w = word();
+    T v{};
+    auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), v);
+    if (ec != std::errc() || end != w.data() + w.size()) throw bad_state("not a number: '" + std::string(w) + "'");
+    return v;
+  }
+  std::string str() {
+    if (!rest_.empty() && rest_.front() == ' ') rest_.remove_prefix(1);
+    auto colon = rest_.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon > 10) throw bad_state("a string field is malformed");
+    std::size_t n = 0;
+    auto [end, ec] = std::from_chars(rest_.data(), rest_.data() + colon, n);
+    if (ec != std::errc() || end != rest_.data() + colon || n > rest_.size() - colon - 1)
+      throw bad_state("a string field is malformed");
+    std::string s(rest_.substr(colon + 1, n));
+    rest_.remove_prefix(colon + 1 + n);
+    return s;
+  }
+  // An fd field: -1 (none) or one above stdio.
+  int fd() {
+    int v = num<int>();
+    if (v != -1 && v < 3) throw bad_state("fd " + std::to_string(v) + " is not one the state may name");
+    return v;
+  }
+  void end() {
+    if (rest_.empty() || rest_.front() != '\n') throw bad_state("a record has more fields than it should");
+    rest_.remove_prefix(1);
+  }
+
+ private:
+  std::string_view rest_;
+};
+
+template <class T>
+T in_range(T v, T lo, T hi, const char* what) {
+  if (v < lo || v > hi) throw bad_state(fmt::format("{} {} is out of range", what, v));
+  return v;
+}
+
+std::int64_t ns(std::chrono::nanoseconds d) { return d.count(); }
+
+// ---- the process as it started --------------------------------------------
+
+// The argv and environment the program started with, and the path to exec:
+// taken before main() (a program may rewrite argv or the environment).
+struct start_info {
+  std::vector<std::string> argv, env;
+  std::string path;
+};
+
+std::vector<std::string> split_nul(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = text.find('\0', at);
+    if (end == std::string::npos) end = text.size();
+    out.emplace_back(text, at, end - at);
+    at = end + 1;
+  }
+  return out;
+}
+
+std::string resolve(const std::string& arg0) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (arg0.find('/') != std::string::npos) {
+    auto p = fs::absolute(arg0, ec);
+    return ec ? std::string() : p.lexically_normal().string();
+  }
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t start = 0; start <= dirs.size();) {
+    std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    std::string dir(dirs.substr(start, end - start));
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + arg0;
+    if (sys::executable(candidate)) return fs::absolute(candidate, ec).lexically_normal().string();
+    start = end + 1;
+  }
+  return {};
+}
+
+start_info& started() {
+  static start_info* info = [] {
+    auto* i = new start_info;  // never destroyed: an atexit handler of ours may run late
+    std::ifstream in("/proc/self/cmdline", std::ios::binary);
+    i->argv = split_nul(std::string(std::istreambuf_iterator<char>(in), {}));
+    for (char** e = environ; e && *e; ++e) i->env.emplace_back(*e);
+    if (!i->argv.empty()) i->path = resolve(i->argv[0]);
+    if (i->path.empty()) {  // as the kernel names it
+      std::error_code ec;
+      i->path = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    }
+    return i;
+  }();
+  return *info;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> p;
+  for (auto& s : strings) p.push_back(s.data());
+  p.push_back(nullptr);
+  return p;
+}
+
+int env_fd(const char* var) {
+  const char* v = std::getenv(var);
+  int fd = -1;
+  if (v) (void)std::from_chars(v, v + std::strlen(v), fd);
+  return fd;
+}
+
+// ---- the way back -----------------------------------------------------------
+
+// Armed in a new image until it commits. The environments for the signal
+// handlers are made in advance: nothing is allocated in a handler.
+constexpr int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+struct guard {
+  bool armed = false;
+  int image = -1;
+  std::vector<std::string> argv;
+  std::vector<char*> argv_p;
+  struct for_signal {
+    std::vector<std::string> env;
+    std::vector<char*> env_p;
+  } by_signal[std::size(fatal_signals)];
+  std::terminate_handler old_terminate = nullptr;
+};
+guard& the_guard() {
+  static guard* g = new guard;
+  return *g;
+}
+
+std::vector<std::string> env_with_failure(const std::string& why) {
+  std::vector<std::string> env = started().env;
+  env.push_back(std::string(failed_var) + "=" + why);
+  return env;
+}
+
+void on_fatal_signal(int sig) {
+  guard& g = the_guard();
+  for (std::size_t i = 0; i < std::size(fatal_signals); ++i)
+    if (fatal_signals[i] == sig && g.armed) {
+      g.armed = false;
+      (void)sys::exec_image(g.image, g.argv_p.data(), g.by_signal[i].env_p.data());
+    }
+  sys::reraise(sig);
+}
+
+void on_exit_before_adoption() { roll_back("the new image exited before it adopted the pool"); }
+
+void on_terminate() {
+  std::string why = "the new image ended with an uncaught exception";
+  if (auto e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      why += std::string(": ") + x.what();
+    } catch (...) {
+    }
+  }
+  roll_back(why);
+  std::abort();
+}
+
+void arm() {
+  guard& g = the_guard();
+  g.image = env_fd(image_var);
+  if (g.image < 0 || env_fd(state_var) < 0 || std::getenv(failed_var)) return;  // a way back needs both; none from the way back
+  g.argv = started().argv;
+  g.argv_p = pointers(g.argv);
+  for (std::size_t i = 0; i < std::size(fatal_signals); ++i) {
+    auto& s = g.by_signal[i];
+    s.env = env_with_failure(fmt::format("the new image was killed by {}", strsignal(fatal_signals[i])));
+    s.env_p = pointers(s.env);
+    struct sigaction sa{};
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = SA_NODEFER | SA_RESETHAND;
+    sys::set_action(fatal_signals[i], sa, nullptr);
+  }
+  g.old_terminate = std::set_terminate(on_terminate);
+  std::atexit(on_exit_before_adoption);
+  g.armed = true;
+}
+
+void disarm() {
+  guard& g = the_guard();
+  if (!std::exchange(g.armed, false)) return;
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : fatal_signals) sys::set_action(sig, dfl, nullptr);
+  std::set_terminate(g.old_terminate);
+}
+
+// Before main(): what the process started with, and the way back armed.
+const bool at_start = [] {
+  (void)started();
+  arm();
+  return true;
+}();
+
+std::optional<state> load() {
+  int fd = env_fd(state_var);
+  if (fd < 0) return std::nullopt;
+  auto reject = [](const std::string& why) -> std::optional<state> {
+    roll_back(why);
+    throw error(std::make_error_code(std::errc::invalid_argument), "upgrade: " + why);
+  };
+  auto text = sys::read_whole(fd, max_state);
+  if (!text) return reject("cannot read the state: " + text.error().message());
+  // A seam for the tests of the way back: a build that will not read it.
+  if (std::getenv("UFORK_UPGRADE_TEST_REJECT") && !std::getenv(failed_var))
+    return reject("the state is rejected (UFORK_UPGRADE_TEST_REJECT)");
+  auto decoded = decode(text.value());
+  if (auto* why = std::get_if<std::string>(&decoded)) return reject("the state is rejected: " + *why);
+  state s = std::get<state>(std::move(decoded));
+  if (s.from != sys::own_pid()) return reject(fmt::format("the state is pid {}'s, not this process's", s.from));
+  if (const char* f = std::getenv(failed_var)) s.failure = f;
+  return s;
+}
+
+}  // namespace
+
+std::vector<int> state::fds() const {
+  std::vector<int> out;
+  for (int fd : {board, notify_rx, notify_tx, exec_notify, reply})
+    if (fd >= 0) out.push_back(fd);
+  for (const auto& w : workers)
+    for (int fd : {w.pidfd, w.out, w.err, w.setup})
+      if (fd >= 0) out.push_back(fd);
+  return out;
+}
+
+std::string encode(const state& s) {
+  writer w;
+  w.word(header).num(format_version).end();
+  w.word("from").num(s.from).end();
+  w.word("board").fd(s.board).end();
+  w.word("notify").fd(s.notify_rx).fd(s.notify_tx).fd(s.exec_notify).str(s.notify_name).end();
+  w.word("nofile").num(s.nofile.rlim_cur).num(s.nofile.rlim_max).end();
+  w.word("reply").fd(s.reply).end();
+  w.word("size").num(s.size).end();
+  w.word("generations").num(s.generations.size());
+  for (unsigned g : s.generations) w.num(g);
+  w.end();
+  const pool_counters& c = s.counters;
+  w.word("counters").num(c.spawned).num(c.exited).num(c.hung).num(c.backoffs).num(c.spawn_errors).num(c.wakeups)
+      .num(c.stalls).num(c.log_lost).num(c.requests).num(c.notify_ignored).num(c.orphans_reaped).end();
+  w.word("requests_of_exited").num(s.requests_of_exited).end();
+  for (const auto& p : s.workers)
+    w.word("worker").num(p.slot).num(p.generation).num(p.pid).num(p.state).num(p.role).num(int(p.reload))
+        .num(p.started).num(p.ready_at).num(p.kill_at).num(p.window_from).num(p.ready_due).num(p.lifetime_due)
+        .num(p.reason).str(p.detail).str(p.status).str(p.recycle_why).num(p.timeout_ms).num(p.cell)
+        .fd(p.pidfd).fd(p.out).fd(p.err).fd(p.setup).str(p.out_pending).str(p.err_pending).end();
+  for (const auto& d : s.dead)
+    w.word("dead").num(d.id).num(d.pid).num(d.generation).num(d.code).num(d.signal).num(int(d.core_dumped))
+        .num(int(d.oom_killed)).num(int(d.oom_possible)).num(int(d.was_ready)).num(int(d.reason)).str(d.detail)
+        .num(ns(d.uptime)).num(ns(d.when.time_since_epoch())).end();
+  w.word("end").end();
+  return w.take();
+}
+
+std::variant<state, std::string> decode(std::string_view text) {
+  try {
+    reader r(text);
+    if (r.word() != header) throw bad_state("not an upgrade state");
+    int version = r.num<int>();
+    if (version != format_version)
+      throw bad_state(fmt::format("its format is version {}; this build reads version {}", version, format_version));
+    r.end();
+    state s;
+    bool ended = false;
+    auto flag = [&r] { return in_range(r.num<int>(), 0, 1, "a flag") == 1; };
+    while (!ended) {
+      if (r.done()) throw bad_state("it ends before its end record");
+      std::string_view what = r.word();
+      if (what == "from") {
+        s.from = r.num<pid_t>();
+      } else if (what == "board") {
+        s.board = r.fd();
+      } else if (what == "notify") {
+        s.notify_rx = r.fd();
+        s.notify_tx = r.fd();
+        s.exec_notify = r.fd();
+        s.notify_name = r.str();
+      } else if (what == "nofile") {
+        s.nofile.rlim_cur = r.num<rlim_t>();
+        s.nofile.rlim_max = r.num<rlim_t>();
+      } else if (what == "reply") {
+        s.reply = r.fd();
+      } else if (what == "size") {
+        s.size = in_range(r.num<int>(), 0, 1 << 20, "size");
+      } else if (what == "generations") {
+        auto n = in_range<std::size_t>(r.num<std::size_t>(), 0, 1 << 20, "slot count");
+        for (std::size_t i = 0; i < n; ++i) s.generations.push_back(r.num<unsigned>());
+      } else if (what == "counters") {
+        pool_counters& c = s.counters;
+        for (auto* f : {&c.spawned, &c.exited, &c.hung, &c.backoffs, &c.spawn_errors, &c.wakeups, &c.stalls,
+                        &c.log_lost, &c.requests, &c.notify_ignored, &c.orphans_reaped})
+          *f = r.num<std::uint64_t>();
+      } else if (what == "requests_of_exited") {
+        s.requests_of_exited = r.num<std::uint64_t>();
+      } else if (what == "worker") {
+        worker_record p;
+        p.slot = in_range(r.num<int>(), 0, 1 << 20, "slot");
+        p.generation = r.num<unsigned>();
+        p.pid = in_range(r.num<pid_t>(), 1, 1 << 30, "pid");
+        p.state = in_range(r.num<int>(), 0, int(worker_state::exited), "worker state");
+        p.role = in_range(r.num<int>(), 0, 2, "role");
+        p.reload = flag();
+        for (auto* t : {&p.started, &p.ready_at, &p.kill_at, &p.window_from, &p.ready_due, &p.lifetime_due})
+          *t = r.num<std::int64_t>();
+        p.reason = in_range(r.num<int>(), -1, int(exit_reason::recycled), "exit reason");
+        p.detail = r.str();
+        p.status = r.str();
+        p.recycle_why = r.str();
+        p.timeout_ms = r.num<std::int64_t>();
+        p.cell = r.num<std::uint64_t>();
+        p.pidfd = r.fd();
+        p.out = r.fd();
+        p.err = r.fd();
+        p.setup = r.fd();
+        p.out_pending = r.str();
+        p.err_pending = r.str();
+        if (p.pidfd < 0) throw bad_state("a worker has no pidfd");
+        s.workers.push_back(std::move(p));
+      } else if (what == "dead") {
+        exit_info d;
+        d.id = r.num<int>();
+        d.pid = r.num<pid_t>();
+        d.generation = r.num<unsigned>();
+        d.code = r.num<int>();
+        d.signal = r.num<int>();
+        d.core_dumped = flag();
+        d.oom_killed = flag();
+        d.oom_possible = flag();
+        d.was_ready = flag();
+        d.reason = exit_reason(in_range(r.num<int>(), 0, int(exit_reason::recycled), "exit reason"));
+        d.detail = r.str();
+        d.uptime = std::chrono::nanoseconds(r.num<std::int64_t>());
+        d.when = std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::nanoseconds(r.num<std::int64_t>())));
+        s.dead.push_back(std::move(d));
+      } else if (what == "end") {
+        ended = true;
+      } else {
+        throw bad_state("unknown record '" + std::string(what) + "'");
+      }
+      r.end();
+    }
+    if (!r.done()) throw bad_state("bytes after its end record");
+    if (s.from <= 0 || s.board < 0 || s.notify_rx < 0 || s.notify_tx < 0) throw bad_state("a record is missing");
+    if (s.generations.size() < static_cast<std::size_t>(s.size)) throw bad_state("fewer slots than its size");
+    for (const auto& w : s.workers)
+      if (static_cast<std::size_t>(w.slot) >= s.generations.size()) throw bad_state("a worker's slot is past the slots");
+    return s;
+  } catch (const bad_state& e) {
+    return std::string(e.what());
+  }
+}
+
+const state* incoming() {
+  static const std::optional<state> s = load();
+  return s ? &*s : nullptr;
+}
+
+std::vector<std::string> commit() {
+  disarm();
+  std::vector<std::string> unclaimed;
+  const state* s = incoming();
+  if (!s) return unclaimed;
+  // What this image now holds goes no further than it does.
+  for (int fd : s->fds()) (void)sys::keep_across_exec(fd, false);
+  for (const auto& [fd, name] : sys::carried_fds()) (void)sys::keep_across_exec(fd, false);
+  for (const auto& [fd, name] : sys::unclaimed_arrivals()) {
+    sys::close_fd(fd);
+    unclaimed.push_back(name);
+  }
+  for (const char* var : {state_var, image_var}) sys::close_fd(env_fd(var));
+  for (const char* var : {state_var, image_var, fds_var, failed_var}) ::unsetenv(var);
+  return unclaimed;
+}
+
+void roll_back(const std::string& why) noexcept {
+  guard& g = the_guard();
+  if (!std::exchange(g.armed, false)) return;
+  try {
+    std::vector<std::string> env = env_with_failure(why);
+    auto env_p = pointers(env);
+    auto ec = sys::exec_image(g.image, g.argv_p.data(), env_p.data());
+    std::fprintf(stderr, "ufork: upgrade: %s; and the old image cannot be run again: %s\n", why.c_str(),
+                 ec.message().c_str());
+  } catch (...) {
+  }
+}
+
+const std::string& program_path() { return started().path; }
+
+std::string exec_new_image(const state& s) {
+  const start_info& start = started();
+  if (start.argv.empty() || start.path.empty()) return "the program's path is unknown";
+  auto image = sys::open_own_image();
+  if (!image) return "cannot open the running image (/proc/self/exe): " + image.error().message();
+  auto mem = sys::memory_file("ufork-upgrade", encode(s));
+  if (!mem) return "cannot write the state: " + mem.error().message();
+
+  std::vector<int> keep = s.fds();
+  keep.push_back(image->get());
+  keep.push_back(mem->get());
+  std::string carried;
+  for (const auto& [fd, name] : sys::carried_fds()) {
+    keep.push_back(fd);
+    carried += fmt::format("{} {}\n", fd, name);
+  }
+  std::vector<std::string> env;
+  for (const auto& var : start.env)
+    if (!var.starts_with("UFORK_UPGRADE_")) env.push_back(var);
+  env.push_back(fmt::format("{}={}", state_var, mem->get()));
+  env.push_back(fmt::format("{}={}", image_var, image->get()));
+  env.push_back(fmt::format("{}={}", fds_var, carried));
+  std::vector<std::string> argv = start.argv;
+  auto argv_p = pointers(argv), env_p = pointers(env);
+
+  std::string why;
+  for (int fd : keep)
+    if (auto ec = sys::keep_across_exec(fd, true)) {
+      why = fmt::format("fd {}: {}", fd, ec.message());
+      break;
+    }
+  if (why.empty()) why = "execve " + start.path + ": " + sys::exec_path(start.path.c_str(), argv_p.data(), env_p.data()).message();
+  for (int fd : keep) (void)sys::keep_across_exec(fd, false);
+  return why;
+}
+
+}  // namespace ufork::upgrade

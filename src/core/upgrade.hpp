@@ -1,0 +1,91 @@
+// The in-place upgrade: the arbiter execs its program again (by the path it
+// was started from, so a new build at that path runs), keeping its pid, its
+// children and every fd they need; the new image adopts the pool from a
+// state it reads from a memfd, then replaces the workers as a reload does.
+// Until it has adopted the pool, a failure it can see (a state it cannot
+// read, an exception or exit before run(), a fatal signal) execs the old
+// image again with the same state, and the old image adopts the pool back.
+//
+// The state is text in a small versioned format: a header line, then one
+// record per line, each a word and its fields; a string field is LEN:BYTES.
+// Internal.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "ufork/arbiter.hpp"
+
+namespace ufork::upgrade {
+
+inline constexpr int format_version = 1;
+
+// A worker as the old image had it. Times are steady_clock nanoseconds
+// (CLOCK_MONOTONIC is the machine's: the same after an exec); 0: unset.
+struct worker_record {
+  int slot = 0;
+  unsigned generation = 0;
+  pid_t pid = 0;
+  int state = 0;   // worker_state
+  int role = 0;    // 0 the slot's current worker, 1 its incoming one, 2 outgoing
+  bool reload = false;
+  std::int64_t started = 0, ready_at = 0, kill_at = 0, window_from = 0, ready_due = 0, lifetime_due = 0;
+  int reason = -1;  // exit_reason, or -1
+  std::string detail, status, recycle_why;
+  std::int64_t timeout_ms = 0;
+  std::uint64_t cell = 0;  // its scoreboard cell
+  int pidfd = -1, out = -1, err = -1, setup = -1;
+  std::string out_pending, err_pending;  // a line half-written when the exec came
+};
+
+struct state {
+  pid_t from = 0;           // the arbiter's pid: the same after the exec, or the state is not ours
+  int board = -1;           // the scoreboard's memfd
+  int notify_rx = -1, notify_tx = -1;
+  int exec_notify = -1;     // exec mode's NOTIFY_SOCKET, and its name
+  std::string notify_name;
+  rlimit nofile{};          // the fd limit before the first image raised it
+  int reply = -1;           // the control client that asked, answered by the image that adopts
+  int size = 0;
+  std::vector<unsigned> generations;
+  pool_counters counters;
+  std::uint64_t requests_of_exited = 0;
+  std::vector<worker_record> workers;
+  std::vector<exit_info> dead;
+  std::string failure;      // not in the text: set when a new image gave up (UFORK_UPGRADE_FAILED)
+
+  // Every fd the state names, for the exec.
+  std::vector<int> fds() const;
+};
+
+std::string encode(const state& s);
+// The state, or why it is rejected.
+std::variant<state, std::string> decode(std::string_view text);
+
+// This process was exec'd by an upgrade (UFORK_UPGRADE_STATE): the state it
+// was given, decoded once; null otherwise. A state it cannot read rolls
+// back at once (does not return).
+const state* incoming();
+// The pool is adopted: no way back from here. The state's and the
+// arrivals' fds become close-on-exec, the fds nobody took are closed (their
+// names returned), and UFORK_UPGRADE_* leave the environment.
+std::vector<std::string> commit();
+// Before commit(): the old image again, with the state and the reason.
+// Returns only if that exec failed.
+void roll_back(const std::string& why) noexcept;
+
+// The path the program was started from (argv[0] found as the shell found
+// it, made absolute at start), or empty.
+const std::string& program_path();
+// The old image's side: execs program_path() with the argv and environment
+// the process started with, the state in a memfd, and every fd the state
+// and sys::carried_fds() name kept open. Returns only on failure: why.
+std::string exec_new_image(const state& s);
+
+}  // namespace ufork::upgrade

@@ -1,0 +1,2 @@
+const char* build_id() { return "A"; }
+void before_serving() {}

@@ -1,0 +1,2 @@
+const char* build_id() { return "B"; }
+void before_serving() {}
