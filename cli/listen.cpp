@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "sys/sys.hpp"
+
 namespace ufork::cli {
 namespace {
 
@@ -171,7 +173,14 @@ listeners::listeners(const std::vector<bind_spec>& specs) {
   try {
     for (const auto& s : specs) {
       std::string address = "unix:" + s.path;
-      int fd = s.path.empty() ? listen_tcp(s, address) : listen_unix(s);
+      // After an in-place upgrade, the socket the old image bound for it.
+      const std::string carried_as = "bind " + s.text;
+      int fd = sys::take_carried(carried_as);  // close-on-exec again once the pool is adopted
+      if (fd < 0)
+        fd = s.path.empty() ? listen_tcp(s, address) : listen_unix(s);
+      else if (s.path.empty())
+        address = describe(sys::local_address(fd));
+      sys::carry(fd, carried_as);
       fds_.push_back(fd);
       if (!s.path.empty()) files_.push_back(s.path);
       names_.push_back(s.name);
@@ -197,7 +206,10 @@ void listeners::adopt_activated() {
   std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
   for (int i = 0; i < n; ++i) {
     int fd = 3 + i;  // SD_LISTEN_FDS_START
-    (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours to hand on, no one else's
+    // Ours to hand on, no one else's (an upgrade kept it open for this
+    // image: close-on-exec again once the pool is adopted).
+    if (sys::take_carried("fd " + std::to_string(fd)) < 0) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    sys::carry(fd, "fd " + std::to_string(fd));
     std::string name = names.substr(0, names.find(':'));
     names = names.find(':') == std::string::npos ? "" : names.substr(names.find(':') + 1);
     sockaddr_storage ss{};
