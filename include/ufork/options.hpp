@@ -95,9 +95,14 @@ struct options {
   // If no worker has ever become ready and every slot has failed this many
   // starts in a row, run() gives up and returns exit_boot_failure. 0: never.
   int max_boot_failures = 5;
+  // run() only: the `upgrade` command and SIGUSR2 exec the program's file
+  // again in this process, which adopts the running workers and then
+  // replaces them (docs/upgrade.md). Off for a program that cannot start
+  // itself again from its argv (an interpreter at its prompt).
+  bool upgrade = true;
   // Where every line goes; null means make_fd_sink(STDOUT_FILENO).
   std::shared_ptr<log_sink> sink;
-  // run() only: take INT TERM QUIT HUP TTIN TTOU USR1 through a signalfd.
+  // run() only: take INT TERM QUIT HUP TTIN TTOU USR1 USR2 through a signalfd.
   // start() never touches the host program's signals.
   bool handle_signals = true;
   // Longer lines are split into pieces of this size, never dropped.

@@ -135,6 +135,7 @@ class core {
     o.recycle.max_fds_percent = get(config, "max_fds_percent", 0);
     o.control_path = get<std::string>(config, "control_path", "");
     o.handle_signals = false;  // Python's signal handlers, run by on_wakeup()
+    o.upgrade = false;  // python3 started again from its argv would not be at this point of the program
     o.console = false;         // the prompt is Python's (readline), not ours
     if (config.contains("log_file") && !config["log_file"].is_none()) {
       ufork::file_sink_options f;

@@ -18,6 +18,7 @@ clock::time_point time_of(std::int64_t ns) { return clock::time_point(clock::dur
 
 std::string pool::upgrade(int reply_fd) {
   if (!run_mode_) return "an upgrade needs run(): under start() the process is the host program's";
+  if (!opts_.upgrade) return "upgrades are off (options.upgrade)";
   if (stopping_) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
   const std::string& path = upgrade::program_path();
