@@ -17,7 +17,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "sys/sys.hpp"
+#include "ufork/arbiter.hpp"
 
 namespace ufork::cli {
 namespace {
@@ -40,6 +40,15 @@ std::string describe(const sockaddr_storage& ss) {
   auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
   ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
   return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+}
+
+// "127.0.0.1:8080", "unix:/run/app.sock", or "fd N" if the socket will not say.
+std::string address_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "fd " + std::to_string(fd);
+  if (ss.ss_family == AF_UNIX) return std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&ss)->sun_path;
+  return describe(ss);
 }
 
 int listen_tcp(const bind_spec& s, std::string& address) {
@@ -175,12 +184,12 @@ listeners::listeners(const std::vector<bind_spec>& specs) {
       std::string address = "unix:" + s.path;
       // After an in-place upgrade, the socket the old image bound for it.
       const std::string carried_as = "bind " + s.text;
-      int fd = sys::take_carried(carried_as);  // close-on-exec again once the pool is adopted
+      int fd = inherited_socket(carried_as);  // close-on-exec again once the pool is adopted
       if (fd < 0)
         fd = s.path.empty() ? listen_tcp(s, address) : listen_unix(s);
       else if (s.path.empty())
-        address = describe(sys::local_address(fd));
-      sys::carry(fd, carried_as);
+        address = address_of(fd);
+      carry_socket(fd, carried_as);
       fds_.push_back(fd);
       if (!s.path.empty()) files_.push_back(s.path);
       names_.push_back(s.name);
@@ -208,19 +217,11 @@ void listeners::adopt_activated() {
     int fd = 3 + i;  // SD_LISTEN_FDS_START
     // Ours to hand on, no one else's (an upgrade kept it open for this
     // image: close-on-exec again once the pool is adopted).
-    if (sys::take_carried("fd " + std::to_string(fd)) < 0) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    sys::carry(fd, "fd " + std::to_string(fd));
+    if (inherited_socket("fd " + std::to_string(fd)) < 0) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    carry_socket(fd, "fd " + std::to_string(fd));
     std::string name = names.substr(0, names.find(':'));
     names = names.find(':') == std::string::npos ? "" : names.substr(names.find(':') + 1);
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    std::string address = "fd " + std::to_string(fd);
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-      if (ss.ss_family == AF_UNIX)
-        address = std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&ss)->sun_path;
-      else
-        address = describe(ss);
-    }
+    std::string address = address_of(fd);
     fds_.push_back(fd);
     names_.push_back(name.empty() ? "unknown" : name);
     addresses_.push_back(address + " (from the service manager)");

@@ -195,6 +195,15 @@ class arbiter::impl {
   std::unique_ptr<status_server> status_;
 };
 
+void carry_socket(int fd, const std::string& name) {
+  if (name.empty())
+    sys::carry(fd, "");
+  else
+    sys::carry(fd, "program " + name);
+}
+
+int inherited_socket(const std::string& name) { return sys::take_carried("program " + name); }
+
 arbiter::arbiter(options opts, hooks h) : impl_(std::make_unique<impl>(std::move(opts), std::move(h))) {}
 arbiter::~arbiter() = default;
 

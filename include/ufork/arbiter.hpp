@@ -134,6 +134,15 @@ struct hooks {
   std::function<void(const exit_info&)> on_worker_exit;
 };
 
+// The in-place upgrade (docs/upgrade.md) carries the listening sockets ufork
+// bound across its exec. A socket the program bound itself goes too once
+// registered here under a name of its own; the new image takes it back with
+// inherited_socket(name) (-1: none came; it is the program's again, to
+// close). Closing a registered fd through ufork forgets it; close one
+// opened by the program only after carry_socket(fd, "") forgets it.
+UFORK_API void carry_socket(int fd, const std::string& name);
+UFORK_API int inherited_socket(const std::string& name);
+
 class UFORK_API arbiter {
  public:
   // Throws ufork::error on invalid options or a failed setup syscall.

@@ -79,7 +79,10 @@ void carry(int fd, const std::string& name) {
   if (fd < 0 || name.find('\n') != std::string::npos) return;  // one name per line in UFORK_UPGRADE_FDS
   auto& r = owned();
   std::lock_guard lock(r.mu);
-  r.carried[fd] = name;
+  if (name.empty())
+    r.carried.erase(fd);
+  else
+    r.carried[fd] = name;
 }
 
 std::vector<std::pair<int, std::string>> carried_fds() {

@@ -58,7 +58,7 @@ std::vector<int> owned_fds();   // sorted
 // /run/x.sock"): the old image lists them (carry; closing an fd forgets it),
 // the new one takes each back under the same name before it would bind
 // again (take_carried: -1 if none came). What no one took is closed once
-// the pool is adopted (unclaimed_arrivals).
+// the pool is adopted (unclaimed_arrivals). An empty name forgets fd.
 void carry(int fd, const std::string& name);
 std::vector<std::pair<int, std::string>> carried_fds();
 int take_carried(const std::string& name);

@@ -66,6 +66,32 @@ TEST(run, a_libsystemd_worker_gets_its_socket_and_environment_and_serves_once_re
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// An in-place upgrade of ufork itself: the --bind socket (carry_socket) and
+// the notify socket the workers were given go over the exec; the workers,
+// exec'd programs, go on answering and are then replaced.
+TEST(run, an_upgrade_keeps_the_bind_socket_and_the_notify_socket) {
+  auto control = temp_path("upgrade-run.sock");
+  auto pool = ufork({"run", "--workers", "1", "--notify", "--bind", "127.0.0.1:0", "--control", control, "--",
+                     notify_worker, "serve"});
+  int port = port_of(pool);
+  pool.wait_for("ufork run: ready, 1 workers");
+  std::string before = ask(port);
+  EXPECT_EQ(before.rfind("worker ", 0), 0u) << before;
+  auto answer = ctl(control, "upgrade");
+  ASSERT_TRUE(answer["ok"]) << answer;
+  pool.wait_for("reload: done");
+  pool.wait_for("worker 0 pid \\d+ gen 1 replaced");
+  auto workers = ctl(control, "workers");
+  ASSERT_EQ(workers["data"].size(), 1u) << workers;
+  EXPECT_EQ(workers["data"][0]["generation"], 2);
+  EXPECT_EQ(workers["data"][0]["state"], "ready");  // READY=1 reached the carried notify socket
+  std::string after = ask(port);
+  EXPECT_EQ(after.rfind("worker ", 0), 0u) << after;
+  EXPECT_NE(after, before);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 TEST(run, without_notify_a_worker_is_ready_after_its_exec_and_sees_no_notify_socket) {
   auto pool = ufork({"run", "--workers", "1", "--bind", "127.0.0.1:0", "--ready-after", "0.1", "--", notify_worker,
                      "serve"},
