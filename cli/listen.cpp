@@ -184,7 +184,7 @@ listeners::listeners(const std::vector<bind_spec>& specs) {
       std::string address = "unix:" + s.path;
       // After an in-place upgrade, the socket the old image bound for it.
       const std::string carried_as = "bind " + s.text;
-      int fd = inherited_socket(carried_as);  // close-on-exec again once the pool is adopted
+      int fd = inherited_socket(carried_as);
       if (fd < 0)
         fd = s.path.empty() ? listen_tcp(s, address) : listen_unix(s);
       else if (s.path.empty())
@@ -217,7 +217,7 @@ void listeners::adopt_activated() {
     int fd = 3 + i;  // SD_LISTEN_FDS_START
     // Ours to hand on, no one else's (an upgrade kept it open for this
     // image: close-on-exec again once the pool is adopted).
-    if (inherited_socket("fd " + std::to_string(fd)) < 0) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (inherited_socket("fd " + std::to_string(fd), false) < 0) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
     carry_socket(fd, "fd " + std::to_string(fd));
     std::string name = names.substr(0, names.find(':'));
     names = names.find(':') == std::string::npos ? "" : names.substr(names.find(':') + 1);
@@ -234,7 +234,10 @@ void forget_activation() {
 }
 
 void listeners::close_all() noexcept {
-  for (int fd : fds_) ::close(fd);
+  for (int fd : fds_) {
+    carry_socket(fd, "");
+    ::close(fd);
+  }
   for (const auto& f : files_) ::unlink(f.c_str());
   fds_.clear();
   files_.clear();

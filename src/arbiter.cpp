@@ -202,7 +202,7 @@ void carry_socket(int fd, const std::string& name) {
     sys::carry(fd, "program " + name);
 }
 
-int inherited_socket(const std::string& name) { return sys::take_carried("program " + name); }
+int inherited_socket(const std::string& name, bool copy) { return sys::take_carried("program " + name, copy); }
 
 arbiter::arbiter(options opts, hooks h) : impl_(std::make_unique<impl>(std::move(opts), std::move(h))) {}
 arbiter::~arbiter() = default;

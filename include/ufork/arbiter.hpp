@@ -137,11 +137,13 @@ struct hooks {
 // The in-place upgrade (docs/upgrade.md) carries the listening sockets ufork
 // bound across its exec. A socket the program bound itself goes too once
 // registered here under a name of its own; the new image takes it back with
-// inherited_socket(name) (-1: none came; it is the program's again, to
-// close). Closing a registered fd through ufork forgets it; close one
-// opened by the program only after carry_socket(fd, "") forgets it.
+// inherited_socket(name): a close-on-exec copy, the program's to close, or
+// -1 if none came (the one that came is closed once the pool is adopted).
+// With copy false, the fd itself, for a socket whose number matters (a
+// service manager's at 3). Close a registered fd only after
+// carry_socket(fd, "") has forgotten it.
 UFORK_API void carry_socket(int fd, const std::string& name);
-UFORK_API int inherited_socket(const std::string& name);
+UFORK_API int inherited_socket(const std::string& name, bool copy = true);
 
 class UFORK_API arbiter {
  public:

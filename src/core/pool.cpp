@@ -101,7 +101,7 @@ T must(sys::result<T> r, const char* what) {
 // The scoreboard an upgrade brought, or -1: a new one.
 int incoming_board() {
   const upgrade::state* s = upgrade::incoming();
-  return s ? s->board : -1;
+  return s ? upgrade::take(s->board) : -1;
 }
 
 }  // namespace
@@ -119,10 +119,8 @@ pool::pool(options opts, hooks h)
   table_.resize(size_);
 
   if (up) {  // the workers' socket pair, as they know it
-    notify_rx_.reset(up->notify_rx);
-    notify_tx_.reset(up->notify_tx);
-    sys::own_fd(up->notify_rx);
-    sys::own_fd(up->notify_tx);
+    notify_rx_.reset(upgrade::take(up->notify_rx));
+    notify_tx_.reset(upgrade::take(up->notify_tx));
   } else {
     auto [rx, tx] = must(sys::make_notify_pair(), "socketpair(notify)");
     notify_rx_ = std::move(rx);
@@ -146,8 +144,7 @@ pool::pool(options opts, hooks h)
     if (listen_names_.empty()) listen_names_.assign(opts_.exec.listen_fds.size(), "unknown");  // systemd's default
   }
   if (opts_.exec.notify && up && up->exec_notify >= 0) {  // the name the workers were given
-    exec_notify_.reset(up->exec_notify);
-    sys::own_fd(up->exec_notify);
+    exec_notify_.reset(upgrade::take(up->exec_notify));
     notify_socket_ = up->notify_name;
     loop_.add(exec_notify_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(exec_notify_.get()); });
   } else if (opts_.exec.notify) {

@@ -92,11 +92,8 @@ void pool::adopt(const upgrade::state& s) {
   counters_ = s.counters;
   requests_of_exited_ = s.requests_of_exited;
   dead_.assign(s.dead.begin(), s.dead.end());
-  auto take = [](sys::unique_fd& into, int fd) {
-    if (fd < 0) return;
-    sys::own_fd(fd);
-    into.reset(fd);
-  };
+  auto take = [](sys::unique_fd& into, int fd) { into.reset(upgrade::take(fd)); };
+  int reply = upgrade::take(s.reply);
   for (const auto& w : s.workers) {
     auto p = std::make_unique<process>(opts_.max_line);
     p->slot = w.slot;
@@ -143,9 +140,9 @@ void pool::adopt(const upgrade::state& s) {
                        sys::own_pid(), s.workers.size());
   log("{}", text);
   if (attachment_.upgraded)
-    attachment_.upgraded(s.reply, ok, text);
+    attachment_.upgraded(reply, ok, text);
   else
-    sys::close_fd(s.reply);
+    sys::close_fd(reply);
   if (ok && size_ > 0) {
     std::vector<int> ids;
     for (int i = 0; i < size_; ++i)

@@ -13,9 +13,7 @@
 namespace ufork::detail {
 
 scoreboard::scoreboard(std::size_t cells, int fd) : fd_(fd), size_(cells) {
-  if (fd_) {
-    sys::own_fd(fd);
-  } else {
+  if (!fd_) {
     auto made = sys::make_shared_memory("ufork-scoreboard", cells * sizeof(cell));
     if (!made) throw error(made.error(), "memfd_create(scoreboard)");
     fd_ = std::move(made).value();

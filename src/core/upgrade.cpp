@@ -439,18 +439,19 @@ const state* incoming() {
   return s ? &*s : nullptr;
 }
 
+int take(int fd) {
+  if (fd < 0) return -1;
+  auto copy = sys::duplicate(fd);
+  if (!copy) throw error(copy.error(), fmt::format("upgrade: cannot take fd {} of the state", fd));
+  return copy->release();
+}
+
 std::vector<std::string> commit() {
   disarm();
-  std::vector<std::string> unclaimed;
   const state* s = incoming();
-  if (!s) return unclaimed;
-  // What this image now holds goes no further than it does.
-  for (int fd : s->fds()) (void)sys::keep_across_exec(fd, false);
-  for (const auto& [fd, name] : sys::carried_fds()) (void)sys::keep_across_exec(fd, false);
-  for (const auto& [fd, name] : sys::unclaimed_arrivals()) {
-    sys::close_fd(fd);
-    unclaimed.push_back(name);
-  }
+  if (!s) return {};
+  for (int fd : s->fds()) sys::close_fd(fd);
+  std::vector<std::string> unclaimed = sys::close_arrivals();
   for (const char* var : {state_var, image_var}) sys::close_fd(env_fd(var));
   for (const char* var : {state_var, image_var, fds_var, failed_var}) ::unsetenv(var);
   return unclaimed;

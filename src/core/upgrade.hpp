@@ -72,9 +72,15 @@ std::variant<state, std::string> decode(std::string_view text);
 // was given, decoded once; null otherwise. A state it cannot read rolls
 // back at once (does not return).
 const state* incoming();
-// The pool is adopted: no way back from here. The state's and the
-// arrivals' fds become close-on-exec, the fds nobody took are closed (their
-// names returned), and UFORK_UPGRADE_* leave the environment.
+// A close-on-exec copy of an fd the state names, one of ufork's own (-1
+// for -1): the original stays as it came until commit(), so that a new image
+// that fails after taking it can still hand the state back whole. Throws
+// ufork::error.
+int take(int fd);
+// The pool is adopted: no way back from here. Every fd that came (the
+// state's, the carried sockets, the state itself) is closed: this image
+// holds copies of those it took. Returns the names of the carried sockets
+// nobody took; UFORK_UPGRADE_* leave the environment.
 std::vector<std::string> commit();
 // Before commit(): the old image again, with the state and the reason.
 // Returns only if that exec failed.

@@ -44,7 +44,7 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
     auto ss = sys::local_address(fd);
     if (fd < 3 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
       fail(endpoint, "not an inet socket", std::make_error_code(std::errc::not_a_socket));
-    (void)sys::take_carried("fd " + std::to_string(fd));  // an upgrade kept it open for this image
+    (void)sys::take_carried("fd " + std::to_string(fd), false);  // an upgrade kept it open for this image
     sys::carry(fd, "fd " + std::to_string(fd));
     return {sys::unique_fd(fd), describe(ss)};
   }

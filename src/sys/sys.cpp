@@ -49,6 +49,7 @@ struct registry {
   std::set<int> fds;
   std::map<int, std::string> carried;   // carry(): fd -> name
   std::map<std::string, int> arrived;   // take_carried(): name -> fd, from UFORK_UPGRADE_FDS
+  std::set<std::string> taken;
   bool arrivals_read = false;
 };
 registry& owned() {
@@ -88,9 +89,7 @@ void carry(int fd, const std::string& name) {
 std::vector<std::pair<int, std::string>> carried_fds() {
   auto& r = owned();
   std::lock_guard lock(r.mu);
-  std::vector<std::pair<int, std::string>> out(r.carried.begin(), r.carried.end());
-  for (auto& [name, fd] : r.arrived) out.emplace_back(fd, name);  // not taken (yet): they go along again
-  return out;
+  return {r.carried.begin(), r.carried.end()};
 }
 
 // UFORK_UPGRADE_FDS: "FD NAME" lines, as carried_fds() gave them to the old
@@ -111,25 +110,37 @@ static void read_arrivals(registry& r) {
   }
 }
 
-int take_carried(const std::string& name) {
+// A copy: the fd that came stays open, as the old image left it, until the
+// pool is adopted; until then a new image that fails (and closes what it
+// took on its way out) can still hand it back.
+int take_carried(const std::string& name, bool copy) {
   auto& r = owned();
   std::lock_guard lock(r.mu);
   read_arrivals(r);
   auto it = r.arrived.find(name);
-  if (it == r.arrived.end()) return -1;
+  if (it == r.arrived.end() || r.taken.count(name)) return -1;
   int fd = it->second;
-  r.arrived.erase(it);
+  if (!copy)
+    r.arrived.erase(it);
+  else if ((fd = retry_eintr([&] { return ::fcntl(it->second, F_DUPFD_CLOEXEC, 3); })) >= 0)
+    r.taken.insert(name);
   return fd;
 }
 
-std::vector<std::pair<int, std::string>> unclaimed_arrivals() {
+std::vector<std::string> close_arrivals() {
   auto& r = owned();
-  std::lock_guard lock(r.mu);
+  std::unique_lock lock(r.mu);
   read_arrivals(r);
-  std::vector<std::pair<int, std::string>> out;
-  for (auto& [name, fd] : r.arrived) out.emplace_back(fd, name);
+  std::vector<std::string> unclaimed;
+  std::vector<int> fds;
+  for (auto& [name, fd] : r.arrived) {
+    if (!r.taken.count(name)) unclaimed.push_back(name);
+    fds.push_back(fd);
+  }
   r.arrived.clear();
-  return out;
+  lock.unlock();
+  for (int fd : fds) close_fd(fd);
+  return unclaimed;
 }
 
 void close_fd(int fd) noexcept { unique_fd{fd}.reset(); }

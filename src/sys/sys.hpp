@@ -57,12 +57,15 @@ std::vector<int> owned_fds();   // sorted
 // the arbiter) across its exec, by name ("tcp 127.0.0.1:7777", "unix
 // /run/x.sock"): the old image lists them (carry; closing an fd forgets it),
 // the new one takes each back under the same name before it would bind
-// again (take_carried: -1 if none came). What no one took is closed once
-// the pool is adopted (unclaimed_arrivals). An empty name forgets fd.
+// again (take_carried: a close-on-exec copy, or -1 if none came; with copy
+// false, the fd itself, left open: one whose number is fixed, as a socket
+// activation's at 3). What came
+// is closed once the pool is adopted (close_arrivals: the names no one
+// took). An empty name forgets fd.
 void carry(int fd, const std::string& name);
 std::vector<std::pair<int, std::string>> carried_fds();
-int take_carried(const std::string& name);
-std::vector<std::pair<int, std::string>> unclaimed_arrivals();
+int take_carried(const std::string& name, bool copy = true);
+std::vector<std::string> close_arrivals();
 // Forgets and closes an fd of ufork's held as a plain int; -1 is ignored.
 void close_fd(int fd) noexcept;
 // Set once a syslog sink opened glibc's syslog socket (one of ufork's fds):

@@ -226,6 +226,10 @@ TEST(upgrade, a_new_build_that_exits_before_run_gives_the_pool_back) {
   expect_way_back(UFORK_UPGRADE_B_EXITS, "the new image exited before it adopted the pool", false);
 }
 
+TEST(upgrade, a_new_build_that_fails_after_taking_the_sockets_gives_them_back) {
+  expect_way_back(UFORK_UPGRADE_B_FAILS_LATE, "the new image exited before it adopted the pool", false);
+}
+
 TEST(upgrade, a_new_build_killed_by_a_fatal_signal_gives_the_pool_back) {
   expect_way_back(UFORK_UPGRADE_B_CRASHES, "the new image was killed by Segmentation fault", false);
 }

@@ -15,7 +15,8 @@
 #include "ufork/http/server.hpp"
 
 const char* build_id();
-void before_serving();  // a variant's way to fail before run()
+void before_serving();  // a variant's ways to fail before run(): first thing in main(),
+void before_run();      // and with the socket bound and the arbiter made
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -28,7 +29,10 @@ int main(int argc, char** argv) {
   o.pool.control_path = argv[1];
   o.pool.console = false;
   ufork::arbiter* pool = nullptr;
-  o.configure = [&pool](ufork::arbiter& a) { pool = &a; };
+  o.configure = [&pool](ufork::arbiter& a) {
+    pool = &a;
+    before_run();
+  };
   o.hooks.on_worker_ready = [&pool](const ufork::worker_info& w) {
     if (pool) pool->log("event ready slot=" + std::to_string(w.id) + " pid=" + std::to_string(w.pid) + " build=" + build_id());
   };
@@ -38,11 +42,16 @@ int main(int argc, char** argv) {
   };
   o.hooks.child_pre_exit = [](ufork::worker&) { (void)!::write(STDOUT_FILENO, ", and its end\n", 14); };
   const std::string body = std::string("build ") + build_id();
-  return ufork::http::serve(
-      [&body](const ufork::http::request& req) {
-        ufork::http::response res{boost::beast::http::status::ok, req.version()};
-        res.body() = body;
-        return res;
-      },
-      "127.0.0.1:0", o);
+  try {
+    return ufork::http::serve(
+        [&body](const ufork::http::request& req) {
+          ufork::http::response res{boost::beast::http::status::ok, req.version()};
+          res.body() = body;
+          return res;
+        },
+        "127.0.0.1:0", o);
+  } catch (const std::exception& e) {  // what was made is destroyed on the way here
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
 }

@@ -1,2 +1,3 @@
 const char* build_id() { return "A"; }
 void before_serving() {}
+void before_run() {}

@@ -3,3 +3,4 @@
 #include <csignal>
 const char* build_id() { return "B"; }
 void before_serving() { std::raise(SIGSEGV); }
+void before_run() {}

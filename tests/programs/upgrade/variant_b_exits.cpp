@@ -3,3 +3,4 @@
 #include <cstdlib>
 const char* build_id() { return "B"; }
 void before_serving() { std::exit(2); }
+void before_run() {}

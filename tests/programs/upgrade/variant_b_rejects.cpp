@@ -3,3 +3,4 @@
 #include <cstdlib>
 const char* build_id() { return "B"; }
 void before_serving() { ::setenv("UFORK_UPGRADE_TEST_REJECT", "1", 1); }
+void before_run() {}

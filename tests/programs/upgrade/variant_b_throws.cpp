@@ -2,3 +2,4 @@
 #include <stdexcept>
 const char* build_id() { return "B"; }
 void before_serving() { throw std::runtime_error("B cannot start"); }
+void before_run() {}
