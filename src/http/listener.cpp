@@ -100,4 +100,14 @@ bool drop_new_connections(int fd) {
   return !sys::set_socket_option(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }
 
+bool handshakes_under_way(int listen_fd) {
+  sockaddr_storage ss = sys::local_address(listen_fd);
+  if (ss.ss_family == AF_INET)
+    return sys::syn_recv_count(AF_INET, reinterpret_cast<const sockaddr_in*>(&ss)->sin_port) != 0;
+  if (ss.ss_family != AF_INET6) return true;
+  // A dual-stack listener's IPv4 clients are listed as IPv4 requests.
+  std::uint16_t port = reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port;
+  return sys::syn_recv_count(AF_INET6, port) != 0 || sys::syn_recv_count(AF_INET, port) != 0;
+}
+
 }  // namespace ufork::http

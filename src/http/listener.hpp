@@ -28,4 +28,9 @@ UFORK_API bound bind_endpoint(const std::string& endpoint, bool reuseport, bool 
 // if the filter cannot be attached.
 UFORK_API bool drop_new_connections(int fd);
 
+// Whether a TCP handshake to this listening socket's port is under way: a
+// request in SYN_RECV, as the kernel's sock_diag lists them (ss's source).
+// True when it cannot be told, so a caller waits as if one were.
+UFORK_API bool handshakes_under_way(int listen_fd);
+
 }  // namespace ufork::http

@@ -463,22 +463,28 @@ class worker_server {
   // it the moment it has an answer): closing its connection at once would
   // reset that request. So idle connections get the same moment, and the
   // ones still idle after it are closed.
+  //
+  // An idle worker has nothing to wait for: no connection, and no handshake
+  // under way (the kernel lists those), so it stops at once.
   void begin_stop() {
     stopping_ = true;
     if (options_.reuseport && !drop_new_connections(acceptor_.native_handle()))
       std::perror("ufork http: stop: SO_ATTACH_FILTER");
     accept_queued();
+    if (conns_.empty() && !handshakes_under_way(acceptor_.native_handle())) return end_linger();
     linger_.expires_after(stop_linger);
-    linger_.async_wait([this](error_code) {
-      accept_queued();
-      error_code ignored;
-      acceptor_.close(ignored);
-      pause_.cancel();
-      lingered_ = true;
-      for (auto& c : conns_)
-        if (!c.fresh && !c.parser && c.out.empty() && !c.closing && !c.stream) c.socket.close(ignored);
-      if (conns_.empty()) finish();
-    });
+    linger_.async_wait([this](error_code) { end_linger(); });
+  }
+
+  void end_linger() {
+    accept_queued();
+    error_code ignored;
+    acceptor_.close(ignored);
+    pause_.cancel();
+    lingered_ = true;
+    for (auto& c : conns_)
+      if (!c.fresh && !c.parser && c.out.empty() && !c.closing && !c.stream) c.socket.close(ignored);
+    if (conns_.empty()) finish();
   }
 
   void accept_queued() {

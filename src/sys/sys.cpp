@@ -3,6 +3,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -509,5 +514,36 @@ void eventfd_signal(int fd) noexcept {
   // EAGAIN means the counter is already huge: the reader wakes up anyway.
   (void)!::write(fd, &one, sizeof one);
 }
+
+int syn_recv_count(int family, std::uint16_t port) noexcept {
+  unique_fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl) return -1;
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } ask{};
+  ask.header.nlmsg_len = sizeof ask;
+  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  ask.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  ask.request.sdiag_family = static_cast<std::uint8_t>(family);
+  ask.request.sdiag_protocol = IPPROTO_TCP;
+  ask.request.idiag_states = 1u << TCP_SYN_RECV;
+  ask.request.id.idiag_sport = port;  // the kernel skips other ports
+  if (::send(nl.get(), &ask, sizeof ask, 0) != static_cast<ssize_t>(sizeof ask)) return -1;
+  int found = 0;
+  alignas(nlmsghdr) char buf[16384];
+  for (;;) {
+    ssize_t n = ::recv(nl.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) return found;
+      if (h->nlmsg_type == NLMSG_ERROR) return -1;
+      auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      found += m->idiag_state == TCP_SYN_RECV && m->id.idiag_sport == port;
+    }
+  }
+}
+
 
 }  // namespace ufork::sys

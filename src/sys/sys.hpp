@@ -153,6 +153,9 @@ UFORK_API result<unique_fd> make_tcp_socket(int family) noexcept;
 UFORK_API std::error_code set_socket_option(int fd, int level, int name, const void* value, unsigned len) noexcept;
 UFORK_API std::error_code bind(int fd, const sockaddr* addr, unsigned len) noexcept;
 UFORK_API sockaddr_storage local_address(int fd) noexcept;  // zeroed if unknown
+// TCP requests of `family` in SYN_RECV on local `port` (network order), from
+// one sock_diag dump (ss's source); -1 if the kernel would not say.
+int syn_recv_count(int family, std::uint16_t port) noexcept;
 // dup(2), CLOEXEC.
 UFORK_API result<unique_fd> duplicate(int fd) noexcept;
 // accept4 with CLOEXEC; nonblocking if asked. EAGAIN, EMFILE: as errors.
