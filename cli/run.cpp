@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "http/listener.hpp"
 #include "listen.hpp"
 #include "service.hpp"
 
@@ -66,7 +67,7 @@ int run_program(run_options o) {
     self = &a;
     std::string line = "ufork run:";
     for (const auto& word : o.command) line += " " + word;
-    for (const auto& address : bound.addresses()) line += "; listening on " + address;
+    for (const auto& address : bound.addresses()) line += "; listening on " + address + http::every_interface_note(address);
     a.log(line);
     return a.run();
   });

@@ -87,6 +87,11 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
   return {std::move(fd), address};
 }
 
+std::string every_interface_note(const std::string& address) {
+  bool every = address.starts_with("0.0.0.0:") || address.starts_with("[::]:");
+  return every ? " (every interface: reachable from other hosts)" : "";
+}
+
 bool drop_new_connections(int fd) {
   // Classic BPF on the TCP header (a TCP socket's filter sees it at offset 0).
   sock_filter code[] = {

@@ -20,6 +20,10 @@ struct bound {
 // ufork::error with the address in its message.
 UFORK_API bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog);
 
+// ", on every interface" for "0.0.0.0:P" and "[::]:P" (a --bind of ":P"
+// binds those: a log line should say so), else "".
+UFORK_API std::string every_interface_note(const std::string& address);
+
 // From here on the listening socket drops every new connection's SYN (its
 // client retries a second later, and by then the socket is closed: a
 // refusal), while handshakes already under way complete and queue. So a

@@ -582,7 +582,7 @@ int serve(handler h, const std::string& endpoint, server_options options) {
   web.attach(options.pool, hk);
   arbiter a(options.pool, hk);
   web.log_to(a);
-  a.log("listening on http://" + web.address() + "/");
+  a.log("listening on http://" + web.address() + "/" + every_interface_note(web.address()));
   if (options.configure) options.configure(a);
   return a.run();
 }

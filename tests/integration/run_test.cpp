@@ -66,6 +66,18 @@ TEST(run, a_libsystemd_worker_gets_its_socket_and_environment_and_serves_once_re
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// --bind :PORT binds every interface: the log says so.
+TEST(run, a_bind_to_every_interface_is_named_so) {
+  auto run = ufork({"run", "--workers", "1", "--bind", ":0", "--", notify_worker, "serve"});
+  run.wait_for("listening on 0\\.0\\.0\\.0:\\d+ \\(every interface: reachable from other hosts\\)");
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait_exit(), 0);
+  auto hello = ufork({"hello", "--workers", "1", "--bind", ":0"});
+  hello.wait_for("listening on http://0\\.0\\.0\\.0:\\d+/ \\(every interface: reachable from other hosts\\)");
+  hello.signal(SIGTERM);
+  EXPECT_EQ(hello.wait_exit(), 0);
+}
+
 // An in-place upgrade of ufork itself: the --bind socket (carry_socket) and
 // the notify socket the workers were given go over the exec; the workers,
 // exec'd programs, go on answering and are then replaced.
