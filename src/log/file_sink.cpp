@@ -1,7 +1,8 @@
 // The daemon's sinks: a size-rotated file set and syslog, on spdlog used
 // synchronously (the arbiter forks: no logger threads), in plain or JSON-lines
 // format. A write that fails (a full disk) is counted, never thrown, and the
-// file is tried again a second later.
+// file is tried again a second later: a line the failure cut short is cut
+// off the file, and the first line written after is "N lines lost".
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 
+#include "sys/process.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
 #include "ufork/log.hpp"
@@ -53,16 +55,15 @@ class spdlog_sink : public log_sink {
 
   void write(const log_line& line) override {
     if (!sink_ && !retry()) {
-      ++lost_;
+      lose(1);
       return;
     }
-    std::string text = format_line(line, format_);
     try {
-      sink_->log(spdlog::details::log_msg(spdlog::string_view_t{}, spdlog::level::info, text));
+      put(line);
       ++pending_;
     } catch (const spdlog::spdlog_ex&) {
       broken();
-      ++lost_;
+      lose(1);
     }
   }
 
@@ -71,6 +72,7 @@ class spdlog_sink : public log_sink {
     try {
       sink_->flush();
       pending_ = 0;
+      if (std::exchange(marker_pending_, false)) unreported_ = 0;  // the marker is in the file
     } catch (const spdlog::spdlog_ex&) {
       broken();
     }
@@ -86,9 +88,20 @@ class spdlog_sink : public log_sink {
   std::uint64_t lost() const override { return lost_; }
 
  private:
+  void put(const log_line& line) {
+    std::string text = format_line(line, format_);
+    sink_->log(spdlog::details::log_msg(spdlog::string_view_t{}, spdlog::level::info, text));
+  }
+
+  void lose(std::uint64_t n) {
+    lost_ += n;
+    unreported_ += n;
+  }
+
   void broken() {
-    lost_ += pending_;  // buffered lines that never reached the file
+    lose(pending_);  // buffered lines that never reached the file
     pending_ = 0;
+    marker_pending_ = false;  // if one was among them, the next says it all again
     close();
     retry_at_ = clock::now() + std::chrono::seconds(1);
   }
@@ -106,12 +119,20 @@ class spdlog_sink : public log_sink {
     fds_.clear();
   }
 
+  // Open again; the first line is then what was lost since the last such
+  // line reached the file.
   bool retry() {
     if (clock::now() < retry_at_) return false;
     try {
       open();
+      if (unreported_ > 0) {
+        put({-1, sys::own_pid(), stream_kind::arbiter,
+             fmt::format("{} lines lost: the log could not be written", unreported_)});
+        marker_pending_ = true;
+      }
       return true;
     } catch (const spdlog::spdlog_ex&) {
+      if (sink_) close();
       retry_at_ = clock::now() + std::chrono::seconds(1);
       return false;
     }
@@ -122,6 +143,8 @@ class spdlog_sink : public log_sink {
   std::shared_ptr<spdlog::sinks::sink> sink_;
   std::vector<int> fds_;  // what the sink opened
   std::uint64_t pending_ = 0, lost_ = 0;
+  std::uint64_t unreported_ = 0;  // lost, and not yet said in the file by a marker line
+  bool marker_pending_ = false;   // a marker is written, not yet flushed
   clock::time_point retry_at_{};
 };
 
@@ -152,6 +175,7 @@ class tee_sink final : public log_sink {
 std::shared_ptr<log_sink> make_file_sink(const file_sink_options& o) {
   if (o.files < 1 || o.max_size < 1) throw_invalid("a log file set needs files >= 1 and max_size >= 1");
   auto make = [o] {
+    (void)sys::cut_torn_tail(o.path);  // a line a failed write left half-written
     return std::make_shared<spdlog::sinks::rotating_file_sink_st>(o.path, o.max_size, o.files - 1);
   };
   return std::make_shared<spdlog_sink>(make, o.format);

@@ -167,6 +167,29 @@ std::error_code set_nonblocking(int fd) noexcept {
   return {};
 }
 
+result<std::size_t> cut_torn_tail(const std::string& path) noexcept {
+  unique_fd fd(retry_eintr([&] { return ::open(path.c_str(), O_RDWR | O_CLOEXEC); }));
+  if (!fd) return errno == ENOENT ? result<std::size_t>(std::size_t{0}) : last_error();
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return last_error();
+  off_t end = st.st_size, at = end;
+  char buf[4096];
+  while (at > 0) {  // back to the last newline, a block at a time
+    off_t from = std::max<off_t>(at - static_cast<off_t>(sizeof buf), 0);
+    ssize_t n = retry_eintr([&] { return ::pread(fd.get(), buf, static_cast<std::size_t>(at - from), from); });
+    if (n < 0) return last_error();
+    for (ssize_t i = n; i-- > 0;)
+      if (buf[i] == '\n') {
+        at = from + i + 1;
+        if (at != end && retry_eintr([&] { return ::ftruncate(fd.get(), at); }) != 0) return last_error();
+        return static_cast<std::size_t>(end - at);
+      }
+    at = from;
+  }
+  if (end != 0 && retry_eintr([&] { return ::ftruncate(fd.get(), 0); }) != 0) return last_error();
+  return static_cast<std::size_t>(end);
+}
+
 std::error_code seek_to_end(int fd) noexcept {
   if (::lseek(fd, 0, SEEK_END) < 0) return last_error();
   return {};

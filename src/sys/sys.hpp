@@ -128,6 +128,11 @@ std::optional<termios> terminal_settings(int fd) noexcept;
 void set_terminal(int fd, const termios& settings) noexcept;
 // mkdir -p with `mode` for each directory made; best effort.
 void make_dirs(const std::string& path, unsigned mode) noexcept;
+// A line-oriented file whose last line was cut short (a write that failed
+// part-way: a full disk) ends at its last newline again (ftruncate). Nothing
+// is done to a missing or empty file, or one that ends in a newline. Returns
+// how many bytes were cut.
+result<std::size_t> cut_torn_tail(const std::string& path) noexcept;
 // lseek(fd, 0, SEEK_END).
 std::error_code seek_to_end(int fd) noexcept;
 // open(2) with O_CLOEXEC added.

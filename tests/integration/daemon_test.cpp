@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -254,6 +255,58 @@ TEST_F(daemon_dir, a_full_disk_loses_lines_counted_never_thrown) {
   EXPECT_EQ(sink->lost(), 100u);
   sink->write({0, 1, stream_kind::out, "and one more"});  // within the second: not retried yet
   EXPECT_EQ(sink->lost(), 101u);
+}
+
+// A disk that fills up mid-line (RLIMIT_FSIZE stands in for it: the write
+// that crosses the limit is cut short, as on a full disk) and then has room
+// again: the cut line is gone from the file, not left half-written before
+// the next one, and the first line after says how many were lost.
+TEST_F(daemon_dir, a_write_cut_short_by_a_full_disk_leaves_no_torn_line_and_says_how_many_were_lost) {
+  std::string path = (dir_ / "pool.log").string();
+  pool_process child([path] {
+    ::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead
+    rlimit small{1000, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &small) != 0) return 2;
+    auto sink = make_file_sink({path, 1 << 20, 1, log_format::plain});
+    auto line = [&](int i) {
+      sink->write({0, 1, stream_kind::out, "line " + std::to_string(i) + " padded to some length"});
+      sink->flush();
+    };
+    for (int i = 0; i < 100; ++i) line(i);
+    say("lost " + std::to_string(sink->lost()));
+    rlimit room{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &room) != 0) return 2;
+    sink->reopen();  // as SIGUSR1 does (or the next write a second later)
+    for (int i = 100; i < 110; ++i) line(i);
+    say("lost " + std::to_string(sink->lost()));
+    return 0;
+  });
+  int lost = std::stoi(child.wait_for("^lost (\\d+)$")[1]);
+  EXPECT_GT(lost, 50);
+  EXPECT_EQ(std::stoi(child.wait_for("^lost (\\d+)$")[1]), lost);  // none after
+  EXPECT_EQ(child.wait_exit(), 0);
+
+  std::ifstream f(path);
+  std::regex worker_line(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[worker 0 pid 1\] line (\d+) padded to some length$)");
+  std::regex marker(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[ufork\] (\d+) lines lost: the log could not be written$)");
+  std::vector<int> numbers;
+  int markers = 0;
+  for (std::string l; std::getline(f, l);) {
+    std::smatch m;
+    if (std::regex_match(l, m, worker_line)) {
+      numbers.push_back(std::stoi(m[1]));
+    } else if (std::regex_match(l, m, marker)) {
+      ++markers;
+      EXPECT_EQ(std::stoi(m[1]), lost);
+      EXPECT_EQ(numbers.size(), static_cast<std::size_t>(100 - lost)) << "the marker comes where the loss was";
+    } else {
+      ADD_FAILURE() << "a torn or foreign line: '" << l << "'";
+    }
+  }
+  EXPECT_EQ(markers, 1);
+  ASSERT_EQ(numbers.size(), static_cast<std::size_t>(100 - lost + 10));
+  for (int i = 0; i < 100 - lost; ++i) EXPECT_EQ(numbers[static_cast<std::size_t>(i)], i);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(numbers[static_cast<std::size_t>(100 - lost + i)], 100 + i);
 }
 
 TEST_F(daemon_dir, json_lines_carry_time_worker_pid_stream_and_line) {
