@@ -834,5 +834,83 @@ TEST(arbiter, a_slow_sink_slows_the_writers_and_loses_nothing) {
   EXPECT_EQ(pool.count("\\] w1 \\d+$"), static_cast<std::size_t>(per_worker));
 }
 
+// Hostile output, from three workers at once: a 100 MiB line, binary bytes
+// (NUL, 0xff, invalid UTF-8) and then a closed stdout, and a flood as fast
+// as the worker can write. The long line arrives whole in 64 KiB pieces,
+// the binary one byte for byte, the closed stdout ends nothing, not one
+// flood line is lost or out of order, and the arbiter answers its control
+// socket all along.
+TEST(arbiter, hostile_output_harms_nothing_and_loses_nothing) {
+  std::string sock = "/tmp/ufork-hostile-" + std::to_string(::getpid()) + ".sock";
+  pool_process pool([sock] {
+    auto o = test_options(3);
+    o.max_line = 64 * 1024;
+    o.control_path = sock;
+    auto out = say_sink();
+    std::size_t big_bytes = 0, big_pieces = 0;
+    long flood_next = 0;
+    bool flood_gap = false;
+    o.sink = make_callback_sink([=](const log_line& l) mutable {
+      if (l.id == 0 && l.text.find_first_not_of('x') == std::string_view::npos && !l.text.empty()) {
+        big_bytes += l.text.size();
+        ++big_pieces;
+      } else if (l.id == 0 && l.text == "after-big") {
+        say("big " + std::to_string(big_bytes) + " in " + std::to_string(big_pieces));
+      } else if (l.id == 1 && l.stream == stream_kind::out) {
+        std::string want;
+        for (int c = 0; c < 256; ++c)
+          if (c != '\n') want += static_cast<char>(c);
+        say(l.text == want ? "binary whole" : "binary changed: " + std::to_string(l.text.size()) + " bytes");
+      } else if (l.id == 2 && l.text.starts_with("flood ")) {
+        if (std::stol(std::string(l.text.substr(6))) != flood_next) flood_gap = true;
+        if (++flood_next % 100'000 == 0) say("flood " + std::to_string(flood_next) + (flood_gap ? " with a gap" : ""));
+      } else {
+        out->write(l);
+      }
+    });
+    hooks h;
+    h.post_fork = [](worker& w) {
+      if (w.generation() > 1) return beat_until_stopped(w);
+      if (w.id() == 0) {
+        std::string mib(1024 * 1024, 'x');
+        for (int i = 0; i < 100; ++i) {
+          (void)!::write(STDOUT_FILENO, mib.data(), mib.size());
+          w.heartbeat();
+        }
+        (void)!::write(STDOUT_FILENO, "\nafter-big\n", 11);
+        return beat_until_stopped(w);
+      }
+      if (w.id() == 1) {
+        std::string bytes;
+        for (int c = 0; c < 256; ++c)
+          if (c != '\n') bytes += static_cast<char>(c);
+        bytes += '\n';
+        (void)!::write(STDOUT_FILENO, bytes.data(), bytes.size());
+        ::close(STDOUT_FILENO);  // and goes on living without it
+        return beat_until_stopped(w);
+      }
+      char line[32];
+      for (long i = 0; !w.stopping(); ++i) {
+        int n = std::snprintf(line, sizeof line, "flood %ld\n", i);
+        (void)!::write(STDOUT_FILENO, line, static_cast<std::size_t>(n));
+        if (i % 1024 == 0) w.heartbeat();
+      }
+    };
+    return arbiter(o, h).run();
+  });
+  pool.wait_for("^big 104857600 in 1600$", 60s);
+  pool.wait_count("^binary whole$", 1);
+  pool.wait_count("^flood 200000$", 1, 60s);
+  // Asked while the flood goes on: answered, and every worker is still the first.
+  auto answer = run_program(UFORK_CLI_PATH, {"ctl", "--socket", sock, "--json", "workers"});
+  EXPECT_EQ(answer.code, 0) << answer.out;
+  EXPECT_NE(answer.out.find("\"generation\":1"), std::string::npos) << answer.out;
+  EXPECT_EQ(answer.out.find("\"generation\":2"), std::string::npos) << answer.out;
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("with a gap"), 0u);
+  EXPECT_EQ(pool.count("binary changed"), 0u);
+}
+
 }  // namespace
 }  // namespace ufork::test
