@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build run test check-asan fuzz bench clean
+.PHONY: all deps configure build run test check-asan check-tsan fuzz bench clean
 
 all: build
 
@@ -28,6 +28,17 @@ check-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUFORK_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
 	ctest --test-dir build-asan --output-on-failure -j 2
+
+# ThreadSanitizer on the threading of a host program: start(), stop(),
+# status(), resize(), execute() and log() from the host's threads while the
+# pool runs on its own. The workers are forked from that threaded process:
+# TSan does not follow a fork of a threaded process (die_after_fork=0 lets
+# them live; what runs in them is checked by check-asan, not here).
+check-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DUFORK_TSAN=ON -DUFORK_PYTHON=OFF
+	cmake --build build-tsan -j $(JOBS) --target ufork_integration_tests
+	TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" build-tsan/tests/ufork_integration_tests \
+	  --gtest_filter='arbiter_background.*:upgrade.is_refused_under_start'
 
 fuzz: deps
 	tests/fuzz/run.sh $(CURDIR) $(CURDIR)/build-fuzz $(FUZZ_SECONDS)

@@ -6,6 +6,8 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
+#include <atomic>
 
 #include "harness.hpp"
 
@@ -127,6 +129,34 @@ TEST(arbiter_background, a_hook_that_throws_is_logged_and_supervision_goes_on) {
   EXPECT_EQ(a.wait(), 0);
   std::lock_guard lock(mu);
   EXPECT_EQ(std::count(lines.begin(), lines.end(), "hook on_worker_spawn threw: spawn hook failed"), 2);
+}
+
+// A host program's threads all use the arbiter at once while it runs on its
+// own: status, execute, log, resize. Every call is answered; then stop()
+// from yet another thread ends it. (make check-tsan runs this under
+// ThreadSanitizer.)
+TEST(arbiter_background, many_host_threads_call_it_at_once) {
+  events ev;
+  arbiter a(quiet_options(2), ev.attach({}));
+  a.start();
+  ASSERT_TRUE(ev.wait_ready(2));
+  std::atomic<int> answered{0};
+  std::vector<std::thread> host;
+  for (int t = 0; t < 4; ++t)
+    host.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        answered += a.status().size >= 2;
+        answered += a.execute("workers").ok;
+        a.log("from host thread " + std::to_string(t));
+        if (t == 0 && i == 10) a.resize(3);
+      }
+    });
+  for (auto& t : host) t.join();
+  EXPECT_EQ(answered.load(), 4 * 50 * 2);
+  EXPECT_TRUE(ev.wait_ready(3));
+  std::thread stopper([&] { a.stop(); });
+  EXPECT_EQ(a.wait(), 0);
+  stopper.join();
 }
 
 TEST(arbiter_background, rejects_invalid_options) {
