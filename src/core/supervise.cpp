@@ -15,6 +15,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "core/notify.hpp"
 #include "core/pool.hpp"
 #include "core/spawn.hpp"
 #include "core/exit_status.hpp"
@@ -29,15 +30,6 @@ clock::time_point beat_time(const process& p) {
 
 std::string seconds(clock::duration d) {
   return fmt::format("{:.3f} s", std::chrono::duration<double>(d).count());
-}
-
-// A decimal number, all of `text`; none for anything else (a notify
-// datagram comes from a program we do not trust).
-std::optional<long long> number(std::string_view text) {
-  long long v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return v;
 }
 
 // A random 0..most, so that workers started together do not all reach a
@@ -288,32 +280,25 @@ process* pool::notifier(pid_t sender) {
 }
 
 void pool::on_notify_line(process& p, std::string_view line, clock::time_point now) {
-  auto eq = line.find('=');
-  if (eq == std::string_view::npos) return;
-  std::string_view key = line.substr(0, eq), value = line.substr(eq + 1);
+  notify_line n = parse_notify_line(line);
   auto beat = [&] { p.beat->beat_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed); };
-  if (key == "READY" && value == "1") {
-    beat();
-    on_ready(p, now);
-  } else if (key == "WATCHDOG" && value == "1") {
-    beat();
-  } else if (key == "WATCHDOG" && value == "trigger") {
-    hang(p, "it asked for it (WATCHDOG=trigger)", now);
-  } else if (key == "WATCHDOG_USEC") {  // at most a day, as --timeout
-    if (auto usec = number(value); usec && *usec > 0)
-      p.timeout = std::clamp(std::chrono::duration_cast<milliseconds>(std::chrono::microseconds(*usec)),
-                             milliseconds(1), milliseconds(86'400'000));
-  } else if (key == "STATUS") {
-    p.status = std::string(value.substr(0, 256));
-  } else if (key == "ERRNO") {
-    if (auto err = number(value); err && *err >= 0 && *err < 4096)
-      p.detail = fmt::format("ERRNO={} ({})", *err, std::strerror(static_cast<int>(*err)));
-  } else if (key == "UFORK_RECYCLE") {  // past max_requests (worker::count_requests), or a program's own wish
-    if (p.state == worker_state::ready && p.recycle_why.empty())
-      recycle(p, value == "requests" ? fmt::format("{} requests", p.beat->requests.load()) : "it asked", now);
-  } else if ((key == "STOPPING" || key == "RELOADING") && value == "1") {
-    log("worker {} pid {}: {}", p.slot, p.pid, line);
-  }  // BARRIER=1: its fd is closed already; the rest (MAINPID, FDSTORE, ...) is not ours
+  switch (n.what) {
+    case notify_line::ready:
+      beat();
+      on_ready(p, now);
+      break;
+    case notify_line::watchdog: beat(); break;
+    case notify_line::trigger: hang(p, "it asked for it (WATCHDOG=trigger)", now); break;
+    case notify_line::timeout: p.timeout = n.timeout_value; break;
+    case notify_line::status: p.status = std::move(n.text); break;
+    case notify_line::error: p.detail = fmt::format("ERRNO={} ({})", n.error_value, std::strerror(n.error_value)); break;
+    case notify_line::recycle:
+      if (p.state == worker_state::ready && p.recycle_why.empty())
+        recycle(p, n.text == "requests" ? fmt::format("{} requests", p.beat->requests.load()) : "it asked", now);
+      break;
+    case notify_line::lifecycle: log("worker {} pid {}: {}", p.slot, p.pid, line); break;
+    case notify_line::ignored: break;  // BARRIER=1: its fd is closed already; the rest (MAINPID, FDSTORE, ...) is not ours
+  }
 }
 
 void pool::on_setup_pipe(pid_t pid) {
