@@ -168,7 +168,12 @@ std::smatch pool_process::wait_for(const std::string& re, milliseconds timeout) 
                        s += "  " + lines_[i] + "\n";
                      return s;
                    }();
-  return {};
+  // A ready match of nothing: m[1] of it is an empty unmatched group, not
+  // the undefined behaviour of indexing a default-constructed match.
+  held_.clear();
+  std::smatch none;
+  std::regex_search(held_, none, std::regex("^"));
+  return none;
 }
 
 std::vector<std::string> pool_process::wait_count(const std::string& re, std::size_t n, milliseconds timeout) {
