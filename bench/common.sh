@@ -32,15 +32,16 @@ cpu_ns() {
 # /proc/PID/schedstat: steadier than requests/s on a shared machine),
 # appended to $tmp/NAME-C.txt; the servers take turns, round after round,
 # so a noisy neighbour hits them all alike.
-measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid
-  local before after
-  before=$(cpu_ns "$4")
-  wrk -t2 -c"$3" -d"${secs}s" --latency "$2" > "$tmp/wrk.txt"
-  after=$(cpu_ns "$4")
+measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid, $5...: more wrk flags
+  local before after name=$1 url=$2 conns=$3 pid=$4
+  shift 4
+  before=$(cpu_ns "$pid")
+  wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" "$url" > "$tmp/wrk.txt"
+  after=$(cpu_ns "$pid")
   errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
   requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
   echo "$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt") $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt") $errors" \
-    "$(awk -v d=$((after - before)) -v n="$requests" 'BEGIN {printf "%.2f", d / n / 1000}')" >> "$tmp/$1-$3.txt"
+    "$(awk -v d=$((after - before)) -v n="$requests" 'BEGIN {printf "%.2f", d / n / 1000}')" >> "$tmp/$name-$conns.txt"
 }
 median() {  # of column $2 in file $1 (p99s end in us/ms/s: normalised to ms)
   awk -v c="$2" '{v = $c; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v}' "$1" \

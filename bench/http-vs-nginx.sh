@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ufork hello against nginx, measured in the same run with wrk: requests/s
-# and p99 latency at -c64 and -c256, 2 workers each, plus the read errors
+# and p99 latency at -c64 and -c256, 2 workers each, keep-alive and with a
+# new connection per request, plus the read errors
 # wrk sees when each server is stopped gracefully mid-run. Not part of
 # `make test`: run it on a quiet machine, as root (installs wrk and nginx).
 #   bench/http-vs-nginx.sh [BUILD_DIR] [SECONDS]
@@ -69,6 +70,11 @@ for c in 64 256; do
     measure reuseport http://127.0.0.1:7803/ $c "$ufork_reuseport_pid"
   done
 done
+# A new connection per request: accept, answer, close, each time.
+for r in $(seq "$rounds"); do
+  measure nginx-close http://127.0.0.1:7801/ 64 "$nginx_pid" -H "Connection: close"
+  measure ufork-close http://127.0.0.1:7802/ 64 "$ufork_shared_pid" -H "Connection: close"
+done
 echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | worker CPU per request, median | runs with socket errors |"
 echo "|---|---|---|---|---|---|---|"
 for c in 64 256; do
@@ -79,6 +85,16 @@ for c in 64 256; do
     rps=$(median "$f" 1)
     echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") |"
   done
+done
+
+echo
+echo "| a new connection per request (Connection: close), 2 workers, -c64 | requests/s, median of $rounds | p99, median | ratio to nginx | worker CPU per request, median |"
+echo "|---|---|---|---|---|"
+n=$(median "$tmp/nginx-close-64.txt" 1)
+for name in nginx-close ufork-close; do
+  f="$tmp/$name-64.txt"
+  rps=$(median "$f" 1)
+  echo "| ${name%-close} | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(median "$f" 4) us |"
 done
 
 echo

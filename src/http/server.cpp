@@ -199,6 +199,9 @@ class worker_server {
     std::string out;        // answers the socket did not take at once, being written
     bool last = false;      // `out` ends with the connection's last answer
     bool closing = false;
+    bool peer_done = false; // the client said it sends nothing more (Connection: close, HTTP/1.0)
+    bool drained = false;   // the last read took less than it asked for: the kernel had no more
+    bool nodelay = false;   // TCP_NODELAY set: from its second request on
     bool fresh = true;      // no request yet
     bool continued = false; // 100 Continue sent for the request being read
     body_source stream;     // the answer being streamed
@@ -237,7 +240,6 @@ class worker_server {
 
   void start(socket_type s) {
     error_code ignored;
-    s.set_option(tcp::no_delay(true), ignored);
     s.non_blocking(true, ignored);  // for the write tried at once in flush()
     connection& c = conns_.emplace_back(std::move(s), options_.header_limit + read_size);
     c.self = std::prev(conns_.end());
@@ -249,8 +251,16 @@ class worker_server {
     read(c);  // a new connection's request is on its way, even during a stop
   }
 
+  // Between requests of a keep-alive connection. TCP_NODELAY from here on,
+  // as nginx does: a connection's first answer goes out at once anyway
+  // (nothing of it is unacknowledged), and one that closes after it is
+  // spared the call.
   void idle(connection& c) {
     if (lingered_) return erase(c);
+    if (!std::exchange(c.nodelay, true)) {
+      error_code ignored;
+      c.socket.set_option(tcp::no_delay(true), ignored);
+    }
     c.deadline = clock::now() + options_.keepalive_timeout;
     if (c.in.capacity() > first_read) c.in.shrink_to_fit();  // empty: freed, after a large request
     read(c);
@@ -269,10 +279,11 @@ class worker_server {
       respond(c, error_response(bhttp::status::bad_request), false, false);
       return flush(c);
     }
-    std::size_t want = c.in.size() == 0 && !c.parser ? first_read : read_size;
-    c.socket.async_read_some(c.in.prepare(std::min(room, want)), [this, &c](error_code ec, std::size_t n) {
+    std::size_t want = std::min(room, c.in.size() == 0 && !c.parser ? first_read : read_size);
+    c.socket.async_read_some(c.in.prepare(want), [this, &c, want](error_code ec, std::size_t n) {
       if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
       c.in.commit(n);
+      c.drained = n < want;
       if (c.closing) {
         c.in.clear();
         return read(c);
@@ -326,6 +337,7 @@ class worker_server {
       bool keep = req.keep_alive() && !stopping_ && !worker_.stopping() && how != framing::close &&
                   (r.res.find(bhttp::field::connection) == r.res.end() || r.res.keep_alive());
       respond(c, r.res, head, keep, how);
+      c.peer_done = !req.keep_alive();
       if (streamed && !head) {  // answers to requests behind it wait for its end
         c.stream = std::move(r.stream);
         c.chunked = how == framing::chunked;
@@ -408,6 +420,10 @@ class worker_server {
     if (c.stream) return asio::post(io_, [this, &c] { pump(c); });
     if (c.last) {  // its last answer is out: half-close, and wait for the peer's close
       error_code ignored;
+      // Unless the client said it was done and sent nothing more: nothing
+      // unread can turn the close into a reset, so it closes now (as nginx
+      // does), without a wake-up for the peer's close.
+      if (c.peer_done && c.drained && c.in.size() == 0) return erase(c);
       c.socket.shutdown(tcp::socket::shutdown_send, ignored);
       c.last = false;
       c.closing = true;
