@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
+#include <iostream>
 #include <numeric>
 #include <stdexcept>
 
@@ -80,16 +82,8 @@ void validate(const options& o) {
 // (the exec then fails with ENOENT, reported per worker).
 std::string find_program(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (std::size_t start = 0; start <= dirs.size();) {
-    std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    std::string dir(dirs.substr(start, end - start));
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (sys::executable(candidate)) return candidate;
-    start = end + 1;
-  }
-  return name;
+  std::string found = sys::find_in_path(name);
+  return found.empty() ? name : found;
 }
 
 template <class T>
@@ -170,6 +164,12 @@ pool::~pool() {
 
 void pool::log_text(const std::string& text) {
   opts_.sink->write({-1, sys::own_pid(), stream_kind::arbiter, text});
+}
+
+void pool::flush_everything() {
+  opts_.sink->flush();
+  std::cout.flush();
+  std::fflush(nullptr);
 }
 
 void pool::on_wake() {
@@ -373,7 +373,7 @@ void pool::on_signal() {
       case SIGHUP:
         if (auto why = reload(all_ids()); !why.empty()) log("SIGHUP: {}", why);
         break;
-      case SIGUSR2: log("SIGUSR2: upgrade not done: {}", upgrade(-1)); break;
+      case SIGUSR2: (void)upgrade(-1); break;  // it logs why if it did not happen
     }
   }
 }

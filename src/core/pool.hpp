@@ -103,6 +103,8 @@ class pool {
   const std::shared_ptr<log_sink>& sink() const noexcept { return opts_.sink; }
   void set_sink(std::shared_ptr<log_sink> s) { opts_.sink = std::move(s); }
   void log_text(const std::string& text);
+  // The sink, std::cout and every stdio stream, before a fork or an exec.
+  void flush_everything();
 
   // The view (loop's thread, or through call()).
   pool_status snapshot() const;

@@ -2,8 +2,6 @@
 // over before the exec, and how the new image adopts it.
 #include <sys/epoll.h>
 
-#include <cstdio>
-#include <iostream>
 
 #include "core/pool.hpp"
 #include "sys/process.hpp"
@@ -16,19 +14,22 @@ clock::time_point time_of(std::int64_t ns) { return clock::time_point(clock::dur
 
 }  // namespace
 
+// Logs why, when it did not happen; returns it for the one who asked.
 std::string pool::upgrade(int reply_fd) {
-  if (!run_mode_) return "an upgrade needs run(): under start() the process is the host program's";
-  if (!opts_.upgrade) return "upgrades are off (options.upgrade)";
-  if (stopping_) return "the pool is stopping";
-  if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
+  auto refused = [this](std::string why) {
+    log("upgrade refused: {}", why);
+    return why;
+  };
+  if (!run_mode_) return refused("an upgrade needs run(): under start() the process is the host program's");
+  if (!opts_.upgrade) return refused("upgrades are off (options.upgrade)");
+  if (stopping_) return refused("the pool is stopping");
+  if (!reload_queue_.empty() || reloading()) return refused("a reload is in progress");
   const std::string& path = upgrade::program_path();
-  if (path.empty() || !sys::executable(path)) return "no executable file at " + (path.empty() ? "?" : path);
+  if (path.empty() || !sys::executable(path)) return refused("no executable file at " + (path.empty() ? "?" : path));
   upgrade::state s = handover(reply_fd);
   log("upgrade: exec {} (pid {}); {} workers go on serving and are handed over", path, sys::own_pid(),
       s.workers.size());
-  opts_.sink->flush();
-  std::cout.flush();
-  std::fflush(nullptr);
+  flush_everything();
   if (attachment_.before_exec) attachment_.before_exec();
   std::string why = upgrade::exec_new_image(s);
   if (attachment_.exec_failed) attachment_.exec_failed();
@@ -99,10 +100,15 @@ void pool::adopt(const upgrade::state& s) {
     p->slot = w.slot;
     p->generation = w.generation;
     p->pid = w.pid;
-    p->state = static_cast<worker_state>(w.state);
     p->reload = w.reload;
     p->started = time_of(w.started);
     p->ready_at = time_of(w.ready_at);
+    // The state it had, through the life cycle's own steps: starting, then
+    // ready if it had become so, then stopping.
+    auto to = static_cast<worker_state>(w.state);
+    for (worker_state step : {worker_state::starting, worker_state::ready, worker_state::stopping})
+      if (p->state != to && (step != worker_state::ready || p->ready_at != clock::time_point{}))
+        (void)table_.set_state(*p, step);
     p->kill_at = time_of(w.kill_at);
     p->window_from = time_of(w.window_from);
     p->ready_due = time_of(w.ready_due);

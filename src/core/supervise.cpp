@@ -13,7 +13,6 @@
 #include <type_traits>
 #include <cstdio>
 #include <cstring>
-#include <iostream>
 
 #include "core/notify.hpp"
 #include "core/pool.hpp"
@@ -128,10 +127,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
                           exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty(),
                           cpus_.empty() ? -1 : cpus_[static_cast<std::size_t>(slot) % cpus_.size()], opts_.nice,
                           &opts_.rlimits};
-  // Nothing buffered may be inherited: the child would print it again.
-  opts_.sink->flush();
-  std::cout.flush();
-  std::fflush(nullptr);
+  flush_everything();  // nothing buffered may be inherited: the child would print it again
   call_hook("before_fork", hooks_.before_fork);
   auto child = detail::spawn(plan);
   call_hook("after_fork_parent", hooks_.after_fork_parent);

@@ -136,22 +136,11 @@ std::vector<std::string> split_nul(const std::string& text) {
 }
 
 std::string resolve(const std::string& arg0) {
-  namespace fs = std::filesystem;
   std::error_code ec;
-  if (arg0.find('/') != std::string::npos) {
-    auto p = fs::absolute(arg0, ec);
-    return ec ? std::string() : p.lexically_normal().string();
-  }
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (std::size_t start = 0; start <= dirs.size();) {
-    std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    std::string dir(dirs.substr(start, end - start));
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + arg0;
-    if (sys::executable(candidate)) return fs::absolute(candidate, ec).lexically_normal().string();
-    start = end + 1;
-  }
-  return {};
+  std::string found = arg0.find('/') != std::string::npos ? arg0 : sys::find_in_path(arg0);
+  if (found.empty()) return {};
+  auto absolute = std::filesystem::absolute(found, ec);
+  return ec ? std::string() : absolute.lexically_normal().string();
 }
 
 start_info& started() {
@@ -379,7 +368,8 @@ std::variant<state, std::string> decode(std::string_view text) {
         p.slot = in_range(r.num<int>(), 0, 1 << 20, "slot");
         p.generation = r.num<unsigned>();
         p.pid = in_range(r.num<pid_t>(), 1, 1 << 30, "pid");
-        p.state = in_range(r.num<int>(), 0, int(worker_state::exited), "worker state");
+        // A table holds starting, ready and stopping workers (not one being forked, nor a reaped one).
+        p.state = in_range(r.num<int>(), int(worker_state::starting), int(worker_state::stopping), "worker state");
         p.role = in_range(r.num<int>(), 0, 2, "role");
         p.reload = flag();
         for (auto* t : {&p.started, &p.ready_at, &p.kill_at, &p.window_from, &p.ready_due, &p.lifetime_due})

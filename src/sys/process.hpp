@@ -94,6 +94,9 @@ unsigned random_seed() noexcept;
 char* const* environment() noexcept;
 // An executable regular file (access X_OK).
 bool executable(const std::string& path) noexcept;
+// A program name without a '/' found as execvp would (PATH, or its default):
+// "DIR/name", or empty if no directory holds it.
+std::string find_in_path(const std::string& name);
 // A SOCK_DGRAM socket bound to an abstract unix name (no file), CLOEXEC,
 // non-blocking, with SO_PASSCRED: the NOTIFY_SOCKET of exec'd workers.
 result<unique_fd> make_notify_listener(const std::string& abstract_name);

@@ -132,25 +132,31 @@ std::set<int> worker_pids(const std::string& control) {
   return pids;
 }
 
-TEST(upgrade, new_code_same_pid_the_workers_replaced_under_load_with_nothing_lost) {
+// Build A installed and serving, its two workers ready.
+struct serving_a {
   install_dir d;
-  d.install(UFORK_UPGRADE_A);
-  auto pool = start(d);
+  pool_process pool = (d.install(UFORK_UPGRADE_A), start(d));
   int port = port_of_server(pool);
-  pool.wait_count("event ready slot=\\d+ pid=\\d+ build=A", 2);
+  std::string control = d.control.string();
+  serving_a() { pool.wait_count("event ready slot=\\d+ pid=\\d+ build=A", 2); }
+};
+
+TEST(upgrade, new_code_same_pid_the_workers_replaced_under_load_with_nothing_lost) {
+  serving_a a;
+  auto& [d, pool, port, control] = a;
   // A death before the upgrade: its record must come through it.
-  auto before = worker_pids(d.control.string());
+  auto before = worker_pids(control);
   ASSERT_EQ(before.size(), 2u);
   int victim = *before.begin();
   ::kill(victim, SIGKILL);
   pool.wait_for("pid " + std::to_string(victim) + " gen \\d+ crashed: killed by SIGKILL");
   pool.wait_count("event ready slot=\\d+ pid=\\d+ build=A", 3);
-  auto old_workers = worker_pids(d.control.string());
-  auto spawned_before = ctl(d.control.string(), "status")["data"]["counters"]["spawned"].get<int>();
+  auto old_workers = worker_pids(control);
+  auto spawned_before = ctl(control, "status")["data"]["counters"]["spawned"].get<int>();
 
   load clients(port);
   d.install(UFORK_UPGRADE_B);
-  json answer = ctl(d.control.string(), "upgrade");
+  json answer = ctl(control, "upgrade");
   ASSERT_TRUE(answer["ok"].get<bool>()) << answer.dump();
   EXPECT_NE(answer["text"].get<std::string>().find("upgraded: pid " + std::to_string(pool.pid())), std::string::npos)
       << answer.dump();
@@ -175,11 +181,11 @@ TEST(upgrade, new_code_same_pid_the_workers_replaced_under_load_with_nothing_los
                         ", and its end$", 1);
   pool.wait_count("worker \\d+ pid \\d+ gen \\d+ replaced", 2);
   EXPECT_EQ(get(port).body_or_error, "build B");  // every worker is B's now
-  auto dead = ctl(d.control.string(), "dead")["data"];
+  auto dead = ctl(control, "dead")["data"];
   EXPECT_TRUE(std::any_of(dead.begin(), dead.end(), [&](const json& e) { return e["pid"] == victim; })) << dead.dump();
-  auto status = ctl(d.control.string(), "status")["data"];
+  auto status = ctl(control, "status")["data"];
   EXPECT_EQ(status["counters"]["spawned"].get<int>(), spawned_before + 2) << status.dump();
-  for (int pid : worker_pids(d.control.string())) EXPECT_EQ(old_workers.count(pid), 0u);
+  for (int pid : worker_pids(control)) EXPECT_EQ(old_workers.count(pid), 0u);
 
   ::kill(pool.pid(), SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
@@ -189,18 +195,15 @@ TEST(upgrade, new_code_same_pid_the_workers_replaced_under_load_with_nothing_los
 // A new build that fails before it has adopted the pool: the old image runs
 // again in the same process, and the same workers go on serving.
 void expect_way_back(const char* build, const std::string& why, bool by_signal) {
-  install_dir d;
-  d.install(UFORK_UPGRADE_A);
-  auto pool = start(d);
-  int port = port_of_server(pool);
-  pool.wait_count("event ready slot=\\d+ pid=\\d+ build=A", 2);
-  auto workers = worker_pids(d.control.string());
+  serving_a a;
+  auto& [d, pool, port, control] = a;
+  auto workers = worker_pids(control);
   load clients(port);
   d.install(build);
   if (by_signal) {
     ::kill(pool.pid(), SIGUSR2);
   } else {
-    json answer = ctl(d.control.string(), "upgrade");
+    json answer = ctl(control, "upgrade");
     EXPECT_FALSE(answer["ok"].get<bool>()) << answer.dump();
     EXPECT_NE(answer.value("error", "").find(why), std::string::npos) << answer.dump();
   }
@@ -208,8 +211,8 @@ void expect_way_back(const char* build, const std::string& why, bool by_signal) 
   EXPECT_EQ(get(port).body_or_error, "build A");
   clients.stop();
   EXPECT_TRUE(clients.failures().empty());
-  EXPECT_EQ(worker_pids(d.control.string()), workers);
-  EXPECT_EQ(ctl(d.control.string(), "status")["data"]["counters"]["spawned"].get<int>(), 2);
+  EXPECT_EQ(worker_pids(control), workers);
+  EXPECT_EQ(ctl(control, "status")["data"]["counters"]["spawned"].get<int>(), 2);
   ::kill(pool.pid(), SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
@@ -236,24 +239,21 @@ TEST(upgrade, a_new_build_killed_by_a_fatal_signal_gives_the_pool_back) {
 
 // An exec that fails returns in the old image, which goes on as it was.
 TEST(upgrade, an_exec_that_fails_leaves_the_pool_as_it_was) {
-  install_dir d;
-  d.install(UFORK_UPGRADE_A);
-  auto pool = start(d);
-  int port = port_of_server(pool);
-  pool.wait_count("event ready slot=\\d+ pid=\\d+ build=A", 2);
-  auto workers = worker_pids(d.control.string());
+  serving_a a;
+  auto& [d, pool, port, control] = a;
+  auto workers = worker_pids(control);
   {
     std::ofstream junk(d.dir / "server.new");
     junk << "not a program\n";
   }
   fs::permissions(d.dir / "server.new", fs::perms::owner_all);
   fs::rename(d.dir / "server.new", d.program);
-  json answer = ctl(d.control.string(), "upgrade");
+  json answer = ctl(control, "upgrade");
   EXPECT_FALSE(answer["ok"].get<bool>()) << answer.dump();
   EXPECT_NE(answer.value("error", "").find("Exec format error"), std::string::npos) << answer.dump();
   pool.wait_for("upgrade failed: execve .*: Exec format error; this image goes on");
   EXPECT_EQ(get(port).body_or_error, "build A");
-  EXPECT_EQ(worker_pids(d.control.string()), workers);
+  EXPECT_EQ(worker_pids(control), workers);
   ::kill(pool.pid(), SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
