@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <regex>
 
@@ -33,6 +34,22 @@ using cli::control_client;
 
 std::string temp_socket(const std::string& name) {
   return "/tmp/ufork-test-" + std::to_string(::getpid()) + "-" + name + ".sock";
+}
+
+// A worker's body: beats until stopped, and prints `lines()`'s lines each
+// time it is sent SIGUSR2 (a test's way to make it speak when it is ready).
+void print_on_usr2(worker& w, const std::function<void(worker&)>& lines) {
+  static volatile sig_atomic_t asked = 0;
+  ::signal(SIGUSR2, [](int) { asked = 1; });
+  while (!w.stopping()) {
+    w.heartbeat();
+    if (asked) {
+      asked = 0;
+      lines(w);
+      std::fflush(stdout);
+    }
+    ::usleep(20'000);  // its heartbeat's pace, well inside the timeout
+  }
 }
 
 options control_options(const std::string& path, int workers = 2) {
@@ -313,17 +330,9 @@ TEST(control, a_follower_sees_every_line_and_the_pools_events_in_order) {
     o.timeout = 1s;
     hooks h;
     h.post_fork = [](worker& w) {
-      static volatile sig_atomic_t flood = 0;
-      ::signal(SIGUSR2, [](int) { flood = 1; });
-      while (!w.stopping()) {
-        w.heartbeat();
-        if (flood) {
-          flood = 0;
-          for (int i = 0; i < 10'000; ++i) std::printf("line %d\n", i);
-          std::fflush(stdout);
-        }
-        ::usleep(20'000);
-      }
+      print_on_usr2(w, [](worker&) {
+        for (int i = 0; i < 10'000; ++i) std::printf("line %d\n", i);
+      });
     };
     return run_pool_or_report(o, with_events(h));
   });
@@ -395,18 +404,9 @@ TEST(control, a_follower_that_falls_behind_is_dropped_and_the_pool_goes_on) {
     });
     hooks h;
     h.post_fork = [](worker& w) {
-      static volatile sig_atomic_t flood = 0;
-      ::signal(SIGUSR2, [](int) { flood = 1; });
-      std::string line(200, 'x');
-      while (!w.stopping()) {
-        w.heartbeat();
-        if (flood) {
-          flood = 0;
-          for (int i = 0; i < 10'000; ++i) std::printf("%s\n", line.c_str());  // 2 MB
-          std::fflush(stdout);
-        }
-        ::usleep(20'000);
-      }
+      print_on_usr2(w, [line = std::string(200, 'x')](worker&) {
+        for (int i = 0; i < 10'000; ++i) std::printf("%s\n", line.c_str());  // 2 MB
+      });
     };
     return run_pool_or_report(o, with_events(h));
   });
@@ -432,17 +432,7 @@ TEST(control, ufork_ctl_follow_streams_json_lines_of_one_worker) {
   pool_process pool([path] {
     hooks h;
     h.post_fork = [](worker& w) {
-      static volatile sig_atomic_t asked = 0;
-      ::signal(SIGUSR2, [](int) { asked = 1; });
-      while (!w.stopping()) {
-        w.heartbeat();
-        if (asked) {
-          asked = 0;
-          std::printf("hello from worker %d\n", w.id());
-          std::fflush(stdout);
-        }
-        ::usleep(20'000);
-      }
+      print_on_usr2(w, [](worker& me) { std::printf("hello from worker %d\n", me.id()); });
     };
     return run_pool_or_report(control_options(path), with_events(h));
   });
