@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <charconv>
 #include <random>
+#include <tuple>
 #include <type_traits>
 #include <cstdio>
 #include <cstring>
@@ -489,6 +490,13 @@ void pool::check_deadlines(clock::time_point now) {
   if (changed) update_storm();
   for (pid_t pid : now_ready)  // not above: a reload's next fork may grow the table
     if (process* p = table_.find(pid)) on_ready(*p, now);
+  // Several past their lifetime in one turn (forked in one turn, they come
+  // due together) are queued by when they came due, then by slot: not in
+  // the table's hash order.
+  std::sort(expired.begin(), expired.end(), [this](pid_t a, pid_t b) {
+    const process &x = *table_.find(a), &y = *table_.find(b);
+    return std::tie(x.lifetime_due, x.slot) < std::tie(y.lifetime_due, y.slot);
+  });
   for (pid_t pid : expired)
     if (process* p = table_.find(pid)) recycle(*p, "lifetime " + seconds(now - p->started), now);
   check_usage(now);

@@ -113,7 +113,11 @@ pool_process lifetime_pool(int at_once, bool successors_ready) {
 TEST(recycle, one_slot_at_a_time_by_default) {
   auto pool = lifetime_pool(1, true);
   pool.wait_for("event ready slot=1 gen=2");
-  EXPECT_GT(line_of(pool, "event spawn slot=1 gen=2"), line_of(pool, "event ready slot=0 gen=2"));
+  EXPECT_GT(line_of(pool, "event spawn slot=1 gen=2"), line_of(pool, "event ready slot=0 gen=2")) << [&] {
+    std::string all;
+    for (const auto& l : pool.lines()) all += l + "\n";
+    return all;
+  }();
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
