@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build run test check-asan check-tsan fuzz bench clean
+.PHONY: all deps configure build run test tidy check-asan check-tsan fuzz bench clean
 
 all: build
 
@@ -23,6 +23,13 @@ run: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2
+	$(MAKE) --no-print-directory tidy
+
+# clang-tidy over our sources with .clang-tidy's checks; any finding fails.
+tidy: build
+	run-clang-tidy-14 -p $(BUILD) -j $(JOBS) -quiet '$(CURDIR)/(src|cli|python)/' > $(BUILD)/tidy.log 2>&1 \
+	  || { grep -E '(error|warning):' $(BUILD)/tidy.log | sort -u; echo "tidy: findings above (all of it: $(BUILD)/tidy.log)"; exit 1; }
+	@echo "tidy: clean"
 
 check-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUFORK_SANITIZE=ON

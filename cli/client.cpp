@@ -21,7 +21,7 @@ std::optional<control_client> control_client::connect(const std::string& path, s
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    error = std::strerror(errno);
+    error = std::generic_category().message(errno);
     if (fd >= 0) ::close(fd);
     return std::nullopt;
   }

@@ -22,7 +22,7 @@ struct service_options {
   bool daemon = false;
   std::string pidfile;
   std::string log;            // a rotated file set
-  std::size_t log_max_size = 8 * 1024 * 1024;
+  std::size_t log_max_size = 8UL * 1024 * 1024;
   std::size_t log_files = 8;
   bool log_json = false;
   bool syslog = false;

@@ -27,7 +27,7 @@ namespace {
 }
 
 [[noreturn]] void fail(const bind_spec& s, const std::string& what, int err = errno) {
-  throw std::runtime_error("cannot listen on " + s.text + ": " + what + (err ? std::string(": ") + std::strerror(err) : ""));
+  throw std::runtime_error("cannot listen on " + s.text + ": " + what + (err ? ": " + std::generic_category().message(err) : ""));
 }
 
 std::string describe(const sockaddr_storage& ss) {
@@ -112,12 +112,12 @@ int listen_unix(const bind_spec& s) {
     uid_t uid = static_cast<uid_t>(-1);
     gid_t gid = static_cast<gid_t>(-1);
     if (!s.owner.empty()) {
-      const passwd* pw = ::getpwnam(s.owner.c_str());
+      const passwd* pw = ::getpwnam(s.owner.c_str());  // NOLINT(concurrency-mt-unsafe): before any thread
       if (!pw) undo("no user " + s.owner);
       uid = pw->pw_uid;
     }
     if (!s.group.empty()) {
-      const group* gr = ::getgrnam(s.group.c_str());
+      const group* gr = ::getgrnam(s.group.c_str());  // NOLINT(concurrency-mt-unsafe): before any thread
       if (!gr) undo("no group " + s.group);
       gid = gr->gr_gid;
     }
@@ -230,6 +230,7 @@ void listeners::adopt_activated() {
 }
 
 void forget_activation() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): before any thread
   for (const char* var : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}) ::unsetenv(var);
 }
 

@@ -94,9 +94,7 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char
   app->add_option("--rlimit", o.rlimits, "NAME=SOFT[:HARD] for every worker: core=0, nofile=65536, as=unlimited, ...");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int parse_and_run(int argc, char** argv) {
   using namespace ufork::cli;
   CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
   app.require_subcommand(1);
@@ -190,4 +188,15 @@ int main(int argc, char** argv) {
   if (*console) return run_console(console_socket);
   if (*top) return run_top(top_socket, top_interval);
   return exit_usage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return parse_and_run(argc, argv);
+  } catch (const std::exception& e) {  // out of memory, or a bug: one line, not a core dump
+    std::cerr << "ufork: " << e.what() << '\n';
+    return ufork::cli::exit_runtime;
+  }
 }

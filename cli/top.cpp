@@ -140,7 +140,7 @@ class view {
     out.push_back(fmt::format("workers: {}; spawned {}, exited {}, hung {}, backoffs {}", by_state.empty() ? "none" : by_state,
                               counters.value("spawned", 0L), counters.value("exited", 0L), counters.value("hung", 0L),
                               counters.value("backoffs", 0L)));
-    out.push_back("");
+    out.emplace_back();
     // Columns, dropped from the right as the terminal narrows.
     bool beat = cols >= 80, rate = cols >= 70, rss = cols >= 58, cpu = cols >= 50;
     static const char* sort_names[] = {"id", "cpu", "rss", "req/s"};
@@ -161,15 +161,15 @@ class view {
       bool sel = static_cast<int>(i) == selected_;
       out.push_back((sel ? "\x1b[1m>" : " ") + fit(l, cols - 1) + (sel ? "\x1b[0m" : ""));
     }
-    out.push_back("");
-    out.push_back("last exits:");
+    out.emplace_back();
+    out.emplace_back("last exits:");
     std::size_t shown = 0;
     for (auto it = dead_.rbegin(); it != dead_.rend() && shown < 4; ++it, ++shown)
       out.push_back(fit(fmt::format("  worker {} pid {} gen {} {}: {}", it->value("id", 0L), it->value("pid", 0L),
                                     it->value("generation", 0L), it->value("reason", ""), it->value("status", "")),
                         cols));
-    if (shown == 0) out.push_back("  none");
-    out.push_back("");
+    if (shown == 0) out.emplace_back("  none");
+    out.emplace_back();
     out.push_back(fit(prompt.empty() ? "up/down select  s sort  k kill  r restart  q quit" : prompt, cols));
     std::string frame = "\x1b[H";
     for (const auto& l : out) frame += l + "\x1b[K\n";  // the terminal's OPOST makes it \r\n
@@ -242,7 +242,7 @@ char read_key() {
   char buf[8];
   ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
   if (n <= 0) return 0;
-  if (n >= 3 && buf[0] == '\x1b' && buf[1] == '[') return buf[2] == 'A' ? 'U' : buf[2] == 'B' ? 'D' : 0;
+  if (n >= 3 && buf[0] == '\x1b' && buf[1] == '[') return buf[2] == 'A' ? 'U' : buf[2] == 'B' ? 'D' : '\0';
   return buf[0];
 }
 

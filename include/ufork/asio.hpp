@@ -41,7 +41,12 @@ class asio_worker {
     beat(state_);
     watch_stop(state_);
   }
-  ~asio_worker() { detach(); }
+  ~asio_worker() {
+    try {
+      detach();
+    } catch (const boost::system::system_error&) {  // a timer's cancel: does not fail on Linux's reactor
+    }
+  }
   asio_worker(const asio_worker&) = delete;
   asio_worker& operator=(const asio_worker&) = delete;
 

@@ -48,7 +48,7 @@ UFORK_API std::string format_line(const log_line& line, log_format format);
 
 struct file_sink_options {
   std::string path;
-  std::size_t max_size = 8 * 1024 * 1024;  // rotate past this many bytes
+  std::size_t max_size = 8UL * 1024 * 1024;  // rotate past this many bytes
   std::size_t files = 8;                   // PATH, PATH.1 ... kept in all
   log_format format = log_format::plain;
 };

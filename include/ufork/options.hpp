@@ -106,9 +106,9 @@ struct options {
   // start() never touches the host program's signals.
   bool handle_signals = true;
   // Longer lines are split into pieces of this size, never dropped.
-  std::size_t max_line = 64 * 1024;
+  std::size_t max_line = 64UL * 1024;
   // F_SETPIPE_SZ for each worker's stdout and stderr; 0 keeps the kernel's.
-  std::size_t pipe_size = 1024 * 1024;
+  std::size_t pipe_size = 1024UL * 1024;
   // run() only: the ufork>> prompt when stdin is a terminal.
   bool console = true;
   // Where the console keeps its history; empty: $XDG_STATE_HOME/ufork/history

@@ -304,7 +304,12 @@ class heartbeat {
     ufork::worker& w = me();
     thread_ = std::thread([this, &w] { beat(w); });
   }
-  ~heartbeat() { close(); }
+  ~heartbeat() {
+    try {
+      close();
+    } catch (...) {  // join() of a joinable thread other than this one does not fail
+    }
+  }
   heartbeat(const heartbeat&) = delete;
   heartbeat& operator=(const heartbeat&) = delete;
 

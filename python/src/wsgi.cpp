@@ -74,12 +74,15 @@ struct streaming {
     closed = true;
     if (py::hasattr(result, "close")) result.attr("close")();
   }
-  ~streaming() {
+  // discard_as_unraisable throws only for an error already restored, which
+  // nothing here does.
+  ~streaming() {  // NOLINT(bugprone-exception-escape)
     try {
       close();
     } catch (py::error_already_set& e) {
-      e.restore();
-      PyErr_Print();
+      e.discard_as_unraisable("the response's close()");  // printed, as Python does in a __del__
+    } catch (...) {  // not Python's: a C++ error in pybind11 itself
+      PySys_WriteStderr("the response's close() failed\n");
     }
   }
 };
@@ -133,7 +136,7 @@ struct wsgi_server::app {
     auto st = std::make_shared<started>();
     py::object write = py::cpp_function([st](const py::bytes& data) { append_bytes(st->written, data); });
     py::cpp_function start_response(
-        [st, write](const std::string& status, py::list headers, py::object exc_info) -> py::object {
+        [st, write](const std::string& status, py::list headers, const py::object& exc_info) -> py::object {
           if (!exc_info.is_none()) {
             if (st->sent) {  // too late to change the answer: raise it again
               PyErr_SetObject(exc_info[py::int_(0)].ptr(), exc_info[py::int_(1)].ptr());

@@ -64,7 +64,7 @@ json to_json(const exit_info& e) {
           {"detail", e.detail},
           {"status", e.status_text()},
           {"uptime", secs(e.uptime)},
-          {"time", std::chrono::duration_cast<std::chrono::milliseconds>(e.when.time_since_epoch()).count() / 1e3}};
+          {"time", static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(e.when.time_since_epoch()).count()) / 1e3}};
 }
 
 }  // namespace
@@ -107,7 +107,7 @@ const std::vector<commands::builtin>& commands::builtins() {
 
 std::vector<std::string> commands::names() const {
   std::vector<std::string> names;
-  for (const auto& b : builtins()) names.push_back(b.name);
+  for (const auto& b : builtins()) names.emplace_back(b.name);
   for (const auto& [name, c] : registered_) names.push_back(name);
   return names;
 }
@@ -143,6 +143,7 @@ std::vector<std::string> commands::completions(const std::string& so_far) const 
   if (words.empty()) return names();
   if (words.size() == 1 && (words[0] == "kill" || words[0] == "restart")) {
     std::vector<std::string> ids;
+    ids.reserve(pool_.size());
     for (int i = 0; i < pool_.size(); ++i) ids.push_back(std::to_string(i));
     return ids;
   }
@@ -370,6 +371,7 @@ reply commands::restart(const args& a) {
 reply commands::reload(const args& a) {
   if (!a.empty()) return fail("usage: reload");
   std::vector<int> all;
+  all.reserve(pool_.size());
   for (int i = 0; i < pool_.size(); ++i) all.push_back(i);
   if (auto why = pool_.reload(all); !why.empty()) return fail(why);
   return with_data(fmt::format("reloading {} workers, one at a time", all.size()), json{{"reloading", all}});

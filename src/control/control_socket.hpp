@@ -39,8 +39,8 @@ class control_server {
   using answer_fn = std::function<std::string(std::string_view line, int client_fd)>;
   using log_fn = std::function<void(const std::string&)>;
 
-  static constexpr std::size_t max_line = 64 * 1024;
-  static constexpr std::size_t max_unread = 1024 * 1024;  // answers a client has not read
+  static constexpr std::size_t max_line = 64UL * 1024;
+  static constexpr std::size_t max_unread = 1024UL * 1024;  // answers a client has not read
 
   // Throws ufork::error: path too long, not a socket, another arbiter
   // answers there, or a failed syscall. A stale socket file is replaced.

@@ -29,7 +29,7 @@ class status_server {
   // A read-only command's answer: its JSON line (json), or its text.
   using json_fn = std::function<std::string(const std::string& command, bool json)>;
   using log_fn = std::function<void(const std::string&)>;
-  static constexpr std::size_t max_request = 8 * 1024;
+  static constexpr std::size_t max_request = 8UL * 1024;
   static constexpr int max_clients = 16;
   static constexpr std::chrono::seconds max_time{10};
 

@@ -101,7 +101,7 @@ int incoming_board() {
 }  // namespace
 
 pool::pool(options opts, hooks h)
-    : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes, incoming_board()), buf_(256 * 1024) {
+    : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes, incoming_board()), buf_(256UL * 1024) {
   validate(opts_);
   const upgrade::state* up = upgrade::incoming();
   if (up) nofile_ = up->nofile;  // the limit the first image found, not the one it raised
@@ -184,7 +184,7 @@ void pool::run_posted() {
     todo.swap(posted_);
     if (stop_requested_) {
       stop_requested_ = false;
-      todo.push_back([this] { begin_stop(false); });
+      todo.emplace_back([this] { begin_stop(false); });
     }
   }
   for (auto& f : todo) f();
@@ -227,6 +227,7 @@ pid_t pool::worker_pid(int id) const noexcept {
 
 std::vector<unsigned> pool::generations() const {
   std::vector<unsigned> g;
+  g.reserve(size_);
   for (int i = 0; i < size_; ++i) g.push_back(table_.slot(i).generation);
   return g;
 }

@@ -241,8 +241,8 @@ std::string read_setup_error(int fd, const char* exec_path, bool* exec_done) {
   if (exec_done) *exec_done = n && n.value() == 0;
   if (!n || n.value() != sizeof f) return {};
   if (static_cast<step>(f.what) == step::exec && exec_path)
-    return fmt::format("cannot exec {}: {}", exec_path, std::strerror(f.err));
-  return fmt::format("setup failed: {}: {}", name(static_cast<step>(f.what)), std::strerror(f.err));
+    return fmt::format("cannot exec {}: {}", exec_path, sys::error_text(f.err));
+  return fmt::format("setup failed: {}: {}", name(static_cast<step>(f.what)), sys::error_text(f.err));
 }
 
 }  // namespace ufork::detail

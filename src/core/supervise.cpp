@@ -288,7 +288,7 @@ void pool::on_notify_line(process& p, std::string_view line, clock::time_point n
     case notify_line::trigger: hang(p, "it asked for it (WATCHDOG=trigger)", now); break;
     case notify_line::timeout: p.timeout = n.timeout_value; break;
     case notify_line::status: p.status = std::move(n.text); break;
-    case notify_line::error: p.detail = fmt::format("ERRNO={} ({})", n.error_value, std::strerror(n.error_value)); break;
+    case notify_line::error: p.detail = fmt::format("ERRNO={} ({})", n.error_value, sys::error_text(n.error_value)); break;
     case notify_line::recycle:
       if (p.state == worker_state::ready && p.recycle_why.empty())
         recycle(p, n.text == "requests" ? fmt::format("{} requests", p.beat->requests.load()) : "it asked", now);

@@ -60,7 +60,7 @@ struct coarse_clock {
   using rep = duration::rep;
   using period = duration::period;
   using time_point = std::chrono::time_point<coarse_clock>;
-  static constexpr bool is_steady = true;
+  [[maybe_unused]] static constexpr bool is_steady = true;
   static time_point now() noexcept {
     return time_point(sys::coarse_monotonic());
   }
@@ -211,7 +211,7 @@ class worker_server {
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
   };
 
-  static constexpr std::size_t first_read = 1024, read_size = 16 * 1024;
+  static constexpr std::size_t first_read = 1024, read_size = 16UL * 1024;
   static constexpr auto stop_linger = 200ms;   // see begin_stop
   static constexpr auto close_linger = 1000ms; // a closing connection waits this long for the peer
 
@@ -575,7 +575,7 @@ void server::attach(options& pool, hooks& hk) {
   hk.parent_pre_stop = [st, before = std::move(hk.parent_pre_stop)] {
     if (before) before();
     if (!st->options.reuseport && !drop_new_connections(st->shared.fd.get()))
-      st->say(std::string("stop: cannot filter new connections: ") + std::strerror(errno));
+      st->say("stop: cannot filter new connections: " + std::generic_category().message(errno));
     st->shared.fd.reset();
   };
   hk.post_fork = [st, before = std::move(hk.post_fork)](worker& w) {

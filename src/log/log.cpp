@@ -31,7 +31,7 @@ class fd_sink final : public log_sink {
     buf_ += format_prefix(line);
     buf_.append(line.text);
     buf_ += '\n';
-    if (buf_.size() >= 256 * 1024) flush();
+    if (buf_.size() >= 256UL * 1024) flush();
   }
 
   void flush() override {

@@ -33,6 +33,11 @@
 #include <string_view>
 
 namespace ufork::sys {
+
+std::string error_text(int err) {
+  const char* text = ::strerrordesc_np(err);  // a static string (glibc 2.32)
+  return text ? text : "Unknown error " + std::to_string(err);
+}
 namespace {
 
 template <class F>

@@ -44,6 +44,9 @@ class result {
   std::variant<T, std::error_code> v_;
 };
 
+// errno's text, as strerror's but safe from any thread.
+std::string error_text(int err);
+
 // The fd registry: every fd that ufork itself opens is registered here the
 // moment it is opened (and is close-on-exec from birth), and forgotten when
 // unique_fd closes it, so that a new worker closes exactly these and keeps

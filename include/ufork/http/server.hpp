@@ -49,8 +49,8 @@ using handler = std::function<answer(const request&)>;
 
 // The HTTP server's own knobs.
 struct http_options {
-  std::size_t header_limit = 8 * 1024;          // larger headers: 431
-  std::size_t body_limit = 1024 * 1024;         // larger bodies: 413
+  std::size_t header_limit = 8UL * 1024;          // larger headers: 431
+  std::size_t body_limit = 1024UL * 1024;         // larger bodies: 413
   // From a request's first byte, reading it, running the handler and writing
   // the answer must take no longer than this (a slowloris client is cut off).
   std::chrono::milliseconds request_timeout{10'000};
