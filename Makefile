@@ -21,9 +21,11 @@ build: configure
 run: build
 	$(BUILD)/cli/ufork hello --bind 127.0.0.1:7777
 
+# Every test, then clang-tidy, then every test again under ASan and UBSan.
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2
 	$(MAKE) --no-print-directory tidy
+	$(MAKE) --no-print-directory check-asan
 
 # clang-tidy over our sources with .clang-tidy's checks; any finding fails.
 tidy: build
@@ -31,10 +33,18 @@ tidy: build
 	  || { grep -E '(error|warning):' $(BUILD)/tidy.log | sort -u; echo "tidy: findings above (all of it: $(BUILD)/tidy.log)"; exit 1; }
 	@echo "tidy: clean"
 
+# Every test under AddressSanitizer and UndefinedBehaviorSanitizer. ASan's
+# reports go to files too, so that one from a process no test reads (a
+# worker a test never hears from) fails the run as well; UBSan's go to
+# stderr only, which the tests read (tests/support/harness.cpp).
+ASAN_REPORTS = $(CURDIR)/build-asan/sanitizer-reports
 check-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUFORK_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
-	ctest --test-dir build-asan --output-on-failure -j 2
+	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan ctest --test-dir build-asan --output-on-failure -j 2; status=$$?; \
+	if [ -n "$$(ls $(ASAN_REPORTS))" ]; then head -n 40 $(ASAN_REPORTS)/*; echo "check-asan: the reports above"; exit 1; fi; \
+	exit $$status
 
 # ThreadSanitizer on the threading of a host program: start(), stop(),
 # status(), resize(), execute() and log() from the host's threads while the

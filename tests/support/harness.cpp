@@ -24,6 +24,16 @@ int ms_until(clock::time_point deadline) {
   return left < 0 ? 0 : static_cast<int>(left);
 }
 
+// Under make check-asan: a sanitizer's report in what a pool or a program
+// printed (a worker's, or a CLI's) fails the test that saw it. UBSan writes
+// its reports to stderr whatever log_path says; ASan's go to files as well
+// (check-asan looks there for the processes no test reads).
+void fail_on_sanitizer_report(const std::string& text) {
+  for (const char* mark : {"runtime error: ", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"})
+    if (auto at = text.find(mark); at != std::string::npos)
+      ADD_FAILURE() << "a sanitizer's report: " << text.substr(at, 400);
+}
+
 }  // namespace
 
 void beat_until_stopped(worker& w) {
@@ -122,7 +132,12 @@ pool_process::~pool_process() {
     }
     ::close(pidfd_);
   }
-  if (out_ >= 0) ::close(out_);
+  if (out_ >= 0) {
+    // What is already in the pipe (up to 1 MiB), for fail_on_sanitizer_report.
+    for (int i = 0; i < 16 && read_more(clock::now()); ++i) {
+    }
+    ::close(out_);
+  }
 }
 
 void pool_process::signal(int sig) const { (void)::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0); }
@@ -138,6 +153,7 @@ bool pool_process::read_more(clock::time_point deadline) {
   std::size_t start = 0, nl;
   while ((nl = partial_.find('\n', start)) != std::string::npos) {
     lines_.emplace_back(partial_, start, nl - start);
+    fail_on_sanitizer_report(lines_.back());
     start = nl + 1;
   }
   partial_.erase(0, start);
@@ -250,6 +266,7 @@ program_result run_program(const std::string& path, std::vector<std::string> arg
   ::close(fds[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  fail_on_sanitizer_report(out);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
