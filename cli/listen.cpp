@@ -67,7 +67,8 @@ int listen_tcp(const bind_spec& s, std::string& address) {
   ::freeaddrinfo(found);
   if (!ok) {
     if (fd >= 0) ::close(fd);
-    fail(s, "bind", err);
+    fail(s, err == EACCES && std::stoi(s.port) < 1024 ? "bind (a port below 1024 needs root or CAP_NET_BIND_SERVICE)" : "bind",
+         err);
   }
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

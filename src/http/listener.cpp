@@ -16,6 +16,15 @@
 namespace ufork::http {
 namespace {
 
+// getaddrinfo's errors, in its own words.
+const std::error_category& resolver_category() {
+  static const struct : std::error_category {
+    const char* name() const noexcept override { return "getaddrinfo"; }
+    std::string message(int rc) const override { return ::gai_strerror(rc); }
+  } category;
+  return category;
+}
+
 [[noreturn]] void fail(const std::string& endpoint, const std::string& what, std::error_code ec) {
   throw error(ec, "cannot listen on " + endpoint + ": " + what);
 }
@@ -68,7 +77,7 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); rc != 0)
-    fail(endpoint, ::gai_strerror(rc), std::make_error_code(std::errc::invalid_argument));
+    fail(endpoint, "resolve " + (host.empty() ? std::string("*") : host), std::error_code(rc, resolver_category()));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, ::freeaddrinfo);
 
   auto made = sys::make_tcp_socket(found->ai_family);
@@ -79,7 +88,9 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
   if (reuseport)
     if (auto ec = sys::set_socket_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on))
       fail(endpoint, "SO_REUSEPORT", ec);
-  if (auto ec = sys::bind(fd.get(), found->ai_addr, found->ai_addrlen)) fail(endpoint, "bind", ec);
+  if (auto ec = sys::bind(fd.get(), found->ai_addr, found->ai_addrlen))
+    fail(endpoint, ec == std::errc::permission_denied && std::stoi(port) < 1024
+                       ? "bind (a port below 1024 needs root or CAP_NET_BIND_SERVICE)" : "bind", ec);
   if (listen_now)
     if (auto ec = sys::listen(fd.get(), backlog)) fail(endpoint, "listen", ec);
   std::string address = describe(sys::local_address(fd.get()));

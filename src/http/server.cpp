@@ -32,6 +32,7 @@
 #include <optional>
 
 #include "listener.hpp"
+#include "session.hpp"
 #include "sys/clock.hpp"
 #include "sys/sys.hpp"
 #include "ufork/error.hpp"
@@ -52,6 +53,7 @@ using socket_type = asio::basic_stream_socket<tcp, executor>;
 using acceptor_type = asio::basic_socket_acceptor<tcp, executor>;
 using timer_type = asio::steady_timer::rebind_executor<executor>::other;
 using namespace std::chrono_literals;
+using detail::framing;
 
 // Connection deadlines need a few milliseconds at best: the kernel's coarse
 // clock is read without the TSC (perf: the precise one was 3% of a request).
@@ -66,19 +68,6 @@ struct coarse_clock {
   }
 };
 using clock = coarse_clock;
-
-response error_response(bhttp::status status) {
-  response res{status, 11};
-  res.set(bhttp::field::content_type, "text/plain");
-  res.body() = std::string(bhttp::obsolete_reason(status)) + "\n";
-  return res;
-}
-
-bhttp::status status_for(const error_code& ec) {
-  if (ec == bhttp::error::header_limit) return bhttp::status::request_header_fields_too_large;
-  if (ec == bhttp::error::body_limit) return bhttp::status::payload_too_large;
-  return bhttp::status::bad_request;
-}
 
 // RFC 9110 6.6.1: an origin server with a clock sends Date. Made once a
 // second, with English names whatever the program's locale.
@@ -105,62 +94,11 @@ class http_date {
   std::size_t length_ = 0;
 };
 
-bool bodiless(const response& res) {
-  unsigned status = res.result_int();
-  return status < 200 || status == 204 || status == 304;
-}
-
-// How the body's end is told: its length, chunked encoding (a streamed body
-// to an HTTP/1.1 client), or the connection's close (one to HTTP/1.0).
-enum class framing { length, chunked, close };
-
-// The response's head, and its body if it has one in `res`, appended to
-// `out`, with the framing and Connection the server decides: Beast's
-// serializer and its field edits cost more than the rest of a small answer
-// (perf, under wrk). A HEAD answer has its headers only; 1xx, 204 and 304
-// have no body. `date` unless the handler set its own.
-void serialize(const response& res, bool head, bool keep, framing how, std::string_view date, std::string& out) {
-  auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
-  bool none = bodiless(res);
-  bool dated = false;
-  out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  out.append(std::to_string(res.result_int())).append(" ");
-  add(res.reason());
-  out.append("\r\n");
-  for (const auto& field : res.base()) {
-    auto name = field.name();
-    if (name == bhttp::field::connection || name == bhttp::field::content_length ||
-        name == bhttp::field::transfer_encoding)
-      continue;
-    dated = dated || name == bhttp::field::date;
-    add(field.name_string());
-    out.append(": ");
-    add(field.value());
-    out.append("\r\n");
-  }
-  if (!dated) out.append("Date: ").append(date).append("\r\n");
-  if (!none && how == framing::length)
-    out.append("Content-Length: ").append(std::to_string(res.body().size())).append("\r\n");
-  if (!none && how == framing::chunked) out.append("Transfer-Encoding: chunked\r\n");
-  if (!keep)
-    out.append("Connection: close\r\n");
-  else if (res.version() == 10)
-    out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
-  if (!head && !none && how == framing::length) out.append(res.body());
-}
-
-// RFC 9110 10.1.1: an HTTP/1.1 client may wait for 100 Continue before it
-// sends a body (curl does, for a second, above 1 KiB).
-bool wants_continue(const request& req) {
-  return req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
-}
-
 tcp listen_fd_protocol(int fd) {
   return sys::local_address(fd).ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
 
-class worker_server {
+class worker_server final : detail::session_host {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
       : worker_(w), handler_(h), options_(o) {
@@ -183,7 +121,7 @@ class worker_server {
 
  private:
   // A connection is always in one of these: reading (idle, or a request
-  // begun: `parser` is set), writing (`out` is not empty; nothing is read
+  // begun: its session's `parser` is set), writing (`out` is not empty; nothing is read
   // until it is out, so a client that does not read is not fed), or
   // streaming (`stream` is set: the next piece is made when the last one is
   // out), or closing (its last answer sent, reading until the peer closes
@@ -191,21 +129,13 @@ class worker_server {
   // Asio operation is pending for it whenever the loop runs (on its socket,
   // or a posted pump()), so closing the socket always ends in a handler
   // that erases it.
-  struct connection {
+  struct connection : detail::session {
     socket_type socket;
     beast::flat_buffer in;  // read, not yet parsed
-    // A request begun; on the heap, as 288 bytes an idle connection does not need.
-    std::unique_ptr<bhttp::request_parser<bhttp::string_body>> parser;
     std::string out;        // answers the socket did not take at once, being written
-    bool last = false;      // `out` ends with the connection's last answer
     bool closing = false;
-    bool peer_done = false; // the client said it sends nothing more (Connection: close, HTTP/1.0)
     bool drained = false;   // the last read took less than it asked for: the kernel had no more
     bool nodelay = false;   // TCP_NODELAY set: from its second request on
-    bool fresh = true;      // no request yet
-    bool continued = false; // 100 Continue sent for the request being read
-    body_source stream;     // the answer being streamed
-    bool chunked = false;   // ... with chunked encoding
     clock::time_point deadline;
     std::list<connection>::iterator self;
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
@@ -276,7 +206,7 @@ class worker_server {
     if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
       c.parser.reset();
       c.in.clear();
-      respond(c, error_response(bhttp::status::bad_request), false, false);
+      c.refuse(bhttp::status::bad_request, out_, *this);
       return flush(c);
     }
     std::size_t want = std::min(room, c.in.size() == 0 && !c.parser ? first_read : read_size);
@@ -294,57 +224,14 @@ class worker_server {
 
   // Answers every whole request in the buffer, then writes the answers.
   void parse(connection& c) {
-    while (c.in.size() > 0 && !c.last) {
-      if (!c.parser) {  // a request's first byte: its deadline starts
-        c.parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
-        c.parser->header_limit(static_cast<std::uint32_t>(options_.header_limit));
-        c.parser->body_limit(options_.body_limit);
-        c.parser->eager(true);
-        c.fresh = false;
-        c.continued = false;
-        c.deadline = clock::now() + options_.request_timeout;
-      }
-      error_code ec;
-      std::size_t used = c.parser->put(c.in.data(), ec);
-      c.in.consume(used);
-      if (ec == bhttp::error::need_more) break;
-      if (ec) {
-        c.parser.reset();
-        respond(c, error_response(status_for(ec)), false, false);
-        break;
-      }
-      if (!c.parser->is_done()) {
-        // A client that asked before sending its body gets the go-ahead.
-        if (c.parser->is_header_done() && !c.continued && wants_continue(c.parser->get())) {
-          out_.append("HTTP/1.1 100 Continue\r\n\r\n");
-          c.continued = true;
-        }
-        if (used == 0) break;
-        continue;
-      }
-      request req = c.parser->release();
-      c.parser.reset();
-      answer r = run_handler(req);
-      worker_.count_requests();
-      bool head = req.method() == bhttp::verb::head;
-      bool streamed = r.stream && !bodiless(r.res);
-      framing how = !streamed                                       ? framing::length
-                    : req.version() >= 11 && r.res.version() >= 11 ? framing::chunked
-                                                                    : framing::close;
-      // worker_.stopping(): SIGTERM may have come while the handler ran,
-      // before the loop could see the stop fd. A handler may close the
-      // connection with its own Connection: close.
-      bool keep = req.keep_alive() && !stopping_ && !worker_.stopping() && how != framing::close &&
-                  (r.res.find(bhttp::field::connection) == r.res.end() || r.res.keep_alive());
-      respond(c, r.res, head, keep, how);
-      c.peer_done = !req.keep_alive();
-      if (streamed && !head) {  // answers to requests behind it wait for its end
-        c.stream = std::move(r.stream);
-        c.chunked = how == framing::chunked;
-        break;
-      }
-    }
+    if (c.parse(c.in, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
     flush(c);
+  }
+
+  answer handle(const request& req) override {
+    answer a = run_handler(req);
+    worker_.count_requests();
+    return a;
   }
 
   answer run_handler(const request& req) {
@@ -352,16 +239,17 @@ class worker_server {
       return handler_(req);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ufork http: handler failed: %s\n", e.what());
-      response res = error_response(bhttp::status::internal_server_error);
+      response res = detail::error_response(bhttp::status::internal_server_error);
       res.version(req.version());
       return res;
     }
   }
 
-  void respond(connection& c, const response& res, bool head, bool keep, framing how = framing::length) {
-    c.last = !keep;
-    serialize(res, head, keep, how, date_.now(), out_);
-  }
+  // worker_.stopping(): SIGTERM may have come while a handler ran, before
+  // the loop could see the stop fd.
+  bool stopping() override { return stopping_ || worker_.stopping(); }
+
+  std::string_view date() override { return date_.now(); }
 
   // A streamed body's next piece: posted after the last one is written, so
   // that other connections get their turn in between.

@@ -48,8 +48,11 @@ class spdlog_sink : public log_sink {
     try {
       open();
     } catch (const spdlog::spdlog_ex& e) {
-      int saved = errno;  // what fopen or syslog left, as spdlog does
-      throw error(saved != 0 ? saved : EIO, std::system_category(), std::string("log: ") + e.what());
+      int saved = errno != 0 ? errno : EIO;  // what fopen or syslog left, as spdlog does
+      // spdlog's text ends with errno's, which the error adds again.
+      std::string what = e.what(), errno_text = ": " + std::system_category().message(saved);
+      if (what.ends_with(errno_text)) what.resize(what.size() - errno_text.size());
+      throw error(saved, std::system_category(), "log: " + what);
     }
   }
 

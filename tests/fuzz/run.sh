@@ -10,7 +10,7 @@ src=$1 build=$2 secs=${3:-5}
 cxx=$(command -v clang++-14 || command -v clang++) || { echo "fuzz: clang++ not found (scripts/install-deps)"; exit 1; }
 cmake -S "$src" -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUFORK_FUZZ=ON \
   -DUFORK_BUILD_TESTS=OFF -DUFORK_BUILD_EXAMPLES=OFF -DUFORK_HTTP=OFF -DUFORK_PYTHON=OFF -DUFORK_INSTALL=OFF >/dev/null
-names="line_splitter commands status_request follow upgrade_state notify"
+names="line_splitter commands status_request follow upgrade_state notify http_session"
 targets=""
 for n in $names; do targets="$targets fuzz_$n"; done
 cmake --build "$build" -j 2 --target $targets >/dev/null

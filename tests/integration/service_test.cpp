@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <sstream>
 #include <memory>
 #include <fstream>
 #include <regex>
@@ -278,6 +280,111 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
     EXPECT_EQ(r.code, 2) << c.args[0] << " " << c.args[1] << ": " << r.out;
     EXPECT_NE(r.out.find(c.says), std::string::npos) << r.out;
     EXPECT_LT(r.out.size(), 300u) << "one line, not a 300-digit bound: " << r.out;
+  }
+}
+
+// Every flag of every subcommand, as its --help lists it, with a value of
+// the wrong type, out of its range (each end), and none: exit 2 and one
+// short line naming the flag. A flag added later is tried too.
+TEST(cli, every_flag_with_a_wrong_value_or_none_gets_one_line_and_exit_2) {
+  struct subcommand {
+    std::vector<std::string> before, after;  // what a run needs around the flag
+  };
+  const std::map<std::string, subcommand> subcommands = {
+      {"hello", {{"hello"}, {}}},
+      {"run", {{"run"}, {"--", "true"}}},
+      {"ctl", {{"ctl", "--socket", "/nonexistent/ufork.sock"}, {"status"}}},
+      {"console", {{"console"}, {}}},
+      {"top", {{"top"}, {}}},
+  };
+  // "  -w,--workers INT:INT in [1, 4096]=2", "  --drain-delay FLOAT:SECONDS in [0, 3600]=0", "  --log TEXT"
+  const std::regex option(R"(^\s+(?:-\w,)?(--[a-z-]+) (INT|UINT|FLOAT|TEXT)(?::\S*(?: in \[(-?[0-9.]+), (-?[0-9.]+)\])?)?)");
+  std::size_t tried = 0;
+  for (const auto& [name, sub] : subcommands) {
+    auto help = run_program(UFORK_CLI_PATH, {name, "--help"});
+    ASSERT_EQ(help.code, 0) << help.out;
+    std::istringstream lines(help.out);
+    for (std::string line; std::getline(lines, line);) {
+      std::smatch m;
+      if (!std::regex_search(line, m, option)) continue;
+      const std::string flag = m[1], type = m[2];
+      std::vector<std::vector<std::string>> tries;
+      auto with = [&](const std::string& value) {
+        auto args = sub.before;
+        args.push_back(flag);
+        args.push_back(value);
+        args.insert(args.end(), sub.after.begin(), sub.after.end());
+        tries.push_back(args);
+      };
+      auto none = sub.before;
+      none.push_back(flag);
+      tries.push_back(none);
+      if (type != "TEXT") with("abc");
+      if (m[3].matched) {
+        const std::string low = m[3], high = m[4];
+        if (type == "FLOAT") {
+          with(std::to_string(std::stod(low) - 1));
+          with(std::to_string(std::stod(high) * 2 + 1));
+        } else {
+          with(std::to_string(std::stoll(low) - 1));
+          with(std::to_string(std::stoull(high) + 1));
+        }
+      }
+      if (line.find("HOST:PORT") != std::string::npos) with("nonsense");
+      for (const auto& args : tries) {
+        auto r = run_program(UFORK_CLI_PATH, args);
+        std::string tried_text;
+        for (const auto& a : args) tried_text += a + " ";
+        EXPECT_EQ(r.code, 2) << tried_text << "-> " << r.out;
+        EXPECT_NE(r.out.find(flag), std::string::npos) << tried_text << "-> " << r.out;
+        EXPECT_LT(r.out.find('\n'), 200u) << tried_text << "-> " << r.out;
+        EXPECT_LT(r.out.size(), 300u) << tried_text << "-> " << r.out;
+        ++tried;
+      }
+    }
+  }
+  EXPECT_GT(tried, 100u);  // the help's lines were read
+}
+
+// Addresses and files it cannot use: exit 1 and a line that names them and
+// says why (the name below fails in the resolver without a DNS query).
+TEST(cli, unusable_addresses_and_files_get_one_line_and_exit_1) {
+  struct bad {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<bad> cases = {
+      {{"hello", "--bind", "no..such..host:7777"},
+       "ufork hello: cannot listen on no..such..host:7777: resolve no..such..host: "},
+      {{"run", "--bind", "no..such..host:7777", "--", "true"}, "ufork run: cannot listen on no..such..host:7777: "},
+      {{"hello", "--bind", "127.0.0.1:0", "--log", "/proc/self/nope/x.log"},
+       "ufork hello: log: Failed opening file /proc/self/nope/x.log for writing: No such file or directory\n"},
+      {{"hello", "--bind", "127.0.0.1:0", "--control", "/tmp/" + std::string(120, 'x')},
+       "ufork hello: control socket path must be 1 to 107 bytes: /tmp/xxx"},
+      {{"hello", "--bind", "127.0.0.1:0", "--pidfile", "/proc/self/nope/p.pid"},
+       "ufork hello: pidfile /proc/self/nope/p.pid: "},
+  };
+  // A privileged port as another user than root: as nobody, if this runs as
+  // root; not where the kernel lets anyone bind port 80 (the server would run).
+  std::vector<std::string> as_nobody;
+  if (::geteuid() == 0) as_nobody = {"--reuid=65534", "--regid=65534", "--clear-groups", UFORK_CLI_PATH};
+  int unprivileged_from = 1024;
+  std::ifstream("/proc/sys/net/ipv4/ip_unprivileged_port_start") >> unprivileged_from;
+  for (const char* sub : {"hello", "run"}) {
+    if (unprivileged_from <= 80) break;
+    bad c{as_nobody, std::string("ufork ") + sub +
+                         ": cannot listen on 127.0.0.1:80: bind (a port below 1024 needs root or "
+                         "CAP_NET_BIND_SERVICE): Permission denied"};
+    for (const char* a : {sub, "--bind", "127.0.0.1:80"}) c.args.emplace_back(a);
+    if (std::string(sub) == "run") c.args.insert(c.args.end(), {"--", "true"});
+    cases.push_back(c);
+  }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    bool privileged = c.says.find("CAP_NET_BIND_SERVICE") != std::string::npos;
+    auto r = run_program(privileged && !as_nobody.empty() ? "/usr/bin/setpriv" : UFORK_CLI_PATH, c.args);
+    EXPECT_EQ(r.code, 1) << c.args[0] << " " << c.args[1] << ": " << r.out;
+    EXPECT_NE(r.out.find(c.says), std::string::npos) << r.out;
   }
 }
 

@@ -1,0 +1,134 @@
+#include "session.hpp"
+
+#include <string>
+
+namespace ufork::http::detail {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+bhttp::status status_for(const boost::system::error_code& ec) {
+  if (ec == bhttp::error::header_limit) return bhttp::status::request_header_fields_too_large;
+  if (ec == bhttp::error::body_limit) return bhttp::status::payload_too_large;
+  return bhttp::status::bad_request;
+}
+
+bool bodiless(const response& res) {
+  unsigned status = res.result_int();
+  return status < 200 || status == 204 || status == 304;
+}
+
+// The response's head, and its body if it has one in `res`, appended to
+// `out`, with the framing and Connection the server decides: Beast's
+// serializer and its field edits cost more than the rest of a small answer
+// (perf, under wrk). A HEAD answer has its headers only; 1xx, 204 and 304
+// have no body. `date` unless the handler set its own.
+void serialize(const response& res, bool head, bool keep, framing how, std::string_view date, std::string& out) {
+  auto add = [&out](beast::string_view v) { out.append(v.data(), v.size()); };
+  bool none = bodiless(res);
+  bool dated = false;
+  out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(std::to_string(res.result_int())).append(" ");
+  add(res.reason());
+  out.append("\r\n");
+  for (const auto& field : res.base()) {
+    auto name = field.name();
+    if (name == bhttp::field::connection || name == bhttp::field::content_length ||
+        name == bhttp::field::transfer_encoding)
+      continue;
+    dated = dated || name == bhttp::field::date;
+    add(field.name_string());
+    out.append(": ");
+    add(field.value());
+    out.append("\r\n");
+  }
+  if (!dated) out.append("Date: ").append(date).append("\r\n");
+  if (!none && how == framing::length)
+    out.append("Content-Length: ").append(std::to_string(res.body().size())).append("\r\n");
+  if (!none && how == framing::chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (!keep)
+    out.append("Connection: close\r\n");
+  else if (res.version() == 10)
+    out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
+  if (!head && !none && how == framing::length) out.append(res.body());
+}
+
+// RFC 9110 10.1.1: an HTTP/1.1 client may wait for 100 Continue before it
+// sends a body (curl does, for a second, above 1 KiB).
+bool wants_continue(const request& req) {
+  return req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
+}
+
+}  // namespace
+
+response error_response(bhttp::status status) {
+  response res{status, 11};
+  res.set(bhttp::field::content_type, "text/plain");
+  res.body() = std::string(bhttp::obsolete_reason(status)) + "\n";
+  return res;
+}
+
+bool session::parse(beast::flat_buffer& in, std::string& out, session_host& host, const http_options& options) {
+  bool began = false;
+  while (in.size() > 0 && !last) {
+    if (!parser) {  // a request's first byte
+      parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
+      parser->header_limit(static_cast<std::uint32_t>(options.header_limit));
+      parser->body_limit(options.body_limit);
+      parser->eager(true);
+      fresh = false;
+      continued = false;
+      began = true;
+    }
+    boost::system::error_code ec;
+    std::size_t used = parser->put(in.data(), ec);
+    in.consume(used);
+    if (ec == bhttp::error::need_more) break;
+    if (ec) {
+      parser.reset();
+      refuse(status_for(ec), out, host);
+      break;
+    }
+    if (!parser->is_done()) {
+      // A client that asked before sending its body gets the go-ahead.
+      if (parser->is_header_done() && !continued && wants_continue(parser->get())) {
+        out.append("HTTP/1.1 100 Continue\r\n\r\n");
+        continued = true;
+      }
+      if (used == 0) break;
+      continue;
+    }
+    request req = parser->release();
+    parser.reset();
+    answer r = host.handle(req);
+    bool head = req.method() == bhttp::verb::head;
+    bool streamed = r.stream && !bodiless(r.res);
+    framing how = !streamed                                       ? framing::length
+                  : req.version() >= 11 && r.res.version() >= 11 ? framing::chunked
+                                                                  : framing::close;
+    // A handler may close the connection with its own Connection: close.
+    bool keep = req.keep_alive() && !host.stopping() && how != framing::close &&
+                (r.res.find(bhttp::field::connection) == r.res.end() || r.res.keep_alive());
+    respond(r.res, head, keep, how, out, host);
+    peer_done = !req.keep_alive();
+    if (streamed && !head) {  // answers to requests behind it wait for its end
+      stream = std::move(r.stream);
+      chunked = how == framing::chunked;
+      break;
+    }
+  }
+  return began;
+}
+
+void session::refuse(bhttp::status status, std::string& out, session_host& host) {
+  respond(error_response(status), false, false, framing::length, out, host);
+}
+
+void session::respond(const response& res, bool head, bool keep, framing how, std::string& out, session_host& host) {
+  last = !keep;
+  serialize(res, head, keep, how, host.date(), out);
+}
+
+}  // namespace ufork::http::detail
