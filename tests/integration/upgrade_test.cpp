@@ -234,7 +234,7 @@ TEST(upgrade, a_new_build_that_fails_after_taking_the_sockets_gives_them_back) {
 }
 
 TEST(upgrade, a_new_build_killed_by_a_fatal_signal_gives_the_pool_back) {
-  expect_way_back(UFORK_UPGRADE_B_CRASHES, "the new image was killed by Segmentation fault", false);
+  expect_way_back(UFORK_UPGRADE_B_CRASHES, "the new image was killed by SIGSEGV", false);
 }
 
 // An exec that fails returns in the old image, which goes on as it was.
