@@ -172,6 +172,14 @@ int parse_and_run(int argc, char** argv) {
   }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ArgumentMismatch& e) {
+    // CLI11: "--workers: 1 required INT:INT in [1, 4096] missing".
+    std::string what = e.what();
+    if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing")) {
+      std::cerr << what.substr(0, colon) << ": a value is missing (see --help)\n";
+      return exit_usage;
+    }
+    return app.exit(e) == 0 ? 0 : exit_usage;
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : exit_usage;

@@ -339,6 +339,9 @@ TEST(cli, every_flag_with_a_wrong_value_or_none_gets_one_line_and_exit_2) {
         EXPECT_NE(r.out.find(flag), std::string::npos) << tried_text << "-> " << r.out;
         EXPECT_LT(r.out.find('\n'), 200u) << tried_text << "-> " << r.out;
         EXPECT_LT(r.out.size(), 300u) << tried_text << "-> " << r.out;
+        if (args.back() == flag) {
+          EXPECT_NE(r.out.find(flag + ": a value is missing"), std::string::npos) << tried_text << "-> " << r.out;
+        }
         ++tried;
       }
     }
