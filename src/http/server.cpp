@@ -141,7 +141,7 @@ class worker_server final : detail::session_host {
     connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
   };
 
-  static constexpr std::size_t first_read = 1024, read_size = 16UL * 1024;
+  static constexpr std::size_t read_size = 16UL * 1024;
   static constexpr auto stop_linger = 200ms;   // see begin_stop
   static constexpr auto close_linger = 1000ms; // a closing connection waits this long for the peer
 
@@ -178,7 +178,7 @@ class worker_server final : detail::session_host {
       ticking_ = true;
       arm_tick();
     }
-    read(c);  // a new connection's request is on its way, even during a stop
+    take(c);  // a new connection's request is on its way (here already, often), even during a stop
   }
 
   // Between requests of a keep-alive connection. TCP_NODELAY from here on,
@@ -192,15 +192,41 @@ class worker_server final : detail::session_host {
       c.socket.set_option(tcp::no_delay(true), ignored);
     }
     c.deadline = clock::now() + options_.keepalive_timeout;
-    if (c.in.capacity() > first_read) c.in.shrink_to_fit();  // empty: freed, after a large request
-    read(c);
+    if (c.in.capacity() > 0) c.in.shrink_to_fit();  // empty: freed
+    wait(c);  // the next request has nearly never come yet: no read tried first
   }
 
-  // Asio tries the read at once and only then waits. A request's first read
-  // asks for 1 KiB, as nginx's first header buffer does: an idle connection
-  // holds the buffer of its pending read, so it is kept small (4 KiB made
-  // an idle connection cost 5.4 KB of worker memory). A request that does
-  // not fit is read on in larger steps.
+  // A connection with no request begun holds no buffer (as nginx frees its
+  // header buffer between requests): it waits for the socket to be
+  // readable (Asio re-arms it in epoll: one syscall, as the failed read a
+  // pending read would have tried first), and then reads into the worker's
+  // scratch buffer. A request that came whole, nearly every one, is
+  // answered from there; only what is left (a request not whole yet, or
+  // ones behind a streamed answer) is kept in the connection's own buffer.
+  void wait(connection& c) {
+    c.socket.async_wait(tcp::socket::wait_read, [this, &c](error_code ec) {
+      if (ec) return erase(c);  // a deadline or a stop closed the socket
+      take(c);
+    });
+  }
+
+  void take(connection& c) {
+    error_code ec;
+    std::size_t n = c.socket.read_some(scratch_.prepare(read_size), ec);
+    if (ec == asio::error::would_block) return wait(c);
+    if (ec) return erase(c);  // the peer closed, or a reset
+    scratch_.commit(n);
+    c.drained = n < read_size;
+    if (c.parse(scratch_, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
+    if (scratch_.size() > 0) {
+      c.in.commit(asio::buffer_copy(c.in.prepare(scratch_.size()), scratch_.data()));
+      scratch_.clear();
+    }
+    flush(c);
+  }
+
+  // The rest of a request begun, into the connection's buffer (Asio tries
+  // the read at once, and only then waits).
   void read(connection& c) {
     std::size_t room = c.in.max_size() - c.in.size();
     if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
@@ -209,17 +235,20 @@ class worker_server final : detail::session_host {
       c.refuse(bhttp::status::bad_request, out_, *this);
       return flush(c);
     }
-    std::size_t want = std::min(room, c.in.size() == 0 && !c.parser ? first_read : read_size);
-    c.socket.async_read_some(c.in.prepare(want), [this, &c, want](error_code ec, std::size_t n) {
-      if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
-      c.in.commit(n);
-      c.drained = n < want;
-      if (c.closing) {
-        c.in.clear();
-        return read(c);
-      }
-      parse(c);
-    });
+    std::size_t want = std::min(room, read_size);
+    c.socket.async_read_some(c.in.prepare(want),
+                             [this, &c, want](error_code ec, std::size_t n) { received(c, want, ec, n); });
+  }
+
+  void received(connection& c, std::size_t wanted, error_code ec, std::size_t n) {
+    if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
+    c.in.commit(n);
+    c.drained = n < wanted;
+    if (c.closing) {
+      c.in.clear();
+      return read(c);
+    }
+    parse(c);
   }
 
   // Answers every whole request in the buffer, then writes the answers.
@@ -418,6 +447,7 @@ class worker_server final : detail::session_host {
   // Scratch, shared by the connections one at a time: the answers being
   // made, a streamed body's latest piece.
   std::string out_, piece_;
+  beast::flat_buffer scratch_{read_size};  // what take() read: see wait()
   bool stopping_ = false;
   bool lingered_ = false;
 };
