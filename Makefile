@@ -30,7 +30,8 @@ test: build
 # clang-tidy over our sources with .clang-tidy's checks; any finding fails.
 tidy: build
 	run-clang-tidy-14 -p $(BUILD) -j $(JOBS) -quiet '$(CURDIR)/(src|cli|python)/' > $(BUILD)/tidy.log 2>&1 \
-	  || { grep -E '(error|warning):' $(BUILD)/tidy.log | sort -u; echo "tidy: findings above (all of it: $(BUILD)/tidy.log)"; exit 1; }
+	  || { grep -E '(error|warning):' $(BUILD)/tidy.log | sort -u | grep . || tail -20 $(BUILD)/tidy.log; \
+	       echo "tidy: failed, above (all of it: $(BUILD)/tidy.log)"; exit 1; }
 	@echo "tidy: clean"
 
 # Every test under AddressSanitizer and UndefinedBehaviorSanitizer. ASan's

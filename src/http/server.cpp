@@ -18,6 +18,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,6 +105,16 @@ class worker_server final : detail::session_host {
   worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
       : worker_(w), handler_(h), options_(o) {
     acceptor_.assign(listen_fd_protocol(listen_fd), listen_fd);
+    // On the shared socket, a new connection wakes one worker, as nginx's
+    // do: Asio registers the socket as any other, and its accept never
+    // modifies that registration.
+    if (!o.reuseport) accept_exclusively(listen_fd);
+    // A connection is accepted once its first bytes have come (1 s at
+    // most: nginx's `deferred`), so that its first read finds the request
+    // and no wait is armed for it. A stop sees such connections as
+    // handshakes under way (SYN_RECV) and takes them during its linger.
+    int defer_seconds = 1;
+    (void)sys::set_socket_option(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds);
     // Deadlines are checked on each tick: a tenth of the shortest timeout,
     // so a connection is cut off within 10% of its time.
     auto shortest = std::min(o.request_timeout, o.keepalive_timeout);
@@ -169,8 +181,6 @@ class worker_server final : detail::session_host {
   }
 
   void start(socket_type s) {
-    error_code ignored;
-    s.non_blocking(true, ignored);  // for the write tried at once in flush()
     connection& c = conns_.emplace_back(std::move(s), options_.header_limit + read_size);
     c.self = std::prev(conns_.end());
     c.deadline = clock::now() + options_.keepalive_timeout;
@@ -211,10 +221,11 @@ class worker_server final : detail::session_host {
   }
 
   void take(connection& c) {
-    error_code ec;
-    std::size_t n = c.socket.read_some(scratch_.prepare(read_size), ec);
-    if (ec == asio::error::would_block) return wait(c);
-    if (ec) return erase(c);  // the peer closed, or a reset
+    std::error_code ec;
+    auto room = scratch_.prepare(read_size);
+    std::size_t n = receive_now(c.socket.native_handle(), room.data(), room.size(), ec);
+    if (ec == std::errc::resource_unavailable_try_again) return wait(c);
+    if (ec || n == 0) return erase(c);  // a reset, or the peer closed
     scratch_.commit(n);
     c.drained = n < read_size;
     if (c.parse(scratch_, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
@@ -312,9 +323,9 @@ class worker_server final : detail::session_host {
   // Asio writes it when the socket drains. out_ is empty again after.
   void flush(connection& c) {
     if (!out_.empty()) {
-      error_code ec;
-      std::size_t n = c.socket.write_some(asio::buffer(out_), ec);
-      if (ec && ec != asio::error::would_block) {
+      std::error_code ec;
+      std::size_t n = send_now(c.socket.native_handle(), out_.data(), out_.size(), ec);
+      if (ec && ec != std::errc::resource_unavailable_try_again) {
         out_.clear();
         return erase(c);
       }

@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <charconv>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -213,6 +214,38 @@ std::vector<int> open_fds() {
   ::closedir(dir);
   std::sort(fds.begin(), fds.end());
   return fds;
+}
+
+int watch_exclusively(int listen_fd) {
+  int changed = 0;
+  for (int fd : open_fds()) {
+    char link[64] = {};
+    std::string path = "/proc/self/fd/" + std::to_string(fd);
+    if (::readlink(path.c_str(), link, sizeof link - 1) <= 0 || std::string_view(link) != "anon_inode:[eventpoll]")
+      continue;
+    std::ifstream info("/proc/self/fdinfo/" + std::to_string(fd));
+    // "tfd:        5 events:       19 data:     55d1c0a2b3c0  pos:0 ino:..."
+    for (std::string word; info >> word;) {
+      if (word != "tfd:") continue;
+      int target = -1;
+      std::string events_word, data_word;
+      std::uint32_t events = 0;
+      std::uint64_t data = 0;
+      info >> target >> events_word >> std::hex >> events >> data_word >> data >> std::dec;
+      if (!info || target != listen_fd || events_word != "events:" || data_word != "data:") continue;
+      // EPOLLEXCLUSIVE takes these bits only (not EPOLLPRI, which a
+      // listening socket never raises).
+      std::uint32_t exclusive = (events & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLET)) | EPOLLEXCLUSIVE;
+      if (epoll_remove(fd, listen_fd)) break;
+      if (epoll_add(fd, listen_fd, exclusive, data)) {
+        (void)epoll_add(fd, listen_fd, events, data);  // as it was (a kernel before 4.5)
+        break;
+      }
+      ++changed;
+      break;
+    }
+  }
+  return changed;
 }
 
 std::error_code last_error() noexcept { return {errno, std::system_category()}; }
@@ -413,6 +446,12 @@ result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept {
 
 result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept {
   ssize_t n = retry_eintr([&] { return ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL); });
+  if (n < 0) return last_error();
+  return static_cast<std::size_t>(n);
+}
+
+result<std::size_t> receive(int fd, void* buf, std::size_t len) noexcept {
+  ssize_t n = retry_eintr([&] { return ::recv(fd, buf, len, MSG_DONTWAIT); });
   if (n < 0) return last_error();
   return static_cast<std::size_t>(n);
 }

@@ -172,10 +172,19 @@ result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
 // send(2) without blocking or SIGPIPE; EAGAIN is an error (would_block).
 result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept;
+// recv(2) without blocking; 0 at the peer's end; EAGAIN is an error.
+result<std::size_t> receive(int fd, void* buf, std::size_t len) noexcept;
 // send(2) that waits for room (a worker's notify datagram), without SIGPIPE.
 std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept;
 // epoll_wait(2) with no timeout (the reactor's timerfd is the clock).
 result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept;
+// Makes every epoll set of this process that watches listen_fd watch it
+// with EPOLLEXCLUSIVE (registered again with the same data), so that a new
+// connection wakes one of the processes waiting on the socket, not all of
+// them. For an event loop that registered the socket itself and does not
+// modify it afterwards (Asio's accept). The sets are found in
+// /proc/self/fdinfo. The number of sets changed; 0 if none could be.
+int watch_exclusively(int listen_fd);
 // epoll_ctl(2): ADD, MOD, DEL.
 std::error_code epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
 std::error_code epoll_modify(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
