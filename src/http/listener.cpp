@@ -116,18 +116,6 @@ bool drop_new_connections(int fd) {
   return !sys::set_socket_option(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }
 
-std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept {
-  auto n = sys::receive(fd, buf, len);
-  ec = n ? std::error_code() : n.error();
-  return n ? n.value() : 0;
-}
-
-std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept {
-  auto n = sys::send(fd, buf, len);
-  ec = n ? std::error_code() : n.error();
-  return n ? n.value() : 0;
-}
-
 bool accept_exclusively(int listen_fd) { return sys::watch_exclusively(listen_fd) > 0; }
 
 bool handshakes_under_way(int listen_fd) {

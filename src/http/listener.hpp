@@ -3,9 +3,7 @@
 // the library (part `net`), which libufork-http links.
 #pragma once
 
-#include <cstddef>
 #include <string>
-#include <system_error>
 
 #include "sys/unique_fd.hpp"
 #include "ufork/export.hpp"
@@ -38,13 +36,6 @@ UFORK_API bool drop_new_connections(int fd);
 // request in SYN_RECV, as the kernel's sock_diag lists them (ss's source).
 // True when it cannot be told, so a caller waits as if one were.
 UFORK_API bool handshakes_under_way(int listen_fd);
-
-// The worker's side of a connection, without making its socket
-// non-blocking first (one syscall per connection saved): recv and send
-// with MSG_DONTWAIT (and MSG_NOSIGNAL). The bytes moved, or an error
-// (would_block when there is nothing to read or no room).
-UFORK_API std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept;
-UFORK_API std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept;
 
 // A worker's event loop watches the shared listening socket with
 // EPOLLEXCLUSIVE from here on: a new connection wakes one waiting worker,

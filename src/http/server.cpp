@@ -223,7 +223,7 @@ class worker_server final : detail::session_host {
   void take(connection& c) {
     std::error_code ec;
     auto room = scratch_.prepare(read_size);
-    std::size_t n = receive_now(c.socket.native_handle(), room.data(), room.size(), ec);
+    std::size_t n = sys::receive_now(c.socket.native_handle(), room.data(), room.size(), ec);
     if (ec == std::errc::resource_unavailable_try_again) return wait(c);
     if (ec || n == 0) return erase(c);  // a reset, or the peer closed
     scratch_.commit(n);
@@ -324,7 +324,7 @@ class worker_server final : detail::session_host {
   void flush(connection& c) {
     if (!out_.empty()) {
       std::error_code ec;
-      std::size_t n = send_now(c.socket.native_handle(), out_.data(), out_.size(), ec);
+      std::size_t n = sys::send_now(c.socket.native_handle(), out_.data(), out_.size(), ec);
       if (ec && ec != std::errc::resource_unavailable_try_again) {
         out_.clear();
         return erase(c);

@@ -450,10 +450,16 @@ result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept {
   return static_cast<std::size_t>(n);
 }
 
-result<std::size_t> receive(int fd, void* buf, std::size_t len) noexcept {
+std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept {
   ssize_t n = retry_eintr([&] { return ::recv(fd, buf, len, MSG_DONTWAIT); });
-  if (n < 0) return last_error();
-  return static_cast<std::size_t>(n);
+  ec = n < 0 ? last_error() : std::error_code();
+  return n < 0 ? 0 : static_cast<std::size_t>(n);
+}
+
+std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept {
+  ssize_t n = retry_eintr([&] { return ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL); });
+  ec = n < 0 ? last_error() : std::error_code();
+  return n < 0 ? 0 : static_cast<std::size_t>(n);
 }
 
 std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept {

@@ -172,8 +172,13 @@ result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
 // send(2) without blocking or SIGPIPE; EAGAIN is an error (would_block).
 result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept;
-// recv(2) without blocking; 0 at the peer's end; EAGAIN is an error.
-result<std::size_t> receive(int fd, void* buf, std::size_t len) noexcept;
+// The HTTP worker's side of a connection, without making its socket
+// non-blocking first (a syscall per connection saved): recv(2) and send(2)
+// with MSG_DONTWAIT (and MSG_NOSIGNAL). The bytes moved (0 from recv: the
+// peer's end), or 0 and ec (EAGAIN when nothing is there, or no room).
+// Exported from a shared libufork for ufork-http.
+UFORK_API std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept;
+UFORK_API std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept;
 // send(2) that waits for room (a worker's notify datagram), without SIGPIPE.
 std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept;
 // epoll_wait(2) with no timeout (the reactor's timerfd is the clock).
