@@ -75,26 +75,33 @@ for r in $(seq "$rounds"); do
   measure nginx-close http://127.0.0.1:7801/ 64 "$nginx_pid" -H "Connection: close"
   measure ufork-close http://127.0.0.1:7802/ 64 "$ufork_shared_pid" -H "Connection: close"
 done
-echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | worker CPU per request, median | runs with socket errors |"
-echo "|---|---|---|---|---|---|---|"
+# Each round's ratio to nginx's run just before it, and p99 against nginx's.
+rounds_of() {  # $1: file, $2: nginx's file
+  paste -d' ' "$1" "$2" | awk '{
+    p = $2; if (p ~ /us$/) p /= 1000; else if (p ~ /ms$/) p += 0; else if (p ~ /s$/) p *= 1000
+    q = $6; if (q ~ /us$/) q /= 1000; else if (q ~ /ms$/) q += 0; else if (q ~ /s$/) q *= 1000
+    printf "%s%.2f%s", (NR > 1 ? ", " : ""), $1 / $5, (p <= q ? "" : " (p99 above)") }'
+}
+echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median | runs with socket errors |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in 64 256; do
   n=$(median "$tmp/nginx-$c.txt" 1)
   for name in nginx ufork reuseport; do
     f="$tmp/$name-$c.txt"
     label=$name; [ $name = ufork ] && label="ufork hello"; [ $name = reuseport ] && label="ufork hello --reuseport"
     rps=$(median "$f" 1)
-    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") |"
+    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-$c.txt") | $(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") |"
   done
 done
 
 echo
-echo "| a new connection per request (Connection: close), 2 workers, -c64 | requests/s, median of $rounds | p99, median | ratio to nginx | worker CPU per request, median |"
-echo "|---|---|---|---|---|"
+echo "| a new connection per request (Connection: close), 2 workers, -c64 | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median |"
+echo "|---|---|---|---|---|---|"
 n=$(median "$tmp/nginx-close-64.txt" 1)
 for name in nginx-close ufork-close; do
   f="$tmp/$name-64.txt"
   rps=$(median "$f" 1)
-  echo "| ${name%-close} | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(median "$f" 4) us |"
+  echo "| ${name%-close} | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-close-64.txt") | $(median "$f" 4) us |"
 done
 
 echo

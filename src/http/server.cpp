@@ -100,7 +100,7 @@ tcp listen_fd_protocol(int fd) {
   return sys::local_address(fd).ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
 
-class worker_server final : detail::session_host {
+class worker_server {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
       : worker_(w), handler_(h), options_(o) {
@@ -243,7 +243,7 @@ class worker_server final : detail::session_host {
     if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
       c.parser.reset();
       c.in.clear();
-      c.refuse(bhttp::status::bad_request, out_, *this);
+      c.refuse(bhttp::status::bad_request, out_, date_.now());
       return flush(c);
     }
     std::size_t want = std::min(room, read_size);
@@ -268,7 +268,9 @@ class worker_server final : detail::session_host {
     flush(c);
   }
 
-  answer handle(const request& req) override {
+  friend struct detail::session;  // calls handle(), stopping() and date() as its Host
+
+  answer handle(const request& req) {
     answer a = run_handler(req);
     worker_.count_requests();
     return a;
@@ -287,9 +289,9 @@ class worker_server final : detail::session_host {
 
   // worker_.stopping(): SIGTERM may have come while a handler ran, before
   // the loop could see the stop fd.
-  bool stopping() override { return stopping_ || worker_.stopping(); }
+  bool stopping() { return stopping_ || worker_.stopping(); }
 
-  std::string_view date() override { return date_.now(); }
+  std::string_view date() { return date_.now(); }
 
   // A streamed body's next piece: posted after the last one is written, so
   // that other connections get their turn in between.

@@ -70,65 +70,66 @@ response error_response(bhttp::status status) {
   return res;
 }
 
-bool session::parse(beast::flat_buffer& in, std::string& out, session_host& host, const http_options& options) {
-  bool began = false;
-  while (in.size() > 0 && !last) {
-    if (!parser) {  // a request's first byte
-      parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
-      parser->header_limit(static_cast<std::uint32_t>(options.header_limit));
-      parser->body_limit(options.body_limit);
-      parser->eager(true);
-      fresh = false;
-      continued = false;
-      began = true;
-    }
+void session::begin(const http_options& options) {
+  parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
+  parser->header_limit(static_cast<std::uint32_t>(options.header_limit));
+  parser->body_limit(options.body_limit);
+  parser->eager(true);
+  fresh = false;
+  continued = false;
+}
+
+session::step session::read_request(beast::flat_buffer& in, std::string& out, request& req, bhttp::status& refusal) {
+  for (;;) {
     boost::system::error_code ec;
     std::size_t used = parser->put(in.data(), ec);
     in.consume(used);
-    if (ec == bhttp::error::need_more) break;
+    if (ec == bhttp::error::need_more) return step::more;
     if (ec) {
       parser.reset();
-      refuse(status_for(ec), out, host);
-      break;
+      refusal = status_for(ec);
+      return step::refused;
     }
-    if (!parser->is_done()) {
-      // A client that asked before sending its body gets the go-ahead.
-      if (parser->is_header_done() && !continued && wants_continue(parser->get())) {
-        out.append("HTTP/1.1 100 Continue\r\n\r\n");
-        continued = true;
-      }
-      if (used == 0) break;
-      continue;
+    if (parser->is_done()) {
+      req = parser->release();
+      parser.reset();
+      return step::whole;
     }
-    request req = parser->release();
-    parser.reset();
-    answer r = host.handle(req);
-    bool head = req.method() == bhttp::verb::head;
-    bool streamed = r.stream && !bodiless(r.res);
-    framing how = !streamed                                       ? framing::length
-                  : req.version() >= 11 && r.res.version() >= 11 ? framing::chunked
-                                                                  : framing::close;
-    // A handler may close the connection with its own Connection: close.
-    bool keep = req.keep_alive() && !host.stopping() && how != framing::close &&
-                (r.res.find(bhttp::field::connection) == r.res.end() || r.res.keep_alive());
-    respond(r.res, head, keep, how, out, host);
-    peer_done = !req.keep_alive();
-    if (streamed && !head) {  // answers to requests behind it wait for its end
-      stream = std::move(r.stream);
-      chunked = how == framing::chunked;
-      break;
+    // A client that asked before sending its body gets the go-ahead.
+    if (parser->is_header_done() && !continued && wants_continue(parser->get())) {
+      out.append("HTTP/1.1 100 Continue\r\n\r\n");
+      continued = true;
     }
+    if (used == 0 || in.size() == 0) return step::more;
   }
-  return began;
 }
 
-void session::refuse(bhttp::status status, std::string& out, session_host& host) {
-  respond(error_response(status), false, false, framing::length, out, host);
+bool session::answer_request(const request& req, answer r, bool stopping, std::string& out, std::string_view date) {
+  bool head = req.method() == bhttp::verb::head;
+  bool streamed = r.stream && !bodiless(r.res);
+  framing how = !streamed                                       ? framing::length
+                : req.version() >= 11 && r.res.version() >= 11 ? framing::chunked
+                                                                : framing::close;
+  // A handler may close the connection with its own Connection: close.
+  bool keep = req.keep_alive() && !stopping && how != framing::close &&
+              (r.res.find(bhttp::field::connection) == r.res.end() || r.res.keep_alive());
+  respond(r.res, head, keep, how, out, date);
+  peer_done = !req.keep_alive();
+  if (streamed && !head) {  // answers to requests behind it wait for its end
+    stream = std::move(r.stream);
+    chunked = how == framing::chunked;
+    return false;
+  }
+  return true;
 }
 
-void session::respond(const response& res, bool head, bool keep, framing how, std::string& out, session_host& host) {
+void session::refuse(bhttp::status status, std::string& out, std::string_view date) {
+  respond(error_response(status), false, false, framing::length, out, date);
+}
+
+void session::respond(const response& res, bool head, bool keep, framing how, std::string& out, std::string_view date) {
   last = !keep;
-  serialize(res, head, keep, how, host.date(), out);
+  serialize(res, head, keep, how, date, out);
 }
 
 }  // namespace ufork::http::detail

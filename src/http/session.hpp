@@ -17,19 +17,13 @@
 
 namespace ufork::http::detail {
 
-// What a session asks of its server.
-class session_host {
- public:
-  // The handler's answer; an exception it throws becomes a 500 here.
-  virtual answer handle(const request& req) = 0;
-  // Every answer from now on closes its connection.
-  virtual bool stopping() = 0;
-  // The Date header's value for this second.
-  virtual std::string_view date() = 0;
-
- protected:
-  ~session_host() = default;
-};
+// What a session asks of its server, Host in session::parse (a template,
+// not virtual calls: UBSan's check of a virtual call needs a free fd, and a
+// handler may have taken the last one):
+//   answer handle(const request&);  the handler's answer (an exception it
+//                                   throws becomes a 500 there)
+//   bool stopping();                every answer from now on closes its connection
+//   std::string_view date();        the Date header's value for this second
 
 // How the body's end is told: its length, chunked encoding (a streamed body
 // to an HTTP/1.1 client), or the connection's close (one to HTTP/1.0).
@@ -51,11 +45,46 @@ struct session {
   // the answers to `out`, until the connection's last answer or a streamed
   // one (whose pieces come from `stream`, and whose followers wait for its
   // end). True if a request began: its deadline starts.
-  bool parse(boost::beast::flat_buffer& in, std::string& out, session_host& host, const http_options& options);
+  template <class Host>
+  bool parse(boost::beast::flat_buffer& in, std::string& out, Host& host, const http_options& options);
   // The connection's last answer: `status`, for a request that cannot be read.
-  void refuse(boost::beast::http::status status, std::string& out, session_host& host);
+  void refuse(boost::beast::http::status status, std::string& out, std::string_view date);
   // An answer, framed and with Connection as the server decides.
-  void respond(const response& res, bool head, bool keep, framing how, std::string& out, session_host& host);
+  void respond(const response& res, bool head, bool keep, framing how, std::string& out, std::string_view date);
+
+ private:
+  enum class step { more, whole, refused };
+  void begin(const http_options& options);  // a request's first byte: a new parser
+  // Feeds the parser what `in` holds: step::whole with the request in `req`,
+  // or step::refused with the status to refuse it with (and 100 Continue
+  // appended to `out` for a client that waits for it).
+  step read_request(boost::beast::flat_buffer& in, std::string& out, request& req,
+                    boost::beast::http::status& refusal);
+  // The answer to `req`, its framing and whether the connection is kept;
+  // false if it ends the parsing (streamed, or the last).
+  bool answer_request(const request& req, answer r, bool stopping, std::string& out, std::string_view date);
 };
+
+template <class Host>
+bool session::parse(boost::beast::flat_buffer& in, std::string& out, Host& host, const http_options& options) {
+  bool began = false;
+  while (in.size() > 0 && !last) {
+    if (!parser) {
+      begin(options);
+      began = true;
+    }
+    request req;
+    auto refusal = boost::beast::http::status::bad_request;
+    step s = read_request(in, out, req, refusal);
+    if (s == step::more) break;
+    if (s == step::refused) {
+      refuse(refusal, out, host.date());
+      break;
+    }
+    answer r = host.handle(req);
+    if (!answer_request(req, std::move(r), host.stopping(), out, host.date())) break;
+  }
+  return began;
+}
 
 }  // namespace ufork::http::detail

@@ -31,11 +31,11 @@ namespace {
 namespace bhttp = boost::beast::http;
 using namespace ufork::http;
 
-struct host final : detail::session_host {
+struct host {
   bool stop = false;
   std::vector<bool> heads;  // per request handled: a HEAD (its answer has no body)
 
-  answer handle(const request& req) override {
+  answer handle(const request& req) {
     heads.push_back(req.method() == bhttp::verb::head);
     std::string_view target(req.target().data(), req.target().size());
     response res{bhttp::status::ok, req.version()};
@@ -52,8 +52,8 @@ struct host final : detail::session_host {
     res.body() = "got " + std::to_string(req.body().size()) + " bytes\n";
     return res;
   }
-  bool stopping() override { return stop; }
-  std::string_view date() override { return "Thu, 26 Nov 2026 00:00:00 GMT"; }
+  bool stopping() const { return stop; }
+  static std::string_view date() { return "Thu, 26 Nov 2026 00:00:00 GMT"; }
 };
 
 // Reads `out` as the client would: the answers in order, 100 Continue
@@ -107,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (room == 0) {
       s.parser.reset();
       in.clear();
-      s.refuse(bhttp::status::bad_request, out, h);
+      s.refuse(bhttp::status::bad_request, out, host::date());
       break;
     }
     std::size_t n = std::min({piece, room, size - at});
