@@ -226,6 +226,7 @@ class worker_server {
     std::size_t n = sys::receive_now(c.socket.native_handle(), room.data(), room.size(), ec);
     if (ec == std::errc::resource_unavailable_try_again) return wait(c);
     if (ec || n == 0) return erase(c);  // a reset, or the peer closed
+    if (c.closing) return wait(c);  // read and dropped, until the peer closes
     scratch_.commit(n);
     c.drained = n < read_size;
     if (c.parse(scratch_, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
@@ -255,10 +256,6 @@ class worker_server {
     if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
     c.in.commit(n);
     c.drained = n < wanted;
-    if (c.closing) {
-      c.in.clear();
-      return read(c);
-    }
     parse(c);
   }
 
@@ -358,8 +355,9 @@ class worker_server {
       c.last = false;
       c.closing = true;
       c.in.clear();
+      c.in.shrink_to_fit();
       c.deadline = std::min(c.deadline, clock::now() + close_linger);
-      return read(c);
+      return take(c);
     }
     if (c.parser) return read(c);      // the rest of a request
     if (c.in.size() > 0) return parse(c);  // requests that waited behind a streamed answer
