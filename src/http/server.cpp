@@ -133,7 +133,7 @@ class worker_server {
 
  private:
   // A connection is always in one of these: reading (idle, or a request
-  // begun: its session's `parser` is set), writing (`out` is not empty; nothing is read
+  // begun: its session's `parser` is set), writing (`out` is set; nothing is read
   // until it is out, so a client that does not read is not fed), or
   // streaming (`stream` is set: the next piece is made when the last one is
   // out), or closing (its last answer sent, reading until the peer closes
@@ -141,17 +141,29 @@ class worker_server {
   // Asio operation is pending for it whenever the loop runs (on its socket,
   // or a posted pump()), so closing the socket always ends in a handler
   // that erases it.
+  //
+  // What is rarely needed is on the heap (an idle connection costs what it
+  // holds: 128 bytes here, and Asio's own per socket).
   struct connection : detail::session {
-    socket_type socket;
-    beast::flat_buffer in;  // read, not yet parsed
-    std::string out;        // answers the socket did not take at once, being written
     bool closing = false;
-    bool drained = false;   // the last read took less than it asked for: the kernel had no more
-    bool nodelay = false;   // TCP_NODELAY set: from its second request on
+    bool drained = false;  // the last read took less than it asked for: the kernel had no more
+    bool nodelay = false;  // TCP_NODELAY set: from its second request on
+    socket_type socket;
+    // Read, not yet parsed: only a request that did not come whole in one
+    // read (or requests behind a streamed answer) has one; see wait().
+    std::unique_ptr<beast::flat_buffer> in;
+    std::unique_ptr<std::string> out;  // answers the socket did not take at once, being written
     clock::time_point deadline;
     std::list<connection>::iterator self;
-    connection(socket_type s, std::size_t max_in) : socket(std::move(s)), in(max_in) {}
+    explicit connection(socket_type s) : socket(std::move(s)) {}
   };
+
+  // The connection's buffer, made on first use.
+  beast::flat_buffer& buffer(connection& c) {
+    if (!c.in) c.in = std::make_unique<beast::flat_buffer>(options_.header_limit + read_size);
+    return *c.in;
+  }
+  static std::size_t unparsed(const connection& c) { return c.in ? c.in->size() : 0; }
 
   static constexpr std::size_t read_size = 16UL * 1024;
   static constexpr auto stop_linger = 200ms;   // see begin_stop
@@ -181,7 +193,7 @@ class worker_server {
   }
 
   void start(socket_type s) {
-    connection& c = conns_.emplace_back(std::move(s), options_.header_limit + read_size);
+    connection& c = conns_.emplace_back(std::move(s));
     c.self = std::prev(conns_.end());
     c.deadline = clock::now() + options_.keepalive_timeout;
     if (!ticking_) {
@@ -202,7 +214,7 @@ class worker_server {
       c.socket.set_option(tcp::no_delay(true), ignored);
     }
     c.deadline = clock::now() + options_.keepalive_timeout;
-    if (c.in.capacity() > 0) c.in.shrink_to_fit();  // empty: freed
+    c.in.reset();  // empty
     wait(c);  // the next request has nearly never come yet: no read tried first
   }
 
@@ -231,7 +243,8 @@ class worker_server {
     c.drained = n < read_size;
     if (c.parse(scratch_, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
     if (scratch_.size() > 0) {
-      c.in.commit(asio::buffer_copy(c.in.prepare(scratch_.size()), scratch_.data()));
+      beast::flat_buffer& in = buffer(c);
+      in.commit(asio::buffer_copy(in.prepare(scratch_.size()), scratch_.data()));
       scratch_.clear();
     }
     flush(c);
@@ -240,28 +253,29 @@ class worker_server {
   // The rest of a request begun, into the connection's buffer (Asio tries
   // the read at once, and only then waits).
   void read(connection& c) {
-    std::size_t room = c.in.max_size() - c.in.size();
+    beast::flat_buffer& in = buffer(c);
+    std::size_t room = in.max_size() - in.size();
     if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
       c.parser.reset();
-      c.in.clear();
+      c.in.reset();
       c.refuse(bhttp::status::bad_request, out_, date_.now());
       return flush(c);
     }
     std::size_t want = std::min(room, read_size);
-    c.socket.async_read_some(c.in.prepare(want),
+    c.socket.async_read_some(in.prepare(want),
                              [this, &c, want](error_code ec, std::size_t n) { received(c, want, ec, n); });
   }
 
   void received(connection& c, std::size_t wanted, error_code ec, std::size_t n) {
     if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
-    c.in.commit(n);
+    c.in->commit(n);
     c.drained = n < wanted;
     parse(c);
   }
 
   // Answers every whole request in the buffer, then writes the answers.
   void parse(connection& c) {
-    if (c.parse(c.in, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
+    if (c.parse(*c.in, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
     flush(c);
   }
 
@@ -329,11 +343,11 @@ class worker_server {
         return erase(c);
       }
       if (n < out_.size()) {
-        c.out.assign(out_, n);
+        c.out = std::make_unique<std::string>(out_, n);
         out_.clear();
-        asio::async_write(c.socket, asio::buffer(c.out), [this, &c](error_code e, std::size_t) {
+        asio::async_write(c.socket, asio::buffer(*c.out), [this, &c](error_code e, std::size_t) {
           if (e) return erase(c);
-          std::string().swap(c.out);
+          c.out.reset();
           written(c);
         });
         return;
@@ -350,17 +364,16 @@ class worker_server {
       // Unless the client said it was done and sent nothing more: nothing
       // unread can turn the close into a reset, so it closes now (as nginx
       // does), without a wake-up for the peer's close.
-      if (c.peer_done && c.drained && c.in.size() == 0) return erase(c);
+      if (c.peer_done && c.drained && unparsed(c) == 0) return erase(c);
       c.socket.shutdown(tcp::socket::shutdown_send, ignored);
       c.last = false;
       c.closing = true;
-      c.in.clear();
-      c.in.shrink_to_fit();
+      c.in.reset();
       c.deadline = std::min(c.deadline, clock::now() + close_linger);
       return take(c);
     }
     if (c.parser) return read(c);      // the rest of a request
-    if (c.in.size() > 0) return parse(c);  // requests that waited behind a streamed answer
+    if (unparsed(c) > 0) return parse(c);  // requests that waited behind a streamed answer
     idle(c);
   }
 
@@ -427,7 +440,7 @@ class worker_server {
     pause_.cancel();
     lingered_ = true;
     for (auto& c : conns_)
-      if (!c.fresh && !c.parser && c.out.empty() && !c.closing && !c.stream) c.socket.close(ignored);
+      if (!c.fresh && !c.parser && !c.out && !c.closing && !c.stream) c.socket.close(ignored);
     if (conns_.empty()) finish();
   }
 

@@ -34,12 +34,13 @@ response error_response(boost::beast::http::status status);
 struct session {
   // A request begun; on the heap, as 288 bytes an idle connection does not need.
   std::unique_ptr<boost::beast::http::request_parser<boost::beast::http::string_body>> parser;
+  body_source stream;     // the answer being streamed: its next pieces
+  bool chunked = false;   // ... with chunked encoding
   bool last = false;      // the connection's last answer is made: nothing more is read for answers
   bool peer_done = false; // the client said it sends nothing more (Connection: close, HTTP/1.0)
   bool fresh = true;      // no request yet
   bool continued = false; // 100 Continue sent for the request being read
-  body_source stream;     // the answer being streamed: its next pieces
-  bool chunked = false;   // ... with chunked encoding
+  // (The flags last: a connection's own fill the padding after them.)
 
   // Answers every whole request at the front of `in` (consumed), appending
   // the answers to `out`, until the connection's last answer or a streamed
