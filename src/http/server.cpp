@@ -241,7 +241,7 @@ class worker_server {
     if (c.closing) return wait(c);  // read and dropped, until the peer closes
     scratch_.commit(n);
     c.drained = n < read_size;
-    if (c.parse(scratch_, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
+    answer_from(c, scratch_);
     if (scratch_.size() > 0) {
       beast::flat_buffer& in = buffer(c);
       in.commit(asio::buffer_copy(in.prepare(scratch_.size()), scratch_.data()));
@@ -273,10 +273,16 @@ class worker_server {
     parse(c);
   }
 
-  // Answers every whole request in the buffer, then writes the answers.
+  // Answers every whole request in the connection's buffer, then writes the answers.
   void parse(connection& c) {
-    if (c.parse(*c.in, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
+    answer_from(c, *c.in);
     flush(c);
+  }
+
+  // The answers to every whole request at the front of `in`, into out_; a
+  // request begun starts its deadline.
+  void answer_from(connection& c, beast::flat_buffer& in) {
+    if (c.parse(in, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
   }
 
   friend struct detail::session;  // calls handle(), stopping() and date() as its Host

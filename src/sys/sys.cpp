@@ -445,9 +445,10 @@ result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept {
 }
 
 result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept {
-  ssize_t n = retry_eintr([&] { return ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL); });
-  if (n < 0) return last_error();
-  return static_cast<std::size_t>(n);
+  std::error_code ec;
+  std::size_t n = send_now(fd, buf, len, ec);
+  if (ec) return ec;
+  return n;
 }
 
 std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept {
