@@ -16,7 +16,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,6 +31,8 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <system_error>
+#include <vector>
 
 #include "listener.hpp"
 #include "session.hpp"
@@ -51,7 +52,6 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 // The io_context's own executor, not Asio's type-erased default.
 using executor = asio::io_context::executor_type;
-using socket_type = asio::basic_stream_socket<tcp, executor>;
 using acceptor_type = asio::basic_socket_acceptor<tcp, executor>;
 using timer_type = asio::steady_timer::rebind_executor<executor>::other;
 using namespace std::chrono_literals;
@@ -103,22 +103,35 @@ tcp listen_fd_protocol(int fd) {
 class worker_server {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
-      : worker_(w), handler_(h), options_(o) {
+      : worker_(w), handler_(h), options_(o), listen_fd_(listen_fd) {
     acceptor_.assign(listen_fd_protocol(listen_fd), listen_fd);
+    error_code ignored;
+    acceptor_.non_blocking(true, ignored);  // accept_some() takes until the queue is empty
     // On the shared socket, a new connection wakes one worker, as nginx's
-    // do: Asio registers the socket as any other, and its accept never
-    // modifies that registration.
+    // do: Asio registers the socket as any other, and only waits on it
+    // (accept_some) without modifying that registration.
     if (!o.reuseport) accept_exclusively(listen_fd);
     // A connection is accepted once its first bytes have come (1 s at
-    // most: nginx's `deferred`), so that its first read finds the request
-    // and no wait is armed for it. A stop sees such connections as
-    // handshakes under way (SYN_RECV) and takes them during its linger.
+    // most: nginx's `deferred`), so that its first read finds the request.
+    // A stop sees such connections as handshakes under way (SYN_RECV) and
+    // takes them during its linger.
     int defer_seconds = 1;
     (void)sys::set_socket_option(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds);
     // Deadlines are checked on each tick: a tenth of the shortest timeout,
     // so a connection is cut off within 10% of its time.
     auto shortest = std::min(o.request_timeout, o.keepalive_timeout);
     period_ = std::max<std::chrono::milliseconds>(shortest / 10, 1ms);
+    auto set = sys::make_epoll();
+    if (!set) throw std::system_error(set.error(), "epoll_create1");
+    int fd = set.value().release();
+    sys::disown_fd(fd);  // Asio's descriptor closes it
+    events_.assign(fd);
+  }
+  worker_server(const worker_server&) = delete;
+  worker_server& operator=(const worker_server&) = delete;
+  ~worker_server() {  // empty after a stop; not after an exception out of the loop
+    for (auto& c : conns_)
+      if (c.fd >= 0) sys::close_connection(c.fd);
   }
 
   // The worker is attached to this loop as any program's would be
@@ -127,35 +140,41 @@ class worker_server {
   // wakes for its heartbeat alone.
   void run() {
     attached_.emplace(worker_, io_, [this] { begin_stop(); });
-    accept();
+    watch();
+    accept_some();  // connections may be queued already: the wait below sees only new ones
     io_.run();
   }
 
  private:
-  // A connection is always in one of these: reading (idle, or a request
-  // begun: its session's `parser` is set), writing (`out` is set; nothing is read
-  // until it is out, so a client that does not read is not fed), or
-  // streaming (`stream` is set: the next piece is made when the last one is
-  // out), or closing (its last answer sent, reading until the peer closes
-  // so that unread bytes do not turn the close into a reset). Exactly one
-  // Asio operation is pending for it whenever the loop runs (on its socket,
-  // or a posted pump()), so closing the socket always ends in a handler
-  // that erases it.
+  // The connections are in an epoll set of the worker's own, registered
+  // once, edge-triggered, for reading and writing (as nginx's are); the set
+  // is one descriptor in Asio's loop. A keep-alive request costs a recv(2)
+  // and a send(2), and an idle connection no more than this struct: Asio's
+  // own per socket (its state, a pending wait, and an epoll_ctl(2) to arm it
+  // for each request) is not paid.
   //
-  // What is rarely needed is on the heap (an idle connection costs what it
-  // holds: 128 bytes here, and Asio's own per socket).
+  // A connection is always in one of these: reading (idle, or a request
+  // begun: its session's `parser` is set), writing (`out` is set; nothing is
+  // read until it is out, so a client that does not read is not fed),
+  // streaming (`stream` is set: the next piece is made, posted, when the last
+  // one is out), or closing (its last answer sent, reading until the peer
+  // closes so that unread bytes do not turn the close into a reset).
   struct connection : detail::session {
+    bool readable = true;  // input may be waiting (an edge not read to its end): a new one's request is there, often
+    bool writable = true;  // the socket may take more (no send fell short since the last edge)
+    bool ended = false;    // the peer closed or failed: readable until a read says so
     bool closing = false;
     bool drained = false;  // the last read took less than it asked for: the kernel had no more
     bool nodelay = false;  // TCP_NODELAY set: from its second request on
-    socket_type socket;
+    bool pumping = false;  // a pump() is posted: it erases a connection closed meanwhile
+    int fd;                // -1 once closed while pumping
     // Read, not yet parsed: only a request that did not come whole in one
-    // read (or requests behind a streamed answer) has one; see wait().
+    // read (or requests behind a streamed answer) has one; see take().
     std::unique_ptr<beast::flat_buffer> in;
     std::unique_ptr<std::string> out;  // answers the socket did not take at once, being written
     clock::time_point deadline;
     std::list<connection>::iterator self;
-    explicit connection(socket_type s) : socket(std::move(s)) {}
+    explicit connection(int f) : fd(f) {}
   };
 
   // The connection's buffer, made on first use.
@@ -164,37 +183,59 @@ class worker_server {
     return *c.in;
   }
   static std::size_t unparsed(const connection& c) { return c.in ? c.in->size() : 0; }
+  connection* find(int fd) { return static_cast<std::size_t>(fd) < by_fd_.size() ? by_fd_[fd] : nullptr; }
 
   static constexpr std::size_t read_size = 16UL * 1024;
+  static constexpr int accepts_per_turn = 16;  // then the loop's other work gets its turn
+  static constexpr int events_per_turn = 128;
   static constexpr auto stop_linger = 200ms;   // see begin_stop
   static constexpr auto close_linger = 1000ms; // a closing connection waits this long for the peer
 
-  void accept() {
-    acceptor_.async_accept([this](error_code ec, socket_type s) {
-      if (!ec) {
+  // The listening socket stays in Asio's loop (its EPOLLEXCLUSIVE
+  // registration untouched: a wait on it cannot modify it, and needs no
+  // edge it could have missed, as everything queued is taken first).
+  void accept_some() {
+    for (int taken = 0; taken < accepts_per_turn; ++taken) {
+      std::error_code ec;
+      int fd = sys::accept_connection(listen_fd_, ec);
+      if (fd >= 0) {
         if (std::exchange(accept_failing_, false)) std::fprintf(stderr, "ufork http: accepting again\n");
-        start(std::move(s));
+        start(fd);
+        continue;
       }
-      if (!acceptor_.is_open()) return;  // stopped
-      if (ec && ec != asio::error::connection_aborted) {
-        // Out of descriptors or memory: the socket stays readable, so
-        // accepting again at once would spin. Pause, as nginx does, and
-        // say so once, not every 100 ms.
-        if (!std::exchange(accept_failing_, true))
-          std::fprintf(stderr, "ufork http: accept: %s; retrying every 100 ms\n", ec.message().c_str());
-        pause_.expires_after(100ms);
-        pause_.async_wait([this](error_code e) {
-          if (!e && acceptor_.is_open()) accept();
+      if (ec == std::errc::resource_unavailable_try_again) {
+        acceptor_.async_wait(tcp::acceptor::wait_read, [this](error_code e) {
+          if (!e && acceptor_.is_open()) accept_some();
         });
         return;
       }
-      accept();
+      if (ec == std::errc::connection_aborted) continue;
+      // Out of descriptors or memory: the socket stays readable, so
+      // accepting again at once would spin. Pause, as nginx does, and say
+      // so once, not every 100 ms.
+      if (!std::exchange(accept_failing_, true))
+        std::fprintf(stderr, "ufork http: accept: %s; retrying every 100 ms\n", ec.message().c_str());
+      pause_.expires_after(100ms);
+      pause_.async_wait([this](error_code e) {
+        if (!e && acceptor_.is_open()) accept_some();
+      });
+      return;
+    }
+    asio::post(io_, [this] {
+      if (acceptor_.is_open()) accept_some();
     });
   }
 
-  void start(socket_type s) {
-    connection& c = conns_.emplace_back(std::move(s));
+  void start(int fd) {
+    if (static_cast<std::size_t>(fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(fd) + 1);
+    if (sys::epoll_add(events_.native_handle(), fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                       static_cast<std::uint64_t>(fd))) {
+      sys::close_connection(fd);  // out of memory: as if it had failed to connect
+      return;
+    }
+    connection& c = conns_.emplace_back(fd);
     c.self = std::prev(conns_.end());
+    by_fd_[fd] = &c;
     c.deadline = clock::now() + options_.keepalive_timeout;
     if (!ticking_) {
       ticking_ = true;
@@ -203,74 +244,91 @@ class worker_server {
     take(c);  // a new connection's request is on its way (here already, often), even during a stop
   }
 
-  // Between requests of a keep-alive connection. TCP_NODELAY from here on,
-  // as nginx does: a connection's first answer goes out at once anyway
-  // (nothing of it is unacknowledged), and one that closes after it is
-  // spared the call.
-  void idle(connection& c) {
-    if (lingered_) return erase(c);
-    if (!std::exchange(c.nodelay, true)) {
-      error_code ignored;
-      c.socket.set_option(tcp::no_delay(true), ignored);
-    }
-    c.deadline = clock::now() + options_.keepalive_timeout;
-    c.in.reset();  // empty
-    wait(c);  // the next request has nearly never come yet: no read tried first
-  }
-
-  // A connection with no request begun holds no buffer (as nginx frees its
-  // header buffer between requests): it waits for the socket to be
-  // readable (Asio re-arms it in epoll: one syscall, as the failed read a
-  // pending read would have tried first), and then reads into the worker's
-  // scratch buffer. A request that came whole, nearly every one, is
-  // answered from there; only what is left (a request not whole yet, or
-  // ones behind a streamed answer) is kept in the connection's own buffer.
-  void wait(connection& c) {
-    c.socket.async_wait(tcp::socket::wait_read, [this, &c](error_code ec) {
-      if (ec) return erase(c);  // a deadline or a stop closed the socket
-      take(c);
+  // The worker's epoll set is readable when a connection has an event.
+  void watch() {
+    events_.async_wait(asio::posix::descriptor_base::wait_read, [this](error_code ec) {
+      if (!ec) on_events();
     });
   }
 
-  void take(connection& c) {
-    std::error_code ec;
-    auto room = scratch_.prepare(read_size);
-    std::size_t n = sys::receive_now(c.socket.native_handle(), room.data(), room.size(), ec);
-    if (ec == std::errc::resource_unavailable_try_again) return wait(c);
-    if (ec || n == 0) return erase(c);  // a reset, or the peer closed
-    if (c.closing) return wait(c);  // read and dropped, until the peer closes
-    scratch_.commit(n);
-    c.drained = n < read_size;
-    answer_from(c, scratch_);
-    if (scratch_.size() > 0) {
-      beast::flat_buffer& in = buffer(c);
-      in.commit(asio::buffer_copy(in.prepare(scratch_.size()), scratch_.data()));
-      scratch_.clear();
+  void on_events() {
+    epoll_event events[events_per_turn];
+    auto n = sys::epoll_wait(events_.native_handle(), events, events_per_turn, 0);
+    for (int i = 0; i < (n ? n.value() : 0); ++i) {
+      connection* c = find(static_cast<int>(events[i].data.u64));
+      if (!c) continue;  // closed (a copy of its socket in a child of a handler can still report)
+      std::uint32_t e = events[i].events;
+      if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->ended = true;
+      if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = true;
+      if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->writable = true;
+      proceed(*c);
     }
-    flush(c);
+    if (!finished_) watch();  // more than a turn's worth: the set is still readable
   }
 
-  // The rest of a request begun, into the connection's buffer (Asio tries
-  // the read at once, and only then waits).
-  void read(connection& c) {
-    beast::flat_buffer& in = buffer(c);
-    std::size_t room = in.max_size() - in.size();
+  // What an event lets a connection do next.
+  void proceed(connection& c) {
+    if (c.out) {
+      if (c.writable) write_rest(c);
+    } else if (!c.pumping && c.readable) {
+      take(c);
+    }
+  }
+
+  // A connection read to the end of one buffer may have more: it reads
+  // again after the connections with events now (one client's flood does
+  // not hold up the others).
+  void later(connection& c) {
+    later_.push_back(c.fd);
+    if (std::exchange(later_posted_, true)) return;
+    asio::post(io_, [this] {
+      later_posted_ = false;
+      auto fds = std::move(later_);
+      later_.clear();
+      for (int fd : fds)
+        if (connection* c = find(fd)) proceed(*c);  // (or a new one on that fd: a read finds nothing)
+    });
+  }
+
+  // Reads what the socket has. With no request begun, into the worker's
+  // scratch buffer (as nginx frees its header buffer between requests, an
+  // idle connection holds none): a request that came whole, nearly every
+  // one, is answered from there; only what is left (a request not whole
+  // yet, or ones behind a streamed answer) is kept in the connection's own
+  // buffer, where the rest of it is read.
+  void take(connection& c) {
+    beast::flat_buffer& in = c.in ? *c.in : scratch_;
+    std::size_t room = std::min(in.max_size() - in.size(), read_size);
     if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
       c.parser.reset();
       c.in.reset();
       c.refuse(bhttp::status::bad_request, out_, date_.now());
       return flush(c);
     }
-    std::size_t want = std::min(room, read_size);
-    c.socket.async_read_some(in.prepare(want),
-                             [this, &c, want](error_code ec, std::size_t n) { received(c, want, ec, n); });
-  }
-
-  void received(connection& c, std::size_t wanted, error_code ec, std::size_t n) {
-    if (ec) return erase(c);  // the peer closed, a reset, a deadline or a stop closed the socket
-    c.in->commit(n);
-    c.drained = n < wanted;
-    parse(c);
+    std::error_code ec;
+    std::size_t n = sys::receive_now(c.fd, in.prepare(room).data(), room, ec);
+    if (ec == std::errc::resource_unavailable_try_again) {
+      c.readable = false;  // until the next edge
+      return;
+    }
+    if (ec || n == 0) return erase(c);  // a reset, or the peer closed
+    // A read that took less than it asked for emptied the socket: what
+    // comes next is an edge. Unless the peer has closed already: its end
+    // is still to be read.
+    c.drained = n < room;
+    c.readable = !c.drained || c.ended;
+    if (c.closing) {  // read and dropped, until the peer closes
+      if (c.readable) later(c);
+      return;
+    }
+    in.commit(n);
+    answer_from(c, in);
+    if (&in == &scratch_ && scratch_.size() > 0) {
+      beast::flat_buffer& own = buffer(c);
+      own.commit(asio::buffer_copy(own.prepare(scratch_.size()), scratch_.data()));
+    }
+    scratch_.clear();
+    flush(c);
   }
 
   // Answers every whole request in the connection's buffer, then writes the answers.
@@ -313,7 +371,8 @@ class worker_server {
   // A streamed body's next piece: posted after the last one is written, so
   // that other connections get their turn in between.
   void pump(connection& c) {
-    if (!c.socket.is_open()) return erase(c);  // a deadline closed it meanwhile
+    c.pumping = false;
+    if (c.fd < 0) return erase(c);  // a deadline closed it meanwhile
     bool more = false;
     piece_.clear();
     try {
@@ -338,24 +397,20 @@ class worker_server {
   }
 
   // Writes the answers made in out_ at once, as far as the socket takes
-  // them (nearly always all); the rest is the connection's to keep, and
-  // Asio writes it when the socket drains. out_ is empty again after.
+  // them (nearly always all); the rest is the connection's to keep, written
+  // when the socket has room again. out_ is empty again after.
   void flush(connection& c) {
     if (!out_.empty()) {
       std::error_code ec;
-      std::size_t n = sys::send_now(c.socket.native_handle(), out_.data(), out_.size(), ec);
+      std::size_t n = sys::send_now(c.fd, out_.data(), out_.size(), ec);
       if (ec && ec != std::errc::resource_unavailable_try_again) {
         out_.clear();
         return erase(c);
       }
       if (n < out_.size()) {
         c.out = std::make_unique<std::string>(out_, n);
+        c.writable = false;  // until the next edge
         out_.clear();
-        asio::async_write(c.socket, asio::buffer(*c.out), [this, &c](error_code e, std::size_t) {
-          if (e) return erase(c);
-          c.out.reset();
-          written(c);
-        });
         return;
       }
       out_.clear();
@@ -363,34 +418,83 @@ class worker_server {
     written(c);
   }
 
+  void write_rest(connection& c) {
+    std::error_code ec;
+    std::size_t n = sys::send_now(c.fd, c.out->data(), c.out->size(), ec);
+    if (ec && ec != std::errc::resource_unavailable_try_again) return erase(c);
+    if (n < c.out->size()) {
+      c.out->erase(0, n);
+      c.writable = false;
+      return;
+    }
+    c.out.reset();
+    written(c);
+  }
+
   void written(connection& c) {
-    if (c.stream) return asio::post(io_, [this, &c] { pump(c); });
+    if (c.stream) {
+      c.pumping = true;
+      return asio::post(io_, [this, &c] { pump(c); });
+    }
     if (c.last) {  // its last answer is out: half-close, and wait for the peer's close
-      error_code ignored;
       // Unless the client said it was done and sent nothing more: nothing
       // unread can turn the close into a reset, so it closes now (as nginx
       // does), without a wake-up for the peer's close.
       if (c.peer_done && c.drained && unparsed(c) == 0) return erase(c);
-      c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+      (void)sys::shutdown_sending(c.fd);
       c.last = false;
       c.closing = true;
       c.in.reset();
       c.deadline = std::min(c.deadline, clock::now() + close_linger);
-      return take(c);
+      if (c.readable) take(c);
+      return;
     }
-    if (c.parser) return read(c);      // the rest of a request
+    if (c.parser) {  // the rest of a request
+      if (c.readable) take(c);
+      return;
+    }
     if (unparsed(c) > 0) return parse(c);  // requests that waited behind a streamed answer
     idle(c);
   }
 
+  // Between requests of a keep-alive connection. TCP_NODELAY from here on,
+  // as nginx does: a connection's first answer goes out at once anyway
+  // (nothing of it is unacknowledged), and one that closes after it is
+  // spared the call.
+  void idle(connection& c) {
+    if (lingered_) return erase(c);
+    if (!std::exchange(c.nodelay, true)) {
+      int on = 1;
+      (void)sys::set_socket_option(c.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    }
+    c.deadline = clock::now() + options_.keepalive_timeout;
+    c.in.reset();  // empty
+    if (c.readable) later(c);  // the next request came while this one was answered
+  }
+
+  // Closes a connection now (a deadline, a stop): one with a pump posted
+  // is erased by it.
+  void close(connection& c) {
+    if (!c.pumping) return erase(c);
+    by_fd_[c.fd] = nullptr;
+    sys::close_connection(std::exchange(c.fd, -1));
+  }
+
   void erase(connection& c) {
+    if (c.fd >= 0) {
+      by_fd_[c.fd] = nullptr;
+      sys::close_connection(c.fd);  // out of the epoll set with it
+    }
     conns_.erase(c.self);
     if (lingered_ && conns_.empty()) finish();
   }
 
-  // Nothing left after a stop: the loop's last timers go, io_.run() returns.
+  // Nothing left after a stop: the loop's last waits go, io_.run() returns.
   void finish() {
+    if (std::exchange(finished_, true)) return;
     tick_.cancel();
+    error_code ignored;
+    events_.close(ignored);
     attached_->detach();
   }
 
@@ -403,9 +507,10 @@ class worker_server {
 
   void tick() {
     auto now = clock::now();
-    error_code ignored;
-    for (auto& c : conns_)  // its pending operation ends in erase()
-      if (c.deadline <= now) c.socket.close(ignored);
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      connection& c = *it++;
+      if (c.deadline <= now) close(c);
+    }
     if (conns_.empty()) {  // idle: no tick until the next connection
       ticking_ = false;
       return;
@@ -431,10 +536,10 @@ class worker_server {
   // under way (the kernel lists those), so it stops at once.
   void begin_stop() {
     stopping_ = true;
-    if (options_.reuseport && !drop_new_connections(acceptor_.native_handle()))
+    if (options_.reuseport && !drop_new_connections(listen_fd_))
       std::perror("ufork http: stop: SO_ATTACH_FILTER");
     accept_queued();
-    if (conns_.empty() && !handshakes_under_way(acceptor_.native_handle())) return end_linger();
+    if (conns_.empty() && !handshakes_under_way(listen_fd_)) return end_linger();
     linger_.expires_after(stop_linger);
     linger_.async_wait([this](error_code) { end_linger(); });
   }
@@ -445,39 +550,42 @@ class worker_server {
     acceptor_.close(ignored);
     pause_.cancel();
     lingered_ = true;
-    for (auto& c : conns_)
-      if (!c.fresh && !c.parser && !c.out && !c.closing && !c.stream) c.socket.close(ignored);
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      connection& c = *it++;
+      if (!c.fresh && !c.parser && !c.out && !c.closing && !c.stream) close(c);
+    }
     if (conns_.empty()) finish();
   }
 
   void accept_queued() {
-    error_code ec;
-    acceptor_.non_blocking(true, ec);
-    for (;;) {
-      socket_type s(io_);
-      acceptor_.accept(s, ec);
-      if (ec) return;
-      start(std::move(s));
-    }
+    std::error_code ec;
+    for (int fd; (fd = sys::accept_connection(listen_fd_, ec)) >= 0 || ec == std::errc::connection_aborted;)
+      if (fd >= 0) start(fd);
   }
 
   worker& worker_;
   const handler& handler_;
   const http_options& options_;
+  int listen_fd_;  // the acceptor's
   // One thread only: no locking in the scheduler and the reactor.
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
   acceptor_type acceptor_{io_};
+  asio::posix::basic_stream_descriptor<executor> events_{io_};  // the connections' epoll set
   std::optional<asio_worker> attached_;
   timer_type tick_{io_}, linger_{io_}, pause_{io_};
   bool ticking_ = false;  // the deadline tick is armed (while connections are open)
   bool accept_failing_ = false;  // said once until an accept succeeds
+  bool later_posted_ = false;
+  bool finished_ = false;
   std::chrono::milliseconds period_;
   std::list<connection> conns_;
+  std::vector<connection*> by_fd_;  // the epoll set's events name a connection by its fd
+  std::vector<int> later_;          // see later()
   http_date date_;
   // Scratch, shared by the connections one at a time: the answers being
   // made, a streamed body's latest piece.
   std::string out_, piece_;
-  beast::flat_buffer scratch_{read_size};  // what take() read: see wait()
+  beast::flat_buffer scratch_{read_size};  // what take() read: see there
   bool stopping_ = false;
   bool lingered_ = false;
 };

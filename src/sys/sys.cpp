@@ -336,6 +336,18 @@ result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept {
   return fd_or_error(retry_eintr([&] { return ::accept4(listen_fd, nullptr, nullptr, flags); }));
 }
 
+int accept_connection(int listen_fd, std::error_code& ec) noexcept {
+  int fd = retry_eintr([&] { return ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
+  ec = fd < 0 ? last_error() : std::error_code();
+  return fd;
+}
+
+void close_connection(int fd) noexcept { (void)::close(fd); }  // never retried: see unique_fd
+
+std::error_code shutdown_sending(int fd) noexcept {
+  return ::shutdown(fd, SHUT_WR) < 0 ? last_error() : std::error_code();
+}
+
 namespace {
 std::optional<sockaddr_un> unix_address(const std::string& path) {
   sockaddr_un addr{};
@@ -488,8 +500,8 @@ std::error_code dup_onto(int fd, int target) noexcept {
   return retry_eintr([&] { return ::dup2(fd, target); }) < 0 ? last_error() : std::error_code();
 }
 
-result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept {
-  int n = retry_eintr([&] { return ::epoll_wait(epfd, events, max, -1); });
+result<int> epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) noexcept {
+  int n = retry_eintr([&] { return ::epoll_wait(epfd, events, max, timeout_ms); });
   if (n < 0) return last_error();
   return n;
 }

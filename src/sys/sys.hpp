@@ -103,7 +103,7 @@ struct pipe_ends {
 // default).
 result<pipe_ends> make_pipe(std::size_t size, bool blocking_read = false);
 
-result<unique_fd> make_epoll();
+UFORK_API result<unique_fd> make_epoll();
 result<unique_fd> make_timerfd();
 result<unique_fd> make_eventfd(bool nonblocking);
 result<unique_fd> make_signalfd(const sigset_t& set);
@@ -168,6 +168,14 @@ int syn_recv_count(int family, std::uint16_t port) noexcept;
 UFORK_API result<unique_fd> duplicate(int fd) noexcept;
 // accept4 with CLOEXEC; nonblocking if asked. EAGAIN, EMFILE: as errors.
 result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
+// The HTTP worker's connections, which are not ufork's own descriptors (no
+// registry: a connection is made and closed per request at times):
+// accept4(2) nonblocking and CLOEXEC (-1 and ec, EAGAIN when none is
+// queued); close(2); shutdown(2) of the sending side. Exported from a
+// shared libufork for ufork-http, as are the epoll calls below.
+UFORK_API int accept_connection(int listen_fd, std::error_code& ec) noexcept;
+UFORK_API void close_connection(int fd) noexcept;
+UFORK_API std::error_code shutdown_sending(int fd) noexcept;
 
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
 // send(2) without blocking or SIGPIPE; EAGAIN is an error (would_block).
@@ -181,8 +189,9 @@ UFORK_API std::size_t receive_now(int fd, void* buf, std::size_t len, std::error
 UFORK_API std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept;
 // send(2) that waits for room (a worker's notify datagram), without SIGPIPE.
 std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept;
-// epoll_wait(2) with no timeout (the reactor's timerfd is the clock).
-result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept;
+// epoll_wait(2), with no timeout unless one is given (the reactor's
+// timerfd is its clock; 0: what is ready now).
+UFORK_API result<int> epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms = -1) noexcept;
 // Makes every epoll set of this process that watches listen_fd watch it
 // with EPOLLEXCLUSIVE (registered again with the same data), so that a new
 // connection wakes one of the processes waiting on the socket, not all of
@@ -191,7 +200,7 @@ result<int> epoll_wait(int epfd, epoll_event* events, int max) noexcept;
 // /proc/self/fdinfo. The number of sets changed; 0 if none could be.
 int watch_exclusively(int listen_fd);
 // epoll_ctl(2): ADD, MOD, DEL.
-std::error_code epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
+UFORK_API std::error_code epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
 std::error_code epoll_modify(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
 std::error_code epoll_remove(int epfd, int fd) noexcept;
 // dup2(2) onto target (daemon mode's stdout and stderr).
