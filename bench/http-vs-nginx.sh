@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ufork hello against nginx, measured in the same run with wrk: requests/s
 # and p99 latency at -c64 and -c256, 2 workers each, keep-alive and with a
-# new connection per request, plus the read errors
+# new connection per request (3 rounds; see round() below), plus the read errors
 # wrk sees when each server is stopped gracefully mid-run. Not part of
 # `make test`: run it on a quiet machine, as root (installs wrk and nginx).
 #   bench/http-vs-nginx.sh [BUILD_DIR] [SECONDS]
@@ -52,7 +52,38 @@ graceful() {  # $1: url, $2: pid, $3: signal
   grep -o 'Socket errors:.*' "$tmp/wrk-stop.txt" || echo "Socket errors: connect 0, read 0, write 0, timeout 0"
 }
 
+# A round: each server measured for SECONDS in all, in $slices turns of
+# SECONDS / $slices taking turns (nginx, ufork, ufork --reuseport, nginx,
+# ...), so that the slow swings of a shared machine fall on all of them
+# alike (with one 10 s turn each, a round's ratio moved by up to 0.2 either
+# way on this 2-core VM). The round's figures: requests/s and worker CPU
+# per request over its turns (their means: the turns are equally long),
+# the highest of the turns' p99s, their socket errors summed.
 rounds=${ROUNDS:-3}
+slices=${SLICES:-5}
+fold() {  # the turns in $1, one line for the round appended to $2
+  awk '{ r += $1; p = $2; if (p ~ /us$/) p /= 1000; else if (p ~ /ms$/) p += 0; else if (p ~ /s$/) p *= 1000
+         if (p > m) m = p; e += $3; c += $4; n++ }
+       END { printf "%.2f %.3fms %d %.2f\n", r / n, m, e, c / n }' "$1" >> "$2"
+  rm -f "$1"
+}
+round() {  # $1: connections, $2: keep-alive or close, then NAME PORT PID for each server
+  local c=$1 kind=$2 total=$secs k i
+  shift 2
+  local -a s=("$@")
+  secs=$((total / slices > 0 ? total / slices : 1))
+  for k in $(seq "$slices"); do
+    for ((i = 0; i < ${#s[@]}; i += 3)); do
+      if [ "$kind" = close ]; then
+        measure "turn-${s[i]}" "http://127.0.0.1:${s[i+1]}/" "$c" "${s[i+2]}" -H "Connection: close"
+      else
+        measure "turn-${s[i]}" "http://127.0.0.1:${s[i+1]}/" "$c" "${s[i+2]}"
+      fi
+    done
+  done
+  secs=$total
+  for ((i = 0; i < ${#s[@]}; i += 3)); do fold "$tmp/turn-${s[i]}-$c.txt" "$tmp/${s[i]}-$c.txt"; done
+}
 start_nginx
 start_ufork 7802 ""
 ufork_shared_pid=$ufork_pid
@@ -65,15 +96,12 @@ idle_nginx=$("$idle" 7801 "$nginx_pid" 4000)
 idle_ufork=$("$idle" 7802 "$ufork_shared_pid" 4000)
 for c in 64 256; do
   for r in $(seq "$rounds"); do
-    measure nginx http://127.0.0.1:7801/ $c "$nginx_pid"
-    measure ufork http://127.0.0.1:7802/ $c "$ufork_shared_pid"
-    measure reuseport http://127.0.0.1:7803/ $c "$ufork_reuseport_pid"
+    round $c keep-alive nginx 7801 "$nginx_pid" ufork 7802 "$ufork_shared_pid" reuseport 7803 "$ufork_reuseport_pid"
   done
 done
 # A new connection per request: accept, answer, close, each time.
 for r in $(seq "$rounds"); do
-  measure nginx-close http://127.0.0.1:7801/ 64 "$nginx_pid" -H "Connection: close"
-  measure ufork-close http://127.0.0.1:7802/ 64 "$ufork_shared_pid" -H "Connection: close"
+  round 64 close nginx-close 7801 "$nginx_pid" ufork-close 7802 "$ufork_shared_pid"
 done
 # Each round's ratio to nginx's run just before it, and p99 against nginx's.
 rounds_of() {  # $1: file, $2: nginx's file
