@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <utility>
 
 #include "sys/process.hpp"
+#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -21,7 +24,10 @@ void send_all(int fd, const std::string& text) noexcept {
   (void)sys::write_all(fd, text.data(), text.size());  // the launcher may be gone: nothing to tell
 }
 
-// The launcher: reads the daemon's word, says it, exits.
+// The launcher: reads the daemon's word, says it, exits. A daemon that
+// failed ("F PID WHY") exits right after saying so: the launcher exits once
+// it has (10 s at most), so that nothing of a failed start is left running
+// when the command returns.
 [[noreturn]] void wait_for_daemon(int fd) {
   std::string word;
   char buf[4096];
@@ -32,9 +38,17 @@ void send_all(int fd, const std::string& text) noexcept {
     std::fflush(stdout);
     sys::child::exit(0);
   }
-  std::string why = word.rfind("F ", 0) == 0 ? word.substr(2) : "the daemon exited before it was ready";
+  std::string why = "the daemon exited before it was ready";
+  pid_t pid = 0;
+  if (word.rfind("F ", 0) == 0) {
+    auto space = word.find(' ', 2);
+    std::from_chars(word.data() + 2, word.data() + std::min(space, word.size()), pid);
+    why = space == std::string::npos ? "" : word.substr(space + 1);
+  }
   std::fprintf(stderr, "ufork: %s\n", why.c_str());
   std::fflush(stderr);
+  if (pid > 0)
+    if (auto daemon = sys::pidfd_open(pid)) sys::child::wait_readable(daemon->get(), 10'000);
   sys::child::exit(1);
 }
 
@@ -64,7 +78,7 @@ void launcher::ready() noexcept {
 
 void launcher::failed(const std::string& why) noexcept {
   if (fd_ < 0) return;
-  send_all(fd_, "F " + why);
+  send_all(fd_, "F " + std::to_string(sys::own_pid()) + " " + why);
   sys::close_fd(std::exchange(fd_, -1));
 }
 
