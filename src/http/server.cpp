@@ -198,7 +198,10 @@ class worker_server {
   // EPOLL_CTL_MOD, which the kernel refuses for an EPOLLEXCLUSIVE
   // registration (Asio goes on, and the registration stays as it was,
   // edge-triggered): so the queue is always emptied before waiting, and
-  // any connection after that is an edge the wait sees.
+  // any connection after that is an edge the wait sees. (Not in the
+  // connections' set: a set that is itself watched by another is never a
+  // waiter to the kernel, so EPOLLEXCLUSIVE woke every worker there, all 4
+  // of 4 per connection against 1 here.)
   void accept_some() {
     for (int taken = 0; taken < accepts_per_turn; ++taken) {
       std::error_code ec;
