@@ -10,6 +10,8 @@ install_packages() {  # $@: missing packages; nginx's own service is kept from s
   [ -z "$made" ] || rm -f $policy
 }
 
+[ -x /usr/bin/time ] || install_packages time  # measure(): wrk's own CPU time
+
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
@@ -28,20 +30,22 @@ cpu_ns() {
 }
 
 # wrk's "Requests/sec", the p99 of its --latency distribution, whether it
-# saw socket errors, and the workers' CPU time per request in us (from
-# /proc/PID/schedstat: steadier than requests/s on a shared machine),
+# saw socket errors, the workers' CPU time per request in us (from
+# /proc/PID/schedstat: steadier than requests/s on a shared machine), and
+# wrk's own CPU time per request (a server's answers cost its client too),
 # appended to $tmp/NAME-C.txt; the servers take turns, round after round,
 # so a noisy neighbour hits them all alike.
 measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid, $5...: more wrk flags
   local before after name=$1 url=$2 conns=$3 pid=$4
   shift 4
   before=$(cpu_ns "$pid")
-  wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" "$url" > "$tmp/wrk.txt"
+  /usr/bin/time -f "%U %S" -o "$tmp/wrk-cpu.txt" wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" "$url" > "$tmp/wrk.txt"
   after=$(cpu_ns "$pid")
   errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
   requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
   echo "$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt") $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt") $errors" \
-    "$(awk -v d=$((after - before)) -v n="$requests" 'BEGIN {printf "%.2f", d / n / 1000}')" >> "$tmp/$name-$conns.txt"
+    "$(awk -v d=$((after - before)) -v n="$requests" 'BEGIN {printf "%.2f", d / n / 1000}')" \
+    "$(awk -v n="$requests" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$tmp/wrk-cpu.txt")" >> "$tmp/$name-$conns.txt"
 }
 median() {  # of column $2 in file $1 (p99s end in us/ms/s: normalised to ms)
   awk -v c="$2" '{v = $c; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v}' "$1" \

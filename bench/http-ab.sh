@@ -28,14 +28,14 @@ for _ in $(seq "$rounds"); do
   measure A-close http://127.0.0.1:7811/ 64 "$a_pid" -H "Connection: close"
   measure B-close http://127.0.0.1:7812/ 64 "$b_pid" -H "Connection: close"
 done
-echo "| build | connections (close: 64, a new one per request) | requests/s, median of $rounds | p99, median | worker CPU per request, median | B / A requests/s | runs with socket errors |"
-echo "|---|---|---|---|---|---|---|"
+echo "| build | connections (close: 64, a new one per request) | requests/s, median of $rounds | p99, median | worker CPU per request, median | wrk's CPU per request, median | B / A requests/s | runs with socket errors |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in 64 256 close; do
   [ $c = close ] && a_file="$tmp/A-close-64.txt" || a_file="$tmp/A-$c.txt"
   ra=$(median "$a_file" 1)
   for x in A B; do
     [ $c = close ] && f="$tmp/$x-close-64.txt" || f="$tmp/$x-$c.txt"
     rps=$(median "$f" 1)
-    echo "| $x | $c | $rps | $(median "$f" 2) ms | $(median "$f" 4) us | $(awk -v a="$rps" -v b="$ra" 'BEGIN {printf "%.3f", a / b}') | $(awk '{s += $3} END {print s}' "$f") |"
+    echo "| $x | $c | $rps | $(median "$f" 2) ms | $(median "$f" 4) us | $(median "$f" 5) us | $(awk -v a="$rps" -v b="$ra" 'BEGIN {printf "%.3f", a / b}') | $(awk '{s += $3} END {print s}' "$f") |"
   done
 done

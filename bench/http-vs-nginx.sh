@@ -58,13 +58,14 @@ graceful() {  # $1: url, $2: pid, $3: signal
 # alike (with one 10 s turn each, a round's ratio moved by up to 0.2 either
 # way on this 2-core VM). The round's figures: requests/s and worker CPU
 # per request over its turns (their means: the turns are equally long),
-# the highest of the turns' p99s, their socket errors summed.
+# the highest of the turns' p99s, their socket errors summed (and wrk's
+# own CPU per request, a mean too).
 rounds=${ROUNDS:-3}
 slices=${SLICES:-5}
 fold() {  # the turns in $1, one line for the round appended to $2
   awk '{ r += $1; p = $2; if (p ~ /us$/) p /= 1000; else if (p ~ /ms$/) p += 0; else if (p ~ /s$/) p *= 1000
-         if (p > m) m = p; e += $3; c += $4; n++ }
-       END { printf "%.2f %.3fms %d %.2f\n", r / n, m, e, c / n }' "$1" >> "$2"
+         if (p > m) m = p; e += $3; c += $4; w += $5; n++ }
+       END { printf "%.2f %.3fms %d %.2f %.2f\n", r / n, m, e, c / n, w / n }' "$1" >> "$2"
   rm -f "$1"
 }
 round() {  # $1: connections, $2: keep-alive or close, then NAME PORT PID for each server
@@ -106,30 +107,31 @@ done
 # Each round's ratio to nginx's run just before it, and p99 against nginx's.
 rounds_of() {  # $1: file, $2: nginx's file
   paste -d' ' "$1" "$2" | awk '{
+    k = NF / 2  # columns per file, nginx from k + 1
     p = $2; if (p ~ /us$/) p /= 1000; else if (p ~ /ms$/) p += 0; else if (p ~ /s$/) p *= 1000
-    q = $6; if (q ~ /us$/) q /= 1000; else if (q ~ /ms$/) q += 0; else if (q ~ /s$/) q *= 1000
-    printf "%s%.2f%s", (NR > 1 ? ", " : ""), $1 / $5, (p <= q ? "" : " (p99 above)") }'
+    q = $(k + 2); if (q ~ /us$/) q /= 1000; else if (q ~ /ms$/) q += 0; else if (q ~ /s$/) q *= 1000
+    printf "%s%.2f%s", (NR > 1 ? ", " : ""), $1 / $(k + 1), (p <= q ? "" : " (p99 above)") }'
 }
-echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median | runs with socket errors |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median | wrk's CPU per request, median | runs with socket errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for c in 64 256; do
   n=$(median "$tmp/nginx-$c.txt" 1)
   for name in nginx ufork reuseport; do
     f="$tmp/$name-$c.txt"
     label=$name; [ $name = ufork ] && label="ufork hello"; [ $name = reuseport ] && label="ufork hello --reuseport"
     rps=$(median "$f" 1)
-    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-$c.txt") | $(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") |"
+    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-$c.txt") | $(median "$f" 4) us | $(median "$f" 5) us | $(awk '{s += $3} END {print s}' "$f") |"
   done
 done
 
 echo
-echo "| a new connection per request (Connection: close), 2 workers, -c64 | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median |"
-echo "|---|---|---|---|---|---|"
+echo "| a new connection per request (Connection: close), 2 workers, -c64 | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median | wrk's CPU per request, median |"
+echo "|---|---|---|---|---|---|---|"
 n=$(median "$tmp/nginx-close-64.txt" 1)
 for name in nginx-close ufork-close; do
   f="$tmp/$name-64.txt"
   rps=$(median "$f" 1)
-  echo "| ${name%-close} | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-close-64.txt") | $(median "$f" 4) us |"
+  echo "| ${name%-close} | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-close-64.txt") | $(median "$f" 4) us | $(median "$f" 5) us |"
 done
 
 echo
