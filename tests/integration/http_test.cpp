@@ -238,6 +238,18 @@ TEST(http, keeps_connections_alive_and_answers_pipelined_requests_in_order) {
   EXPECT_EQ(c.read().body, first.body) << "a keep-alive connection stays with its worker";
   c.send(get + "GET /other HTTP/1.1\r\nHost: test\r\n\r\n" + get);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(c.read().status, 200) << "pipelined response " << i;
+  // More at once than one read takes (16 KiB), sent before any answer is
+  // read: the worker reads the rest after its turn, and its answers wait
+  // for room in the socket.
+  std::string burst;
+  for (int i = 0; i < 1000; ++i) burst += get;
+  ASSERT_GT(burst.size(), 16u * 1024);
+  c.send(burst);
+  for (int i = 0; i < 1000; ++i) {
+    auto r = c.read();
+    ASSERT_EQ(r.status, 200) << "burst response " << i;
+    EXPECT_EQ(r.body, first.body);
+  }
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
