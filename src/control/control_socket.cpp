@@ -101,7 +101,7 @@ void control_server::log_refusals_due() {
 
 void control_server::on_accept() {
   for (;;) {
-    auto accepted = sys::accept(listen_.get(), true);
+    auto accepted = sys::accept(listen_.get());
     if (!accepted) {
       auto ec = accepted.error();
       if (ec == std::errc::connection_aborted) continue;
@@ -138,7 +138,7 @@ void control_server::on_accept() {
 void control_server::out_of_fds() {
   if (reserve_) {
     reserve_.reset();
-    if (auto victim = sys::accept(listen_.get(), false))
+    if (auto victim = sys::accept(listen_.get()))
       refuse(std::move(victim).value(), "the arbiter is out of file descriptors");
   }
   loop_.modify(listen_token_, 0);

@@ -47,7 +47,7 @@ status_server::~status_server() {
 }
 
 void status_server::on_accept() {
-  auto accepted = sys::accept(listen_.get(), true);
+  auto accepted = sys::accept(listen_.get());
   if (!accepted) {
     auto ec = accepted.error();
     if (ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system) {

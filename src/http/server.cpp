@@ -271,7 +271,7 @@ class worker_server {
       if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->writable = true;
       proceed(*c);
     }
-    if (!finished_) watch();  // more than a turn's worth: the set is still readable
+    if (!finished_) watch();  // (at once again if this turn left events: the set is still readable)
   }
 
   // What an event lets a connection do next.

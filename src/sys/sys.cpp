@@ -331,15 +331,18 @@ result<unique_fd> make_unix_socket(bool nonblocking) {
   return fd_or_error(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
 }
 
-result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept {
-  int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
-  return fd_or_error(retry_eintr([&] { return ::accept4(listen_fd, nullptr, nullptr, flags); }));
-}
-
 int accept_connection(int listen_fd, std::error_code& ec) noexcept {
   int fd = retry_eintr([&] { return ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
   ec = fd < 0 ? last_error() : std::error_code();
   return fd;
+}
+
+result<unique_fd> accept(int listen_fd) noexcept {
+  std::error_code ec;
+  int fd = accept_connection(listen_fd, ec);
+  if (fd < 0) return ec;
+  own_fd(fd);
+  return unique_fd(fd);
 }
 
 void close_connection(int fd) noexcept { (void)::close(fd); }  // never retried: see unique_fd

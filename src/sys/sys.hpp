@@ -166,13 +166,14 @@ UFORK_API sockaddr_storage local_address(int fd) noexcept;  // zeroed if unknown
 int syn_recv_count(int family, std::uint16_t port) noexcept;
 // dup(2), CLOEXEC.
 UFORK_API result<unique_fd> duplicate(int fd) noexcept;
-// accept4 with CLOEXEC; nonblocking if asked. EAGAIN, EMFILE: as errors.
-result<unique_fd> accept(int listen_fd, bool nonblocking) noexcept;
-// The HTTP worker's connections, which are not ufork's own descriptors (no
-// registry: a connection is made and closed per request at times):
-// accept4(2) nonblocking and CLOEXEC (-1 and ec, EAGAIN when none is
-// queued); close(2); shutdown(2) of the sending side. Exported from a
-// shared libufork for ufork-http, as are the epoll calls below.
+// accept4(2), the new socket nonblocking and CLOEXEC: a connection of
+// ufork's own (registered), or -1 and ec; EAGAIN (none queued), EMFILE as
+// errors. The HTTP worker's connections are not ufork's own descriptors
+// (no registry: a connection is made and closed per request at times):
+// accept_connection, and close_connection to close one; shutdown(2) of the
+// sending side. Exported from a shared libufork for ufork-http, as are the
+// epoll calls below.
+result<unique_fd> accept(int listen_fd) noexcept;
 UFORK_API int accept_connection(int listen_fd, std::error_code& ec) noexcept;
 UFORK_API void close_connection(int fd) noexcept;
 UFORK_API std::error_code shutdown_sending(int fd) noexcept;
