@@ -145,7 +145,13 @@ struct wsgi_server::app {
           } else if (st->called) {
             throw py::value_error("start_response called a second time without exc_info");
           }
-          if (status.size() < 4 || status[3] != ' ') throw py::value_error("status must be like '200 OK': " + status);
+          if (status.size() < 4 || status[3] != ' ' || !http::header_problem("status", status).empty())
+            throw py::value_error("status must be like '200 OK' (no CR, LF or NUL): " + py::repr(py::str(status)).cast<std::string>());
+          for (auto h : headers) {  // response splitting: refused here, where the traceback names the app's line
+            auto pair = h.cast<py::tuple>();
+            auto why = http::header_problem(pair[0].cast<std::string>(), pair[1].cast<std::string>());
+            if (!why.empty()) throw py::value_error("header " + py::repr(pair[0]).cast<std::string>() + ": " + why);
+          }
           st->called = true;
           st->status = status;
           st->headers = std::move(headers);

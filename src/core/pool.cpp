@@ -456,7 +456,7 @@ int pool::supervise(bool own_signals) {
 
 void pool::abandon() noexcept {
   for (const auto& [pid, p] : table_.processes()) {
-    (void)sys::kill_group(pid, SIGKILL);
+    send(*p, SIGKILL);
     sys::reap_pidfd(p->pidfd.get());
   }
   while (!table_.empty()) (void)table_.remove(table_.processes().begin()->first);

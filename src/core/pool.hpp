@@ -196,6 +196,10 @@ class pool {
   policy::worker_clock clock_of(const process& p) const;
   void hang(process& p, std::string detail, clock::time_point now);
   void stop_worker(process& p, exit_reason why, clock::time_point now);
+  // sig to the worker itself, through its pidfd (it may have left its group:
+  // setpgid, setsid), and to the group it was started as the leader of,
+  // which holds what it spawned.
+  static void send(const process& p, int sig) noexcept;
   // drain: a graceful stop waits out options::drain_delay first.
   void begin_stop(bool fast, bool drain = true);
   void do_resize(int n);

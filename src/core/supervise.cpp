@@ -336,12 +336,13 @@ void pool::on_exit(pid_t pid) {
   process* found = table_.find(pid);
   if (!found) return;
   process& p = *found;
+  // Whatever the worker spawned into its group and left behind goes with it
+  // (before the reap: until then no other process can have its pid).
+  (void)sys::kill_group(pid, SIGKILL);
   auto si = sys::waitid_pidfd(p.pidfd.get());
   if (si && si->si_pid == 0) return;  // not exited yet (cannot happen: pidfd said so)
   auto now = clock::now();
   drain_output(p);
-  // Whatever the worker spawned into its group and left behind goes with it.
-  (void)sys::kill_group(pid, SIGKILL);
 
   exit_info e;
   e.id = p.slot;
@@ -483,7 +484,7 @@ void pool::check_deadlines(clock::time_point now) {
     else if (p.state == worker_state::ready)
       hang(p, fmt::format("no heartbeat for {} (timeout)", seconds(now - std::max(c.beat, p.window_from))), now);
     else if (p.state == worker_state::stopping) {
-      (void)sys::kill_group(p.pid, SIGKILL);
+      send(p, SIGKILL);
       p.kill_at = {};
     }
   }
@@ -560,8 +561,13 @@ void pool::stop_worker(process& p, exit_reason why, clock::time_point now) {
   if (!table_.set_state(p, worker_state::stopping)) return;
   p.reason = why;
   p.kill_at = now + opts_.graceful_timeout;
-  (void)sys::kill_group(p.pid, SIGTERM);
-  (void)sys::kill_group(p.pid, SIGCONT);  // a stopped worker must see its SIGTERM
+  send(p, SIGTERM);
+  send(p, SIGCONT);  // a stopped worker must see its SIGTERM
+}
+
+void pool::send(const process& p, int sig) noexcept {
+  (void)sys::pidfd_send_signal(p.pidfd.get(), sig);
+  (void)sys::kill_group(p.pid, sig);  // no pid reuse: the worker is not reaped yet
 }
 
 void pool::begin_stop(bool fast, bool drain) {

@@ -359,15 +359,21 @@ class worker_server {
     return a;
   }
 
+  // The handler's answer, or a 500 if it threw or if its answer cannot be
+  // sent as it is (response splitting: a header value from the request).
   answer run_handler(const request& req) {
     try {
-      return handler_(req);
+      answer a = handler_(req);
+      std::string why = detail::response_problem(a.res);
+      if (why.empty()) return a;
+      std::fprintf(stderr, "ufork http: the handler's answer to %s %s is refused (500 instead): %s\n",
+                   std::string(req.method_string()).c_str(), detail::quoted({req.target().data(), req.target().size()}).c_str(), why.c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ufork http: handler failed: %s\n", e.what());
-      response res = detail::error_response(bhttp::status::internal_server_error);
-      res.version(req.version());
-      return res;
     }
+    response res = detail::error_response(bhttp::status::internal_server_error);
+    res.version(req.version());
+    return res;
   }
 
   // worker_.stopping(): SIGTERM may have come while a handler ran, before

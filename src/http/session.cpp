@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include <cctype>
+#include <cstdio>
 #include <string>
 
 namespace ufork::http::detail {
@@ -61,7 +63,47 @@ bool wants_continue(const request& req) {
   return req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
 }
 
+const char* name_problem(std::string_view name) {
+  auto token = [](unsigned char c) {
+    return std::isalnum(c) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  };
+  if (name.empty()) return "its name is empty";
+  for (char c : name)
+    if (!token(static_cast<unsigned char>(c))) return "its name holds a character outside HTTP's token";
+  return nullptr;
+}
+
+std::string_view sv(beast::string_view v) { return {v.data(), v.size()}; }
+
+bool splits(std::string_view v) { return v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos; }
+
 }  // namespace
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string response_problem(const response& res) {
+  for (const auto& field : res.base()) {
+    // A known field's name is Beast's own spelling: only its value to check.
+    const char* why = field.name() == bhttp::field::unknown ? name_problem(sv(field.name_string())) : nullptr;
+    if (!why && splits(sv(field.value()))) why = "its value holds CR, LF or NUL";
+    if (why) return "header " + quoted(sv(field.name_string())) + ": " + why;
+  }
+  if (splits(sv(res.reason()))) return "its reason phrase holds CR, LF or NUL";
+  return {};
+}
 
 response error_response(bhttp::status status) {
   response res{status, 11};
@@ -133,3 +175,12 @@ void session::respond(const response& res, bool head, bool keep, framing how, st
 }
 
 }  // namespace ufork::http::detail
+
+namespace ufork::http {
+
+std::string header_problem(std::string_view name, std::string_view value) {
+  if (const char* why = detail::name_problem(name)) return why;
+  return detail::splits(value) ? "its value holds CR, LF or NUL" : "";
+}
+
+}  // namespace ufork::http

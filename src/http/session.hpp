@@ -30,6 +30,12 @@ namespace ufork::http::detail {
 enum class framing { length, chunked, close };
 
 response error_response(boost::beast::http::status status);
+// text in double quotes, every byte that is not printable ASCII (or is a
+// quote or a backslash) as \xHH: for a log line.
+std::string quoted(std::string_view text);
+// Why `res` cannot be sent (header_problem() of a header, or its reason
+// phrase), or "".
+std::string response_problem(const response& res);
 
 struct session {
   // A request begun; on the heap, as 288 bytes an idle connection does not need.

@@ -553,6 +553,42 @@ TEST(arbiter, stops_on_sigterm_and_leaves_no_process_behind) {
   }
 }
 
+// A stop reaches a worker that left the group it was started in (both join
+// their arbiter's): slot 0 stops when asked, slot 1 ignores SIGTERM and is
+// killed at the graceful deadline. Each left a child of its own in the group
+// it left, which goes too.
+TEST(arbiter, stops_workers_that_left_their_process_group) {
+  pool_process pool([] {
+    auto o = test_options(2);
+    o.graceful_timeout = 1s;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      pid_t left_behind = ::fork();  // stays in the worker's first group
+      if (left_behind == 0) {
+        for (;;) ::pause();
+      }
+      int moved = ::setpgid(0, ::getpgid(::getppid()));
+      say("moved slot=" + std::to_string(w.id()) + " rc=" + std::to_string(moved) +
+          " pgid=" + std::to_string(::getpgrp()) + " left_behind=" + std::to_string(left_behind));
+      if (w.id() == 1) std::signal(SIGTERM, SIG_IGN);
+      beat_until_stopped(w);
+    };
+    return run_pool(o, h);
+  });
+  auto pids = to_pids(pool.wait_count("event ready slot=\\d gen=1 pid=(\\d+)", 2));
+  auto left = to_pids(pool.wait_count("moved slot=\\d rc=0 pgid=\\d+ left_behind=(\\d+)", 2));
+  for (pid_t pid : pids) EXPECT_NE(::getpgid(pid), pid) << "pid " << pid << " is still its group's leader";
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(20s), 0);
+  EXPECT_EQ(pool.count("event exit worker 0 .* stopped: exit 0"), 1u);
+  EXPECT_EQ(pool.count("event exit worker 1 .* stopped: killed by SIGKILL"), 1u);
+  pids.insert(pids.end(), left.begin(), left.end());
+  for (pid_t pid : pids) {
+    (void)reap(pid, 5s);
+    EXPECT_TRUE(gone(pid)) << "pid " << pid << " outlived the pool";
+  }
+}
+
 TEST(arbiter, a_second_sigint_stops_fast) {
   pool_process pool([] {
     auto o = test_options(2);

@@ -72,6 +72,14 @@ http::answer route(const http::request& req) {
     static std::vector<char> ballast(64u << 20);
     std::memset(ballast.data(), 1, ballast.size());
     res.body() = "grown";
+  } else if (req.target() == "/split-value") {  // as an open redirect would, from the query
+    res.set(bhttp::field::location, "/home\r\nSet-Cookie: session=attacker");
+  } else if (req.target() == "/split-name") {
+    res.insert("Set-Cookie: session=attacker\r\nX", "1");
+  } else if (req.target() == "/split-nul") {
+    res.insert("X-Next", std::string("/home\0attacker", 13));
+  } else if (req.target() == "/split-reason") {
+    res.reason("OK\r\nSet-Cookie: session=attacker");
   } else if (req.target() == "/block") {
     say("blocked " + std::to_string(::getpid()));
     for (;;) ::pause();
@@ -296,6 +304,32 @@ TEST(http, head_http10_100_continue_date_and_a_handlers_own_headers) {
     EXPECT_EQ(r.head.find("Date:"), r.head.rfind("Date:")) << "one Date only";
     EXPECT_TRUE(c.closed());
   }
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// Response splitting: a header or reason phrase a handler took from the
+// request cannot add lines of its own. The answer is a 500, logged.
+TEST(http, refuses_a_handlers_header_that_would_split_the_response) {
+  auto pool = http_pool({}, 1);
+  int port = port_of(pool);
+  client c(port);
+  for (std::string target : {"/split-value", "/split-name", "/split-nul", "/split-reason"}) {
+    c.send("GET " + target + " HTTP/1.1\r\nHost: test\r\n\r\n");
+    auto r = c.read();
+    EXPECT_EQ(r.status, 500) << target;
+    EXPECT_EQ(r.head.find("attacker"), std::string::npos) << r.head;
+    EXPECT_EQ(r.head.find("Set-Cookie"), std::string::npos) << r.head;
+  }
+  pool.wait_for(R"(answer to GET "/split-value" is refused \(500 instead\): header "Location": its value holds CR, LF or NUL)");
+  pool.wait_for(R"(answer to GET "/split-name" is refused .*: header "Set-Cookie: session=attacker\\x0d\\x0aX": its name holds)");
+  pool.wait_for(R"(answer to GET "/split-nul" is refused .*: header "X-Next": its value holds CR, LF or NUL)");
+  pool.wait_for(R"(answer to GET "/split-reason" is refused .*: its reason phrase holds CR, LF or NUL)");
+  c.send(get);  // the connection serves on
+  EXPECT_EQ(c.read().status, 200);
+  EXPECT_EQ(http::header_problem("X-Ok", "a value: with\ttabs"), "");
+  EXPECT_NE(http::header_problem("", "x"), "");
+  EXPECT_NE(http::header_problem("X Space", "x"), "");
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }

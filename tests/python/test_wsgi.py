@@ -150,3 +150,42 @@ print('dead', [d.name for d in a.dead_workers])
     p.signal(signal.SIGTERM)
     assert p.finish() == 0, p.output()
     assert re.search(r"dead \['exit 0 \(EX_OK\)'", p.output())
+
+
+def test_serve_wsgi_refuses_response_splitting(program):
+    # A header from the request (an open redirect's Location) cannot add a
+    # header of its own: the answer is a 500 and the traceback names the app's line.
+    p = program('''
+import ufork, urllib.parse
+
+def app(environ, start_response):
+    q = urllib.parse.parse_qs(environ['QUERY_STRING'])
+    if environ['PATH_INFO'] == '/name':
+        start_response('200 OK', [(q['name'][0], 'x')])
+    elif environ['PATH_INFO'] == '/status':
+        start_response('200 ' + q['reason'][0], [])
+    else:
+        start_response('302 Found', [('Location', q['next'][0])])
+    return [b'moved']
+
+a = ufork.wsgi_arbiter(app, ('127.0.0.1', 0), size=1)
+print('address', a.address, flush=True)
+a.run()
+''')
+    port = int(p.wait_for(r'^address 127\.0\.0\.1:(\d+)').group(1))
+    r, data = request(port, 'GET', '/?next=/home')
+    assert (r.status, r.headers['Location']) == (302, '/home')
+    for target, log in [('/?next=/home%0d%0aSet-Cookie:%20session=attacker', r"header 'Location': its value holds CR, LF"),
+                        ('/?next=/home%0aSet-Cookie:%20session=attacker', r"header 'Location': its value holds CR, LF"),
+                        ('/?next=/home%00x', r"header 'Location': its value holds CR, LF or NUL"),
+                        ('/name?name=Set-Cookie:%20a', r"header 'Set-Cookie: a': its name holds a character"),
+                        ('/status?reason=OK%0d%0aSet-Cookie:%20a', r"status must be like '200 OK'")]:
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+        c.request('GET', target)
+        raw = c.sock.recv(65536)  # one small answer: no Set-Cookie in it, whole
+        c.close()
+        assert raw.startswith(b'HTTP/1.1 500 '), raw
+        assert b'Set-Cookie' not in raw and b'attacker' not in raw, raw
+        p.wait_for('ValueError: ' + re.escape(log).replace(r"\ ", ' ').replace("\\'", "'"))
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()

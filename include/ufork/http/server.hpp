@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "ufork/arbiter.hpp"
 
@@ -44,8 +45,16 @@ struct answer {
 
 // Runs in a worker, on its io_context's thread. An exception becomes a 500.
 // Content-Length (or chunked encoding) and Connection are set by the
-// server; a handler's own `Connection: close` closes the connection.
+// server; a handler's own `Connection: close` closes the connection. An
+// answer with a header that header_problem() refuses, or a reason phrase
+// holding CR, LF or NUL, becomes a 500 too (logged): nothing of it is sent.
 using handler = std::function<answer(const request&)>;
+
+// Why a response header cannot be sent as it is, or "" if it can: a name
+// that is not an HTTP token (RFC 9110 5.6.2), or a value holding CR, LF or
+// NUL, with which a value taken from a request could add headers of its
+// own (response splitting).
+UFORK_API std::string header_problem(std::string_view name, std::string_view value);
 
 // The HTTP server's own knobs.
 struct http_options {
