@@ -381,7 +381,7 @@ reply commands::reload(const args& a) {
 // the pool answers the client that asked.
 reply commands::upgrade(const args& a) {
   if (!a.empty()) return fail("usage: upgrade");
-  return fail("upgrade: " + pool_.upgrade(requester_));
+  return fail(pool_.upgrade(requester_));
 }
 
 reply commands::reopen(const args&) {

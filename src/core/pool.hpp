@@ -124,8 +124,10 @@ class pool {
   std::string reload(std::vector<int> ids);  // each successor ready before its predecessor stops
   void reopen_logs();
   void stop(bool fast) { begin_stop(fast, true); }
-  // The in-place upgrade (core/upgrade.hpp): returns only if refused or the
-  // exec failed, with why. reply_fd: the control client to answer, or -1.
+  // The in-place upgrade (core/upgrade.hpp): returns only if refused or
+  // failed (the new image's check, or the exec), with the sentence the log
+  // has ("upgrade refused: ...", "upgrade failed: ..."). reply_fd: the
+  // control client to answer, or -1.
   std::string upgrade(int reply_fd);
 
   // A hook of the caller's: an exception escaping it is logged, and

@@ -16,9 +16,9 @@ clock::time_point time_of(std::int64_t ns) { return clock::time_point(clock::dur
 
 // Logs why, when it did not happen; returns it for the one who asked.
 std::string pool::upgrade(int reply_fd) {
-  auto refused = [this](std::string why) {
+  auto refused = [this](const std::string& why) {
     log("upgrade refused: {}", why);
-    return why;
+    return "upgrade refused: " + why;
   };
   if (!run_mode_) return refused("an upgrade needs run(): under start() the process is the host program's");
   if (!opts_.upgrade) return refused("upgrades are off (options.upgrade)");
@@ -26,14 +26,21 @@ std::string pool::upgrade(int reply_fd) {
   if (!reload_queue_.empty() || reloading()) return refused("a reload is in progress");
   const std::string& path = upgrade::program_path();
   if (path.empty() || !sys::executable(path)) return refused("no executable file at " + (path.empty() ? "?" : path));
-  upgrade::state s = handover(reply_fd);
-  log("upgrade: exec {} (pid {}); {} workers go on serving and are handed over", path, sys::own_pid(),
-      s.workers.size());
-  flush_everything();
-  if (attachment_.before_exec) attachment_.before_exec();
-  std::string why = upgrade::exec_new_image(s);
-  if (attachment_.exec_failed) attachment_.exec_failed();
-  log("upgrade failed: {}; this image goes on", why);
+  // A new image that would die before it could give the pool back (it
+  // does not load, crashes before ufork's code, is a script) is found out
+  // here, while this one still runs.
+  std::string why = upgrade::check_new_image();
+  if (why.empty()) {
+    upgrade::state s = handover(reply_fd);
+    log("upgrade: exec {} (pid {}); {} workers go on serving and are handed over", path, sys::own_pid(),
+        s.workers.size());
+    flush_everything();
+    if (attachment_.before_exec) attachment_.before_exec();
+    why = upgrade::exec_new_image(s);
+    if (attachment_.exec_failed) attachment_.exec_failed();
+  }
+  why = fmt::format("upgrade failed: {}; this image goes on", why);
+  log("{}", why);
   return why;
 }
 

@@ -1,6 +1,7 @@
 // The in-place upgrade's state, its exec, and the way back (upgrade.hpp).
 #include "core/upgrade.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -31,6 +32,9 @@ constexpr const char* state_var = "UFORK_UPGRADE_STATE";  // the state's memfd
 constexpr const char* image_var = "UFORK_UPGRADE_IMAGE";  // the old image, for the way back
 constexpr const char* fds_var = "UFORK_UPGRADE_FDS";      // the carried sockets (sys::take_carried)
 constexpr const char* failed_var = "UFORK_UPGRADE_FAILED";  // set for the old image when the new one gave up
+constexpr const char* check_var = "UFORK_UPGRADE_CHECK";    // the fd a checked image answers on (check_new_image)
+constexpr int check_fd = 3;
+constexpr auto check_deadline = std::chrono::seconds(5);
 
 // ---- the text --------------------------------------------------------------
 
@@ -257,8 +261,20 @@ void disarm() {
   std::set_terminate(g.old_terminate);
 }
 
-// Before main(): what the process started with, and the way back armed.
+// A new image run to be checked (check_new_image): it says it can read
+// this format of the state, and ends, before any code of the program's.
+void answer_check() {
+  int fd = env_fd(check_var);
+  if (fd < 0) return;
+  std::string answer = fmt::format("{} {}\n", header, format_version);
+  sys::child::write(fd, answer.data(), answer.size());
+  sys::child::exit(0);
+}
+
+// Before main(): a check answered; what the process started with, and the
+// way back armed.
 const bool at_start = [] {
+  answer_check();
   (void)started();
   arm();
   return true;
@@ -468,6 +484,94 @@ void roll_back(const std::string& why) noexcept {
 
 const std::string& program_path() { return started().path; }
 
+namespace {
+
+// The new image's argv and environment, as it is exec'd: the program's own,
+// with what the exec adds.
+struct image_args {
+  std::vector<std::string> argv, env;
+  image_args(const start_info& start, const std::vector<std::string>& added) : argv(start.argv) {
+    for (const auto& var : start.env)
+      if (!var.starts_with("UFORK_UPGRADE_")) env.push_back(var);
+    env.insert(env.end(), added.begin(), added.end());
+  }
+};
+
+// How the checked child ended, if it has by `by` (else it is killed: "");
+// its group is killed either way.
+std::string ending(int pidfd, pid_t pid, std::chrono::steady_clock::time_point by) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(by - std::chrono::steady_clock::now());
+  bool ended = sys::child::wait_readable(pidfd, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+  (void)sys::kill_group(pid, SIGKILL);  // before the reap: until then its pid (its group's id) is its own
+  if (!ended) {
+    (void)sys::pidfd_send_signal(pidfd, SIGKILL);
+    sys::reap_pidfd(pidfd);
+    return {};
+  }
+  auto si = sys::waitid_pidfd(pidfd);
+  if (!si) return "waitid: " + si.error().message();
+  return si->si_code == CLD_EXITED ? fmt::format("exit {}", si->si_status) : "killed by " + signal_name(si->si_status);
+}
+
+}  // namespace
+
+std::string check_new_image() {
+  const start_info& start = started();
+  if (start.argv.empty() || start.path.empty()) return "the program's path is unknown";
+  image_args args(start, {fmt::format("{}={}", check_var, check_fd)});
+  auto argv_p = pointers(args.argv), env_p = pointers(args.env);
+  auto answer = sys::make_pipe(0);
+  auto null = sys::open_dev_null(O_RDONLY);
+  if (!answer || !null) return "cannot check the new image: " + (answer ? null.error() : answer.error()).message();
+  const char* path = start.path.c_str();
+  auto pid = sys::fork_blocking_signals();
+  if (!pid) return "cannot check the new image: fork: " + pid.error().message();
+  if (pid.value() == 0) {  // the child: the program as an upgrade would exec it, but for the check's fd
+    namespace c = sys::child;
+    c::default_signals();
+    sigset_t none;
+    sigemptyset(&none);
+    (void)c::set_parent_death_signal(SIGKILL);
+    (void)sys::set_process_group(0, 0);  // a group of its own, ended with it
+    int w = c::dup_above(answer->write.get(), check_fd + 1, true);  // never check_fd itself: its dup clears CLOEXEC
+    if (w >= 0 && c::dup_to(null->get(), STDIN_FILENO) >= 0 && c::dup_to(w, check_fd) >= 0) {
+      sys::set_signal_mask(none);
+      int err = c::exec(path, argv_p.data(), env_p.data());
+      char text[32] = "exec ";
+      c::write_decimal(text + 5, err);
+      c::write(check_fd, text, std::strlen(text));
+    }
+    c::exit(127);
+  }
+  auto pidfd = sys::pidfd_open(pid.value());
+  if (!pidfd) {
+    sys::kill_and_reap(pid.value());
+    return "cannot check the new image: pidfd_open: " + pidfd.error().message();
+  }
+  answer->write.reset();
+  // Its answer: to the end of the pipe (the child's exit), or the deadline.
+  auto by = std::chrono::steady_clock::now() + check_deadline;
+  std::string said;
+  for (char buf[64]; said.size() < 256;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(by - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    sys::child::wait_readable(answer->read.get(), static_cast<int>(left));
+    auto n = sys::read(answer->read.get(), buf, sizeof buf);
+    if (!n && sys::would_block(n.error())) continue;
+    if (!n || n.value() == 0) break;
+    said.append(buf, n.value());
+  }
+  std::string end = ending(pidfd->get(), pid.value(), by);
+  if (said.starts_with("exec ")) return "execve " + start.path + ": " + sys::error_text(std::atoi(said.c_str() + 5));
+  std::string expected = fmt::format("{} {}\n", header, format_version);
+  if (said == expected && end == "exit 0") return {};
+  std::string what = said.starts_with(header + std::string(" ")) && said != expected
+                         ? fmt::format("it reads the state in another format ({})", said.substr(0, said.size() - 1))
+                     : end.empty() ? fmt::format("it did not answer within {} s (killed)", check_deadline.count())
+                                   : "it ended without answering (" + end + ")";
+  return fmt::format("the new image at {} failed its check before the exec: {}", start.path, what);
+}
+
 std::string exec_new_image(const state& s) {
   const start_info& start = started();
   if (start.argv.empty() || start.path.empty()) return "the program's path is unknown";
@@ -484,14 +588,9 @@ std::string exec_new_image(const state& s) {
     keep.push_back(fd);
     carried += fmt::format("{} {}\n", fd, name);
   }
-  std::vector<std::string> env;
-  for (const auto& var : start.env)
-    if (!var.starts_with("UFORK_UPGRADE_")) env.push_back(var);
-  env.push_back(fmt::format("{}={}", state_var, mem->get()));
-  env.push_back(fmt::format("{}={}", image_var, image->get()));
-  env.push_back(fmt::format("{}={}", fds_var, carried));
-  std::vector<std::string> argv = start.argv;
-  auto argv_p = pointers(argv), env_p = pointers(env);
+  image_args args(start, {fmt::format("{}={}", state_var, mem->get()), fmt::format("{}={}", image_var, image->get()),
+                          fmt::format("{}={}", fds_var, carried)});
+  auto argv_p = pointers(args.argv), env_p = pointers(args.env);
 
   std::string why;
   for (int fd : keep)

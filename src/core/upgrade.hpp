@@ -89,6 +89,13 @@ void roll_back(const std::string& why) noexcept;
 // The path the program was started from (argv[0] found as the shell found
 // it, made absolute at start), or empty.
 const std::string& program_path();
+// Before the exec: the file at program_path() run in a child as the exec
+// would run it, but told (UFORK_UPGRADE_CHECK) to say which state format it
+// reads, before main(), and end. "" if it answered as this image writes;
+// else why not: it does not load or run (a truncated file, a crash before
+// ufork's code, a script), ends without answering, reads another format,
+// or says nothing within 5 s (it is killed). Blocks the caller meanwhile.
+std::string check_new_image();
 // The old image's side: execs program_path() with the argv and environment
 // the process started with, the state in a memfd, and every fd the state
 // and sys::carried_fds() name kept open. Returns only on failure: why.

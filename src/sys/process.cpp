@@ -396,9 +396,9 @@ std::error_code set_parent_death_signal(int sig) noexcept {
 
 void close_syslog() noexcept { ::closelog(); }
 
-void wait_readable(int fd, int timeout_ms) noexcept {
+bool wait_readable(int fd, int timeout_ms) noexcept {
   pollfd pfd{fd, POLLIN, 0};
-  (void)::poll(&pfd, 1, timeout_ms);
+  return ::poll(&pfd, 1, timeout_ms) > 0;
 }
 
 int dup_above(int fd, int min, bool cloexec) noexcept {

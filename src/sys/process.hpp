@@ -142,8 +142,8 @@ int open_dev_null() noexcept;                                   // O_RDONLY; -1 
 int make_eventfd() noexcept;                                    // CLOEXEC|NONBLOCK; -1 on failure
 std::error_code set_parent_death_signal(int sig) noexcept;      // prctl(PR_SET_PDEATHSIG)
 void close_syslog() noexcept;                                   // closelog(3)
-// poll(2) for readability, at most timeout_ms.
-void wait_readable(int fd, int timeout_ms) noexcept;
+// poll(2) for readability, at most timeout_ms: true if readable.
+bool wait_readable(int fd, int timeout_ms) noexcept;
 // fcntl(F_DUPFD / F_DUPFD_CLOEXEC): a copy at the lowest free fd >= min; -1 on failure.
 int dup_above(int fd, int min, bool cloexec) noexcept;
 // Every signal's action back to SIG_DFL (SIG_IGN survives exec otherwise).

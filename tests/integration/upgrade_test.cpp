@@ -12,6 +12,8 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <functional>
 #include <set>
 #include <map>
 #include <mutex>
@@ -256,6 +258,61 @@ TEST(upgrade, an_exec_that_fails_leaves_the_pool_as_it_was) {
   EXPECT_EQ(worker_pids(control), workers);
   ::kill(pool.pid(), SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// A new file that would die before ufork's code could give the pool back
+// is found out by its check, before the exec: the pool serves throughout,
+// in the same process, and the log and the answer say why.
+void expect_check_refuses(const std::function<void(const fs::path&)>& make, const std::string& why) {
+  serving_a a;
+  auto& [d, pool, port, control] = a;
+  auto workers = worker_pids(control);
+  load clients(port);
+  make(d.dir / "server.new");
+  fs::permissions(d.dir / "server.new", fs::perms::owner_all);
+  fs::rename(d.dir / "server.new", d.program);
+  json answer = ctl(control, "upgrade");
+  EXPECT_FALSE(answer.value("ok", true)) << answer.dump();
+  std::string said = "upgrade failed: the new image at " + d.program.string() + " failed its check before the exec: ";
+  EXPECT_EQ(answer.value("error", "").rfind(said, 0), 0u) << answer.dump();
+  EXPECT_NE(answer.value("error", "").find(why), std::string::npos) << answer.dump();
+  pool.wait_for("upgrade failed: .* failed its check before the exec: .*" +
+                std::regex_replace(why, std::regex(R"([()])"), R"(\$&)") + ".*; this image goes on");
+  EXPECT_TRUE(clients.wait_for("build A", 20s));
+  EXPECT_EQ(get(port).body_or_error, "build A");
+  clients.stop();
+  EXPECT_TRUE(clients.failures().empty());
+  EXPECT_EQ(worker_pids(control), workers);
+  EXPECT_EQ(ctl(control, "status")["data"]["pid"].get<int>(), pool.pid());
+  EXPECT_EQ(pool.count("upgrade: exec "), 0u) << "the exec was not tried";
+  ::kill(pool.pid(), SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+void script(const fs::path& at, const std::string& body) { std::ofstream(at) << "#!/bin/sh\n" << body << "\n"; }
+
+TEST(upgrade, a_truncated_file_is_refused_by_its_check) {
+  expect_check_refuses(
+      [](const fs::path& at) {
+        fs::copy_file(UFORK_UPGRADE_B, at);
+        fs::resize_file(at, 256 << 10);  // a copy cut short in its code, as a full disk leaves it
+      },
+      "it ended without answering (killed by SIG");
+}
+
+TEST(upgrade, a_program_that_crashes_before_main_is_refused_by_its_check) {
+  expect_check_refuses([](const fs::path& at) { fs::copy_file(UFORK_UPGRADE_CRASHES_BEFORE_MAIN, at); },
+                       "it ended without answering (killed by SIGSEGV)");
+}
+
+TEST(upgrade, a_script_that_exits_is_refused_by_its_check) {
+  expect_check_refuses([](const fs::path& at) { script(at, "echo not today >&2; exit 1"); },
+                       "it ended without answering (exit 1)");
+}
+
+TEST(upgrade, a_script_that_hangs_is_refused_by_its_check) {
+  expect_check_refuses([](const fs::path& at) { script(at, "exec sleep 600"); },
+                       "it did not answer within 5 s (killed)");
 }
 
 TEST(upgrade, is_refused_under_start) {
