@@ -53,7 +53,7 @@ struct hello_options : service_options {
 struct run_options : service_options {
   std::vector<std::string> binds;  // host:port, [v6]:port, unix:PATH[,mode=..][,owner=..][,group=..][,name=..]
   bool notify = false;
-  double timeout_seconds = 0;      // 0: not given (it needs --notify)
+  double watchdog_seconds = 0;     // --watchdog (--timeout); 0: none (it needs --notify)
   double startup_timeout_seconds = 60;
   double graceful_timeout_seconds = 10;
   double ready_after_seconds = 1;

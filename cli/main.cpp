@@ -119,8 +119,10 @@ int parse_and_run(int argc, char** argv) {
                   "worker as fds 3, 4, ... (LISTEN_FDS)");
   run->add_flag("--notify", run_opts.notify,
                 "workers speak sd_notify: READY=1 makes one ready, WATCHDOG=1 is its heartbeat (NOTIFY_SOCKET)");
-  run->add_option("--timeout,-t", run_opts.timeout_seconds,
-                  "with --notify: seconds without WATCHDOG=1 before a worker is hung (default 10)")
+  run->add_option("--watchdog,--timeout,-t", run_opts.watchdog_seconds,
+                  "with --notify: a watchdog, as systemd's WatchdogSec=: WATCHDOG_USEC for each worker, which is hung "
+                  "after this many seconds without WATCHDOG=1 (--timeout is another name for it; default: none, "
+                  "only READY=1 and the worker's death are watched)")
       ->check(seconds(0.001, 86400));
   run->add_option("--startup-timeout", run_opts.startup_timeout_seconds, "seconds for a worker to become ready")
       ->check(seconds(0.001, 86400))->capture_default_str();
@@ -131,7 +133,7 @@ int parse_and_run(int argc, char** argv) {
       ->check(seconds(0, 3600))->capture_default_str();
   run->add_option("--chdir", run_opts.chdir, "the workers' working directory");
   run->add_option("--env,-e", run_opts.env, "K=V added to the workers' environment (repeatable)");
-  run->add_option("command", run_opts.command, "the program and its arguments, after --")->required();
+  run->add_option("command", run_opts.command, "the program and its arguments, after --");
 
   std::string socket;
   std::vector<std::string> words;
@@ -170,6 +172,17 @@ int parse_and_run(int argc, char** argv) {
     std::cerr << "ufork: unknown subcommand '" << argv[1] << "'; one of: run, hello, ctl, console, top (see ufork --help)\n";
     return exit_usage;
   }
+  // `ufork run [OPTIONS] -- CMD ARGS...`: every word after the first `--`
+  // is the command's, whatever flag came before it (CLI11 would give words
+  // after `--` to a flag that takes several values, and parse the command's
+  // own flags as ufork's).
+  if (argc > 1 && std::string_view(argv[1]) == "run")
+    for (int i = 2; i < argc; ++i)
+      if (std::string_view(argv[i]) == "--") {
+        run_opts.command.assign(argv + i + 1, argv + argc);
+        argc = i;
+        break;
+      }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ArgumentMismatch& e) {

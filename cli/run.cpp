@@ -28,9 +28,9 @@ int run_program(run_options o) {
                  "--max-lifetime, --max-rss and --max-fds-percent apply (and a worker may send UFORK_RECYCLE=1)\n";
     return exit_usage;
   }
-  if (o.timeout_seconds > 0 && !o.notify) {
-    std::cerr << "ufork run: --timeout needs --notify: without it a worker sends no heartbeat, and only its death "
-                 "is watched\n";
+  if (o.watchdog_seconds > 0 && !o.notify) {
+    std::cerr << "ufork run: --watchdog (--timeout) needs --notify: without it a worker sends no WATCHDOG=1, and "
+                 "only its death is watched\n";
     return exit_usage;
   }
   for (const auto& var : o.env)
@@ -57,7 +57,7 @@ int run_program(run_options o) {
     pool.exec.listen_names = bound.names();
     pool.exec.notify = o.notify;
     pool.exec.ready_after = ms(o.ready_after_seconds);
-    if (o.timeout_seconds > 0) pool.timeout = ms(o.timeout_seconds);
+    pool.exec.watchdog = ms(o.watchdog_seconds);
     pool.startup_timeout = ms(o.startup_timeout_seconds);
     pool.graceful_timeout = ms(o.graceful_timeout_seconds);
     arbiter* self = nullptr;

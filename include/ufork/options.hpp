@@ -43,13 +43,18 @@ struct exec_spec {
   // LISTEN_PID and LISTEN_FDNAMES (sd_listen_fds(3)). Not owned.
   std::vector<int> listen_fds;
   std::vector<std::string> listen_names;
-  // The sd_notify protocol: NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID in
-  // each worker's environment; READY=1 makes it ready, WATCHDOG=1 is its
-  // heartbeat (options::timeout). Without it a worker is ready once it has
-  // run ready_after since its exec (supervisord's startsecs), and only its
-  // death is watched.
+  // The sd_notify protocol: NOTIFY_SOCKET in each worker's environment;
+  // READY=1 makes it ready. Without it a worker is ready once it has run
+  // ready_after since its exec (supervisord's startsecs), and only its death
+  // is watched.
   bool notify = false;
   milliseconds ready_after{1'000};
+  // With notify, a watchdog, as systemd's WatchdogSec=: WATCHDOG_USEC and
+  // WATCHDOG_PID in the worker's environment, and a worker that sends no
+  // WATCHDOG=1 for this long is hung (options::timeout is not used for exec'd
+  // workers). 0, the default: no watchdog, as systemd without WatchdogSec=
+  // (a worker may still ask for one with WATCHDOG_USEC=).
+  milliseconds watchdog{0};
 };
 
 // Recycling: a worker past one of these limits is replaced the way a

@@ -76,6 +76,9 @@ void validate(const options& o) {
   for (const auto& var : x.env)
     if (var.find('=') == std::string::npos || var[0] == '=') throw_invalid("exec.env takes K=V: '" + var + "'");
   if (x.ready_after < milliseconds::zero()) throw_invalid("exec.ready_after must be >= 0");
+  if (x.watchdog < milliseconds::zero()) throw_invalid("exec.watchdog must be >= 0");
+  if (x.watchdog > milliseconds::zero() && !x.notify)
+    throw_invalid("exec.watchdog needs exec.notify: WATCHDOG=1 comes over the notify socket");
 }
 
 // argv[0] as execvp would find it; as it is if PATH has no such program
@@ -425,7 +428,13 @@ int pool::supervise(bool own_signals) {
     oom_lowered_ = sys::set_oom_score_adj(std::max(*oom_found_ - opts_.oom_score_adj, -999));
   if (attachment_.open) attachment_.open(own_signals);
   if (opts_.capture_output) capture_own_output();
-  log("arbiter pid {}: {} workers, timeout {} ms{}", sys::own_pid(), size_, opts_.timeout.count(),
+  const exec_spec& x = opts_.exec;
+  std::string watched = x.argv.empty()                      ? fmt::format("timeout {} ms", opts_.timeout.count())
+                        : x.watchdog > milliseconds::zero() ? fmt::format("watchdog {} ms", x.watchdog.count())
+                        : x.notify                          ? std::string("ready at READY=1, no watchdog")
+                                                            : fmt::format("ready after {} ms running, no heartbeat",
+                                                                          x.ready_after.count());
+  log("arbiter pid {}: {} workers, {}{}", sys::own_pid(), size_, watched,
       opts_.control_path.empty() ? std::string() : ", control socket " + opts_.control_path);
   if (const upgrade::state* up = upgrade::incoming()) adopt(*up);
   run_posted();

@@ -177,6 +177,8 @@ worker_environment::worker_environment(char* const* base, const std::vector<std:
   }
   if (!w.notify_socket.empty()) {
     set("NOTIFY_SOCKET=" + w.notify_socket);
+  }
+  if (!w.notify_socket.empty() && w.watchdog > std::chrono::milliseconds::zero()) {
     set(fmt::format("WATCHDOG_USEC={}", std::chrono::microseconds(w.watchdog).count()));
     set(fmt::format("WATCHDOG_PID={}", pid_room));
   }

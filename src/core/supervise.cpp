@@ -100,7 +100,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   if (!p->beat) return fail("scoreboard", std::make_error_code(std::errc::too_many_files_open));
   const exec_spec& x = opts_.exec;
   detail::worker_environment env(sys::environment(), x.env,
-                                 {slot, s.generation + 1, &listen_names_, notify_socket_, opts_.timeout});
+                                 {slot, s.generation + 1, &listen_names_, notify_socket_, x.watchdog});
   std::vector<int> scratch(x.listen_fds.size());
   std::optional<detail::exec_plan> exec;
   if (!x.argv.empty())
@@ -449,12 +449,14 @@ policy::worker_clock pool::clock_of(const process& p) const {
   return {p.state, p.started, beat_time(p), p.kill_at, p.window_from};
 }
 
-// The pool's timeouts, or the worker's own (WATCHDOG_USEC=). An exec'd
-// worker without --notify has no heartbeat: only its death is watched.
+// The worker's own heartbeat deadline (WATCHDOG_USEC=), or the pool's:
+// options::timeout for a library worker, exec.watchdog for an exec'd one
+// (none without it, or without notify: only its readiness and death).
 policy::timeouts pool::timeouts_of(const process& p) const {
-  bool silent = !opts_.exec.argv.empty() && !opts_.exec.notify;
-  return {silent ? milliseconds::zero() : p.timeout > milliseconds::zero() ? p.timeout : opts_.timeout,
-          opts_.startup_timeout};
+  milliseconds beat = p.timeout > milliseconds::zero() ? p.timeout
+                      : opts_.exec.argv.empty()        ? opts_.timeout
+                                                       : opts_.exec.watchdog;
+  return {beat, opts_.startup_timeout};
 }
 
 void pool::check_deadlines(clock::time_point now) {

@@ -26,8 +26,8 @@ namespace {
 
 TEST(run, a_libsystemd_worker_gets_its_socket_and_environment_and_serves_once_ready) {
   auto control = temp_path("serve.sock");
-  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0,name=web", "--notify", "--control", control,
-                     "--env", "EXTRA=yes", "--", notify_worker, "serve"},
+  auto pool = ufork({"run", "--workers", "2", "--bind", "127.0.0.1:0,name=web", "--notify", "--watchdog", "10",
+                     "--control", control, "--env", "EXTRA=yes", "--", notify_worker, "serve"},
                     // ufork's own manager's variables: none may reach a worker.
                     {"NOTIFY_SOCKET=/run/not-for-workers", "LISTEN_FDS=7", "LISTEN_PID=1", "WATCHDOG_USEC=5",
                      "WATCHDOG_PID=1"});
@@ -64,6 +64,40 @@ TEST(run, a_libsystemd_worker_gets_its_socket_and_environment_and_serves_once_re
   }
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// Every word after `--` is the command's, whichever flag comes last before
+// it (one that takes several values, too), the command's own flags included.
+TEST(run, every_word_after_the_double_dash_is_the_commands) {
+  for (std::vector<std::string> last : {std::vector<std::string>{"--bind", "127.0.0.1:0"}, {"--env", "A=1"},
+                                        {"--rlimit", "nofile=1024"}, {"--graceful-timeout", "5"}}) {
+    std::vector<std::string> args = {"run", "--workers", "1"};
+    args.insert(args.end(), last.begin(), last.end());
+    for (std::string word : {"--", "sh", "-c", "echo \"args:$*\"; exec sleep 100", "sh", "-w", "3", "-u",
+                             "--notify", "--", "x"})
+      args.push_back(word);
+    auto pool = ufork(args);
+    pool.wait_for("\\] args:-w 3 -u --notify -- x$");
+    pool.signal(SIGTERM);
+    EXPECT_EQ(pool.wait_exit(), 0) << last[0];
+  }
+}
+
+// A program written for a Type=notify service without WatchdogSec= says
+// READY=1 and nothing more: it is not hung for that, and it gets no
+// WATCHDOG_USEC (systemd's way; --watchdog asks for one).
+TEST(run, notify_without_watchdog_watches_readiness_only) {
+  auto pool = ufork({"run", "--workers", "1", "--notify", "--", "sh", "-c",
+                     "systemd-notify --ready; echo \"watchdog ${WATCHDOG_USEC-none}\"; "
+                     "for i in 1 2 3; do sleep 1; echo tick $i; done; exec sleep 100"});
+  pool.wait_for("arbiter pid \\d+: 1 workers, ready at READY=1, no watchdog");
+  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("\\] watchdog none$");
+  pool.wait_for("\\] tick 3$", 20s);
+  EXPECT_EQ(pool.count("hung"), 0u);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("gen 1 stopped: killed by SIGTERM"), 1u);  // the one worker, stopped, never replaced
 }
 
 // --bind :PORT binds every interface: the log says so.
@@ -251,7 +285,7 @@ TEST(run, reload_deploys_a_new_program_one_slot_at_a_time_without_a_failed_reque
 TEST(run, bad_flags_and_addresses_get_a_clear_error_and_an_exit_code) {
   auto timeout = run_program(UFORK_CLI_PATH, {"run", "--timeout", "1", "--", "true"});
   EXPECT_EQ(timeout.code, 2);
-  EXPECT_NE(timeout.out.find("--timeout needs --notify"), std::string::npos) << timeout.out;
+  EXPECT_NE(timeout.out.find("--watchdog (--timeout) needs --notify"), std::string::npos) << timeout.out;
   auto bind = run_program(UFORK_CLI_PATH, {"run", "--bind", "nonsense", "--", "true"});
   EXPECT_EQ(bind.code, 2);
   EXPECT_NE(bind.out.find("--bind nonsense: expected HOST:PORT or unix:PATH"), std::string::npos) << bind.out;
