@@ -2,18 +2,46 @@
 // Each worker is CMD, exec'd after the fork, given the --bind sockets the
 // systemd way (LISTEN_FDS) and, with --notify, heard through sd_notify.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 
 #include "commands.hpp"
 #include "http/listener.hpp"
 #include "listen.hpp"
 #include "service.hpp"
+#include "sys/process.hpp"
 
 namespace ufork::cli {
 namespace {
 
 std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+}
+
+// As a shell: a command that cannot be found is one line and 127, one that
+// is not executable 126, before any fork. (One that goes away later, while
+// the pool runs, is a failed start of its worker, under the restart policy.)
+int check_command(const std::string& name, const std::string& chdir) {
+  std::filesystem::path path = name;
+  if (name.find('/') == std::string::npos) {
+    path = sys::find_in_path(name);
+    if (path.empty()) {
+      std::cerr << "ufork run: " << name << ": command not found (in PATH)\n";
+      return 127;
+    }
+  } else if (path.is_relative() && !chdir.empty()) {
+    path = std::filesystem::path(chdir) / path;  // the workers exec it from there
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    std::cerr << "ufork run: " << path.string() << ": No such file or directory\n";
+    return 127;
+  }
+  if (!sys::executable(path)) {
+    std::cerr << "ufork run: " << path.string() << ": not an executable file (Permission denied)\n";
+    return 126;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -33,6 +61,7 @@ int run_program(run_options o) {
                  "only its death is watched\n";
     return exit_usage;
   }
+  if (int code = check_command(o.command[0], o.chdir)) return code;
   for (const auto& var : o.env)
     if (var.find('=') == std::string::npos || var[0] == '=') {
       std::cerr << "ufork run: --env takes K=V: '" << var << "'\n";

@@ -188,22 +188,46 @@ TEST(run, a_notify_datagram_from_a_foreign_process_is_ignored_and_counted) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
-TEST(run, a_program_that_cannot_be_exec_d_is_named_and_ufork_gives_up_with_exit_3) {
-  auto pool = ufork({"run", "--workers", "2", "--", "/nonexistent/program", "--flag"});
-  EXPECT_EQ(pool.wait_exit(), 3);
-  EXPECT_GE(pool.count("cannot exec /nonexistent/program: No such file or directory"), 1u);
-  EXPECT_GE(pool.count("exit 127"), 1u);
-  // Backoff and give-up: a handful of forks, not a storm.
-  EXPECT_LE(pool.count("gen \\d+ crashed: exit 127"), 10u);
-
+// As a shell: not found is 127, not executable 126, one line, no fork.
+TEST(run, a_program_that_cannot_run_is_one_line_and_the_shells_exit_code_before_any_fork) {
   auto file = temp_path("not-executable");
   std::ofstream(file) << "#!/bin/sh\n";
   ::chmod(file.c_str(), 0644);
-  auto denied = ufork({"run", "--workers", "1", "--", file});
-  EXPECT_EQ(denied.wait_exit(), 3);
-  EXPECT_GE(denied.count("cannot exec " + file + ": Permission denied"), 1u);
-  EXPECT_GE(denied.count("exit 126"), 1u);
+  struct {
+    std::vector<std::string> args;
+    int code;
+    std::string said;
+  } cases[] = {
+      {{"run", "--", "/nonexistent/program", "--flag"}, 127, "ufork run: /nonexistent/program: No such file or directory\n"},
+      {{"run", "--workers", "2", "--", "no-such-command-here"}, 127, "ufork run: no-such-command-here: command not found (in PATH)\n"},
+      {{"run", "--chdir", "/nonexistent", "--", "./server"}, 127, "ufork run: /nonexistent/./server: No such file or directory\n"},
+      {{"run", "--", file}, 126, "ufork run: " + file + ": not an executable file (Permission denied)\n"},
+  };
+  for (const auto& c : cases) {
+    auto r = run_program(UFORK_CLI_PATH, c.args);
+    EXPECT_EQ(r.code, c.code) << r.out;
+    EXPECT_EQ(r.out, c.said);  // one line: no arbiter started, no worker forked
+  }
   std::filesystem::remove(file);
+}
+
+// A program that goes away while the pool runs (a deploy in progress): its
+// next starts fail, named with the errno, under the restart policy: they
+// back off (no give-up: the pool had served), warned about once.
+TEST(run, a_program_that_disappears_is_named_and_its_starts_back_off) {
+  auto file = temp_path("going-away");
+  std::ofstream(file) << "#!/bin/sh\nexec sleep 100\n";
+  ::chmod(file.c_str(), 0755);
+  auto control = temp_path("going-away.sock");
+  auto pool = ufork({"run", "--workers", "1", "--ready-after", "0.05", "--control", control, "--", file});
+  pool.wait_for("ufork run: ready, 1 workers");
+  std::filesystem::remove(file);
+  EXPECT_TRUE(ctl(control, "kill 0 KILL")["ok"]);
+  pool.wait_count("gen \\d+ crashed: exit 127 .*\\(cannot exec " + file + ": No such file or directory\\); restarting in", 1);
+  pool.wait_for("WARNING: 1 of 1 workers are failing to start");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_LE(pool.count("gen \\d+ crashed: exit 127"), 10u);  // a handful of forks, not a storm
 }
 
 TEST(run, a_python_worker_takes_fd_3_and_says_ready_with_a_plain_datagram) {
