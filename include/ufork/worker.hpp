@@ -37,6 +37,14 @@ class UFORK_API worker {
   void count_requests(std::uint64_t n = 1) noexcept;
   // True once the arbiter asked this worker to stop (SIGTERM).
   bool stopping() const noexcept;
+  // True once the whole pool stops, not this worker alone (as a recycle, a
+  // reload, a resize or a hung worker's successor stops one): a server on a
+  // socket the workers share keeps taking connections for a moment only
+  // then; alone, it leaves them to the others at once. Set before the SIGTERM.
+  bool pool_stopping() const noexcept;
+  // True once past options::recycle.max_requests: the arbiter is asked to
+  // replace this worker (a server on a shared socket takes no new connection).
+  bool recycling() const noexcept { return recycle_asked_.load(std::memory_order_relaxed); }
   // An eventfd that becomes readable when the worker is asked to stop, for
   // the program's own event loop. Owned by the library; do not close it.
   int stop_fd() const noexcept { return stop_fd_; }
@@ -51,6 +59,7 @@ class UFORK_API worker {
   unsigned generation_ = 0;
   std::atomic<std::int64_t>* beat_ = nullptr;  // the scoreboard cell's fields
   std::atomic<std::uint64_t>* requests_ = nullptr;
+  const std::atomic<bool>* pool_stopping_ = nullptr;
   std::uint64_t request_limit_ = 0;  // options::recycle.max_requests, with its jitter
   std::atomic<bool> recycle_asked_{false};
   int notify_fd_ = -1;

@@ -19,6 +19,9 @@ struct alignas(64) cell {  // one cache line: workers never share one
   std::atomic<std::int64_t> beat_ns{0};  // steady_clock of the last heartbeat; 0 = none
   std::atomic<std::uint64_t> requests{0};  // counted by the worker, summed by metrics
   std::atomic<std::uint64_t> request_limit{0};  // set before the fork: the worker asks to be recycled there
+  // Set before the SIGTERM of a whole pool's stop: the worker is not the only
+  // one stopping (worker::pool_stopping()).
+  std::atomic<bool> pool_stopping{false};
 };
 
 inline std::int64_t now_ns() noexcept {

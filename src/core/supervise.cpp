@@ -591,6 +591,7 @@ void pool::begin_stop(bool fast, bool drain) {
   log("stopping {} workers ({})", table_.processes().size(),
       fast ? "fast: SIGKILL" : fmt::format("graceful: SIGTERM, SIGKILL after {}", seconds(opts_.graceful_timeout)));
   for (const auto& [pid, p] : table_.processes()) {
+    p->beat->pool_stopping.store(true, std::memory_order_release);  // before its SIGTERM
     stop_worker(*p, exit_reason::stopped, now);
     if (fast) p->kill_at = now;
   }

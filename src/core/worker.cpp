@@ -70,6 +70,8 @@ worker* current_worker() noexcept { return g_worker; }
 
 bool worker::stopping() const noexcept { return g_stop != 0; }
 
+bool worker::pool_stopping() const noexcept { return pool_stopping_->load(std::memory_order_acquire); }
+
 void worker::heartbeat() noexcept {
   beat_->store(detail::now_ns(), std::memory_order_relaxed);
   if (!ready_sent_.exchange(true, std::memory_order_relaxed)) {
@@ -99,6 +101,7 @@ struct child_setup {
     w.generation_ = p.generation;
     w.beat_ = &p.beat_cell->beat_ns;
     w.requests_ = &p.beat_cell->requests;
+    w.pool_stopping_ = &p.beat_cell->pool_stopping;
     w.request_limit_ = p.beat_cell->request_limit.load(std::memory_order_relaxed);
     w.notify_fd_ = p.notify_fd;
     w.stop_fd_ = stop_fd;

@@ -203,7 +203,7 @@ class worker_server {
   // waiter to the kernel, so EPOLLEXCLUSIVE woke every worker there, all 4
   // of 4 per connection against 1 here.)
   void accept_some() {
-    for (int taken = 0; taken < accepts_per_turn; ++taken) {
+    for (int taken = 0; taken < accepts_per_turn && accepting_; ++taken) {  // a request answered may end it
       std::error_code ec;
       int fd = sys::accept_connection(listen_fd_, ec);
       if (fd >= 0) {
@@ -356,6 +356,13 @@ class worker_server {
   answer handle(const request& req) {
     answer a = run_handler(req);
     worker_.count_requests();
+    // Past max_requests, its successor is on its way: connections are the
+    // other workers' from now on, new ones and (each after its answer) the
+    // kept-alive ones.
+    if (worker_.recycling() && !options_.reuseport) {
+      stopping_ = true;
+      stop_accepting();
+    }
     return a;
   }
 
@@ -548,21 +555,23 @@ class worker_server {
   //
   // An idle worker has nothing to wait for: no connection, and no handshake
   // under way (the kernel lists those), so it stops at once.
+  //
+  // A worker stopping alone on the shared socket (a recycle, a reload, a
+  // resize) takes nothing more from it, at once: the others are there.
   void begin_stop() {
     stopping_ = true;
+    if (!options_.reuseport && !worker_.pool_stopping()) stop_accepting();
     if (options_.reuseport && !drop_new_connections(listen_fd_))
       std::perror("ufork http: stop: SO_ATTACH_FILTER");
     accept_queued();
-    if (conns_.empty() && !handshakes_under_way(listen_fd_)) return end_linger();
+    if (conns_.empty() && !(accepting_ && handshakes_under_way(listen_fd_))) return end_linger();
     linger_.expires_after(stop_linger);
     linger_.async_wait([this](error_code) { end_linger(); });
   }
 
   void end_linger() {
     accept_queued();
-    error_code ignored;
-    acceptor_.close(ignored);
-    pause_.cancel();
+    stop_accepting();
     lingered_ = true;
     for (auto it = conns_.begin(); it != conns_.end();) {
       connection& c = *it++;
@@ -571,9 +580,19 @@ class worker_server {
     if (conns_.empty()) finish();
   }
 
+  // The socket out of the loop and closed (this worker's copy): no more
+  // connections taken. listen_fd_'s number may be reused from here on.
+  void stop_accepting() {
+    if (!std::exchange(accepting_, false)) return;
+    error_code ignored;
+    acceptor_.close(ignored);
+    pause_.cancel();
+  }
+
   void accept_queued() {
+    if (!accepting_) return;
     std::error_code ec;
-    for (int fd; (fd = sys::accept_connection(listen_fd_, ec)) >= 0 || ec == std::errc::connection_aborted;)
+    for (int fd; accepting_ && ((fd = sys::accept_connection(listen_fd_, ec)) >= 0 || ec == std::errc::connection_aborted);)
       if (fd >= 0) start(fd);
   }
 
@@ -589,6 +608,7 @@ class worker_server {
   timer_type tick_{io_}, linger_{io_}, pause_{io_};
   bool ticking_ = false;  // the deadline tick is armed (while connections are open)
   bool accept_failing_ = false;  // said once until an accept succeeds
+  bool accepting_ = true;        // the acceptor is open (stop_accepting)
   bool later_posted_ = false;
   bool finished_ = false;
   std::chrono::milliseconds period_;

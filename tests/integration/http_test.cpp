@@ -714,6 +714,42 @@ TEST(http, workers_recycled_by_max_requests_answer_every_request) {
 
 // A worker past max_rss under a client loop: replaced, its successor ready
 // first, and no client sees anything but a 200.
+// A worker past max_requests takes no new connection and closes its
+// kept-alive ones after their answer, while its successor starts: one
+// keep-alive client (reconnecting when told to close) sees no worker answer
+// more than max_requests (one client: nothing else was in flight).
+TEST(http, a_worker_past_max_requests_takes_no_new_connection) {
+  http::server_options o;
+  o.pool.recycle.max_requests = 200;
+  auto pool = http_pool(o, 2);
+  int port = port_of(pool);
+  pool.wait_count("event ready", 2);
+  std::map<std::string, int> by_pid;
+  auto c = std::make_unique<client>(port);
+  for (int answered = 0, tries = 0; answered < 3000 && tries < 4000; ++tries) {
+    c->send(get);
+    auto r = c->read();
+    if (r.status == 0) {  // closed before an answer: not ours to count, ask again
+      c = std::make_unique<client>(port);
+      continue;
+    }
+    ASSERT_EQ(r.status, 200);
+    ++answered;
+    ++by_pid[r.body];
+    if (r.headers["connection"] == "close") c = std::make_unique<client>(port);
+  }
+  int total = 0;
+  for (const auto& [pid, n] : by_pid) {
+    EXPECT_LE(n, 200) << pid;
+    total += n;
+  }
+  EXPECT_EQ(total, 3000);
+  EXPECT_GE(by_pid.size(), 15u);
+  c.reset();
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 TEST(http, a_worker_recycled_by_max_rss_drops_no_request) {
   http::server_options o;
   o.pool.recycle.max_rss = 48u << 20;
