@@ -51,9 +51,11 @@ clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept {
   return {};
 }
 
-bool stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept {
+stall stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept {
   using namespace std::chrono_literals;
-  return due != clock::time_point{} && woke - due > std::max<milliseconds>(1s, timeout / 4);
+  if (due == clock::time_point{}) return stall::none;
+  if (woke - due > std::max<milliseconds>(1s, timeout / 4)) return stall::long_;
+  return woke - due > short_stall ? stall::brief : stall::none;
 }
 
 }  // namespace ufork::policy

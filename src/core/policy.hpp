@@ -68,10 +68,14 @@ struct timeouts {
 // (stopping); epoch for none.
 clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept;
 
-// The loop woke more than max(1 s, timeout / 4) after a deadline (the most
-// overdue one it knows of on waking): the arbiter itself was stalled (the
-// tree frozen, the VM paused, a sink that blocked), and what it sees now
-// says nothing about the workers.
-bool stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept;
+// How late the loop woke after a deadline (the most overdue one it knows of
+// on waking). Past max(1 s, timeout / 4), a long stall: the arbiter itself
+// was not running (the tree frozen, the VM paused, a sink that blocked), and
+// what it sees now says nothing about the workers. Past short_stall, a short
+// one: a freeze that ended just after the deadline looks like this (the
+// workers thawed with it have not beaten yet), and so does a loaded machine.
+enum class stall { none, brief, long_ };
+inline constexpr milliseconds short_stall{2};
+stall stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept;
 
 }  // namespace ufork::policy

@@ -448,7 +448,9 @@ int pool::supervise(bool own_signals) {
     // The most overdue deadline, from what the handlers just learnt (a
     // worker that became ready just before the tree froze): long overdue
     // means the arbiter was not running when it was due.
-    if (auto due = next_deadline(now); policy::stalled(due, now, opts_.timeout)) restart_clocks(now - due, now);
+    auto due = next_deadline(now);
+    if (auto how = policy::stalled(due, now, opts_.timeout); how != policy::stall::none)
+      restart_clocks(how, now - due, now);
     check_deadlines(now);
     if (draining_ && now >= drain_until_) begin_stop(false, false);
     maintain(now);

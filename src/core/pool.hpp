@@ -193,7 +193,7 @@ class pool {
   void on_exit(pid_t pid);
   std::string slot_lost(int slot, policy::end how, clock::time_point now);
   void check_deadlines(clock::time_point now);
-  void restart_clocks(clock::duration late, clock::time_point now);
+  void restart_clocks(policy::stall how, clock::duration late, clock::time_point now);
   clock::time_point next_deadline(clock::time_point now) const;
   policy::worker_clock clock_of(const process& p) const;
   void hang(process& p, std::string detail, clock::time_point now);

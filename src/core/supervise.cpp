@@ -505,15 +505,22 @@ void pool::check_deadlines(clock::time_point now) {
   check_usage(now);
 }
 
-// The loop woke long after its deadline: the arbiter was not running (the
-// tree frozen, the VM paused), so a worker's silence meanwhile proves
-// nothing. Each gets a fresh window from now; a really hung one is caught
-// one timeout later.
-void pool::restart_clocks(clock::duration late, clock::time_point now) {
-  ++counters_.stalls;
-  log("the arbiter woke {} past its deadline (stalled: frozen or paused?); every worker's clock restarts now",
-      seconds(late));
-  for (const auto& [pid, p] : table_.processes()) p->window_from = now;
+// The loop woke after its deadline: the arbiter was not running (the tree
+// frozen, the VM paused), so a worker's silence meanwhile proves nothing.
+// After a long stall each worker gets a fresh window from now, and the log
+// says so. After a brief one (a freeze that ended just past a deadline,
+// or a loaded machine), each worker that has beaten since its last fresh
+// window gets one, quietly: a really hung worker is caught one timeout
+// later, and load cannot put that off again and again.
+void pool::restart_clocks(policy::stall how, clock::duration late, clock::time_point now) {
+  bool long_stall = how == policy::stall::long_;
+  if (long_stall) {
+    ++counters_.stalls;
+    log("the arbiter woke {} past its deadline (stalled: frozen or paused?); every worker's clock restarts now",
+        seconds(late));
+  }
+  for (const auto& [pid, p] : table_.processes())
+    if (long_stall || p->window_from == clock::time_point{} || beat_time(*p) > p->window_from) p->window_from = now;
 }
 
 clock::time_point pool::next_deadline(clock::time_point now) const {

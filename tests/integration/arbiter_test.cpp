@@ -404,6 +404,57 @@ TEST(arbiter, a_frozen_tree_thaws_without_killing_a_healthy_worker) {
   EXPECT_EQ(::rmdir(arbiter_cg.c_str()), 0) << arbiter_cg;
 }
 
+// The whole tree frozen (one cgroup) for 0.9x, 1.1x and 3x the 1 s timeout,
+// twice each at the shorter two: a freeze that ends just before or just
+// after a worker's deadline leaves it no time to beat, yet it is healthy.
+// Then a worker really hung (SIGSTOP) is still caught.
+TEST(arbiter, freezes_near_the_timeout_kill_no_healthy_worker_and_a_hung_one_is_still_caught) {
+  std::string tree = make_freezer("tree");
+  if (tree.empty()) GTEST_SKIP() << "no v1 freezer cgroup can be made here (needs root and cgroup v1 freezer)";
+  pool_process pool([tree] {
+    if (!put(tree + "/cgroup.procs", std::to_string(::getpid()))) return 2;  // the workers are forked into it
+    auto o = test_options(3);
+    o.timeout = 1s;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      for (int n = 0; !w.stopping(); ++n) {
+        w.heartbeat();
+        say("beat " + std::to_string(w.id()) + " " + std::to_string(n));
+        pollfd pfd{w.stop_fd(), POLLIN, 0};
+        (void)::poll(&pfd, 1, 250);  // a quarter of the timeout, as the library's own loops beat
+      }
+    };
+    return run_pool(o, h);
+  });
+  auto pids = to_pids(pool.wait_count("event ready slot=\\d gen=1 pid=(\\d+)", 3));
+  struct thaw_at_exit {
+    std::string dir;
+    ~thaw_at_exit() { (void)put(dir + "/freezer.state", "THAWED"); }
+  } thaw{tree};
+  auto beats_after = [&](std::size_t from, int id, std::size_t n) {
+    pool.wait_count([&, seen = std::size_t{0}](const std::string& l) mutable {
+      return ++seen > from && l.find("beat " + std::to_string(id) + " ") != std::string::npos;
+    }, n);
+  };
+  for (auto frozen : {900ms, 900ms, 1100ms, 1100ms, 3000ms}) {
+    ASSERT_TRUE(set_freezer(tree, "FROZEN"));
+    std::this_thread::sleep_for(frozen);  // the stimulus: how long the tree is frozen
+    ASSERT_TRUE(set_freezer(tree, "THAWED"));
+    std::size_t before = pool.lines().size();
+    for (int id = 0; id < 3; ++id) beats_after(before, id, 6);  // 1.5 s: past a timeout from the thaw
+    EXPECT_EQ(pool.count("hung"), 0u) << "after a freeze of " << frozen.count() << " ms";
+  }
+  ::kill(pids[0], SIGSTOP);
+  pool.wait_for("worker \\d pid " + std::to_string(pids[0]) + " hung: no heartbeat for");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("hung: no heartbeat"), 1u);
+  if (HasFailure())
+    for (const auto& l : pool.lines())
+      if (l.find("] beat ") == std::string::npos) std::printf("pool: %s\n", l.c_str());
+  EXPECT_EQ(::rmdir(tree.c_str()), 0) << tree;
+}
+
 // Moves this process into a new memory cgroup (v1, as root) limited to
 // 64 MiB; returns its directory, or empty where that is not possible.
 std::string enter_small_memory_cgroup() {

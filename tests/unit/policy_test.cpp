@@ -135,11 +135,13 @@ TEST(policy, each_state_has_its_clock) {
 
 TEST(policy, a_stall_of_the_arbiter_restarts_every_clock) {
   // Deadline armed for t0 + 1s; the loop woke 15 s later (frozen): a stall.
-  EXPECT_TRUE(stalled(t0 + 1s, t0 + 16s, 2s));
-  EXPECT_FALSE(stalled(t0 + 1s, t0 + 1s + 900ms, 2s));     // under max(1 s, timeout / 4)
-  EXPECT_FALSE(stalled(t0 + 1s, t0 + 3s, 10s));            // 2 s late is under 10 s / 4
-  EXPECT_TRUE(stalled(t0 + 1s, t0 + 3s + 600ms, 10s));
-  EXPECT_FALSE(stalled(clock::time_point{}, t0 + 99s, 2s));  // nothing was armed
+  EXPECT_EQ(stalled(t0 + 1s, t0 + 16s, 2s), stall::long_);
+  EXPECT_EQ(stalled(t0 + 1s, t0 + 1s + 900ms, 2s), stall::brief);  // under max(1 s, timeout / 4)
+  EXPECT_EQ(stalled(t0 + 1s, t0 + 3s, 10s), stall::brief);         // 2 s late is under 10 s / 4
+  EXPECT_EQ(stalled(t0 + 1s, t0 + 3s + 600ms, 10s), stall::long_);
+  EXPECT_EQ(stalled(t0 + 1s, t0 + 1s + 3ms, 2s), stall::brief);
+  EXPECT_EQ(stalled(t0 + 1s, t0 + 1s + 1ms, 2s), stall::none);      // on time, give or take the scheduler
+  EXPECT_EQ(stalled(clock::time_point{}, t0 + 99s, 2s), stall::none);  // nothing was armed
   timeouts t{.timeout = 2s, .startup_timeout = 60s};
   worker_clock w{.state = worker_state::ready, .started = t0, .beat = t0 + 1s, .kill_at = {}, .window_from = t0 + 16s};
   EXPECT_EQ(deadline(w, t), t0 + 18s);  // a fresh window from the wake-up, not beat + 2 s
