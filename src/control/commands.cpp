@@ -37,15 +37,58 @@ std::optional<int> parse_signal(std::string s) {
   return std::nullopt;
 }
 
-// A Prometheus label value: backslash, double quote and newline escaped.
+// The length of the well-formed UTF-8 sequence that `v` starts with (no
+// overlong form, no surrogate, nothing past U+10FFFF), or 0.
+std::size_t utf8_at(std::string_view v) {
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(v[i]); };
+  unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  std::size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || v.size() < n) return 0;
+  for (std::size_t i = 1; i < n; ++i)
+    if ((b(i) & 0xc0) != 0x80) return 0;
+  if ((c == 0xe0 && b(1) < 0xa0) || (c == 0xed && b(1) > 0x9f) || (c == 0xf0 && b(1) < 0x90) || (c == 0xf4 && b(1) > 0x8f))
+    return 0;
+  return n;
+}
+
+// Text from a worker (its STATUS=) made safe: each byte that is not part of
+// well-formed UTF-8 becomes `bad(byte)`, each control character `control(byte)`.
+template <class Bad, class Control>
+std::string cleaned(std::string_view v, Bad bad, Control control) {
+  std::string out;
+  while (!v.empty()) {
+    std::size_t n = utf8_at(v);
+    auto c = static_cast<unsigned char>(v[0]);
+    if (n == 0) {
+      out += bad(c);
+      n = 1;
+    } else if (c < 0x20 || c == 0x7f) {
+      out += control(c);
+    } else {
+      out.append(v.data(), n);
+    }
+    v.remove_prefix(n);
+  }
+  return out;
+}
+
+std::string hex_byte(unsigned char c) { return fmt::format("\\x{:02x}", c); }
+
+// A Prometheus label value: valid UTF-8 (U+FFFD for what is not, as the
+// JSON answers have it), backslash, double quote and newline escaped.
 std::string label_value(std::string_view v) {
   std::string out;
-  for (char c : v) {
+  for (char c : cleaned(v, [](unsigned char) { return std::string("\xef\xbf\xbd"); },
+                        [](unsigned char c) { return std::string(1, static_cast<char>(c)); })) {
     if (c == '\\' || c == '"') out += '\\';
     out += c == '\n' ? std::string("\\n") : std::string(1, c);
   }
   return out;
 }
+
+// For a terminal: no escape sequence of a worker's reaches it (\xHH instead).
+std::string printable(std::string_view v) { return cleaned(v, hex_byte, hex_byte); }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -207,7 +250,7 @@ reply commands::workers(const args&) {
     std::string beat = w.heartbeat_age ? fmt::format("{:.3f} s", secs(*w.heartbeat_age)) : "-";
     text += fmt::format("\n{:>4} {:>8} {:>5} {:<9} {:>8.1f} s {:>10} {:>6.1f} MiB {:>9}{}", w.id, w.pid, w.generation,
                         to_string(w.state), secs(w.uptime), beat, static_cast<double>(rss) / 1048576.0, w.requests,
-                        w.status.empty() ? "" : "  " + w.status);
+                        w.status.empty() ? "" : "  " + printable(w.status));
     data.push_back({{"id", w.id},
                     {"pid", w.pid},
                     {"generation", w.generation},

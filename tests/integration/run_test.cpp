@@ -100,6 +100,38 @@ TEST(run, notify_without_watchdog_watches_readiness_only) {
   EXPECT_EQ(pool.count("gen 1 stopped: killed by SIGTERM"), 1u);  // the one worker, stopped, never replaced
 }
 
+// A worker's STATUS= that is not UTF-8, or holds a terminal's escape
+// sequences: /metrics stays valid (promtool), `ctl workers` shows the bytes
+// escaped, the JSON answer has them as JSON does.
+TEST(run, a_status_of_any_bytes_keeps_metrics_valid_and_the_terminal_clean) {
+  auto control = temp_path("status-bytes.sock");
+  auto pool = ufork({"run", "--workers", "1", "--notify", "--metrics", "127.0.0.1:0", "--control", control, "--",
+                     "/usr/bin/python3", "-c",
+                     "import os, socket, time\n"
+                     "a = os.environ['NOTIFY_SOCKET']; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+                     "s.connect('\\0' + a[1:])\n"
+                     "s.send(b'READY=1\\nSTATUS=caf\\xe9 \\xff\\xfe \\x1b]0;title\\x07\\x1b[2J ok \\xc3\\xa9')\n"
+                     "time.sleep(100)\n"});
+  int port = std::stoi(pool.wait_for(R"(status page on http://127\.0\.0\.1:(\d+)/)")[1]);
+  pool.wait_for("ufork run: ready, 1 workers");
+  auto text = run_program(UFORK_CLI_PATH, {"ctl", "--socket", control, "workers"});
+  EXPECT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("caf\\xe9 \\xff\\xfe \\x1b]0;title\\x07\\x1b[2J ok \xc3\xa9"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find('\x1b'), std::string::npos) << text.out;
+  auto metrics = run_program("/bin/sh", {"-c", "/usr/bin/python3 -c \"import sys, urllib.request; "
+                                               "sys.stdout.buffer.write(urllib.request.urlopen('http://127.0.0.1:" +
+                                                   std::to_string(port) + "/metrics').read())\" > " +
+                                                   temp_path("status-bytes.prom") + " && /usr/bin/promtool check metrics < " +
+                                                   temp_path("status-bytes.prom") + " 2>&1 && grep status_info " +
+                                                   temp_path("status-bytes.prom")});
+  EXPECT_EQ(metrics.code, 0) << metrics.out;
+  EXPECT_NE(metrics.out.find("status=\"caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd \x1b]0;title\x07\x1b[2J ok \xc3\xa9\""),
+            std::string::npos) << metrics.out;
+  std::filesystem::remove(temp_path("status-bytes.prom"));
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 // --bind :PORT binds every interface: the log says so.
 TEST(run, a_bind_to_every_interface_is_named_so) {
   auto run = ufork({"run", "--workers", "1", "--bind", ":0", "--", notify_worker, "serve"});
