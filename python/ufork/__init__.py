@@ -89,6 +89,8 @@ class Arbiter(object):
         self.post_fork = post_fork
         self.child_pre_exit = child_pre_exit
         self.parent_pre_stop = parent_pre_stop
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+            raise TypeError('size must be a whole number of workers, not %r' % (size,))
         self._size = _ufork.default_workers() if size is None else size
         self.sleep = sleep    # gevent's sleep: a worker waits for its stop in gevent's hub
         self.fork = fork      # accepted for uFork's callers; forks are ufork's own
@@ -101,6 +103,8 @@ class Arbiter(object):
         self._core = None
         self._status = None   # the last pool's, once it has stopped
         self._stopping = False
+        self._stop_early = False   # stop() before run(): the run stops at once
+        self._running = threading.Lock()  # one pool per Arbiter at a time
         self._log_file = None
         self._wsgi = None     # serve_wsgi's (app, address, options)
         self._wakeup = None
@@ -167,11 +171,14 @@ class Arbiter(object):
         return text
 
     def stop(self):
-        """Stops the pool gracefully; safe from any thread and from hooks."""
+        """Stops the pool gracefully; safe from any thread and from hooks.
+        Before run(), the run it precedes stops at once."""
         self._stopping = True
         core = self._core
         if core is not None:
             core.stop()
+        else:
+            self._stop_early = True
 
     def __repr__(self):
         s = self._snapshot()
@@ -203,7 +210,17 @@ class Arbiter(object):
         """Runs the pool until it is stopped: stop(), `stopping = True`, the
         `stop` command, SIGTERM, or Ctrl-C, after which KeyboardInterrupt
         reaches the caller with no worker left. With repl and a terminal,
-        the ufork>> prompt runs meanwhile."""
+        the ufork>> prompt runs meanwhile. One run at a time: a second, from
+        another thread, raises RuntimeError."""
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError('this Arbiter is running already (run() from another thread?): '
+                               'one pool per Arbiter; make another Arbiter for a second pool')
+        try:
+            return self._run(repl)
+        finally:
+            self._running.release()
+
+    def _run(self, repl):
         config = dict(size=self._size, timeout=TIMEOUT, startup_timeout=CHILD_START_TIMEOUT,
                       graceful_timeout=TIMEOUT, max_starting=self.max_no_ping_children,
                       max_rss=self.child_memlimit or 0, max_fds_percent=90 if self.child_memlimit else 0,
@@ -220,11 +237,14 @@ class Arbiter(object):
             config['child_exit'] = self._wsgi_child_exit
         core = _ufork.Core(config, child, self.parent_pre_stop, self.printfunc)
         self._stopping = False
-        self._core = core
+        self._core = core  # from here stop() reaches the core; before, it left _stop_early
         restore = self._take_signals(core) if main else (lambda: None)
         try:
             if prompt:
                 prompt.start(core)
+            if self._stop_early:
+                self._stop_early = False
+                self._stopping = True
             if self._stopping:
                 core.stop()
             return core.run(self._wakeup[0] if self._wakeup else -1)

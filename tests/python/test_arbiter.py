@@ -92,6 +92,38 @@ print('thread alive', a.thread.is_alive(), 'dead', len(a.dead_workers))
     assert 'thread alive False dead 2' in p.output()
 
 
+def test_one_run_at_a_time_and_a_stop_before_run_is_kept(program):
+    p = program('''
+import threading, time, ufork
+try:
+    ufork.Arbiter(post_fork=lambda: None, size='a')
+except TypeError as e:
+    print('size:', e)
+a = ufork.Arbiter(post_fork=lambda: time.sleep(100), size=1)
+a.stop()  # before run(): the run stops at once
+print('early run returned', a.run(repl=False), 'dead', len(a.dead_workers))
+up = threading.Event()
+b = ufork.Arbiter(post_fork=lambda: print('up', flush=True), size=1,
+                  printfunc=lambda line: (print(line), 'up' in line and up.set()))
+b.spawn_thread()
+assert up.wait(60)
+try:
+    b.run(repl=False)
+except RuntimeError as e:
+    print('second run:', e)
+print('workers', len(b.workers))
+b.stop()
+b.thread.join(60)
+print('thread alive', b.thread.is_alive(), 'dead', len(b.dead_workers))
+''')
+    assert p.finish() == 0, p.output()
+    assert "size: size must be a whole number of workers, not 'a'" in p.output()
+    assert re.search(r'early run returned 0 dead [01]$', p.output(), re.M), p.output()
+    assert 'second run: this Arbiter is running already' in p.output()
+    assert 'workers 1' in p.output()
+    assert 'thread alive False dead 1' in p.output()
+
+
 def serve_forever_program(child_pre_exit):
     return '''
 import ufork, wsgiref.simple_server
