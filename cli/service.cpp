@@ -1,10 +1,13 @@
 #include "service.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
 #include <iostream>
+
+#include "sys/process.hpp"
 
 namespace ufork::cli {
 namespace {
@@ -69,7 +72,16 @@ void service::apply(options& pool) const {
     // In the foreground, the terminal says where the lines went (it shows nothing more).
     if (!link_) std::cerr << name_ << ": logging to " << o_.log << (o_.syslog ? " and syslog" : "") << "\n";
   }
-  if (o_.syslog) sinks.push_back(make_syslog_sink("ufork", format));
+  // --syslog is a sink too: in the foreground without --log the terminal
+  // keeps every line. A syslog that cannot be reached is said once, here.
+  if (o_.syslog && o_.log.empty() && !link_) sinks.push_back(make_fd_sink(STDOUT_FILENO));
+  if (o_.syslog) {
+    if (auto ec = sys::syslog_reachable())
+      std::cerr << name_ << ": syslog cannot be reached (/dev/log: " << ec.message() << "); "
+                << "the lines go to " << (o_.log.empty() ? std::string("the terminal") : o_.log) << " only\n";
+    else
+      sinks.push_back(make_syslog_sink("ufork", format));
+  }
   if (!sinks.empty()) pool.sink = sinks.size() == 1 ? sinks.front() : make_tee_sink(std::move(sinks));
   if (link_) {
     pool.capture_output = true;
@@ -102,6 +114,12 @@ int service::run(const std::function<int()>& body) {
     std::cerr << name_ << ": --daemon needs --log PATH or --syslog (a daemon has no terminal)\n";
     return exit_usage;
   }
+  if (o_.daemon && o_.log.empty())
+    if (auto ec = sys::syslog_reachable()) {
+      std::cerr << name_ << ": --syslog: /dev/log cannot be reached (" << ec.message()
+                << "): the daemon would log nothing (add --log PATH)\n";
+      return exit_runtime;
+    }
   // The daemon works in /: paths given relative to here must not move.
   for (auto* path : paths_)
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();

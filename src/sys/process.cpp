@@ -121,6 +121,21 @@ fd_count fd_usage(pid_t pid) {
   return c;
 }
 
+std::error_code syslog_reachable() noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, "/dev/log");
+  std::error_code ec;
+  for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
+    int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return last_error();
+    ec = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ? std::error_code() : last_error();
+    ::close(fd);
+    if (ec != std::errc::wrong_protocol_type) break;
+  }
+  return ec;
+}
+
 result<pid_t> fork_blocking_signals() noexcept {
   sigset_t all, old;
   sigfillset(&all);

@@ -41,6 +41,10 @@ struct fd_count {
 };
 fd_count fd_usage(pid_t pid);
 
+// Whether syslog(3) would reach a daemon: a connect to /dev/log (datagram,
+// then stream, as glibc tries); syslog(3) itself drops lines silently.
+std::error_code syslog_reachable() noexcept;
+
 // fork(2) with every signal blocked across it, so the child runs no handler
 // of the parent's before it has set its own; the caller's mask is back in
 // the parent, and the child starts with every signal still blocked.

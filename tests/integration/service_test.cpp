@@ -257,6 +257,25 @@ TEST(service, the_systemd_units_verify) {
 namespace ufork::test {
 namespace {
 
+// --syslog logs to syslog too: in the foreground the terminal keeps every
+// line. Where /dev/log cannot be reached that is said once and the terminal
+// goes on; a daemon with nothing else to log to is refused.
+TEST(cli, syslog_is_a_log_too_and_one_that_cannot_be_reached_is_said_once) {
+  auto pool = ufork({"hello", "--workers", "1", "--bind", "127.0.0.1:0", "--syslog"});
+  pool.wait_for("\\[ufork\\] listening on http://127\\.0\\.0\\.1:\\d+/");
+  pool.wait_for("\\[ufork\\] ufork hello: ready, 1 workers");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("\\[ufork\\] all workers stopped"), 1u);
+  if (std::filesystem::exists("/dev/log")) return;  // reachable or not, the above holds; below needs it absent
+  EXPECT_EQ(pool.count("^ufork hello: syslog cannot be reached \\(/dev/log: No such file or directory\\); "
+                       "the lines go to the terminal only$"), 1u);
+  auto daemon = run_program(UFORK_CLI_PATH, {"hello", "--workers", "1", "--bind", "127.0.0.1:0", "--syslog", "-d"});
+  EXPECT_EQ(daemon.code, 1);
+  EXPECT_EQ(daemon.out, "ufork hello: --syslog: /dev/log cannot be reached (No such file or directory): the daemon "
+                        "would log nothing (add --log PATH)\n");
+}
+
 // Bad input to the command line: one clear line naming what is wrong, exit 2,
 // in the program's own words.
 TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
