@@ -37,6 +37,7 @@ struct service_options {
   std::uint64_t max_requests = 0, max_requests_jitter = 0;
   double max_lifetime_seconds = 0, max_lifetime_jitter_seconds = 0;
   int recycle_at_once = 1;
+  int max_starting = 0;  // workers starting at once; 0: the subcommand's default
   // Scheduling.
   bool pin_cpus = false;
   int nice = 0;

@@ -53,7 +53,8 @@ CLI::Validator endpoint() {
 }
 
 // The flags of service_options, on hello and run alike.
-void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char* ready_means) {
+void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char* ready_means,
+                       const char* starting_default) {
   app->add_option("--workers,-w", o.workers, "worker processes")->check(whole(1, 4096))->capture_default_str();
   app->add_option("--control,-c", o.control, "a control socket for ufork ctl / ufork console");
   app->add_option("--metrics", o.metrics,
@@ -89,6 +90,9 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char
       ->check(seconds(0, 31536000.0));
   app->add_option("--recycle-at-once", o.recycle_at_once, "slots recycling at once (a reload: one at a time)")
       ->check(whole(1, 4096))->capture_default_str();
+  app->add_option("--max-starting", o.max_starting,
+                  std::string("workers starting (forked, not yet ready) at once; default: ") + starting_default)
+      ->check(whole(1, 4096));
   app->add_flag("--pin-cpus", o.pin_cpus, "worker i runs on the i-th usable CPU (mod their number)");
   app->add_option("--nice", o.nice, "added to the workers' nice value")->check(whole(-40, 40));
   app->add_option("--rlimit", o.rlimits, "NAME=SOFT[:HARD] for every worker: core=0, nofile=65536, as=unlimited, ...");
@@ -102,7 +106,8 @@ int parse_and_run(int argc, char** argv) {
   hello_options hello_opts;
   hello_opts.workers = ufork::default_workers();
   auto* hello = app.add_subcommand("hello", "a pre-forked HTTP server answering Hello, World! (from PID ...)");
-  add_service_flags(hello, hello_opts, "detach; exit 0 once the server answers, 1 with the error");
+  add_service_flags(hello, hello_opts, "detach; exit 0 once the server answers, 1 with the error",
+                    "1 (uFork's staggered start)");
   hello->add_option("--bind,-b", hello_opts.bind, "HOST:PORT to listen on")->check(endpoint())->capture_default_str();
   hello->add_option("--timeout,-t", hello_opts.timeout_seconds, "seconds without a heartbeat before a worker is hung")
       ->check(seconds(0.001, 86400))->capture_default_str();
@@ -113,7 +118,8 @@ int parse_and_run(int argc, char** argv) {
   run_options run_opts;
   run_opts.workers = ufork::default_workers();
   auto* run = app.add_subcommand("run", "supervise a pool of any program: ufork run [OPTIONS] -- CMD [ARGS...]");
-  add_service_flags(run, run_opts, "detach; exit 0 once every worker is ready, 1 with the error");
+  add_service_flags(run, run_opts, "detach; exit 0 once every worker is ready, 1 with the error",
+                    "no limit (every worker starts at once: without --notify each takes --ready-after)");
   run->add_option("--bind,-b", run_opts.binds,
                   "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
                   "worker as fds 3, 4, ... (LISTEN_FDS)");

@@ -79,6 +79,7 @@ int run_program(run_options o) {
     listeners bound(specs);  // in the arbiter, before any fork
     options pool;
     svc.apply(pool);
+    if (o.max_starting == 0) pool.max_starting = 4096;  // no limit: 8 workers are ready after one --ready-after, not 8
     pool.exec.argv = o.command;
     pool.exec.env = o.env;
     pool.exec.chdir = o.chdir;

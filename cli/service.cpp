@@ -62,6 +62,7 @@ void service::apply(options& pool) const {
   pool.recycle.max_lifetime = std::chrono::milliseconds(static_cast<long>(o_.max_lifetime_seconds * 1000));
   pool.recycle.max_lifetime_jitter = std::chrono::milliseconds(static_cast<long>(o_.max_lifetime_jitter_seconds * 1000));
   pool.recycle.at_once = o_.recycle_at_once;
+  if (o_.max_starting > 0) pool.max_starting = o_.max_starting;
   pool.pin_cpus = o_.pin_cpus;
   pool.nice = o_.nice;
   for (const auto& r : o_.rlimits) pool.rlimits.push_back(parse_rlimit(r));  // READY=1 and friends when systemd started us with NOTIFY_SOCKET

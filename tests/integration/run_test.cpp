@@ -132,6 +132,25 @@ TEST(run, a_status_of_any_bytes_keeps_metrics_valid_and_the_terminal_clean) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// ufork run starts every worker at once by default (each takes --ready-after
+// to be ready without --notify: one at a time, 8 workers took 8 s);
+// --max-starting limits it.
+TEST(run, every_worker_starts_at_once_unless_max_starting_says_otherwise) {
+  auto control = temp_path("starting.sock");
+  auto all = ufork({"run", "--workers", "4", "--ready-after", "30", "--control", control, "--", "sh", "-c",
+                    "echo started; exec sleep 100"});
+  all.wait_count("\\] started$", 4);  // before, one: the next only once it was ready, 30 s later
+  all.signal(SIGTERM);
+  EXPECT_EQ(all.wait_exit(), 0);
+  auto two = ufork({"run", "--workers", "4", "--ready-after", "30", "--max-starting", "2", "--control", control, "--",
+                    "sh", "-c", "echo started; exec sleep 100"});
+  two.wait_count("\\] started$", 2);
+  auto workers = ctl(control, "workers")["data"];
+  EXPECT_EQ(workers.size(), 2u) << workers.dump();
+  two.signal(SIGTERM);
+  EXPECT_EQ(two.wait_exit(), 0);
+}
+
 // --bind :PORT binds every interface: the log says so.
 TEST(run, a_bind_to_every_interface_is_named_so) {
   auto run = ufork({"run", "--workers", "1", "--bind", ":0", "--", notify_worker, "serve"});
