@@ -123,7 +123,10 @@ launcher daemonize(const daemon_options& options) {
 
 pidfile pidfile::acquire(const std::string& path) {
   // One of ufork's own fds: no worker may hold the lock.
-  auto opened = sys::open_file(path.c_str(), O_RDWR | O_CREAT, 0644);
+  // Never through a symlink: one put there would have us overwrite its target.
+  auto opened = sys::open_file(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW, 0644);
+  if (!opened && opened.error() == std::errc::too_many_symbolic_link_levels)
+    throw error(opened.error(), "pidfile " + path + " is a symbolic link (refused: its target would be overwritten)");
   if (!opened) throw error(opened.error(), "pidfile " + path);
   sys::unique_fd fd = std::move(opened).value();
   if (auto ec = sys::lock_exclusive(fd.get())) {

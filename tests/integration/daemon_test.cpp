@@ -82,6 +82,20 @@ class daemon_dir : public testing::Test {
   fs::path dir_;
 };
 
+// A pidfile that is a symlink is refused: its target is left as it was.
+TEST_F(daemon_dir, refuses_a_pidfile_that_is_a_symlink) {
+  auto target = dir_ / "precious", link = dir_ / "hello.pid";
+  std::ofstream(target) << "keep me\n";
+  std::filesystem::create_symlink(target, link);
+  auto r = run_ufork({"hello", "--daemon", "--workers", "1", "--bind", "127.0.0.1:0", "--pidfile", link.string(),
+                      "--log", (dir_ / "hello.log").string()});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("pidfile " + link.string() + " is a symbolic link (refused"), std::string::npos) << r.out;
+  std::string kept;
+  std::getline(std::ifstream(target), kept);
+  EXPECT_EQ(kept, "keep me");
+}
+
 TEST_F(daemon_dir, takes_over_a_stale_pidfile_reports_ready_logs_reopens_and_stops) {
   auto log = dir_ / "hello.log", pidfile = dir_ / "hello.pid", sock = dir_ / "hello.sock";
   std::ofstream(pidfile) << "99999\n";  // stale: left by a crash, nobody holds its lock
