@@ -109,8 +109,8 @@ bool request(int port) {
 // One request on a control socket (ufork ctl's client): the answer as JSON,
 // null on failure.
 nlohmann::json ask(const std::string& path, const std::string& line) {
-  std::string error;
-  auto client = ufork::cli::control_client::connect(path, error);
+  int code = 0;  // the reason is on stderr
+  auto client = ufork::cli::control_client::connect(path, "test", code);
   auto answer = client ? client->request(line, std::chrono::seconds(10)) : std::nullopt;
   return answer ? nlohmann::json::parse(*answer, nullptr, false) : nlohmann::json();
 }

@@ -7,22 +7,32 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iostream>
 #include <utility>
+
+#include "commands.hpp"
 
 namespace ufork::cli {
 
-std::optional<control_client> control_client::connect(const std::string& path, std::string& error) {
+std::optional<control_client> control_client::connect(const std::string& path, const char* who, int& code) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
+  code = exit_unreachable;
   if (path.empty() || path.size() >= sizeof addr.sun_path) {
-    error = "socket path too long";
+    std::cerr << who << ": nothing answers at " << path << ": socket path too long\n";
     return std::nullopt;
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    error = std::generic_category().message(errno);
+    int err = errno;
     if (fd >= 0) ::close(fd);
+    if (err == EACCES || err == EPERM) {  // the arbiter may well be there: not gone, not ours
+      code = exit_error_answer;
+      std::cerr << who << ": permission denied at " << path << " (a control socket is for its arbiter's user and root)\n";
+    } else {
+      std::cerr << who << ": nothing answers at " << path << ": " << std::generic_category().message(err) << "\n";
+    }
     return std::nullopt;
   }
   return control_client(fd);

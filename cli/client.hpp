@@ -9,8 +9,10 @@ namespace ufork::cli {
 
 class control_client {
  public:
-  // Connects; empty with errno's text in `error` when nothing answers.
-  static std::optional<control_client> connect(const std::string& path, std::string& error);
+  // Connects; else says why on stderr, as `who` ("ufork ctl"), and sets
+  // `code`: 1 when the socket is there but not ours to use (permission
+  // denied: another user's arbiter), 3 when nothing answers.
+  static std::optional<control_client> connect(const std::string& path, const char* who, int& code);
   control_client(control_client&& other) noexcept;
   control_client& operator=(control_client&& other) noexcept;
   ~control_client();

@@ -40,12 +40,9 @@ int run_ctl(const std::string& socket, const std::vector<std::string>& words, bo
     std::cerr << "ufork ctl: --check goes with status alone\n";
     return exit_usage;
   }
-  std::string error;
-  auto client = control_client::connect(socket, error);
-  if (!client) {
-    std::cerr << "ufork ctl: nothing answers at " << socket << ": " << error << "\n";
-    return exit_unreachable;
-  }
+  int code = 0;
+  auto client = control_client::connect(socket, "ufork ctl", code);
+  if (!client) return code;
   std::string line;
   for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
   auto reply = client->request(line, answer_timeout);
@@ -70,12 +67,9 @@ int run_ctl(const std::string& socket, const std::vector<std::string>& words, bo
 }
 
 int run_follow(const std::string& socket, bool json, bool events, int worker) {
-  std::string error;
-  auto client = control_client::connect(socket, error);
-  if (!client) {
-    std::cerr << "ufork ctl: nothing answers at " << socket << ": " << error << "\n";
-    return exit_unreachable;
-  }
+  int code = 0;
+  auto client = control_client::connect(socket, "ufork ctl", code);
+  if (!client) return code;
   std::string line = std::string("follow") + (json ? " --json" : "") + (events ? " --events" : "") +
                      (worker >= 0 ? " --worker " + std::to_string(worker) : "");
   auto first = client->request(line, answer_timeout);
@@ -104,12 +98,9 @@ int run_follow(const std::string& socket, bool json, bool events, int worker) {
 }
 
 int run_console(const std::string& socket) {
-  std::string error;
-  auto client = control_client::connect(socket, error);
-  if (!client) {
-    std::cerr << "ufork console: nothing answers at " << socket << ": " << error << "\n";
-    return exit_unreachable;
-  }
+  int code = 0;
+  auto client = control_client::connect(socket, "ufork console", code);
+  if (!client) return code;
   std::cout << "connected to " << socket << "; help lists the commands, Ctrl-D leaves (the pool keeps running)\n";
   using_history();
   while (char* raw = ::readline("ufork>> ")) {

@@ -249,12 +249,9 @@ char read_key() {
 }  // namespace
 
 int run_top(const std::string& socket, double interval) {
-  std::string error;
-  auto client = control_client::connect(socket, error);
-  if (!client) {
-    std::cerr << "ufork top: nothing answers at " << socket << ": " << error << "\n";
-    return exit_unreachable;
-  }
+  int refused = 0;
+  auto client = control_client::connect(socket, "ufork top", refused);
+  if (!client) return refused;
   view v;
   if (!v.refresh(*client)) {
     std::cerr << "ufork top: no answer from " << socket << "\n";

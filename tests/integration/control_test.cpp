@@ -80,9 +80,9 @@ pool_process control_pool(const std::string& path, int max_clients = 64) {
 }
 
 control_client connect_or_fail(const std::string& path) {
-  std::string error;
-  auto c = control_client::connect(path, error);
-  if (!c) throw std::runtime_error("connect " + path + ": " + error);
+  int code = 0;  // the reason is on stderr
+  auto c = control_client::connect(path, "test", code);
+  if (!c) throw std::runtime_error("connect " + path + ": exit " + std::to_string(code));
   return std::move(*c);
 }
 
@@ -259,12 +259,24 @@ TEST(control, refuses_other_users) {
   auto pool = control_pool(path);
   pool.wait_count("event ready", 2);
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  {  // the socket file as it is (0600): the client says permission denied, exit 1, not "nothing answers" (3)
+    pid_t other = ::fork();
+    if (other == 0) {
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+      int code = 0;
+      auto c = control_client::connect(path, "ufork ctl", code);
+      ::_exit(c ? 20 : code);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(other, &status, 0), other);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  }
   ASSERT_EQ(::chmod(path.c_str(), 0666), 0);  // let the file through: SO_PEERCRED must refuse
   pid_t child = ::fork();
   if (child == 0) {
     if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
-    std::string error;
-    auto c = control_client::connect(path, error);
+    int code = 0;  // the reason is on stderr
+    auto c = control_client::connect(path, "test", code);
     if (!c) ::_exit(11);
     auto answer = c->request("status", 10s);
     ::_exit(answer && answer->find("permission denied") != std::string::npos ? 0 : 12);

@@ -110,9 +110,9 @@ TEST_F(daemon_dir, takes_over_a_stale_pidfile_reports_ready_logs_reopens_and_sto
   wait_in_file(log, "\\[ufork\\] ufork hello: ready, 2 workers");
   std::string port = wait_in_file(log, "listening on http://127\\.0\\.0\\.1:(\\d+)/");
   ASSERT_FALSE(port.empty());
-  std::string error;
-  auto ctl = cli::control_client::connect(sock.string(), error);
-  ASSERT_TRUE(ctl) << error;
+  int code = 0;  // the reason is on stderr
+  auto ctl = cli::control_client::connect(sock.string(), "test", code);
+  ASSERT_TRUE(ctl) << "exit " << code;
 
   // A second daemon with the same pidfile is refused while this one lives.
   auto second = run_ufork({"hello", "--daemon", "--bind", "127.0.0.1:0", "--pidfile", pidfile.string(), "--log",
@@ -159,9 +159,9 @@ TEST_F(daemon_dir, workers_inherit_none_of_ufork_fds_with_every_feature_on) {
   ASSERT_EQ(started.code, 0) << started.out;
   pid_t pid = static_cast<pid_t>(std::stoi(slurp(pidfile)));
   daemon_guard guard{pid};
-  std::string error;
-  auto ctl = cli::control_client::connect(sock.string(), error);
-  ASSERT_TRUE(ctl) << error;
+  int code = 0;  // the reason is on stderr
+  auto ctl = cli::control_client::connect(sock.string(), "test", code);
+  ASSERT_TRUE(ctl) << "exit " << code;
   // A rotated log: the file is opened again, and a worker forked after that.
   fs::rename(log, dir_ / "hello.log.1");
   ASSERT_EQ(::kill(pid, SIGUSR1), 0);
