@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/oom.hpp"
@@ -186,6 +187,7 @@ class pool {
   void on_notify(int fd);
   void on_notify_line(process& p, std::string_view line, clock::time_point now);
   process* notifier(pid_t sender);
+  std::unordered_set<pid_t> strangers_;  // senders found to be no worker's (at most 1,024, then forgotten)
   void on_setup_pipe(pid_t pid);
   void close_setup_pipe(process& p);
   policy::timeouts timeouts_of(const process& p) const;

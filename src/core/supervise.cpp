@@ -245,9 +245,16 @@ void pool::reload_next(clock::time_point now) {
 
 // The sd_notify protocol, from library workers (READY=1 on their socket
 // pair) and exec'd ones (NOTIFY_SOCKET): newline-separated KEY=VALUE.
+// A batch at a time: a flood (from anyone: the socket is abstract) costs a
+// bounded share of a loop turn, and the rest of the turn (the timer, the
+// control socket, the workers' exits) goes on; what is left is read next
+// turn (the fd stays readable).
 void pool::on_notify(int fd) {
+  constexpr int batch = 64;
   char text[4096];
-  while (auto d = sys::receive_with_credentials(fd, text, sizeof text)) {  // until EAGAIN
+  for (int n = 0; n < batch; ++n) {
+    auto d = sys::receive_with_credentials(fd, text, sizeof text);
+    if (!d) return;  // EAGAIN: all read
     process* p = notifier(d->sender);
     if (!p) {
       ++counters_.notify_ignored;
@@ -268,11 +275,17 @@ void pool::on_notify(int fd) {
 // (sd_notify from a child of a shell script); nobody else. The sender may be
 // gone by now (0, or no /proc entry): it cannot be placed.
 process* pool::notifier(pid_t sender) {
-  for (int depth = 0; sender > 1 && depth < 32; ++depth) {
-    if (process* p = table_.find(sender)) return p;
-    if (opts_.exec.argv.empty()) return nullptr;  // library workers speak for themselves
-    sender = sys::parent_of(sender);
-  }
+  if (sender <= 0) return nullptr;
+  if (process* p = table_.find(sender)) return p;
+  if (opts_.exec.argv.empty()) return nullptr;  // library workers speak for themselves
+  // A process in a worker's group (one syscall), else up its parents (/proc),
+  // unless it was found a stranger already (a flood costs a lookup each).
+  if (process* p = table_.find(sys::process_group_of(sender))) return p;
+  if (strangers_.count(sender) != 0) return nullptr;
+  for (pid_t up = sys::parent_of(sender), depth = 0; up > 1 && depth < 32; up = sys::parent_of(up), ++depth)
+    if (process* p = table_.find(up)) return p;
+  if (strangers_.size() >= 1024) strangers_.clear();
+  strangers_.insert(sender);
   return nullptr;
 }
 

@@ -121,6 +121,11 @@ fd_count fd_usage(pid_t pid) {
   return c;
 }
 
+pid_t process_group_of(pid_t pid) noexcept {
+  pid_t g = ::getpgid(pid);
+  return g < 0 ? 0 : g;
+}
+
 std::error_code syslog_reachable() noexcept {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;

@@ -239,6 +239,53 @@ TEST(run, a_notify_datagram_from_a_foreign_process_is_ignored_and_counted) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// A flood of datagrams on the notify socket from processes that are not
+// workers (four threads here, sending without pause): the arbiter reads them
+// a batch per turn, so the control socket answers, the worker's own
+// WATCHDOG=1 keeps it ready, and a worker that stops beating is still caught.
+TEST(run, a_notify_flood_from_strangers_starves_nothing) {
+  auto control = temp_path("flood.sock");
+  auto pool = ufork({"run", "--workers", "2", "--notify", "--watchdog", "1", "--bind", "127.0.0.1:0", "--control",
+                     control, "--", notify_worker, "serve"});
+  auto address = pool.wait_for("NOTIFY_SOCKET=@(\\S+)")[1].str();
+  pool.wait_for("ufork run: ready, 2 workers");
+  std::atomic<bool> done{false};
+  std::vector<std::thread> flood;
+  for (int i = 0; i < 4; ++i)
+    flood.emplace_back([&] {
+      int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::memcpy(addr.sun_path + 1, address.data(), address.size());
+      auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + address.size());
+      while (!done) (void)::sendto(fd, "WATCHDOG=1", 10, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&addr), len);
+      ::close(fd);
+    });
+  struct stop_flood {
+    std::atomic<bool>& done;
+    std::vector<std::thread>& threads;
+    ~stop_flood() {
+      done = true;
+      for (auto& t : threads) t.join();
+    }
+  } stopper{done, flood};
+  json status;
+  for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+    status = ctl(control, "status");
+    if (status["data"]["counters"]["notify_ignored"].get<long>() > 10'000) break;
+  }
+  EXPECT_GT(status["data"]["counters"]["notify_ignored"].get<long>(), 10'000) << status;
+  EXPECT_EQ(status["data"]["workers"]["ready"], 2) << status;
+  auto workers = ctl(control, "workers")["data"];
+  ASSERT_EQ(workers.size(), 2u);
+  pid_t stopped = workers[0]["pid"].get<pid_t>();
+  ::kill(stopped, SIGSTOP);
+  pool.wait_for("worker \\d pid " + std::to_string(stopped) + " hung: no heartbeat for");
+  EXPECT_EQ(pool.count("hung: no heartbeat"), 1u);  // the other worker's beats got through the flood
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 // As a shell: not found is 127, not executable 126, one line, no fork.
 TEST(run, a_program_that_cannot_run_is_one_line_and_the_shells_exit_code_before_any_fork) {
   auto file = temp_path("not-executable");
