@@ -357,6 +357,12 @@ class heartbeat {
   }
 
   void beat(ufork::worker& w) {
+    {
+      // At once, as post_fork starts: a worker whose post_fork loops for
+      // good is ready now, not a beat period (TIMEOUT / 4) later.
+      py::gil_scoped_acquire gil;
+      w.heartbeat();
+    }
     pollfd fds[2] = {{w.stop_fd(), POLLIN, 0}, {done_.get(), POLLIN, 0}};
     int interval = static_cast<int>(w.heartbeat_interval().count());
     bool stopping = false;

@@ -124,6 +124,29 @@ print('thread alive', b.thread.is_alive(), 'dead', len(b.dead_workers))
     assert 'thread alive False dead 1' in p.output()
 
 
+def test_a_worker_whose_post_fork_loops_is_ready_at_once(program):
+    # uFork's own pattern: post_fork serves for good. Its worker is ready at
+    # the heartbeat thread's first beat, when post_fork starts: with TIMEOUT
+    # at 600 s a beat period is 150 s, far past this test's deadline.
+    p = program('''
+import threading, time, ufork
+ufork.TIMEOUT = 600.0
+def serve():
+    while True:
+        time.sleep(0.05)
+a = ufork.Arbiter(post_fork=serve, size=3)
+def watch():
+    while sum(w.state == 'ready' for w in a.workers.values()) < 3:
+        time.sleep(0.05)
+    print('all ready', flush=True)
+    a.stop()
+threading.Thread(target=watch, daemon=True).start()
+a.run(repl=False)
+''')
+    p.wait_for('^all ready$')
+    assert p.finish() == 0, p.output()
+
+
 def serve_forever_program(child_pre_exit):
     return '''
 import ufork, wsgiref.simple_server
