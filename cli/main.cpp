@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "ufork/options.hpp"
+#include "ufork/version.hpp"
 
 namespace {
 
@@ -102,6 +103,7 @@ int parse_and_run(int argc, char** argv) {
   using namespace ufork::cli;
   CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("ufork ") + UFORK_VERSION_STRING);
 
   hello_options hello_opts;
   hello_opts.workers = ufork::default_workers();
@@ -120,6 +122,8 @@ int parse_and_run(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "supervise a pool of any program: ufork run [OPTIONS] -- CMD [ARGS...]");
   add_service_flags(run, run_opts, "detach; exit 0 once every worker is ready, 1 with the error",
                     "no limit (every worker starts at once: without --notify each takes --ready-after)");
+  // Accepted (refused with why: a program run by ufork has no request counter), not advertised.
+  for (const char* name : {"--max-requests", "--max-requests-jitter"}) run->get_option(name)->group("");
   run->add_option("--bind,-b", run_opts.binds,
                   "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
                   "worker as fds 3, 4, ... (LISTEN_FDS)");
@@ -208,7 +212,10 @@ int parse_and_run(int argc, char** argv) {
   if (*ctl && words[0] == "follow" && words.size() == 1 && !check)
     return run_follow(socket, json, events, follow_worker);
   if (*ctl && (events || follow_worker >= 0 || words[0] == "follow")) {
-    std::cerr << "ufork ctl: follow takes no argument but --json, --events and --worker ID, and no --check\n";
+    std::cerr << (words[0] == "follow" ? "ufork ctl: follow takes no argument but --json, --events and --worker ID, "
+                                         "and no --check\n"
+                                       : "ufork ctl: --events and --worker ID go with follow (ufork ctl --socket S "
+                                         "follow --worker ID)\n");
     return exit_usage;
   }
   if (*ctl) return run_ctl(socket, words, json, check);

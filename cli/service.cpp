@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <iostream>
 
+#include "core/exit_status.hpp"
 #include "sys/process.hpp"
 
 namespace ufork::cli {
@@ -93,7 +94,7 @@ void service::apply(options& pool) const {
 std::function<void(const worker_info&)> service::ready_hook(arbiter*& a) {
   return [this, &a](const worker_info&) {
     if (++ready_ != o_.workers) return;
-    std::string line = std::string(name_) + ": ready, " + std::to_string(o_.workers) + " workers";
+    std::string line = std::string(name_) + ": ready, " + workers_count(static_cast<std::size_t>(o_.workers));
     if (!link_) return a->log(line);  // through the sink: above the prompt
     std::cout << line << std::endl;   // captured into the daemon's log
     link_->ready();

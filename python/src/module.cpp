@@ -356,18 +356,20 @@ class heartbeat {
     PyThreadState_SetAsyncExc(main_, nullptr);
   }
 
+  // The first beat comes `settle` after post_fork starts: a worker whose
+  // post_fork serves for good is ready then, not a beat period (TIMEOUT / 4)
+  // later; one whose post_fork fails at once (an import, a database that
+  // refuses) fails before it, a failed start that backs off and can make
+  // the pool give up.
+  static constexpr int settle_ms = 100;
+
   void beat(ufork::worker& w) {
-    {
-      // At once, as post_fork starts: a worker whose post_fork loops for
-      // good is ready now, not a beat period (TIMEOUT / 4) later.
-      py::gil_scoped_acquire gil;
-      w.heartbeat();
-    }
     pollfd fds[2] = {{w.stop_fd(), POLLIN, 0}, {done_.get(), POLLIN, 0}};
     int interval = static_cast<int>(w.heartbeat_interval().count());
+    int wait = std::min(interval, settle_ms);
     bool stopping = false;
-    for (;;) {
-      int n = stopping ? ::poll(&fds[1], 1, 100) : ::poll(fds, 2, interval);
+    for (;; wait = interval) {
+      int n = stopping ? ::poll(&fds[1], 1, 100) : ::poll(fds, 2, wait);
       if (n < 0 && errno == EINTR) continue;
       if (fds[1].revents) return;
       py::gil_scoped_acquire gil;  // the beat proves the interpreter runs

@@ -361,7 +361,12 @@ void pool::on_signal() {
       reap_orphans();
       continue;
     }
-    log("{} from pid {}", signal_name(sig), si.ssi_pid);
+    // pid 0: the kernel's, which for INT and QUIT means the terminal's keys.
+    log("{} from {}", signal_name(sig),
+        si.ssi_pid != 0  ? fmt::format("pid {}", si.ssi_pid)
+        : sig == SIGINT  ? std::string("the terminal (Ctrl-C)")
+        : sig == SIGQUIT ? std::string("the terminal (Ctrl-\\)")
+                         : std::string("the kernel"));
     switch (sig) {
       case SIGINT: begin_stop(stopping_, false); break;  // a second Ctrl-C: fast
       case SIGTERM: begin_stop(false, !draining_); break;  // a second one ends a drain
@@ -434,7 +439,7 @@ int pool::supervise(bool own_signals) {
                         : x.notify                          ? std::string("ready at READY=1, no watchdog")
                                                             : fmt::format("ready after {} ms running, no heartbeat",
                                                                           x.ready_after.count());
-  log("arbiter pid {}: {} workers, {}{}", sys::own_pid(), size_, watched,
+  log("arbiter pid {}: {}, {}{}", sys::own_pid(), workers_count(size_), watched,
       opts_.control_path.empty() ? std::string() : ", control socket " + opts_.control_path);
   if (const upgrade::state* up = upgrade::incoming()) adopt(*up);
   run_posted();

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 
 
+#include "core/exit_status.hpp"
 #include "core/pool.hpp"
 #include "sys/process.hpp"
 
@@ -32,8 +33,8 @@ std::string pool::upgrade(int reply_fd) {
   std::string why = upgrade::check_new_image();
   if (why.empty()) {
     upgrade::state s = handover(reply_fd);
-    log("upgrade: exec {} (pid {}); {} workers go on serving and are handed over", path, sys::own_pid(),
-        s.workers.size());
+    log("upgrade: exec {} (pid {}); {} go on serving and are handed over", path, sys::own_pid(),
+        workers_count(s.workers.size()));
     flush_everything();
     if (attachment_.before_exec) attachment_.before_exec();
     why = upgrade::exec_new_image(s);
@@ -147,10 +148,10 @@ void pool::adopt(const upgrade::state& s) {
   if (!unclaimed.empty()) log("upgrade: closed what this image did not take back: {}", unclaimed);
   bool ok = s.failure.empty();
   std::string text =
-      ok ? fmt::format("upgraded: pid {} runs {}; {} workers adopted, replaced one at a time", sys::own_pid(),
-                       upgrade::program_path(), s.workers.size())
-         : fmt::format("upgrade failed: {}; pid {} runs the old image again with its {} workers", s.failure,
-                       sys::own_pid(), s.workers.size());
+      ok ? fmt::format("upgraded: pid {} runs {}; {} adopted, replaced one at a time", sys::own_pid(),
+                       upgrade::program_path(), workers_count(s.workers.size()))
+         : fmt::format("upgrade failed: {}; pid {} runs the old image again with its {}", s.failure,
+                       sys::own_pid(), workers_count(s.workers.size()));
   log("{}", text);
   if (attachment_.upgraded)
     attachment_.upgraded(reply, ok, text);

@@ -169,7 +169,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
 std::string pool::reload(std::vector<int> slots) {
   if (stopping_) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
-  log("reload: {} workers, one at a time", slots.size());
+  log("reload: {}, one at a time", workers_count(slots.size()));
   operator_reload_ = true;
   auto usec = std::chrono::duration_cast<std::chrono::microseconds>(clock::now().time_since_epoch()).count();
   tell_manager(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", usec));
@@ -608,7 +608,7 @@ void pool::begin_stop(bool fast, bool drain) {
   if (!stopping_) call_hook("parent_pre_stop", hooks_.parent_pre_stop);
   stopping_ = true;
   fast_ = fast;
-  log("stopping {} workers ({})", table_.processes().size(),
+  log("stopping {} ({})", workers_count(table_.processes().size()),
       fast ? "fast: SIGKILL" : fmt::format("graceful: SIGTERM, SIGKILL after {}", seconds(opts_.graceful_timeout)));
   for (const auto& [pid, p] : table_.processes()) {
     p->beat->pool_stopping.store(true, std::memory_order_release);  // before its SIGTERM

@@ -90,8 +90,8 @@ TEST(run, notify_without_watchdog_watches_readiness_only) {
   auto pool = ufork({"run", "--workers", "1", "--notify", "--", "sh", "-c",
                      "systemd-notify --ready; echo \"watchdog ${WATCHDOG_USEC-none}\"; "
                      "for i in 1 2 3; do sleep 1; echo tick $i; done; exec sleep 100"});
-  pool.wait_for("arbiter pid \\d+: 1 workers, ready at READY=1, no watchdog");
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("arbiter pid \\d+: 1 worker, ready at READY=1, no watchdog");
+  pool.wait_for("ufork run: ready, 1 worker");
   pool.wait_for("\\] watchdog none$");
   pool.wait_for("\\] tick 3$", 20s);
   EXPECT_EQ(pool.count("hung"), 0u);
@@ -113,7 +113,7 @@ TEST(run, a_status_of_any_bytes_keeps_metrics_valid_and_the_terminal_clean) {
                      "s.send(b'READY=1\\nSTATUS=caf\\xe9 \\xff\\xfe \\x1b]0;title\\x07\\x1b[2J ok \\xc3\\xa9')\n"
                      "time.sleep(100)\n"});
   int port = std::stoi(pool.wait_for(R"(status page on http://127\.0\.0\.1:(\d+)/)")[1]);
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   auto text = run_program(UFORK_CLI_PATH, {"ctl", "--socket", control, "workers"});
   EXPECT_EQ(text.code, 0) << text.out;
   EXPECT_NE(text.out.find("caf\\xe9 \\xff\\xfe \\x1b]0;title\\x07\\x1b[2J ok \xc3\xa9"), std::string::npos) << text.out;
@@ -171,7 +171,7 @@ TEST(run, an_upgrade_keeps_the_bind_socket_and_the_notify_socket) {
   auto pool = ufork({"run", "--workers", "1", "--notify", "--bind", "127.0.0.1:0", "--control", control, "--",
                      notify_worker, "serve"});
   int port = port_of(pool);
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   std::string before = ask(port);
   EXPECT_EQ(before.rfind("worker ", 0), 0u) << before;
   auto answer = ctl(control, "upgrade");
@@ -194,7 +194,7 @@ TEST(run, without_notify_a_worker_is_ready_after_its_exec_and_sees_no_notify_soc
                      "serve"},
                     {"NOTIFY_SOCKET=/run/not-for-workers", "WATCHDOG_USEC=5"});
   int port = port_of(pool);
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   auto line = pool.wait_count("\\] pid \\d+ (LISTEN_FDS.*)", 1).at(0);
   EXPECT_NE(line.find("LISTEN_FDNAMES=bind0 NOTIFY_SOCKET=<unset> WATCHDOG_USEC=<unset> WATCHDOG_PID=<unset>"),
             std::string::npos)
@@ -206,7 +206,7 @@ TEST(run, without_notify_a_worker_is_ready_after_its_exec_and_sees_no_notify_soc
 
 TEST(run, a_worker_that_stops_sending_watchdog_is_aborted_and_replaced) {
   auto pool = ufork({"run", "--workers", "1", "--notify", "--timeout", "0.3", "--", notify_worker, "silent"});
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   pool.wait_for("worker 0 pid \\d+ hung: no heartbeat for .* \\(timeout\\); sending SIGABRT");
   pool.wait_for("worker 0 pid \\d+ gen 1 hung: killed by SIGABRT");  // as systemd's WatchdogSignal
   pool.wait_count("\\[worker 0 pid \\d+\\] fds:", 2);                // generation 2 runs
@@ -234,7 +234,7 @@ TEST(run, a_notify_datagram_from_a_foreign_process_is_ignored_and_counted) {
   }
   EXPECT_EQ(status["data"]["counters"]["notify_ignored"], 1) << status;
   EXPECT_EQ(status["data"]["workers"]["starting"], 1) << status;
-  EXPECT_EQ(pool.count("ready, 1 workers"), 0u);
+  EXPECT_EQ(pool.count("ready, 1 worker"), 0u);
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
@@ -318,7 +318,7 @@ TEST(run, a_program_that_disappears_is_named_and_its_starts_back_off) {
   ::chmod(file.c_str(), 0755);
   auto control = temp_path("going-away.sock");
   auto pool = ufork({"run", "--workers", "1", "--ready-after", "0.05", "--control", control, "--", file});
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   std::filesystem::remove(file);
   EXPECT_TRUE(ctl(control, "kill 0 KILL")["ok"]);
   pool.wait_count("gen \\d+ crashed: exit 127 .*\\(cannot exec " + file + ": No such file or directory\\); restarting in", 1);
@@ -342,7 +342,7 @@ TEST(run, notify_garbage_from_a_worker_harms_nothing) {
   auto control = temp_path("garbage.sock");
   auto pool = ufork({"run", "--workers", "1", "--notify", "--control", control, "--", "/usr/bin/python3",
                      programs + "/garbage_notify.py"});
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   auto workers = ctl(control, "workers");
   ASSERT_TRUE(workers["ok"]) << workers;
   EXPECT_EQ(workers["data"][0]["status"], "still fine");
@@ -357,7 +357,7 @@ TEST(run, systemd_notify_says_ready_for_a_shell_worker) {
   auto control = temp_path("shell.sock");
   auto pool = ufork({"run", "--workers", "1", "--notify", "--control", control, "--",
                      programs + "/systemd_notify_worker.sh"});
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   pool.wait_for("systemd-notify exit 0");  // its BARRIER=1 was answered
   auto workers = ctl(control, "workers");
   ASSERT_TRUE(workers["ok"]) << workers;
@@ -434,7 +434,7 @@ TEST(run, a_unix_socket_gets_its_mode_and_is_removed_at_the_end) {
   auto path = temp_path("app.sock");
   auto pool = ufork({"run", "--workers", "1", "--bind", "unix:" + path + ",mode=0660", "--ready-after", "0", "--",
                      notify_worker, "serve"});
-  pool.wait_for("ufork run: ready, 1 workers");
+  pool.wait_for("ufork run: ready, 1 worker");
   struct stat st{};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));

@@ -257,13 +257,33 @@ TEST(service, the_systemd_units_verify) {
 namespace ufork::test {
 namespace {
 
+// Messages a new user meets first (issue 25.9).
+TEST(cli, version_help_and_misplaced_flags_say_what_they_mean) {
+  auto version = run_program(UFORK_CLI_PATH, {"--version"});
+  EXPECT_EQ(version.code, 0);
+  EXPECT_TRUE(std::regex_match(version.out, std::regex("ufork \\d+\\.\\d+\\.\\d+\n"))) << version.out;
+  auto help = run_program(UFORK_CLI_PATH, {"run", "--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_EQ(help.out.find("--max-requests"), std::string::npos) << "run refuses it: not in its help";
+  EXPECT_NE(help.out.find("--watchdog"), std::string::npos);
+  auto worker = run_program(UFORK_CLI_PATH, {"ctl", "--socket", "/nonexistent.sock", "--worker", "1", "workers"});
+  EXPECT_EQ(worker.code, 2);
+  EXPECT_EQ(worker.out, "ufork ctl: --events and --worker ID go with follow (ufork ctl --socket S follow --worker ID)\n");
+  auto pool = ufork({"hello", "--workers", "1", "--bind", "127.0.0.1:0"});
+  pool.wait_for("arbiter pid \\d+: 1 worker, timeout");  // one worker, not "1 workers"
+  pool.wait_for("ufork hello: ready, 1 worker$");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("stopping 1 worker \\(graceful"), 1u);
+}
+
 // --syslog logs to syslog too: in the foreground the terminal keeps every
 // line. Where /dev/log cannot be reached that is said once and the terminal
 // goes on; a daemon with nothing else to log to is refused.
 TEST(cli, syslog_is_a_log_too_and_one_that_cannot_be_reached_is_said_once) {
   auto pool = ufork({"hello", "--workers", "1", "--bind", "127.0.0.1:0", "--syslog"});
   pool.wait_for("\\[ufork\\] listening on http://127\\.0\\.0\\.1:\\d+/");
-  pool.wait_for("\\[ufork\\] ufork hello: ready, 1 workers");
+  pool.wait_for("\\[ufork\\] ufork hello: ready, 1 worker");
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
   EXPECT_EQ(pool.count("\\[ufork\\] all workers stopped"), 1u);

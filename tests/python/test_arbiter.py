@@ -126,8 +126,8 @@ print('thread alive', b.thread.is_alive(), 'dead', len(b.dead_workers))
 
 def test_a_worker_whose_post_fork_loops_is_ready_at_once(program):
     # uFork's own pattern: post_fork serves for good. Its worker is ready at
-    # the heartbeat thread's first beat, when post_fork starts: with TIMEOUT
-    # at 600 s a beat period is 150 s, far past this test's deadline.
+    # the heartbeat thread's first beat, 100 ms after post_fork starts: with
+    # TIMEOUT at 600 s a beat period is 150 s, far past this test's deadline.
     p = program('''
 import threading, time, ufork
 ufork.TIMEOUT = 600.0
@@ -344,8 +344,8 @@ except KeyboardInterrupt:
 ''')
     p.wait_for(r'\] up$')
     p.signal(signal.SIGINT)
-    p.wait_for(r'stopping 1 workers \(graceful')
+    p.wait_for(r'stopping 1 worker \(graceful')
     p.signal(signal.SIGINT)
-    p.wait_for(r'stopping 1 workers \(fast: SIGKILL\)')
+    p.wait_for(r'stopping 1 worker \(fast: SIGKILL\)')
     assert p.finish() == 0, p.output()
     assert "KeyboardInterrupt ['killed by SIGKILL']" in p.output()
