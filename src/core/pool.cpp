@@ -432,6 +432,14 @@ int pool::supervise(bool own_signals) {
   if (own_signals && oom_found_ && opts_.oom_score_adj > 0)
     oom_lowered_ = sys::set_oom_score_adj(std::max(*oom_found_ - opts_.oom_score_adj, -999));
   if (attachment_.open) attachment_.open(own_signals);
+  // Process titles: "ufork: arbiter (hello --bind 127.0.0.1:7777)", and each
+  // worker's "ufork: worker 3 gen 2 (...)". The arbiter's only under run():
+  // the process is the program's (its argv strings are written over; read
+  // them before run()).
+  const auto& argv = upgrade::program_argv();
+  for (std::size_t i = 1; i < argv.size(); ++i) title_suffix_ += (i == 1 ? " (" : " ") + argv[i];
+  if (argv.size() > 1) title_suffix_ += ")";
+  if (own_signals) sys::child::set_title(("ufork: arbiter" + title_suffix_).c_str(), false);
   if (opts_.capture_output) capture_own_output();
   const exec_spec& x = opts_.exec;
   std::string watched = x.argv.empty()                      ? fmt::format("timeout {} ms", opts_.timeout.count())

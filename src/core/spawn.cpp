@@ -140,6 +140,7 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
   sys::set_signal_mask(none);
   c::close(error_fd);  // set up: nothing more to report
   c::set_environment(p.envp);
+  c::set_title(p.title, true);  // the environment's strings are free now: environ points at p.envp
   if (p.callbacks->after_fork_child) p.callbacks->after_fork_child();
   run_worker(p, stop_fd);
 }

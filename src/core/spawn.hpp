@@ -59,6 +59,7 @@ struct spawn_plan {
   int cpu;                     // pin to this CPU; -1: not pinned
   int nice;                    // added to the nice value
   const std::vector<resource_limit>* rlimits;
+  const char* title;           // the process title a library worker shows (ps, top)
 };
 
 // A new worker's environment, made in the arbiter before the fork: the

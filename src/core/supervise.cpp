@@ -121,13 +121,14 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   if (opts_.recycle.max_requests)  // in the cell before the fork: the worker counts against it
     p->beat->request_limit.store(opts_.recycle.max_requests + jitter(opts_.recycle.max_requests_jitter),
                                  std::memory_order_relaxed);
+  std::string title = fmt::format("ufork: worker {} gen {}{}", slot, s.generation + 1, title_suffix_);
   detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(), err->write.get(),
                           &close, sys::syslog_open.load(), sys::own_pid(), restored_nofile(),
                           worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
                           std::max(opts_.timeout / 4, milliseconds(1)), &hooks_, env.envp(),
                           exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty(),
                           cpus_.empty() ? -1 : cpus_[static_cast<std::size_t>(slot) % cpus_.size()], opts_.nice,
-                          &opts_.rlimits};
+                          &opts_.rlimits, title.c_str()};
   flush_everything();  // nothing buffered may be inherited: the child would print it again
   call_hook("before_fork", hooks_.before_fork);
   auto child = detail::spawn(plan);

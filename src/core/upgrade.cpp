@@ -484,6 +484,8 @@ void roll_back(const std::string& why) noexcept {
 
 const std::string& program_path() { return started().path; }
 
+const std::vector<std::string>& program_argv() { return started().argv; }
+
 namespace {
 
 // The new image's argv and environment, as it is exec'd: the program's own,

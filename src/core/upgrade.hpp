@@ -89,6 +89,8 @@ void roll_back(const std::string& why) noexcept;
 // The path the program was started from (argv[0] found as the shell found
 // it, made absolute at start), or empty.
 const std::string& program_path();
+// The argv the program started with (taken before main()).
+const std::vector<std::string>& program_argv();
 // Before the exec: the file at program_path() run in a child as the exec
 // would run it, but told (UFORK_UPGRADE_CHECK) to say which state format it
 // reads, before main(), and end. "" if it answered as this image writes;

@@ -373,6 +373,31 @@ identity lookup_identity(const std::string& user, const std::string& group) {
   return who;
 }
 
+namespace {
+
+// Where the strings of argv, and of the environment after them, lie: glibc
+// hands an .init_array function main's argc, argv and envp (also in a
+// shared object loaded later, as Python loads ufork). Only what is
+// contiguous counts.
+struct title_area {
+  char* start = nullptr;
+  std::size_t argv_only = 0, with_env = 0;
+} g_title;
+
+void find_title_area(int argc, char** argv, char** envp) {
+  if (argc <= 0 || !argv || !argv[0]) return;
+  char* end = argv[0];
+  for (int i = 0; i < argc && argv[i] == end; ++i) end += std::strlen(argv[i]) + 1;
+  g_title.start = argv[0];
+  g_title.argv_only = static_cast<std::size_t>(end - argv[0]);
+  for (char** e = envp; e && *e && *e == end; ++e) end += std::strlen(*e) + 1;
+  g_title.with_env = static_cast<std::size_t>(end - argv[0]);
+}
+
+[[gnu::used, gnu::section(".init_array")]] void (*const find_title_area_at_start)(int, char**, char**) = &find_title_area;
+
+}  // namespace
+
 namespace child {
 
 void exit(int code) noexcept { ::_exit(code); }
@@ -448,6 +473,19 @@ void write_decimal(char* at, long v) noexcept {
 }
 
 void set_environment(char* const* envp) noexcept { environ = const_cast<char**>(envp); }
+
+void set_title(const char* title, bool with_env) noexcept {
+  std::size_t room = with_env ? g_title.with_env : g_title.argv_only;
+  if (g_title.start && room > 1) {
+    std::size_t n = std::min(std::strlen(title), room - 1);
+    std::memcpy(g_title.start, title, n);
+    std::memset(g_title.start + n, 0, room - n);
+  }
+  char name[16] = {};  // comm: the title up to its " (", 15 bytes at most
+  for (std::size_t i = 0; i < sizeof name - 1 && title[i] && !(title[i] == ' ' && title[i + 1] == '('); ++i)
+    name[i] = title[i];
+  (void)::prctl(PR_SET_NAME, name, 0, 0, 0);
+}
 
 int drop_privileges(const identity& who, bool set_uid, int* failed_step) noexcept {
   *failed_step = 1;

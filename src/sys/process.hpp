@@ -45,7 +45,7 @@ fd_count fd_usage(pid_t pid);
 
 // Whether syslog(3) would reach a daemon: a connect to /dev/log (datagram,
 // then stream, as glibc tries); syslog(3) itself drops lines silently.
-std::error_code syslog_reachable() noexcept;
+UFORK_API std::error_code syslog_reachable() noexcept;
 
 // fork(2) with every signal blocked across it, so the child runs no handler
 // of the parent's before it has set its own; the caller's mask is back in
@@ -99,10 +99,10 @@ unsigned random_seed() noexcept;
 // The process's environment (environ), as the arbiter found it.
 char* const* environment() noexcept;
 // An executable regular file (access X_OK).
-bool executable(const std::string& path) noexcept;
+UFORK_API bool executable(const std::string& path) noexcept;
 // A program name without a '/' found as execvp would (PATH, or its default):
 // "DIR/name", or empty if no directory holds it.
-std::string find_in_path(const std::string& name);
+UFORK_API std::string find_in_path(const std::string& name);
 // A SOCK_DGRAM socket bound to an abstract unix name (no file), CLOEXEC,
 // non-blocking, with SO_PASSCRED: the NOTIFY_SOCKET of exec'd workers.
 result<unique_fd> make_notify_listener(const std::string& abstract_name);
@@ -159,6 +159,11 @@ int change_dir(const char* path) noexcept;
 // The decimal digits of v and a NUL at `at` (room for 21 bytes).
 void write_decimal(char* at, long v) noexcept;
 void set_environment(char* const* envp) noexcept;  // environ = envp
+// The process's title, as ps, top and htop show it: written over the
+// strings argv points to (and, with `with_env`, the environment strings
+// after them: only once environ points elsewhere), the rest zeroed, cut to
+// fit; and its name (comm: the title up to " (", 15 bytes) by prctl(PR_SET_NAME).
+void set_title(const char* title, bool with_env) noexcept;
 // setgroups, setgid, setuid (if set_uid), in that order; 0 or the errno
 // and which step failed (1, 2, 3).
 int drop_privileges(const identity& who, bool set_uid, int* failed_step) noexcept;

@@ -277,6 +277,30 @@ TEST(cli, version_help_and_misplaced_flags_say_what_they_mean) {
   EXPECT_EQ(pool.count("stopping 1 worker \\(graceful"), 1u);
 }
 
+// ps, top and htop show what each process is: the arbiter and each worker
+// with its slot and generation (cmdline), their names (comm) likewise.
+TEST(cli, process_titles_name_the_arbiter_and_each_worker) {
+  auto control = temp_path("titles.sock");
+  auto pool = ufork({"hello", "--workers", "2", "--bind", "127.0.0.1:0", "--control", control});
+  pool.wait_for("ufork hello: ready, 2 workers");
+  auto read = [](pid_t pid, const char* file) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    return text.substr(0, text.find_first_of(std::string("\0\n", 2)));
+  };
+  std::string args = "(hello --workers 2 --bind 127.0.0.1:0 --control " + control + ")";
+  EXPECT_EQ(read(pool.pid(), "cmdline"), ("ufork: arbiter " + args).substr(0, read(pool.pid(), "cmdline").size()));
+  EXPECT_EQ(read(pool.pid(), "comm"), "ufork: arbiter");
+  for (const auto& w : ctl(control, "workers")["data"]) {
+    pid_t pid = w["pid"].get<pid_t>();
+    std::string id = std::to_string(w["id"].get<int>());
+    EXPECT_EQ(read(pid, "cmdline").rfind("ufork: worker " + id + " gen 1 (hello", 0), 0u) << read(pid, "cmdline");
+    EXPECT_EQ(read(pid, "comm"), "ufork: worker " + id);
+  }
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 // --syslog logs to syslog too: in the foreground the terminal keeps every
 // line. Where /dev/log cannot be reached that is said once and the terminal
 // goes on; a daemon with nothing else to log to is refused.
