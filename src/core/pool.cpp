@@ -329,6 +329,29 @@ void pool::reap_orphans() {
   });
 }
 
+// As PID 1 does at its end: the orphans it adopted and that still run (a
+// worker's child that daemonized, leaving the worker's group) are stopped,
+// SIGTERM then SIGKILL after graceful_timeout, and reaped.
+void pool::stop_orphans() {
+  std::vector<sys::unique_fd> left;
+  for (pid_t pid : sys::children_of(sys::own_pid()))
+    if (auto fd = sys::pidfd_open(pid)) {
+      (void)sys::pidfd_send_signal(fd->get(), SIGTERM);
+      (void)sys::pidfd_send_signal(fd->get(), SIGCONT);
+      left.push_back(std::move(fd).value());
+    }
+  if (left.empty()) return;
+  log("stopping the orphans it adopted: {} (SIGTERM, SIGKILL after {} ms)", left.size(), opts_.graceful_timeout.count());
+  auto until = clock::now() + opts_.graceful_timeout;
+  for (auto& fd : left) {
+    auto ms = std::chrono::duration_cast<milliseconds>(until - clock::now()).count();
+    if (!sys::child::wait_readable(fd.get(), static_cast<int>(std::max<long long>(ms, 0))))
+      (void)sys::pidfd_send_signal(fd.get(), SIGKILL);
+    sys::reap_pidfd(fd.get());
+    ++counters_.orphans_reaped;
+  }
+}
+
 void pool::install_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -470,6 +493,7 @@ int pool::supervise(bool own_signals) {
     update_manager(now);
     if (attachment_.after_turn) attachment_.after_turn();
   }
+  if (reap_orphans_) stop_orphans();
   if (gave_up_)
     log("gave up; exit {}", exit_boot_failure);
   else

@@ -151,6 +151,7 @@ class pool {
   void abandon() noexcept;
   void finish(std::shared_ptr<log_sink> base_sink) noexcept;
   void install_signals();
+  void stop_orphans();
   void restore_signals() noexcept;
   void on_signal();
   void on_wake();

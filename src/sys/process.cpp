@@ -121,6 +121,18 @@ fd_count fd_usage(pid_t pid) {
   return c;
 }
 
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto child = static_cast<pid_t>(std::stol(name));
+    if (parent_of(child) == pid) out.push_back(child);
+  }
+  return out;
+}
+
 pid_t process_group_of(pid_t pid) noexcept {
   pid_t g = ::getpgid(pid);
   return g < 0 ? 0 : g;

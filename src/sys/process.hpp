@@ -20,6 +20,8 @@ namespace ufork::sys {
 
 // The parent of pid, from /proc/PID/stat; 0 if it is gone.
 pid_t parent_of(pid_t pid);
+// The processes whose parent is `pid` (/proc scanned: for a stop, not a loop).
+std::vector<pid_t> children_of(pid_t pid);
 // getpgid(2): pid's process group; 0 if it is gone.
 pid_t process_group_of(pid_t pid) noexcept;
 // getpid(2), getppid(2), geteuid(2).

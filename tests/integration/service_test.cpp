@@ -179,6 +179,20 @@ TEST(service, ctl_check_is_for_status_alone) {
   EXPECT_EQ(run_program(UFORK_CLI_PATH, {"ctl", "--socket", "/nonexistent", "workers", "--check"}).code, 2);
 }
 
+// With --subreaper, an orphan the pool adopted (a worker's child that left
+// the worker's group with setsid, as a daemon does) is stopped at the end,
+// as PID 1 would stop it.
+TEST(service, a_subreaper_stops_the_orphans_it_adopted) {
+  auto pool = ufork({"run", "--subreaper", "--workers", "1", "--", "/bin/sh", "-c",
+                     "setsid /bin/sh -c 'echo orphan $$; exec sleep 100' & exec sleep 100"});
+  pid_t orphan = std::stoi(pool.wait_for("\\] orphan (\\d+)$")[1]);
+  pool.wait_for("ufork run: ready, 1 worker");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(pool.count("stopping the orphans it adopted: 1 "), 1u);
+  EXPECT_TRUE(gone(orphan)) << "pid " << orphan << " outlived the pool";
+}
+
 // ufork as PID 1 of a new PID namespace, its worker starting short-lived
 // grandchildren whose parent exits at once: each is re-parented to PID 1.
 TEST(service, as_pid_1_it_reaps_every_orphan_and_stops_on_sigterm) {
