@@ -188,8 +188,8 @@ class pool {
   void on_notify(int fd);
   void on_notify_line(process& p, std::string_view line, clock::time_point now);
   process* notifier(pid_t sender);
-  std::unordered_set<pid_t> strangers_;
-  std::string title_suffix_;  // " (hello --bind 127.0.0.1:7777)": the program's arguments, for process titles  // senders found to be no worker's (at most 1,024, then forgotten)
+  std::unordered_set<pid_t> strangers_;  // senders found to be no worker's (at most 1,024, then forgotten)
+  std::string title_suffix_;  // " (hello --bind 127.0.0.1:7777)": the program's arguments, for process titles
   void on_setup_pipe(pid_t pid);
   void close_setup_pipe(process& p);
   policy::timeouts timeouts_of(const process& p) const;

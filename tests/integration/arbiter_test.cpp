@@ -605,9 +605,12 @@ TEST(arbiter, stops_on_sigterm_and_leaves_no_process_behind) {
 }
 
 // A stop reaches a worker that left the group it was started in (both join
-// their arbiter's): slot 0 stops when asked, slot 1 ignores SIGTERM and is
-// killed at the graceful deadline. Each left a child of its own in the group
-// it left, which goes too.
+// their arbiter's, when the test says so: after the fork, the arbiter puts
+// the child in its own group too, whichever runs first): slot 0 stops when
+// asked, slot 1 ignores SIGTERM and is killed at the graceful deadline. Each
+// left a child of its own in the group it left, which goes too.
+volatile std::sig_atomic_t move_now = 0;
+
 TEST(arbiter, stops_workers_that_left_their_process_group) {
   pool_process pool([] {
     auto o = test_options(2);
@@ -618,15 +621,24 @@ TEST(arbiter, stops_workers_that_left_their_process_group) {
       if (left_behind == 0) {
         for (;;) ::pause();
       }
-      int moved = ::setpgid(0, ::getpgid(::getppid()));
-      say("moved slot=" + std::to_string(w.id()) + " rc=" + std::to_string(moved) +
-          " pgid=" + std::to_string(::getpgrp()) + " left_behind=" + std::to_string(left_behind));
+      std::signal(SIGUSR1, [](int) { move_now = 1; });
       if (w.id() == 1) std::signal(SIGTERM, SIG_IGN);
-      beat_until_stopped(w);
+      for (bool moved = false; !w.stopping();) {
+        w.heartbeat();
+        if (move_now && !moved) {
+          moved = true;
+          int rc = ::setpgid(0, ::getpgid(::getppid()));
+          say("moved slot=" + std::to_string(w.id()) + " rc=" + std::to_string(rc) +
+              " pgid=" + std::to_string(::getpgrp()) + " left_behind=" + std::to_string(left_behind));
+        }
+        pollfd pfd{w.stop_fd(), POLLIN, 0};
+        (void)::poll(&pfd, 1, 50);
+      }
     };
     return run_pool(o, h);
   });
   auto pids = to_pids(pool.wait_count("event ready slot=\\d gen=1 pid=(\\d+)", 2));
+  for (pid_t pid : pids) ::kill(pid, SIGUSR1);  // ready: the arbiter's setpgid after the fork is long done
   auto left = to_pids(pool.wait_count("moved slot=\\d rc=0 pgid=\\d+ left_behind=(\\d+)", 2));
   for (pid_t pid : pids) EXPECT_NE(::getpgid(pid), pid) << "pid " << pid << " is still its group's leader";
   pool.signal(SIGTERM);
