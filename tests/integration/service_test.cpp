@@ -305,7 +305,8 @@ TEST(cli, process_titles_name_the_arbiter_and_each_worker) {
   std::string args = "(hello --workers 2 --bind 127.0.0.1:0 --control " + control + ")";
   EXPECT_EQ(read(pool.pid(), "cmdline"), ("ufork: arbiter " + args).substr(0, read(pool.pid(), "cmdline").size()));
   EXPECT_EQ(read(pool.pid(), "comm"), "ufork: arbiter");
-  for (const auto& w : ctl(control, "workers")["data"]) {
+  json workers = ctl(control, "workers")["data"];  // a name: iterating a temporary's part would outlive it
+  for (const auto& w : workers) {
     pid_t pid = w["pid"].get<pid_t>();
     std::string id = std::to_string(w["id"].get<int>());
     EXPECT_EQ(read(pid, "cmdline").rfind("ufork: worker " + id + " gen 1 (hello", 0), 0u) << read(pid, "cmdline");

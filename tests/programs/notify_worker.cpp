@@ -58,18 +58,24 @@ int main(int argc, char** argv) {
   }
   // SIGTERM: finish the connection in hand, then exit (accept and poll are
   // interrupted: no SA_RESTART). Queued connections wait for the others.
+  // Blocked but inside ppoll, so one that comes just before it is not lost.
   struct sigaction term{};
   term.sa_handler = [](int) { g_stop = 1; };
   ::sigaction(SIGTERM, &term, nullptr);
+  sigset_t blocked, open;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  ::sigprocmask(SIG_BLOCK, &blocked, &open);
+  sigdelset(&open, SIGTERM);
   std::uint64_t usec = 0;
   int watchdog = sd_watchdog_enabled(0, &usec);
   std::printf("sd_watchdog_enabled %d\n", watchdog);
   std::fflush(stdout);
-  int every = watchdog > 0 ? static_cast<int>(usec / 4000) : -1;
+  timespec every{static_cast<time_t>(usec / 4'000'000), static_cast<long>(usec / 4 % 1'000'000 * 1000)};
   while (!g_stop) {
     if (watchdog > 0) sd_notify(0, "WATCHDOG=1");
-    pollfd pfd{SD_LISTEN_FDS_START, POLLIN, 0};
-    if (n < 1 || ::poll(&pfd, 1, every) <= 0) continue;
+    pollfd pfd{SD_LISTEN_FDS_START, POLLIN, 0};  // no socket (n < 1): the signal or the timeout only
+    if (::ppoll(&pfd, n < 1 ? 0 : 1, watchdog > 0 ? &every : nullptr, &open) <= 0) continue;
     int c = ::accept(SD_LISTEN_FDS_START, nullptr, nullptr);
     if (c < 0) continue;
     char buf[1024];
