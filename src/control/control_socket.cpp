@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <utility>
 
 #include "control/commands.hpp"
 #include "sys/process.hpp"
@@ -143,12 +144,23 @@ void control_server::out_of_fds() {
   }
   loop_.modify(listen_token_, 0);
   paused_ = true;
+  ++pauses_;
+  if (std::exchange(starved_, true)) return;  // said once for a time of want, however often the table fills
   log_("control: out of file descriptors; not accepting clients until one is free");
 }
 
 void control_server::resume_if_fds_free() {
   log_refusals_due();
-  if (!paused_) return;
+  if (!starved_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (!paused_) {  // the want is over once a second has gone by without the table filling
+    if (now - resumed_at_ < std::chrono::seconds(1)) return;
+    starved_ = false;
+    log_("control: accepting clients again" +
+         (pauses_ > 1 ? " (the fd table filled " + std::to_string(pauses_) + " times meanwhile)" : std::string()));
+    pauses_ = 0;
+    return;
+  }
   if (!reserve_) {
     auto r = sys::open_dev_null(O_RDONLY);
     if (!r) return;
@@ -156,8 +168,8 @@ void control_server::resume_if_fds_free() {
   }
   if (!sys::open_dev_null(O_RDONLY)) return;  // one more fd than the reserve: closed at once
   paused_ = false;
+  resumed_at_ = now;
   loop_.modify(listen_token_, EPOLLIN);
-  log_("control: accepting clients again");
 }
 
 void control_server::on_client(std::uint64_t id, std::uint32_t events) {

@@ -49,8 +49,10 @@ class control_server {
   ~control_server();  // closes every connection and removes the socket file
 
   // Out of fds, the listener waits outside epoll; the loop calls this after
-  // each turn (cheap unless paused) to take it back once an fd is free. It
-  // also logs the refusals counted since the last line, once a second is up.
+  // each turn (cheap unless out of fds lately) to take it back once an fd is
+  // free, and says so once a second has passed without the table filling
+  // again. It also logs the refusals counted since the last line, once a
+  // second is up.
   void resume_if_fds_free();
   // One line of the pool to the followers that want it, queued; written by
   // flush_followers(), once per batch (the sink's flush).
@@ -88,7 +90,10 @@ class control_server {
   log_fn log_;
   sys::unique_fd listen_, reserve_;
   reactor::token listen_token_ = 0;
-  bool paused_ = false;  // out of fds: the listener is not watched
+  bool paused_ = false;   // out of fds: the listener is not watched
+  bool starved_ = false;  // out of fds lately: said, and "accepting again" not yet said
+  int pauses_ = 0;        // times the table filled while starved_
+  std::chrono::steady_clock::time_point resumed_at_{};
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, client> clients_;
   int followers_ = 0;  // clients with `follow`: none, and a line costs nothing here

@@ -2,13 +2,16 @@
 // synchronously (the arbiter forks: no logger threads), in plain or JSON-lines
 // format. A write that fails (a full disk) is counted, never thrown, and the
 // file is tried again a second later: a line the failure cut short is cut
-// off the file, and the first line written after is "N lines lost".
+// off the file at once, and the first line written after is "N lines lost".
+// At the end (the arbiter stops) the file is tried once more for that line;
+// lines it still cannot take are counted on stderr.
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -44,7 +47,10 @@ using clock = std::chrono::steady_clock;
 class spdlog_sink : public log_sink {
  public:
   using factory = std::function<std::shared_ptr<spdlog::sinks::sink>()>;
-  spdlog_sink(factory make, log_format format) : make_(std::move(make)), format_(format) {
+  // make opens it; repair (may be empty) runs after a failed write closed it;
+  // where names it on stderr.
+  spdlog_sink(factory make, std::function<void()> repair, std::string where, log_format format)
+      : make_(std::move(make)), repair_(std::move(repair)), where_(std::move(where)), format_(format) {
     try {
       open();
     } catch (const spdlog::spdlog_ex& e) {
@@ -53,6 +59,24 @@ class spdlog_sink : public log_sink {
       std::string what = e.what(), errno_text = ": " + std::system_category().message(saved);
       if (what.ends_with(errno_text)) what.resize(what.size() - errno_text.size());
       throw error(saved, std::system_category(), "log: " + what);
+    }
+  }
+
+  spdlog_sink(const spdlog_sink&) = delete;
+  spdlog_sink& operator=(const spdlog_sink&) = delete;
+
+  ~spdlog_sink() override {
+    if (::getpid() != owner_) return;  // a worker's copy: the file is the arbiter's
+    try {
+      flush();
+      if (unreported_ > 0 && !sink_) {  // one last try, not a second later
+        retry_at_ = {};
+        if (retry()) flush();
+      }
+      if (unreported_ == 0) return;
+      std::string said = fmt::format("ufork: {} log lines lost at the end: {} could not be written\n", unreported_, where_);
+      (void)!::write(STDERR_FILENO, said.data(), said.size());  // best effort: nowhere else is left
+    } catch (...) {  // a destructor: nothing is left to tell
     }
   }
 
@@ -106,6 +130,7 @@ class spdlog_sink : public log_sink {
     pending_ = 0;
     marker_pending_ = false;  // if one was among them, the next says it all again
     close();
+    if (repair_) repair_();  // no half line stays in the file, even if it is never opened again
     retry_at_ = clock::now() + std::chrono::seconds(1);
   }
 
@@ -142,7 +167,10 @@ class spdlog_sink : public log_sink {
   }
 
   factory make_;
+  std::function<void()> repair_;
+  std::string where_;
   log_format format_;
+  pid_t owner_ = ::getpid();
   std::shared_ptr<spdlog::sinks::sink> sink_;
   std::vector<int> fds_;  // what the sink opened
   std::uint64_t pending_ = 0, lost_ = 0;
@@ -177,11 +205,12 @@ class tee_sink final : public log_sink {
 
 std::shared_ptr<log_sink> make_file_sink(const file_sink_options& o) {
   if (o.files < 1 || o.max_size < 1) throw_invalid("a log file set needs files >= 1 and max_size >= 1");
-  auto make = [o] {
-    (void)sys::cut_torn_tail(o.path);  // a line a failed write left half-written
+  auto repair = [path = o.path] { (void)sys::cut_torn_tail(path); };  // a line a failed write left half-written
+  auto make = [o, repair] {
+    repair();  // a process that died mid-write left it
     return std::make_shared<spdlog::sinks::rotating_file_sink_st>(o.path, o.max_size, o.files - 1);
   };
-  return std::make_shared<spdlog_sink>(make, o.format);
+  return std::make_shared<spdlog_sink>(make, repair, o.path, o.format);
 }
 
 std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format format) {
@@ -191,7 +220,7 @@ std::shared_ptr<log_sink> make_syslog_sink(const std::string& ident, log_format 
   auto make = [ident] {
     return std::make_shared<spdlog::sinks::syslog_sink_st>(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON, false);
   };
-  auto sink = std::make_shared<spdlog_sink>(make, format);
+  auto sink = std::make_shared<spdlog_sink>(make, nullptr, "syslog", format);
   sys::syslog_open.store(true, std::memory_order_relaxed);
   return sink;
 }

@@ -18,7 +18,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
+#include <sstream>
 
 #include "client.hpp"
 #include "harness.hpp"
@@ -321,6 +323,46 @@ TEST_F(daemon_dir, a_write_cut_short_by_a_full_disk_leaves_no_torn_line_and_says
   ASSERT_EQ(numbers.size(), static_cast<std::size_t>(100 - lost + 10));
   for (int i = 0; i < 100 - lost; ++i) EXPECT_EQ(numbers[static_cast<std::size_t>(i)], i);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(numbers[static_cast<std::size_t>(100 - lost + i)], 100 + i);
+}
+
+// The pool stops while the disk is full (issue 26.8): the file still ends on
+// a whole line, and what it could not take is counted on stderr. With room
+// again by then, the "lines lost" line is written at the end, not a second
+// later.
+TEST_F(daemon_dir, a_full_disk_at_the_end_leaves_whole_lines_and_the_loss_counted) {
+  for (bool room_at_the_end : {false, true}) {
+    std::string path = (dir_ / (room_at_the_end ? "room.log" : "full.log")).string();
+    pool_process child([path, room_at_the_end] {
+      ::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead
+      rlimit small{1000, RLIM_INFINITY};
+      if (::setrlimit(RLIMIT_FSIZE, &small) != 0) return 2;
+      auto sink = make_file_sink({path, 1 << 20, 1, log_format::plain});
+      for (int i = 0; i < 100; ++i) {
+        sink->write({-1, 1, stream_kind::arbiter, "stopping line " + std::to_string(i) + " padded to some length"});
+        sink->flush();
+      }
+      say("lost " + std::to_string(sink->lost()));
+      rlimit room{RLIM_INFINITY, RLIM_INFINITY};
+      if (room_at_the_end && ::setrlimit(RLIMIT_FSIZE, &room) != 0) return 2;
+      sink.reset();  // the arbiter's end
+      return 0;
+    });
+    int lost = std::stoi(child.wait_for("^lost (\\d+)$")[1]);
+    EXPECT_GT(lost, 50);
+    EXPECT_EQ(child.wait_exit(), 0);
+    std::string said = "ufork: " + std::to_string(lost) + " log lines lost at the end: " + path + " could not be written";
+    EXPECT_EQ(std::count(child.lines().begin(), child.lines().end(), said), room_at_the_end ? 0 : 1);
+
+    std::ifstream f(path);
+    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    ASSERT_FALSE(all.empty());
+    EXPECT_EQ(all.back(), '\n') << "a torn last line: " << all.substr(all.rfind('\n') + 1);
+    std::regex whole(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[ufork\] (stopping line \d+ padded to some length|(\d+) lines lost: the log could not be written)$)");
+    std::istringstream lines(all);
+    std::string last;
+    for (std::string l; std::getline(lines, l); last = l) EXPECT_TRUE(std::regex_match(l, whole)) << l;
+    EXPECT_EQ(last.ends_with(std::to_string(lost) + " lines lost: the log could not be written"), room_at_the_end) << last;
+  }
 }
 
 TEST_F(daemon_dir, json_lines_carry_time_worker_pid_stream_and_line) {
