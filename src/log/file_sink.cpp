@@ -66,7 +66,7 @@ class spdlog_sink : public log_sink {
   spdlog_sink& operator=(const spdlog_sink&) = delete;
 
   ~spdlog_sink() override {
-    if (::getpid() != owner_) return;  // a worker's copy: the file is the arbiter's
+    if (sys::own_pid() != owner_) return;  // a worker's copy: the file is the arbiter's
     try {
       flush();
       if (unreported_ > 0 && !sink_) {  // one last try, not a second later
@@ -75,7 +75,7 @@ class spdlog_sink : public log_sink {
       }
       if (unreported_ == 0) return;
       std::string said = fmt::format("ufork: {} log lines lost at the end: {} could not be written\n", unreported_, where_);
-      (void)!::write(STDERR_FILENO, said.data(), said.size());  // best effort: nowhere else is left
+      (void)sys::write_all(STDERR_FILENO, said.data(), said.size());  // best effort: nowhere else is left
     } catch (...) {  // a destructor: nothing is left to tell
     }
   }
@@ -170,7 +170,7 @@ class spdlog_sink : public log_sink {
   std::function<void()> repair_;
   std::string where_;
   log_format format_;
-  pid_t owner_ = ::getpid();
+  pid_t owner_ = sys::own_pid();
   std::shared_ptr<spdlog::sinks::sink> sink_;
   std::vector<int> fds_;  // what the sink opened
   std::uint64_t pending_ = 0, lost_ = 0;
