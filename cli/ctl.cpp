@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "client.hpp"
@@ -31,6 +32,31 @@ answer read_answer(const std::string& line) {
   if (j.is_discarded() || !j.is_object() || !j.contains("ok")) return {false, "bad answer from the arbiter: " + line};
   if (!j["ok"].get<bool>()) return {false, j.value("error", "error")};
   return {true, j.value("text", "")};
+}
+
+// The console's Tab: the words the arbiter says may come next (its command
+// table, with the commands its program added), those that start as typed.
+control_client* g_console_client = nullptr;
+std::vector<std::string> g_candidates;
+
+char* next_candidate(const char* text, int state) {
+  static std::size_t i;
+  if (state == 0) i = 0;
+  std::string_view typed(text);
+  while (i < g_candidates.size())
+    if (const std::string& c = g_candidates[i++]; c.starts_with(typed)) return ::strdup(c.c_str());
+  return nullptr;
+}
+
+char** complete_remotely(const char* text, int start, int) {
+  rl_attempted_completion_over = 1;  // no file names when nothing matches
+  g_candidates.clear();
+  auto reply = g_console_client->request("complete " + std::string(rl_line_buffer, static_cast<std::size_t>(start)), 5s);
+  auto j = reply ? nlohmann::json::parse(*reply, nullptr, false) : nlohmann::json();
+  if (j.is_object() && j.value("ok", false) && j["data"].is_array())
+    for (const auto& w : j["data"])
+      if (w.is_string()) g_candidates.push_back(w.get<std::string>());
+  return rl_completion_matches(text, next_candidate);
 }
 
 }  // namespace
@@ -103,6 +129,8 @@ int run_console(const std::string& socket) {
   if (!client) return code;
   std::cout << "connected to " << socket << "; help lists the commands, Ctrl-D leaves (the pool keeps running)\n";
   using_history();
+  g_console_client = &*client;
+  rl_attempted_completion_function = complete_remotely;
   while (char* raw = ::readline("ufork>> ")) {
     std::string line(raw);
     std::free(raw);

@@ -144,6 +144,7 @@ const std::vector<commands::builtin>& commands::builtins() {
       {"upgrade", "", "exec the program's file again (new code, same pid), then reload onto it", &commands::upgrade},
       {"reopen", "", "reopen the log files (as SIGUSR1; for logrotate)", &commands::reopen},
       {"stop", "", "stop the pool gracefully", &commands::stop},
+      {"complete", "[WORDS]", "the words that may follow WORDS (a prompt's Tab)", &commands::complete},
   };
   return table;
 }
@@ -191,6 +192,15 @@ std::vector<std::string> commands::completions(const std::string& so_far) const 
     return ids;
   }
   return {};
+}
+
+reply commands::complete(const args& words) {
+  std::string so_far;
+  for (const auto& w : words) so_far += w + " ";
+  auto next = completions(so_far);
+  std::string text;
+  for (const auto& w : next) text += (text.empty() ? "" : "\n") + w;
+  return with_data(text, next);
 }
 
 reply commands::help(const args&) {

@@ -44,6 +44,7 @@ class commands {
   };
   static const std::vector<builtin>& builtins();
   reply help(const args&);
+  reply complete(const args&);
   reply status(const args&);
   reply workers(const args&);
   reply dead(const args&);

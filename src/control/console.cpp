@@ -45,6 +45,7 @@ char* next_candidate(const char* text, int state) {
 }
 
 char** complete(const char* text, int start, int) {
+  rl_attempted_completion_over = 1;  // no file names when nothing matches
   g_candidates = g_words(std::string(rl_line_buffer, static_cast<std::size_t>(start)));
   return rl_completion_matches(text, next_candidate);
 }

@@ -119,6 +119,10 @@ TEST(control, answers_every_command_in_json) {
   EXPECT_NE(metrics["text"].get<std::string>().find("ufork_workers{state=\"ready\"} 2"), std::string::npos);
   EXPECT_NE(metrics["text"].get<std::string>().find("# TYPE ufork_requests_total counter"), std::string::npos);
   EXPECT_EQ(ask(c, "greet you")["text"], "hello you");
+  EXPECT_EQ(ask(c, "complete kill")["data"], json({"0", "1"}));  // a prompt's Tab
+  auto names = ask(c, "complete")["data"];
+  EXPECT_NE(std::find(names.begin(), names.end(), "greet"), names.end()) << names;
+  EXPECT_EQ(ask(c, "complete status")["data"], json::array());
 
   EXPECT_TRUE(ask(c, "size 3")["ok"]);
   pool.wait_for("event ready slot=2 gen=1");
@@ -899,6 +903,14 @@ TEST(console, ufork_console_gives_the_prompt_of_a_running_arbiter) {
   ASSERT_TRUE(remote.wait_for("ufork>> "));
   remote.type("greet console\r");
   ASSERT_TRUE(remote.wait_for("hello console"));
+  // Tab completes from the arbiter's command table, the program's command
+  // too (before: file names in the console's working directory).
+  ASSERT_TRUE(remote.wait_for("ufork>> "));
+  remote.type("gre\tTab\r");
+  ASSERT_TRUE(remote.wait_for("hello Tab"));
+  ASSERT_TRUE(remote.wait_for("ufork>> "));
+  remote.type("stat\t\r");
+  ASSERT_TRUE(remote.wait_for("size 2: 2 ready"));
   // The terminal goes away (its window closed): the console ends, the pool
   // keeps running. (Not Ctrl-D: one typed before the next prompt is drawn,
   // while libedit has the terminal in cooked mode, is (it seems) taken by the kernel's
