@@ -99,6 +99,33 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char
   app->add_option("--rlimit", o.rlimits, "NAME=SOFT[:HARD] for every worker: core=0, nofile=65536, as=unlimited, ...");
 }
 
+// CLI11's refusal as one line in the program's own words, naming the
+// subcommand: "ufork hello: unknown flag or argument: --frob (see ufork hello
+// --help)". --help is CLI11's own.
+int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  if (dynamic_cast<const CLI::CallForVersion*>(&e)) {
+    std::cout << e.what() << "\n";  // CLI11 ends it with no newline
+    return 0;
+  }
+  if (e.get_exit_code() == 0) return app.exit(e);
+  auto subs = app.get_subcommands();
+  std::string who = subs.empty() ? "ufork" : "ufork " + subs.front()->get_name();
+  std::string what = e.what();
+  if (dynamic_cast<const CLI::ExtrasError*>(&e)) {  // CLI11 lists them last first: in the order typed
+    std::vector<std::string> extra;
+    for (int i = 1; i < argc; ++i)
+      if (what.find(argv[i]) != std::string::npos) extra.emplace_back(argv[i]);
+    what = extra.size() == 1 ? "unknown flag or argument:" : "unknown flags or arguments:";
+    for (const auto& w : extra) what += " " + w;
+  }
+  // "--workers: 1 required INT:INT in [1, 4096] missing"
+  if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing"))
+    what = what.substr(0, colon) + ": a value is missing";
+  if (what == "A subcommand is required") what = "a subcommand is required: run, hello, ctl, console or top";
+  std::cerr << who << ": " << what << " (see " << who << " --help)\n";
+  return ufork::cli::exit_usage;
+}
+
 int parse_and_run(int argc, char** argv) {
   using namespace ufork::cli;
   CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
@@ -195,17 +222,8 @@ int parse_and_run(int argc, char** argv) {
       }
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ArgumentMismatch& e) {
-    // CLI11: "--workers: 1 required INT:INT in [1, 4096] missing".
-    std::string what = e.what();
-    if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing")) {
-      std::cerr << what.substr(0, colon) << ": a value is missing (see --help)\n";
-      return exit_usage;
-    }
-    return app.exit(e) == 0 ? 0 : exit_usage;
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : exit_usage;
+    return usage_error(app, e, argc, argv);
   }
   if (*hello) return run_hello(hello_opts);
   if (*run) return run_program(run_opts);

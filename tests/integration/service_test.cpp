@@ -352,11 +352,18 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
       {{"hello", "--metrics", "nowhere"}, "--metrics: expected HOST:PORT"},
       {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, ctl, console, top"},
       {{"top", "--socket", "/nowhere", "--interval", "0"}, "--interval: expected seconds from 0.1 to 3600, not '0'"},
+      // CLI11's own refusals, in one line and in the order typed (before: two
+      // lines, the words listed last first)
+      {{"hello", "extra", "more"}, "ufork hello: unknown flags or arguments: extra more (see ufork hello --help)"},
+      {{"run", "--frob", "--", "true"}, "ufork run: unknown flag or argument: --frob (see ufork run --help)"},
+      {{"hello", "--bind"}, "ufork hello: --bind: a value is missing (see ufork hello --help)"},
+      {{}, "ufork: a subcommand is required: run, hello, ctl, console or top (see ufork --help)"},
   };
   for (const auto& c : cases) {
     auto r = run_program(UFORK_CLI_PATH, c.args);
-    EXPECT_EQ(r.code, 2) << c.args[0] << " " << c.args[1] << ": " << r.out;
+    EXPECT_EQ(r.code, 2) << c.says << ": " << r.out;
     EXPECT_NE(r.out.find(c.says), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     EXPECT_LT(r.out.size(), 300u) << "one line, not a 300-digit bound: " << r.out;
   }
 }
