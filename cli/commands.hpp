@@ -17,6 +17,7 @@ inline constexpr int exit_unreachable = 3;
 // socket, daemon mode and where the log goes.
 struct service_options {
   int workers = 0;  // set from ufork::default_workers()
+  bool allow_empty = false;  // size 0 by ctl or SIGTTOU
   std::string control;
   std::string metrics;  // HOST:PORT of the status page
   bool daemon = false;

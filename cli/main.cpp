@@ -57,6 +57,7 @@ CLI::Validator endpoint() {
 void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char* ready_means,
                        const char* starting_default) {
   app->add_option("--workers,-w", o.workers, "worker processes")->check(whole(1, 4096))->capture_default_str();
+  app->add_flag("--allow-empty", o.allow_empty, "allow size 0 (ufork ctl size 0, SIGTTOU at 1): connections wait unanswered");
   app->add_option("--control,-c", o.control, "a control socket for ufork ctl / ufork console");
   app->add_option("--metrics", o.metrics,
                   "HOST:PORT: the arbiter serves /metrics (Prometheus), /status and a live status page at /")

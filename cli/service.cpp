@@ -48,6 +48,7 @@ service::service(const char* name, service_options& o, std::vector<std::string*>
 
 void service::apply(options& pool) const {
   pool.workers = o_.workers;
+  pool.allow_empty = o_.allow_empty;
   pool.control_path = o_.control;
   pool.metrics_address = o_.metrics;
   pool.min_ready = o_.min_ready;

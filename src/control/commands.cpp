@@ -137,7 +137,7 @@ const std::vector<commands::builtin>& commands::builtins() {
       {"workers", "", "a table of the workers", &commands::workers},
       {"dead", "", "the last 64 exits, with their reasons", &commands::dead},
       {"metrics", "", "Prometheus text exposition of the pool", &commands::metrics},
-      {"size", "N", "set the number of workers", &commands::size},
+      {"size", "N", "set the number of workers (0 only with allow_empty)", &commands::size},
       {"kill", "ID [SIGNAL]", "send a signal (default TERM) to worker ID", &commands::kill},
       {"restart", "ID", "replace worker ID, the new one ready before the old one stops", &commands::restart},
       {"reload", "", "replace every worker that way, one at a time", &commands::reload},
@@ -376,7 +376,8 @@ reply commands::metrics(const args&) {
 
 reply commands::size(const args& a) {
   auto n = a.size() == 1 ? parse_int(a[0]) : std::nullopt;
-  if (!n || *n < 0 || *n > 4096) return fail("usage: size N (0..4096)");
+  int least = pool_.opts().allow_empty ? 0 : 1;
+  if (!n || *n < 0 || *n > 4096) return fail(fmt::format("usage: size N ({}..4096)", least));
   if (auto why = pool_.resize(static_cast<int>(*n)); !why.empty()) return fail(why);
   return with_data(fmt::format("size {}", *n), json{{"size", *n}});
 }

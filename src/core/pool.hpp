@@ -41,7 +41,7 @@ namespace ufork {
 
 // Why size 0 is refused unless options::allow_empty.
 inline constexpr const char* empty_pool_refused =
-    "a pool of 0 workers leaves connections waiting unanswered (options.allow_empty allows it)";
+    "a pool of 0 workers leaves connections waiting unanswered (--allow-empty or options.allow_empty allows it)";
 
 // What the pool counts for /metrics beyond pool_counters, since it started.
 struct histogram {

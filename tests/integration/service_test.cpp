@@ -291,6 +291,29 @@ TEST(cli, version_help_and_misplaced_flags_say_what_they_mean) {
   EXPECT_EQ(pool.count("stopping 1 worker \\(graceful"), 1u);
 }
 
+// size 0 is refused naming the flag that allows it, and that flag exists
+// (before: the refusal pointed at options.allow_empty, which no flag set).
+TEST(cli, size_0_is_refused_naming_allow_empty_and_allowed_with_it) {
+  for (bool allow : {false, true}) {
+    auto control = temp_path(allow ? "empty-allowed.sock" : "empty-refused.sock");
+    std::vector<std::string> args = {"hello", "--workers", "1", "--bind", "127.0.0.1:0", "--control", control};
+    if (allow) args.insert(args.begin() + 1, "--allow-empty");
+    auto pool = ufork(args);
+    pool.wait_for("ufork hello: ready, 1 worker$");
+    auto answer = ctl(control, "size 0");
+    if (allow) {
+      EXPECT_TRUE(answer["ok"]) << answer;
+      pool.wait_for("worker 0 pid \\d+ gen 1 shrunk");
+      EXPECT_EQ(ctl(control, "status")["data"]["size"], 0);
+    } else {
+      EXPECT_FALSE(answer["ok"]);
+      EXPECT_NE(answer["error"].get<std::string>().find("--allow-empty"), std::string::npos) << answer;
+    }
+    pool.signal(SIGTERM);
+    EXPECT_EQ(pool.wait_exit(), 0);
+  }
+}
+
 // ps, top and htop show what each process is: the arbiter and each worker
 // with its slot and generation (cmdline), their names (comm) likewise.
 TEST(cli, process_titles_name_the_arbiter_and_each_worker) {
