@@ -418,7 +418,7 @@ reply commands::restart(const args& a) {
   std::string error;
   auto id = worker_id(pool_, a, error);
   if (!id) return fail(error);
-  if (auto why = pool_.reload({*id}); !why.empty()) return fail(why);
+  if (auto why = pool_.reload({*id}, "restart"); !why.empty()) return fail(why);
   return with_data(fmt::format("restarting worker {}", *id), json{{"restarting", {*id}}});
 }
 

@@ -122,7 +122,7 @@ class pool {
   // The verbs (loop's thread). Each returns why it was refused, or "".
   std::string resize(int n);
   std::error_code signal(int id, int sig);  // worker_pid(id) must be a worker
-  std::string reload(std::vector<int> ids);  // each successor ready before its predecessor stops
+  std::string reload(std::vector<int> ids, const char* name = "reload");  // name: "restart" for one by hand  // each successor ready before its predecessor stops
   void reopen_logs();
   void stop(bool fast) { begin_stop(fast, true); }
   // The in-place upgrade (core/upgrade.hpp): returns only if refused or
@@ -181,6 +181,7 @@ class pool {
   // one that replaces the current one when ready. Null if it failed (a
   // failed start of the slot).
   process* spawn(int slot, clock::time_point now, bool reload = false);
+  void reload_done_yet();  // says "reload: done" once its last predecessor has exited
   void reload_next(clock::time_point now);
   bool reloading() const;
   int successors_starting() const;
@@ -268,6 +269,7 @@ class pool {
   std::vector<char> buf_;
   std::deque<int> reload_queue_;  // slots still to reload (or recycle), one at a time
   bool operator_reload_ = false;  // the queue is a reload's (not only recycling)
+  const char* reload_name_ = "reload";  // its name in the log: reload, restart
   std::uint64_t requests_of_exited_ = 0;
   clock::time_point started_ = clock::now();
 

@@ -167,11 +167,15 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   return &ref;
 }
 
-std::string pool::reload(std::vector<int> slots) {
+std::string pool::reload(std::vector<int> slots, const char* name) {
   if (stopping_) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
-  log("reload: {}, one at a time", workers_count(slots.size()));
+  if (slots.size() == 1 && std::string_view(name) == "restart")
+    log("restart: worker {}, its successor ready first", slots.front());
+  else
+    log("{}: {}, one at a time", name, workers_count(slots.size()));
   operator_reload_ = true;
+  reload_name_ = name;
   auto usec = std::chrono::duration_cast<std::chrono::microseconds>(clock::now().time_since_epoch()).count();
   tell_manager(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", usec));
   manager_.reloading = true;
@@ -343,7 +347,17 @@ void pool::on_ready(process& p, clock::time_point now) {
     stop_worker(*old, recycled ? exit_reason::recycled : exit_reason::replaced, now);
   }
   reload_next(now);
-  if (reload_queue_.empty() && !reloading() && std::exchange(operator_reload_, false)) log("reload: done");
+  reload_done_yet();
+}
+
+// A reload is done when its last predecessor has exited (its "replaced"
+// line said), not when its last successor is ready.
+void pool::reload_done_yet() {
+  if (!operator_reload_ || !reload_queue_.empty() || reloading()) return;
+  for (const auto& [pid, p] : table_.processes())
+    if (p->state == worker_state::stopping && p->reason == exit_reason::replaced) return;
+  operator_reload_ = false;
+  log("{}: done", reload_name_);
 }
 
 void pool::on_exit(pid_t pid) {
@@ -418,6 +432,7 @@ void pool::on_exit(pid_t pid) {
   else
     log("{}{}", e.describe(), next);
   if (failed) check_give_up();
+  if (e.reason == exit_reason::replaced) reload_done_yet();
 }
 
 // The slot's current worker is gone: the policy says when the next may be

@@ -136,8 +136,10 @@ TEST(control, answers_every_command_in_json) {
   EXPECT_EQ(dead["data"][0]["signal"], "SIGKILL");
 
   EXPECT_TRUE(ask(c, "restart 0")["ok"]);
+  pool.wait_for("restart: worker 0, its successor ready first");  // before: "reload: 1 workers"
   pool.wait_for("event ready slot=0 gen=2");
   pool.wait_for("event exit worker 0 pid \\d+ gen 1 replaced");
+  pool.wait_for("restart: done");
   EXPECT_TRUE(ask(c, "reload")["ok"]);
   pool.wait_count("reload: done", 1);
   pool.wait_count("event exit worker \\d .* replaced", 4);  // restart's one and reload's three
@@ -402,8 +404,9 @@ TEST(control, a_follower_sees_every_line_and_the_pools_events_in_order) {
   follow_to({R"(worker 0 pid \d+ hung: no heartbeat)", R"(worker 0 pid \d+ gen 2 spawned)",
              R"(worker 0 pid \d+ gen 2 ready)"});
   ASSERT_TRUE(ask(ctl, "reload")["ok"]);
+  // Done once the last predecessor has exited (before: said before its "replaced").
   follow_to({R"(reload: 2 workers, one at a time)", R"(worker 0 pid \d+ gen 3 ready)",
-             R"(worker 1 pid \d+ gen 3 ready)", R"(reload: done)"});
+             R"(worker 1 pid \d+ gen 3 ready)", R"(worker 1 pid \d+ gen \d+ replaced)", R"(reload: done)"});
   ASSERT_TRUE(ask(ctl, "stop")["ok"]);
   follow_to({R"(all workers stopped)"});
   EXPECT_FALSE(next()) << "the stream ends with the arbiter";
