@@ -95,6 +95,7 @@ upgrade::state pool::handover(int reply_fd) const {
 // The workers of the image before, as it had them; then (unless that image
 // is this one, back after a failed upgrade) a reload replaces them all.
 void pool::adopt(const upgrade::state& s) {
+  started_ = clock::now() - sys::own_age();  // the same process: its uptime goes on
   size_ = s.size;
   table_.resize(static_cast<int>(s.generations.size()));
   for (std::size_t i = 0; i < s.generations.size(); ++i) table_.slot(static_cast<int>(i)).generation = s.generations[i];

@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstddef>
+#include <ctime>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -61,6 +62,23 @@ pid_t parent_of(pid_t pid) {
   long ppid = 0;
   if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) return 0;
   return static_cast<pid_t>(ppid);
+}
+
+std::chrono::nanoseconds own_age() {
+  std::ifstream f("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');  // the command may hold spaces and parentheses
+  timespec boot{};
+  if (close == std::string::npos || close + 2 > stat.size() || ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0) return {};
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22) {  // starttime: clock ticks after boot
+      auto since_boot = std::chrono::seconds(boot.tv_sec) + std::chrono::nanoseconds(boot.tv_nsec);
+      auto started = std::chrono::nanoseconds(std::stoll(field) * 1'000'000'000 / ::sysconf(_SC_CLK_TCK));
+      return std::max(since_boot - started, std::chrono::nanoseconds::zero());
+    }
+  return {};
 }
 
 int usable_cpus() noexcept {

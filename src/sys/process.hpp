@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -26,6 +27,9 @@ std::vector<pid_t> children_of(pid_t pid);
 pid_t process_group_of(pid_t pid) noexcept;
 // getpid(2), getppid(2), geteuid(2).
 pid_t own_pid() noexcept;
+// How long this process has run (/proc/self/stat's start time, kept across
+// an exec: an upgraded arbiter's age is the first image's); 0 if unknown.
+std::chrono::nanoseconds own_age();
 pid_t parent_pid() noexcept;
 uid_t effective_uid() noexcept;
 // The CPUs this process may run on (sched_getaffinity); 1 if unknown.

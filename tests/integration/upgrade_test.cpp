@@ -154,7 +154,8 @@ TEST(upgrade, new_code_same_pid_the_workers_replaced_under_load_with_nothing_los
   pool.wait_for("pid " + std::to_string(victim) + " gen \\d+ crashed: killed by SIGKILL");
   pool.wait_count("event ready slot=\\d+ pid=\\d+ build=A", 3);
   auto old_workers = worker_pids(control);
-  auto spawned_before = ctl(control, "status")["data"]["counters"]["spawned"].get<int>();
+  auto status_before = ctl(control, "status")["data"];
+  auto spawned_before = status_before["counters"]["spawned"].get<int>();
 
   load clients(port);
   d.install(UFORK_UPGRADE_B);
@@ -164,6 +165,8 @@ TEST(upgrade, new_code_same_pid_the_workers_replaced_under_load_with_nothing_los
       << answer.dump();
   pool.wait_for("reload: done");
   pool.wait_count("event ready slot=\\d+ pid=\\d+ build=B", 2);
+  // The same process: its uptime goes on (before: it started again at 0).
+  EXPECT_GE(ctl(control, "status")["data"]["uptime"].get<double>(), status_before["uptime"].get<double>());
   EXPECT_TRUE(clients.wait_for("build B", 20s));
   clients.stop();
 
