@@ -30,10 +30,13 @@ install(FILES ${PROJECT_BINARY_DIR}/uforkConfig.cmake ${PROJECT_BINARY_DIR}/ufor
         DESTINATION ${UFORK_CMAKE_DIR})
 
 # A static libufork needs fmt on the consumer's link line; a shared one does not.
+# Boost.Stacktrace has no .pc file: its library by name.
 if(BUILD_SHARED_LIBS)
   set(UFORK_PC_REQUIRES "Requires.private")
+  set(UFORK_PC_STATIC_LIBS "")
 else()
   set(UFORK_PC_REQUIRES "Requires")
+  set(UFORK_PC_STATIC_LIBS " -lboost_stacktrace_backtrace")
 endif()
 configure_file(cmake/ufork.pc.in ${PROJECT_BINARY_DIR}/ufork.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ufork.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -4,12 +4,17 @@
 #include <execinfo.h>
 #include <unistd.h>
 
+#include <utility>  // before Boost (Boost 1.74 with g++ 12 in C++20)
+
+#include <boost/stacktrace.hpp>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include "core/spawn.hpp"
 #include "core/scoreboard.hpp"
@@ -33,12 +38,24 @@ void on_sigterm(int) noexcept {
 
 // SIGABRT, from the arbiter when the worker is hung (or from abort()): write
 // this thread's stack to stderr so the log shows where it hung, then die of
-// SIGABRT. backtrace_symbols_fd does not allocate.
+// SIGABRT. First the raw frames (backtrace_symbols_fd does not allocate),
+// then the same with function names, files and lines, from the debug info
+// (Boost.Stacktrace on libbacktrace). That second part allocates: a worker
+// hung inside malloc may hang there too, with the raw frames already out,
+// and the arbiter's SIGKILL at kill_timeout ends it either way.
 void on_sigabrt(int) noexcept {
   write_str("ufork: SIGABRT in worker; stack:\n");
   void* frames[64];
   int n = ::backtrace(frames, 64);
   ::backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  try {
+    write_str("ufork: the same, symbolized:\n");
+    for (const auto& frame : boost::stacktrace::stacktrace(1, 64)) {  // from the frame that was interrupted
+      std::string line = "  " + boost::stacktrace::to_string(frame) + "\n";
+      sys::child::write(STDERR_FILENO, line.data(), line.size());
+    }
+  } catch (...) {  // out of memory: the raw frames are out
+  }
   sys::reraise(SIGABRT);
 }
 

@@ -191,6 +191,9 @@ TEST(arbiter, kills_a_ready_worker_without_heartbeat_after_a_stack_trace) {
   });
   pool.wait_for("worker 0 pid \\d+ hung: no heartbeat for .* \\(timeout\\); sending SIGABRT");
   pool.wait_for("\\[worker 0 pid \\d+ err\\] ufork: SIGABRT in worker; stack:");
+  // Then where it hung by name, file and line: this file's loop above.
+  pool.wait_for("\\[worker 0 pid \\d+ err\\] ufork: the same, symbolized:");
+  pool.wait_for("\\[worker 0 pid \\d+ err\\]   .* at .*arbiter_test\\.cpp:\\d+$");
   pool.wait_for("event exit worker 0 pid \\d+ gen 1 hung: killed by SIGABRT.*\\(no heartbeat for .* \\(timeout\\)\\)");
   pool.wait_count("event ready slot=0 gen=2", 1);
   pool.signal(SIGTERM);
