@@ -389,18 +389,89 @@ class _Prompt(code.InteractiveConsole):
         self._thread = None
         self._tty = None
         self._showing = None  # the prompt while input is awaited
+        self._prompt = None
+        self._drawing = threading.Lock()
+        self._rl = None  # GNU readline's C functions, for the redraw
+        self._redisplay = self._redisplay_slot = self._rl_state = None
+        self._hooked = False  # input() goes through readline, which calls _drawn
+        self._held = False  # hide() holds _drawing until show()
+        self._awaiting = False  # raw_input holds _drawing until the hook
 
-    # The pool's lines go above the line being typed (called by the loop).
+    # The pool's lines go above the line being typed (called by the loop's
+    # thread, around each batch of lines). readline draws the prompt on the
+    # prompt's thread: _drawing is held from before input() until readline
+    # has drawn it (its pre-input hook), and by hide() until show(), so a
+    # batch never lands in a prompt half drawn. Then readline's own way:
+    # the visible line cleared, the prompt and the typed text drawn again.
     def hide(self):
-        if self._showing is not None:
-            sys.stdout.write('\r\x1b[K')
+        # Bounded: a prompt that never reaches readline's hook cannot stop the pool.
+        self._held = self._drawing.acquire(timeout=1.0)
+        if self._visible():
+            if self._rl is not None:
+                self._rl.rl_clear_visible_line()
+            else:
+                sys.stdout.write('\r\x1b[K')
             sys.stdout.flush()
 
     def show(self):
-        if self._showing is not None:
-            import readline
-            sys.stdout.write(self._showing + readline.get_line_buffer())
-            sys.stdout.flush()
+        try:
+            if self._visible():
+                if self._rl is not None:
+                    self._rl.rl_on_new_line()  # the cleared line is drawn again, whole
+                    self._rl.rl_redisplay()
+                else:
+                    import readline
+                    sys.stdout.write(self._showing + readline.get_line_buffer())
+                    sys.stdout.flush()
+        finally:
+            if self._held:
+                self._held = False
+                self._drawing.release()
+
+    def _visible(self):
+        """A prompt awaits input: readline has drawn it and not yet taken
+        the line (CPython's handler removes the callback once it has one)."""
+        if self._showing is None:
+            return False
+        return self._rl is None or bool(self._rl_state.value & 0x0080000)  # RL_STATE_CALLBACK
+
+    def _drawn(self):
+        """readline's pre-input hook: the prompt is on the screen."""
+        if self._awaiting:  # ufork>>'s own, not a later prompt of the REPL's
+            self._awaiting = False
+            self._showing = self._prompt
+            self._drawing.release()
+
+    def _hook_redisplay(self, readline):
+        """readline draws what a key changed on the prompt's thread (its echo):
+        through this wrapper it holds _drawing too, so a batch's hide() and
+        show() never run in the middle of it."""
+        try:
+            import ctypes
+            rl = ctypes.CDLL(readline.__file__)
+            slot = ctypes.c_void_p.in_dll(rl, 'rl_redisplay_function')
+            real = rl.rl_redisplay
+            rl.rl_clear_visible_line, rl.rl_on_new_line  # noqa: B018  all there
+        except (OSError, AttributeError, ValueError):
+            return  # another readline: the line redrawn by hand
+
+        def redisplay():
+            if self._awaiting:  # the prompt being drawn: raw_input holds _drawing
+                real()
+            else:
+                with self._drawing:
+                    real()
+        self._redisplay = ctypes.CFUNCTYPE(None)(redisplay)  # kept: readline calls it
+        self._redisplay_slot = (slot, slot.value)
+        self._rl_state = ctypes.c_ulong.in_dll(rl, 'rl_readline_state')
+        slot.value = ctypes.cast(self._redisplay, ctypes.c_void_p).value
+        self._rl = rl
+
+    def _unhook_redisplay(self):
+        if self._rl is not None:
+            slot, original = self._redisplay_slot
+            slot.value = original
+            self._rl = None
 
     def runcode(self, code_object):
         try:
@@ -411,17 +482,36 @@ class _Prompt(code.InteractiveConsole):
             self.showtraceback()
 
     def raw_input(self, prompt=''):
-        self._showing = prompt
+        if not self._hooked:  # input() will not use readline: no hook, no redraw
+            self._showing = prompt
+            try:
+                return input(prompt)
+            finally:
+                self._showing = None
+        self._drawing.acquire()  # released by the hook, once readline has drawn the prompt
+        self._prompt = prompt
+        self._awaiting = True
         try:
             return input(prompt)
         finally:
-            self._showing = None
+            if self._awaiting:  # input() ended before the hook ran
+                self._awaiting = False
+                self._drawing.release()
+            else:
+                with self._drawing:
+                    self._showing = None
 
     def start(self, core):
         import json
-        import readline  # noqa: F401  line editing and history: GNU readline through Python
+        import readline  # line editing and history: GNU readline through Python
         import termios
         self._core = core
+        # input() uses readline when stdin and stdout are the terminal.
+        self._hooked = sys.stdin.isatty() and sys.stdout.isatty() and sys.stdin.fileno() == 0 and sys.stdout.fileno() == 1
+        if self._hooked:
+            readline.set_pre_input_hook(self._drawn)
+        if self._hooked:
+            self._hook_redisplay(readline)
         ok, _, data = core.execute('help')
         self._commands = {c['command'] for c in json.loads(data)} if ok else set()
         self._tty = termios.tcgetattr(0)
@@ -472,6 +562,10 @@ class _Prompt(code.InteractiveConsole):
                 os.dup2(saved, 0)
                 os.close(saved)
             _readline_deprep()
+        if self._hooked:
+            import readline
+            readline.set_pre_input_hook(None)  # the REPL's own prompt is back
+            self._unhook_redisplay()
         if self._tty is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, self._tty)
         print()
