@@ -9,6 +9,7 @@
 #include <boost/stacktrace.hpp>
 
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,25 +37,37 @@ void on_sigterm(int) noexcept {
   errno = saved;
 }
 
+// One frame's address as "  0x7f5e2a1b3c4d\n", without allocating.
+void write_address(const void* frame) noexcept {
+  char text[2 + 2 + 2 * sizeof(void*) + 1] = {' ', ' ', '0', 'x'};
+  auto v = reinterpret_cast<std::uintptr_t>(frame);
+  std::size_t at = 4;
+  for (int shift = 8 * sizeof(void*) - 4; shift >= 0; shift -= 4) text[at++] = "0123456789abcdef"[(v >> shift) & 0xf];
+  text[at++] = '\n';
+  sys::child::write(STDERR_FILENO, text, at);
+}
+
 // SIGABRT, from the arbiter when the worker is hung (or from abort()): write
 // this thread's stack to stderr so the log shows where it hung, then die of
-// SIGABRT. First the raw frames (backtrace_symbols_fd does not allocate),
-// then the same with function names, files and lines, from the debug info
+// SIGABRT. First the raw addresses (nothing here allocates), then the same
+// frames with function names, files and lines, from the debug info
 // (Boost.Stacktrace on libbacktrace). That second part allocates: a worker
-// hung inside malloc may hang there too, with the raw frames already out,
-// and the arbiter's SIGKILL at kill_timeout ends it either way.
+// hung inside malloc may hang there too, with the addresses already out,
+// and the arbiter's SIGKILL at kill_timeout ends it either way. (Not
+// backtrace_symbols_fd: it names the program by its argv[0], which is the
+// process title now, a whole command line on each frame.)
 void on_sigabrt(int) noexcept {
   write_str("ufork: SIGABRT in worker; stack:\n");
   void* frames[64];
   int n = ::backtrace(frames, 64);
-  ::backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  for (int i = 1; i < n; ++i) write_address(frames[i]);  // from the frame that was interrupted
   try {
     write_str("ufork: the same, symbolized:\n");
-    for (const auto& frame : boost::stacktrace::stacktrace(1, 64)) {  // from the frame that was interrupted
+    for (const auto& frame : boost::stacktrace::stacktrace(1, 64)) {
       std::string line = "  " + boost::stacktrace::to_string(frame) + "\n";
       sys::child::write(STDERR_FILENO, line.data(), line.size());
     }
-  } catch (...) {  // out of memory: the raw frames are out
+  } catch (...) {  // out of memory: the addresses are out
   }
   sys::reraise(SIGABRT);
 }

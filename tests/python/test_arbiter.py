@@ -250,12 +250,14 @@ def post_fork():
     print('replacement up', flush=True)
 a = ufork.Arbiter(post_fork=post_fork, size=1, printfunc=stop_after(1, 'replacement up'))
 a.run()
-print('timed out', a.timed_out_children, [d.name for d in a.dead_workers][:1])
+print('timed out', a.timed_out_children, [d.name for d in a.dead_workers])
 ''')
     assert p.finish() == 0, p.output()
     out = p.output()
     assert 'wedging' in out
-    m = re.search(r'timed out (\d+) \[\'killed by (SIGABRT|SIGKILL)', out)
+    # Its exit among the pool's, in any order: the replacement may stop first
+    # while the hung one still writes its stack.
+    m = re.search(r'timed out (\d+) \[.*\'killed by (SIGABRT|SIGKILL)', out)
     assert m and int(m.group(1)) >= 1, out
 
 
