@@ -39,7 +39,7 @@ measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid, $5...: 
   local before after name=$1 url=$2 conns=$3 pid=$4
   shift 4
   before=$(cpu_ns "$pid")
-  /usr/bin/time -f "%U %S" -o "$tmp/wrk-cpu.txt" wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" "$url" > "$tmp/wrk.txt"
+  /usr/bin/time -f "%U %S" -o "$tmp/wrk-cpu.txt" wrk -t"${threads:-2}" -c"$conns" -d"${secs}s" --latency "$@" "$url" > "$tmp/wrk.txt"
   after=$(cpu_ns "$pid")
   errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
   requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")

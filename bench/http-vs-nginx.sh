@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ufork hello against nginx, measured in the same run with wrk: requests/s
-# and p99 latency at -c64 and -c256, 2 workers each, keep-alive and with a
-# new connection per request (3 rounds; see round() below), plus the read errors
+# and p99 latency at -c64 and -c256, 2 workers each, keep-alive with two
+# client shapes (wrk -t1 and -t2: one client thread spreads its connections
+# differently), and with a new connection per request (5 rounds; see
+# round() below), plus the read errors
 # wrk sees when each server is stopped gracefully mid-run. Not part of
 # `make test`: run it on a quiet machine, as root (installs wrk and nginx).
 #   bench/http-vs-nginx.sh [BUILD_DIR] [SECONDS]
@@ -60,7 +62,7 @@ graceful() {  # $1: url, $2: pid, $3: signal
 # per request over its turns (their means: the turns are equally long),
 # the highest of the turns' p99s, their socket errors summed (and wrk's
 # own CPU per request, a mean too).
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
 slices=${SLICES:-5}
 fold() {  # the turns in $1, one line for the round appended to $2
   awk '{ r += $1; p = $2; if (p ~ /us$/) p /= 1000; else if (p ~ /ms$/) p += 0; else if (p ~ /s$/) p *= 1000
@@ -95,11 +97,15 @@ ufork_reuseport_pid=$ufork_pid
 # leaves freed but kept would hide what idle connections cost).
 idle_nginx=$("$idle" 7801 "$nginx_pid" 4000)
 idle_ufork=$("$idle" 7802 "$ufork_shared_pid" 4000)
-for c in 64 256; do
-  for r in $(seq "$rounds"); do
-    round $c keep-alive nginx 7801 "$nginx_pid" ufork 7802 "$ufork_shared_pid" reuseport 7803 "$ufork_reuseport_pid"
+for threads in 1 2; do
+  for c in 64 256; do
+    for r in $(seq "$rounds"); do
+      round $c keep-alive nginx-t$threads 7801 "$nginx_pid" ufork-t$threads 7802 "$ufork_shared_pid" \
+        reuseport-t$threads 7803 "$ufork_reuseport_pid"
+    done
   done
 done
+threads=2
 # A new connection per request: accept, answer, close, each time.
 for r in $(seq "$rounds"); do
   round 64 close nginx-close 7801 "$nginx_pid" ufork-close 7802 "$ufork_shared_pid"
@@ -112,15 +118,17 @@ rounds_of() {  # $1: file, $2: nginx's file
     q = $(k + 2); if (q ~ /us$/) q /= 1000; else if (q ~ /ms$/) q += 0; else if (q ~ /s$/) q *= 1000
     printf "%s%.2f%s", (NR > 1 ? ", " : ""), $1 / $(k + 1), (p <= q ? "" : " (p99 above)") }'
 }
-echo "| server (2 workers) | connections | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median | wrk's CPU per request, median | runs with socket errors |"
-echo "|---|---|---|---|---|---|---|---|---|"
-for c in 64 256; do
-  n=$(median "$tmp/nginx-$c.txt" 1)
-  for name in nginx ufork reuseport; do
-    f="$tmp/$name-$c.txt"
-    label=$name; [ $name = ufork ] && label="ufork hello"; [ $name = reuseport ] && label="ufork hello --reuseport"
-    rps=$(median "$f" 1)
-    echo "| $label | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-$c.txt") | $(median "$f" 4) us | $(median "$f" 5) us | $(awk '{s += $3} END {print s}' "$f") |"
+echo "| server (2 workers) | wrk threads | connections | requests/s, median of $rounds | p99, median | ratio to nginx | each round | worker CPU per request, median | wrk's CPU per request, median | runs with socket errors |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for t in 1 2; do
+  for c in 64 256; do
+    n=$(median "$tmp/nginx-t$t-$c.txt" 1)
+    for name in nginx ufork reuseport; do
+      f="$tmp/$name-t$t-$c.txt"
+      label=$name; [ $name = ufork ] && label="ufork hello"; [ $name = reuseport ] && label="ufork hello --reuseport"
+      rps=$(median "$f" 1)
+      echo "| $label | $t | $c | $rps | $(median "$f" 2) ms | $(awk -v a="$rps" -v b="$n" 'BEGIN {printf "%.2f", a / b}') | $(rounds_of "$f" "$tmp/nginx-t$t-$c.txt") | $(median "$f" 4) us | $(median "$f" 5) us | $(awk '{s += $3} END {print s}' "$f") |"
+    done
   done
 done
 

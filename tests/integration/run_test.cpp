@@ -176,8 +176,8 @@ TEST(run, an_upgrade_keeps_the_bind_socket_and_the_notify_socket) {
   EXPECT_EQ(before.rfind("worker ", 0), 0u) << before;
   auto answer = ctl(control, "upgrade");
   ASSERT_TRUE(answer["ok"]) << answer;
-  pool.wait_for("reload: done");
   pool.wait_for("worker 0 pid \\d+ gen 1 replaced");
+  pool.wait_for("reload: done");  // after the last "replaced"
   auto workers = ctl(control, "workers");
   ASSERT_EQ(workers["data"].size(), 1u) << workers;
   EXPECT_EQ(workers["data"][0]["generation"], 2);
