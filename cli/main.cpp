@@ -7,7 +7,10 @@
 #include <charconv>
 #include <cstdlib>
 #include <iostream>
+#include <set>
+#include <sstream>
 #include <string_view>
+#include <vector>
 
 #include "commands.hpp"
 #include "ufork/options.hpp"
@@ -113,9 +116,15 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
   std::string who = subs.empty() ? "ufork" : "ufork " + subs.front()->get_name();
   std::string what = e.what();
   if (dynamic_cast<const CLI::ExtrasError*>(&e)) {  // CLI11 lists them last first: in the order typed
+    std::multiset<std::string> listed;
+    std::istringstream words(what.substr(what.find(": ") + 2));
+    for (std::string w; words >> w;) listed.insert(w);
     std::vector<std::string> extra;
     for (int i = 1; i < argc; ++i)
-      if (what.find(argv[i]) != std::string::npos) extra.emplace_back(argv[i]);
+      if (auto it = listed.find(argv[i]); it != listed.end()) {
+        extra.emplace_back(argv[i]);
+        listed.erase(it);
+      }
     what = extra.size() == 1 ? "unknown flag or argument:" : "unknown flags or arguments:";
     for (const auto& w : extra) what += " " + w;
   }

@@ -450,6 +450,7 @@ class _Prompt(code.InteractiveConsole):
             import ctypes
             rl = ctypes.CDLL(readline.__file__)
             slot = ctypes.c_void_p.in_dll(rl, 'rl_redisplay_function')
+            state = ctypes.c_ulong.in_dll(rl, 'rl_readline_state')
             real = rl.rl_redisplay
             rl.rl_clear_visible_line, rl.rl_on_new_line  # noqa: B018  all there
         except (OSError, AttributeError, ValueError):
@@ -463,7 +464,7 @@ class _Prompt(code.InteractiveConsole):
                     real()
         self._redisplay = ctypes.CFUNCTYPE(None)(redisplay)  # kept: readline calls it
         self._redisplay_slot = (slot, slot.value)
-        self._rl_state = ctypes.c_ulong.in_dll(rl, 'rl_readline_state')
+        self._rl_state = state
         slot.value = ctypes.cast(self._redisplay, ctypes.c_void_p).value
         self._rl = rl
 
