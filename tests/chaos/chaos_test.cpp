@@ -195,7 +195,15 @@ TEST(chaos, the_pool_comes_back_whole_after_random_kills_and_stops_under_load) {
   for (pid_t p : children_of(arbiter)) EXPECT_NE(state_of(p), 'Z') << "zombie " << p;
   EXPECT_EQ(fd_count(arbiter), fds_before);
   long rss_after = rss_kib(arbiter);
-  EXPECT_LE(rss_after, rss_before * 11 / 10) << rss_before << " KiB -> " << rss_after << " KiB";
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's quarantine keeps what the arbiter freed (each hung worker's stack,
+  // symbolized, is dozens of lines through it): its RSS grows with the churn,
+  // not only with a leak. The unsanitized run holds it to 10 %.
+  constexpr long growth_percent = 25;
+#else
+  constexpr long growth_percent = 10;
+#endif
+  EXPECT_LE(rss_after, rss_before * (100 + growth_percent) / 100) << rss_before << " KiB -> " << rss_after << " KiB";
   std::printf("chaos: %d SIGKILL, %d SIGSTOP in %lld s; %ld requests served, %ld failed; arbiter RSS %ld -> %ld KiB\n",
               kills, stops, static_cast<long long>(faults_for.count()), served.load(), failed.load(), rss_before,
               rss_after);
