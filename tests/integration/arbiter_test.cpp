@@ -248,7 +248,10 @@ TEST(arbiter, gives_up_with_one_warning_when_no_worker_can_start) {
     return run_pool(o, h);
   });
   EXPECT_EQ(pool.wait_exit(), exit_boot_failure);
-  EXPECT_EQ(pool.count("event exit"), 12u);  // 4 slots x 3 failed starts
+  // 4 slots x 3 failed starts at least: a slot out of starts goes on (with its
+  // backoff) until every slot is, so a fast one may fail a 4th time before the
+  // slowest fails its 3rd (seen under ASan: 13).
+  EXPECT_GE(pool.count("event exit"), 12u);
   EXPECT_EQ(pool.count("WARNING: \\d of 4 workers are failing to start"), 1u);
   EXPECT_EQ(pool.count("no worker ever became ready; every slot failed 3 starts in a row; last: worker"), 1u);
   // Backoff doubles per slot: 10 ms, then 20 ms.
