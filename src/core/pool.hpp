@@ -122,7 +122,8 @@ class pool {
   // The verbs (loop's thread). Each returns why it was refused, or "".
   std::string resize(int n);
   std::error_code signal(int id, int sig);  // worker_pid(id) must be a worker
-  std::string reload(std::vector<int> ids, const char* name = "reload");  // name: "restart" for one by hand  // each successor ready before its predecessor stops
+  // Each successor ready before its predecessor stops; name says it in the log ("restart" for one by hand).
+  std::string reload(std::vector<int> ids, const char* name = "reload");
   void reopen_logs();
   void stop(bool fast) { begin_stop(fast, true); }
   // The in-place upgrade (core/upgrade.hpp): returns only if refused or

@@ -170,8 +170,8 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
 std::string pool::reload(std::vector<int> slots, const char* name) {
   if (stopping_) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
-  if (slots.size() == 1 && std::string_view(name) == "restart")
-    log("restart: worker {}, its successor ready first", slots.front());
+  if (slots.size() == 1)
+    log("{}: worker {}, its successor ready first", name, slots.front());
   else
     log("{}: {}, one at a time", name, workers_count(slots.size()));
   operator_reload_ = true;
