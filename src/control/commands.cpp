@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "control/commands.hpp"
+#include "core/signal_table.hpp"
 #include "core/exit_status.hpp"
 #include "core/pool.hpp"
 #include "sys/process.hpp"
@@ -213,7 +214,9 @@ reply commands::help(const args&) {
   };
   for (const auto& b : builtins()) add(b.name, b.params, b.help);
   for (const auto& [name, c] : registered_) add(name, "", c.help);
-  text += "  (add --json to any command for JSON)";
+  text += "  (add --json to any command for JSON)\nsignals to the arbiter (under run()):\n";
+  for (const auto& e : signal_table) text += fmt::format("  SIG{:<16} {}\n", e.name, e.does);
+  text.pop_back();
   return with_data(text, data);
 }
 

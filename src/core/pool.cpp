@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "core/pool.hpp"
+#include "core/signal_table.hpp"
 #include "core/spawn.hpp"
 #include "core/exit_status.hpp"
 #include "sys/process.hpp"
@@ -36,7 +37,6 @@ int default_workers() noexcept {
 namespace {
 
 constexpr std::size_t max_processes = 4096;  // scoreboard cells: live workers at once
-constexpr int pool_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 
 void validate(const options& o) {
   auto positive = [](milliseconds d, const char* name) {
@@ -187,7 +187,7 @@ void pool::run_posted() {
     todo.swap(posted_);
     if (stop_requested_) {
       stop_requested_ = false;
-      todo.emplace_back([this] { begin_stop(false); });
+      todo.emplace_back([this] { apply(pool_event::terminate); });
     }
   }
   for (auto& f : todo) f();
@@ -206,8 +206,8 @@ pool_status pool::snapshot() const {
     auto now = clock::now();
     pool_status s;
     s.size = size_;
-    s.stopping = stopping_;
-    s.draining = draining_;
+    s.stopping = is_stopping(phase_);
+    s.draining = phase_ == pool_phase::draining;
     s.ready = ready();
     s.min_ready = opts_.min_ready;
     for (const auto& [pid, p] : table_.processes()) s.workers.push_back(info(*p, now));
@@ -242,7 +242,7 @@ std::vector<int> pool::all_ids() const {
 }
 
 std::string pool::resize(int n) {
-  if (stopping_) return "the pool is stopping";
+  if (is_stopping(phase_)) return "the pool is stopping";
   if (n == 0 && !opts_.allow_empty) return empty_pool_refused;
   do_resize(n);
   return {};
@@ -267,7 +267,7 @@ int pool::ready_count() const noexcept {
   return n;
 }
 
-bool pool::ready() const noexcept { return !draining_ && !stopping_ && ready_count() >= opts_.min_ready; }
+bool pool::ready() const noexcept { return phase_ == pool_phase::running && ready_count() >= opts_.min_ready; }
 
 // NOTIFY_SOCKET from ufork's own manager (systemd): ours to speak to; the
 // workers never see it (spawn.cpp). WATCHDOG_PID, when set, must be us.
@@ -297,7 +297,7 @@ void pool::update_manager(clock::time_point now) {
   int ready = ready_count();
   std::string msg;
   bool reload_done = reload_queue_.empty() && !reloading();
-  if (!stopping_ && ready >= opts_.min_ready) {
+  if (!is_stopping(phase_) && ready >= opts_.min_ready) {
     if (!manager_.ready_sent)
       msg += fmt::format("READY=1\nMAINPID={}\n", sys::own_pid());
     else if (manager_.reloading && reload_done)
@@ -306,7 +306,7 @@ void pool::update_manager(clock::time_point now) {
     if (reload_done) manager_.reloading = false;
   }
   std::string status = fmt::format("{} of {} workers ready{}", ready, size_,
-                                   stopping_ ? "; stopping" : draining_ ? "; draining" : "");
+                                   phase_ == pool_phase::running ? "" : std::string("; ") + to_string(phase_));
   if (status != manager_.status) msg += "STATUS=" + (manager_.status = status) + "\n";
   if (manager_.watchdog > clock::duration::zero() && now >= manager_.next_beat) {
     if (ready >= opts_.min_ready) msg += "WATCHDOG=1\n";
@@ -355,7 +355,7 @@ void pool::stop_orphans() {
 void pool::install_signals() {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : pool_signals) sigaddset(&set, sig);
+  for (const auto& e : signal_table) sigaddset(&set, e.signal);
   if (reap_orphans_) sigaddset(&set, SIGCHLD);
   if (auto ec = sys::block_signals(set, &old_mask_)) throw error(ec, "pthread_sigmask");
   signals_ = must(sys::make_signalfd(set), "signalfd");
@@ -390,22 +390,24 @@ void pool::on_signal() {
         : sig == SIGINT  ? std::string("the terminal (Ctrl-C)")
         : sig == SIGQUIT ? std::string("the terminal (Ctrl-\\)")
                          : std::string("the kernel"));
-    switch (sig) {
-      case SIGINT: begin_stop(stopping_, false); break;  // a second Ctrl-C: fast
-      case SIGTERM: begin_stop(false, !draining_); break;  // a second one ends a drain
-      case SIGQUIT: begin_stop(true); break;
-      case SIGTTIN: do_resize(size_ + 1); break;
-      case SIGTTOU:
+    auto verb = verb_of(sig);
+    if (!verb) continue;  // none: only the table's are blocked
+    switch (*verb) {
+      case signal_verb::interrupt: apply(pool_event::interrupt); break;
+      case signal_verb::terminate: apply(pool_event::terminate); break;
+      case signal_verb::quit: apply(pool_event::quit); break;
+      case signal_verb::grow: do_resize(size_ + 1); break;
+      case signal_verb::shrink:
         if (size_ > 1 || opts_.allow_empty)
           do_resize(std::max(size_ - 1, 0));
         else
           log("SIGTTOU: size stays {}: {}", size_, empty_pool_refused);
         break;
-      case SIGUSR1: reopen_logs(); break;
-      case SIGHUP:
+      case signal_verb::reopen: reopen_logs(); break;
+      case signal_verb::reload:
         if (auto why = reload(all_ids()); !why.empty()) log("SIGHUP: {}", why);
         break;
-      case SIGUSR2: (void)upgrade(-1); break;  // it logs why if it did not happen
+      case signal_verb::upgrade: (void)upgrade(-1); break;  // it logs why if it did not happen
     }
   }
 }
@@ -475,7 +477,7 @@ int pool::supervise(bool own_signals) {
   if (const upgrade::state* up = upgrade::incoming()) adopt(*up);
   run_posted();
   maintain(clock::now());
-  while (!(stopping_ && table_.empty())) {
+  while (!(is_stopping(phase_) && table_.empty())) {
     loop_.arm(next_deadline(clock::now()));
     opts_.sink->flush();
     loop_.run_once();
@@ -488,18 +490,18 @@ int pool::supervise(bool own_signals) {
     if (auto how = policy::stalled(due, now, opts_.timeout); how != policy::stall::none)
       restart_clocks(how, now - due, now);
     check_deadlines(now);
-    if (draining_ && now >= drain_until_) begin_stop(false, false);
+    if (phase_ == pool_phase::draining && now >= drain_until_) apply(pool_event::drain_over);
     maintain(now);
     update_manager(now);
     if (attachment_.after_turn) attachment_.after_turn();
   }
   if (reap_orphans_) stop_orphans();
-  if (gave_up_)
+  if (exit_code_ == exit_boot_failure)
     log("gave up; exit {}", exit_boot_failure);
   else
     log("all workers stopped");
   opts_.sink->flush();
-  return gave_up_ ? exit_boot_failure : 0;
+  return exit_code_;
 }
 
 void pool::abandon() noexcept {

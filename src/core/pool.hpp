@@ -28,6 +28,7 @@
 
 #include "core/oom.hpp"
 #include "core/policy.hpp"
+#include "core/pool_phase.hpp"
 #include "core/worker_table.hpp"
 #include "core/reactor.hpp"
 #include "core/scoreboard.hpp"
@@ -110,7 +111,7 @@ class pool {
   // The view (loop's thread, or through call()).
   pool_status snapshot() const;
   int size() const noexcept { return size_; }
-  bool stopping() const noexcept { return stopping_; }
+  bool stopping() const noexcept { return is_stopping(phase_); }
   // At least min_ready workers ready, neither draining nor stopping.
   bool ready() const noexcept;
   clock::duration uptime() const noexcept { return clock::now() - started_; }
@@ -125,7 +126,7 @@ class pool {
   // Each successor ready before its predecessor stops; name says it in the log ("restart" for one by hand).
   std::string reload(std::vector<int> ids, const char* name = "reload");
   void reopen_logs();
-  void stop(bool fast) { begin_stop(fast, true); }
+  void stop(bool fast) { apply(fast ? pool_event::quit : pool_event::terminate); }
   // The in-place upgrade (core/upgrade.hpp): returns only if refused or
   // failed (the new image's check, or the exec), with the sentence the log
   // has ("upgrade refused: ...", "upgrade failed: ..."). reply_fd: the
@@ -208,8 +209,8 @@ class pool {
   // setpgid, setsid), and to the group it was started as the leader of,
   // which holds what it spawned.
   static void send(const process& p, int sig) noexcept;
-  // drain: a graceful stop waits out options::drain_delay first.
-  void begin_stop(bool fast, bool drain = true);
+  // The pool's phase after e (core/pool_phase.hpp), and what entering it does.
+  void apply(pool_event e);
   void do_resize(int n);
   void update_storm();
   void check_give_up();
@@ -240,8 +241,8 @@ class pool {
   std::optional<sys::identity> drop_;      // options::user, group
   std::vector<int> cpus_;                  // options::pin_cpus: where worker i runs
 
-  bool draining_ = false;
-  clock::time_point drain_until_{};
+  pool_phase phase_ = pool_phase::running;
+  clock::time_point drain_until_{};  // when draining
   bool reap_orphans_ = false;  // PID 1 or options::subreaper, in run()
   clock::time_point next_usage_check_{};  // RSS and fds, when a limit is set
   struct manager_link {        // NOTIFY_SOCKET of ufork's own manager
@@ -262,7 +263,8 @@ class pool {
   std::deque<exit_info> dead_;
   pool_tallies tallies_;
   std::map<int, clock::time_point> died_at_;  // slots whose worker died, until their next fork
-  bool stopping_ = false, fast_ = false, gave_up_ = false, ever_ready_ = false;
+  int exit_code_ = 0;  // exit_boot_failure once it gave up
+  bool ever_ready_ = false;
   bool storm_ = false;
   std::uint64_t storm_quiet_ = 0;  // failed starts not logged during a storm
   std::string last_failure_;

@@ -58,10 +58,10 @@ worker_info pool::info(const process& p, clock::time_point now) const {
 }
 
 void pool::maintain(clock::time_point now) {
-  if (stopping_) return;
+  if (is_stopping(phase_)) return;
   int starting = 0;
   for (const auto& [pid, p] : table_.processes()) starting += p->state == worker_state::starting;
-  for (int slot = 0; slot < size_ && starting < opts_.max_starting && !stopping_; ++slot) {
+  for (int slot = 0; slot < size_ && starting < opts_.max_starting && !is_stopping(phase_); ++slot) {
     const slot_state& s = table_.slot(slot);
     if (s.current != 0 || s.rules.next_fork > now) continue;
     (void)spawn(slot, now);
@@ -168,7 +168,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
 }
 
 std::string pool::reload(std::vector<int> slots, const char* name) {
-  if (stopping_) return "the pool is stopping";
+  if (is_stopping(phase_)) return "the pool is stopping";
   if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
   if (slots.size() == 1)
     log("{}: worker {}, its successor ready first", name, slots.front());
@@ -205,7 +205,7 @@ void pool::abandon_reload(const process& successor, const std::string& why) {
 // Past a limit: replaced as a reload replaces it, its successor ready first,
 // one slot at a time (after any reload or recycling under way).
 void pool::recycle(process& p, std::string why, clock::time_point now) {
-  if (stopping_ || table_.slot(p.slot).current != p.pid) return;
+  if (is_stopping(phase_) || table_.slot(p.slot).current != p.pid) return;
   p.recycle_why = "recycled: " + std::move(why);
   log("worker {} pid {} {}; its successor starts first", p.slot, p.pid, p.recycle_why);
   if (std::find(reload_queue_.begin(), reload_queue_.end(), p.slot) == reload_queue_.end())
@@ -236,7 +236,7 @@ void pool::check_usage(clock::time_point now) {
 // recycling alone.
 void pool::reload_next(clock::time_point now) {
   int at_once = operator_reload_ ? 1 : std::max(1, opts_.recycle.at_once);
-  while (!reload_queue_.empty() && !stopping_ && successors_starting() < at_once) {
+  while (!reload_queue_.empty() && !is_stopping(phase_) && successors_starting() < at_once) {
     int slot = reload_queue_.front();
     reload_queue_.pop_front();
     if (slot >= size_ || table_.slot(slot).current == 0) continue;  // being replaced anyway
@@ -418,7 +418,7 @@ void pool::on_exit(pid_t pid) {
   // did is a failed start.
   std::string next;
   bool failed = false;
-  if (current && !stopping_ && e.id < size_) {
+  if (current && !is_stopping(phase_) && e.id < size_) {
     died_at_[e.id] = now;
     failed = !e.was_ready && e.reason != exit_reason::killed;
     if (failed) last_failure_ = e.describe();
@@ -447,14 +447,14 @@ std::string pool::slot_lost(int slot, policy::end how, clock::time_point now) {
 
 // A program that cannot start at all: stop, and tell the service manager.
 void pool::check_give_up() {
-  if (stopping_ || ever_ready_ || size_ == 0) return;
+  if (is_stopping(phase_) || ever_ready_ || size_ == 0) return;
   auto out = [this](const policy::slot& s) { return policy::out_of_starts(s, opts_.max_boot_failures); };
   auto& slots = table_.slots();
   if (!std::ranges::all_of(slots.begin(), slots.begin() + size_, out, &slot_state::rules)) return;
   log("no worker ever became ready; every slot failed {} starts in a row; last: {}", opts_.max_boot_failures,
       last_failure_);
-  gave_up_ = true;
-  begin_stop(false);
+  exit_code_ = exit_boot_failure;
+  apply(pool_event::give_up);
 }
 
 // One loud line when most slots are failing, one when that ends; the
@@ -560,9 +560,9 @@ clock::time_point pool::next_deadline(clock::time_point now) const {
     if (p->state == worker_state::ready && p->recycle_why.empty()) earliest(at, p->lifetime_due);
   }
   if (opts_.recycle.max_rss || opts_.recycle.max_fds_percent > 0) earliest(at, next_usage_check_);
-  if (draining_) earliest(at, drain_until_);
+  if (phase_ == pool_phase::draining) earliest(at, drain_until_);
   if (manager_.watchdog > clock::duration::zero()) earliest(at, manager_.next_beat);
-  if (!stopping_)
+  if (!is_stopping(phase_))
     for (int i = 0; i < size_; ++i) {
       const slot_state& s = table_.slot(i);
       if (s.current == 0 && s.rules.next_fork > now) earliest(at, s.rules.next_fork);
@@ -586,7 +586,7 @@ void pool::hang(process& p, std::string detail, clock::time_point now) {
   (void)sys::pidfd_send_signal(p.pidfd.get(), SIGABRT);
   (void)sys::pidfd_send_signal(p.pidfd.get(), SIGCONT);
   std::string next;
-  if (table_.release(p) && !stopping_ && p.slot < size_) {
+  if (table_.release(p) && !is_stopping(phase_) && p.slot < size_) {
     died_at_[p.slot] = now;  // given up for dead: its successor is forked now
     last_failure_ = fmt::format("worker {} pid {} hung: {}", p.slot, p.pid, p.detail);
     next = slot_lost(p.slot, was_ready ? policy::end::hung : policy::end::failed_start, now);
@@ -608,22 +608,22 @@ void pool::send(const process& p, int sig) noexcept {
   (void)sys::kill_group(p.pid, sig);  // no pid reuse: the worker is not reaped yet
 }
 
-void pool::begin_stop(bool fast, bool drain) {
-  if (stopping_ && (fast_ || !fast)) return;
+void pool::apply(pool_event e) {
+  auto to = after(phase_, e, opts_.drain_delay > milliseconds::zero());
+  if (!to) return;
+  auto from = std::exchange(phase_, *to);
   auto now = clock::now();
-  if (!fast && drain && opts_.drain_delay > milliseconds::zero() && !stopping_) {
-    if (draining_) return;
-    draining_ = true;
+  if (phase_ == pool_phase::draining) {
     drain_until_ = now + opts_.drain_delay;
     log("draining for {}: the pool says it is not ready while its workers serve; then it stops",
         seconds(opts_.drain_delay));
     return;
   }
-  draining_ = false;
-  if (!stopping_) tell_manager("STOPPING=1");
-  if (!stopping_) call_hook("parent_pre_stop", hooks_.parent_pre_stop);
-  stopping_ = true;
-  fast_ = fast;
+  if (!is_stopping(from)) {
+    tell_manager("STOPPING=1");
+    call_hook("parent_pre_stop", hooks_.parent_pre_stop);
+  }
+  bool fast = phase_ == pool_phase::stopping_fast;
   log("stopping {} ({})", workers_count(table_.processes().size()),
       fast ? "fast: SIGKILL" : fmt::format("graceful: SIGTERM, SIGKILL after {}", seconds(opts_.graceful_timeout)));
   for (const auto& [pid, p] : table_.processes()) {
@@ -635,7 +635,7 @@ void pool::begin_stop(bool fast, bool drain) {
 }
 
 void pool::do_resize(int n) {
-  if (stopping_ || n == size_) return;
+  if (is_stopping(phase_) || n == size_) return;
   log("size {} -> {}{}", size_, n, n == 0 ? ": the pool is empty; connections wait unanswered until it grows" : "");
   size_ = n;
   table_.resize(n);
