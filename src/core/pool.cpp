@@ -296,7 +296,7 @@ void pool::update_manager(clock::time_point now) {
   if (!manager_.fd) return;
   int ready = ready_count();
   std::string msg;
-  bool reload_done = reload_queue_.empty() && !reloading();
+  bool reload_done = !replacements_.busy(successors_starting());
   if (!is_stopping(phase_) && ready >= opts_.min_ready) {
     if (!manager_.ready_sent)
       msg += fmt::format("READY=1\nMAINPID={}\n", sys::own_pid());

@@ -31,6 +31,7 @@
 #include "core/pool_phase.hpp"
 #include "core/worker_table.hpp"
 #include "core/reactor.hpp"
+#include "core/replacement_queue.hpp"
 #include "core/scoreboard.hpp"
 #include "core/upgrade.hpp"
 #include "sys/process.hpp"
@@ -185,8 +186,7 @@ class pool {
   process* spawn(int slot, clock::time_point now, bool reload = false);
   void reload_done_yet();  // says "reload: done" once its last predecessor has exited
   void reload_next(clock::time_point now);
-  bool reloading() const;
-  int successors_starting() const;
+  int successors_starting() const;  // a reload's or a recycling's, not yet ready
   void abandon_reload(const process& successor, const std::string& why);
   void on_notify(int fd);
   void on_notify_line(process& p, std::string_view line, clock::time_point now);
@@ -270,9 +270,7 @@ class pool {
   std::string last_failure_;
   oom_witness oom_;
   std::vector<char> buf_;
-  std::deque<int> reload_queue_;  // slots still to reload (or recycle), one at a time
-  bool operator_reload_ = false;  // the queue is a reload's (not only recycling)
-  const char* reload_name_ = "reload";  // its name in the log: reload, restart
+  replacement_queue replacements_;
   std::uint64_t requests_of_exited_ = 0;
   clock::time_point started_ = clock::now();
 

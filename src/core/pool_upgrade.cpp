@@ -24,7 +24,7 @@ std::string pool::upgrade(int reply_fd) {
   if (!run_mode_) return refused("an upgrade needs run(): under start() the process is the host program's");
   if (!opts_.upgrade) return refused("upgrades are off (options.upgrade)");
   if (is_stopping(phase_)) return refused("the pool is stopping");
-  if (!reload_queue_.empty() || reloading()) return refused("a reload is in progress");
+  if (replacements_.busy(successors_starting())) return refused("a reload is in progress");
   const std::string& path = upgrade::program_path();
   if (path.empty() || !sys::executable(path)) return refused("no executable file at " + (path.empty() ? "?" : path));
   // A new image that would die before it could give the pool back (it

@@ -169,23 +169,18 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
 
 std::string pool::reload(std::vector<int> slots, const char* name) {
   if (is_stopping(phase_)) return "the pool is stopping";
-  if (!reload_queue_.empty() || reloading()) return "a reload is in progress";
+  if (replacements_.busy(successors_starting())) return "a reload is in progress";
   if (slots.size() == 1)
     log("{}: worker {}, its successor ready first", name, slots.front());
   else
     log("{}: {}, one at a time", name, workers_count(slots.size()));
-  operator_reload_ = true;
-  reload_name_ = name;
   auto usec = std::chrono::duration_cast<std::chrono::microseconds>(clock::now().time_since_epoch()).count();
   tell_manager(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", usec));
   manager_.reloading = true;
-  reload_queue_.assign(slots.begin(), slots.end());
+  (void)replacements_.reload(slots, name, successors_starting());
   reload_next(clock::now());
   return {};
 }
-
-// A reload's successor is starting: the next slot waits for it.
-bool pool::reloading() const { return successors_starting() > 0; }
 
 int pool::successors_starting() const {
   int n = 0;
@@ -197,8 +192,7 @@ int pool::successors_starting() const {
 // yet keep their workers.
 void pool::abandon_reload(const process& successor, const std::string& why) {
   log("reload: the successor of worker {} failed ({}); reload abandoned", successor.slot, why);
-  reload_queue_.clear();
-  operator_reload_ = false;
+  replacements_.abandon();
   for (const auto& [pid, p] : table_.processes()) p->recycle_why.clear();  // the limits are checked again
 }
 
@@ -208,8 +202,7 @@ void pool::recycle(process& p, std::string why, clock::time_point now) {
   if (is_stopping(phase_) || table_.slot(p.slot).current != p.pid) return;
   p.recycle_why = "recycled: " + std::move(why);
   log("worker {} pid {} {}; its successor starts first", p.slot, p.pid, p.recycle_why);
-  if (std::find(reload_queue_.begin(), reload_queue_.end(), p.slot) == reload_queue_.end())
-    reload_queue_.push_back(p.slot);
+  replacements_.recycle(p.slot);
   reload_next(now);
 }
 
@@ -232,17 +225,15 @@ void pool::check_usage(clock::time_point now) {
     if (process* p = table_.find(pid)) recycle(*p, std::move(why), now);
 }
 
-// One successor starting at a time for a reload; recycle.at_once for
-// recycling alone.
+// The successors the queue lets start now.
 void pool::reload_next(clock::time_point now) {
-  int at_once = operator_reload_ ? 1 : std::max(1, opts_.recycle.at_once);
-  while (!reload_queue_.empty() && !is_stopping(phase_) && successors_starting() < at_once) {
-    int slot = reload_queue_.front();
-    reload_queue_.pop_front();
-    if (slot >= size_ || table_.slot(slot).current == 0) continue;  // being replaced anyway
-    if (!spawn(slot, now, true)) {
-      log("reload: no successor for worker {}; reload abandoned", slot);
-      reload_queue_.clear();
+  while (!is_stopping(phase_)) {
+    auto slot = replacements_.next(successors_starting(), opts_.recycle.at_once);
+    if (!slot) return;
+    if (*slot >= size_ || table_.slot(*slot).current == 0) continue;  // being replaced anyway
+    if (!spawn(*slot, now, true)) {
+      log("reload: no successor for worker {}; reload abandoned", *slot);
+      replacements_.abandon();
       return;
     }
   }
@@ -353,11 +344,10 @@ void pool::on_ready(process& p, clock::time_point now) {
 // A reload is done when its last predecessor has exited (its "replaced"
 // line said), not when its last successor is ready.
 void pool::reload_done_yet() {
-  if (!operator_reload_ || !reload_queue_.empty() || reloading()) return;
-  for (const auto& [pid, p] : table_.processes())
-    if (p->state == worker_state::stopping && p->reason == exit_reason::replaced) return;
-  operator_reload_ = false;
-  log("{}: done", reload_name_);
+  bool stopping = std::ranges::any_of(table_.processes(), [](const auto& e) {
+    return e.second->state == worker_state::stopping && e.second->reason == exit_reason::replaced;
+  });
+  if (const char* name = replacements_.finished(successors_starting(), stopping)) log("{}: done", name);
 }
 
 void pool::on_exit(pid_t pid) {
