@@ -8,13 +8,6 @@
 #include "sys/process.hpp"
 
 namespace ufork {
-namespace {
-
-std::int64_t since_epoch(clock::time_point t) { return t.time_since_epoch().count(); }
-clock::time_point time_of(std::int64_t ns) { return clock::time_point(clock::duration(ns)); }
-
-}  // namespace
-
 // Logs why, when it did not happen; returns it for the one who asked.
 std::string pool::upgrade(int reply_fd) {
   auto refused = [this](const std::string& why) {
@@ -62,28 +55,17 @@ upgrade::state pool::handover(int reply_fd) const {
   for (const auto& [pid, p] : table_.processes()) {
     const slot_state& slot = table_.slot(p->slot);
     upgrade::worker_record w;
-    w.slot = p->slot;
-    w.generation = p->generation;
-    w.pid = pid;
-    w.state = static_cast<int>(p->state);
-    w.role = slot.current == pid ? 0 : slot.incoming == pid ? 1 : 2;
-    w.reload = p->reload;
-    w.started = since_epoch(p->started);
-    w.ready_at = since_epoch(p->ready_at);
-    w.kill_at = since_epoch(p->kill_at);
-    w.window_from = since_epoch(p->window_from);
-    w.ready_due = since_epoch(p->ready_due);
-    w.lifetime_due = since_epoch(p->lifetime_due);
-    w.reason = p->reason ? static_cast<int>(*p->reason) : -1;
-    w.detail = p->detail;
-    w.status = p->status;
-    w.recycle_why = p->recycle_why;
-    w.timeout_ms = p->timeout.count();
+    w.saved = *p;
+    w.state = p->state;
+    w.role = slot.current == pid    ? upgrade::worker_role::current
+             : slot.incoming == pid ? upgrade::worker_role::incoming
+                                    : upgrade::worker_role::outgoing;
     w.cell = board_.index(p->beat);
-    w.pidfd = p->pidfd.get();
-    w.out = p->out.fd ? p->out.fd.get() : -1;
-    w.err = p->err.fd ? p->err.fd.get() : -1;
-    w.setup = p->setup_errors ? p->setup_errors.get() : -1;
+    auto carried = [](const sys::unique_fd& fd) { return upgrade::carried_fd{fd ? fd.get() : -1}; };
+    w.pidfd = carried(p->pidfd);
+    w.out = carried(p->out.fd);
+    w.err = carried(p->err.fd);
+    w.setup = carried(p->setup_errors);
     w.out_pending = p->out.lines.pending();
     w.err_pending = p->err.lines.pending();
     s.workers.push_back(std::move(w));
@@ -102,31 +84,16 @@ void pool::adopt(const upgrade::state& s) {
   counters_ = s.counters;
   requests_of_exited_ = s.requests_of_exited;
   dead_.assign(s.dead.begin(), s.dead.end());
-  auto take = [](sys::unique_fd& into, int fd) { into.reset(upgrade::take(fd)); };
+  auto take = [](sys::unique_fd& into, upgrade::carried_fd c) { into.reset(upgrade::take(c.fd)); };
   int reply = upgrade::take(s.reply);
   for (const auto& w : s.workers) {
     auto p = std::make_unique<process>(opts_.max_line);
-    p->slot = w.slot;
-    p->generation = w.generation;
-    p->pid = w.pid;
-    p->reload = w.reload;
-    p->started = time_of(w.started);
-    p->ready_at = time_of(w.ready_at);
+    static_cast<worker_persisted&>(*p) = w.saved;
     // The state it had, through the life cycle's own steps: starting, then
     // ready if it had become so, then stopping.
-    auto to = static_cast<worker_state>(w.state);
     for (worker_state step : {worker_state::starting, worker_state::ready, worker_state::stopping})
-      if (p->state != to && (step != worker_state::ready || p->ready_at != clock::time_point{}))
+      if (p->state != w.state && (step != worker_state::ready || p->ready_at != clock::time_point{}))
         (void)table_.set_state(*p, step);
-    p->kill_at = time_of(w.kill_at);
-    p->window_from = time_of(w.window_from);
-    p->ready_due = time_of(w.ready_due);
-    p->lifetime_due = time_of(w.lifetime_due);
-    if (w.reason >= 0) p->reason = static_cast<exit_reason>(w.reason);
-    p->detail = w.detail;
-    p->status = w.status;
-    p->recycle_why = w.recycle_why;
-    p->timeout = std::chrono::milliseconds(w.timeout_ms);
     p->beat = board_.adopt(w.cell);
     if (!p->beat) p->beat = board_.acquire();  // a cell the state named twice: the heartbeat is lost, not the worker
     take(p->pidfd, w.pidfd);
@@ -136,7 +103,9 @@ void pool::adopt(const upgrade::state& s) {
     auto none = [](std::string_view) {};
     p->out.lines.feed(w.out_pending, none);  // no newline in it: kept for the rest of its line
     p->err.lines.feed(w.err_pending, none);
-    process& ref = w.role == 2 ? table_.insert_outgoing(std::move(p)) : table_.insert(std::move(p), w.role == 1);
+    process& ref = w.role == upgrade::worker_role::outgoing
+                       ? table_.insert_outgoing(std::move(p))
+                       : table_.insert(std::move(p), w.role == upgrade::worker_role::incoming);
     pid_t pid = ref.pid;
     ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
     if (ref.setup_errors && !opts_.exec.argv.empty())

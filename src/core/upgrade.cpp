@@ -17,6 +17,7 @@
 #include <iterator>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 #include "core/exit_status.hpp"
 #include "sys/process.hpp"
@@ -118,7 +119,122 @@ T in_range(T v, T lo, T hi, const char* what) {
   return v;
 }
 
-std::int64_t ns(std::chrono::nanoseconds d) { return d.count(); }
+// ---- a field's text, by its type -------------------------------------------
+
+template <class E>
+constexpr E last_of();
+template <>
+constexpr worker_state last_of<worker_state>() { return worker_state::exited; }
+template <>
+constexpr exit_reason last_of<exit_reason>() { return exit_reason::recycled; }
+template <>
+constexpr worker_role last_of<worker_role>() { return worker_role::outgoing; }
+
+// An enum travels by its name: a reordered enum cannot change a value's meaning.
+template <class E>
+E named(std::string_view word, const char* what) {
+  for (int i = 0; i <= static_cast<int>(last_of<E>()); ++i)
+    if (word == to_string(static_cast<E>(i))) return static_cast<E>(i);
+  throw bad_state(fmt::format("{}: unknown '{}'", what, word));
+}
+
+template <class T>
+struct is_time_point : std::false_type {};
+template <class C, class D>
+struct is_time_point<std::chrono::time_point<C, D>> : std::true_type {};
+template <class T>
+struct is_duration : std::false_type {};
+template <class R, class P>
+struct is_duration<std::chrono::duration<R, P>> : std::true_type {};
+
+using nanoseconds = std::chrono::nanoseconds;
+
+// Writes the fields a for_each_field visits; field_reader reads them back.
+struct field_writer {
+  writer& w;
+  template <class T>
+  void operator()(const char*, const T& v) const {
+    if constexpr (std::is_same_v<T, bool>)
+      w.num(v ? 1 : 0);
+    else if constexpr (std::is_enum_v<T>)
+      w.word(to_string(v));
+    else if constexpr (std::is_same_v<T, std::optional<exit_reason>>)
+      w.word(v ? to_string(*v) : "-");
+    else if constexpr (std::is_same_v<T, std::string>)
+      w.str(v);
+    else if constexpr (std::is_same_v<T, carried_fd>)
+      w.fd(v.fd);
+    else if constexpr (is_time_point<T>::value)
+      w.num(std::chrono::duration_cast<nanoseconds>(v.time_since_epoch()).count());
+    else if constexpr (is_duration<T>::value)
+      w.num(v.count());
+    else
+      w.num(v);
+  }
+};
+
+struct field_reader {
+  reader& r;
+  template <class T>
+  void operator()(const char* name, T& v) const {
+    if constexpr (std::is_same_v<T, bool>) {
+      v = in_range(r.num<int>(), 0, 1, name) == 1;
+    } else if constexpr (std::is_enum_v<T>) {
+      v = named<T>(r.word(), name);
+    } else if constexpr (std::is_same_v<T, std::optional<exit_reason>>) {
+      std::string_view w = r.word();
+      v = w == "-" ? std::nullopt : std::optional(named<exit_reason>(w, name));
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      v = r.str();
+    } else if constexpr (std::is_same_v<T, carried_fd>) {
+      v.fd = r.fd();
+    } else if constexpr (is_time_point<T>::value) {
+      v = T(std::chrono::duration_cast<typename T::duration>(nanoseconds(r.num<std::int64_t>())));
+    } else if constexpr (is_duration<T>::value) {
+      v = T(r.num<typename T::rep>());
+    } else {
+      v = r.num<T>();
+    }
+  }
+};
+
+// The pool's counters and an exit, field by field: as for_each_field, a
+// field added to them and not here does not compile.
+template <class C, class F>
+void for_each_counter(C& c, F&& f) {
+  auto& [spawned, exited, hung, backoffs, spawn_errors, wakeups, stalls, log_lost, requests, notify_ignored,
+         orphans_reaped] = c;
+  for (auto* v : {&spawned, &exited, &hung, &backoffs, &spawn_errors, &wakeups, &stalls, &log_lost, &requests,
+                  &notify_ignored, &orphans_reaped})
+    f("counter", *v);
+}
+
+template <class X, class F>
+void for_each_exit_field(X& x, F&& f) {
+  auto& [id, pid, generation, code, signal, core_dumped, oom_killed, oom_possible, was_ready, reason, detail, uptime,
+         when] = x;
+  f("id", id);
+  f("pid", pid);
+  f("generation", generation);
+  f("code", code);
+  f("signal", signal);
+  f("core_dumped", core_dumped);
+  f("oom_killed", oom_killed);
+  f("oom_possible", oom_possible);
+  f("was_ready", was_ready);
+  f("reason", reason);
+  f("detail", detail);
+  f("uptime", uptime);
+  f("when", when);
+}
+
+// A record of one word and the fields `visit` names.
+template <class T, class Visit>
+void write_record(writer& w, const char* word, const T& v, Visit visit) {
+  w.word(word);
+  visit(v, field_writer{w});
+  w.end();
+}
 
 // ---- the process as it started --------------------------------------------
 
@@ -302,13 +418,22 @@ std::optional<state> load() {
 
 }  // namespace
 
+const char* to_string(worker_role r) noexcept {
+  switch (r) {
+    case worker_role::current: return "current";
+    case worker_role::incoming: return "incoming";
+    case worker_role::outgoing: return "outgoing";
+  }
+  return "?";
+}
+
 std::vector<int> state::fds() const {
   std::vector<int> out;
   for (int fd : {board, notify_rx, notify_tx, exec_notify, reply})
     if (fd >= 0) out.push_back(fd);
   for (const auto& w : workers)
-    for (int fd : {w.pidfd, w.out, w.err, w.setup})
-      if (fd >= 0) out.push_back(fd);
+    for (carried_fd c : {w.pidfd, w.out, w.err, w.setup})
+      if (c.fd >= 0) out.push_back(c.fd);
   return out;
 }
 
@@ -324,19 +449,13 @@ std::string encode(const state& s) {
   w.word("generations").num(s.generations.size());
   for (unsigned g : s.generations) w.num(g);
   w.end();
-  const pool_counters& c = s.counters;
-  w.word("counters").num(c.spawned).num(c.exited).num(c.hung).num(c.backoffs).num(c.spawn_errors).num(c.wakeups)
-      .num(c.stalls).num(c.log_lost).num(c.requests).num(c.notify_ignored).num(c.orphans_reaped).end();
+  auto counters = [](const auto& c, auto f) { for_each_counter(c, f); };
+  auto worker = [](const auto& p, auto f) { for_each_field(p, f); };
+  auto dead = [](const auto& d, auto f) { for_each_exit_field(d, f); };
+  write_record(w, "counters", s.counters, counters);
   w.word("requests_of_exited").num(s.requests_of_exited).end();
-  for (const auto& p : s.workers)
-    w.word("worker").num(p.slot).num(p.generation).num(p.pid).num(p.state).num(p.role).num(int(p.reload))
-        .num(p.started).num(p.ready_at).num(p.kill_at).num(p.window_from).num(p.ready_due).num(p.lifetime_due)
-        .num(p.reason).str(p.detail).str(p.status).str(p.recycle_why).num(p.timeout_ms).num(p.cell)
-        .fd(p.pidfd).fd(p.out).fd(p.err).fd(p.setup).str(p.out_pending).str(p.err_pending).end();
-  for (const auto& d : s.dead)
-    w.word("dead").num(d.id).num(d.pid).num(d.generation).num(d.code).num(d.signal).num(int(d.core_dumped))
-        .num(int(d.oom_killed)).num(int(d.oom_possible)).num(int(d.was_ready)).num(int(d.reason)).str(d.detail)
-        .num(ns(d.uptime)).num(ns(d.when.time_since_epoch())).end();
+  for (const auto& p : s.workers) write_record(w, "worker", p, worker);
+  for (const auto& d : s.dead) write_record(w, "dead", d, dead);
   w.word("end").end();
   return w.take();
 }
@@ -351,7 +470,6 @@ std::variant<state, std::string> decode(std::string_view text) {
     r.end();
     state s;
     bool ended = false;
-    auto flag = [&r] { return in_range(r.num<int>(), 0, 1, "a flag") == 1; };
     while (!ended) {
       if (r.done()) throw bad_state("it ends before its end record");
       std::string_view what = r.word();
@@ -375,54 +493,22 @@ std::variant<state, std::string> decode(std::string_view text) {
         auto n = in_range<std::size_t>(r.num<std::size_t>(), 0, 1 << 20, "slot count");
         for (std::size_t i = 0; i < n; ++i) s.generations.push_back(r.num<unsigned>());
       } else if (what == "counters") {
-        pool_counters& c = s.counters;
-        for (auto* f : {&c.spawned, &c.exited, &c.hung, &c.backoffs, &c.spawn_errors, &c.wakeups, &c.stalls,
-                        &c.log_lost, &c.requests, &c.notify_ignored, &c.orphans_reaped})
-          *f = r.num<std::uint64_t>();
+        for_each_counter(s.counters, field_reader{r});
       } else if (what == "requests_of_exited") {
         s.requests_of_exited = r.num<std::uint64_t>();
       } else if (what == "worker") {
         worker_record p;
-        p.slot = in_range(r.num<int>(), 0, 1 << 20, "slot");
-        p.generation = r.num<unsigned>();
-        p.pid = in_range(r.num<pid_t>(), 1, 1 << 30, "pid");
+        for_each_field(p, field_reader{r});
+        in_range(p.saved.slot, 0, 1 << 20, "slot");
+        in_range(p.saved.pid, 1, 1 << 30, "pid");
         // A table holds starting, ready and stopping workers (not one being forked, nor a reaped one).
-        p.state = in_range(r.num<int>(), int(worker_state::starting), int(worker_state::stopping), "worker state");
-        p.role = in_range(r.num<int>(), 0, 2, "role");
-        p.reload = flag();
-        for (auto* t : {&p.started, &p.ready_at, &p.kill_at, &p.window_from, &p.ready_due, &p.lifetime_due})
-          *t = r.num<std::int64_t>();
-        p.reason = in_range(r.num<int>(), -1, int(exit_reason::recycled), "exit reason");
-        p.detail = r.str();
-        p.status = r.str();
-        p.recycle_why = r.str();
-        p.timeout_ms = r.num<std::int64_t>();
-        p.cell = r.num<std::uint64_t>();
-        p.pidfd = r.fd();
-        p.out = r.fd();
-        p.err = r.fd();
-        p.setup = r.fd();
-        p.out_pending = r.str();
-        p.err_pending = r.str();
-        if (p.pidfd < 0) throw bad_state("a worker has no pidfd");
+        if (p.state < worker_state::starting || p.state > worker_state::stopping)
+          throw bad_state(fmt::format("a worker's state is {}", to_string(p.state)));
+        if (p.pidfd.fd < 0) throw bad_state("a worker has no pidfd");
         s.workers.push_back(std::move(p));
       } else if (what == "dead") {
         exit_info d;
-        d.id = r.num<int>();
-        d.pid = r.num<pid_t>();
-        d.generation = r.num<unsigned>();
-        d.code = r.num<int>();
-        d.signal = r.num<int>();
-        d.core_dumped = flag();
-        d.oom_killed = flag();
-        d.oom_possible = flag();
-        d.was_ready = flag();
-        d.reason = exit_reason(in_range(r.num<int>(), 0, int(exit_reason::recycled), "exit reason"));
-        d.detail = r.str();
-        d.uptime = std::chrono::nanoseconds(r.num<std::int64_t>());
-        d.when = std::chrono::system_clock::time_point(
-            std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                std::chrono::nanoseconds(r.num<std::int64_t>())));
+        for_each_exit_field(d, field_reader{r});
         s.dead.push_back(std::move(d));
       } else if (what == "end") {
         ended = true;
@@ -435,7 +521,7 @@ std::variant<state, std::string> decode(std::string_view text) {
     if (s.from <= 0 || s.board < 0 || s.notify_rx < 0 || s.notify_tx < 0) throw bad_state("a record is missing");
     if (s.generations.size() < static_cast<std::size_t>(s.size)) throw bad_state("fewer slots than its size");
     for (const auto& w : s.workers)
-      if (static_cast<std::size_t>(w.slot) >= s.generations.size()) throw bad_state("a worker's slot is past the slots");
+      if (static_cast<std::size_t>(w.saved.slot) >= s.generations.size()) throw bad_state("a worker's slot is past the slots");
     return s;
   } catch (const bad_state& e) {
     return std::string(e.what());

@@ -20,29 +20,51 @@
 #include <variant>
 #include <vector>
 
+#include "core/worker_record.hpp"
 #include "ufork/arbiter.hpp"
 
 namespace ufork::upgrade {
 
-inline constexpr int format_version = 1;
+// 2: the worker's fields through one list (core/worker_record.hpp), enums by name.
+inline constexpr int format_version = 2;
 
-// A worker as the old image had it. Times are steady_clock nanoseconds
-// (CLOCK_MONOTONIC is the machine's: the same after an exec); 0: unset.
-struct worker_record {
-  int slot = 0;
-  unsigned generation = 0;
-  pid_t pid = 0;
-  int state = 0;   // worker_state
-  int role = 0;    // 0 the slot's current worker, 1 its incoming one, 2 outgoing
-  bool reload = false;
-  std::int64_t started = 0, ready_at = 0, kill_at = 0, window_from = 0, ready_due = 0, lifetime_due = 0;
-  int reason = -1;  // exit_reason, or -1
-  std::string detail, status, recycle_why;
-  std::int64_t timeout_ms = 0;
-  std::uint64_t cell = 0;  // its scoreboard cell
-  int pidfd = -1, out = -1, err = -1, setup = -1;
-  std::string out_pending, err_pending;  // a line half-written when the exec came
+enum class worker_role { current, incoming, outgoing };  // in its slot (worker_table.hpp)
+const char* to_string(worker_role r) noexcept;
+
+// An fd the state names: -1 (none) or one above stdio.
+struct carried_fd {
+  int fd = -1;
+  bool operator==(const carried_fd&) const = default;
 };
+
+// A worker as the old image had it: what it carries (worker_persisted), its
+// place, its scoreboard cell and its fds. Written and read through
+// for_each_field alone.
+struct worker_record {
+  worker_persisted saved;
+  worker_state state = worker_state::starting;
+  worker_role role = worker_role::current;
+  std::uint64_t cell = 0;  // its scoreboard cell
+  carried_fd pidfd, out, err, setup;
+  std::string out_pending, err_pending;  // a line half-written when the exec came
+
+  bool operator==(const worker_record&) const = default;
+};
+
+template <class R, class F>  // R: worker_record, const or not
+void for_each_field(R& r, F&& f) {
+  auto& [saved, state, role, cell, pidfd, out, err, setup, out_pending, err_pending] = r;
+  ufork::for_each_field(saved, f);
+  f("state", state);
+  f("role", role);
+  f("cell", cell);
+  f("pidfd", pidfd);
+  f("out", out);
+  f("err", err);
+  f("setup", setup);
+  f("out_pending", out_pending);
+  f("err_pending", err_pending);
+}
 
 struct state {
   pid_t from = 0;           // the arbiter's pid: the same after the exec, or the state is not ours

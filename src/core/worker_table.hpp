@@ -19,6 +19,7 @@
 #include "core/line_splitter.hpp"
 #include "core/reactor.hpp"
 #include "core/scoreboard.hpp"
+#include "core/worker_record.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/arbiter.hpp"
 
@@ -33,32 +34,15 @@ struct output {
   explicit output(std::size_t max_line) : lines(max_line) {}
 };
 
-// One forked worker process.
-struct process {
-  int slot = -1;
-  unsigned generation = 0;
-  pid_t pid = 0;
+// One forked worker process: what an upgrade carries (worker_persisted),
+// and its fds and watches, which the upgrade hands over as fds.
+struct process : worker_persisted {
   sys::unique_fd pidfd;
   sys::unique_fd setup_errors;         // the spawn unit's error pipe, until ready
   reactor::token setup_token = 0;      // exec mode: watched for the exec's outcome
   reactor::token exit_token = 0;
   detail::cell* beat = nullptr;
   worker_state state = worker_state::spawning;
-  bool reload = false;                 // forked by a reload, to replace the slot's current worker
-  clock::time_point started{}, ready_at{};
-  clock::time_point kill_at{};          // SIGKILL due; epoch = not scheduled
-  clock::time_point window_from{};      // clocks restart here after a stall of the arbiter
-  std::optional<exit_reason> reason;    // set when the arbiter ends it
-  std::string detail;
-  // Exec mode: the program's own timeout (WATCHDOG_USEC=; 0: the pool's),
-  // its STATUS=, and when a worker without --notify counts as ready.
-  std::chrono::milliseconds timeout{};
-  std::string status;
-  clock::time_point ready_due{};
-  // Recycling: why it is being replaced (empty: it is not), and when its
-  // max_lifetime ends (epoch: never).
-  std::string recycle_why;
-  clock::time_point lifetime_due{};
   output out, err;
   explicit process(std::size_t max_line) : out(max_line), err(max_line) {}
 };
