@@ -405,9 +405,6 @@ std::optional<state> load() {
   };
   auto text = sys::read_whole(fd, max_state);
   if (!text) return reject("cannot read the state: " + text.error().message());
-  // A seam for the tests of the way back: a build that will not read it.
-  if (std::getenv("UFORK_UPGRADE_TEST_REJECT") && !std::getenv(failed_var))
-    return reject("the state is rejected (UFORK_UPGRADE_TEST_REJECT)");
   auto decoded = decode(text.value());
   if (auto* why = std::get_if<std::string>(&decoded)) return reject("the state is rejected: " + *why);
   state s = std::get<state>(std::move(decoded));

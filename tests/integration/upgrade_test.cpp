@@ -227,7 +227,8 @@ TEST(upgrade, a_new_build_that_throws_in_main_gives_the_pool_back) {
 }
 
 TEST(upgrade, a_new_build_that_rejects_the_state_gives_the_pool_back) {
-  expect_way_back(UFORK_UPGRADE_B_REJECTS, "the state is rejected", true);
+  expect_way_back(UFORK_UPGRADE_B_REJECTS,
+                  "the state is rejected: its format is version 1; this build reads version 2", true);
 }
 
 TEST(upgrade, a_new_build_that_exits_before_run_gives_the_pool_back) {
