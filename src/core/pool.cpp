@@ -269,54 +269,6 @@ int pool::ready_count() const noexcept {
 
 bool pool::ready() const noexcept { return phase_ == pool_phase::running && ready_count() >= opts_.min_ready; }
 
-// NOTIFY_SOCKET from ufork's own manager (systemd): ours to speak to; the
-// workers never see it (spawn.cpp). WATCHDOG_PID, when set, must be us.
-void pool::open_manager_link() {
-  const char* address = std::getenv("NOTIFY_SOCKET");
-  if (!address || !*address) return;
-  manager_.fd = must(sys::make_datagram_socket(), "socket(NOTIFY_SOCKET)");
-  manager_.address = address;
-  const char* usec = std::getenv("WATCHDOG_USEC");
-  const char* for_pid = std::getenv("WATCHDOG_PID");
-  if (usec && (!for_pid || std::to_string(sys::own_pid()) == for_pid))
-    if (long long us = std::atoll(usec); us > 0)
-      manager_.watchdog = std::chrono::microseconds(us) / 2;  // twice per period, as sd_watchdog_enabled advises
-}
-
-void pool::tell_manager(const std::string& text) {
-  if (!manager_.fd) return;
-  if (auto ec = sys::send_notify(manager_.fd.get(), manager_.address, text))
-    log("NOTIFY_SOCKET {}: {}", manager_.address, ec.message());
-}
-
-// After each turn of the loop: READY=1 the first time the pool is ready (and
-// after a reload), STATUS= when the summary changes, WATCHDOG=1 when due and
-// min_ready workers are ready: with too few, the manager's watchdog fires.
-void pool::update_manager(clock::time_point now) {
-  if (!manager_.fd) return;
-  int ready = ready_count();
-  std::string msg;
-  bool reload_done = !replacements_.busy(successors_starting());
-  if (!is_stopping(phase_) && ready >= opts_.min_ready) {
-    if (!manager_.ready_sent)
-      msg += fmt::format("READY=1\nMAINPID={}\n", sys::own_pid());
-    else if (manager_.reloading && reload_done)
-      msg += "READY=1\n";  // the reload is over, and the pool is ready again
-    manager_.ready_sent = true;
-    if (reload_done) manager_.reloading = false;
-  }
-  std::string status = fmt::format("{} of {} workers ready{}", ready, size_,
-                                   phase_ == pool_phase::running ? "" : std::string("; ") + to_string(phase_));
-  if (status != manager_.status) msg += "STATUS=" + (manager_.status = status) + "\n";
-  if (manager_.watchdog > clock::duration::zero() && now >= manager_.next_beat) {
-    if (ready >= opts_.min_ready) msg += "WATCHDOG=1\n";
-    manager_.next_beat = now + manager_.watchdog;
-  }
-  if (msg.empty()) return;
-  msg.pop_back();
-  tell_manager(msg);
-}
-
 // Adopted processes that have exited (a worker's grandchildren whose parent
 // died first): reaped here. A worker's own exit is left to its pidfd, which
 // calls this again once it has reaped it.
@@ -451,7 +403,7 @@ int pool::supervise(bool own_signals) {
   }
   run_mode_ = own_signals;
   if (own_signals && opts_.handle_signals) install_signals();
-  if (own_signals && opts_.notify_manager) open_manager_link();
+  if (own_signals && opts_.notify_manager) manager_.open([this](const std::string& line) { log_text(line); });
   // run(): the process is ours, and the arbiter should be the OOM killer's
   // last choice. Lowering needs CAP_SYS_RESOURCE: refused is fine.
   if (own_signals && oom_found_ && opts_.oom_score_adj > 0)
@@ -492,7 +444,13 @@ int pool::supervise(bool own_signals) {
     check_deadlines(now);
     if (phase_ == pool_phase::draining && now >= drain_until_) apply(pool_event::drain_over);
     maintain(now);
-    update_manager(now);
+    manager_.update({.ready = ready_count(),
+                     .size = size_,
+                     .min_ready = opts_.min_ready,
+                     .stopping = is_stopping(phase_),
+                     .reload_done = !replacements_.busy(successors_starting()),
+                     .phase = phase_ == pool_phase::running ? "" : to_string(phase_)},
+                    now);
     if (attachment_.after_turn) attachment_.after_turn();
   }
   if (reap_orphans_) stop_orphans();

@@ -26,6 +26,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/manager_link.hpp"
 #include "core/oom.hpp"
 #include "core/policy.hpp"
 #include "core/pool_phase.hpp"
@@ -160,10 +161,7 @@ class pool {
   void on_wake();
   void run_posted();
   std::vector<int> all_ids() const;
-  // The service manager above (options::notify_manager), and orphans.
-  void open_manager_link();
-  void tell_manager(const std::string& text);
-  void update_manager(clock::time_point now);
+  // Orphans (PID 1, options::subreaper).
   int ready_count() const noexcept;
   void reap_orphans();
   rlimit restored_nofile() const;
@@ -245,14 +243,7 @@ class pool {
   clock::time_point drain_until_{};  // when draining
   bool reap_orphans_ = false;  // PID 1 or options::subreaper, in run()
   clock::time_point next_usage_check_{};  // RSS and fds, when a limit is set
-  struct manager_link {        // NOTIFY_SOCKET of ufork's own manager
-    sys::unique_fd fd;
-    std::string address;
-    clock::duration watchdog{};  // WATCHDOG=1 this often; 0: not asked
-    clock::time_point next_beat{};
-    bool ready_sent = false, reloading = false;
-    std::string status;
-  } manager_;
+  manager_link manager_;  // NOTIFY_SOCKET of ufork's own manager
   std::optional<int> oom_found_;  // the arbiter's oom_score_adj as found
   std::string worker_oom_;        // what workers write to theirs; empty: nothing
   bool oom_lowered_ = false;

@@ -174,9 +174,7 @@ std::string pool::reload(std::vector<int> slots, const char* name) {
     log("{}: worker {}, its successor ready first", name, slots.front());
   else
     log("{}: {}, one at a time", name, workers_count(slots.size()));
-  auto usec = std::chrono::duration_cast<std::chrono::microseconds>(clock::now().time_since_epoch()).count();
-  tell_manager(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", usec));
-  manager_.reloading = true;
+  manager_.reloading(clock::now());
   (void)replacements_.reload(slots, name, successors_starting());
   reload_next(clock::now());
   return {};
@@ -551,7 +549,7 @@ clock::time_point pool::next_deadline(clock::time_point now) const {
   }
   if (opts_.recycle.max_rss || opts_.recycle.max_fds_percent > 0) earliest(at, next_usage_check_);
   if (phase_ == pool_phase::draining) earliest(at, drain_until_);
-  if (manager_.watchdog > clock::duration::zero()) earliest(at, manager_.next_beat);
+  if (auto beat = manager_.next_beat()) earliest(at, *beat);
   if (!is_stopping(phase_))
     for (int i = 0; i < size_; ++i) {
       const slot_state& s = table_.slot(i);
@@ -610,7 +608,7 @@ void pool::apply(pool_event e) {
     return;
   }
   if (!is_stopping(from)) {
-    tell_manager("STOPPING=1");
+    manager_.stopping();
     call_hook("parent_pre_stop", hooks_.parent_pre_stop);
   }
   bool fast = phase_ == pool_phase::stopping_fast;
