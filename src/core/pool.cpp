@@ -104,7 +104,11 @@ int incoming_board() {
 }  // namespace
 
 pool::pool(options opts, hooks h)
-    : opts_(std::move(opts)), hooks_(std::move(h)), board_(max_processes, incoming_board()), buf_(256UL * 1024) {
+    : opts_(std::move(opts)),
+      hooks_(std::move(h)),
+      calls_(loop_, [this] { apply(pool_event::terminate); }),
+      board_(max_processes, incoming_board()),
+      buf_(256UL * 1024) {
   validate(opts_);
   const upgrade::state* up = upgrade::incoming();
   if (up) nofile_ = up->nofile;  // the limit the first image found, not the one it raised
@@ -123,7 +127,6 @@ pool::pool(options opts, hooks h)
     notify_rx_ = std::move(rx);
     notify_tx_ = std::move(tx);
   }
-  wake_ = must(sys::make_eventfd(true), "eventfd(wake)");
   loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(notify_rx_.get()); });
   if (!opts_.user.empty() || !opts_.group.empty()) {
     try {
@@ -153,7 +156,6 @@ pool::pool(options opts, hooks h)
     notify_socket_ = "@" + name;
     loop_.add(exec_notify_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(exec_notify_.get()); });
   }
-  loop_.add(wake_.get(), EPOLLIN, [this](std::uint32_t) { on_wake(); });
 
   detail::preload_backtrace();
   if (opts_.oom_score_adj != 0 && (oom_found_ = sys::oom_score_adj()))
@@ -175,31 +177,7 @@ void pool::flush_everything() {
   std::fflush(nullptr);
 }
 
-void pool::on_wake() {
-  (void)sys::drain_counter(wake_.get());
-  run_posted();
-}
-
-void pool::run_posted() {
-  std::vector<std::function<void()>> todo;
-  {
-    std::lock_guard lock(mu_);
-    todo.swap(posted_);
-    if (stop_requested_) {
-      stop_requested_ = false;
-      todo.emplace_back([this] { apply(pool_event::terminate); });
-    }
-  }
-  for (auto& f : todo) f();
-}
-
-void pool::request_stop() noexcept {
-  {
-    std::lock_guard lock(mu_);
-    stop_requested_ = true;
-  }
-  sys::eventfd_signal(wake_.get());
-}
+void pool::request_stop() noexcept { calls_.request_stop(); }
 
 pool_status pool::snapshot() const {
   return const_cast<pool*>(this)->call([this] {
@@ -365,13 +343,7 @@ void pool::on_signal() {
 }
 
 int pool::run_loop(bool own_signals) {
-  {
-    std::lock_guard lock(mu_);
-    if (running_ || loop_thread_ != std::thread::id{})
-      throw std::logic_error("ufork: an arbiter runs once");
-    running_ = true;
-    loop_thread_ = std::this_thread::get_id();
-  }
+  calls_.begin();
   auto base_sink = opts_.sink;
   try {
     int code = supervise(own_signals);
@@ -427,7 +399,7 @@ int pool::supervise(bool own_signals) {
   log("arbiter pid {}: {}, {}{}", sys::own_pid(), workers_count(size_), watched,
       opts_.control_path.empty() ? std::string() : ", control socket " + opts_.control_path);
   if (const upgrade::state* up = upgrade::incoming()) adopt(*up);
-  run_posted();
+  calls_.run_posted();
   maintain(clock::now());
   while (!(is_stopping(phase_) && table_.empty())) {
     loop_.arm(next_deadline(clock::now()));
@@ -473,14 +445,7 @@ void pool::abandon() noexcept {
 void pool::finish(std::shared_ptr<log_sink> base_sink) noexcept {
   if (attachment_.close) attachment_.close();
   opts_.sink = std::move(base_sink);
-  {
-    std::lock_guard lock(mu_);
-    running_ = false;
-  }
-  try {
-    run_posted();  // calls that raced with the end run here, on their own
-  } catch (...) {
-  }
+  calls_.end();
   restore_signals();
   if (std::exchange(oom_lowered_, false)) (void)sys::set_oom_score_adj(*oom_found_);
 }

@@ -26,6 +26,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/loop_calls.hpp"
 #include "core/manager_link.hpp"
 #include "core/oom.hpp"
 #include "core/policy.hpp"
@@ -99,7 +100,9 @@ class pool {
   // Runs f on the loop's thread and returns its result; runs it here when no
   // loop is running or this is the loop's thread.
   template <class F>
-  auto call(F f) -> decltype(f());
+  auto call(F f) -> decltype(f()) {
+    return calls_.call(std::move(f));
+  }
 
   reactor& loop() noexcept { return loop_; }
   const options& opts() const noexcept { return opts_; }
@@ -158,8 +161,6 @@ class pool {
   void stop_orphans();
   void restore_signals() noexcept;
   void on_signal();
-  void on_wake();
-  void run_posted();
   std::vector<int> all_ids() const;
   // Orphans (PID 1, options::subreaper).
   int ready_count() const noexcept;
@@ -228,8 +229,9 @@ class pool {
   options opts_;
   hooks hooks_;
   reactor loop_;
+  loop_calls calls_;
   detail::scoreboard board_;
-  sys::unique_fd notify_rx_, notify_tx_, wake_, signals_;
+  sys::unique_fd notify_rx_, notify_tx_, signals_;
   // Exec mode: the program's path and argv, and the named notify socket.
   std::string exec_path_;
   std::vector<char*> exec_argv_;
@@ -265,13 +267,6 @@ class pool {
   std::uint64_t requests_of_exited_ = 0;
   clock::time_point started_ = clock::now();
 
-  // Calls from other threads.
-  mutable std::mutex mu_;
-  bool running_ = false;
-  bool stop_requested_ = false;
-  std::thread::id loop_thread_;
-  std::vector<std::function<void()>> posted_;
-
   std::unique_ptr<output> own_output_;  // capture_output
   bool default_sink_ = false;
   attachment attachment_;
@@ -286,20 +281,5 @@ class pool {
   sigset_t old_mask_{};
   struct sigaction old_pipe_{};
 };
-
-template <class F>
-inline auto pool::call(F f) -> decltype(f()) {
-  std::unique_lock lock(mu_);
-  if (!running_ || std::this_thread::get_id() == loop_thread_) {
-    lock.unlock();
-    return f();
-  }
-  std::packaged_task<decltype(f())()> task(std::move(f));
-  auto result = task.get_future();
-  posted_.push_back([&task] { task(); });
-  lock.unlock();
-  sys::eventfd_signal(wake_.get());
-  return result.get();
-}
 
 }  // namespace ufork
