@@ -282,63 +282,35 @@ void pool::stop_orphans() {
   }
 }
 
-void pool::install_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (const auto& e : signal_table) sigaddset(&set, e.signal);
-  if (reap_orphans_) sigaddset(&set, SIGCHLD);
-  if (auto ec = sys::block_signals(set, &old_mask_)) throw error(ec, "pthread_sigmask");
-  signals_ = must(sys::make_signalfd(set), "signalfd");
-  signals_token_ = loop_.add(signals_.get(), EPOLLIN, [this](std::uint32_t) { on_signal(); });
-  // A log reader that went away must not kill the arbiter (and so the pool).
-  sys::ignore_signal(SIGPIPE, &old_pipe_);
-  own_signals_ = true;
-}
-
-void pool::restore_signals() noexcept {
-  if (!own_signals_) return;
-  loop_.remove(signals_token_);
-  signals_.reset();
-  sys::set_action(SIGPIPE, old_pipe_, nullptr);
-  sys::set_signal_mask(old_mask_);
-  own_signals_ = false;
-}
-
-void pool::on_signal() {
-  signalfd_siginfo si;
-  for (;;) {
-    auto n = sys::read(signals_.get(), &si, sizeof si);
-    if (!n || n.value() != sizeof si) return;
-    int sig = static_cast<int>(si.ssi_signo);
-    if (sig == SIGCHLD) {  // a worker's exit is its pidfd's business; this is for adopted orphans
-      reap_orphans();
-      continue;
-    }
-    // pid 0: the kernel's, which for INT and QUIT means the terminal's keys.
-    log("{} from {}", signal_name(sig),
-        si.ssi_pid != 0  ? fmt::format("pid {}", si.ssi_pid)
-        : sig == SIGINT  ? std::string("the terminal (Ctrl-C)")
-        : sig == SIGQUIT ? std::string("the terminal (Ctrl-\\)")
-                         : std::string("the kernel"));
-    auto verb = verb_of(sig);
-    if (!verb) continue;  // none: only the table's are blocked
-    switch (*verb) {
-      case signal_verb::interrupt: apply(pool_event::interrupt); break;
-      case signal_verb::terminate: apply(pool_event::terminate); break;
-      case signal_verb::quit: apply(pool_event::quit); break;
-      case signal_verb::grow: do_resize(size_ + 1); break;
-      case signal_verb::shrink:
-        if (size_ > 1 || opts_.allow_empty)
-          do_resize(std::max(size_ - 1, 0));
-        else
-          log("SIGTTOU: size stays {}: {}", size_, empty_pool_refused);
-        break;
-      case signal_verb::reopen: reopen_logs(); break;
-      case signal_verb::reload:
-        if (auto why = reload(all_ids()); !why.empty()) log("SIGHUP: {}", why);
-        break;
-      case signal_verb::upgrade: (void)upgrade(-1); break;  // it logs why if it did not happen
-    }
+void pool::on_signal(int sig, pid_t sender) {
+  if (sig == SIGCHLD) {  // a worker's exit is its pidfd's business; this is for adopted orphans
+    reap_orphans();
+    return;
+  }
+  // pid 0: the kernel's, which for INT and QUIT means the terminal's keys.
+  log("{} from {}", signal_name(sig),
+      sender != 0      ? fmt::format("pid {}", sender)
+      : sig == SIGINT  ? std::string("the terminal (Ctrl-C)")
+      : sig == SIGQUIT ? std::string("the terminal (Ctrl-\\)")
+                       : std::string("the kernel"));
+  auto verb = verb_of(sig);
+  if (!verb) return;  // none: only the table's are blocked
+  switch (*verb) {
+    case signal_verb::interrupt: apply(pool_event::interrupt); break;
+    case signal_verb::terminate: apply(pool_event::terminate); break;
+    case signal_verb::quit: apply(pool_event::quit); break;
+    case signal_verb::grow: do_resize(size_ + 1); break;
+    case signal_verb::shrink:
+      if (size_ > 1 || opts_.allow_empty)
+        do_resize(std::max(size_ - 1, 0));
+      else
+        log("SIGTTOU: size stays {}: {}", size_, empty_pool_refused);
+      break;
+    case signal_verb::reopen: reopen_logs(); break;
+    case signal_verb::reload:
+      if (auto why = reload(all_ids()); !why.empty()) log("SIGHUP: {}", why);
+      break;
+    case signal_verb::upgrade: (void)upgrade(-1); break;  // it logs why if it did not happen
   }
 }
 
@@ -374,7 +346,8 @@ int pool::supervise(bool own_signals) {
     reap_orphans_ = true;
   }
   run_mode_ = own_signals;
-  if (own_signals && opts_.handle_signals) install_signals();
+  if (own_signals && opts_.handle_signals)
+    signals_.open(loop_, reap_orphans_, [this](int sig, pid_t sender) { on_signal(sig, sender); });
   if (own_signals && opts_.notify_manager) manager_.open([this](const std::string& line) { log_text(line); });
   // run(): the process is ours, and the arbiter should be the OOM killer's
   // last choice. Lowering needs CAP_SYS_RESOURCE: refused is fine.
@@ -446,7 +419,7 @@ void pool::finish(std::shared_ptr<log_sink> base_sink) noexcept {
   if (attachment_.close) attachment_.close();
   opts_.sink = std::move(base_sink);
   calls_.end();
-  restore_signals();
+  signals_.close();
   if (std::exchange(oom_lowered_, false)) (void)sys::set_oom_score_adj(*oom_found_);
 }
 

@@ -35,6 +35,7 @@
 #include "core/reactor.hpp"
 #include "core/replacement_queue.hpp"
 #include "core/scoreboard.hpp"
+#include "core/signal_intake.hpp"
 #include "core/upgrade.hpp"
 #include "sys/process.hpp"
 #include "sys/sys.hpp"
@@ -157,10 +158,8 @@ class pool {
   int supervise(bool own_signals);
   void abandon() noexcept;
   void finish(std::shared_ptr<log_sink> base_sink) noexcept;
-  void install_signals();
   void stop_orphans();
-  void restore_signals() noexcept;
-  void on_signal();
+  void on_signal(int sig, pid_t sender);  // one of signal_table, or SIGCHLD
   std::vector<int> all_ids() const;
   // Orphans (PID 1, options::subreaper).
   int ready_count() const noexcept;
@@ -231,7 +230,7 @@ class pool {
   reactor loop_;
   loop_calls calls_;
   detail::scoreboard board_;
-  sys::unique_fd notify_rx_, notify_tx_, signals_;
+  sys::unique_fd notify_rx_, notify_tx_;
   // Exec mode: the program's path and argv, and the named notify socket.
   std::string exec_path_;
   std::vector<char*> exec_argv_;
@@ -275,11 +274,8 @@ class pool {
   std::exception_ptr background_error_;
 
   // run()'s own signal handling.
-  bool own_signals_ = false;
   bool run_mode_ = false;  // run(), not start(): the process is ours to exec
-  reactor::token signals_token_ = 0;
-  sigset_t old_mask_{};
-  struct sigaction old_pipe_{};
+  signal_intake signals_;
 };
 
 }  // namespace ufork
