@@ -1,7 +1,6 @@
 // The pool's loop: setup, the signals of run(), calls from other threads.
 // Policy lives in supervise.cpp, the workers' output in output.cpp.
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -191,11 +190,11 @@ pool_status pool::snapshot() const {
     for (const auto& [pid, p] : table_.processes()) s.workers.push_back(info(*p, now));
     std::sort(s.workers.begin(), s.workers.end(),
               [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
-    s.counters = counters_;
-    s.counters.requests = requests_of_exited_;
+    s.counters = history_.counters;
+    s.counters.requests = history_.requests_gone();
     for (const auto& w : s.workers) s.counters.requests += w.requests;
     s.counters.log_lost = opts_.sink->lost();
-    s.dead.assign(dead_.begin(), dead_.end());
+    s.dead.assign(history_.dead().begin(), history_.dead().end());
     if (auto at = next_deadline(now); at != clock::time_point{})
       s.next_wakeup = std::max(at - now, clock::duration::zero());
     return s;
@@ -254,7 +253,7 @@ void pool::reap_orphans() {
   if (!reap_orphans_) return;
   sys::reap_unclaimed([this](pid_t pid) {
     if (table_.find(pid)) return true;
-    ++counters_.orphans_reaped;
+    ++history_.counters.orphans_reaped;
     return false;
   });
 }
@@ -278,7 +277,7 @@ void pool::stop_orphans() {
     if (!sys::child::wait_readable(fd.get(), static_cast<int>(std::max<long long>(ms, 0))))
       (void)sys::pidfd_send_signal(fd.get(), SIGKILL);
     sys::reap_pidfd(fd.get());
-    ++counters_.orphans_reaped;
+    ++history_.counters.orphans_reaped;
   }
 }
 
@@ -378,7 +377,7 @@ int pool::supervise(bool own_signals) {
     loop_.arm(next_deadline(clock::now()));
     opts_.sink->flush();
     loop_.run_once();
-    ++counters_.wakeups;
+    ++history_.counters.wakeups;
     auto now = clock::now();
     // The most overdue deadline, from what the handlers just learnt (a
     // worker that became ready just before the tree froze): long overdue

@@ -26,6 +26,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/history.hpp"
 #include "core/loop_calls.hpp"
 #include "core/manager_link.hpp"
 #include "core/oom.hpp"
@@ -47,29 +48,6 @@ namespace ufork {
 // Why size 0 is refused unless options::allow_empty.
 inline constexpr const char* empty_pool_refused =
     "a pool of 0 workers leaves connections waiting unanswered (--allow-empty or options.allow_empty allows it)";
-
-// What the pool counts for /metrics beyond pool_counters, since it started.
-struct histogram {
-  std::vector<double> bounds;         // the buckets' upper bounds, seconds
-  std::vector<std::uint64_t> counts;  // per bucket (not cumulative), the last one +Inf
-  double sum = 0;
-  std::uint64_t count = 0;
-  explicit histogram(std::vector<double> b) : bounds(std::move(b)), counts(bounds.size() + 1) {}
-  void observe(double v) {
-    std::size_t i = 0;
-    while (i < bounds.size() && v > bounds[i]) ++i;
-    ++counts[i];
-    sum += v;
-    ++count;
-  }
-};
-struct pool_tallies {
-  std::map<std::string, std::uint64_t> exits_by_reason, exit_codes, exit_signals;
-  std::map<std::string, std::uint64_t> hung_by_clock;  // "heartbeat" (timeout), "startup" (startup_timeout)
-  histogram uptime_at_exit{{0.1, 1, 10, 60, 600, 3600, 86400}};
-  // From a worker's death to its slot's next fork.
-  histogram respawn_latency{{0.0005, 0.001, 0.002, 0.005, 0.01, 0.1, 1, 10, 60}};
-};
 
 class pool {
  public:
@@ -124,7 +102,7 @@ class pool {
   // The worker in slot `id`, or 0; the forks of each slot so far.
   pid_t worker_pid(int id) const noexcept;
   std::vector<unsigned> generations() const;
-  const pool_tallies& tallies() const noexcept { return tallies_; }
+  const pool_tallies& tallies() const noexcept { return history_.tallies(); }
 
   // The verbs (loop's thread). Each returns why it was refused, or "".
   std::string resize(int n);
@@ -251,19 +229,12 @@ class pool {
 
   int size_ = 0;
   worker_table table_;
-  pool_counters counters_;
-  std::deque<exit_info> dead_;
-  pool_tallies tallies_;
-  std::map<int, clock::time_point> died_at_;  // slots whose worker died, until their next fork
+  pool_history history_;
   int exit_code_ = 0;  // exit_boot_failure once it gave up
   bool ever_ready_ = false;
-  bool storm_ = false;
-  std::uint64_t storm_quiet_ = 0;  // failed starts not logged during a storm
-  std::string last_failure_;
   oom_witness oom_;
   std::vector<char> buf_;
   replacement_queue replacements_;
-  std::uint64_t requests_of_exited_ = 0;
   clock::time_point started_ = clock::now();
 
   std::unique_ptr<output> own_output_;  // capture_output

@@ -50,8 +50,8 @@ upgrade::state pool::handover(int reply_fd) const {
   s.reply = reply_fd;
   s.size = size_;
   for (const auto& slot : table_.slots()) s.generations.push_back(slot.generation);
-  s.counters = counters_;
-  s.requests_of_exited = requests_of_exited_;
+  s.counters = history_.counters;
+  s.requests_of_exited = history_.requests_gone();
   for (const auto& [pid, p] : table_.processes()) {
     const slot_state& slot = table_.slot(p->slot);
     upgrade::worker_record w;
@@ -70,7 +70,7 @@ upgrade::state pool::handover(int reply_fd) const {
     w.err_pending = p->err.lines.pending();
     s.workers.push_back(std::move(w));
   }
-  s.dead.assign(dead_.begin(), dead_.end());
+  s.dead.assign(history_.dead().begin(), history_.dead().end());
   return s;
 }
 
@@ -81,9 +81,7 @@ void pool::adopt(const upgrade::state& s) {
   size_ = s.size;
   table_.resize(static_cast<int>(s.generations.size()));
   for (std::size_t i = 0; i < s.generations.size(); ++i) table_.slot(static_cast<int>(i)).generation = s.generations[i];
-  counters_ = s.counters;
-  requests_of_exited_ = s.requests_of_exited;
-  dead_.assign(s.dead.begin(), s.dead.end());
+  history_.adopt(s.counters, s.requests_of_exited, s.dead);
   auto take = [](sys::unique_fd& into, upgrade::carried_fd c) { into.reset(upgrade::take(c.fd)); };
   int reply = upgrade::take(s.reply);
   for (const auto& w : s.workers) {

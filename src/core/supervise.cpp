@@ -80,13 +80,13 @@ rlimit pool::restored_nofile() const {
 process* pool::spawn(int slot, clock::time_point now, bool reload) {
   slot_state& s = table_.slot(slot);
   auto fail = [&](const char* what, std::error_code ec) {
-    ++counters_.spawn_errors;
-    last_failure_ = fmt::format("cannot start worker {}: {}: {}", slot, what, ec.message());
+    ++history_.counters.spawn_errors;
+    history_.last_failure = fmt::format("cannot start worker {}: {}: {}", slot, what, ec.message());
     if (reload) {  // the slot keeps its current worker
-      log("{}", last_failure_);
+      log("{}", history_.last_failure);
       return nullptr;
     }
-    log("{}{}", last_failure_, slot_lost(slot, policy::end::failed_start, now));  // backoff, not a loop
+    log("{}{}", history_.last_failure, slot_lost(slot, policy::end::failed_start, now));  // backoff, not a loop
     update_storm();
     check_give_up();
     return nullptr;
@@ -151,11 +151,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   p->out.fd = std::move(out->read);
   p->err.fd = std::move(err->read);
   (void)table_.set_state(*p, worker_state::starting);
-  ++counters_.spawned;
-  if (auto died = died_at_.find(slot); died != died_at_.end()) {
-    tallies_.respawn_latency.observe(std::chrono::duration<double>(now - died->second).count());
-    died_at_.erase(died);
-  }
+  history_.forked(slot, now);
   process& ref = table_.insert(std::move(p), reload);
   pid_t pid = ref.pid;
   ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
@@ -251,7 +247,7 @@ void pool::on_notify(int fd) {
     if (!d) return;  // EAGAIN: all read
     process* p = notifier(d->sender);
     if (!p) {
-      ++counters_.notify_ignored;
+      ++history_.counters.notify_ignored;
       continue;
     }
     auto now = clock::now();
@@ -384,7 +380,7 @@ void pool::on_exit(pid_t pid) {
   e.oom_possible = oom == oom_verdict::possibly;
   e.reason = p.reason.value_or(e.code == 0 ? exit_reason::exited : exit_reason::crashed);
 
-  requests_of_exited_ += p.beat->requests.load(std::memory_order_relaxed);
+  std::uint64_t requests = p.beat->requests.load(std::memory_order_relaxed);
   loop_.remove(p.exit_token);
   board_.release(p.beat);
   if (p.reload && p.state == worker_state::starting) abandon_reload(p, e.status_text());
@@ -392,31 +388,23 @@ void pool::on_exit(pid_t pid) {
   bool current = table_.release(p);
   (void)table_.remove(pid);
 
-  ++counters_.exited;
-  ++tallies_.exits_by_reason[to_string(e.reason)];
-  if (e.signal)
-    ++tallies_.exit_signals[signal_name(e.signal)];
-  else
-    ++tallies_.exit_codes[std::to_string(e.code)];
-  tallies_.uptime_at_exit.observe(std::chrono::duration<double>(e.uptime).count());
-  dead_.push_back(e);
-  if (dead_.size() > 64) dead_.pop_front();
+  history_.exited(e, requests);
   // Only a slot left empty needs a successor. A worker that had become
   // ready (or that an operator killed) is replaced at once; one that never
   // did is a failed start.
   std::string next;
   bool failed = false;
   if (current && !is_stopping(phase_) && e.id < size_) {
-    died_at_[e.id] = now;
+    history_.slot_lost(e.id, now);
     failed = !e.was_ready && e.reason != exit_reason::killed;
-    if (failed) last_failure_ = e.describe();
+    if (failed) history_.last_failure = e.describe();
     next = slot_lost(e.id, failed ? policy::end::failed_start : policy::end::served, now);
   }
   call_hook("on_worker_exit", hooks_.on_worker_exit, e);
   reap_orphans();  // those this worker's zombie hid from the last SIGCHLD
   update_storm();
-  if (failed && storm_)
-    ++storm_quiet_;
+  if (failed && history_.in_storm())
+    history_.quiet();
   else
     log("{}{}", e.describe(), next);
   if (failed) check_give_up();
@@ -428,7 +416,7 @@ void pool::on_exit(pid_t pid) {
 std::string pool::slot_lost(int slot, policy::end how, clock::time_point now) {
   slot_state& s = table_.slot(slot);
   auto wait = policy::ended(s.rules, how, now, opts_.backoff);
-  if (how == policy::end::failed_start && s.rules.failed_starts >= 2) ++counters_.backoffs;
+  if (how == policy::end::failed_start && s.rules.failed_starts >= 2) ++history_.counters.backoffs;
   if (wait <= clock::duration::zero()) return "; restarting";
   return fmt::format("; restarting in {}", seconds(wait));
 }
@@ -440,7 +428,7 @@ void pool::check_give_up() {
   auto& slots = table_.slots();
   if (!std::ranges::all_of(slots.begin(), slots.begin() + size_, out, &slot_state::rules)) return;
   log("no worker ever became ready; every slot failed {} starts in a row; last: {}", opts_.max_boot_failures,
-      last_failure_);
+      history_.last_failure);
   exit_code_ = exit_boot_failure;
   apply(pool_event::give_up);
 }
@@ -450,16 +438,9 @@ void pool::check_give_up() {
 void pool::update_storm() {
   auto& slots = table_.slots();
   auto failing = std::ranges::count_if(slots.begin(), slots.begin() + size_, policy::failing, &slot_state::rules);
-  bool storm = policy::storm(static_cast<std::size_t>(failing), static_cast<std::size_t>(size_));
-  if (storm && !storm_) {
-    log("WARNING: {} of {} workers are failing to start or hanging (failed starts back off up to {}); last: {}",
-        failing, size_, seconds(opts_.backoff.cap), last_failure_);
-    storm_ = true;
-  } else if (!storm && storm_) {
-    log("workers are starting again ({} failed starts not logged)", storm_quiet_);
-    storm_ = false;
-    storm_quiet_ = 0;
-  }
+  if (auto line = history_.storm(static_cast<std::size_t>(failing), static_cast<std::size_t>(size_),
+                                  seconds(opts_.backoff.cap)))
+    log("{}", *line);
 }
 
 policy::worker_clock pool::clock_of(const process& p) const {
@@ -532,7 +513,7 @@ void pool::check_deadlines(clock::time_point now) {
 void pool::restart_clocks(policy::stall how, clock::duration late, clock::time_point now) {
   bool long_stall = how == policy::stall::long_;
   if (long_stall) {
-    ++counters_.stalls;
+    ++history_.counters.stalls;
     log("the arbiter woke {} past its deadline (stalled: frozen or paused?); every worker's clock restarts now",
         seconds(late));
   }
@@ -563,9 +544,8 @@ clock::time_point pool::next_deadline(clock::time_point now) const {
 // that cannot (stuck in the kernel). Its successor is forked now: capacity
 // comes back at the deadline, not when the hung one is gone.
 void pool::hang(process& p, std::string detail, clock::time_point now) {
-  ++counters_.hung;
   bool was_ready = p.state == worker_state::ready;
-  ++tallies_.hung_by_clock[was_ready ? "heartbeat" : "startup"];
+  history_.hung(was_ready);
   if (p.reload && !was_ready) abandon_reload(p, "hung");
   if (!table_.set_state(p, worker_state::stopping)) return;
   p.reason = exit_reason::hung;
@@ -575,8 +555,8 @@ void pool::hang(process& p, std::string detail, clock::time_point now) {
   (void)sys::pidfd_send_signal(p.pidfd.get(), SIGCONT);
   std::string next;
   if (table_.release(p) && !is_stopping(phase_) && p.slot < size_) {
-    died_at_[p.slot] = now;  // given up for dead: its successor is forked now
-    last_failure_ = fmt::format("worker {} pid {} hung: {}", p.slot, p.pid, p.detail);
+    history_.slot_lost(p.slot, now);  // given up for dead: its successor is forked now
+    history_.last_failure = fmt::format("worker {} pid {} hung: {}", p.slot, p.pid, p.detail);
     next = slot_lost(p.slot, was_ready ? policy::end::hung : policy::end::failed_start, now);
   }
   log("worker {} pid {} hung: {}; sending SIGABRT{}", p.slot, p.pid, p.detail, next);
