@@ -5,10 +5,8 @@
 #include <unistd.h>
 
 #include "control/commands.hpp"
-#ifndef UFORK_NO_CONSOLE
-#include "control/console.hpp"
-#endif
 #include "control/control_socket.hpp"
+#include "control/prompt.hpp"
 #include "control/status_server.hpp"
 #include "core/pool.hpp"
 #include "sys/process.hpp"
@@ -18,34 +16,6 @@
 namespace ufork {
 namespace {
 
-#ifndef UFORK_NO_CONSOLE
-// The terminal's sink while the prompt shows: output goes above the line
-// being typed, which is redrawn after it. (An upgrade closes the prompt
-// for its exec; it is back if the exec fails.)
-class console_sink final : public log_sink {
- public:
-  console_sink(std::shared_ptr<log_sink> inner, std::unique_ptr<console>& c) : inner_(std::move(inner)), console_(c) {}
-  void write(const log_line& line) override {
-    if (console_) console_->hide();
-    inner_->write(line);
-    dirty_ = true;
-  }
-  void flush() override {
-    if (!dirty_ || !console_) return inner_->flush();
-    console_->hide();
-    inner_->flush();
-    console_->show();
-    dirty_ = false;
-  }
-  void reopen() override { inner_->reopen(); }
-  std::uint64_t lost() const override { return inner_->lost(); }
-
- private:
-  std::shared_ptr<log_sink> inner_;
-  std::unique_ptr<console>& console_;
-  bool dirty_ = false;
-};
-#endif
 
 // Every line to the control socket's followers too (`ufork ctl follow`).
 class follow_sink final : public log_sink {
@@ -133,28 +103,16 @@ class arbiter::impl {
                      (loopback ? "" : "; WARNING: not a loopback address: anyone who can reach it sees the pool"));
     }
     for (const auto& [fd, fn] : watches_) pool_.loop().add(fd, EPOLLIN, [fn = fn](std::uint32_t) { fn(); });
-#ifndef UFORK_NO_CONSOLE
-    if (own_signals && o.console && console::available()) {
-      make_console();
-      pool_.set_sink(std::make_shared<console_sink>(pool_.sink(), console_));
-    }
-#else
-    (void)own_signals;
-#endif
+    if (own_signals && o.console) prompt_ = attach_prompt(pool_, commands_);
   }
 
   // The prompt, and the terminal's settings back as they were before it,
   // around an upgrade's exec (the next image shows its own).
   void suspend_console() noexcept {
-#ifndef UFORK_NO_CONSOLE
-    prompt_was_open_ = console_ != nullptr;
-    console_.reset();
-#endif
+    if (prompt_) prompt_->suspend();
   }
   void resume_console() {
-#ifndef UFORK_NO_CONSOLE
-    if (std::exchange(prompt_was_open_, false)) make_console();
-#endif
+    if (prompt_) prompt_->resume();
   }
 
   // The client that asked for the upgrade hears how it went from the image
@@ -167,30 +125,12 @@ class arbiter::impl {
   }
 
   void close() noexcept {
-#ifndef UFORK_NO_CONSOLE
-    console_.reset();
-#endif
+    prompt_.reset();
     control_.reset();
     status_.reset();
   }
 
-#ifndef UFORK_NO_CONSOLE
-  void make_console() {
-    console_ = std::make_unique<console>(
-        pool_.loop(), pool_.opts().history_file, [this](const std::string& line) { on_console_line(line); },
-        [this](const std::string& so_far) { return commands_.completions(so_far); });
-  }
-
-  void on_console_line(const std::string& line) {
-    pool_.sink()->flush();
-    reply r = commands_.execute(line);
-    bool json = line.find("--json") != std::string::npos;
-    console_->print((json ? answer_line(r) : r.ok ? r.text : "error: " + r.text) + "\n");
-  }
-
-  std::unique_ptr<console> console_;
-  bool prompt_was_open_ = false;
-#endif
+  std::unique_ptr<prompt_attachment> prompt_;
   std::unique_ptr<control_server> control_;
   std::unique_ptr<status_server> status_;
 };

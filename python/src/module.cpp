@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -61,6 +62,18 @@ void call_logged(const pyfn& fn) {
 std::chrono::milliseconds ms(const py::dict& d, const char* key, std::chrono::milliseconds dflt) {
   if (!d.contains(key) || d[key].is_none()) return dflt;
   return std::chrono::milliseconds(static_cast<long long>(d[key].cast<double>() * 1000));
+}
+
+// The keys core() reads, and nothing else: a key misspelt in
+// python/ufork/__init__.py is a TypeError naming it, not a setting lost.
+void check_keys(const py::dict& config) {
+  static const std::set<std::string> known = {
+      "size",        "allow_empty", "timeout", "startup_timeout", "graceful_timeout", "max_starting", "max_rss",
+      "max_fds_percent", "control_path", "log_file", "prompt", "wsgi", "child_exit"};
+  for (const auto& [key, value] : config) {
+    auto name = py::str(key).cast<std::string>();
+    if (!known.contains(name)) throw py::type_error("Core() got an unexpected option '" + name + "'");
+  }
 }
 
 template <class T>
@@ -124,6 +137,7 @@ class core {
   // in each new worker, with the GIL, after the interpreter's fork protocol.
   core(const py::dict& config, py::object child, py::object parent_pre_stop, py::object printfunc)
       : child_(keep(std::move(child))), pre_stop_(keep(std::move(parent_pre_stop))) {
+    check_keys(config);
     ufork::options o;
     o.workers = get(config, "size", o.workers);
     o.allow_empty = get(config, "allow_empty", false);

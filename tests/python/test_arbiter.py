@@ -351,3 +351,17 @@ except KeyboardInterrupt:
     p.wait_for(r'stopping 1 worker \(fast: SIGKILL\)')
     assert p.finish() == 0, p.output()
     assert "KeyboardInterrupt ['killed by SIGKILL']" in p.output()
+
+
+def test_an_unknown_keyword_is_a_type_error_naming_it():
+    import pytest
+    import ufork
+    from ufork import _ufork
+    with pytest.raises(TypeError, match='timout'):
+        ufork.Arbiter(post_fork=lambda: None, timout=5)
+    with pytest.raises(TypeError, match='sise'):
+        ufork.wsgi_arbiter(lambda env, start: [], ('127.0.0.1', 0), sise=2)
+    # The core's options, as python/ufork/__init__.py passes them: a key it
+    # does not read is refused, not ignored.
+    with pytest.raises(TypeError, match="unexpected option 'graceful_timout'"):
+        _ufork.Core({'size': 1, 'graceful_timout': 3}, lambda: None, None, None)
