@@ -26,8 +26,8 @@ clock::duration ended(slot& s, end how, clock::time_point now, const restart_bac
 
 bool proven(slot& s) noexcept { return std::exchange(s.bad, 0) != 0; }
 
-bool has_proven(clock::time_point ready_at, clock::time_point beat, milliseconds timeout) noexcept {
-  return ready_at != clock::time_point{} && beat >= ready_at + timeout;
+bool has_proven(std::optional<clock::time_point> ready_at, clock::time_point beat, milliseconds timeout) noexcept {
+  return ready_at && beat >= *ready_at + timeout;
 }
 
 bool failing(const slot& s) noexcept { return s.bad >= 2; }
@@ -38,24 +38,24 @@ bool out_of_starts(const slot& s, int max_boot_failures) noexcept {
   return max_boot_failures > 0 && s.failed_starts >= max_boot_failures;
 }
 
-clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept {
+std::optional<clock::time_point> deadline(const worker_clock& w, const timeouts& t) noexcept {
   switch (w.state) {
     case worker_state::starting: return std::max(w.started, w.window_from) + t.startup_timeout;
     case worker_state::ready:
-      if (t.timeout <= milliseconds::zero()) return {};  // no heartbeat to watch
+      if (t.timeout <= milliseconds::zero()) return std::nullopt;  // no heartbeat to watch
       return std::max(w.beat, w.window_from) + t.timeout;
     case worker_state::stopping: return w.kill_at;
     case worker_state::spawning:
     case worker_state::exited: break;
   }
-  return {};
+  return std::nullopt;
 }
 
-stall stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept {
+stall stalled(std::optional<clock::time_point> due, clock::time_point woke, milliseconds timeout) noexcept {
   using namespace std::chrono_literals;
-  if (due == clock::time_point{}) return stall::none;
-  if (woke - due > std::max<milliseconds>(1s, timeout / 4)) return stall::long_;
-  return woke - due > short_stall ? stall::brief : stall::none;
+  if (!due) return stall::none;
+  if (woke - *due > std::max<milliseconds>(1s, timeout / 4)) return stall::long_;
+  return woke - *due > short_stall ? stall::brief : stall::none;
 }
 
 }  // namespace ufork::policy

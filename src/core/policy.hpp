@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 
 #include "ufork/arbiter.hpp"
 
@@ -41,7 +42,7 @@ clock::duration ended(slot& s, end how, clock::time_point now, const restart_bac
 // The slot's current worker beat a full timeout after it became ready: the
 // slot is healthy again, whatever came before. True if that changed it.
 bool proven(slot& s) noexcept;
-bool has_proven(clock::time_point ready_at, clock::time_point beat, milliseconds timeout) noexcept;
+bool has_proven(std::optional<clock::time_point> ready_at, clock::time_point beat, milliseconds timeout) noexcept;
 
 // A slot is failing while its last two workers failed to start or hung (and
 // none has proven itself since).
@@ -57,16 +58,18 @@ bool out_of_starts(const slot& s, int max_boot_failures) noexcept;
 // The clocks of one worker process.
 struct worker_clock {
   worker_state state = worker_state::spawning;
-  clock::time_point started{}, beat{}, kill_at{};
-  // After a stall of the arbiter, every clock restarts from here.
+  clock::time_point started{}, beat{};
+  std::optional<clock::time_point> kill_at;  // SIGKILL due
+  // After a stall of the arbiter, every clock restarts from here (the
+  // epoch: no stall yet, and max() with it is the clock's own start).
   clock::time_point window_from{};
 };
 struct timeouts {
   milliseconds timeout, startup_timeout;  // timeout 0: a ready worker has no deadline
 };
 // When this worker's clock fires: hung (starting, ready) or SIGKILL due
-// (stopping); epoch for none.
-clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept;
+// (stopping); nullopt for none.
+std::optional<clock::time_point> deadline(const worker_clock& w, const timeouts& t) noexcept;
 
 // How late the loop woke after a deadline (the most overdue one it knows of
 // on waking). Past max(1 s, timeout / 4), a long stall: the arbiter itself
@@ -76,6 +79,6 @@ clock::time_point deadline(const worker_clock& w, const timeouts& t) noexcept;
 // workers thawed with it have not beaten yet), and so does a loaded machine.
 enum class stall { none, brief, long_ };
 inline constexpr milliseconds short_stall{2};
-stall stalled(clock::time_point due, clock::time_point woke, milliseconds timeout) noexcept;
+stall stalled(std::optional<clock::time_point> due, clock::time_point woke, milliseconds timeout) noexcept;
 
 }  // namespace ufork::policy

@@ -195,8 +195,7 @@ pool_status pool::snapshot() const {
     for (const auto& w : s.workers) s.counters.requests += w.requests;
     s.counters.log_lost = opts_.sink->lost();
     s.dead.assign(history_.dead().begin(), history_.dead().end());
-    if (auto at = next_deadline(now); at != clock::time_point{})
-      s.next_wakeup = std::max(at - now, clock::duration::zero());
+    if (auto at = next_deadline(now)) s.next_wakeup = std::max(*at - now, clock::duration::zero());
     return s;
   });
 }
@@ -384,7 +383,7 @@ int pool::supervise(bool own_signals) {
     // means the arbiter was not running when it was due.
     auto due = next_deadline(now);
     if (auto how = policy::stalled(due, now, opts_.timeout); how != policy::stall::none)
-      restart_clocks(how, now - due, now);
+      restart_clocks(how, now - *due, now);  // a stall has a deadline
     check_deadlines(now);
     if (phase_ == pool_phase::draining && now >= drain_until_) apply(pool_event::drain_over);
     maintain(now);

@@ -177,7 +177,7 @@ class pool {
   std::string slot_lost(int slot, policy::end how, clock::time_point now);
   void check_deadlines(clock::time_point now);
   void restart_clocks(policy::stall how, clock::duration late, clock::time_point now);
-  clock::time_point next_deadline(clock::time_point now) const;
+  std::optional<clock::time_point> next_deadline(clock::time_point now) const;  // nullopt: none
   policy::worker_clock clock_of(const process& p) const;
   void hang(process& p, std::string detail, clock::time_point now);
   void stop_worker(process& p, exit_reason why, clock::time_point now);
@@ -221,7 +221,7 @@ class pool {
   pool_phase phase_ = pool_phase::running;
   clock::time_point drain_until_{};  // when draining
   bool reap_orphans_ = false;  // PID 1 or options::subreaper, in run()
-  clock::time_point next_usage_check_{};  // RSS and fds, when a limit is set
+  std::optional<clock::time_point> next_usage_check_;  // RSS and fds, when a limit is set
   manager_link manager_;  // NOTIFY_SOCKET of ufork's own manager
   std::optional<int> oom_found_;  // the arbiter's oom_score_adj as found
   std::string worker_oom_;        // what workers write to theirs; empty: nothing

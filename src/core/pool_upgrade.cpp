@@ -90,7 +90,7 @@ void pool::adopt(const upgrade::state& s) {
     // The state it had, through the life cycle's own steps: starting, then
     // ready if it had become so, then stopping.
     for (worker_state step : {worker_state::starting, worker_state::ready, worker_state::stopping})
-      if (p->state != w.state && (step != worker_state::ready || p->ready_at != clock::time_point{}))
+      if (p->state != w.state && (step != worker_state::ready || p->ready_at))
         (void)table_.set_state(*p, step);
     p->beat = board_.adopt(w.cell);
     if (!p->beat) p->beat = board_.acquire();  // a cell the state named twice: the heartbeat is lost, not the worker

@@ -50,7 +50,8 @@ void reactor::modify(token t, std::uint32_t events) {
   if (auto ec = sys::epoll_modify(epoll_.get(), it->second->fd, events, t)) throw error(ec, "epoll_ctl(MOD)");
 }
 
-void reactor::arm(clock::time_point at) {
+void reactor::arm(std::optional<clock::time_point> due) {
+  clock::time_point at = due.value_or(clock::time_point{});  // the epoch: disarmed
   if (at == armed_) return;
   if (auto ec = sys::timerfd_arm(timer_.get(), at)) throw error(ec, "timerfd_settime");
   armed_ = at;

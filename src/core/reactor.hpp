@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -30,7 +31,7 @@ class reactor {
   void modify(token t, std::uint32_t events);
 
   // The one deadline: the loop wakes up at `at`, or never for time_point{}.
-  void arm(clock::time_point at);
+  void arm(std::optional<clock::time_point> at);
 
   // Waits for events (or the deadline) and runs their handlers. Returns the
   // number of events handled, the timer included.

@@ -44,8 +44,8 @@ T jitter(T most) {
     return T(std::uniform_int_distribution<typename T::rep>(0, most.count())(random));
 }
 
-void earliest(clock::time_point& best, clock::time_point t) {
-  if (t != clock::time_point{} && (best == clock::time_point{} || t < best)) best = t;
+void earliest(std::optional<clock::time_point>& best, std::optional<clock::time_point> t) {
+  if (t && (!best || *t < *best)) best = t;
 }
 
 }  // namespace
@@ -187,7 +187,7 @@ int pool::successors_starting() const {
 void pool::abandon_reload(const process& successor, const std::string& why) {
   log("reload: the successor of worker {} failed ({}); reload abandoned", successor.slot, why);
   replacements_.abandon();
-  for (const auto& [pid, p] : table_.processes()) p->recycle_why.clear();  // the limits are checked again
+  for (const auto& [pid, p] : table_.processes()) p->recycle_why.reset();  // the limits are checked again
 }
 
 // Past a limit: replaced as a reload replaces it, its successor ready first,
@@ -195,7 +195,7 @@ void pool::abandon_reload(const process& successor, const std::string& why) {
 void pool::recycle(process& p, std::string why, clock::time_point now) {
   if (is_stopping(phase_) || table_.slot(p.slot).current != p.pid) return;
   p.recycle_why = "recycled: " + std::move(why);
-  log("worker {} pid {} {}; its successor starts first", p.slot, p.pid, p.recycle_why);
+  log("worker {} pid {} {}; its successor starts first", p.slot, p.pid, *p.recycle_why);
   replacements_.recycle(p.slot);
   reload_next(now);
 }
@@ -203,11 +203,11 @@ void pool::recycle(process& p, std::string why, clock::time_point now) {
 // RSS and fd use, every check_interval while a limit is set.
 void pool::check_usage(clock::time_point now) {
   const recycle_limits& r = opts_.recycle;
-  if ((r.max_rss == 0 && r.max_fds_percent <= 0) || now < next_usage_check_) return;
+  if ((r.max_rss == 0 && r.max_fds_percent <= 0) || (next_usage_check_ && now < *next_usage_check_)) return;
   next_usage_check_ = now + r.check_interval;
   std::vector<std::pair<pid_t, std::string>> over;
   for (const auto& [pid, p] : table_.processes()) {
-    if (p->state != worker_state::ready || !p->recycle_why.empty()) continue;
+    if (p->state != worker_state::ready || p->recycle_why) continue;
     // The worker's process group: it and what it started (a shell's children).
     if (auto rss = r.max_rss ? sys::group_rss_bytes(pid) : 0; r.max_rss && rss > r.max_rss)
       over.emplace_back(pid, fmt::format("rss {} MiB > {} MiB", rss >> 20, r.max_rss >> 20));
@@ -293,7 +293,7 @@ void pool::on_notify_line(process& p, std::string_view line, clock::time_point n
     case notify_line::status: p.status = std::move(n.text); break;
     case notify_line::error: p.detail = fmt::format("ERRNO={} ({})", n.error_value, sys::error_text(n.error_value)); break;
     case notify_line::recycle:
-      if (p.state == worker_state::ready && p.recycle_why.empty())
+      if (p.state == worker_state::ready && !p.recycle_why)
         recycle(p, n.text == "requests" ? fmt::format("{} requests", p.beat->requests.load()) : "it asked", now);
       break;
     case notify_line::lifecycle: log("worker {} pid {}: {}", p.slot, p.pid, line); break;
@@ -327,8 +327,8 @@ void pool::on_ready(process& p, clock::time_point now) {
   if (!p.reload) return;
   // A reload's successor: the slot is now this one's; its predecessor goes.
   if (process* old = table_.find(table_.promote(p))) {
-    bool recycled = !old->recycle_why.empty();
-    if (recycled) old->detail = old->recycle_why;
+    bool recycled = old->recycle_why.has_value();
+    if (recycled) old->detail = *old->recycle_why;
     stop_worker(*old, recycled ? exit_reason::recycled : exit_reason::replaced, now);
   }
   reload_next(now);
@@ -360,7 +360,7 @@ void pool::on_exit(pid_t pid) {
   e.id = p.slot;
   e.pid = pid;
   e.generation = p.generation;
-  e.was_ready = p.ready_at != clock::time_point{};
+  e.was_ready = p.ready_at.has_value();
   e.uptime = now - p.started;
   e.when = std::chrono::system_clock::now();
   e.detail = p.detail;
@@ -465,18 +465,17 @@ void pool::check_deadlines(clock::time_point now) {
     process& p = *ptr;
     auto c = clock_of(p);
     auto t = timeouts_of(p);
-    if (p.state == worker_state::starting && p.ready_due != clock::time_point{} && now >= p.ready_due) {
+    if (p.state == worker_state::starting && p.ready_due && now >= *p.ready_due) {
       now_ready.push_back(pid);
       continue;
     }
-    if (p.state == worker_state::ready && p.recycle_why.empty() && p.lifetime_due != clock::time_point{} &&
-        now >= p.lifetime_due)
+    if (p.state == worker_state::ready && !p.recycle_why && p.lifetime_due && now >= *p.lifetime_due)
       expired.push_back(pid);
     if (p.state == worker_state::ready && policy::has_proven(p.ready_at, c.beat, t.timeout) &&
         table_.slot(p.slot).current == pid)
       changed |= policy::proven(table_.slot(p.slot).rules);
     auto due = policy::deadline(c, t);
-    if (due == clock::time_point{} || now < due) continue;
+    if (!due || now < *due) continue;
     changed |= p.state != worker_state::stopping;
     if (p.state == worker_state::starting)
       hang(p, fmt::format("not ready after {} (startup_timeout)", seconds(now - std::max(p.started, p.window_from))),
@@ -485,7 +484,7 @@ void pool::check_deadlines(clock::time_point now) {
       hang(p, fmt::format("no heartbeat for {} (timeout)", seconds(now - std::max(c.beat, p.window_from))), now);
     else if (p.state == worker_state::stopping) {
       send(p, SIGKILL);
-      p.kill_at = {};
+      p.kill_at.reset();
     }
   }
   if (changed) update_storm();
@@ -521,12 +520,12 @@ void pool::restart_clocks(policy::stall how, clock::duration late, clock::time_p
     if (long_stall || p->window_from == clock::time_point{} || beat_time(*p) > p->window_from) p->window_from = now;
 }
 
-clock::time_point pool::next_deadline(clock::time_point now) const {
-  clock::time_point at{};
+std::optional<clock::time_point> pool::next_deadline(clock::time_point now) const {
+  std::optional<clock::time_point> at;
   for (const auto& [pid, p] : table_.processes()) {
     earliest(at, policy::deadline(clock_of(*p), timeouts_of(*p)));
     if (p->state == worker_state::starting) earliest(at, p->ready_due);
-    if (p->state == worker_state::ready && p->recycle_why.empty()) earliest(at, p->lifetime_due);
+    if (p->state == worker_state::ready && !p->recycle_why) earliest(at, p->lifetime_due);
   }
   if (opts_.recycle.max_rss || opts_.recycle.max_fds_percent > 0) earliest(at, next_usage_check_);
   if (phase_ == pool_phase::draining) earliest(at, drain_until_);

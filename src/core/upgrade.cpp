@@ -69,6 +69,15 @@ class reader {
  public:
   explicit reader(std::string_view text) : rest_(text) {}
   bool done() const noexcept { return rest_.empty(); }
+  // The next field is "-", an optional field's none: taken.
+  bool none() {
+    std::string_view r = rest_;
+    if (!r.empty() && r.front() == ' ') r.remove_prefix(1);
+    if (r.size() < 1 || r.front() != '-' || (r.size() > 1 && r[1] != ' ' && r[1] != '\n')) return false;
+    r.remove_prefix(1);
+    rest_ = r;
+    return true;
+  }
   std::string_view word() {
     if (!rest_.empty() && rest_.front() == ' ') rest_.remove_prefix(1);
     std::size_t n = 0;
@@ -143,6 +152,10 @@ struct is_time_point : std::false_type {};
 template <class C, class D>
 struct is_time_point<std::chrono::time_point<C, D>> : std::true_type {};
 template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+template <class T>
 struct is_duration : std::false_type {};
 template <class R, class P>
 struct is_duration<std::chrono::duration<R, P>> : std::true_type {};
@@ -153,13 +166,16 @@ using nanoseconds = std::chrono::nanoseconds;
 struct field_writer {
   writer& w;
   template <class T>
-  void operator()(const char*, const T& v) const {
-    if constexpr (std::is_same_v<T, bool>)
+  void operator()(const char* name, const T& v) const {
+    if constexpr (is_optional<T>::value) {
+      if (v)
+        (*this)(name, *v);
+      else
+        w.word("-");  // none: no value of any field's type is "-"
+    } else if constexpr (std::is_same_v<T, bool>)
       w.num(v ? 1 : 0);
     else if constexpr (std::is_enum_v<T>)
       w.word(to_string(v));
-    else if constexpr (std::is_same_v<T, std::optional<exit_reason>>)
-      w.word(v ? to_string(*v) : "-");
     else if constexpr (std::is_same_v<T, std::string>)
       w.str(v);
     else if constexpr (std::is_same_v<T, carried_fd>)
@@ -177,13 +193,18 @@ struct field_reader {
   reader& r;
   template <class T>
   void operator()(const char* name, T& v) const {
-    if constexpr (std::is_same_v<T, bool>) {
+    if constexpr (is_optional<T>::value) {
+      if (r.none()) {
+        v.reset();
+      } else {
+        typename T::value_type value{};
+        (*this)(name, value);
+        v = std::move(value);
+      }
+    } else if constexpr (std::is_same_v<T, bool>) {
       v = in_range(r.num<int>(), 0, 1, name) == 1;
     } else if constexpr (std::is_enum_v<T>) {
       v = named<T>(r.word(), name);
-    } else if constexpr (std::is_same_v<T, std::optional<exit_reason>>) {
-      std::string_view w = r.word();
-      v = w == "-" ? std::nullopt : std::optional(named<exit_reason>(w, name));
     } else if constexpr (std::is_same_v<T, std::string>) {
       v = r.str();
     } else if constexpr (std::is_same_v<T, carried_fd>) {

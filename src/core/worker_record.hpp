@@ -21,20 +21,21 @@ struct worker_persisted {
   unsigned generation = 0;
   pid_t pid = 0;
   bool reload = false;                // forked by a reload, to replace the slot's current worker
-  time_point started{}, ready_at{};
-  time_point kill_at{};               // SIGKILL due; epoch = not scheduled
-  time_point window_from{};           // clocks restart here after a stall of the arbiter
+  time_point started{};
+  std::optional<time_point> ready_at;  // once it was ready
+  std::optional<time_point> kill_at;   // SIGKILL due
+  time_point window_from{};            // clocks restart here after a stall of the arbiter (policy::worker_clock)
   std::optional<exit_reason> reason;  // set when the arbiter ends it
   std::string detail;
   // Exec mode: the program's own timeout (WATCHDOG_USEC=; 0: the pool's),
   // its STATUS=, and when a worker without --notify counts as ready.
   std::chrono::milliseconds timeout{};
   std::string status;
-  time_point ready_due{};
-  // Recycling: why it is being replaced (empty: it is not), and when its
-  // max_lifetime ends (epoch: never).
-  std::string recycle_why;
-  time_point lifetime_due{};
+  std::optional<time_point> ready_due;
+  // Recycling: why it is being replaced, once it is, and when its
+  // max_lifetime ends, if it has one.
+  std::optional<std::string> recycle_why;
+  std::optional<time_point> lifetime_due;
 
   bool operator==(const worker_persisted&) const = default;
 };

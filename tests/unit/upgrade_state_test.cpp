@@ -97,13 +97,18 @@ struct set_field {
   int i = 0;
   template <class T>
   void operator()(const char*, T& v) {
-    if (i++ != k) return;
-    if constexpr (std::is_same_v<T, bool>)
+    if (i++ == k) set(v);
+  }
+  template <class T>
+  static void set(T& v) {
+    if constexpr (requires { typename T::value_type; v.has_value(); }) {  // an optional: some value
+      typename T::value_type x{};
+      set(x);
+      v = x;
+    } else if constexpr (std::is_same_v<T, bool>)
       v = true;
     else if constexpr (std::is_enum_v<T>)
       v = static_cast<T>(2);  // ready, hung, outgoing: in every enum's range
-    else if constexpr (std::is_same_v<T, std::optional<exit_reason>>)
-      v = exit_reason::recycled;
     else if constexpr (std::is_same_v<T, std::string>)
       v = "a field: with spaces\nand a newline";
     else if constexpr (std::is_same_v<T, carried_fd>)
