@@ -179,6 +179,26 @@ class worker_server {
     explicit connection(int f) : fd(f) {}
   };
 
+  // A connection's phase, named from what it holds: the buffers and the
+  // stream are the phase's data, so the phase is read from them and cannot
+  // disagree with them. The readiness flags above are the socket's, not the
+  // phase's.
+  enum class phase {
+    fresh,      // no request yet
+    idle,       // between requests of a keep-alive connection
+    reading,    // a request begun (parser)
+    writing,    // answers the socket did not take at once (out)
+    streaming,  // a streamed body's next piece to make (stream)
+    closing,    // its last answer sent; reading until the peer closes
+  };
+  static phase phase_of(const connection& c) {
+    if (c.closing) return phase::closing;
+    if (c.out) return phase::writing;
+    if (c.stream) return phase::streaming;
+    if (c.parser) return phase::reading;
+    return c.fresh ? phase::fresh : phase::idle;
+  }
+
   // The connection's buffer, made on first use.
   beast::flat_buffer& buffer(connection& c) {
     if (!c.in) c.in = std::make_unique<beast::flat_buffer>(options_.header_limit + read_size);
@@ -575,7 +595,7 @@ class worker_server {
     lingered_ = true;
     for (auto it = conns_.begin(); it != conns_.end();) {
       connection& c = *it++;
-      if (!c.fresh && !c.parser && !c.out && !c.closing && !c.stream) close(c);
+      if (phase_of(c) == phase::idle) close(c);
     }
     if (conns_.empty()) finish();
   }
