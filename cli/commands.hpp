@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "ufork/options.hpp"
+
 namespace ufork::cli {
 
 // ctl: 0 ok, 1 the arbiter answered an error, 2 usage, 3 nothing answers.
@@ -13,13 +15,11 @@ inline constexpr int exit_runtime = 1;  // hello: could not start (address in us
 inline constexpr int exit_usage = 2;
 inline constexpr int exit_unreachable = 3;
 
-// What every serving subcommand takes: the pool's size, its control
-// socket, daemon mode and where the log goes.
+// What every serving subcommand takes: the pool's options (their flags come
+// from the option table, src/core/option_table.hpp), and daemon mode and
+// where the log goes.
 struct service_options {
-  int workers = 0;  // set from ufork::default_workers()
-  bool allow_empty = false;  // size 0 by ctl or SIGTTOU
-  std::string control;
-  std::string metrics;  // HOST:PORT of the status page
+  options pool;
   bool daemon = false;
   std::string pidfile;
   std::string log;            // a rotated file set
@@ -27,40 +27,16 @@ struct service_options {
   std::size_t log_files = 8;
   bool log_json = false;
   bool syslog = false;
-  // Under systemd and Kubernetes.
-  int min_ready = 1;
-  double drain_delay_seconds = 0;
-  bool subreaper = false;
-  std::string user, group;
-  // Recycling (options::recycle); 0: none.
-  std::size_t max_rss_mib = 0;
-  int max_fds_percent = 0;
-  std::uint64_t max_requests = 0, max_requests_jitter = 0;
-  double max_lifetime_seconds = 0, max_lifetime_jitter_seconds = 0;
-  int recycle_at_once = 1;
-  int max_starting = 0;  // workers starting at once; 0: the subcommand's default
-  // Scheduling.
-  bool pin_cpus = false;
-  int nice = 0;
-  std::vector<std::string> rlimits;  // NAME=SOFT[:HARD], e.g. core=0, nofile=65536
 };
 
 struct hello_options : service_options {
   std::string bind = "127.0.0.1:7777";
-  double timeout_seconds = 10;
   bool reuseport = false;
   bool join = false;  // --reuseport onto a port another process listens on
 };
 
 struct run_options : service_options {
   std::vector<std::string> binds;  // host:port, [v6]:port, unix:PATH[,mode=..][,owner=..][,group=..][,name=..]
-  bool notify = false;
-  double watchdog_seconds = 0;     // --watchdog (--timeout); 0: none (it needs --notify)
-  double startup_timeout_seconds = 60;
-  double graceful_timeout_seconds = 10;
-  double ready_after_seconds = 1;
-  std::string chdir;
-  std::vector<std::string> env;
   std::vector<std::string> command;
 };
 

@@ -41,7 +41,6 @@ int run_hello(hello_options o) {
   return svc.run([&] {
     http::server_options so;
     svc.apply(so.pool);
-    so.pool.timeout = std::chrono::milliseconds(static_cast<long>(o.timeout_seconds * 1000));
     so.reuseport = o.reuseport;
     // Its workers need nothing but the listening socket: not even an fd this
     // command inherited from the shell that started it.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "core/option_table.hpp"
 #include "ufork/options.hpp"
 #include "ufork/version.hpp"
 
@@ -56,15 +57,45 @@ CLI::Validator endpoint() {
       "HOST:PORT");
 }
 
-// The flags of service_options, on hello and run alike.
-void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char* ready_means,
+// The pool's flags, from the option table: those `use` says, each parsed
+// by its entry (the value checked against its range, seconds into
+// milliseconds, MiB into bytes) straight into the options; and the flags of
+// daemon mode and the log.
+void add_service_flags(CLI::App* app, ufork::cli::service_options& o, unsigned use, const char* ready_means,
                        const char* starting_default) {
-  app->add_option("--workers,-w", o.workers, "worker processes")->check(whole(1, 4096))->capture_default_str();
-  app->add_flag("--allow-empty", o.allow_empty, "allow size 0 (ufork ctl size 0, SIGTTOU at 1): connections wait unanswered");
-  app->add_option("--control,-c", o.control, "a control socket for ufork ctl / ufork console");
-  app->add_option("--metrics", o.metrics,
-                  "HOST:PORT: the arbiter serves /metrics (Prometheus), /status and a live status page at /")
-      ->check(endpoint());
+  const ufork::options defaults = o.pool;
+  for (const auto& e : ufork::option_table()) {
+    if (!(e.use & use)) continue;
+    std::string help = e.help;
+    if (std::string_view(e.key) == "max-starting") help += std::string("; default: ") + starting_default;
+    auto check = CLI::Validator(
+        [&e](std::string& v) -> std::string {
+          ufork::options scratch;
+          try {
+            e.set(scratch, v);
+          } catch (const std::invalid_argument& x) {
+            return x.what();
+          }
+          return {};
+        },
+        ufork::range_help(e));
+    CLI::Option* flag = nullptr;
+    if (e.kind == ufork::option_kind::flag) {
+      flag = app->add_flag_callback(e.flags, [&o, &e] { e.set(o.pool, "true"); }, help);
+    } else if (e.kind == ufork::option_kind::texts) {
+      flag = app->add_option_function<std::vector<std::string>>(
+          e.flags, [&o, &e](const std::vector<std::string>& vs) { for (const auto& v : vs) e.set(o.pool, v); }, help);
+      flag->check(check);
+    } else {
+      flag = app->add_option_function<std::string>(e.flags, [&o, &e](const std::string& v) { e.set(o.pool, v); }, help);
+      flag->check(check);
+      if (e.kind != ufork::option_kind::text && !e.zero_is_none && std::string_view(e.key) != "max-starting")
+        flag->default_str(e.show(defaults));
+    }
+    static const char* const type_names[] = {"INT", "FLOAT", "INT", "", "TEXT", "TEXT"};
+    flag->type_name(type_names[static_cast<int>(e.kind)]);
+    if (std::string_view(e.key) == "metrics") flag->check(endpoint());
+  }
   app->add_flag("--daemon,-d", o.daemon, ready_means);
   app->add_option("--pidfile", o.pidfile, "write and lock a pidfile");
   app->add_option("--log", o.log, "log every line to this size-rotated file set");
@@ -72,35 +103,6 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, const char
   app->add_option("--log-files", o.log_files, "log files kept")->check(whole(1, 1000))->capture_default_str();
   app->add_flag("--log-json", o.log_json, "log JSON lines: time, id, pid, stream, line");
   app->add_flag("--syslog", o.syslog, "log to syslog too");
-  app->add_option("--min-ready", o.min_ready,
-                  "the pool is ready (ctl status --check, READY=1 and WATCHDOG=1 to systemd) with this many ready workers")
-      ->check(whole(0, 4096))->capture_default_str();
-  app->add_option("--drain-delay", o.drain_delay_seconds,
-                  "on SIGTERM, say not ready but keep serving this many seconds, then stop (a load balancer's time)")
-      ->check(seconds(0, 3600))->capture_default_str();
-  app->add_flag("--subreaper", o.subreaper, "reap every orphan re-parented to ufork, not only workers (always as PID 1)");
-  app->add_option("--user", o.user, "workers drop to this user (and its groups) after the fork");
-  app->add_option("--group", o.group, "workers drop to this group after the fork");
-  app->add_option("--max-rss", o.max_rss_mib, "MiB: a worker using more is recycled (its successor ready first)")
-      ->check(whole(1, 1 << 30));
-  app->add_option("--max-fds-percent", o.max_fds_percent, "a worker using more of its fd limit is recycled (uFork: 90)")
-      ->check(whole(1, 100));
-  app->add_option("--max-requests", o.max_requests, "a worker that has answered this many is recycled")
-      ->check(whole(1, 1LL << 62));
-  app->add_option("--max-requests-jitter", o.max_requests_jitter, "plus a random 0..N per worker")
-      ->check(whole(0, 1LL << 62));
-  app->add_option("--max-lifetime", o.max_lifetime_seconds, "seconds: an older worker is recycled")
-      ->check(seconds(0.001, 31536000.0));
-  app->add_option("--max-lifetime-jitter", o.max_lifetime_jitter_seconds, "plus a random 0..S seconds per worker")
-      ->check(seconds(0, 31536000.0));
-  app->add_option("--recycle-at-once", o.recycle_at_once, "slots recycling at once (a reload: one at a time)")
-      ->check(whole(1, 4096))->capture_default_str();
-  app->add_option("--max-starting", o.max_starting,
-                  std::string("workers starting (forked, not yet ready) at once; default: ") + starting_default)
-      ->check(whole(1, 4096));
-  app->add_flag("--pin-cpus", o.pin_cpus, "worker i runs on the i-th usable CPU (mod their number)");
-  app->add_option("--nice", o.nice, "added to the workers' nice value")->check(whole(-40, 40));
-  app->add_option("--rlimit", o.rlimits, "NAME=SOFT[:HARD] for every worker: core=0, nofile=65536, as=unlimited, ...");
 }
 
 // CLI11's refusal as one line in the program's own words, naming the
@@ -143,43 +145,24 @@ int parse_and_run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("ufork ") + UFORK_VERSION_STRING);
 
   hello_options hello_opts;
-  hello_opts.workers = ufork::default_workers();
   auto* hello = app.add_subcommand("hello", "a pre-forked HTTP server answering Hello, World! (from PID ...)");
-  add_service_flags(hello, hello_opts, "detach; exit 0 once the server answers, 1 with the error",
+  add_service_flags(hello, hello_opts, ufork::in_hello, "detach; exit 0 once the server answers, 1 with the error",
                     "1 (uFork's staggered start)");
   hello->add_option("--bind,-b", hello_opts.bind, "HOST:PORT to listen on")->check(endpoint())->capture_default_str();
-  hello->add_option("--timeout,-t", hello_opts.timeout_seconds, "seconds without a heartbeat before a worker is hung")
-      ->check(seconds(0.001, 86400))->capture_default_str();
   hello->add_flag("--reuseport", hello_opts.reuseport, "one SO_REUSEPORT socket per worker");
   hello->add_flag("--join", hello_opts.join,
                   "with --reuseport: share the port with the process already listening on it (refused without)");
 
   run_options run_opts;
-  run_opts.workers = ufork::default_workers();
+  run_opts.pool.max_starting = 4096;  // no limit: 8 workers are ready after one --ready-after, not 8
   auto* run = app.add_subcommand("run", "supervise a pool of any program: ufork run [OPTIONS] -- CMD [ARGS...]");
-  add_service_flags(run, run_opts, "detach; exit 0 once every worker is ready, 1 with the error",
+  add_service_flags(run, run_opts, ufork::in_run, "detach; exit 0 once every worker is ready, 1 with the error",
                     "no limit (every worker starts at once: without --notify each takes --ready-after)");
   // Accepted (refused with why: a program run by ufork has no request counter), not advertised.
   for (const char* name : {"--max-requests", "--max-requests-jitter"}) run->get_option(name)->group("");
   run->add_option("--bind,-b", run_opts.binds,
                   "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
                   "worker as fds 3, 4, ... (LISTEN_FDS)");
-  run->add_flag("--notify", run_opts.notify,
-                "workers speak sd_notify: READY=1 makes one ready, WATCHDOG=1 is its heartbeat (NOTIFY_SOCKET)");
-  run->add_option("--watchdog,--timeout,-t", run_opts.watchdog_seconds,
-                  "with --notify: a watchdog, as systemd's WatchdogSec=: WATCHDOG_USEC for each worker, which is hung "
-                  "after this many seconds without WATCHDOG=1 (--timeout is another name for it; default: none, "
-                  "only READY=1 and the worker's death are watched)")
-      ->check(seconds(0.001, 86400));
-  run->add_option("--startup-timeout", run_opts.startup_timeout_seconds, "seconds for a worker to become ready")
-      ->check(seconds(0.001, 86400))->capture_default_str();
-  run->add_option("--graceful-timeout", run_opts.graceful_timeout_seconds, "seconds from SIGTERM to SIGKILL")
-      ->check(seconds(0.001, 86400))->capture_default_str();
-  run->add_option("--ready-after", run_opts.ready_after_seconds,
-                  "without --notify: seconds a worker must run after its exec to count as ready")
-      ->check(seconds(0, 3600))->capture_default_str();
-  run->add_option("--chdir", run_opts.chdir, "the workers' working directory");
-  run->add_option("--env,-e", run_opts.env, "K=V added to the workers' environment (repeatable)");
   run->add_option("command", run_opts.command, "the program and its arguments, after --");
 
   std::string socket;

@@ -14,10 +14,6 @@
 namespace ufork::cli {
 namespace {
 
-std::chrono::milliseconds ms(double seconds) {
-  return std::chrono::milliseconds(static_cast<long>(seconds * 1000));
-}
-
 // As a shell: a command that cannot be found is one line and 127, one that
 // is not executable 126, before any fork. (One that goes away later, while
 // the pool runs, is a failed start of its worker, under the restart policy.)
@@ -51,22 +47,8 @@ int run_program(run_options o) {
     std::cerr << "ufork run: no program to run (ufork run [OPTIONS] -- CMD [ARGS...])\n";
     return exit_usage;
   }
-  if (o.max_requests) {
-    std::cerr << "ufork run: --max-requests needs a request counter, which a program run by ufork does not have; "
-                 "--max-lifetime, --max-rss and --max-fds-percent apply (and a worker may send UFORK_RECYCLE=1)\n";
-    return exit_usage;
-  }
-  if (o.watchdog_seconds > 0 && !o.notify) {
-    std::cerr << "ufork run: --watchdog (--timeout) needs --notify: without it a worker sends no WATCHDOG=1, and "
-                 "only its death is watched\n";
-    return exit_usage;
-  }
-  if (int code = check_command(o.command[0], o.chdir)) return code;
-  for (const auto& var : o.env)
-    if (var.find('=') == std::string::npos || var[0] == '=') {
-      std::cerr << "ufork run: --env takes K=V: '" << var << "'\n";
-      return exit_usage;
-    }
+  if (int code = check_command(o.command[0], o.pool.exec.chdir)) return code;
+  o.pool.exec.argv = o.command;  // before the service checks the options: --notify, --env and the like need it
   std::vector<bind_spec> specs;
   try {
     for (std::size_t i = 0; i < o.binds.size(); ++i) specs.push_back(parse_bind(o.binds[i], static_cast<int>(i)));
@@ -74,22 +56,13 @@ int run_program(run_options o) {
     std::cerr << "ufork run: " << e.what() << "\n";
     return exit_usage;
   }
-  service svc("ufork run", o, {&o.chdir});
+  service svc("ufork run", o, {&o.pool.exec.chdir});
   return svc.run([&] {
     listeners bound(specs);  // in the arbiter, before any fork
     options pool;
     svc.apply(pool);
-    if (o.max_starting == 0) pool.max_starting = 4096;  // no limit: 8 workers are ready after one --ready-after, not 8
-    pool.exec.argv = o.command;
-    pool.exec.env = o.env;
-    pool.exec.chdir = o.chdir;
     pool.exec.listen_fds = bound.fds();
     pool.exec.listen_names = bound.names();
-    pool.exec.notify = o.notify;
-    pool.exec.ready_after = ms(o.ready_after_seconds);
-    pool.exec.watchdog = ms(o.watchdog_seconds);
-    pool.startup_timeout = ms(o.startup_timeout_seconds);
-    pool.graceful_timeout = ms(o.graceful_timeout_seconds);
     arbiter* self = nullptr;
     hooks h;
     h.on_worker_ready = svc.ready_hook(self);

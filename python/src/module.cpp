@@ -22,6 +22,7 @@
 
 #include "ufork/arbiter.hpp"
 #include "ufork/error.hpp"
+#include "core/option_table.hpp"
 #include "sys/process.hpp"
 #include "sys/sys.hpp"
 #include "ufork/log.hpp"
@@ -59,26 +60,32 @@ void call_logged(const pyfn& fn) {
   }
 }
 
-std::chrono::milliseconds ms(const py::dict& d, const char* key, std::chrono::milliseconds dflt) {
-  if (!d.contains(key) || d[key].is_none()) return dflt;
-  return std::chrono::milliseconds(static_cast<long long>(d[key].cast<double>() * 1000));
-}
+// The pool's options from what python/ufork/__init__.py passes: each key
+// one of the option table's (src/core/option_table.hpp, '-' spelt '_') that
+// Python takes, set by the table's own entry (its range, seconds into
+// milliseconds), or one of the module's own (python_keys); None leaves the
+// default. Anything else is a TypeError naming it, not a setting lost; a
+// value out of range a ValueError.
+const std::set<std::string> python_keys = {"log_file", "prompt", "wsgi", "child_exit"};
 
-// The keys core() reads, and nothing else: a key misspelt in
-// python/ufork/__init__.py is a TypeError naming it, not a setting lost.
-void check_keys(const py::dict& config) {
-  static const std::set<std::string> known = {
-      "size",        "allow_empty", "timeout", "startup_timeout", "graceful_timeout", "max_starting", "max_rss",
-      "max_fds_percent", "control_path", "log_file", "prompt", "wsgi", "child_exit"};
+ufork::options options_from(const py::dict& config) {
+  ufork::options o;
   for (const auto& [key, value] : config) {
     auto name = py::str(key).cast<std::string>();
-    if (!known.contains(name)) throw py::type_error("Core() got an unexpected option '" + name + "'");
+    if (python_keys.contains(name)) continue;
+    const ufork::option_entry* e = ufork::find_option(name);
+    if (!e || !(e->use & ufork::in_python) || name.find('-') != std::string::npos)
+      throw py::type_error("Core() got an unexpected option '" + name + "'");
+    if (value.is_none()) continue;
+    std::string text = py::isinstance<py::bool_>(value) ? (value.cast<bool>() ? "true" : "false")
+                                                          : py::str(value).cast<std::string>();
+    try {
+      e->set(o, text);
+    } catch (const std::invalid_argument& x) {
+      throw py::value_error(name + ": " + x.what());
+    }
   }
-}
-
-template <class T>
-T get(const py::dict& d, const char* key, T dflt) {
-  return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : dflt;
+  return o;
 }
 
 py::dict to_dict(const ufork::worker_info& w) {
@@ -137,17 +144,7 @@ class core {
   // in each new worker, with the GIL, after the interpreter's fork protocol.
   core(const py::dict& config, py::object child, py::object parent_pre_stop, py::object printfunc)
       : child_(keep(std::move(child))), pre_stop_(keep(std::move(parent_pre_stop))) {
-    check_keys(config);
-    ufork::options o;
-    o.workers = get(config, "size", o.workers);
-    o.allow_empty = get(config, "allow_empty", false);
-    o.timeout = ms(config, "timeout", o.timeout);
-    o.startup_timeout = ms(config, "startup_timeout", o.startup_timeout);
-    o.graceful_timeout = ms(config, "graceful_timeout", o.graceful_timeout);
-    o.max_starting = get(config, "max_starting", o.max_starting);
-    o.recycle.max_rss = get<std::size_t>(config, "max_rss", 0);
-    o.recycle.max_fds_percent = get(config, "max_fds_percent", 0);
-    o.control_path = get<std::string>(config, "control_path", "");
+    ufork::options o = options_from(config);
     o.handle_signals = false;  // Python's signal handlers, run by on_wakeup()
     o.upgrade = false;  // python3 started again from its argv would not be at this point of the program
     o.console = false;         // the prompt is Python's (readline), not ours

@@ -221,10 +221,11 @@ class Arbiter(object):
             self._running.release()
 
     def _run(self, repl):
-        config = dict(size=self._size, timeout=TIMEOUT, startup_timeout=CHILD_START_TIMEOUT,
+        # The option table's keys (src/core/option_table.hpp); max_rss in MiB.
+        config = dict(workers=self._size, timeout=TIMEOUT, startup_timeout=CHILD_START_TIMEOUT,
                       graceful_timeout=TIMEOUT, max_starting=self.max_no_ping_children,
-                      max_rss=self.child_memlimit or 0, max_fds_percent=90 if self.child_memlimit else 0,
-                      control_path=self.control_path, log_file=self._log_file)
+                      max_rss=-(-(self.child_memlimit or 0) // 2**20), max_fds_percent=90 if self.child_memlimit else 0,
+                      control=self.control_path, log_file=self._log_file)
         if self._wsgi:
             config.update(self._wsgi)
         main = threading.current_thread() is threading.main_thread()

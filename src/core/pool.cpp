@@ -12,6 +12,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "core/option_table.hpp"
 #include "core/pool.hpp"
 #include "core/signal_table.hpp"
 #include "core/spawn.hpp"
@@ -36,49 +37,6 @@ int default_workers() noexcept {
 namespace {
 
 constexpr std::size_t max_processes = 4096;  // scoreboard cells: live workers at once
-
-void validate(const options& o) {
-  auto positive = [](milliseconds d, const char* name) {
-    if (d <= milliseconds::zero()) throw_invalid(fmt::format("{} must be > 0", name));
-  };
-  if (o.workers < 0) throw_invalid("workers must be >= 0");
-  if (o.workers == 0 && !o.allow_empty) throw_invalid(empty_pool_refused);
-  if (o.max_starting < 1) throw_invalid("max_starting must be >= 1");
-  if (o.min_ready < 0) throw_invalid("min_ready must be >= 0");
-  if (o.drain_delay < milliseconds::zero()) throw_invalid("drain_delay must be >= 0");
-  const recycle_limits& r = o.recycle;
-  if (r.max_fds_percent < 0 || r.max_fds_percent > 100) throw_invalid("recycle.max_fds_percent is 0..100");
-  positive(r.check_interval, "recycle.check_interval");
-  if (r.at_once < 1) throw_invalid("recycle.at_once must be >= 1");
-  if (r.max_lifetime < milliseconds::zero() || r.max_lifetime_jitter < milliseconds::zero())
-    throw_invalid("recycle.max_lifetime and its jitter must be >= 0");
-  if (r.max_requests && !o.exec.argv.empty())
-    throw_invalid("recycle.max_requests needs a request counter, which exec'd workers do not have "
-                  "(they may send UFORK_RECYCLE=1 themselves)");
-  if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
-  positive(o.timeout, "timeout");
-  positive(o.startup_timeout, "startup_timeout");
-  positive(o.graceful_timeout, "graceful_timeout");
-  positive(o.abort_timeout, "abort_timeout");
-  positive(o.backoff.initial, "backoff.initial");
-  if (o.backoff.min_interval < milliseconds::zero()) throw_invalid("backoff.min_interval must be >= 0");
-  if (o.backoff.cap < o.backoff.initial) throw_invalid("backoff.cap must be >= backoff.initial");
-  const exec_spec& x = o.exec;
-  if (x.argv.empty() && (x.notify || !x.listen_fds.empty() || !x.env.empty() || !x.chdir.empty()))
-    throw_invalid("exec options need exec.argv (the program to run)");
-  if (!x.argv.empty() && x.argv[0].empty()) throw_invalid("exec.argv[0] is empty");
-  if (!x.listen_names.empty() && x.listen_names.size() != x.listen_fds.size())
-    throw_invalid("exec.listen_names needs one name per listen fd");
-  for (const auto& name : x.listen_names)
-    if (name.empty() || name.find(':') != std::string::npos)
-      throw_invalid("a listen fd name is not empty and has no ':': '" + name + "'");
-  for (const auto& var : x.env)
-    if (var.find('=') == std::string::npos || var[0] == '=') throw_invalid("exec.env takes K=V: '" + var + "'");
-  if (x.ready_after < milliseconds::zero()) throw_invalid("exec.ready_after must be >= 0");
-  if (x.watchdog < milliseconds::zero()) throw_invalid("exec.watchdog must be >= 0");
-  if (x.watchdog > milliseconds::zero() && !x.notify)
-    throw_invalid("exec.watchdog needs exec.notify: WATCHDOG=1 comes over the notify socket");
-}
 
 // argv[0] as execvp would find it; as it is if PATH has no such program
 // (the exec then fails with ENOENT, reported per worker).

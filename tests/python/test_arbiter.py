@@ -364,4 +364,9 @@ def test_an_unknown_keyword_is_a_type_error_naming_it():
     # The core's options, as python/ufork/__init__.py passes them: a key it
     # does not read is refused, not ignored.
     with pytest.raises(TypeError, match="unexpected option 'graceful_timout'"):
-        _ufork.Core({'size': 1, 'graceful_timout': 3}, lambda: None, None, None)
+        _ufork.Core({'workers': 1, 'graceful_timout': 3}, lambda: None, None, None)
+    with pytest.raises(TypeError, match="unexpected option 'notify'"):  # a table's option Python does not take
+        _ufork.Core({'workers': 1, 'notify': True}, lambda: None, None, None)
+    # Set through the option table: its ranges are Python's too.
+    with pytest.raises(ValueError, match="timeout: expected seconds from 0.001 to 86400, not '-1'"):
+        _ufork.Core({'workers': 1, 'timeout': -1}, lambda: None, None, None)
