@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 #include <type_traits>
@@ -97,12 +98,13 @@ option_entry entry(const option_spec& spec, Field field) {
   auto at = [field](const options& o) -> const auto& { return field(const_cast<options&>(o)); };
   using T = std::remove_cvref_t<decltype(field(std::declval<options&>()))>;
   const option_kind kind = e.kind;
-  e.set = [field, kind, spec](options& o, std::string_view v) {
+  // [=]: an instantiation that does not use a capture is no warning.
+  e.set = [=](options& o, std::string_view v) {
     auto& f = field(o);
     if constexpr (std::is_same_v<T, bool>) {
       f = parse_flag(v);
     } else if constexpr (std::is_same_v<T, milliseconds>) {
-      f = milliseconds(static_cast<milliseconds::rep>(parse_number(spec, v) * 1000 + 0.5));
+      f = milliseconds(std::llround(parse_number(spec, v) * 1000));
     } else if constexpr (std::is_arithmetic_v<T>) {
       double x = parse_number(spec, v);
       f = static_cast<T>(kind == option_kind::mib ? x * 1024 * 1024 : x);
@@ -114,7 +116,7 @@ option_entry entry(const option_spec& spec, Field field) {
       f.push_back(parse_rlimit(v));
     }
   };
-  e.number = [at, kind](const options& o) -> double {
+  e.number = [=](const options& o) -> double {
     const auto& f = at(o);
     if constexpr (std::is_same_v<T, bool>)
       return f ? 1 : 0;

@@ -73,7 +73,7 @@ class reader {
   bool none() {
     std::string_view r = rest_;
     if (!r.empty() && r.front() == ' ') r.remove_prefix(1);
-    if (r.size() < 1 || r.front() != '-' || (r.size() > 1 && r[1] != ' ' && r[1] != '\n')) return false;
+    if (r.empty() || r.front() != '-' || (r.size() > 1 && r[1] != ' ' && r[1] != '\n')) return false;
     r.remove_prefix(1);
     rest_ = r;
     return true;
