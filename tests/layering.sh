@@ -29,11 +29,16 @@ rule src/core core sys ufork
 rule src/control control core http sys ufork   # http/: the listener (net), not the helper
 rule src/http http sys ufork                    # the helper: the public API, never the pool's inside
 rule cli core sys http ufork                    # the program: the public API and a few internals, below
-rule python/src sys ufork                       # no prompt of ours, no pool internals: through ufork::arbiter
+rule python/src core sys ufork                  # no prompt of ours, no pool internals: through ufork::arbiter
 
-# What cli/ may take from the inside: the exit codes, the binding, sys.
-if grep -rnE '#include "(core|http)/' "$root/cli" | grep -vE '"core/exit_status.hpp"|"http/listener.hpp"'; then
-  echo "FAIL: cli/ takes of core/ only exit_status.hpp and of http/ only listener.hpp"
+# What cli/ and python/src/ may take from the inside: the option table, the
+# exit codes (cli/), the binding (cli/), sys.
+if grep -rnE '#include "(core|http)/' "$root/cli" | grep -vE '"core/(exit_status|option_table).hpp"|"http/listener.hpp"'; then
+  echo "FAIL: cli/ takes of core/ only exit_status.hpp and option_table.hpp, and of http/ only listener.hpp"
+  status=1
+fi
+if grep -rnE '#include "core/' "$root/python/src" | grep -v '"core/option_table.hpp"'; then
+  echo "FAIL: python/src/ takes of core/ only option_table.hpp"
   status=1
 fi
 # The control part uses the net (listener.hpp), not the HTTP helper.
