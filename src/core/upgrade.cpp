@@ -31,6 +31,7 @@ constexpr const char* header = "ufork-upgrade";
 constexpr std::size_t max_state = 64UL * 1024 * 1024;
 constexpr const char* state_var = "UFORK_UPGRADE_STATE";  // the state's memfd
 constexpr const char* image_var = "UFORK_UPGRADE_IMAGE";  // the old image, for the way back
+constexpr const char* path_var = "UFORK_UPGRADE_PATH";    // the program's path, as the first image found it
 constexpr const char* fds_var = "UFORK_UPGRADE_FDS";      // the carried sockets (sys::take_carried)
 constexpr const char* failed_var = "UFORK_UPGRADE_FAILED";  // set for the old image when the new one gave up
 constexpr const char* check_var = "UFORK_UPGRADE_CHECK";    // the fd a checked image answers on (check_new_image)
@@ -259,8 +260,38 @@ void write_record(writer& w, const char* word, const T& v, Visit visit) {
 
 // ---- the process as it started --------------------------------------------
 
-// The argv and environment the program started with, and the path to exec:
-// taken before main() (a program may rewrite argv or the environment).
+// What the process started with, as the C runtime hands it to an
+// .init_array function (glibc passes argc, argv and envp): pointers only,
+// and the working directory, in every program that links the library; the
+// strings are copied at first use (started()), which run() makes before it
+// writes the process title over argv. The environment's pointers are kept
+// as they came: unsetenv() shifts the array (the command forgets
+// LISTEN_FDS), never the strings, which an upgraded image needs again.
+struct start_pointers {
+  int argc = 0;
+  char** argv = nullptr;
+  std::vector<char*> env;
+  std::string cwd;  // a relative argv[0] is found from here (a daemon works in /)
+};
+
+start_pointers& at_exec() {
+  static auto* p = new start_pointers;  // never destroyed: an atexit handler of ours may run late
+  return *p;
+}
+
+void capture(int argc, char** argv, char** envp) {
+  start_pointers& p = at_exec();
+  p.argc = argc;
+  p.argv = argv;
+  for (char** e = envp; e && *e; ++e) p.env.push_back(*e);
+  std::error_code ec;
+  p.cwd = std::filesystem::current_path(ec).string();
+}
+// Early (priority 101): before this file's own initializers, which may ask
+// for started() in an upgraded image.
+[[gnu::section(".init_array.00101"), gnu::used]] void (*capture_at_start)(int, char**, char**) = &capture;
+
+// The argv and environment the program started with, and the path to exec.
 struct start_info {
   std::vector<std::string> argv, env;
   std::string path;
@@ -277,10 +308,11 @@ std::vector<std::string> split_nul(const std::string& text) {
   return out;
 }
 
-std::string resolve(const std::string& arg0) {
+std::string resolve(const std::string& arg0, const std::string& cwd) {
   std::error_code ec;
-  std::string found = arg0.find('/') != std::string::npos ? arg0 : sys::find_in_path(arg0);
+  std::filesystem::path found = arg0.find('/') != std::string::npos ? arg0 : sys::find_in_path(arg0);
   if (found.empty()) return {};
+  if (found.is_relative() && !cwd.empty()) found = std::filesystem::path(cwd) / found;
   auto absolute = std::filesystem::absolute(found, ec);
   return ec ? std::string() : absolute.lexically_normal().string();
 }
@@ -288,10 +320,21 @@ std::string resolve(const std::string& arg0) {
 start_info& started() {
   static start_info* info = [] {
     auto* i = new start_info;  // never destroyed: an atexit handler of ours may run late
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    i->argv = split_nul(std::string(std::istreambuf_iterator<char>(in), {}));
-    for (char** e = environ; e && *e; ++e) i->env.emplace_back(*e);
-    if (!i->argv.empty()) i->path = resolve(i->argv[0]);
+    const start_pointers& p = at_exec();
+    if (p.argv) {
+      i->argv.assign(p.argv, p.argv + p.argc);
+      i->env.assign(p.env.begin(), p.env.end());
+    } else {  // a C runtime that passes no arguments to .init_array: as the kernel has them now
+      std::ifstream in("/proc/self/cmdline", std::ios::binary);
+      i->argv = split_nul(std::string(std::istreambuf_iterator<char>(in), {}));
+      for (char** e = environ; e && *e; ++e) i->env.emplace_back(*e);
+    }
+    // An upgraded image is told the path (its argv[0] may be relative to a
+    // directory the process has left: a daemon works in /).
+    std::string told = std::string(path_var) + "=";
+    for (const auto& var : i->env)
+      if (var.starts_with(told)) i->path = var.substr(told.size());
+    if (i->path.empty() && !i->argv.empty()) i->path = resolve(i->argv[0], p.cwd);
     if (i->path.empty()) {  // as the kernel names it
       std::error_code ec;
       i->path = std::filesystem::read_symlink("/proc/self/exe", ec).string();
@@ -408,11 +451,10 @@ void answer_check() {
   sys::child::exit(0);
 }
 
-// Before main(): a check answered; what the process started with, and the
-// way back armed.
+// Before main(): a check answered, and in an upgraded image the way back
+// armed (nothing else: what the process started with is copied at first use).
 const bool at_start = [] {
   answer_check();
-  (void)started();
   arm();
   return true;
 }();
@@ -569,7 +611,7 @@ std::vector<std::string> commit() {
   // never frees an environment string, so a thread of the program's own
   // that reads one now sees it or not, nothing torn.
   // NOLINTNEXTLINE(concurrency-mt-unsafe)
-  for (const char* var : {state_var, image_var, fds_var, failed_var}) ::unsetenv(var);
+  for (const char* var : {state_var, image_var, fds_var, failed_var, path_var}) ::unsetenv(var);
   return unclaimed;
 }
 
@@ -695,7 +737,7 @@ std::string exec_new_image(const state& s) {
     carried += fmt::format("{} {}\n", fd, name);
   }
   image_args args(start, {fmt::format("{}={}", state_var, mem->get()), fmt::format("{}={}", image_var, image->get()),
-                          fmt::format("{}={}", fds_var, carried)});
+                          fmt::format("{}={}", fds_var, carried), fmt::format("{}={}", path_var, start.path)});
   auto argv_p = pointers(args.argv), env_p = pointers(args.env);
 
   std::string why;

@@ -138,6 +138,30 @@ TEST_F(daemon_dir, takes_over_a_stale_pidfile_reports_ready_logs_reopens_and_sto
   wait_in_file(log, "all workers stopped");
 }
 
+// A daemon started by a relative path (./ufork from its directory) works in
+// /, where that path leads nowhere: an upgrade, and the one after it, still
+// exec the program's file (the path the first image found is handed on).
+TEST_F(daemon_dir, a_daemon_started_by_a_relative_path_upgrades_twice) {
+  auto log = dir_ / "up.log", pidfile = dir_ / "up.pid", sock = dir_ / "up.sock";
+  fs::path cli = fs::canonical(UFORK_CLI_PATH);
+  std::string line = "cd '" + cli.parent_path().string() + "' && exec ./" + cli.filename().string() +
+                     " hello --daemon --workers 1 --bind 127.0.0.1:0 --pidfile '" + pidfile.string() + "' --log '" +
+                     log.string() + "' --control '" + sock.string() + "'";
+  auto started = run_program("/bin/sh", {"-c", line});
+  ASSERT_EQ(started.code, 0) << started.out;
+  pid_t pid = static_cast<pid_t>(std::stoi(slurp(pidfile)));
+  daemon_guard guard{pid};
+  for (int i = 0; i < 2; ++i) {
+    auto up = run_ufork({"ctl", "--socket", sock.string(), "upgrade"});
+    EXPECT_EQ(up.code, 0) << up.out;
+    EXPECT_NE(up.out.find("runs " + cli.string() + ";"), std::string::npos) << up.out;
+    // The reload onto the new image has ended: another upgrade may start.
+    wait_in_file(log, "(reload: done[\\s\\S]*){" + std::to_string(i + 1) + "}");
+  }
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  EXPECT_TRUE(reap(pid, 20s)) << "the daemon did not stop";
+}
+
 // Every fd of a worker, as "N -> target".
 std::vector<std::string> fds_of(pid_t pid) {
   std::vector<std::string> out;
