@@ -322,7 +322,9 @@ start_info& started() {
     auto* i = new start_info;  // never destroyed: an atexit handler of ours may run late
     const start_pointers& p = at_exec();
     if (p.argv) {
-      i->argv.assign(p.argv, p.argv + p.argc);
+      // As the program left it: one that parses its flags may have moved
+      // them out of argv (GoogleTest does), ending it with a null early.
+      for (int n = 0; n < p.argc && p.argv[n]; ++n) i->argv.emplace_back(p.argv[n]);
       i->env.assign(p.env.begin(), p.env.end());
     } else {  // a C runtime that passes no arguments to .init_array: as the kernel has them now
       std::ifstream in("/proc/self/cmdline", std::ios::binary);
