@@ -345,13 +345,14 @@ int pool::supervise(bool own_signals) {
     check_deadlines(now);
     if (phase_ == pool_phase::draining && now >= drain_until_) apply(pool_event::drain_over);
     maintain(now);
-    manager_.update({.ready = ready_count(),
-                     .size = size_,
-                     .min_ready = opts_.min_ready,
-                     .stopping = is_stopping(phase_),
-                     .reload_done = !replacements_.busy(successors_starting()),
-                     .phase = phase_ == pool_phase::running ? "" : to_string(phase_)},
-                    now);
+    if (manager_.is_open())  // (the view costs a walk of the table: not for nobody)
+      manager_.update({.ready = ready_count(),
+                       .size = size_,
+                       .min_ready = opts_.min_ready,
+                       .stopping = is_stopping(phase_),
+                       .reload_done = !replacements_.busy(successors_starting()),
+                       .phase = phase_ == pool_phase::running ? "" : to_string(phase_)},
+                      now);
     if (attachment_.after_turn) attachment_.after_turn();
   }
   if (reap_orphans_) stop_orphans();

@@ -139,8 +139,8 @@ class pool {
   void stop_orphans();
   void on_signal(int sig, pid_t sender);  // one of signal_table, or SIGCHLD
   std::vector<int> all_ids() const;
-  // Orphans (PID 1, options::subreaper).
   int ready_count() const noexcept;
+  // Orphans (PID 1, options::subreaper).
   void reap_orphans();
   rlimit restored_nofile() const;
   // pool_upgrade.cpp
