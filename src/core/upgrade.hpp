@@ -26,6 +26,7 @@
 namespace ufork::upgrade {
 
 // 2: the worker's fields through one list (core/worker_record.hpp), enums by name.
+inline constexpr const char* state_header = "ufork-upgrade";
 inline constexpr int format_version = 2;
 
 enum class worker_role { current, incoming, outgoing };  // in its slot (worker_table.hpp)
