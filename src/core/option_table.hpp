@@ -6,7 +6,8 @@
 // struct to the same ranges, and is the only validator (the pool's
 // constructor calls it; the command calls it first, for exit 2). A later
 // config file, man page and shell completion read the same table.
-// Internal.
+// Internal, but exported from a shared libufork (UFORK_API): the ufork
+// command reads it.
 #pragma once
 
 #include <functional>
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ufork/export.hpp"
 #include "ufork/options.hpp"
 
 namespace ufork {
@@ -53,17 +55,17 @@ struct option_entry : option_spec {
   std::function<std::string(const options&)> show;
 };
 
-const std::vector<option_entry>& option_table();
+UFORK_API const std::vector<option_entry>& option_table();
 // By key: "max-requests" or "max_requests"; null if there is none.
-const option_entry* find_option(std::string_view key);
+UFORK_API const option_entry* find_option(std::string_view key);
 
 // The range as a help shows it: "INT in [1, 4096]", "SECONDS in [0, 3600]"
 // (from 0 when 0 means none); "" for a flag or text.
-std::string range_help(const option_spec& e);
+UFORK_API std::string range_help(const option_spec& e);
 
 // Throws ufork::error (invalid_argument, "ufork: ...") for the first thing
 // wrong in o: a value out of its table range, or options that do not go
 // together. The only validator of an options struct.
-void validate(const options& o);
+UFORK_API void validate(const options& o);
 
 }  // namespace ufork

@@ -1,6 +1,7 @@
 #!/bin/sh
 # A shared build of ufork: it exports its public API and none of its inside
-# (only the few sys calls ufork-http and the ufork command share with it),
+# (only the few sys calls ufork-http and the ufork command share with it, and
+# the option table the command makes its flags from),
 # and the consumer
 # project builds and runs against it.
 set -eu
