@@ -37,20 +37,17 @@ std::string range_text(const option_spec& e) {
 bool in_range(const option_spec& e, double v) { return (v >= e.lo && v <= e.hi) || (e.zero_is_none && v == 0); }
 
 double parse_number(const option_spec& e, std::string_view v) {
-  double x = 0;
   if (e.kind == option_kind::count || e.kind == option_kind::mib) {  // compared as whole numbers: 2^62 + 1 is not 2^62
     long long n = 0;
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     bool in = n >= static_cast<long long>(e.lo) && n <= static_cast<long long>(e.hi);
     if (ec != std::errc() || end != v.data() + v.size() || !(in || (e.zero_is_none && n == 0))) expected(range_text(e), v);
     return static_cast<double>(n);
-  } else {
-    std::string s(v);
-    char* end = nullptr;
-    x = std::strtod(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size()) expected(range_text(e), v);
   }
-  if (!in_range(e, x)) expected(range_text(e), v);
+  std::string s(v);
+  char* end = nullptr;
+  double x = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !in_range(e, x)) expected(range_text(e), v);
   return x;
 }
 
@@ -259,9 +256,7 @@ void validate(const options& o) {
   auto positive = [](milliseconds d, const char* name) {
     if (d <= milliseconds::zero()) throw_invalid(fmt::format("{} must be > 0", name));
   };
-  if (o.workers == 0 && !o.allow_empty)
-    throw_invalid("a pool of 0 workers leaves connections waiting unanswered (--allow-empty or options.allow_empty "
-                  "allows it)");
+  if (o.workers == 0 && !o.allow_empty) throw_invalid(empty_pool_refused);
   // The table's ranges: what a flag accepts is what a program may set.
   for (const auto& e : option_table()) {
     if (!e.number || e.kind == option_kind::flag) continue;

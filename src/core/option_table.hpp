@@ -63,6 +63,10 @@ UFORK_API const option_entry* find_option(std::string_view key);
 // (from 0 when 0 means none); "" for a flag or text.
 UFORK_API std::string range_help(const option_spec& e);
 
+// Why size 0 is refused unless options::allow_empty (validate(), resize, SIGTTOU).
+inline constexpr const char* empty_pool_refused =
+    "a pool of 0 workers leaves connections waiting unanswered (--allow-empty or options.allow_empty allows it)";
+
 // Throws ufork::error (invalid_argument, "ufork: ...") for the first thing
 // wrong in o: a value out of its table range, or options that do not go
 // together. The only validator of an options struct.

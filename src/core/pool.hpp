@@ -30,6 +30,7 @@
 #include "core/loop_calls.hpp"
 #include "core/manager_link.hpp"
 #include "core/oom.hpp"
+#include "core/option_table.hpp"
 #include "core/policy.hpp"
 #include "core/pool_phase.hpp"
 #include "core/worker_table.hpp"
@@ -44,10 +45,6 @@
 #include "ufork/arbiter.hpp"
 
 namespace ufork {
-
-// Why size 0 is refused unless options::allow_empty.
-inline constexpr const char* empty_pool_refused =
-    "a pool of 0 workers leaves connections waiting unanswered (--allow-empty or options.allow_empty allows it)";
 
 class pool {
  public:
