@@ -391,7 +391,7 @@ TEST(run, reload_deploys_a_new_program_one_slot_at_a_time_without_a_failed_reque
   ::chmod(next.c_str(), 0755);
   std::filesystem::rename(next, program);  // as a package manager installs a file
   ASSERT_TRUE(ctl(control, "reload")["ok"]);
-  pool.wait_count("gen 1 replaced: killed by SIGTERM|gen 1 replaced: exit 0", 2);
+  pool.wait_count("gen 1 replaced: ", 2);  // how the old program ended is its own business
   pool.wait_count("python worker \\d+ ready", 2);
   for (auto deadline = std::chrono::steady_clock::now() + 20s; python == 0 && std::chrono::steady_clock::now() < deadline;)
     std::this_thread::sleep_for(1ms);

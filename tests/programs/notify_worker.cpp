@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
     char buf[1024];
     (void)::read(c, buf, sizeof buf);
     std::string answer = "HTTP/1.0 200 OK\r\n\r\nworker " + std::to_string(::getpid()) + "\n";
-    (void)::write(c, answer.data(), answer.size());
+    // A client gone before the answer (a reset) must not end the worker by SIGPIPE.
+    (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
     ::close(c);
   }
   return 0;
