@@ -9,6 +9,7 @@
 
 #include "core/exit_status.hpp"
 #include "core/option_table.hpp"
+#include "sys/socket.hpp"
 #include "sys/process.hpp"
 #include "ufork/error.hpp"
 

@@ -9,8 +9,11 @@
 #include "control/prompt.hpp"
 #include "control/status_server.hpp"
 #include "core/pool.hpp"
+#include "sys/carry.hpp"
+#include "sys/fd.hpp"
+#include "sys/result.hpp"
+#include "sys/socket.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {

@@ -11,6 +11,7 @@
 #include "core/signal_table.hpp"
 #include "core/exit_status.hpp"
 #include "core/pool.hpp"
+#include "sys/procfs.hpp"
 #include "sys/process.hpp"
 #include "ufork/error.hpp"
 

@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "sys/fd.hpp"
+#include "sys/terminal.hpp"
 #include "sys/process.hpp"
 
 namespace ufork {

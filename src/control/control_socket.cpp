@@ -10,6 +10,11 @@
 #include <utility>
 
 #include "control/commands.hpp"
+#include "sys/carry.hpp"
+#include "sys/fd.hpp"
+#include "sys/result.hpp"
+#include "sys/socket.hpp"
+#include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
 #include "ufork/error.hpp"
 

@@ -7,7 +7,11 @@
 
 #include "control/status_page.hpp"
 #include "http/listener.hpp"
-#include "sys/sys.hpp"
+#include "sys/event.hpp"
+#include "sys/fd.hpp"
+#include "sys/result.hpp"
+#include "sys/socket.hpp"
+#include "sys/unique_fd.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {

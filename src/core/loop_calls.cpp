@@ -5,7 +5,7 @@
 
 #include <stdexcept>
 
-#include "sys/sys.hpp"
+#include "sys/event.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {

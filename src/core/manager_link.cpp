@@ -5,8 +5,8 @@
 
 #include <cstdlib>
 
+#include "sys/socket.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/exit_status.hpp"
+#include "sys/fd.hpp"
 #include "sys/process.hpp"
 
 namespace ufork {

@@ -7,8 +7,10 @@
 #include <cstdio>
 
 #include "core/pool.hpp"
+#include "sys/carry.hpp"
+#include "sys/fd.hpp"
+#include "sys/result.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {

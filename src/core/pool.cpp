@@ -17,6 +17,10 @@
 #include "core/signal_table.hpp"
 #include "core/spawn.hpp"
 #include "core/exit_status.hpp"
+#include "sys/procfs.hpp"
+#include "sys/result.hpp"
+#include "sys/socket.hpp"
+#include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
 #include "ufork/error.hpp"
 

@@ -39,9 +39,9 @@
 #include "core/scoreboard.hpp"
 #include "core/signal_intake.hpp"
 #include "core/upgrade.hpp"
-#include "sys/process.hpp"
-#include "sys/sys.hpp"
+#include "sys/fd.hpp"
 #include "sys/unique_fd.hpp"
+#include "sys/process.hpp"
 #include "ufork/arbiter.hpp"
 
 namespace ufork {

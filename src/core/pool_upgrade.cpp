@@ -5,6 +5,9 @@
 
 #include "core/exit_status.hpp"
 #include "core/pool.hpp"
+#include "sys/fd.hpp"
+#include "sys/procfs.hpp"
+#include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
 
 namespace ufork {

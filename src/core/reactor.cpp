@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <exception>
 
-#include "sys/sys.hpp"
+#include "sys/event.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {

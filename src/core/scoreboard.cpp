@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <new>
 
-#include "sys/sys.hpp"
 
 #include "sys/process.hpp"
 #include "ufork/error.hpp"

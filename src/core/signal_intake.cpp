@@ -5,8 +5,9 @@
 #include <sys/signalfd.h>
 
 #include "core/signal_table.hpp"
+#include "sys/event.hpp"
+#include "sys/fd.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "sys/fd.hpp"
+#include "sys/result.hpp"
 #include "sys/process.hpp"
 
 namespace ufork::detail {

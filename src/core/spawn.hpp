@@ -15,8 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "sys/result.hpp"
+#include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/arbiter.hpp"
 
 namespace ufork::detail {

@@ -19,6 +19,10 @@
 #include "core/pool.hpp"
 #include "core/spawn.hpp"
 #include "core/exit_status.hpp"
+#include "sys/fd.hpp"
+#include "sys/procfs.hpp"
+#include "sys/result.hpp"
+#include "sys/socket.hpp"
 #include "sys/process.hpp"
 
 namespace ufork {

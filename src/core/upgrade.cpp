@@ -21,8 +21,10 @@
 #include <type_traits>
 
 #include "core/exit_status.hpp"
+#include "sys/carry.hpp"
+#include "sys/fd.hpp"
+#include "sys/result.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork::upgrade {
@@ -32,7 +34,8 @@ constexpr std::size_t max_state = 64UL * 1024 * 1024;
 constexpr const char* state_var = "UFORK_UPGRADE_STATE";  // the state's memfd
 constexpr const char* image_var = "UFORK_UPGRADE_IMAGE";  // the old image, for the way back
 constexpr const char* path_var = "UFORK_UPGRADE_PATH";    // the program's path, as the first image found it
-constexpr const char* fds_var = "UFORK_UPGRADE_FDS";      // the carried sockets (sys::take_carried)
+constexpr const char* fds_var = "UFORK_UPGRADE_FDS";      // the carried sockets (sys::carried_text, sys::arrivals)
+constexpr std::string_view fds_assign = "UFORK_UPGRADE_FDS=";  // as capture() finds it in envp
 constexpr const char* failed_var = "UFORK_UPGRADE_FAILED";  // set for the old image when the new one gave up
 constexpr const char* check_var = "UFORK_UPGRADE_CHECK";    // the fd a checked image answers on (check_new_image)
 constexpr int check_fd = 3;
@@ -63,7 +66,10 @@ void capture(int argc, char** argv, char** envp) {
   start_pointers& p = at_exec();
   p.argc = argc;
   p.argv = argv;
-  for (char** e = envp; e && *e; ++e) p.env.push_back(*e);
+  for (char** e = envp; e && *e; ++e) {
+    p.env.push_back(*e);
+    if (std::string_view(*e).starts_with(fds_assign)) sys::arrivals(*e + fds_assign.size());
+  }
   std::error_code ec;
   p.cwd = std::filesystem::current_path(ec).string();
 }
@@ -403,13 +409,9 @@ std::string exec_new_image(const state& s) {
   std::vector<int> keep = s.fds();
   keep.push_back(image->get());
   keep.push_back(mem->get());
-  std::string carried;
-  for (const auto& [fd, name] : sys::carried_fds()) {
-    keep.push_back(fd);
-    carried += fmt::format("{} {}\n", fd, name);
-  }
+  for (const auto& [fd, name] : sys::carried_fds()) keep.push_back(fd);
   image_args args(start, {fmt::format("{}={}", state_var, mem->get()), fmt::format("{}={}", image_var, image->get()),
-                          fmt::format("{}={}", fds_var, carried), fmt::format("{}={}", path_var, start.path)});
+                          fmt::format("{}={}", fds_var, sys::carried_text()), fmt::format("{}={}", path_var, start.path)});
   auto argv_p = pointers(args.argv), env_p = pointers(args.env);
 
   std::string why;

@@ -19,6 +19,8 @@
 
 #include "core/spawn.hpp"
 #include "core/scoreboard.hpp"
+#include "sys/event.hpp"
+#include "sys/socket.hpp"
 #include "sys/process.hpp"
 
 namespace ufork {

@@ -13,8 +13,9 @@
 #include <string>
 #include <utility>
 
+#include "sys/fd.hpp"
+#include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -131,7 +132,7 @@ pidfile pidfile::acquire(const std::string& path) {
   sys::unique_fd fd = std::move(opened).value();
   if (auto ec = sys::lock_exclusive(fd.get())) {
     char buf[32] = {};
-    auto n = sys::read_start(fd.get(), buf, sizeof buf - 1);
+    auto n = sys::read_at(fd.get(), buf, sizeof buf - 1, 0);
     std::string holder = n && n.value() > 0 ? std::string(buf, n.value()) : "?";
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
     if (ec == std::errc::operation_would_block)

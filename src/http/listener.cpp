@@ -10,7 +10,11 @@
 #include <cstring>
 #include <memory>
 
-#include "sys/sys.hpp"
+#include "sys/carry.hpp"
+#include "sys/event.hpp"
+#include "sys/result.hpp"
+#include "sys/socket.hpp"
+#include "sys/unique_fd.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork::http {

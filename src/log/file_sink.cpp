@@ -13,15 +13,47 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <chrono>
 
+#include "sys/fd.hpp"
+#include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
-#include "sys/sys.hpp"
 #include "ufork/error.hpp"
 #include "ufork/log.hpp"
 
 namespace ufork {
+namespace {
+
+// A log file whose last line was cut short (a write that failed part-way: a
+// full disk) ends at its last newline again. Nothing is done to a missing or
+// empty file, or one that ends in a newline; best effort.
+void cut_torn_tail(const std::string& path) {
+  auto opened = sys::open_file(path.c_str(), O_RDWR);
+  if (!opened) return;
+  int fd = opened->get();
+  auto size = sys::file_size(fd);
+  if (!size || size.value() == 0) return;
+  std::uint64_t end = size.value(), at = end;
+  char buf[4096];
+  while (at > 0) {  // back to the last newline, a block at a time
+    std::uint64_t from = at > sizeof buf ? at - sizeof buf : 0;
+    auto n = sys::read_at(fd, buf, at - from, from);
+    if (!n) return;
+    for (std::size_t i = n.value(); i-- > 0;)
+      if (buf[i] == '\n') {
+        if (from + i + 1 != end) (void)sys::truncate(fd, from + i + 1);
+        return;
+      }
+    at = from;
+  }
+  (void)sys::truncate(fd, 0);  // no newline at all: one torn line
+}
+
+}  // namespace
+
 
 std::string format_line(const log_line& line, log_format format) {
   auto now = std::chrono::system_clock::now();
@@ -205,7 +237,7 @@ class tee_sink final : public log_sink {
 
 std::shared_ptr<log_sink> make_file_sink(const file_sink_options& o) {
   if (o.files < 1 || o.max_size < 1) throw_invalid("a log file set needs files >= 1 and max_size >= 1");
-  auto repair = [path = o.path] { (void)sys::cut_torn_tail(path); };  // a line a failed write left half-written
+  auto repair = [path = o.path] { cut_torn_tail(path); };  // a line a failed write left half-written
   auto make = [o, repair] {
     repair();  // a process that died mid-write left it
     return std::make_shared<spdlog::sinks::rotating_file_sink_st>(o.path, o.max_size, o.files - 1);

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "sys/sys.hpp"
+#include "sys/fd.hpp"
 #include "ufork/log.hpp"
 
 namespace ufork {

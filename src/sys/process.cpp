@@ -33,142 +33,20 @@
 #include <string>
 #include <string_view>
 
+#include "sys/detail.hpp"
+
 namespace ufork::sys {
+
+using detail::fd_or_error;
+using detail::retry_eintr;
 
 pid_t own_pid() noexcept { return ::getpid(); }
 pid_t parent_pid() noexcept { return ::getppid(); }
 uid_t effective_uid() noexcept { return ::geteuid(); }
 
-std::vector<int> cpu_list() {
-  cpu_set_t set;
-  std::vector<int> cpus;
-  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  return cpus;
-}
-
-pid_t parent_of(pid_t pid) {
-  // Read with read(2): a process that exits meanwhile is ESRCH, not an exception.
-  auto f = open_file(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY);
-  if (!f) return 0;
-  char buf[1024];
-  auto n = read(f->get(), buf, sizeof buf - 1);
-  if (!n) return 0;
-  std::string stat(buf, n.value());
-  auto close = stat.rfind(')');  // the command name may hold spaces and ')'
-  if (close == std::string::npos) return 0;
-  char state = 0;
-  long ppid = 0;
-  if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) return 0;
-  return static_cast<pid_t>(ppid);
-}
-
-std::chrono::nanoseconds own_age() {
-  std::ifstream f("/proc/self/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');  // the command may hold spaces and parentheses
-  timespec boot{};
-  if (close == std::string::npos || close + 2 > stat.size() || ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0) return {};
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i)
-    if (i == 22) {  // starttime: clock ticks after boot
-      auto since_boot = std::chrono::seconds(boot.tv_sec) + std::chrono::nanoseconds(boot.tv_nsec);
-      auto started = std::chrono::nanoseconds(std::stoll(field) * 1'000'000'000 / ::sysconf(_SC_CLK_TCK));
-      return std::max(since_boot - started, std::chrono::nanoseconds::zero());
-    }
-  return {};
-}
-
-int usable_cpus() noexcept {
-  cpu_set_t set;
-  return ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-}
-
-std::uint64_t rss_bytes(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
-  std::uint64_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
-double cpu_seconds(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');  // the command may hold spaces and parentheses
-  if (close == std::string::npos || close + 2 > stat.size()) return 0;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i)
-    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-std::uint64_t group_rss_bytes(pid_t pgid) {
-  std::uint64_t total = 0;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto f = open_file(("/proc/" + name + "/stat").c_str(), O_RDONLY);
-    char buf[1024];
-    auto n = f ? read(f->get(), buf, sizeof buf - 1) : result<std::size_t>(std::error_code());
-    if (!n) continue;
-    std::string stat(buf, n.value());
-    auto close = stat.rfind(')');
-    char state = 0;
-    long ppid = 0, pgrp = 0;
-    if (close == std::string::npos || std::sscanf(stat.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
-      continue;
-    if (pgrp == pgid) total += rss_bytes(static_cast<pid_t>(std::stol(name)));
-  }
-  return total;
-}
-
-fd_count fd_usage(pid_t pid) {
-  fd_count c;
-  rlimit limit{};
-  if (::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) != 0) return c;
-  c.limit = limit.rlim_cur;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
-       it.increment(ec))
-    ++c.open;
-  return c;
-}
-
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto child = static_cast<pid_t>(std::stol(name));
-    if (parent_of(child) == pid) out.push_back(child);
-  }
-  return out;
-}
-
 pid_t process_group_of(pid_t pid) noexcept {
   pid_t g = ::getpgid(pid);
   return g < 0 ? 0 : g;
-}
-
-std::error_code syslog_reachable() noexcept {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strcpy(addr.sun_path, "/dev/log");
-  std::error_code ec;
-  for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-    int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-    if (fd < 0) return last_error();
-    ec = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ? std::error_code() : last_error();
-    ::close(fd);
-    if (ec != std::errc::wrong_protocol_type) break;
-  }
-  return ec;
 }
 
 result<pid_t> fork_blocking_signals() noexcept {
@@ -329,43 +207,6 @@ std::string find_in_path(const std::string& name) {
   return {};
 }
 
-result<unique_fd> make_notify_listener(const std::string& abstract_name) {
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return last_error();
-  own_fd(fd);
-  unique_fd owned(fd);
-  int on = 1;
-  if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) return last_error();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (abstract_name.size() + 1 > sizeof addr.sun_path) return std::make_error_code(std::errc::filename_too_long);
-  std::memcpy(addr.sun_path + 1, abstract_name.data(), abstract_name.size());  // sun_path[0] = 0: abstract
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + abstract_name.size());
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) return last_error();
-  return owned;
-}
-
-result<unique_fd> make_datagram_socket() {
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return last_error();
-  own_fd(fd);
-  return unique_fd(fd);
-}
-
-std::error_code send_notify(int fd, const std::string& address, const std::string& text) noexcept {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (address.empty() || address.size() >= sizeof addr.sun_path) return std::make_error_code(std::errc::invalid_argument);
-  std::memcpy(addr.sun_path, address.data(), address.size());
-  if (addr.sun_path[0] == '@') addr.sun_path[0] = 0;  // abstract
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-  ssize_t n;
-  while ((n = ::sendto(fd, text.data(), text.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), len)) < 0 &&
-         errno == EINTR) {
-  }
-  return n < 0 ? last_error() : std::error_code();
-}
-
 std::error_code become_subreaper() noexcept {
   return ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 ? last_error() : std::error_code();
 }
@@ -401,6 +242,31 @@ identity lookup_identity(const std::string& user, const std::string& group) {
     who.groups = list;
   }
   return who;
+}
+
+// Raw syscalls: glibc 2.36's <sys/pidfd.h> lacks extern "C", so its
+// declarations do not link from C++.
+result<unique_fd> pidfd_open(pid_t pid) noexcept {
+  return fd_or_error(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+std::error_code pidfd_send_signal(int pidfd, int sig) noexcept {
+  if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) != 0) return last_error();
+  return {};
+}
+
+result<siginfo_t> waitid_pidfd(int pidfd) noexcept {
+  siginfo_t info{};
+  int r = retry_eintr([&] {
+    return ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG);
+  });
+  if (r != 0) return last_error();
+  return info;
+}
+
+std::error_code kill_group(pid_t pgid, int sig) noexcept {
+  if (::kill(-pgid, sig) != 0 && errno != ESRCH) return last_error();
+  return {};
 }
 
 namespace {

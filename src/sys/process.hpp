@@ -15,43 +15,18 @@
 #include <system_error>
 #include <vector>
 
-#include "sys/sys.hpp"
+#include "sys/result.hpp"
+#include "sys/unique_fd.hpp"
+#include "ufork/export.hpp"
 
 namespace ufork::sys {
 
-// The parent of pid, from /proc/PID/stat; 0 if it is gone.
-pid_t parent_of(pid_t pid);
-// The processes whose parent is `pid` (/proc scanned: for a stop, not a loop).
-std::vector<pid_t> children_of(pid_t pid);
 // getpgid(2): pid's process group; 0 if it is gone.
 pid_t process_group_of(pid_t pid) noexcept;
 // getpid(2), getppid(2), geteuid(2).
 pid_t own_pid() noexcept;
-// How long this process has run (/proc/self/stat's start time, kept across
-// an exec: an upgraded arbiter's age is the first image's); 0 if unknown.
-std::chrono::nanoseconds own_age();
 pid_t parent_pid() noexcept;
 uid_t effective_uid() noexcept;
-// The CPUs this process may run on (sched_getaffinity); 1 if unknown.
-int usable_cpus() noexcept;
-// Their numbers, in order.
-std::vector<int> cpu_list();
-// Resident set size of pid from /proc/PID/statm, in bytes; 0 if unreadable.
-std::uint64_t rss_bytes(pid_t pid);
-// The process's CPU time so far (user + system, /proc/PID/stat), in seconds.
-double cpu_seconds(pid_t pid);
-// The resident memory of every process in process group pgid (a worker and
-// what it started), in bytes: /proc scanned, so for a periodic check only.
-std::uint64_t group_rss_bytes(pid_t pgid);
-// pid's open fds (/proc/PID/fd) and its soft RLIMIT_NOFILE (prlimit); 0s if unknown.
-struct fd_count {
-  std::uint64_t open = 0, limit = 0;
-};
-fd_count fd_usage(pid_t pid);
-
-// Whether syslog(3) would reach a daemon: a connect to /dev/log (datagram,
-// then stream, as glibc tries); syslog(3) itself drops lines silently.
-UFORK_API std::error_code syslog_reachable() noexcept;
 
 // fork(2) with every signal blocked across it, so the child runs no handler
 // of the parent's before it has set its own; the caller's mask is back in
@@ -77,6 +52,14 @@ void ignore_signal(int sig, struct sigaction* old) noexcept;
 void reraise(int sig) noexcept;
 
 std::error_code set_fd_limit(const rlimit& limit) noexcept;
+
+// A process by its pidfd: open one (pidfd_open), signal it, and
+// WEXITED|WNOHANG on it (si_pid == 0 when it has not exited yet).
+result<unique_fd> pidfd_open(pid_t pid) noexcept;
+std::error_code pidfd_send_signal(int pidfd, int sig) noexcept;
+result<siginfo_t> waitid_pidfd(int pidfd) noexcept;
+// kill(-pgid, sig); ESRCH (nobody left) is success.
+std::error_code kill_group(pid_t pgid, int sig) noexcept;
 
 // Shared memory a forked child shares with this process, in a memfd of
 // `bytes` (close-on-exec, one of ufork's), so that an exec can map it again.
@@ -109,15 +92,6 @@ UFORK_API bool executable(const std::string& path) noexcept;
 // A program name without a '/' found as execvp would (PATH, or its default):
 // "DIR/name", or empty if no directory holds it.
 UFORK_API std::string find_in_path(const std::string& name);
-// A SOCK_DGRAM socket bound to an abstract unix name (no file), CLOEXEC,
-// non-blocking, with SO_PASSCRED: the NOTIFY_SOCKET of exec'd workers.
-result<unique_fd> make_notify_listener(const std::string& abstract_name);
-
-// A datagram to a NOTIFY_SOCKET address: a path, or "@name" (abstract),
-// from `fd`, an unbound SOCK_DGRAM socket (make_datagram_socket).
-result<unique_fd> make_datagram_socket();
-std::error_code send_notify(int fd, const std::string& address, const std::string& text) noexcept;
-
 // PR_SET_CHILD_SUBREAPER: orphans of our descendants become our children.
 std::error_code become_subreaper() noexcept;
 // The pid of a child that has exited and is not reaped yet (waitid P_ALL

@@ -1,0 +1,44 @@
+// The syscall layer, events: epoll, timerfd, eventfd, signalfd.
+#pragma once
+
+#include <signal.h>
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <cstdint>
+
+#include "sys/result.hpp"
+#include "sys/unique_fd.hpp"
+#include "ufork/export.hpp"
+
+namespace ufork::sys {
+
+UFORK_API result<unique_fd> make_epoll();
+result<unique_fd> make_timerfd();
+result<unique_fd> make_eventfd(bool nonblocking);
+result<unique_fd> make_signalfd(const sigset_t& set);
+
+// epoll_wait(2), with no timeout unless one is given (the reactor's
+// timerfd is its clock; 0: what is ready now).
+UFORK_API result<int> epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms = -1) noexcept;
+// epoll_ctl(2): ADD, MOD, DEL. Exported from a shared libufork for
+// ufork-http.
+UFORK_API std::error_code epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
+std::error_code epoll_modify(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
+std::error_code epoll_remove(int epfd, int fd) noexcept;
+// Makes every epoll set of this process that watches listen_fd watch it
+// with EPOLLEXCLUSIVE (registered again with the same data), so that a new
+// connection wakes one of the processes waiting on the socket, not all of
+// them. For an event loop that registered the socket itself and does not
+// modify it afterwards (Asio's accept). The sets are found in
+// /proc/self/fdinfo. The number of sets changed; 0 if none could be.
+int watch_exclusively(int listen_fd);
+
+// Arms fd (a timerfd) at an absolute CLOCK_MONOTONIC time; epoch = disarm.
+std::error_code timerfd_arm(int fd, std::chrono::steady_clock::time_point at) noexcept;
+// Reads a timerfd or eventfd counter; EAGAIN is not an error (returns 0).
+std::uint64_t drain_counter(int fd) noexcept;
+// Adds to an eventfd; async-signal-safe.
+void eventfd_signal(int fd) noexcept;
+
+}  // namespace ufork::sys

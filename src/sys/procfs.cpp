@@ -1,0 +1,164 @@
+// The syscall layer, /proc.
+#include "sys/procfs.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "sys/fd.hpp"
+
+namespace ufork::sys {
+
+std::vector<int> open_fds() {
+  std::vector<int> fds;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return fds;
+  int own = ::dirfd(dir);
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end != e->d_name && *end == '\0' && fd != own) fds.push_back(static_cast<int>(fd));
+  }
+  ::closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  return fds;
+}
+
+std::optional<int> oom_score_adj() {
+  auto f = open_file("/proc/self/oom_score_adj", O_RDONLY);
+  char buf[16] = {};
+  if (!f) return std::nullopt;
+  auto n = read(f->get(), buf, sizeof buf - 1);
+  if (!n || n.value() == 0) return std::nullopt;
+  return std::atoi(buf);
+}
+
+bool set_oom_score_adj(int value) {
+  auto f = open_file("/proc/self/oom_score_adj", O_WRONLY);
+  if (!f) return false;
+  auto text = std::to_string(value);
+  return !write_all(f->get(), text.data(), text.size());
+}
+
+std::vector<int> cpu_list() {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+pid_t parent_of(pid_t pid) {
+  // Read with read(2): a process that exits meanwhile is ESRCH, not an exception.
+  auto f = open_file(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY);
+  if (!f) return 0;
+  char buf[1024];
+  auto n = read(f->get(), buf, sizeof buf - 1);
+  if (!n) return 0;
+  std::string stat(buf, n.value());
+  auto close = stat.rfind(')');  // the command name may hold spaces and ')'
+  if (close == std::string::npos) return 0;
+  char state = 0;
+  long ppid = 0;
+  if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) return 0;
+  return static_cast<pid_t>(ppid);
+}
+
+std::chrono::nanoseconds own_age() {
+  std::ifstream f("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');  // the command may hold spaces and parentheses
+  timespec boot{};
+  if (close == std::string::npos || close + 2 > stat.size() || ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0) return {};
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22) {  // starttime: clock ticks after boot
+      auto since_boot = std::chrono::seconds(boot.tv_sec) + std::chrono::nanoseconds(boot.tv_nsec);
+      auto started = std::chrono::nanoseconds(std::stoll(field) * 1'000'000'000 / ::sysconf(_SC_CLK_TCK));
+      return std::max(since_boot - started, std::chrono::nanoseconds::zero());
+    }
+  return {};
+}
+
+int usable_cpus() noexcept {
+  cpu_set_t set;
+  return ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+std::uint64_t rss_bytes(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
+  std::uint64_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');  // the command may hold spaces and parentheses
+  if (close == std::string::npos || close + 2 > stat.size()) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+std::uint64_t group_rss_bytes(pid_t pgid) {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto f = open_file(("/proc/" + name + "/stat").c_str(), O_RDONLY);
+    char buf[1024];
+    auto n = f ? read(f->get(), buf, sizeof buf - 1) : result<std::size_t>(std::error_code());
+    if (!n) continue;
+    std::string stat(buf, n.value());
+    auto close = stat.rfind(')');
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (close == std::string::npos || std::sscanf(stat.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
+      continue;
+    if (pgrp == pgid) total += rss_bytes(static_cast<pid_t>(std::stol(name)));
+  }
+  return total;
+}
+
+fd_count fd_usage(pid_t pid) {
+  fd_count c;
+  rlimit limit{};
+  if (::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) != 0) return c;
+  c.limit = limit.rlim_cur;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+       it.increment(ec))
+    ++c.open;
+  return c;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto child = static_cast<pid_t>(std::stol(name));
+    if (parent_of(child) == pid) out.push_back(child);
+  }
+  return out;
+}
+
+}  // namespace ufork::sys

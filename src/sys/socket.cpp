@@ -1,0 +1,256 @@
+// The syscall layer, sockets.
+#include "sys/socket.hpp"
+
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+
+#include "sys/detail.hpp"
+
+namespace ufork::sys {
+
+using detail::fd_or_error;
+using detail::retry_eintr;
+
+
+result<std::pair<unique_fd, unique_fd>> make_notify_pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds) != 0) return last_error();
+  own_fd(fds[0]);
+  own_fd(fds[1]);
+  std::pair<unique_fd, unique_fd> pair{unique_fd(fds[0]), unique_fd(fds[1])};
+  int on = 1;
+  if (::setsockopt(fds[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) return last_error();
+  if (::fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) return last_error();
+  return pair;
+}
+
+result<unique_fd> make_unix_socket(bool nonblocking) {
+  return fd_or_error(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
+}
+
+int accept_connection(int listen_fd, std::error_code& ec) noexcept {
+  int fd = retry_eintr([&] { return ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
+  ec = fd < 0 ? last_error() : std::error_code();
+  return fd;
+}
+
+result<unique_fd> accept(int listen_fd) noexcept {
+  std::error_code ec;
+  int fd = accept_connection(listen_fd, ec);
+  if (fd < 0) return ec;
+  own_fd(fd);
+  return unique_fd(fd);
+}
+
+void close_connection(int fd) noexcept { (void)::close(fd); }  // never retried: see unique_fd
+
+std::error_code shutdown_sending(int fd) noexcept {
+  return ::shutdown(fd, SHUT_WR) < 0 ? last_error() : std::error_code();
+}
+
+namespace {
+std::optional<sockaddr_un> unix_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return std::nullopt;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+}  // namespace
+
+std::error_code connect_unix(int fd, const std::string& path) noexcept {
+  auto addr = unix_address(path);
+  if (!addr) return std::make_error_code(std::errc::filename_too_long);
+  auto* sa = reinterpret_cast<const sockaddr*>(&*addr);
+  // Not retried: after EINTR a connect goes on by itself (a unix one does not block).
+  return ::connect(fd, sa, sizeof *addr) != 0 ? last_error() : std::error_code();
+}
+
+std::error_code bind_unix(int fd, const std::string& path, int mode) noexcept {
+  auto addr = unix_address(path);
+  if (!addr) return std::make_error_code(std::errc::filename_too_long);
+  auto* sa = reinterpret_cast<const sockaddr*>(&*addr);
+  if (mode < 0) return ::bind(fd, sa, sizeof *addr) != 0 ? last_error() : std::error_code();
+  mode_t old = ::umask(static_cast<mode_t>(~mode & 0777));
+  int rc = ::bind(fd, sa, sizeof *addr);
+  int saved = errno;
+  ::umask(old);
+  return rc != 0 ? std::error_code(saved, std::system_category()) : std::error_code();
+}
+
+std::error_code listen(int fd, int backlog) noexcept {
+  return ::listen(fd, backlog) != 0 ? last_error() : std::error_code();
+}
+
+result<peer> peer_of(int fd) noexcept {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return last_error();
+  return peer{cred.uid, cred.pid};
+}
+
+result<unique_fd> make_tcp_socket(int family) noexcept {
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return last_error();
+  return unique_fd(fd);
+}
+
+std::error_code set_socket_option(int fd, int level, int name, const void* value, unsigned len) noexcept {
+  return ::setsockopt(fd, level, name, value, len) != 0 ? last_error() : std::error_code();
+}
+
+std::error_code bind(int fd, const sockaddr* addr, unsigned len) noexcept {
+  return ::bind(fd, addr, len) != 0 ? last_error() : std::error_code();
+}
+
+sockaddr_storage local_address(int fd) noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) ss = {};
+  return ss;
+}
+
+result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept {
+  std::error_code ec;
+  std::size_t n = send_now(fd, buf, len, ec);
+  if (ec) return ec;
+  return n;
+}
+
+std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept {
+  ssize_t n = retry_eintr([&] { return ::recv(fd, buf, len, MSG_DONTWAIT); });
+  ec = n < 0 ? last_error() : std::error_code();
+  return n < 0 ? 0 : static_cast<std::size_t>(n);
+}
+
+std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept {
+  ssize_t n = retry_eintr([&] { return ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL); });
+  ec = n < 0 ? last_error() : std::error_code();
+  return n < 0 ? 0 : static_cast<std::size_t>(n);
+}
+
+std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept {
+  return retry_eintr([&] { return ::send(fd, buf, len, MSG_NOSIGNAL); }) < 0 ? last_error() : std::error_code();
+}
+
+result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len) noexcept {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(16 * sizeof(int))];
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC); });
+  if (n < 0) return last_error();
+  datagram d{static_cast<std::size_t>(n), 0};
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET) continue;
+    if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+      ucred cred;
+      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+      d.sender = cred.pid;
+    } else if (c->cmsg_type == SCM_RIGHTS) {
+      for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+        int passed;
+        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+        (void)::close(passed);
+      }
+    }
+  }
+  return d;
+}
+
+int syn_recv_count(int family, std::uint16_t port) noexcept {
+  unique_fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl) return -1;
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } ask{};
+  ask.header.nlmsg_len = sizeof ask;
+  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  ask.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  ask.request.sdiag_family = static_cast<std::uint8_t>(family);
+  ask.request.sdiag_protocol = IPPROTO_TCP;
+  ask.request.idiag_states = 1u << TCP_SYN_RECV;
+  ask.request.id.idiag_sport = port;  // the kernel skips other ports
+  if (::send(nl.get(), &ask, sizeof ask, 0) != static_cast<ssize_t>(sizeof ask)) return -1;
+  int found = 0;
+  alignas(nlmsghdr) char buf[16384];
+  for (;;) {
+    ssize_t n = ::recv(nl.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) return found;
+      if (h->nlmsg_type == NLMSG_ERROR) return -1;
+      auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      found += m->idiag_state == TCP_SYN_RECV && m->id.idiag_sport == port;
+    }
+  }
+}
+
+std::error_code syslog_reachable() noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, "/dev/log");
+  std::error_code ec;
+  for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
+    int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return last_error();
+    ec = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ? std::error_code() : last_error();
+    ::close(fd);
+    if (ec != std::errc::wrong_protocol_type) break;
+  }
+  return ec;
+}
+
+result<unique_fd> make_notify_listener(const std::string& abstract_name) {
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return last_error();
+  own_fd(fd);
+  unique_fd owned(fd);
+  int on = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) return last_error();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (abstract_name.size() + 1 > sizeof addr.sun_path) return std::make_error_code(std::errc::filename_too_long);
+  std::memcpy(addr.sun_path + 1, abstract_name.data(), abstract_name.size());  // sun_path[0] = 0: abstract
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + abstract_name.size());
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) return last_error();
+  return owned;
+}
+
+result<unique_fd> make_datagram_socket() {
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return last_error();
+  own_fd(fd);
+  return unique_fd(fd);
+}
+
+std::error_code send_notify(int fd, const std::string& address, const std::string& text) noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (address.empty() || address.size() >= sizeof addr.sun_path) return std::make_error_code(std::errc::invalid_argument);
+  std::memcpy(addr.sun_path, address.data(), address.size());
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = 0;  // abstract
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  ssize_t n;
+  while ((n = ::sendto(fd, text.data(), text.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), len)) < 0 &&
+         errno == EINTR) {
+  }
+  return n < 0 ? last_error() : std::error_code();
+}
+
+}  // namespace ufork::sys

@@ -1,0 +1,18 @@
+// The syscall layer, terminals.
+#include "sys/terminal.hpp"
+
+#include <unistd.h>
+
+namespace ufork::sys {
+
+bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
+
+std::optional<termios> terminal_settings(int fd) noexcept {
+  termios t{};
+  if (::tcgetattr(fd, &t) != 0) return std::nullopt;
+  return t;
+}
+
+void set_terminal(int fd, const termios& settings) noexcept { (void)::tcsetattr(fd, TCSANOW, &settings); }
+
+}  // namespace ufork::sys
