@@ -66,10 +66,11 @@ void capture(int argc, char** argv, char** envp) {
   start_pointers& p = at_exec();
   p.argc = argc;
   p.argv = argv;
-  for (char** e = envp; e && *e; ++e) {
-    p.env.push_back(*e);
+  for (char** e = envp; e && *e; ++e) p.env.push_back(*e);
+  // What an upgrade carried, for sys::take_carried (environ: a C runtime
+  // that passes no arguments here).
+  for (char** e = envp ? envp : environ; e && *e; ++e)
     if (std::string_view(*e).starts_with(fds_assign)) sys::arrivals(*e + fds_assign.size());
-  }
   std::error_code ec;
   p.cwd = std::filesystem::current_path(ec).string();
 }
