@@ -4,6 +4,9 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
+
+#include "sys/unique_fd.hpp"
 
 namespace ufork::cli {
 
@@ -13,9 +16,6 @@ class control_client {
   // `code`: 1 when the socket is there but not ours to use (permission
   // denied: another user's arbiter), 3 when nothing answers.
   static std::optional<control_client> connect(const std::string& path, const char* who, int& code);
-  control_client(control_client&& other) noexcept;
-  control_client& operator=(control_client&& other) noexcept;
-  ~control_client();
 
   // Sends line and waits for one answer line; empty on EOF or timeout.
   std::optional<std::string> request(const std::string& line, std::chrono::milliseconds timeout);
@@ -27,8 +27,8 @@ class control_client {
   bool closed() const { return closed_; }
 
  private:
-  explicit control_client(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit control_client(sys::unique_fd fd) : fd_(std::move(fd)) {}
+  sys::unique_fd fd_;
   std::string buffered_;
   bool closed_ = false;
 };

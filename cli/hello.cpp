@@ -8,7 +8,8 @@
 #include <system_error>
 
 #include "commands.hpp"
-#include "http/listener.hpp"
+#include "net/listener.hpp"
+#include "sys/process.hpp"
 #include "listen.hpp"
 #include "service.hpp"
 #include "ufork/error.hpp"
@@ -28,7 +29,7 @@ int run_hello(hello_options o) {
   // without listening: the probe, which must allow TIME_WAIT, misses it.)
   if (o.reuseport && !o.join && !o.bind.starts_with("fd:") && !o.bind.ends_with(":0")) {
     try {
-      (void)http::bind_endpoint(o.bind, false, false, 0);
+      (void)net::bind_endpoint(o.bind, false, false, 0);
     } catch (const ufork::error& e) {
       if (e.code() == std::errc::address_in_use) {
         std::cerr << "ufork hello: " << o.bind << " is in use by another process; --reuseport would share its "
@@ -51,7 +52,7 @@ int run_hello(hello_options o) {
     so.hooks.on_worker_ready = svc.ready_hook(pool);
     auto hello = [](const http::request& req) {
       // Made on the first request, in the worker: its own pid.
-      static const std::string body = "Hello, World! (from PID " + std::to_string(::getpid()) + ")\n";
+      static const std::string body = "Hello, World! (from PID " + std::to_string(sys::own_pid()) + ")\n";
       http::response res{boost::beast::http::status::ok, req.version()};
       res.set(boost::beast::http::field::content_type, "text/plain");
       res.body() = body;

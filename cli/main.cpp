@@ -14,6 +14,7 @@
 
 #include "commands.hpp"
 #include "core/option_table.hpp"
+#include "net/address.hpp"
 #include "ufork/options.hpp"
 #include "ufork/version.hpp"
 
@@ -47,11 +48,7 @@ CLI::Validator endpoint() {
   return CLI::Validator(
       [](std::string& v) -> std::string {
         if (v.starts_with("fd:") && v.size() > 3 && v.find_first_not_of("0123456789", 3) == std::string::npos) return {};
-        auto colon = v.rfind(':');
-        std::string port = colon == std::string::npos ? "" : v.substr(colon + 1);
-        if (!port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
-            std::stoi(port) <= 65535)
-          return {};
+        if (ufork::net::split_host_port(v)) return {};
         return "expected HOST:PORT, [IPV6]:PORT or fd:N (a port from 0 to 65535), not '" + v + "'";
       },
       "HOST:PORT");

@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "commands.hpp"
-#include "http/listener.hpp"
+#include "net/listener.hpp"
 #include "listen.hpp"
 #include "service.hpp"
 #include "sys/process.hpp"
@@ -70,7 +70,7 @@ int run_program(run_options o) {
     self = &a;
     std::string line = "ufork run:";
     for (const auto& word : o.command) line += " " + word;
-    for (const auto& address : bound.addresses()) line += "; listening on " + address + http::every_interface_note(address);
+    for (const auto& address : bound.addresses()) line += "; listening on " + address + net::every_interface_note(address);
     a.log(line);
     return a.run();
   });

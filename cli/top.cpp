@@ -7,7 +7,6 @@
 // exits (for scripts).
 #include <poll.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -22,10 +21,15 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client.hpp"
 #include "commands.hpp"
+#include "sys/event.hpp"
+#include "sys/fd.hpp"
+#include "sys/process.hpp"
+#include "sys/terminal.hpp"
 
 namespace ufork::cli {
 namespace {
@@ -204,33 +208,24 @@ class view {
 // The terminal in a state for a live view, and back as it was.
 class screen {
  public:
-  screen() {
-    ::tcgetattr(STDIN_FILENO, &saved_);
+  screen() : saved_(sys::terminal_settings(STDIN_FILENO).value_or(termios{})) {
     termios raw = saved_;
     raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
     raw.c_cc[VMIN] = 0;
     raw.c_cc[VTIME] = 0;
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    sys::set_terminal(STDIN_FILENO, raw);
     put("\x1b[?1049h\x1b[?25l");  // the alternate screen; no cursor
   }
   ~screen() {
     put("\x1b[?25h\x1b[?1049l");
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    sys::set_terminal(STDIN_FILENO, saved_);
   }
   screen(const screen&) = delete;
   screen& operator=(const screen&) = delete;
-  static void put(const std::string& s) {
-    for (std::size_t off = 0; off < s.size();) {
-      ssize_t n = ::write(STDOUT_FILENO, s.data() + off, s.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      off += static_cast<std::size_t>(n);
-    }
-  }
+  static void put(const std::string& s) { (void)sys::write_all(STDOUT_FILENO, s.data(), s.size()); }
   static std::pair<int, int> size() {
-    winsize ws{};
-    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return {80, 24};
-    return {ws.ws_col, ws.ws_row};
+    auto size = sys::size_of_terminal(STDOUT_FILENO).value_or(sys::terminal_size{80, 24});
+    return {size.columns, size.rows};
   }
 
  private:
@@ -240,8 +235,9 @@ class screen {
 // A key: a character, or 'U' / 'D' for the arrows; 0 for none.
 char read_key() {
   char buf[8];
-  ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-  if (n <= 0) return 0;
+  auto got = sys::read(STDIN_FILENO, buf, sizeof buf);
+  std::size_t n = got ? got.value() : 0;
+  if (n == 0) return 0;
   if (n >= 3 && buf[0] == '\x1b' && buf[1] == '[') return buf[2] == 'A' ? 'U' : buf[2] == 'B' ? 'D' : '\0';
   return buf[0];
 }
@@ -257,8 +253,8 @@ int run_top(const std::string& socket, double interval) {
     std::cerr << "ufork top: no answer from " << socket << "\n";
     return exit_unreachable;
   }
-  if (!::isatty(STDOUT_FILENO) || !::isatty(STDIN_FILENO)) {  // one frame, for a script, after one interval
-    ::usleep(static_cast<useconds_t>(interval * 1e6));
+  if (!sys::is_terminal(STDOUT_FILENO) || !sys::is_terminal(STDIN_FILENO)) {  // one frame, for a script, after one interval
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     if (!v.refresh(*client)) {
       std::cerr << "ufork top: no answer from " << socket << "\n";
       return exit_unreachable;
@@ -278,10 +274,8 @@ int run_top(const std::string& socket, double interval) {
   struct sigaction quit{}, resized{};
   quit.sa_handler = [](int) { g_quit = 1; };
   resized.sa_handler = [](int) { g_resized = 1; };
-  ::sigaction(SIGINT, &quit, nullptr);
-  ::sigaction(SIGTERM, &quit, nullptr);
-  ::sigaction(SIGHUP, &quit, nullptr);
-  ::sigaction(SIGWINCH, &resized, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sys::set_action(sig, quit, nullptr);
+  sys::set_action(SIGWINCH, resized, nullptr);
 
   int code = 0;
   {
@@ -299,9 +293,9 @@ int run_top(const std::string& socket, double interval) {
   while (!g_quit) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock_type::now()).count();
     pollfd in{STDIN_FILENO, POLLIN, 0};
-    int r = ::poll(&in, 1, static_cast<int>(std::max<long>(left, 0)));
-    if (r < 0 && errno != EINTR) break;
-    if (r > 0) {
+    auto r = sys::poll_once(&in, 1, static_cast<int>(std::max<long>(left, 0)));  // a signal: g_quit, g_resized
+    if (!r && r.error() != std::errc::interrupted) break;
+    if (r && r.value() > 0) {
       char k = read_key();
       if (confirming) {
         if (k == 'y' || k == 'Y') {

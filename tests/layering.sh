@@ -26,29 +26,25 @@ rule src/sys sys ufork
 rule src/log log sys ufork
 rule src/daemon daemon sys ufork
 rule src/core core sys ufork
-rule src/control control core http sys ufork   # http/: the listener (net), not the helper
-rule src/http http sys ufork                    # the helper: the public API, never the pool's inside
-rule cli core sys http ufork                    # the program: the public API and a few internals, below
+rule src/net net sys ufork                      # addresses and binding
+rule src/control control core net sys ufork    # never the HTTP helper
+rule src/http http net sys ufork                # the helper: the public API, never the pool's inside
+rule cli core net sys ufork                     # the program: the public API and a few internals, below
 rule python/src core sys ufork                  # no prompt of ours, no pool internals: through ufork::arbiter
 
 # What cli/ and python/src/ may take from the inside: the option table, the
-# exit codes (cli/), the binding (cli/), sys.
-if grep -rnE '#include "(core|http)/' "$root/cli" | grep -vE '"core/(exit_status|option_table).hpp"|"http/listener.hpp"'; then
-  echo "FAIL: cli/ takes of core/ only exit_status.hpp and option_table.hpp, and of http/ only listener.hpp"
+# exit codes (cli/), the binding (net/, cli/), sys.
+if grep -rnE '#include "core/' "$root/cli" | grep -vE '"core/(exit_status|option_table).hpp"'; then
+  echo "FAIL: cli/ takes of core/ only exit_status.hpp and option_table.hpp"
   status=1
 fi
 if grep -rnE '#include "core/' "$root/python/src" | grep -v '"core/option_table.hpp"'; then
   echo "FAIL: python/src/ takes of core/ only option_table.hpp"
   status=1
 fi
-# The control part uses the net (listener.hpp), not the HTTP helper.
-if grep -rnE '#include "http/' "$root/src/control" | grep -v '"http/listener.hpp"'; then
-  echo "FAIL: control/ takes of http/ only listener.hpp"
-  status=1
-fi
-
 syscalls='accept4?|bind|chdir|chmod|clock_gettime|close|close_range|connect|dup2?|dup3|epoll_[a-z]+|eventfd|fcntl|flock|fork|ftruncate|getpid|getppid|geteuid|getrandom|getsockname|getsockopt|ioctl|isatty|kill|listen|lseek|lstat|mkdir|mmap|munmap|open|openat|pidfd_[a-z_]+|pipe2?|poll|prctl|pread|pthread_sigmask|pwrite|raise|read|recv|recvmsg|sched_getaffinity|send|sendmsg|setpgid|setrlimit|setsid|setsockopt|sigaction|signal|signalfd|sigprocmask|socket|socketpair|stat|syscall|tcgetattr|tcsetattr|timerfd_[a-z]+|umask|unlink|wait|waitid|waitpid|write|_exit'
-if grep -rnE "(^|[^A-Za-z0-9_>.:])::($syscalls)\(" "$root/src" --include='*.cpp' --include='*.hpp' | grep -v "^$root/src/sys/"; then
+if grep -rnE "(^|[^A-Za-z0-9_>.:])::($syscalls)\(" "$root/src" "$root/cli" "$root/python/src" --include='*.cpp' --include='*.hpp' |
+   grep -v "^$root/src/sys/"; then
   echo "FAIL: the lines above call the kernel outside src/sys/"
   status=1
 fi

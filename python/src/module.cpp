@@ -383,8 +383,8 @@ class heartbeat {
     int wait = std::min(interval, settle_ms);
     bool stopping = false;
     for (;; wait = interval) {
-      int n = stopping ? ::poll(&fds[1], 1, 100) : ::poll(fds, 2, wait);
-      if (n < 0 && errno == EINTR) continue;
+      auto n = stopping ? sys::poll_once(&fds[1], 1, 100) : sys::poll_once(fds, 2, wait);
+      if (!n && n.error() == std::errc::interrupted) continue;
       if (fds[1].revents) return;
       py::gil_scoped_acquire gil;  // the beat proves the interpreter runs
       if (!stopping && !fds[0].revents) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "control/commands.hpp"
+#include "net/address.hpp"
 #include "sys/carry.hpp"
 #include "sys/fd.hpp"
 #include "sys/result.hpp"
@@ -26,24 +27,6 @@ std::string error_line(const std::string& why) { return answer_line({false, why,
 
 constexpr std::size_t max_path = sizeof(sockaddr_un::sun_path) - 1;
 
-// A socket file left by a crashed arbiter is removed; a live one is not.
-void clear_stale(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  auto st = fs::symlink_status(path, ec);
-  if (ec || !fs::exists(st)) return;  // nothing there
-  if (!fs::is_socket(st))
-    throw error(std::make_error_code(std::errc::file_exists), "control socket: " + path + " exists and is not a socket");
-  auto made = sys::make_unix_socket(false);
-  if (!made) throw error(made.error(), "socket");
-  sys::unique_fd probe = std::move(made).value();
-  ec = sys::connect_unix(probe.get(), path);
-  if (!ec)
-    throw error(std::make_error_code(std::errc::address_in_use), "control socket: another arbiter answers on " + path);
-  if (ec != std::errc::connection_refused) throw error(ec, "control socket: cannot probe " + path);
-  if (!fs::remove(path, ec) && ec) throw error(ec, "control socket: unlink stale " + path);
-}
-
 }  // namespace
 
 control_server::control_server(reactor& loop, std::string path, int max_clients, answer_fn answer, log_fn log)
@@ -56,16 +39,8 @@ control_server::control_server(reactor& loop, std::string path, int max_clients,
     sys::own_fd(fd);
     listen_.reset(fd);
   } else {
-    clear_stale(path_);
-    auto made = sys::make_unix_socket(true);
-    if (!made) throw error(made.error(), "socket(control)");
-    listen_ = std::move(made).value();
-    if (auto ec = sys::bind_unix(listen_.get(), path_, 0600)) throw error(ec, "bind(" + path_ + ")");
-    if (auto ec = sys::listen(listen_.get(), 128)) {
-      std::error_code ignored;
-      std::filesystem::remove(path_, ignored);
-      throw error(ec, "control socket " + path_);
-    }
+    // A socket file left by a crashed arbiter is replaced; a live one refused.
+    listen_ = net::listen_unix(path_, {0600, "", "", 128, true, "control socket " + path_});
   }
   sys::carry(listen_.get(), carried_as);
   // Held in reserve: with the fd table full, accept fails with EMFILE and the

@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "control/status_page.hpp"
-#include "http/listener.hpp"
+#include "net/listener.hpp"
 #include "sys/event.hpp"
 #include "sys/fd.hpp"
 #include "sys/result.hpp"
@@ -30,7 +30,7 @@ std::string response(int code, const char* reason, const char* type, const std::
 
 status_server::status_server(reactor& loop, const std::string& address, json_fn json, log_fn log)
     : loop_(loop), json_(std::move(json)), log_(std::move(log)) {
-  auto bound = http::bind_endpoint(address, false, true, 64);
+  auto bound = net::bind_endpoint(address, false, true, 64);
   listen_ = std::move(bound.fd);
   address_ = std::move(bound.address);
   // Non-blocking: a client that connects and resets before the accept

@@ -69,7 +69,13 @@ pool::pool(options opts, hooks h)
       hooks_(std::move(h)),
       calls_(loop_, [this] { apply(pool_event::terminate); }),
       board_(max_processes, incoming_board()),
-      buf_(256UL * 1024) {
+      output_(
+          loop_, opts_.max_line, [this](const log_line& line) { opts_.sink->write(line); },
+          [this](pid_t pid, stream_kind s, int& slot) -> output* {
+            process* p = table_.find(pid);
+            if (p) slot = p->slot;
+            return !p ? nullptr : s == stream_kind::out ? &p->out : &p->err;
+          }) {
   validate(opts_);
   const upgrade::state* up = upgrade::incoming();
   if (up) nofile_ = up->nofile;  // the limit the first image found, not the one it raised
@@ -322,7 +328,7 @@ int pool::supervise(bool own_signals) {
   for (std::size_t i = 1; i < argv.size(); ++i) title_suffix_ += (i == 1 ? " (" : " ") + argv[i];
   if (argv.size() > 1) title_suffix_ += ")";
   if (own_signals) sys::child::set_title(("ufork: arbiter" + title_suffix_).c_str(), false);
-  if (opts_.capture_output) capture_own_output();
+  if (opts_.capture_output) output_.capture_own();
   const exec_spec& x = opts_.exec;
   std::string watched = x.argv.empty()                      ? fmt::format("timeout {} ms", opts_.timeout.count())
                         : x.watchdog > milliseconds::zero() ? fmt::format("watchdog {} ms", x.watchdog.count())

@@ -30,6 +30,7 @@
 #include "core/loop_calls.hpp"
 #include "core/manager_link.hpp"
 #include "core/oom.hpp"
+#include "core/output_capture.hpp"
 #include "core/option_table.hpp"
 #include "core/policy.hpp"
 #include "core/pool_phase.hpp"
@@ -189,12 +190,6 @@ class pool {
   void check_give_up();
   worker_info info(const process& p, clock::time_point now) const;
 
-  // output.cpp
-  void watch_output(process& p, output& o, stream_kind s);
-  bool on_output(int slot, pid_t pid, output& o, stream_kind s);
-  void drain_output(process& p);
-  void close_output(int slot, pid_t pid, output& o, stream_kind s);
-  void capture_own_output();
 
   // First, before any fd is opened: three fds per worker (pidfd, stdout,
   // stderr) and the default soft limit of 1024 would cap the pool near 300.
@@ -230,11 +225,10 @@ class pool {
   int exit_code_ = 0;  // exit_boot_failure once it gave up
   bool ever_ready_ = false;
   oom_witness oom_;
-  std::vector<char> buf_;
+  output_capture output_;
   replacement_queue replacements_;
   clock::time_point started_ = clock::now();
 
-  std::unique_ptr<output> own_output_;  // capture_output
   bool default_sink_ = false;
   attachment attachment_;
   std::thread background_;

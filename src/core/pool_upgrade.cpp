@@ -111,8 +111,7 @@ void pool::adopt(const upgrade::state& s) {
     ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
     if (ref.setup_errors && !opts_.exec.argv.empty())
       ref.setup_token = loop_.add(ref.setup_errors.get(), EPOLLIN, [this, pid](std::uint32_t) { on_setup_pipe(pid); });
-    if (ref.out.fd) watch_output(ref, ref.out, stream_kind::out);
-    if (ref.err.fd) watch_output(ref, ref.err, stream_kind::err);
+    output_.watch(ref.pid, ref.out, ref.err);
   }
   std::string unclaimed;
   for (const auto& name : upgrade::commit()) unclaimed += (unclaimed.empty() ? "" : ", ") + name;

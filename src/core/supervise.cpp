@@ -161,8 +161,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   ref.exit_token = loop_.add(ref.pidfd.get(), EPOLLIN, [this, pid](std::uint32_t) { on_exit(pid); });
   if (exec)  // the error pipe closes empty when the exec succeeded
     ref.setup_token = loop_.add(ref.setup_errors.get(), EPOLLIN, [this, pid](std::uint32_t) { on_setup_pipe(pid); });
-  watch_output(ref, ref.out, stream_kind::out);
-  watch_output(ref, ref.err, stream_kind::err);
+  output_.watch(ref.pid, ref.out, ref.err);
   call_hook("on_worker_spawn", hooks_.on_worker_spawn, info(ref, now));
   return &ref;
 }
@@ -358,7 +357,7 @@ void pool::on_exit(pid_t pid) {
   auto si = sys::waitid_pidfd(p.pidfd.get());
   if (si && si->si_pid == 0) return;  // not exited yet (cannot happen: pidfd said so)
   auto now = clock::now();
-  drain_output(p);
+  output_.drain(p.slot, p.pid, p.out, p.err);
 
   exit_info e;
   e.id = p.slot;

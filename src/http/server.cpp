@@ -37,7 +37,7 @@
 #include <system_error>
 #include <vector>
 
-#include "listener.hpp"
+#include "net/listener.hpp"
 #include "session.hpp"
 #include "sys/clock.hpp"
 #include "sys/event.hpp"
@@ -114,7 +114,7 @@ class worker_server {
     acceptor_.non_blocking(true, ignored);  // accept_some() takes until the queue is empty
     // On the shared socket, a new connection wakes one worker, as nginx's
     // do (see accept_some for how Asio's registration stays exclusive).
-    if (!o.reuseport) accept_exclusively(listen_fd);
+    if (!o.reuseport) net::accept_exclusively(listen_fd);
     // A connection is accepted once its first bytes have come (1 s at
     // most: nginx's `deferred`), so that its first read finds the request.
     // A stop sees such connections as handshakes under way (SYN_RECV) and
@@ -583,10 +583,10 @@ class worker_server {
   void begin_stop() {
     stopping_ = true;
     if (!options_.reuseport && !worker_.pool_stopping()) stop_accepting();
-    if (options_.reuseport && !drop_new_connections(listen_fd_))
+    if (options_.reuseport && !net::drop_new_connections(listen_fd_))
       std::perror("ufork http: stop: SO_ATTACH_FILTER");
     accept_queued();
-    if (conns_.empty() && !(accepting_ && handshakes_under_way(listen_fd_))) return end_linger();
+    if (conns_.empty() && !(accepting_ && net::handshakes_under_way(listen_fd_))) return end_linger();
     linger_.expires_after(stop_linger);
     linger_.async_wait([this](error_code) { end_linger(); });
   }
@@ -653,14 +653,14 @@ struct server::state {
   http_options options;
   // Bound here, in the arbiter, before any fork: a bad address or a port in
   // use is one exception for the caller, not a crash loop of workers.
-  bound shared;
+  net::bound shared;
   int shared_fd;  // the workers' copy: taken before any stop
   arbiter* log = nullptr;
   bool attached = false;
 
   state(handler handler, const std::string& endpoint, http_options o)
       : h(std::move(handler)), options(o),
-        shared(bind_endpoint(endpoint, o.reuseport, !o.reuseport, o.backlog)), shared_fd(shared.fd.get()) {}
+        shared(net::bind_endpoint(endpoint, o.reuseport, !o.reuseport, o.backlog)), shared_fd(shared.fd.get()) {}
 
   void say(const std::string& text) const {
     if (log)
@@ -686,7 +686,7 @@ void server::attach(options& pool, hooks& hk) {
   // when the last worker has taken its queue.
   hk.parent_pre_stop = [st, before = std::move(hk.parent_pre_stop)] {
     if (before) before();
-    if (!st->options.reuseport && !drop_new_connections(st->shared.fd.get()))
+    if (!st->options.reuseport && !net::drop_new_connections(st->shared.fd.get()))
       st->say("stop: cannot filter new connections: " + std::generic_category().message(errno));
     st->shared.fd.reset();
   };
@@ -696,7 +696,7 @@ void server::attach(options& pool, hooks& hk) {
     // the worker's hold on the socket.
     int fd = st->shared_fd;
     if (st->options.reuseport)  // each worker its own queue; the arbiter's holds the port
-      fd = bind_endpoint(st->shared.address, true, true, st->options.backlog).fd.release();
+      fd = net::bind_endpoint(st->shared.address, true, true, st->options.backlog).fd.release();
     worker_server server(w, st->h, st->options, fd);
     server.run();
   };
@@ -710,7 +710,7 @@ int serve(handler h, const std::string& endpoint, server_options options) {
   web.attach(options.pool, hk);
   arbiter a(options.pool, hk);
   web.log_to(a);
-  a.log("listening on http://" + web.address() + "/" + every_interface_note(web.address()));
+  a.log("listening on http://" + web.address() + "/" + net::every_interface_note(web.address()));
   if (options.configure) options.configure(a);
   return a.run();
 }

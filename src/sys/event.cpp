@@ -88,6 +88,12 @@ result<int> epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) n
   return n;
 }
 
+result<int> poll_once(pollfd* fds, std::size_t n, int timeout_ms) noexcept {
+  int r = ::poll(fds, static_cast<nfds_t>(n), timeout_ms);
+  if (r < 0) return last_error();
+  return r;
+}
+
 std::error_code timerfd_arm(int fd, std::chrono::steady_clock::time_point at) noexcept {
   using namespace std::chrono;
   itimerspec spec{};

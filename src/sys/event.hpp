@@ -2,9 +2,11 @@
 #pragma once
 
 #include <signal.h>
+#include <poll.h>
 #include <sys/epoll.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 #include "sys/result.hpp"
@@ -33,6 +35,10 @@ std::error_code epoll_remove(int epfd, int fd) noexcept;
 // modify it afterwards (Asio's accept). The sets are found in
 // /proc/self/fdinfo. The number of sets changed; 0 if none could be.
 int watch_exclusively(int listen_fd);
+
+// poll(2), once: EINTR is returned, not retried (a caller whose signal
+// handler set a flag looks at it). The number of fds with events.
+UFORK_API result<int> poll_once(pollfd* fds, std::size_t n, int timeout_ms) noexcept;
 
 // Arms fd (a timerfd) at an absolute CLOCK_MONOTONIC time; epoch = disarm.
 std::error_code timerfd_arm(int fd, std::chrono::steady_clock::time_point at) noexcept;

@@ -146,6 +146,10 @@ std::error_code change_dir(const std::string& path) noexcept {
   return ::chdir(path.c_str()) != 0 ? last_error() : std::error_code();
 }
 
+std::error_code change_owner(const std::string& path, uid_t uid, gid_t gid) noexcept {
+  return ::chown(path.c_str(), uid, gid) != 0 ? last_error() : std::error_code();
+}
+
 void set_umask(unsigned mask) noexcept { ::umask(static_cast<mode_t>(mask)); }
 
 result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept {

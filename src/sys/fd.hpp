@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/resource.h>
+#include <sys/types.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,11 +24,11 @@ namespace ufork::sys {
 // and registers them, unless it says otherwise. Thread-safe; not for a forked
 // child (it takes a lock).
 void own_fd(int fd) noexcept;
-void set_cloexec(int fd) noexcept;
+UFORK_API void set_cloexec(int fd) noexcept;
 std::error_code set_nonblocking(int fd) noexcept;
 std::vector<int> owned_fds();   // sorted
 // Forgets and closes an fd of ufork's held as a plain int; -1 is ignored.
-void close_fd(int fd) noexcept;
+UFORK_API void close_fd(int fd) noexcept;
 // Set once a syslog sink opened glibc's syslog socket (one of ufork's fds):
 // a new worker then calls closelog() before closing ufork's fds.
 inline std::atomic<bool> syslog_open{false};
@@ -68,11 +69,11 @@ std::error_code dup_onto(int fd, int target) noexcept;
 // still works) and returns the limit as it was ({0, 0} if unknown).
 rlimit raise_fd_limit() noexcept;
 
-result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
+UFORK_API result<std::size_t> read(int fd, void* buf, std::size_t len) noexcept;
 // pread(2) at `offset`.
 result<std::size_t> read_at(int fd, void* buf, std::size_t len, std::uint64_t offset) noexcept;
 // Writes everything, waiting with poll() when fd is non-blocking and full.
-std::error_code write_all(int fd, const void* buf, std::size_t len) noexcept;
+UFORK_API std::error_code write_all(int fd, const void* buf, std::size_t len) noexcept;
 // ftruncate(2) then pwrite(2) of text as the whole content.
 std::error_code replace_content(int fd, const std::string& text) noexcept;
 // fstat(2)'s size; ftruncate(2); lseek(fd, 0, SEEK_END).
@@ -84,6 +85,8 @@ std::error_code lock_exclusive(int fd) noexcept;
 
 std::error_code change_dir(const std::string& path) noexcept;
 void set_umask(unsigned mask) noexcept;
+// chown(2); -1 keeps that id.
+std::error_code change_owner(const std::string& path, uid_t uid, gid_t gid) noexcept;
 // mkdir -p with `mode` for each directory made; best effort.
 void make_dirs(const std::string& path, unsigned mode) noexcept;
 

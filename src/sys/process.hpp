@@ -24,7 +24,7 @@ namespace ufork::sys {
 // getpgid(2): pid's process group; 0 if it is gone.
 pid_t process_group_of(pid_t pid) noexcept;
 // getpid(2), getppid(2), geteuid(2).
-pid_t own_pid() noexcept;
+UFORK_API pid_t own_pid() noexcept;
 pid_t parent_pid() noexcept;
 uid_t effective_uid() noexcept;
 
@@ -46,7 +46,7 @@ std::error_code set_process_group(pid_t pid, pid_t pgid) noexcept;
 std::error_code block_signals(const sigset_t& set, sigset_t* old) noexcept;
 void set_signal_mask(const sigset_t& mask) noexcept;
 // sigaction(2); old may be null.
-void set_action(int sig, const struct sigaction& action, struct sigaction* old) noexcept;
+UFORK_API void set_action(int sig, const struct sigaction& action, struct sigaction* old) noexcept;
 void ignore_signal(int sig, struct sigaction* old) noexcept;
 // Back to the default action and raised again: a handler's last step.
 void reraise(int sig) noexcept;

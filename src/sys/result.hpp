@@ -3,7 +3,8 @@
 // pipes), carry (the sockets an upgrade carries), socket, event (epoll,
 // timerfd, eventfd, signalfd), process, procfs, terminal. Each wrapper
 // retries EINTR (never for close) and reports failure as a std::error_code;
-// EAGAIN is an ordinary outcome for the reactor.
+// EAGAIN is an ordinary outcome for the reactor. UFORK_API marks what the
+// ufork command and ufork-http call from a shared libufork.
 #pragma once
 
 #include <string>

@@ -17,11 +17,11 @@
 namespace ufork::sys {
 
 // A unix stream socket, CLOEXEC; nonblocking if asked.
-result<unique_fd> make_unix_socket(bool nonblocking);
+UFORK_API result<unique_fd> make_unix_socket(bool nonblocking);
 // Unix sockets by path. connect: EINTR retried. bind: with mode >= 0 the
 // socket file is created with only `mode`'s bits (the umask covers bind's
 // moment); with -1, as the umask says.
-std::error_code connect_unix(int fd, const std::string& path) noexcept;
+UFORK_API std::error_code connect_unix(int fd, const std::string& path) noexcept;
 std::error_code bind_unix(int fd, const std::string& path, int mode) noexcept;
 UFORK_API std::error_code listen(int fd, int backlog) noexcept;
 // SO_PEERCRED: the uid and pid of a unix socket's peer.
@@ -64,7 +64,7 @@ result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept;
 UFORK_API std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept;
 UFORK_API std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept;
 // send(2) that waits for room (a worker's notify datagram), without SIGPIPE.
-std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept;
+UFORK_API std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept;
 
 // Notify sockets. A SOCK_DGRAM socketpair: [0] non-blocking with
 // SO_PASSCRED (the arbiter's), [1] blocking (the workers'), both CLOEXEC.

@@ -1,6 +1,7 @@
 // The syscall layer, terminals.
 #include "sys/terminal.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace ufork::sys {
@@ -14,5 +15,11 @@ std::optional<termios> terminal_settings(int fd) noexcept {
 }
 
 void set_terminal(int fd, const termios& settings) noexcept { (void)::tcsetattr(fd, TCSANOW, &settings); }
+
+std::optional<terminal_size> size_of_terminal(int fd) noexcept {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return std::nullopt;
+  return terminal_size{ws.ws_col, ws.ws_row};
+}
 
 }  // namespace ufork::sys

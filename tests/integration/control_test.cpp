@@ -310,7 +310,7 @@ TEST(control, replaces_a_stale_socket_and_refuses_a_live_one) {
   auto first = control_pool(path);
   first.wait_count("event ready", 2);
   pool_process second([path] { return run_pool_or_report(control_options(path)); });
-  second.wait_for("arbiter failed: control socket: another arbiter answers on " + path);
+  second.wait_for("arbiter failed: cannot listen on control socket " + path + ": another process answers there");
   EXPECT_NE(second.wait_exit(), 0);
   auto c = connect_or_fail(path);
   EXPECT_TRUE(ask(c, "status")["ok"]) << "the first arbiter lost its socket";

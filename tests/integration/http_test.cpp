@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "http/listener.hpp"
+#include "net/listener.hpp"
 #include "ufork/http/server.hpp"
 
 namespace ufork::test {
@@ -527,11 +527,11 @@ bool connected_within(int fd, int ms) {
 }
 
 void filter_drops_new_syns_and_keeps_the_queue(const std::string& endpoint) {
-  auto listening = http::bind_endpoint(endpoint, false, true, 16);
+  auto listening = net::bind_endpoint(endpoint, false, true, 16);
   int fd = listening.fd.get();
   int queued = connect_to(fd);
   ASSERT_TRUE(connected_within(queued, 20'000));
-  ASSERT_TRUE(http::drop_new_connections(fd)) << std::strerror(errno);
+  ASSERT_TRUE(net::drop_new_connections(fd)) << std::strerror(errno);
 
   int late = connect_to(fd);
   // Unfiltered, loopback connects in microseconds; a dropped SYN is only
@@ -558,7 +558,7 @@ TEST(http, a_stopping_socket_drops_new_syns_and_keeps_its_queue) {
 
 TEST(http, a_stopping_socket_drops_new_syns_and_keeps_its_queue_ipv6) {
   try {
-    http::bind_endpoint("[::1]:0", false, true, 16);
+    net::bind_endpoint("[::1]:0", false, true, 16);
   } catch (const ufork::error& e) {
     GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
   }

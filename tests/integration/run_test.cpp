@@ -410,7 +410,21 @@ TEST(run, bad_flags_and_addresses_get_a_clear_error_and_an_exit_code) {
   EXPECT_NE(timeout.out.find("--watchdog (--timeout) needs --notify"), std::string::npos) << timeout.out;
   auto bind = run_program(UFORK_CLI_PATH, {"run", "--bind", "nonsense", "--", "true"});
   EXPECT_EQ(bind.code, 2);
-  EXPECT_NE(bind.out.find("--bind nonsense: expected HOST:PORT or unix:PATH"), std::string::npos) << bind.out;
+  EXPECT_NE(bind.out.find("--bind nonsense: expected HOST:PORT or [IPV6]:PORT"), std::string::npos) << bind.out;
+  auto big = run_program(UFORK_CLI_PATH, {"run", "--bind", "127.0.0.1:70000", "--", "true"});
+  EXPECT_EQ(big.code, 2);
+  EXPECT_NE(big.out.find("(a port from 0 to 65535), or unix:PATH"), std::string::npos) << big.out;
+  // A file that is not a socket is never replaced by a unix --bind.
+  std::string file = testing::TempDir() + "not-a-socket-" + std::to_string(::getpid());
+  std::ofstream(file) << "keep me\n";
+  auto not_socket = run_program(UFORK_CLI_PATH, {"run", "--bind", "unix:" + file, "--", "true"});
+  EXPECT_EQ(not_socket.code, 1);
+  EXPECT_NE(not_socket.out.find("cannot listen on unix:" + file + ": it exists and is not a socket"), std::string::npos)
+      << not_socket.out;
+  std::string kept;
+  std::getline(std::ifstream(file), kept);
+  EXPECT_EQ(kept, "keep me");
+  std::remove(file.c_str());
   auto option = run_program(UFORK_CLI_PATH, {"run", "--bind", "unix:/tmp/x,colour=red", "--", "true"});
   EXPECT_EQ(option.code, 2);
   EXPECT_NE(option.out.find("unknown option 'colour'"), std::string::npos) << option.out;

@@ -8,7 +8,7 @@
 #include "sys/unique_fd.hpp"
 #include "ufork/export.hpp"
 
-namespace ufork::http {
+namespace ufork::net {
 
 struct bound {
   sys::unique_fd fd;
@@ -43,4 +43,4 @@ UFORK_API bool handshakes_under_way(int listen_fd);
 // (the workers are all woken then, as before).
 UFORK_API bool accept_exclusively(int listen_fd);
 
-}  // namespace ufork::http
+}  // namespace ufork::net
