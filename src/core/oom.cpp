@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <utility>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "core/exit_status.hpp"
 #include "sys/fd.hpp"
 #include "sys/process.hpp"
+#include "sys/procfs.hpp"
 
 namespace ufork {
 namespace {
@@ -134,6 +136,18 @@ oom_verdict oom_witness::judge(pid_t pid, bool sigkill) {
   bool rose = n && shared_count_ && *n > *shared_count_;
   shared_count_ = n;
   return rose ? oom_verdict::possibly : oom_verdict::no;
+}
+
+oom_scoring::oom_scoring(int adj) : adj_(adj) {
+  if (adj_ != 0 && (found_ = sys::oom_score_adj())) worker_ = std::to_string(std::clamp(*found_ + adj_, -1000, 1000));
+}
+
+void oom_scoring::lower_own() {
+  if (found_ && adj_ > 0) lowered_ = sys::set_oom_score_adj(std::max(*found_ - adj_, -999));
+}
+
+void oom_scoring::restore_own() noexcept {
+  if (std::exchange(lowered_, false)) (void)sys::set_oom_score_adj(*found_);
 }
 
 }  // namespace ufork

@@ -53,4 +53,23 @@ class oom_witness {
   std::optional<std::uint64_t> shared_count_;
 };
 
+// options::oom_score_adj: a worker's score is the arbiter's as found plus
+// adj (clamped to the kernel's range); with adj > 0 under run(), the arbiter
+// itself is lowered by adj (the OOM killer's last choice; refused without
+// CAP_SYS_RESOURCE, which is fine) until restore().
+class oom_scoring {
+ public:
+  explicit oom_scoring(int adj);
+  // What a new worker writes to its oom_score_adj; nullptr: nothing.
+  const char* worker_value() const noexcept { return worker_.empty() ? nullptr : worker_.c_str(); }
+  void lower_own();
+  void restore_own() noexcept;
+
+ private:
+  int adj_;
+  std::optional<int> found_;  // the arbiter's as found
+  std::string worker_;
+  bool lowered_ = false;
+};
+
 }  // namespace ufork

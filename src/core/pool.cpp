@@ -50,11 +50,6 @@ std::string find_program(const std::string& name) {
   return found.empty() ? name : found;
 }
 
-template <class T>
-T must(sys::result<T> r, const char* what) {
-  if (!r) throw error(r.error(), what);
-  return std::move(r).value();
-}
 
 // The scoreboard an upgrade brought, or -1: a new one.
 int incoming_board() {
@@ -86,15 +81,9 @@ pool::pool(options opts, hooks h)
   size_ = opts_.workers;
   table_.resize(size_);
 
-  if (up) {  // the workers' socket pair, as they know it
-    notify_rx_.reset(upgrade::take(up->notify_rx));
-    notify_tx_.reset(upgrade::take(up->notify_tx));
-  } else {
-    auto [rx, tx] = must(sys::make_notify_pair(), "socketpair(notify)");
-    notify_rx_ = std::move(rx);
-    notify_tx_ = std::move(tx);
-  }
-  loop_.add(notify_rx_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(notify_rx_.get()); });
+  notify_.emplace(
+      loop_, up, opts_.exec.notify, !opts_.exec.argv.empty(), [this](pid_t pid) { return table_.find(pid) != nullptr; },
+      [this](pid_t worker, std::string_view text) { on_notify(worker, text); });
   if (!opts_.user.empty() || !opts_.group.empty()) {
     try {
       drop_ = sys::lookup_identity(opts_.user, opts_.group);
@@ -110,23 +99,9 @@ pool::pool(options opts, hooks h)
     listen_names_ = opts_.exec.listen_names;
     if (listen_names_.empty()) listen_names_.assign(opts_.exec.listen_fds.size(), "unknown");  // systemd's default
   }
-  if (opts_.exec.notify && up && up->exec_notify >= 0) {  // the name the workers were given
-    exec_notify_.reset(upgrade::take(up->exec_notify));
-    notify_socket_ = up->notify_name;
-    loop_.add(exec_notify_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(exec_notify_.get()); });
-  } else if (opts_.exec.notify) {
-    static std::atomic<unsigned> pools{0};
-    // Abstract names have no owner: a random part keeps another process
-    // from taking it first (anyone may still send to it: on_notify checks).
-    std::string name = fmt::format("ufork-{}-{}-{:08x}", sys::own_pid(), pools++, sys::random_seed());
-    exec_notify_ = must(sys::make_notify_listener(name), "notify socket");
-    notify_socket_ = "@" + name;
-    loop_.add(exec_notify_.get(), EPOLLIN, [this](std::uint32_t) { on_notify(exec_notify_.get()); });
-  }
 
   detail::preload_backtrace();
-  if (opts_.oom_score_adj != 0 && (oom_found_ = sys::oom_score_adj()))
-    worker_oom_ = std::to_string(std::clamp(*oom_found_ + opts_.oom_score_adj, -1000, 1000));
+  oom_scores_.emplace(opts_.oom_score_adj);
 }
 
 pool::~pool() {
@@ -315,10 +290,7 @@ int pool::supervise(bool own_signals) {
   if (own_signals && opts_.handle_signals)
     signals_.open(loop_, reap_orphans_, [this](int sig, pid_t sender) { on_signal(sig, sender); });
   if (own_signals && opts_.notify_manager) manager_.open([this](const std::string& line) { log_text(line); });
-  // run(): the process is ours, and the arbiter should be the OOM killer's
-  // last choice. Lowering needs CAP_SYS_RESOURCE: refused is fine.
-  if (own_signals && oom_found_ && opts_.oom_score_adj > 0)
-    oom_lowered_ = sys::set_oom_score_adj(std::max(*oom_found_ - opts_.oom_score_adj, -999));
+  if (own_signals) oom_scores_->lower_own();  // run(): the process is ours
   if (attachment_.open) attachment_.open(own_signals);
   // Process titles: "ufork: arbiter (hello --bind 127.0.0.1:7777)", and each
   // worker's "ufork: worker 3 gen 2 (...)". The arbiter's only under run():
@@ -387,7 +359,7 @@ void pool::finish(std::shared_ptr<log_sink> base_sink) noexcept {
   opts_.sink = std::move(base_sink);
   calls_.end();
   signals_.close();
-  if (std::exchange(oom_lowered_, false)) (void)sys::set_oom_score_adj(*oom_found_);
+  oom_scores_->restore_own();
 }
 
 void pool::start() {

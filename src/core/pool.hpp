@@ -29,6 +29,7 @@
 #include "core/history.hpp"
 #include "core/loop_calls.hpp"
 #include "core/manager_link.hpp"
+#include "core/notify_channel.hpp"
 #include "core/oom.hpp"
 #include "core/output_capture.hpp"
 #include "core/option_table.hpp"
@@ -162,10 +163,8 @@ class pool {
   void reload_next(clock::time_point now);
   int successors_starting() const;  // a reload's or a recycling's, not yet ready
   void abandon_reload(const process& successor, const std::string& why);
-  void on_notify(int fd);
+  void on_notify(pid_t worker, std::string_view text);  // notify_channel's datagram
   void on_notify_line(process& p, std::string_view line, clock::time_point now);
-  process* notifier(pid_t sender);
-  std::unordered_set<pid_t> strangers_;  // senders found to be no worker's (at most 1,024, then forgotten)
   std::string title_suffix_;  // " (hello --bind 127.0.0.1:7777)": the program's arguments, for process titles
   void on_setup_pipe(pid_t pid);
   void close_setup_pipe(process& p);
@@ -200,12 +199,10 @@ class pool {
   reactor loop_;
   loop_calls calls_;
   detail::scoreboard board_;
-  sys::unique_fd notify_rx_, notify_tx_;
-  // Exec mode: the program's path and argv, and the named notify socket.
+  std::optional<notify_channel> notify_;  // set once the options are valid
+  // Exec mode: the program's path and argv.
   std::string exec_path_;
   std::vector<char*> exec_argv_;
-  sys::unique_fd exec_notify_;
-  std::string notify_socket_;  // "@ufork-PID-N", NOTIFY_SOCKET
   std::vector<std::string> listen_names_;  // LISTEN_FDNAMES
   std::optional<sys::identity> drop_;      // options::user, group
   std::vector<int> cpus_;                  // options::pin_cpus: where worker i runs
@@ -215,9 +212,7 @@ class pool {
   bool reap_orphans_ = false;  // PID 1 or options::subreaper, in run()
   std::optional<clock::time_point> next_usage_check_;  // RSS and fds, when a limit is set
   manager_link manager_;  // NOTIFY_SOCKET of ufork's own manager
-  std::optional<int> oom_found_;  // the arbiter's oom_score_adj as found
-  std::string worker_oom_;        // what workers write to theirs; empty: nothing
-  bool oom_lowered_ = false;
+  std::optional<oom_scoring> oom_scores_;  // set once the options are valid
 
   int size_ = 0;
   worker_table table_;

@@ -45,10 +45,7 @@ upgrade::state pool::handover(int reply_fd) const {
   upgrade::state s;
   s.from = sys::own_pid();
   s.board = board_.fd();
-  s.notify_rx = notify_rx_.get();
-  s.notify_tx = notify_tx_.get();
-  s.exec_notify = exec_notify_ ? exec_notify_.get() : -1;
-  s.notify_name = notify_socket_;
+  notify_->handover(s);
   s.nofile = nofile_;
   s.reply = reply_fd;
   s.size = size_;

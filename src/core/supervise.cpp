@@ -104,7 +104,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   if (!p->beat) return fail("scoreboard", std::make_error_code(std::errc::too_many_files_open));
   const exec_spec& x = opts_.exec;
   detail::worker_environment env(sys::environment(), x.env,
-                                 {slot, s.generation + 1, &listen_names_, notify_socket_, x.watchdog});
+                                 {slot, s.generation + 1, &listen_names_, notify_->name(), x.watchdog});
   std::vector<int> scratch(x.listen_fds.size());
   std::optional<detail::exec_plan> exec;
   if (!x.argv.empty())
@@ -114,11 +114,11 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
   if (exec) {  // the child closes all but what it hands on
   } else if (opts_.strict_fds) {
     std::vector<int> keep = opts_.keep_fds;
-    keep.push_back(notify_tx_.get());
+    keep.push_back(notify_->worker_end());
     close = detail::all_but(std::move(keep));
   } else {  // ufork's own, and what the program asked for
     std::vector<int> drop = sys::owned_fds();
-    std::erase(drop, notify_tx_.get());
+    std::erase(drop, notify_->worker_end());
     drop.insert(drop.end(), opts_.private_fds.begin(), opts_.private_fds.end());
     close = detail::runs_of(std::move(drop));
   }
@@ -126,9 +126,9 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
     p->beat->request_limit.store(opts_.recycle.max_requests + jitter(opts_.recycle.max_requests_jitter),
                                  std::memory_order_relaxed);
   std::string title = fmt::format("ufork: worker {} gen {}{}", slot, s.generation + 1, title_suffix_);
-  detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_tx_.get(), out->write.get(), err->write.get(),
+  detail::spawn_plan plan{slot, s.generation + 1, p->beat, notify_->worker_end(), out->write.get(), err->write.get(),
                           &close, sys::syslog_open.load(), sys::own_pid(), restored_nofile(),
-                          worker_oom_.empty() ? nullptr : worker_oom_.c_str(),
+                          oom_scores_->worker_value(),
                           std::max(opts_.timeout / 4, milliseconds(1)), &hooks_, env.envp(),
                           exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty(),
                           cpus_.empty() ? -1 : cpus_[static_cast<std::size_t>(slot) % cpus_.size()], opts_.nice,
@@ -236,50 +236,22 @@ void pool::reload_next(clock::time_point now) {
   }
 }
 
-// The sd_notify protocol, from library workers (READY=1 on their socket
-// pair) and exec'd ones (NOTIFY_SOCKET): newline-separated KEY=VALUE.
-// A batch at a time: a flood (from anyone: the socket is abstract) costs a
-// bounded share of a loop turn, and the rest of the turn (the timer, the
-// control socket, the workers' exits) goes on; what is left is read next
-// turn (the fd stays readable).
-void pool::on_notify(int fd) {
-  constexpr int batch = 64;
-  char text[4096];
-  for (int n = 0; n < batch; ++n) {
-    auto d = sys::receive_with_credentials(fd, text, sizeof text);
-    if (!d) return;  // EAGAIN: all read
-    process* p = notifier(d->sender);
-    if (!p) {
-      ++history_.counters.notify_ignored;
-      continue;
-    }
-    auto now = clock::now();
-    pid_t pid = p->pid;  // the sender is known from its credentials, as systemd knows it
-    std::string_view rest(text, d->size);
-    while (!rest.empty() && (p = table_.find(pid))) {  // a line may end it (WATCHDOG=trigger)
-      auto end = std::min(rest.find('\n'), rest.size());
-      on_notify_line(*p, rest.substr(0, end), now);
-      rest.remove_prefix(std::min(end + 1, rest.size()));
-    }
+// A datagram of the sd_notify protocol (notify_channel.hpp), from library
+// workers (READY=1 on their socket pair) and exec'd ones (NOTIFY_SOCKET):
+// newline-separated KEY=VALUE.
+void pool::on_notify(pid_t worker, std::string_view rest) {
+  process* p = table_.find(worker);
+  if (!p) {
+    ++history_.counters.notify_ignored;
+    return;
   }
-}
-
-// Who may speak for a slot: its worker, or a process the worker started
-// (sd_notify from a child of a shell script); nobody else. The sender may be
-// gone by now (0, or no /proc entry): it cannot be placed.
-process* pool::notifier(pid_t sender) {
-  if (sender <= 0) return nullptr;
-  if (process* p = table_.find(sender)) return p;
-  if (opts_.exec.argv.empty()) return nullptr;  // library workers speak for themselves
-  // A process in a worker's group (one syscall), else up its parents (/proc),
-  // unless it was found a stranger already (a flood costs a lookup each).
-  if (process* p = table_.find(sys::process_group_of(sender))) return p;
-  if (strangers_.count(sender) != 0) return nullptr;
-  for (pid_t up = sys::parent_of(sender), depth = 0; up > 1 && depth < 32; up = sys::parent_of(up), ++depth)
-    if (process* p = table_.find(up)) return p;
-  if (strangers_.size() >= 1024) strangers_.clear();
-  strangers_.insert(sender);
-  return nullptr;
+  auto now = clock::now();
+  pid_t pid = p->pid;  // the sender is known from its credentials, as systemd knows it
+  while (!rest.empty() && (p = table_.find(pid))) {  // a line may end it (WATCHDOG=trigger)
+    auto end = std::min(rest.find('\n'), rest.size());
+    on_notify_line(*p, rest.substr(0, end), now);
+    rest.remove_prefix(std::min(end + 1, rest.size()));
+  }
 }
 
 void pool::on_notify_line(process& p, std::string_view line, clock::time_point now) {

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -16,10 +17,12 @@
 
 #include "core/loop_calls.hpp"
 #include "core/manager_link.hpp"
+#include "core/notify_channel.hpp"
 #include "core/output_capture.hpp"
 #include "core/reactor.hpp"
 #include "core/signal_intake.hpp"
 #include "sys/fd.hpp"
+#include "sys/socket.hpp"
 
 namespace ufork {
 namespace {
@@ -214,6 +217,62 @@ TEST(signal_intake, a_signal_reaches_the_handler_with_its_sender_and_close_puts_
   struct sigaction pipe_after {};
   ::sigaction(SIGPIPE, nullptr, &pipe_after);
   EXPECT_EQ(pipe_after.sa_handler, pipe_before.sa_handler);
+}
+
+// A child of this process says `text` on the named socket and stays alive
+// (its credentials are looked up) until the test has read it.
+struct speaking_child {
+  pid_t pid = -1;
+  int hold = -1;
+  speaking_child(const std::string& socket, const std::string& text) {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    pid = ::fork();
+    if (pid == 0) {
+      ::close(fds[1]);
+      auto fd = sys::make_datagram_socket();
+      if (fd) (void)sys::send_notify(fd->get(), socket, text);
+      char c;
+      (void)!::read(fds[0], &c, 1);  // until the parent closes its end
+      ::_exit(0);
+    }
+    ::close(fds[0]);
+    hold = fds[1];
+  }
+  ~speaking_child() {
+    ::close(hold);
+    int status = 0;
+    if (pid > 0) ::waitpid(pid, &status, 0);
+  }
+};
+
+TEST(notify_channel, a_worker_speaks_for_itself_its_children_only_in_exec_mode_and_a_stranger_for_nobody) {
+  for (bool exec_mode : {false, true}) {
+    reactor loop;
+    pid_t worker = ::getpid();  // the test plays the worker
+    std::vector<std::pair<pid_t, std::string>> got;
+    notify_channel channel(
+        loop, nullptr, true, exec_mode, [&](pid_t pid) { return pid == worker; },
+        [&](pid_t w, std::string_view text) { got.emplace_back(w, std::string(text)); });
+    ASSERT_EQ(channel.name().rfind("@ufork-", 0), 0u) << channel.name();
+
+    // On the socket pair's worker end, as a library worker says it.
+    ASSERT_FALSE(sys::send_waiting(channel.worker_end(), "READY=1", 7));
+    ASSERT_TRUE(run_until(loop, [&] { return got.size() == 1; }));
+    EXPECT_EQ(got[0], std::make_pair(worker, std::string("READY=1")));
+
+    {  // a process the worker started, on NOTIFY_SOCKET
+      speaking_child child(channel.name(), "STATUS=child");
+      ASSERT_TRUE(run_until(loop, [&] { return got.size() == 2; }));
+      EXPECT_EQ(got[1], std::make_pair(exec_mode ? worker : pid_t{0}, std::string("STATUS=child")));
+    }
+    worker = 1;  // now nobody here is a worker
+    {
+      speaking_child stranger(channel.name(), "READY=1");
+      ASSERT_TRUE(run_until(loop, [&] { return got.size() == 3; }));
+      EXPECT_EQ(got[2].first, 0) << "exec mode " << exec_mode;
+    }
+  }
 }
 
 }  // namespace
