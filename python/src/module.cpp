@@ -69,7 +69,7 @@ void call_logged(const pyfn& fn) {
 // milliseconds), or one of the module's own (python_keys); None leaves the
 // default. Anything else is a TypeError naming it, not a setting lost; a
 // value out of range a ValueError.
-const std::set<std::string> python_keys = {"log_file", "prompt", "wsgi", "child_exit"};
+const std::set<std::string> python_keys = {"log_file", "prompt", "wsgi", "child_exit", "gc_freeze"};
 
 ufork::options options_from(const py::dict& config) {
   ufork::options o;
@@ -175,9 +175,20 @@ class core {
       o.sink = std::make_shared<prompt_sink>(o.sink, p.attr("hide"), p.attr("show"));
     }
 
+    // The collector off what the fork shares: what the arbiter holds is
+    // collected, then frozen (gc.freeze: moved where no collection looks),
+    // so a worker's collections never write to those objects' headers and
+    // their pages stay shared. After the first fork only what is new since
+    // is collected: the frozen are not looked at again.
+    if (!config.contains("gc_freeze") || config["gc_freeze"].is_none() || config["gc_freeze"].cast<bool>())
+      gc_freeze_ = keep(py::module_::import("gc").attr("freeze"));
     ufork::hooks h;
     h.before_fork = [this] {
       gil_ = PyGILState_Ensure();
+      if (gc_freeze_) {
+        PyGC_Collect();
+        call_logged(gc_freeze_);
+      }
       PyOS_BeforeFork();
     };
     h.after_fork_parent = [this] {
@@ -291,6 +302,7 @@ class core {
   pyfn child_, pre_stop_, child_exit_;
   std::shared_ptr<ufork::python::wsgi_server> wsgi_;
   PyGILState_STATE gil_{};
+  pyfn gc_freeze_;  // gc.freeze, unless gc_freeze=False
   std::unique_ptr<py::error_already_set> pending_;
   std::unique_ptr<ufork::arbiter> arbiter_;
 };

@@ -85,7 +85,8 @@ class Arbiter(object):
     """Forks `size` workers that each run post_fork, and keeps them running."""
 
     def __init__(self, post_fork, child_pre_exit=None, parent_pre_stop=None, size=None, sleep=None, fork=None,
-                 printfunc=None, child_memlimit=2**30, max_no_ping_children=1, extra=None, control_path=None):
+                 printfunc=None, child_memlimit=2**30, max_no_ping_children=1, extra=None, control_path=None,
+                 gc_freeze=True):
         self.post_fork = post_fork
         self.child_pre_exit = child_pre_exit
         self.parent_pre_stop = parent_pre_stop
@@ -99,6 +100,10 @@ class Arbiter(object):
         self.max_no_ping_children = max_no_ping_children
         self.extra = extra    # a place to put additional data for the prompt
         self.control_path = control_path
+        # Before each fork the arbiter's objects are collected, then frozen
+        # (gc.freeze): a worker's collector never touches them, so their
+        # pages stay shared. Cycles among them are never collected.
+        self.gc_freeze = gc_freeze
         self.thread = None
         self._core = None
         self._status = None   # the last pool's, once it has stopped
@@ -225,7 +230,7 @@ class Arbiter(object):
         config = dict(workers=self._size, timeout=TIMEOUT, startup_timeout=CHILD_START_TIMEOUT,
                       graceful_timeout=TIMEOUT, max_starting=self.max_no_ping_children,
                       max_rss=-(-(self.child_memlimit or 0) // 2**20), max_fds_percent=90 if self.child_memlimit else 0,
-                      control=self.control_path, log_file=self._log_file)
+                      control=self.control_path, log_file=self._log_file, gc_freeze=bool(self.gc_freeze))
         if self._wsgi:
             config.update(self._wsgi)
         main = threading.current_thread() is threading.main_thread()
