@@ -71,14 +71,14 @@ std::string human_time(double s) {
 struct row {
   long id = 0, pid = 0, generation = 0;
   std::string state;
-  double uptime = 0, cpu = 0, rss = 0, rate = 0;
+  double uptime = 0, cpu = 0, rss = 0, pss = 0, uss = 0, rate = 0;
   std::optional<double> beat;
 };
 
 // What a frame shows, and what the next one compares with.
 class view {
  public:
-  enum sort_key { by_id, by_cpu, by_rss, by_rate, sort_keys };
+  enum sort_key { by_id, by_cpu, by_uss, by_rate, sort_keys };
 
   // Asks the arbiter; false if it is gone.
   bool refresh(control_client& c) {
@@ -103,7 +103,10 @@ class view {
       r.generation = w.value("generation", 0L);
       r.state = w.value("state", "");
       r.uptime = w.value("uptime", 0.0);
-      r.rss = w["rss"].is_number() ? w["rss"].get<double>() : 0;
+      auto bytes = [&w](const char* key) { return w[key].is_number() ? w[key].get<double>() : 0; };
+      r.rss = bytes("rss");
+      r.pss = bytes("pss");
+      r.uss = bytes("uss");
       if (w["heartbeat_age"].is_number()) r.beat = w["heartbeat_age"].get<double>();
       double requests = w.value("requests", 0.0);
       long ticks = cpu_ticks(r.pid).value_or(0);
@@ -138,30 +141,42 @@ class view {
     auto states = status_.value("workers", json::object());
     std::string by_state;
     for (const auto& [state, n] : states.items()) by_state += fmt::format("{}{} {}", by_state.empty() ? "" : ", ", n.get<long>(), state);
-    out.push_back(fmt::format("ufork top: arbiter pid {}, up {}, size {}{}", status_.value("pid", 0L),
+    // What the pool really holds: the arbiter's share and each worker's.
+    auto own = status_.value("arbiter_memory", json::object());
+    double pool_pss = own["pss"].is_number() ? own["pss"].get<double>() : 0, pool_uss = own["uss"].is_number() ? own["uss"].get<double>() : 0;
+    for (const row& r : rows_) {
+      pool_pss += r.pss;
+      pool_uss += r.uss;
+    }
+    out.push_back(fmt::format("ufork top: arbiter pid {}, up {}, size {}{}; pool PSS {}, USS {}", status_.value("pid", 0L),
                               human_time(status_.value("uptime", 0.0)), status_.value("size", 0L),
-                              status_.value("stopping", false) ? ", stopping" : ""));
+                              status_.value("stopping", false) ? ", stopping" : "", human_bytes(pool_pss),
+                              human_bytes(pool_uss)));
     out.push_back(fmt::format("workers: {}; spawned {}, exited {}, hung {}, backoffs {}", by_state.empty() ? "none" : by_state,
                               counters.value("spawned", 0L), counters.value("exited", 0L), counters.value("hung", 0L),
                               counters.value("backoffs", 0L)));
     out.emplace_back();
     // Columns, dropped from the right as the terminal narrows.
-    bool beat = cols >= 80, rate = cols >= 70, rss = cols >= 58, cpu = cols >= 50;
-    static const char* sort_names[] = {"id", "cpu", "rss", "req/s"};
+    bool rss = cols >= 96, beat = cols >= 88, rate = cols >= 79, uss = cols >= 70, pss = cols >= 58, cpu = cols >= 50;
+    static const char* sort_names[] = {"id", "cpu", "uss", "req/s"};
     std::string head = fmt::format("{:>4} {:>8} {:>4} {:<9} {:>8}", "ID", "PID", "GEN", "STATE", "UPTIME");
     if (cpu) head += fmt::format(" {:>6}", "CPU%");
-    if (rss) head += fmt::format(" {:>7}", "RSS");
+    if (pss) head += fmt::format(" {:>7}", "PSS");
+    if (uss) head += fmt::format(" {:>7}", "USS");
     if (rate) head += fmt::format(" {:>8}", "REQ/S");
     if (beat) head += fmt::format(" {:>8}", "BEAT");
+    if (rss) head += fmt::format(" {:>7}", "RSS");
     out.push_back("\x1b[7m" + fit(head + fmt::format("  sorted by {}", sort_names[sort_]), cols) + "\x1b[0m");
     int room = std::max(lines - 11, 1);  // the header above, the exits and keys below
     for (std::size_t i = 0; i < rows_.size() && static_cast<int>(i) < room; ++i) {
       const row& r = rows_[i];
       std::string l = fmt::format("{:>4} {:>8} {:>4} {:<9} {:>8}", r.id, r.pid, r.generation, r.state, human_time(r.uptime));
       if (cpu) l += fmt::format(" {:>6.1f}", r.cpu);
-      if (rss) l += fmt::format(" {:>7}", human_bytes(r.rss));
+      if (pss) l += fmt::format(" {:>7}", human_bytes(r.pss));
+      if (uss) l += fmt::format(" {:>7}", human_bytes(r.uss));
       if (rate) l += fmt::format(" {:>8.1f}", r.rate);
       if (beat) l += fmt::format(" {:>8}", r.beat ? fmt::format("{:.2f}s", *r.beat) : "-");
+      if (rss) l += fmt::format(" {:>7}", human_bytes(r.rss));
       bool sel = static_cast<int>(i) == selected_;
       out.push_back((sel ? "\x1b[1m>" : " ") + fit(l, cols - 1) + (sel ? "\x1b[0m" : ""));
     }
@@ -188,7 +203,7 @@ class view {
     auto key = [this](const row& r) {
       switch (sort_) {
         case by_cpu: return -r.cpu;
-        case by_rss: return -r.rss;
+        case by_uss: return -r.uss;
         case by_rate: return -r.rate;
         default: return static_cast<double>(r.id);
       }

@@ -221,6 +221,19 @@ reply commands::help(const args&) {
   return with_data(text, data);
 }
 
+namespace {
+
+// A process's memory as JSON: {"rss", "pss", "uss"} in bytes, or nulls if
+// it cannot be read (sys::memory_of).
+json memory_json(const std::optional<sys::memory_use>& m) {
+  if (!m) return {{"rss", nullptr}, {"pss", nullptr}, {"uss", nullptr}};
+  return {{"rss", m->rss}, {"pss", m->pss}, {"uss", m->uss}};
+}
+
+std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / 1048576.0); }
+
+}  // namespace
+
 reply commands::status(const args&) {
   auto s = pool_.snapshot();
   std::map<std::string, int> by_state;
@@ -235,6 +248,7 @@ reply commands::status(const args&) {
                {"min_ready", s.min_ready},
                {"uptime", secs(up)},
                {"workers", by_state},
+               {"arbiter_memory", memory_json(sys::memory_of(pid))},
                {"counters",
                 {{"spawned", s.counters.spawned},
                  {"exited", s.counters.exited},
@@ -255,26 +269,41 @@ reply commands::status(const args&) {
   return with_data(text, data);
 }
 
+// Memory per worker: RSS (every page it maps, shared ones too), PSS (its
+// share of each: the pool's sum is what it really holds) and USS (what it
+// alone holds), read now (sys::memory_of); the pool's PSS and USS last,
+// the arbiter's included.
 reply commands::workers(const args&) {
-  std::string text = fmt::format("{:>4} {:>8} {:>5} {:<9} {:>10} {:>10} {:>10} {:>9}", "id", "pid", "gen", "state",
-                                 "uptime", "heartbeat", "rss", "requests");
+  std::string text = fmt::format("{:>4} {:>8} {:>5} {:<9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}", "id", "pid", "gen",
+                                 "state", "uptime", "heartbeat", "rss", "pss", "uss", "requests");
   json data = json::array();
-  for (const worker_info& w : pool_.snapshot().workers) {
-    auto rss = sys::rss_bytes(w.pid);
+  auto own = sys::memory_of(sys::own_pid());
+  std::uint64_t pss = own ? own->pss : 0, uss = own ? own->uss : 0;
+  auto workers = pool_.snapshot().workers;
+  for (const worker_info& w : workers) {
+    auto m = sys::memory_of(w.pid);
+    if (m) {
+      pss += m->pss;
+      uss += m->uss;
+    }
     std::string beat = w.heartbeat_age ? fmt::format("{:.3f} s", secs(*w.heartbeat_age)) : "-";
-    text += fmt::format("\n{:>4} {:>8} {:>5} {:<9} {:>8.1f} s {:>10} {:>6.1f} MiB {:>9}{}", w.id, w.pid, w.generation,
-                        to_string(w.state), secs(w.uptime), beat, static_cast<double>(rss) / 1048576.0, w.requests,
+    auto cell = [&](std::uint64_t sys::memory_use::*field) { return m ? mib((*m).*field) : "-"; };
+    text += fmt::format("\n{:>4} {:>8} {:>5} {:<9} {:>8.1f} s {:>10} {:>10} {:>10} {:>10} {:>9}{}", w.id, w.pid,
+                        w.generation, to_string(w.state), secs(w.uptime), beat, cell(&sys::memory_use::rss),
+                        cell(&sys::memory_use::pss), cell(&sys::memory_use::uss), w.requests,
                         w.status.empty() ? "" : "  " + printable(w.status));
-    data.push_back({{"id", w.id},
-                    {"pid", w.pid},
-                    {"generation", w.generation},
-                    {"state", to_string(w.state)},
-                    {"uptime", secs(w.uptime)},
-                    {"heartbeat_age", w.heartbeat_age ? json(secs(*w.heartbeat_age)) : json(nullptr)},
-                    {"rss", rss},
-                    {"requests", w.requests},
-                    {"status", w.status}});
+    json j = {{"id", w.id},
+              {"pid", w.pid},
+              {"generation", w.generation},
+              {"state", to_string(w.state)},
+              {"uptime", secs(w.uptime)},
+              {"heartbeat_age", w.heartbeat_age ? json(secs(*w.heartbeat_age)) : json(nullptr)},
+              {"requests", w.requests},
+              {"status", w.status}};
+    j.update(memory_json(m));
+    data.push_back(std::move(j));
   }
+  text += fmt::format("\npool: PSS {}, USS {} (the arbiter and {} workers)", mib(pss), mib(uss), workers.size());
   return with_data(text, data);
 }
 
@@ -328,8 +357,27 @@ reply commands::metrics(const args&) {
              [](const worker_info& w) {
                return w.heartbeat_age ? std::optional(fmt::format("{:.3f}", secs(*w.heartbeat_age))) : std::nullopt;
              });
-  per_worker("worker_rss_bytes", "gauge", "Resident memory of the worker process.",
-             [](const worker_info& w) { return std::optional(sys::rss_bytes(w.pid)); });
+  // Memory, read now (smaps_rollup: the kernel walks each page table).
+  std::map<pid_t, std::optional<sys::memory_use>> memory;
+  for (const worker_info& w : s.workers) memory[w.pid] = sys::memory_of(w.pid);
+  auto memory_field = [&](std::uint64_t sys::memory_use::*field) {
+    return [&memory, field](const worker_info& w) {
+      const auto& m = memory[w.pid];
+      return m ? std::optional((*m).*field) : std::nullopt;
+    };
+  };
+  per_worker("worker_rss_bytes", "gauge", "Resident memory of the worker process, the pages it shares included.",
+             memory_field(&sys::memory_use::rss));
+  per_worker("worker_pss_bytes", "gauge", "Proportional memory of the worker process: each page divided by its sharers.",
+             memory_field(&sys::memory_use::pss));
+  per_worker("worker_uss_bytes", "gauge", "Unique memory of the worker process: what it alone holds (private pages).",
+             memory_field(&sys::memory_use::uss));
+  family("pool_pss_bytes", "gauge", "Proportional memory of the arbiter and its workers: what the pool really holds.");
+  std::uint64_t pool_pss = 0;
+  if (auto own = sys::memory_of(sys::own_pid())) pool_pss += own->pss;
+  for (const auto& [pid, m] : memory)
+    if (m) pool_pss += m->pss;
+  t += fmt::format("ufork_pool_pss_bytes {}\n", pool_pss);
   per_worker("worker_requests_total", "counter", "Counted by the worker process.",
              [](const worker_info& w) { return std::optional(w.requests); });
   family("worker_status_info", "gauge", "An exec'd worker's last STATUS= (sd_notify), as a label.");

@@ -29,7 +29,7 @@ canvas { width: 100%; max-width: 60em; height: 80px; border: 1px solid #ddd; }
 <h1>ufork <span id="pid"></span></h1>
 <div id="summary">loading...</div><div id="error"></div>
 <table><thead><tr><th>id</th><th>pid</th><th>gen</th><th>state</th><th>uptime</th>
-<th class="wide">heartbeat</th><th class="wide">rss</th><th>requests</th></tr></thead>
+<th class="wide">heartbeat</th><th>pss</th><th>uss</th><th class="wide">rss</th><th>requests</th></tr></thead>
 <tbody id="workers"></tbody></table>
 <h2 style="font-size:1em">requests/s (blue) and restarts (red) since this page opened</h2>
 <canvas id="chart" width="600" height="80"></canvas>
@@ -63,12 +63,14 @@ async function tick() {
     const states = Object.entries(status.workers).map(([k, v]) => v + " " + k).join(", ");
     $("summary").textContent = "size " + status.size + ": " + states + "; up " + secs(status.uptime) +
       "; spawned " + status.counters.spawned + ", exited " + status.counters.exited + ", hung " + status.counters.hung +
-      (status.stopping ? "; stopping" : "");
+      (status.stopping ? "; stopping" : "") + "; pool PSS " +
+      mib(workers.reduce((n, w) => n + (w.pss || 0), status.arbiter_memory.pss || 0)) + ", USS " +
+      mib(workers.reduce((n, w) => n + (w.uss || 0), status.arbiter_memory.uss || 0));
     const body = $("workers"); body.textContent = "";
     for (const w of workers) {
       const tr = document.createElement("tr");
       tr.append(cell(w.id), cell(w.pid), cell(w.generation), cell(w.state, "state " + w.state), cell(secs(w.uptime)),
-                cell(w.heartbeat_age == null ? "-" : w.heartbeat_age.toFixed(2) + " s", "wide"), cell(mib(w.rss), "wide"),
+                cell(w.heartbeat_age == null ? "-" : w.heartbeat_age.toFixed(2) + " s", "wide"), cell(mib(w.pss)), cell(mib(w.uss)), cell(mib(w.rss), "wide"),
                 cell(w.requests));
       body.append(tr);
     }

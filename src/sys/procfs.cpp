@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -116,15 +117,18 @@ double cpu_seconds(pid_t pid) {
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-std::uint64_t group_rss_bytes(pid_t pgid) {
-  std::uint64_t total = 0;
+namespace {
+
+// Calls f(pid) for each process of group pgid (/proc scanned).
+template <class F>
+void for_each_in_group(pid_t pgid, F f) {
   std::error_code ec;
   for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto f = open_file(("/proc/" + name + "/stat").c_str(), O_RDONLY);
+    auto file = open_file(("/proc/" + name + "/stat").c_str(), O_RDONLY);
     char buf[1024];
-    auto n = f ? read(f->get(), buf, sizeof buf - 1) : result<std::size_t>(std::error_code());
+    auto n = file ? read(file->get(), buf, sizeof buf - 1) : result<std::size_t>(std::error_code());
     if (!n) continue;
     std::string stat(buf, n.value());
     auto close = stat.rfind(')');
@@ -132,8 +136,50 @@ std::uint64_t group_rss_bytes(pid_t pgid) {
     long ppid = 0, pgrp = 0;
     if (close == std::string::npos || std::sscanf(stat.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
       continue;
-    if (pgrp == pgid) total += rss_bytes(static_cast<pid_t>(std::stol(name)));
+    if (pgrp == pgid) f(static_cast<pid_t>(std::stol(name)));
   }
+}
+
+}  // namespace
+
+std::uint64_t group_rss_bytes(pid_t pgid) {
+  std::uint64_t total = 0;
+  for_each_in_group(pgid, [&](pid_t pid) { total += rss_bytes(pid); });
+  return total;
+}
+
+std::optional<memory_use> memory_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  if (!f) return std::nullopt;
+  memory_use m;
+  bool any = false;
+  f.ignore(std::numeric_limits<std::streamsize>::max(), '\n');  // the range line
+  for (std::string key; f >> key;) {
+    std::uint64_t kb = 0;
+    if (!(f >> kb)) break;
+    f.ignore(std::numeric_limits<std::streamsize>::max(), '\n');  // " kB"
+    if (key == "Rss:") {
+      m.rss = kb << 10;
+      any = true;
+    } else if (key == "Pss:") {
+      m.pss = kb << 10;
+    } else if (key == "Private_Clean:" || key == "Private_Dirty:") {
+      m.uss += kb << 10;
+    }
+  }
+  if (!any) return std::nullopt;
+  return m;
+}
+
+memory_use group_memory(pid_t pgid) {
+  memory_use total;
+  for_each_in_group(pgid, [&](pid_t pid) {
+    if (auto m = memory_of(pid)) {
+      total.rss += m->rss;
+      total.pss += m->pss;
+      total.uss += m->uss;
+    }
+  });
   return total;
 }
 

@@ -29,6 +29,19 @@ double cpu_seconds(pid_t pid);
 // The resident memory of every process in process group pgid (a worker and
 // what it started), in bytes: /proc scanned, so for a periodic check only.
 std::uint64_t group_rss_bytes(pid_t pgid);
+// A process's memory, from /proc/PID/smaps_rollup, in bytes: resident
+// (rss: every page it maps in RAM, shared or not), proportional (pss: each
+// page divided by the processes that share it, so a pool's sum is what it
+// really holds) and unique (uss: Private_Clean + Private_Dirty, what the
+// process alone holds: freed if it exits). nullopt if it cannot be read (gone,
+// or another user's). The kernel walks the page tables for it: read when
+// someone asks, not in a loop.
+struct memory_use {
+  std::uint64_t rss = 0, pss = 0, uss = 0;
+};
+std::optional<memory_use> memory_of(pid_t pid);
+// Summed over every process of process group pgid (a worker and what it started).
+memory_use group_memory(pid_t pgid);
 // pid's open fds (/proc/PID/fd) and its soft RLIMIT_NOFILE (prlimit); 0s if unknown.
 struct fd_count {
   std::uint64_t open = 0, limit = 0;

@@ -115,6 +115,10 @@ def main(ufork, screenshot):
         browser.call('Page.navigate', url=url)
         browser.wait_for("document.querySelectorAll('#workers tr').length === 3", 'a row per worker')
         pid = browser.evaluate("document.querySelector('#workers tr').children[1].textContent")
+        browser.wait_for("/pool PSS [0-9.]+ MiB, USS [0-9.]+ MiB/.test(document.getElementById('summary').textContent)",
+                         "the pool's memory in the summary")
+        browser.wait_for("/^[0-9.]+ MiB$/.test(document.querySelector('#workers tr').children[6].textContent)",
+                         "a worker's PSS in its row")
         subprocess.run([ufork, 'ctl', '--socket', sock, 'kill', '0', 'KILL'], check=True, stdout=subprocess.DEVNULL)
         browser.wait_for("document.getElementById('exits').textContent.includes('pid %s gen 1 killed: killed by SIGKILL')"
                          % pid, "the kill in the last exits")

@@ -114,8 +114,19 @@ TEST(control, answers_every_command_in_json) {
   auto workers = ask(c, "workers --json");
   ASSERT_EQ(workers["data"].size(), 2u);
   EXPECT_EQ(workers["data"][0]["state"], "ready");
-  EXPECT_GT(workers["data"][0]["rss"].get<std::uint64_t>(), 0u);
+  // Memory: a forked worker shares pages with the arbiter, so its share
+  // (PSS) is below what it maps (RSS), and what it alone holds (USS) below that.
+  for (const auto& w : workers["data"]) {
+    auto rss = w["rss"].get<std::uint64_t>(), pss = w["pss"].get<std::uint64_t>(), uss = w["uss"].get<std::uint64_t>();
+    EXPECT_GT(uss, 0u) << w;
+    EXPECT_LE(uss, pss) << w;
+    EXPECT_LT(pss, rss) << w;
+  }
+  EXPECT_NE(ask(c, "workers")["text"].get<std::string>().find("\npool: PSS "), std::string::npos);
+  EXPECT_GT(ask(c, "status")["data"]["arbiter_memory"]["pss"].get<std::uint64_t>(), 0u);
   auto metrics = ask(c, "metrics");
+  for (const char* family : {"\nufork_worker_pss_bytes{id=\"0\"", "\nufork_worker_uss_bytes{id=\"1\"", "\nufork_pool_pss_bytes "})
+    EXPECT_NE(metrics["text"].get<std::string>().find(family), std::string::npos) << family;
   EXPECT_NE(metrics["text"].get<std::string>().find("ufork_workers{state=\"ready\"} 2"), std::string::npos);
   EXPECT_NE(metrics["text"].get<std::string>().find("# TYPE ufork_requests_total counter"), std::string::npos);
   EXPECT_EQ(ask(c, "greet you")["text"], "hello you");
@@ -660,6 +671,8 @@ TEST(top, shows_the_pool_live_and_q_restores_the_terminal) {
     return std::string();
   };
   see(R"(ufork top: arbiter pid (\d+))");
+  see(R"(; pool PSS [0-9.]+[KMG], USS [0-9.]+[KMG])");
+  see(R"(PSS +USS +REQ/S)");  // 80 columns: memory before the rate
   std::string first = see(R"(\n(?:\x1b\[1m)?[ >]\s+0\s+(\d+)\s+1 ready)");
   see(R"(\n(?:\x1b\[1m)?[ >]\s+1\s+\d+\s+1 ready)");
   ASSERT_FALSE(first.empty());
