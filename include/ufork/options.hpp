@@ -60,11 +60,16 @@ struct exec_spec {
 // Recycling: a worker past one of these limits is replaced the way a
 // reload replaces it (its successor ready first, one slot at a time), with
 // the reason in its exit record ("recycled: rss 612 MiB > 512 MiB"). 0: no
-// limit. With no RSS or fd limit set, nothing is polled.
+// limit. With no memory or fd limit set, nothing is polled.
 struct recycle_limits {
   std::size_t max_rss = 0;                // bytes resident in the worker's process group (it and its children)
+  // Bytes the worker's process group alone holds (USS: its private pages,
+  // from smaps_rollup). RSS counts the pages a worker shares with the
+  // arbiter and the others too, so as the shared part grows an RSS limit
+  // recycles healthy workers; this one does not. Choose it for a leak.
+  std::size_t max_private = 0;
   int max_fds_percent = 0;                // of the worker's RLIMIT_NOFILE (uFork's check: 90)
-  milliseconds check_interval{10'000};    // how often RSS and fds are read
+  milliseconds check_interval{10'000};    // how often memory and fds are read
   std::uint64_t max_requests = 0;         // worker::count_requests (the HTTP helper counts)
   std::uint64_t max_requests_jitter = 0;  // + a random 0..jitter per worker, so they do not all go at once
   milliseconds max_lifetime{0};

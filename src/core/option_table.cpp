@@ -198,6 +198,9 @@ std::vector<option_entry> make_table() {
       entry({"max-rss", "--max-rss", k::mib, 1, 1 << 30, true, everywhere,
              "MiB: a worker using more is recycled (its successor ready first)"},
             [](options& o) -> auto& { return o.recycle.max_rss; }),
+      entry({"max-private-mem", "--max-private-mem", k::mib, 1, 1 << 30, true, everywhere,
+             "MiB: a worker holding more of its own (USS: not what it shares) is recycled"},
+            [](options& o) -> auto& { return o.recycle.max_private; }),
       entry({"max-fds-percent", "--max-fds-percent", k::count, 1, 100, true, everywhere,
              "a worker using more of its fd limit is recycled (uFork: 90)"},
             [](options& o) -> auto& { return o.recycle.max_fds_percent; }),
@@ -268,7 +271,7 @@ void validate(const options& o) {
   positive(r.check_interval, "recycle.check_interval");
   if (r.max_requests && !o.exec.argv.empty())
     throw_invalid("--max-requests needs a request counter, which a program run by ufork does not have: "
-                  "--max-lifetime, --max-rss and --max-fds-percent apply (and a worker may send UFORK_RECYCLE=1)");
+                  "--max-lifetime, --max-rss, --max-private-mem and --max-fds-percent apply (and a worker may send UFORK_RECYCLE=1)");
   if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
   positive(o.abort_timeout, "abort_timeout");
   positive(o.backoff.initial, "backoff.initial");

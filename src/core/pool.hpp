@@ -148,6 +148,9 @@ class pool {
   // supervise.cpp: recycling (options::recycle).
   void recycle(process& p, std::string why, clock::time_point now);
   void check_usage(clock::time_point now);
+  bool usage_limited() const noexcept {  // a memory or fd limit: check_usage reads /proc
+    return opts_.recycle.max_rss || opts_.recycle.max_private || opts_.recycle.max_fds_percent > 0;
+  }
   template <class... Args>
   void log(fmt::format_string<Args...> f, Args&&... args) {
     log_text(fmt::format(f, std::forward<Args>(args)...));

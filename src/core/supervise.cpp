@@ -203,10 +203,10 @@ void pool::recycle(process& p, std::string why, clock::time_point now) {
   reload_next(now);
 }
 
-// RSS and fd use, every check_interval while a limit is set.
+// Memory and fd use, every check_interval while a limit is set.
 void pool::check_usage(clock::time_point now) {
   const recycle_limits& r = opts_.recycle;
-  if ((r.max_rss == 0 && r.max_fds_percent <= 0) || (next_usage_check_ && now < *next_usage_check_)) return;
+  if (!usage_limited() || (next_usage_check_ && now < *next_usage_check_)) return;
   next_usage_check_ = now + r.check_interval;
   std::vector<std::pair<pid_t, std::string>> over;
   for (const auto& [pid, p] : table_.processes()) {
@@ -214,6 +214,8 @@ void pool::check_usage(clock::time_point now) {
     // The worker's process group: it and what it started (a shell's children).
     if (auto rss = r.max_rss ? sys::group_rss_bytes(pid) : 0; r.max_rss && rss > r.max_rss)
       over.emplace_back(pid, fmt::format("rss {} MiB > {} MiB", rss >> 20, r.max_rss >> 20));
+    else if (auto uss = r.max_private ? sys::group_memory(pid).uss : 0; r.max_private && uss > r.max_private)
+      over.emplace_back(pid, fmt::format("private {} MiB > {} MiB", uss >> 20, r.max_private >> 20));
     else if (auto fds = sys::fd_usage(pid); r.max_fds_percent > 0 && fds.limit > 0 &&
                                             fds.open * 100 > fds.limit * static_cast<std::uint64_t>(r.max_fds_percent))
       over.emplace_back(pid, fmt::format("{} fds open of {} (over {} %)", fds.open, fds.limit, r.max_fds_percent));
@@ -502,7 +504,7 @@ std::optional<clock::time_point> pool::next_deadline(clock::time_point now) cons
     if (p->state == worker_state::starting) earliest(at, p->ready_due);
     if (p->state == worker_state::ready && !p->recycle_why) earliest(at, p->lifetime_due);
   }
-  if (opts_.recycle.max_rss || opts_.recycle.max_fds_percent > 0) earliest(at, next_usage_check_);
+  if (usage_limited()) earliest(at, next_usage_check_);
   if (phase_ == pool_phase::draining) earliest(at, drain_until_);
   if (auto beat = manager_.next_beat()) earliest(at, *beat);
   if (!is_stopping(phase_))

@@ -63,6 +63,38 @@ TEST(recycle, a_worker_past_max_rss_is_replaced_its_successor_ready_first) {
   expect_recycled(pool, "rss \\d+ MiB > 32 MiB");
 }
 
+// Pages a worker shares with the arbiter are not its own: max_private
+// counts what a worker alone holds (USS), so 64 MiB the arbiter made
+// resident before the fork (in every worker's RSS) recycle no worker, and
+// 64 MiB of a worker's own do.
+std::vector<char>& arbiters_ballast() {
+  static std::vector<char> ballast(64u << 20);
+  return ballast;
+}
+
+TEST(recycle, max_private_counts_what_a_worker_alone_holds_not_what_it_shares) {
+  pool_process pool([] {
+    std::memset(arbiters_ballast().data(), 1, arbiters_ballast().size());  // resident before the fork
+    auto o = test_options(2);
+    o.recycle.max_private = 32u << 20;
+    o.recycle.check_interval = 100ms;
+    hooks h;
+    h.post_fork = [](worker& w) {
+      w.ready();
+      if (w.id() == 0 && w.generation() == 1) {
+        static std::vector<char> own(64u << 20);
+        std::memset(own.data(), 1, own.size());
+      }
+      beat_until_stopped(w);
+    };
+    arbiter a(o, with_events(h));
+    return a.run();
+  });
+  expect_recycled(pool, "private \\d+ MiB > 32 MiB");
+  EXPECT_EQ(pool.count("worker 1 pid \\d+ recycled"), 0u) << "a worker recycled for the pages it shares";
+  EXPECT_EQ(pool.count("worker 0 pid \\d+ recycled"), 1u) << "its successor, which shares them, recycled too";
+}
+
 TEST(recycle, a_worker_near_its_fd_limit_is_replaced) {
   recycle_limits r;
   r.max_fds_percent = 90;
