@@ -18,10 +18,8 @@
 #include "core/spawn.hpp"
 #include "core/exit_status.hpp"
 #include "sys/procfs.hpp"
-#include "sys/result.hpp"
-#include "sys/socket.hpp"
-#include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
+#include "sys/unique_fd.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -49,7 +47,6 @@ std::string find_program(const std::string& name) {
   std::string found = sys::find_in_path(name);
   return found.empty() ? name : found;
 }
-
 
 // The scoreboard an upgrade brought, or -1: a new one.
 int incoming_board() {

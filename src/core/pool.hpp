@@ -23,7 +23,6 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "core/history.hpp"
@@ -191,7 +190,6 @@ class pool {
   void update_storm();
   void check_give_up();
   worker_info info(const process& p, clock::time_point now) const;
-
 
   // First, before any fd is opened: three fds per worker (pidfd, stdout,
   // stderr) and the default soft limit of 1024 would cap the pool near 300.
