@@ -130,7 +130,7 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
   // "--workers: 1 required INT:INT in [1, 4096] missing"
   if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing"))
     what = what.substr(0, colon) + ": a value is missing";
-  if (what == "A subcommand is required") what = "a subcommand is required: run, hello, ctl, console or top";
+  if (what == "A subcommand is required") what = "a subcommand is required: run, hello, ctl, console, top or version";
   std::cerr << who << ": " << what << " (see " << who << " --help)\n";
   return ufork::cli::exit_usage;
 }
@@ -139,7 +139,9 @@ int parse_and_run(int argc, char** argv) {
   using namespace ufork::cli;
   CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("ufork ") + UFORK_VERSION_STRING);
+  const std::string version = std::string("ufork ") + UFORK_VERSION_STRING;
+  app.set_version_flag("--version", version);
+  auto* version_cmd = app.add_subcommand("version", "print the version (as --version)");
 
   hello_options hello_opts;
   auto* hello = app.add_subcommand("hello", "a pre-forked HTTP server answering Hello, World! (from PID ...)");
@@ -196,7 +198,8 @@ int parse_and_run(int argc, char** argv) {
   auto known = app.get_subcommands([](CLI::App*) { return true; });
   if (argc > 1 && argv[1][0] != '-' &&
       std::none_of(known.begin(), known.end(), [&](CLI::App* sub) { return sub->get_name() == argv[1]; })) {
-    std::cerr << "ufork: unknown subcommand '" << argv[1] << "'; one of: run, hello, ctl, console, top (see ufork --help)\n";
+    std::cerr << "ufork: unknown subcommand '" << argv[1]
+              << "'; one of: run, hello, ctl, console, top, version (see ufork --help)\n";
     return exit_usage;
   }
   // `ufork run [OPTIONS] -- CMD ARGS...`: every word after the first `--`
@@ -214,6 +217,10 @@ int parse_and_run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return usage_error(app, e, argc, argv);
+  }
+  if (*version_cmd) {
+    std::cout << version << '\n';
+    return 0;
   }
   if (*hello) return run_hello(hello_opts);
   if (*run) return run_program(run_opts);

@@ -29,6 +29,7 @@
 #include "sys/unique_fd.hpp"
 #include "sys/process.hpp"
 #include "ufork/log.hpp"
+#include "ufork/version.hpp"
 #include "gil.hpp"
 #include "wsgi.hpp"
 
@@ -435,6 +436,7 @@ class heartbeat {
 
 PYBIND11_MODULE(_ufork, m) {
   m.doc() = "The C++ arbiter under `import ufork`; use the ufork package, not this.";
+  m.attr("__version__") = UFORK_VERSION_STRING;  // the project's (CMakeLists.txt), as `ufork --version` says it
   py::register_exception<ufork::error>(m, "Error", PyExc_OSError);
 
   py::class_<core>(m, "Core")

@@ -24,6 +24,8 @@ import traceback
 
 from . import _ufork
 
+__version__ = _ufork.__version__  # the project's version, as `ufork --version` says it
+
 __all__ = ['Arbiter', 'DeadWorker', 'Worker', 'WorkerStop', 'TIMEOUT', 'CHILD_START_TIMEOUT', 'cur_worker_id',
            'spawn_daemon', 'serve_wsgi', 'wsgi_arbiter', 'serve_wsgi_gevent', 'GeventWsgiArbiter',
            'wsgiref_thread_arbiter', 'serve_wsgiref_thread', 'heartbeat', 'ready']

@@ -276,6 +276,9 @@ TEST(cli, version_help_and_misplaced_flags_say_what_they_mean) {
   auto version = run_program(UFORK_CLI_PATH, {"--version"});
   EXPECT_EQ(version.code, 0);
   EXPECT_TRUE(std::regex_match(version.out, std::regex("ufork \\d+\\.\\d+\\.\\d+\n"))) << version.out;
+  auto word = run_program(UFORK_CLI_PATH, {"version"});  // as a subcommand too, the same line
+  EXPECT_EQ(word.code, 0);
+  EXPECT_EQ(word.out, version.out);
   auto help = run_program(UFORK_CLI_PATH, {"run", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_EQ(help.out.find("--max-requests"), std::string::npos) << "run refuses it: not in its help";
@@ -373,14 +376,14 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
       {{"hello", "--bind", "nonsense"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
       {{"hello", "--bind", "127.0.0.1:70000"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
       {{"hello", "--metrics", "nowhere"}, "--metrics: expected HOST:PORT"},
-      {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, ctl, console, top"},
+      {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, ctl, console, top, version"},
       {{"top", "--socket", "/nowhere", "--interval", "0"}, "--interval: expected seconds from 0.1 to 3600, not '0'"},
       // CLI11's own refusals, in one line and in the order typed (before: two
       // lines, the words listed last first)
       {{"hello", "extra", "more"}, "ufork hello: unknown flags or arguments: extra more (see ufork hello --help)"},
       {{"run", "--frob", "--", "true"}, "ufork run: unknown flag or argument: --frob (see ufork run --help)"},
       {{"hello", "--bind"}, "ufork hello: --bind: a value is missing (see ufork hello --help)"},
-      {{}, "ufork: a subcommand is required: run, hello, ctl, console or top (see ufork --help)"},
+      {{}, "ufork: a subcommand is required: run, hello, ctl, console, top or version (see ufork --help)"},
   };
   for (const auto& c : cases) {
     auto r = run_program(UFORK_CLI_PATH, c.args);

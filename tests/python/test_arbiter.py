@@ -402,3 +402,12 @@ def test_the_arbiters_objects_are_frozen_before_the_fork_unless_asked_not_to(pro
     # 30 MB of objects: the collection made them private without the freeze, not with it.
     assert grew['{"gc_freeze": False}'] > 10000, grew
     assert grew['{}'] < grew['{"gc_freeze": False}'] / 4, grew
+
+
+def test_the_version_is_the_commands():
+    import subprocess
+    import ufork
+    cli = os.path.join(os.environ['PYTHONPATH'].split(os.pathsep)[0], '..', 'cli', 'ufork')
+    said = subprocess.run([cli, '--version'], capture_output=True, text=True, check=True).stdout
+    assert said == 'ufork %s\n' % ufork.__version__
+    assert re.fullmatch(r'\d+\.\d+\.\d+', ufork.__version__)
