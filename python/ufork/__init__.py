@@ -14,6 +14,7 @@ docs/python.md for the list.
 """
 import code
 import collections
+import faulthandler
 import os
 import random
 import select
@@ -300,6 +301,11 @@ class Arbiter(object):
             for fd in self._wakeup:
                 os.close(fd)
         random.seed()  # uFork's seed(): each worker its own random state
+        # A hung worker gets SIGABRT before its SIGKILL: Python's traceback of
+        # every thread to stderr (the log), then ufork's native stack (the
+        # handler faulthandler chains to).
+        if not faulthandler.is_enabled():
+            faulthandler.enable(all_threads=True)
         for f in (sys.stdout, sys.stderr):
             if hasattr(f, 'reconfigure'):
                 f.reconfigure(line_buffering=True)  # a line reaches the log as printed

@@ -259,6 +259,9 @@ print('timed out', a.timed_out_children, [d.name for d in a.dead_workers])
     # while the hung one still writes its stack.
     m = re.search(r'timed out (\d+) \[.*\'killed by (SIGABRT|SIGKILL)', out)
     assert m and int(m.group(1)) >= 1, out
+    # Where Python was when it hung (faulthandler), then the native stack.
+    assert re.search(r'File "<string>", line \d+ in post_fork', out), out
+    assert out.index('in post_fork') < out.index('ufork: SIGABRT in worker; stack:'), out
 
 
 def test_spawn_daemon_writes_its_output_file(program, tmp_path):
