@@ -319,24 +319,60 @@ reply commands::dead(const args&) {
   return with_data(text, data);
 }
 
+namespace {
+
+// Prometheus text, a family at a time.
+struct exposition {
+  const std::vector<worker_info>& workers;
+  std::string t;
+  void family(const char* name, const char* type, const char* help) {
+    t += fmt::format("# HELP ufork_{} {}\n# TYPE ufork_{} {}\n", name, help, name, type);
+  }
+  // One sample per worker: ufork_NAME{id="3",pid="4312"} VALUE.
+  template <class F>
+  void per_worker(const char* name, const char* type, const char* help, F value) {
+    family(name, type, help);
+    for (const worker_info& w : workers)
+      if (auto v = value(w)) t += fmt::format("ufork_{}{{id=\"{}\",pid=\"{}\"}} {}\n", name, w.id, w.pid, *v);
+  }
+};
+
+// Each worker's RSS, PSS and USS, and the pool's PSS (the arbiter's share
+// included), read now (smaps_rollup: the kernel walks each page table).
+void memory_families(exposition& out) {
+  std::map<pid_t, std::optional<sys::memory_use>> memory;
+  for (const worker_info& w : out.workers) memory[w.pid] = sys::memory_of(w.pid);
+  auto memory_field = [&](std::uint64_t sys::memory_use::*field) {
+    return [&memory, field](const worker_info& w) {
+      const auto& m = memory[w.pid];
+      return m ? std::optional((*m).*field) : std::nullopt;
+    };
+  };
+  out.per_worker("worker_rss_bytes", "gauge", "Resident memory of the worker process, the pages it shares included.",
+                 memory_field(&sys::memory_use::rss));
+  out.per_worker("worker_pss_bytes", "gauge", "Proportional memory of the worker process: each page divided by its sharers.",
+                 memory_field(&sys::memory_use::pss));
+  out.per_worker("worker_uss_bytes", "gauge", "Unique memory of the worker process: what it alone holds (private pages).",
+                 memory_field(&sys::memory_use::uss));
+  out.family("pool_pss_bytes", "gauge", "Proportional memory of the arbiter and its workers: what the pool really holds.");
+  std::uint64_t pool_pss = 0;
+  if (auto own = sys::memory_of(sys::own_pid())) pool_pss += own->pss;
+  for (const auto& [pid, m] : memory)
+    if (m) pool_pss += m->pss;
+  out.t += fmt::format("ufork_pool_pss_bytes {}\n", pool_pss);
+}
+
+}  // namespace
+
 reply commands::metrics(const args&) {
   auto s = pool_.snapshot();
-  std::string t;
-  auto family = [&](const char* name, const char* type, const char* help) {
-    t += fmt::format("# HELP ufork_{} {}\n# TYPE ufork_{} {}\n", name, help, name, type);
-  };
-  // One sample per worker: ufork_NAME{id="3",pid="4312"} VALUE.
-  auto per_worker = [&](const char* name, const char* type, const char* help, auto value) {
-    family(name, type, help);
-    for (const worker_info& w : s.workers)
-      if (auto v = value(w)) t += fmt::format("ufork_{}{{id=\"{}\",pid=\"{}\"}} {}\n", name, w.id, w.pid, *v);
-  };
+  exposition out{s.workers, {}};
   std::map<std::string, int> by_state{{"starting", 0}, {"ready", 0}, {"stopping", 0}};
   for (const worker_info& w : s.workers) ++by_state[to_string(w.state)];
-  family("workers", "gauge", "Worker processes by state.");
-  for (const auto& [state, n] : by_state) t += fmt::format("ufork_workers{{state=\"{}\"}} {}\n", state, n);
-  family("size", "gauge", "The desired number of workers.");
-  t += fmt::format("ufork_size {}\n", s.size);
+  out.family("workers", "gauge", "Worker processes by state.");
+  for (const auto& [state, n] : by_state) out.t += fmt::format("ufork_workers{{state=\"{}\"}} {}\n", state, n);
+  out.family("size", "gauge", "The desired number of workers.");
+  out.t += fmt::format("ufork_size {}\n", s.size);
   const std::pair<const char*, std::uint64_t> totals[] = {{"spawned", s.counters.spawned},
                                                           {"exited", s.counters.exited},
                                                           {"hung", s.counters.hung},
@@ -344,65 +380,45 @@ reply commands::metrics(const args&) {
                                                           {"spawn_errors", s.counters.spawn_errors},
                                                           {"requests", s.counters.requests}};
   for (const auto& [name, value] : totals) {
-    family(fmt::format("{}_total", name).c_str(), "counter", "Since the arbiter started.");
-    t += fmt::format("ufork_{}_total {}\n", name, value);
+    out.family(fmt::format("{}_total", name).c_str(), "counter", "Since the arbiter started.");
+    out.t += fmt::format("ufork_{}_total {}\n", name, value);
   }
   std::map<std::string, std::uint64_t> exits;
   for (const auto& e : s.dead) ++exits[to_string(e.reason)];
-  family("recent_exits", "gauge", "Exits among the last 64, by reason.");
-  for (const auto& [reason, n] : exits) t += fmt::format("ufork_recent_exits{{reason=\"{}\"}} {}\n", reason, n);
-  per_worker("worker_uptime_seconds", "gauge", "Per worker process.",
-             [](const worker_info& w) { return std::optional(fmt::format("{:.3f}", secs(w.uptime))); });
-  per_worker("worker_heartbeat_age_seconds", "gauge", "Since the worker's last heartbeat.",
-             [](const worker_info& w) {
-               return w.heartbeat_age ? std::optional(fmt::format("{:.3f}", secs(*w.heartbeat_age))) : std::nullopt;
-             });
-  // Memory, read now (smaps_rollup: the kernel walks each page table).
-  std::map<pid_t, std::optional<sys::memory_use>> memory;
-  for (const worker_info& w : s.workers) memory[w.pid] = sys::memory_of(w.pid);
-  auto memory_field = [&](std::uint64_t sys::memory_use::*field) {
-    return [&memory, field](const worker_info& w) {
-      const auto& m = memory[w.pid];
-      return m ? std::optional((*m).*field) : std::nullopt;
-    };
-  };
-  per_worker("worker_rss_bytes", "gauge", "Resident memory of the worker process, the pages it shares included.",
-             memory_field(&sys::memory_use::rss));
-  per_worker("worker_pss_bytes", "gauge", "Proportional memory of the worker process: each page divided by its sharers.",
-             memory_field(&sys::memory_use::pss));
-  per_worker("worker_uss_bytes", "gauge", "Unique memory of the worker process: what it alone holds (private pages).",
-             memory_field(&sys::memory_use::uss));
-  family("pool_pss_bytes", "gauge", "Proportional memory of the arbiter and its workers: what the pool really holds.");
-  std::uint64_t pool_pss = 0;
-  if (auto own = sys::memory_of(sys::own_pid())) pool_pss += own->pss;
-  for (const auto& [pid, m] : memory)
-    if (m) pool_pss += m->pss;
-  t += fmt::format("ufork_pool_pss_bytes {}\n", pool_pss);
-  per_worker("worker_requests_total", "counter", "Counted by the worker process.",
-             [](const worker_info& w) { return std::optional(w.requests); });
-  family("worker_status_info", "gauge", "An exec'd worker's last STATUS= (sd_notify), as a label.");
+  out.family("recent_exits", "gauge", "Exits among the last 64, by reason.");
+  for (const auto& [reason, n] : exits) out.t += fmt::format("ufork_recent_exits{{reason=\"{}\"}} {}\n", reason, n);
+  out.per_worker("worker_uptime_seconds", "gauge", "Per worker process.",
+                 [](const worker_info& w) { return std::optional(fmt::format("{:.3f}", secs(w.uptime))); });
+  out.per_worker("worker_heartbeat_age_seconds", "gauge", "Since the worker's last heartbeat.",
+                 [](const worker_info& w) {
+                   return w.heartbeat_age ? std::optional(fmt::format("{:.3f}", secs(*w.heartbeat_age))) : std::nullopt;
+                 });
+  memory_families(out);
+  out.per_worker("worker_requests_total", "counter", "Counted by the worker process.",
+                 [](const worker_info& w) { return std::optional(w.requests); });
+  out.family("worker_status_info", "gauge", "An exec'd worker's last STATUS= (sd_notify), as a label.");
   for (const worker_info& w : s.workers)
     if (!w.status.empty())
-      t += fmt::format("ufork_worker_status_info{{id=\"{}\",pid=\"{}\",status=\"{}\"}} 1\n", w.id, w.pid,
+      out.t += fmt::format("ufork_worker_status_info{{id=\"{}\",pid=\"{}\",status=\"{}\"}} 1\n", w.id, w.pid,
                        label_value(w.status));
-  per_worker("worker_cpu_seconds_total", "counter", "User and system CPU time of the worker process.",
-             [](const worker_info& w) { return std::optional(fmt::format("{:.2f}", sys::cpu_seconds(w.pid))); });
-  family("worker_state", "gauge", "1 for the worker's state.");
+  out.per_worker("worker_cpu_seconds_total", "counter", "User and system CPU time of the worker process.",
+                 [](const worker_info& w) { return std::optional(fmt::format("{:.2f}", sys::cpu_seconds(w.pid))); });
+  out.family("worker_state", "gauge", "1 for the worker's state.");
   for (const worker_info& w : s.workers)
-    t += fmt::format("ufork_worker_state{{id=\"{}\",pid=\"{}\",state=\"{}\"}} 1\n", w.id, w.pid, to_string(w.state));
-  family("slot_generation", "gauge", "Forks of the slot so far.");
+    out.t += fmt::format("ufork_worker_state{{id=\"{}\",pid=\"{}\",state=\"{}\"}} 1\n", w.id, w.pid, to_string(w.state));
+  out.family("slot_generation", "gauge", "Forks of the slot so far.");
   auto generations = pool_.generations();
   std::uint64_t restarts = 0;
   for (std::size_t i = 0; i < generations.size(); ++i) {
-    t += fmt::format("ufork_slot_generation{{id=\"{}\"}} {}\n", i, generations[i]);
+    out.t += fmt::format("ufork_slot_generation{{id=\"{}\"}} {}\n", i, generations[i]);
     restarts += generations[i] > 0 ? generations[i] - 1 : 0;
   }
-  family("restarts_total", "counter", "Forks that replaced a worker of the same slot.");
-  t += fmt::format("ufork_restarts_total {}\n", restarts);
+  out.family("restarts_total", "counter", "Forks that replaced a worker of the same slot.");
+  out.t += fmt::format("ufork_restarts_total {}\n", restarts);
   const pool_tallies& tally = pool_.tallies();
   auto labelled = [&](const char* name, const char* label, const char* help, const auto& counts) {
-    family(name, "counter", help);
-    for (const auto& [value, n] : counts) t += fmt::format("ufork_{}{{{}=\"{}\"}} {}\n", name, label, value, n);
+    out.family(name, "counter", help);
+    for (const auto& [value, n] : counts) out.t += fmt::format("ufork_{}{{{}=\"{}\"}} {}\n", name, label, value, n);
   };
   labelled("exits_total", "reason", "Worker exits since the arbiter started, by reason.", tally.exits_by_reason);
   labelled("exit_codes_total", "code", "Workers that exited by themselves, by exit code.", tally.exit_codes);
@@ -410,20 +426,20 @@ reply commands::metrics(const args&) {
   labelled("hung_by_clock_total", "clock", "Workers killed as hung, by the clock that fired (heartbeat: timeout; startup: "
            "startup_timeout).", tally.hung_by_clock);
   auto histogram_of = [&](const char* name, const char* help, const histogram& h) {
-    family(name, "histogram", help);
+    out.family(name, "histogram", help);
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < h.counts.size(); ++i) {
       cumulative += h.counts[i];
       std::string le = i < h.bounds.size() ? fmt::format("{}", h.bounds[i]) : "+Inf";
-      t += fmt::format("ufork_{}_bucket{{le=\"{}\"}} {}\n", name, le, cumulative);
+      out.t += fmt::format("ufork_{}_bucket{{le=\"{}\"}} {}\n", name, le, cumulative);
     }
-    t += fmt::format("ufork_{}_sum {}\nufork_{}_count {}\n", name, h.sum, name, h.count);
+    out.t += fmt::format("ufork_{}_sum {}\nufork_{}_count {}\n", name, h.sum, name, h.count);
   };
   histogram_of("exit_uptime_seconds", "How long workers lived, at their exit.", tally.uptime_at_exit);
   histogram_of("respawn_latency_seconds", "From a worker's death (or hang) to its slot's next fork.",
                tally.respawn_latency);
-  if (!t.empty()) t.pop_back();
-  return with_data(t, json(t));
+  if (!out.t.empty()) out.t.pop_back();
+  return with_data(out.t, json(out.t));
 }
 
 reply commands::size(const args& a) {
