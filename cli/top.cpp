@@ -16,10 +16,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +27,7 @@
 #include "sys/event.hpp"
 #include "sys/fd.hpp"
 #include "sys/process.hpp"
+#include "sys/procfs.hpp"
 #include "sys/terminal.hpp"
 
 namespace ufork::cli {
@@ -38,23 +37,6 @@ using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 
 volatile sig_atomic_t g_quit = 0, g_resized = 0;
-
-// The worker's CPU time so far, in clock ticks: utime + stime of
-// /proc/PID/stat (fields 14 and 15, after the command's parenthesis).
-std::optional<long> cpu_ticks(long pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(s.substr(close + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stol(field);
-    if (i == 15) stime = std::stol(field);
-  }
-  return utime + stime;
-}
 
 std::string human_bytes(double b) {
   if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.1f}G", b / (1024.0 * 1024 * 1024));
@@ -93,8 +75,7 @@ class view {
     if (!status || !workers || !dead) return false;
     auto now = clock_type::now();
     double dt = std::chrono::duration<double>(now - when_).count();
-    static const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    std::map<long, std::pair<long, double>> seen;  // pid -> (cpu ticks, requests)
+    std::map<long, std::pair<double, double>> seen;  // pid -> (CPU seconds, requests)
     rows_.clear();
     for (const auto& w : *workers) {
       row r;
@@ -109,12 +90,12 @@ class view {
       r.uss = bytes("uss");
       if (w["heartbeat_age"].is_number()) r.beat = w["heartbeat_age"].get<double>();
       double requests = w.value("requests", 0.0);
-      long ticks = cpu_ticks(r.pid).value_or(0);
+      double cpu = sys::cpu_seconds(r.pid);
       if (auto it = last_.find(r.pid); it != last_.end() && dt > 0) {
-        r.cpu = static_cast<double>(ticks - it->second.first) / tick / dt * 100;
+        r.cpu = (cpu - it->second.first) / dt * 100;
         r.rate = (requests - it->second.second) / dt;
       }
-      seen[r.pid] = {ticks, requests};
+      seen[r.pid] = {cpu, requests};
       rows_.push_back(r);
     }
     last_ = std::move(seen);
@@ -214,7 +195,7 @@ class view {
 
   std::vector<row> rows_;
   json status_ = json::object(), dead_ = json::array();
-  std::map<long, std::pair<long, double>> last_;
+  std::map<long, std::pair<double, double>> last_;
   clock_type::time_point when_ = clock_type::now();
   sort_key sort_ = by_id;
   int selected_ = 0;

@@ -66,11 +66,13 @@ void capture(int argc, char** argv, char** envp) {
   start_pointers& p = at_exec();
   p.argc = argc;
   p.argv = argv;
-  for (char** e = envp; e && *e; ++e) p.env.push_back(*e);
-  // What an upgrade carried, for sys::take_carried (environ: a C runtime
-  // that passes no arguments here).
-  for (char** e = envp ? envp : environ; e && *e; ++e)
+  // One pass: the pointers, and what an upgrade carried, for
+  // sys::take_carried (from environ under a C runtime that passes no
+  // arguments here; started() reads environ then).
+  for (char** e = envp ? envp : environ; e && *e; ++e) {
+    if (envp) p.env.push_back(*e);
     if (std::string_view(*e).starts_with(fds_assign)) sys::arrivals(*e + fds_assign.size());
+  }
   std::error_code ec;
   p.cwd = std::filesystem::current_path(ec).string();
 }

@@ -9,6 +9,8 @@
 #include <optional>
 #include <vector>
 
+#include "ufork/export.hpp"
+
 namespace ufork::sys {
 
 // The parent of pid, from /proc/PID/stat; 0 if it is gone.
@@ -25,7 +27,7 @@ std::vector<int> cpu_list();
 // Resident set size of pid from /proc/PID/statm, in bytes; 0 if unreadable.
 std::uint64_t rss_bytes(pid_t pid);
 // The process's CPU time so far (user + system, /proc/PID/stat), in seconds.
-double cpu_seconds(pid_t pid);
+UFORK_API double cpu_seconds(pid_t pid);
 // The resident memory of every process in process group pgid (a worker and
 // what it started), in bytes: /proc scanned, so for a periodic check only.
 std::uint64_t group_rss_bytes(pid_t pgid);

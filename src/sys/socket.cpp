@@ -140,7 +140,14 @@ std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& 
 }
 
 std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept {
-  return retry_eintr([&] { return ::send(fd, buf, len, MSG_NOSIGNAL); }) < 0 ? last_error() : std::error_code();
+  auto* p = static_cast<const char*>(buf);
+  while (len > 0) {  // a stream socket may take part (a signal handler interrupted the wait)
+    ssize_t n = retry_eintr([&] { return ::send(fd, p, len, MSG_NOSIGNAL); });
+    if (n < 0) return last_error();
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+  return {};
 }
 
 result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len) noexcept {

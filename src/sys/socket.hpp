@@ -63,7 +63,8 @@ result<std::size_t> send(int fd, const void* buf, std::size_t len) noexcept;
 // Exported from a shared libufork for ufork-http.
 UFORK_API std::size_t receive_now(int fd, void* buf, std::size_t len, std::error_code& ec) noexcept;
 UFORK_API std::size_t send_now(int fd, const void* buf, std::size_t len, std::error_code& ec) noexcept;
-// send(2) that waits for room (a worker's notify datagram), without SIGPIPE.
+// send(2) of all of buf, waiting for room (a worker's notify datagram, a
+// control client's line), without SIGPIPE.
 UFORK_API std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept;
 
 // Notify sockets. A SOCK_DGRAM socketpair: [0] non-blocking with
