@@ -90,7 +90,7 @@ class view {
       r.uss = bytes("uss");
       if (w["heartbeat_age"].is_number()) r.beat = w["heartbeat_age"].get<double>();
       double requests = w.value("requests", 0.0);
-      double cpu = sys::cpu_seconds(r.pid);
+      double cpu = sys::cpu_seconds(static_cast<pid_t>(r.pid));
       if (auto it = last_.find(r.pid); it != last_.end() && dt > 0) {
         r.cpu = (cpu - it->second.first) / dt * 100;
         r.rate = (requests - it->second.second) / dt;
