@@ -157,6 +157,19 @@ struct options {
   exec_spec exec;
   recycle_limits recycle;
 
+  // Reforking, as Shopify's Pitchfork does it: once a worker has counted
+  // refork_after[0] requests (worker::count_requests), it stops serving and
+  // becomes the mold, and every worker is forked from it from then on (the
+  // others replaced one at a time, each successor ready first), so that what
+  // its requests loaded and warmed is shared by all; refork_after[1] makes
+  // the next generation's mold, and so on. A generation whose workers do not
+  // lower the pool's PSS is let go: forks return to the arbiter. The mold
+  // must be single-threaded once post_fork has returned, and the program
+  // fork-safe in every generation (what a worker opened, a database
+  // connection, is inherited by the next: close it in child_pre_exit or
+  // open it in post_fork). Library pools only: exec replaces the image.
+  std::vector<std::uint64_t> refork_after;
+
   // Scheduling. pin_cpus: worker i runs on the i-th CPU (mod their number)
   // of those the arbiter may use, as nginx's worker_cpu_affinity auto.
   bool pin_cpus = false;

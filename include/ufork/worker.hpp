@@ -33,7 +33,8 @@ class UFORK_API worker {
   void ready() noexcept;
   // Adds to this worker's request counter (shown by `workers` and
   // `metrics`); a store to shared memory. Past options::recycle.max_requests
-  // it also asks the arbiter, once, to replace this worker.
+  // it also asks the arbiter, once, to replace this worker; past a
+  // threshold of options::refork_after, to make it the mold.
   void count_requests(std::uint64_t n = 1) noexcept;
   // True once the arbiter asked this worker to stop (SIGTERM).
   bool stopping() const noexcept;
@@ -60,8 +61,10 @@ class UFORK_API worker {
   std::atomic<std::int64_t>* beat_ = nullptr;  // the scoreboard cell's fields
   std::atomic<std::uint64_t>* requests_ = nullptr;
   const std::atomic<bool>* pool_stopping_ = nullptr;
+  const std::atomic<std::uint64_t>* refork_at_ = nullptr;
   std::uint64_t request_limit_ = 0;  // options::recycle.max_requests, with its jitter
   std::atomic<bool> recycle_asked_{false};
+  std::atomic<bool> mold_asked_{false};
   int notify_fd_ = -1;
   int stop_fd_ = -1;
   std::atomic<bool> ready_sent_{false};

@@ -81,13 +81,18 @@ ufork::options options_from(const py::dict& config) {
     if (!e || !(e->use & ufork::in_python) || name.find('-') != std::string::npos)
       throw py::type_error("Core() got an unexpected option '" + name + "'");
     if (value.is_none()) continue;
-    std::string text = py::isinstance<py::bool_>(value) ? (value.cast<bool>() ? "true" : "false")
-                                                          : py::str(value).cast<std::string>();
-    try {
-      e->set(o, text);
-    } catch (const std::invalid_argument& x) {
-      throw py::value_error(name + ": " + x.what());
-    }
+    auto set = [&](const py::handle& v) {
+      std::string text = py::isinstance<py::bool_>(v) ? (v.cast<bool>() ? "true" : "false") : py::str(v).cast<std::string>();
+      try {
+        e->set(o, text);
+      } catch (const std::invalid_argument& x) {
+        throw py::value_error(name + ": " + x.what());
+      }
+    };
+    if (e->kind == ufork::option_kind::texts && (py::isinstance<py::list>(value) || py::isinstance<py::tuple>(value)))
+      for (const auto& one : value) set(one);  // refork_after=[1000, 5000]
+    else
+      set(value);
   }
   return o;
 }

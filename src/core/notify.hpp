@@ -21,6 +21,7 @@ struct notify_line {
     status,     // STATUS=text, at most 256 bytes
     error,      // ERRNO=N, 0..4095
     recycle,    // UFORK_RECYCLE=why
+    mold,       // UFORK_MOLD=requests: past its refork_after threshold (worker::count_requests)
     lifecycle,  // STOPPING=1, RELOADING=1: logged
   } what = ignored;
   std::chrono::milliseconds timeout_value{};
@@ -64,6 +65,8 @@ inline notify_line parse_notify_line(std::string_view line) {
   } else if (key == "UFORK_RECYCLE") {  // past max_requests (worker::count_requests), or a program's own wish
     n.what = notify_line::recycle;
     n.text = std::string(value.substr(0, max_status));
+  } else if (key == "UFORK_MOLD" && value == "requests") {
+    n.what = notify_line::mold;
   } else if ((key == "STOPPING" || key == "RELOADING") && value == "1") {
     n.what = notify_line::lifecycle;
   }

@@ -62,9 +62,10 @@ void notify_channel::on_readable(int fd) {
   constexpr int batch = 64;
   char text[4096];
   for (int n = 0; n < batch; ++n) {
-    auto d = sys::receive_with_credentials(fd, text, sizeof text);
+    sys::unique_fd passed;
+    auto d = sys::receive_with_credentials(fd, text, sizeof text, &passed);
     if (!d) return;  // EAGAIN: all read
-    deliver_(worker_of(d->sender), std::string_view(text, d->size));
+    deliver_(worker_of(d->sender), std::string_view(text, d->size), std::move(passed));
   }
 }
 

@@ -25,8 +25,9 @@ namespace ufork {
 class notify_channel {
  public:
   using is_worker_fn = std::function<bool(pid_t)>;
-  // A datagram's text, and the worker it speaks for (0: no worker's).
-  using deliver_fn = std::function<void(pid_t worker, std::string_view text)>;
+  // A datagram's text, the worker it speaks for (0: no worker's), and the
+  // first fd it carried, if any (a mold's channel: core/mold.hpp).
+  using deliver_fn = std::function<void(pid_t worker, std::string_view text, sys::unique_fd passed)>;
 
   // The sockets: made, or after an upgrade the old image's (up), as the
   // workers know them. named: exec mode's NOTIFY_SOCKET too; exec_mode: a

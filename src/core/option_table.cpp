@@ -111,6 +111,12 @@ option_entry entry(const option_spec& spec, Field field) {
       f.emplace_back(v);
     } else if constexpr (std::is_same_v<T, std::vector<resource_limit>>) {
       f.push_back(parse_rlimit(v));
+    } else if constexpr (std::is_same_v<T, std::vector<std::uint64_t>>) {  // "N[,N...]"
+      for (std::size_t at = 0; at <= v.size();) {
+        auto comma = std::min(v.find(',', at), v.size());
+        f.push_back(static_cast<std::uint64_t>(parse_number(spec, v.substr(at, comma - at))));
+        at = comma + 1;
+      }
     }
   };
   e.number = [=](const options& o) -> double {
@@ -216,6 +222,10 @@ std::vector<option_entry> make_table() {
       entry({"max-lifetime-jitter", "--max-lifetime-jitter", k::seconds, 0, year, false, in_hello | in_run,
              "plus a random 0..S seconds per worker"},
             [](options& o) -> auto& { return o.recycle.max_lifetime_jitter; }),
+      entry({"refork-after", "--refork-after", k::texts, 1, big, false, everywhere,
+             "N[,N...] requests: a worker past N becomes the mold every worker is forked from, so what it warmed is "
+             "shared (one N per generation)"},
+            [](options& o) -> auto& { return o.refork_after; }),
       entry({"recycle-at-once", "--recycle-at-once", k::count, 1, 4096, false, in_hello | in_run,
              "slots recycling at once (a reload: one at a time)"},
             [](options& o) -> auto& { return o.recycle.at_once; }),
@@ -262,7 +272,7 @@ void validate(const options& o) {
   if (o.workers == 0 && !o.allow_empty) throw_invalid(empty_pool_refused);
   // The table's ranges: what a flag accepts is what a program may set.
   for (const auto& e : option_table()) {
-    if (!e.number || e.kind == option_kind::flag) continue;
+    if (!e.number || e.kind == option_kind::flag || e.kind == option_kind::text || e.kind == option_kind::texts) continue;
     if (std::string_view(e.key) == "workers" && o.workers == 0) continue;  // allowed above
     if (double v = e.number(o); !in_range(e, v))
       throw_invalid(fmt::format("--{}: expected {}, not {}", e.key, range_text(e), v));
@@ -272,6 +282,10 @@ void validate(const options& o) {
   if (r.max_requests && !o.exec.argv.empty())
     throw_invalid("--max-requests needs a request counter, which a program run by ufork does not have: "
                   "--max-lifetime, --max-rss, --max-private-mem and --max-fds-percent apply (and a worker may send UFORK_RECYCLE=1)");
+  if (std::ranges::count(o.refork_after, 0U) > 0) throw_invalid("--refork-after: each threshold is 1 request or more");
+  if (!o.refork_after.empty() && !o.exec.argv.empty())
+    throw_invalid("--refork-after forks workers from a warmed worker's memory, which a program run by ufork replaces "
+                  "with exec: it is for library pools (ufork hello, the Python module, the C++ library)");
   if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
   positive(o.abort_timeout, "abort_timeout");
   positive(o.backoff.initial, "backoff.initial");

@@ -65,6 +65,7 @@ pool::pool(options opts, hooks h)
           loop_, opts_.max_line, [this](const log_line& line) { opts_.sink->write(line); },
           [this](pid_t pid, stream_kind s, int& slot) -> output* {
             process* p = table_.find(pid);
+            if (!p && refork_.mold() && refork_.mold()->pid == pid) p = refork_.mold();
             if (p) slot = p->slot;
             return !p ? nullptr : s == stream_kind::out ? &p->out : &p->err;
           }) {
@@ -80,7 +81,7 @@ pool::pool(options opts, hooks h)
 
   notify_.emplace(
       loop_, up, opts_.exec.notify, !opts_.exec.argv.empty(), [this](pid_t pid) { return table_.find(pid) != nullptr; },
-      [this](pid_t worker, std::string_view text) { on_notify(worker, text); });
+      [this](pid_t worker, std::string_view text, sys::unique_fd passed) { on_notify(worker, text, std::move(passed)); });
   if (!opts_.user.empty() || !opts_.group.empty()) {
     try {
       drop_ = sys::lookup_identity(opts_.user, opts_.group);
@@ -349,6 +350,10 @@ void pool::abandon() noexcept {
     sys::reap_pidfd(p->pidfd.get());
   }
   while (!table_.empty()) (void)table_.remove(table_.processes().begin()->first);
+  if (auto m = refork_.release()) {
+    (void)sys::pidfd_send_signal(m->pidfd.get(), SIGKILL);
+    sys::reap_pidfd(m->pidfd.get());
+  }
 }
 
 void pool::finish(std::shared_ptr<log_sink> base_sink) noexcept {

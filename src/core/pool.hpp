@@ -36,6 +36,7 @@
 #include "core/pool_phase.hpp"
 #include "core/worker_table.hpp"
 #include "core/reactor.hpp"
+#include "core/refork.hpp"
 #include "core/replacement_queue.hpp"
 #include "core/scoreboard.hpp"
 #include "core/signal_intake.hpp"
@@ -141,6 +142,16 @@ class pool {
   // Orphans (PID 1, options::subreaper).
   void reap_orphans();
   rlimit restored_nofile() const;
+  // pool_refork.cpp: reforking (options::refork_after).
+  std::uint64_t pool_pss() const;  // the arbiter's, its workers' and the mold's
+  void consider_mold(process& p, clock::time_point now);  // p is past its threshold
+  void mold_ready(pid_t pid, sys::unique_fd channel);     // the candidate's channel
+  // Forked by the mold, if there is one; nullopt: fork here (none, or it
+  // failed and was let go).
+  std::optional<detail::spawned> fork_from_mold(const detail::spawn_plan& plan);
+  void on_mold_exit();
+  void drop_mold(const std::string& why);
+  void judge_generation();  // the refork's reload is done
   // pool_upgrade.cpp
   upgrade::state handover(int reply_fd) const;
   void adopt(const upgrade::state& s);
@@ -165,7 +176,7 @@ class pool {
   void reload_next(clock::time_point now);
   int successors_starting() const;  // a reload's or a recycling's, not yet ready
   void abandon_reload(const process& successor, const std::string& why);
-  void on_notify(pid_t worker, std::string_view text);  // notify_channel's datagram
+  void on_notify(pid_t worker, std::string_view text, sys::unique_fd passed);  // notify_channel's datagram
   void on_notify_line(process& p, std::string_view line, clock::time_point now);
   std::string title_suffix_;  // " (hello --bind 127.0.0.1:7777)": the program's arguments, for process titles
   void on_setup_pipe(pid_t pid);
@@ -200,6 +211,7 @@ class pool {
   reactor loop_;
   loop_calls calls_;
   detail::scoreboard board_;
+  refork refork_{opts_.refork_after};
   std::optional<notify_channel> notify_;  // set once the options are valid
   // Exec mode: the program's path and argv.
   std::string exec_path_;

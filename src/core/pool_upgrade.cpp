@@ -28,6 +28,7 @@ std::string pool::upgrade(int reply_fd) {
   // here, while this one still runs.
   std::string why = upgrade::check_new_image();
   if (why.empty()) {
+    drop_mold("an upgrade: the new image forks its workers itself");  // no mold crosses an exec
     upgrade::state s = handover(reply_fd);
     log("upgrade: exec {} (pid {}); {} go on serving and are handed over", path, sys::own_pid(),
         workers_count(s.workers.size()));

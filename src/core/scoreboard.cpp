@@ -33,6 +33,8 @@ cell* scoreboard::acquire() noexcept {
   c->beat_ns.store(0, std::memory_order_relaxed);
   c->requests.store(0, std::memory_order_relaxed);
   c->request_limit.store(0, std::memory_order_relaxed);
+  c->refork_at.store(0, std::memory_order_relaxed);
+  c->become_mold.store(false, std::memory_order_relaxed);
   return c;
 }
 

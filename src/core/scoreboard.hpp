@@ -22,7 +22,13 @@ struct alignas(64) cell {  // one cache line: workers never share one
   // Set before the SIGTERM of a whole pool's stop: the worker is not the only
   // one stopping (worker::pool_stopping()).
   std::atomic<bool> pool_stopping{false};
+  // Reforking (options::refork_after): the worker asks to become the mold
+  // once its requests reach refork_at (0: never); the arbiter sets
+  // become_mold before the SIGTERM that makes it one.
+  std::atomic<std::uint64_t> refork_at{0};
+  std::atomic<bool> become_mold{false};
 };
+static_assert(sizeof(cell) == 64);
 
 inline std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

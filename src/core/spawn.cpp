@@ -64,9 +64,11 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
 
 // From here to run_worker or execve: async-signal-safe calls only (closelog
 // aside, in library mode).
-[[noreturn]] void child(const spawn_plan& p, int error_fd, int error_reader) noexcept {
+}  // namespace
+
+[[noreturn]] void run_child(const spawn_plan& p, int error_fd, int error_reader) noexcept {
   namespace c = sys::child;
-  c::close(error_reader);  // the arbiter's end
+  if (error_reader >= 0) c::close(error_reader);  // the arbiter's end
   auto fail = [&error_fd](step s, int err, int code = 71) {  // EX_OSERR
     failure f{static_cast<int>(s), err ? err : errno};
     c::write(error_fd, &f, sizeof f);
@@ -147,8 +149,6 @@ int place_exec_fds(const exec_plan& x, int error_fd) noexcept {
   run_worker(p, stop_fd);
 }
 
-}  // namespace
-
 namespace {
 
 constexpr std::string_view managers_own[] = {"NOTIFY_SOCKET=", "LISTEN_FDS=",    "LISTEN_PID=",
@@ -228,7 +228,7 @@ sys::result<spawned> spawn(const spawn_plan& plan) {
   auto forked = sys::fork_blocking_signals();
   if (!forked) return forked.error();
   pid_t pid = forked.value();
-  if (pid == 0) child(plan, errors->write.get(), errors->read.get());
+  if (pid == 0) run_child(plan, errors->write.get(), errors->read.get());
   errors->write.reset();
   (void)sys::set_process_group(pid, pid);  // the child does the same: whichever runs first wins
   // Nobody else reaps our children, so the pid cannot be reused before this.

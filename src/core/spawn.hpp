@@ -100,6 +100,10 @@ struct spawned {
 
 // Forks a worker that runs the plan. Fails for pipe2, fork or pidfd_open.
 sys::result<spawned> spawn(const spawn_plan& plan);
+// The new child's side of both: its setup, then the program (in a child of
+// spawn() or of the mold's spawn_sibling; it does not return). error_fd:
+// the error pipe's write end; error_reader: its read end, closed (-1: none).
+[[noreturn]] void run_child(const spawn_plan& p, int error_fd, int error_reader) noexcept;
 
 // What the child's setup wrote before it exited ("setup failed: eventfd:
 // Too many open files", "cannot exec /bin/x: Permission denied"); empty if

@@ -122,6 +122,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
     drop.insert(drop.end(), opts_.private_fds.begin(), opts_.private_fds.end());
     close = detail::runs_of(std::move(drop));
   }
+  p->beat->refork_at.store(refork_.next_threshold(), std::memory_order_relaxed);
   if (opts_.recycle.max_requests)  // in the cell before the fork: the worker counts against it
     p->beat->request_limit.store(opts_.recycle.max_requests + jitter(opts_.recycle.max_requests_jitter),
                                  std::memory_order_relaxed);
@@ -134,9 +135,14 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
                           cpus_.empty() ? -1 : cpus_[static_cast<std::size_t>(slot) % cpus_.size()], opts_.nice,
                           &opts_.rlimits, title.c_str()};
   flush_everything();  // nothing buffered may be inherited: the child would print it again
-  call_hook("before_fork", hooks_.before_fork);
-  auto child = detail::spawn(plan);
-  call_hook("after_fork_parent", hooks_.after_fork_parent);
+  sys::result<detail::spawned> child = std::make_error_code(std::errc::no_child_process);
+  if (auto from_mold = fork_from_mold(plan)) {
+    child = std::move(*from_mold);
+  } else {
+    call_hook("before_fork", hooks_.before_fork);
+    child = detail::spawn(plan);
+    call_hook("after_fork_parent", hooks_.after_fork_parent);
+  }
   if (!child) {
     board_.release(p->beat);
     return fail("fork", child.error());
@@ -191,6 +197,7 @@ void pool::abandon_reload(const process& successor, const std::string& why) {
   log("reload: the successor of worker {} failed ({}); reload abandoned", successor.slot, why);
   replacements_.abandon();
   for (const auto& [pid, p] : table_.processes()) p->recycle_why.reset();  // the limits are checked again
+  (void)refork_.finished();  // a refork's: its mold stays, unjudged
 }
 
 // Past a limit: replaced as a reload replaces it, its successor ready first,
@@ -241,10 +248,14 @@ void pool::reload_next(clock::time_point now) {
 // A datagram of the sd_notify protocol (notify_channel.hpp), from library
 // workers (READY=1 on their socket pair) and exec'd ones (NOTIFY_SOCKET):
 // newline-separated KEY=VALUE.
-void pool::on_notify(pid_t worker, std::string_view rest) {
+void pool::on_notify(pid_t worker, std::string_view rest, sys::unique_fd passed) {
   process* p = table_.find(worker);
   if (!p) {
     ++history_.counters.notify_ignored;
+    return;
+  }
+  if (passed) {  // only a mold passes an fd: its channel (an fd passed otherwise closes here)
+    if (rest == "UFORK_MOLD=ready") mold_ready(worker, std::move(passed));
     return;
   }
   auto now = clock::now();
@@ -273,6 +284,7 @@ void pool::on_notify_line(process& p, std::string_view line, clock::time_point n
       if (p.state == worker_state::ready && !p.recycle_why)
         recycle(p, n.text == "requests" ? fmt::format("{} requests", p.beat->requests.load()) : "it asked", now);
       break;
+    case notify_line::mold: consider_mold(p, now); break;
     case notify_line::lifecycle: log("worker {} pid {}: {}", p.slot, p.pid, line); break;
     case notify_line::ignored: break;  // BARRIER=1: its fd is closed already; the rest (MAINPID, FDSTORE, ...) is not ours
   }
@@ -318,7 +330,10 @@ void pool::reload_done_yet() {
   bool stopping = std::ranges::any_of(table_.processes(), [](const auto& e) {
     return e.second->state == worker_state::stopping && e.second->reason == exit_reason::replaced;
   });
-  if (const char* name = replacements_.finished(successors_starting(), stopping)) log("{}: done", name);
+  if (const char* name = replacements_.finished(successors_starting(), stopping)) {
+    log("{}: done", name);
+    if (std::string_view(name) == "refork") judge_generation();
+  }
 }
 
 void pool::on_exit(pid_t pid) {
@@ -366,6 +381,10 @@ void pool::on_exit(pid_t pid) {
   (void)table_.remove(pid);
 
   history_.exited(e, requests);
+  if (pid == refork_.candidate()) {
+    refork_.candidate_lost();
+    e.detail = "it did not become the mold";
+  }
   // Only a slot left empty needs a successor. A worker that had become
   // ready (or that an operator killed) is replaced at once; one that never
   // did is a failed start.
@@ -564,6 +583,7 @@ void pool::apply(pool_event e) {
     return;
   }
   if (!is_stopping(from)) {
+    drop_mold("the pool stops");
     manager_.stopping();
     call_hook("parent_pre_stop", hooks_.parent_pre_stop);
   }

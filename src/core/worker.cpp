@@ -17,6 +17,7 @@
 #include <iostream>
 #include <string>
 
+#include "core/mold.hpp"
 #include "core/spawn.hpp"
 #include "core/scoreboard.hpp"
 #include "sys/event.hpp"
@@ -121,6 +122,11 @@ void worker::count_requests(std::uint64_t n) noexcept {
     static constexpr char msg[] = "UFORK_RECYCLE=requests";
     (void)sys::send_waiting(notify_fd_, msg, sizeof msg - 1);
   }
+  if (auto at = refork_at_->load(std::memory_order_relaxed);
+      at != 0 && total >= at && !mold_asked_.exchange(true, std::memory_order_relaxed)) {
+    static constexpr char msg[] = "UFORK_MOLD=requests";
+    (void)sys::send_waiting(notify_fd_, msg, sizeof msg - 1);
+  }
 }
 
 namespace detail {
@@ -134,15 +140,21 @@ struct child_setup {
     w.beat_ = &p.beat_cell->beat_ns;
     w.requests_ = &p.beat_cell->requests;
     w.pool_stopping_ = &p.beat_cell->pool_stopping;
+    w.refork_at_ = &p.beat_cell->refork_at;
     w.request_limit_ = p.beat_cell->request_limit.load(std::memory_order_relaxed);
     w.notify_fd_ = p.notify_fd;
     w.stop_fd_ = stop_fd;
     w.interval_ = p.heartbeat_interval;
+    // Forked from the mold, which was a worker: what it had said is not this one's.
+    w.recycle_asked_.store(false, std::memory_order_relaxed);
+    w.mold_asked_.store(false, std::memory_order_relaxed);
+    w.ready_sent_.store(false, std::memory_order_relaxed);
     return w;
   }
 };
 
 void install_worker_signals(int stop_fd) noexcept {
+  g_stop = 0;  // a worker forked from the mold: the mold's own stop was set
   g_stop_fd = stop_fd;
   sys::child::default_signals();
   struct sigaction term{};
@@ -174,6 +186,8 @@ void preload_backtrace() noexcept {
     w.heartbeat();
     sys::child::wait_readable(stop_fd, static_cast<int>(p.heartbeat_interval.count()));
   }
+  // Asked to become the mold (core/mold.cpp): it does not return.
+  if (p.beat_cell->become_mold.load(std::memory_order_acquire)) run_mold(p, stop_fd);
   if (callbacks.child_pre_exit) guarded("child_pre_exit", [&] { callbacks.child_pre_exit(w); });
   std::cout.flush();
   std::fflush(nullptr);

@@ -40,6 +40,7 @@
 #include "net/listener.hpp"
 #include "session.hpp"
 #include "sys/clock.hpp"
+#include "sys/fd.hpp"
 #include "sys/event.hpp"
 #include "sys/socket.hpp"
 #include "sys/unique_fd.hpp"
@@ -690,13 +691,18 @@ void server::attach(options& pool, hooks& hk) {
       st->say("stop: cannot filter new connections: " + std::generic_category().message(errno));
     st->shared.fd.reset();
   };
-  hk.post_fork = [st, before = std::move(hk.post_fork)](worker& w) {
+  // With reforking, a worker may become the mold, whose children serve on
+  // the socket again: the acceptor gets a copy, and the worker keeps its own.
+  bool keep = !pool.refork_after.empty();
+  hk.post_fork = [st, keep, before = std::move(hk.post_fork)](worker& w) {
     if (before) before(w);
     // The acceptor owns the worker's only copy: closing it at stop closes
     // the worker's hold on the socket.
     int fd = st->shared_fd;
     if (st->options.reuseport)  // each worker its own queue; the arbiter's holds the port
       fd = net::bind_endpoint(st->shared.address, true, true, st->options.backlog).fd.release();
+    else if (keep)
+      fd = sys::duplicate(fd).value().release();
     worker_server server(w, st->h, st->options, fd);
     server.run();
   };

@@ -61,6 +61,35 @@ result<pid_t> fork_blocking_signals() noexcept {
   return pid;
 }
 
+result<pid_t> fork_sibling_blocking_signals(int* pidfd) noexcept {
+  sigset_t all, old;
+  sigfillset(&all);
+  (void)::pthread_sigmask(SIG_SETMASK, &all, &old);
+  // (flags, stack, parent_tid, ...): the pidfd lands where parent_tid points.
+  long pid = ::syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD, nullptr, pidfd, nullptr, 0);
+  if (pid == 0) return 0;  // the child keeps every signal blocked
+  int saved = errno;
+  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return std::error_code(saved, std::system_category());
+  own_fd(*pidfd);
+  return static_cast<pid_t>(pid);
+}
+
+int thread_count() noexcept {
+  char buf[1024];
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  // "pid (comm) state ppid ...": num_threads is the 20th field, the 18th
+  // after the comm's ')' (a comm may hold spaces and parentheses).
+  const char* at = std::strrchr(buf, ')');
+  for (int field = 0; at && field < 18; ++field) at = std::strchr(at + 1, ' ');
+  return at ? std::atoi(at + 1) : 0;
+}
+
 result<pid_t> fork() noexcept {
   pid_t pid = ::fork();
   if (pid < 0) return last_error();

@@ -34,6 +34,17 @@ uid_t effective_uid() noexcept;
 result<pid_t> fork_blocking_signals() noexcept;
 // fork(2) as it is (the daemon's double fork).
 result<pid_t> fork() noexcept;
+// clone(2) with CLONE_PARENT: a child of this process's parent, not of this
+// process (a mold forks the arbiter's workers so: the arbiter reaps them,
+// and their PR_SET_PDEATHSIG follows the arbiter), signals blocked across
+// it as fork_blocking_signals blocks them. *pidfd: its pidfd (CLONE_PIDFD),
+// in the caller. No fork handler of glibc's or the program's runs, and the
+// child's thread id in glibc's thread record stays the caller's: for a
+// single-threaded caller (thread_count() == 1), whose child calls no
+// pthread function about its own thread.
+result<pid_t> fork_sibling_blocking_signals(int* pidfd) noexcept;
+// The threads of this process (/proc/self/stat's num_threads); 0 if unknown.
+int thread_count() noexcept;
 // A child that failed to start: SIGKILL and reap it.
 void kill_and_reap(pid_t pid) noexcept;
 // waitpid(pid, 0) / waitid(P_PIDFD, WEXITED): block until it has exited, and reap it.

@@ -150,7 +150,7 @@ std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept 
   return {};
 }
 
-result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len) noexcept {
+result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len, unique_fd* passed) noexcept {
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(16 * sizeof(int))];
   iovec iov{buf, len};
   msghdr msg{};
@@ -169,13 +169,70 @@ result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len) no
       d.sender = cred.pid;
     } else if (c->cmsg_type == SCM_RIGHTS) {
       for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-        int passed;
-        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
-        (void)::close(passed);
+        int one;
+        std::memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof one);
+        if (passed && !*passed) {
+          own_fd(one);
+          passed->reset(one);
+        } else {
+          (void)::close(one);
+        }
       }
     }
   }
   return d;
+}
+
+result<std::pair<unique_fd, unique_fd>> make_packet_pair() noexcept {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return last_error();
+  return std::pair{unique_fd(fds[0]), unique_fd(fds[1])};
+}
+
+std::error_code send_with_fds(int fd, const void* buf, std::size_t len, const int* fds, std::size_t n) noexcept {
+  constexpr std::size_t most = 4;
+  if (n > most) return std::make_error_code(std::errc::invalid_argument);
+  alignas(cmsghdr) char control[CMSG_SPACE(most * sizeof(int))] = {};
+  iovec iov{const_cast<void*>(buf), len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (n > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(n * sizeof(int));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(n * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+  }
+  return retry_eintr([&] { return ::sendmsg(fd, &msg, MSG_NOSIGNAL); }) < 0 ? last_error() : std::error_code();
+}
+
+result<std::size_t> receive_with_fds(int fd, void* buf, std::size_t len, unique_fd* fds, std::size_t max,
+                                     std::size_t* got) noexcept {
+  alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))];
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  *got = 0;
+  ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC); });
+  if (n < 0) return last_error();
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+      int one;
+      std::memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof one);
+      if (*got < max)
+        fds[(*got)++].reset(one);
+      else
+        (void)::close(one);
+    }
+  }
+  return static_cast<std::size_t>(n);
 }
 
 int syn_recv_count(int family, std::uint16_t port) noexcept {

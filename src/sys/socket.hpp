@@ -79,13 +79,26 @@ result<unique_fd> make_datagram_socket();
 std::error_code send_notify(int fd, const std::string& address, const std::string& text) noexcept;
 // A datagram on a SO_PASSCRED socket: its size and the sender's pid (0 if
 // the kernel attached no credentials). Any fds the sender passed are
-// closed at once: they would leak into the arbiter, and from it into later
-// workers. Non-blocking; EAGAIN is an error.
+// closed at once (they would leak into the arbiter, and from it into later
+// workers), but for the first one when `passed` asks for it. Non-blocking;
+// EAGAIN is an error.
 struct datagram {
   std::size_t size = 0;
   pid_t sender = 0;
 };
-result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len) noexcept;
+result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len, unique_fd* passed = nullptr) noexcept;
+
+// Messages that carry fds (SCM_RIGHTS): a mold's channel to the arbiter.
+// A SOCK_SEQPACKET socketpair, both ends blocking and CLOEXEC (not
+// registered: the caller says whose they are).
+result<std::pair<unique_fd, unique_fd>> make_packet_pair() noexcept;
+// One message of len bytes with fds[0..n) (n <= 4), waiting for room.
+std::error_code send_with_fds(int fd, const void* buf, std::size_t len, const int* fds, std::size_t n) noexcept;
+// One message into buf, waiting for it: its size (0: the peer closed), and
+// the fds it carried into fds[0..max) (CLOEXEC, not registered), any more
+// closed; *got says how many.
+result<std::size_t> receive_with_fds(int fd, void* buf, std::size_t len, unique_fd* fds, std::size_t max,
+                                     std::size_t* got) noexcept;
 
 // Whether syslog(3) would reach a daemon: a connect to /dev/log (datagram,
 // then stream, as glibc tries); syslog(3) itself drops lines silently.

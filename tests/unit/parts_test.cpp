@@ -251,15 +251,29 @@ TEST(notify_channel, a_worker_speaks_for_itself_its_children_only_in_exec_mode_a
     reactor loop;
     pid_t worker = ::getpid();  // the test plays the worker
     std::vector<std::pair<pid_t, std::string>> got;
+    int passed_fds = 0;
     notify_channel channel(
         loop, nullptr, true, exec_mode, [&](pid_t pid) { return pid == worker; },
-        [&](pid_t w, std::string_view text) { got.emplace_back(w, std::string(text)); });
+        [&](pid_t w, std::string_view text, sys::unique_fd passed) {
+          got.emplace_back(w, std::string(text));
+          passed_fds += passed ? 1 : 0;
+        });
     ASSERT_EQ(channel.name().rfind("@ufork-", 0), 0u) << channel.name();
 
     // On the socket pair's worker end, as a library worker says it.
     ASSERT_FALSE(sys::send_waiting(channel.worker_end(), "READY=1", 7));
     ASSERT_TRUE(run_until(loop, [&] { return got.size() == 1; }));
     EXPECT_EQ(got[0], std::make_pair(worker, std::string("READY=1")));
+    EXPECT_EQ(passed_fds, 0);
+    {  // an fd passed along (a mold's channel) reaches the pool, once
+      auto pipe = sys::make_pipe(0);
+      ASSERT_TRUE(pipe);
+      int fd = pipe->read.get();
+      ASSERT_FALSE(sys::send_with_fds(channel.worker_end(), "UFORK_MOLD=ready", 16, &fd, 1));
+      ASSERT_TRUE(run_until(loop, [&] { return got.size() == 2; }));
+      EXPECT_EQ(passed_fds, 1);
+      got.pop_back();
+    }
 
     {  // a process the worker started, on NOTIFY_SOCKET
       speaking_child child(channel.name(), "STATUS=child");

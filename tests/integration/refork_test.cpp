@@ -1,0 +1,158 @@
+// Reforking (options::refork_after): a worker past its threshold becomes
+// the mold, every worker is forked from it, and what it warmed is shared;
+// a mold that dies or hangs is let go and the arbiter forks again.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+#include "sys/procfs.hpp"
+
+namespace ufork::test {
+namespace {
+
+constexpr std::size_t warm_bytes = 64u << 20;
+
+// The worker's warm-up, on its first "request": 64 MiB filled, once per
+// memory: a worker forked from a mold that filled it finds it filled.
+void warm_up() {
+  static std::vector<char> cache;
+  if (cache.empty()) cache.assign(warm_bytes, 1);
+}
+
+// Two workers that warm up, then count 10 requests: past refork_after's
+// first threshold at once.
+pool_process reforking_pool(std::function<void(options&, hooks&)> tweak = {}) {
+  return pool_process([tweak] {
+    auto o = test_options(2);
+    o.refork_after = {10};
+    hooks h;
+    h.after_fork_child = [] { say("after_fork_child in pid " + std::to_string(::getpid())); };
+    h.post_fork = [](worker& w) {
+      warm_up();
+      w.ready();
+      w.count_requests(10);
+      beat_until_stopped(w);
+    };
+    if (tweak) tweak(o, h);
+    arbiter a(o, with_events(h));
+    return a.run();
+  });
+}
+
+std::vector<pid_t> workers_of(pid_t arbiter, pid_t mold) {
+  auto pids = sys::children_of(arbiter);
+  std::erase(pids, mold);
+  return pids;
+}
+
+TEST(refork, workers_forked_from_the_mold_share_what_it_warmed) {
+  auto pool = reforking_pool();
+  pid_t mold = std::stoi(pool.wait_for("refork: pid (\\d+) is the mold of generation 1")[1]);
+  auto m = pool.wait_for("refork: generation 1 done: the pool's PSS ([0-9.]+) MiB -> ([0-9.]+) MiB");
+  ASSERT_FALSE(m.empty());
+  EXPECT_GT(std::stod(m[1]) - std::stod(m[2]), 48) << m[0];  // each worker's own 64 MiB, now one shared copy
+  auto workers = workers_of(pool.pid(), mold);
+  ASSERT_EQ(workers.size(), 2u);
+  for (pid_t w : workers) {  // the arbiter's children, holding the mold's pages
+    auto use = sys::memory_of(w);
+    ASSERT_TRUE(use);
+    EXPECT_GE(use->rss, warm_bytes) << "worker " << w;
+    EXPECT_LT(use->uss, warm_bytes / 4) << "worker " << w << ": its cache is its own, not the mold's";
+  }
+  // after_fork_child ran in every worker, of every generation: two forked
+  // by the arbiter, two by the mold, and slot 0's refill while its worker
+  // became the mold (unless the mold was ready first: it then forked it).
+  auto spawned = pool.count("event spawn");
+  EXPECT_GE(spawned, 4u);
+  pool.wait_count("after_fork_child in pid", spawned);
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  workers.push_back(mold);
+  for (pid_t pid : workers) EXPECT_TRUE(gone(pid)) << pid << " left behind";
+}
+
+TEST(refork, a_worker_forked_from_the_mold_dies_with_a_sigkilled_arbiter) {
+  auto pool = reforking_pool();
+  pid_t mold = std::stoi(pool.wait_for("refork: pid (\\d+) is the mold of generation 1")[1]);
+  pool.wait_for("refork: generation 1 done");
+  auto left = workers_of(pool.pid(), mold);
+  ASSERT_EQ(left.size(), 2u);
+  left.push_back(mold);
+  pool.signal(SIGKILL);
+  for (pid_t pid : left) EXPECT_TRUE(reap(pid, 10s)) << pid << " outlived the arbiter";
+}
+
+// The mold stops in its before_fork hook (the fork under way) and writes
+// its pid to a pipe the test reads; then it is SIGKILLed there, or, with
+// `hang`, left there until the arbiter's wait for its answer (timeout) ends.
+void mold_lost_mid_fork(bool hang) {
+  int pids[2];
+  ASSERT_EQ(::pipe2(pids, O_CLOEXEC), 0);
+  auto pool = reforking_pool([&pids, hang](options& o, hooks& h) {
+    o.timeout = hang ? 1s : 60s;
+    h.before_fork = [arbiter = ::getpid(), fd = pids[1]] {
+      if (::getpid() == arbiter) return;
+      pid_t me = ::getpid();
+      (void)!::write(fd, &me, sizeof me);
+      for (;;) ::pause();
+    };
+  });
+  ::close(pids[1]);
+  pid_t mold = 0;
+  ASSERT_EQ(::read(pids[0], &mold, sizeof mold), static_cast<ssize_t>(sizeof mold));
+  ::close(pids[0]);
+  if (!hang) ::kill(mold, SIGKILL);
+  pool.wait_for(hang ? "refork: the mold of generation 1 \\(pid \\d+\\) is let go: it did not answer a fork within "
+                       "1000 ms \\(timeout\\): hung; workers are forked by the arbiter again"
+                     : "refork: the mold of generation 1 \\(pid \\d+\\) is let go: it could not fork: .*; workers are "
+                       "forked by the arbiter again");
+  pool.wait_for("refork: done");
+  auto workers = workers_of(pool.pid(), mold);
+  EXPECT_EQ(workers.size(), 2u) << "the pool is not whole again";
+  for (pid_t w : workers) {  // forked by the arbiter, which warmed nothing: each warmed its own
+    auto use = sys::memory_of(w);
+    ASSERT_TRUE(use);
+    EXPECT_GE(use->uss, warm_bytes) << "worker " << w;
+  }
+  EXPECT_TRUE(gone(mold));
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(refork, a_mold_sigkilled_mid_fork_is_let_go_and_the_arbiter_forks_again) { mold_lost_mid_fork(false); }
+
+TEST(refork, a_mold_hung_mid_fork_is_let_go_and_the_arbiter_forks_again) { mold_lost_mid_fork(true); }
+
+// A generation that does not lower the pool's PSS (nothing warmed) is let go.
+TEST(refork, a_generation_that_shares_nothing_more_is_let_go) {
+  auto pool = reforking_pool([](options&, hooks& h) {
+    h.post_fork = [](worker& w) {
+      w.ready();
+      w.count_requests(10);
+      beat_until_stopped(w);
+    };
+  });
+  pool.wait_for("refork: the mold of generation 1 \\(pid \\d+\\) is let go: the pool's PSS did not go down");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(refork, a_program_run_by_ufork_cannot_refork) {
+  auto r = run_program(UFORK_CLI_PATH, {"run", "-w", "1", "--refork-after", "10", "--", "true"});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--refork-after forks workers from a warmed worker's memory, which a program run by ufork "
+                       "replaces with exec"),
+            std::string::npos)
+      << r.out;
+  r = run_program(UFORK_CLI_PATH, {"hello", "--refork-after", "10,0"});
+  EXPECT_EQ(r.code, 2) << r.out;
+}
+
+}  // namespace
+}  // namespace ufork::test
