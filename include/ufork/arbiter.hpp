@@ -95,6 +95,10 @@ struct pool_status {
   std::vector<worker_info> workers;
   pool_counters counters;
   std::vector<exit_info> dead;     // the last 64 exits, oldest first
+  // Reforking (options::refork_after): the mold's pid (0: none: workers are
+  // forked by the arbiter), and the generations promoted so far.
+  pid_t mold = 0;
+  unsigned refork_generation = 0;
   // When the loop will next wake up by itself; empty if nothing is due.
   std::optional<std::chrono::nanoseconds> next_wakeup;
 };

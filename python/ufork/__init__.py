@@ -89,7 +89,7 @@ class Arbiter(object):
 
     def __init__(self, post_fork, child_pre_exit=None, parent_pre_stop=None, size=None, sleep=None, fork=None,
                  printfunc=None, child_memlimit=2**30, max_no_ping_children=1, extra=None, control_path=None,
-                 gc_freeze=True):
+                 gc_freeze=True, refork_after=None):
         self.post_fork = post_fork
         self.child_pre_exit = child_pre_exit
         self.parent_pre_stop = parent_pre_stop
@@ -107,6 +107,12 @@ class Arbiter(object):
         # (gc.freeze): a worker's collector never touches them, so their
         # pages stay shared. Cycles among them are never collected.
         self.gc_freeze = gc_freeze
+        # [N, ...] requests: a worker past N becomes the mold the next
+        # workers are forked from (what it imported and cached is shared by
+        # them); one N per generation. Needs a worker with one thread once
+        # it stops serving (serve_wsgi's), and an app that is fork-safe again
+        # in every generation.
+        self.refork_after = refork_after
         self.thread = None
         self._core = None
         self._status = None   # the last pool's, once it has stopped
@@ -233,7 +239,8 @@ class Arbiter(object):
         config = dict(workers=self._size, timeout=TIMEOUT, startup_timeout=CHILD_START_TIMEOUT,
                       graceful_timeout=TIMEOUT, max_starting=self.max_no_ping_children,
                       max_rss=-(-(self.child_memlimit or 0) // 2**20), max_fds_percent=90 if self.child_memlimit else 0,
-                      control=self.control_path, log_file=self._log_file, gc_freeze=bool(self.gc_freeze))
+                      control=self.control_path, log_file=self._log_file, gc_freeze=bool(self.gc_freeze),
+                      refork_after=self.refork_after)
         if self._wsgi:
             config.update(self._wsgi)
         main = threading.current_thread() is threading.main_thread()
@@ -300,6 +307,7 @@ class Arbiter(object):
             signal.set_wakeup_fd(-1)
             for fd in self._wakeup:
                 os.close(fd)
+            self._wakeup = None  # closed: a worker forked from this one (the mold's) finds them so
         random.seed()  # uFork's seed(): each worker its own random state
         # A hung worker gets SIGABRT before its SIGKILL: Python's traceback of
         # every thread to stderr (the log), then ufork's native stack (the

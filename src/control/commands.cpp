@@ -249,6 +249,7 @@ reply commands::status(const args&) {
                {"uptime", secs(up)},
                {"workers", by_state},
                {"arbiter_memory", memory_json(sys::memory_of(pid))},
+               {"mold", s.mold ? json{{"pid", s.mold}, {"generation", s.refork_generation}} : json(nullptr)},
                {"counters",
                 {{"spawned", s.counters.spawned},
                  {"exited", s.counters.exited},
@@ -262,10 +263,11 @@ reply commands::status(const args&) {
                  {"log_lost", s.counters.log_lost}}}};
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
-      "backoffs {}{}",
+      "backoffs {}{}{}",
       pid, secs(up), s.size, s.stopping ? " (stopping)" : s.draining ? " (draining)" : "", by_state["ready"], by_state["starting"],
       by_state["stopping"], s.counters.spawned, s.counters.exited, s.counters.hung, s.counters.backoffs,
-      s.counters.log_lost ? fmt::format("; {} log lines lost", s.counters.log_lost) : std::string());
+      s.counters.log_lost ? fmt::format("; {} log lines lost", s.counters.log_lost) : std::string(),
+      s.mold ? fmt::format("; forked by the mold, pid {} (generation {})", s.mold, s.refork_generation) : std::string());
   return with_data(text, data);
 }
 
@@ -279,7 +281,15 @@ reply commands::workers(const args&) {
   json data = json::array();
   auto own = sys::memory_of(sys::own_pid());
   std::uint64_t pss = own ? own->pss : 0, uss = own ? own->uss : 0;
-  auto workers = pool_.snapshot().workers;
+  auto snap = pool_.snapshot();
+  const auto& workers = snap.workers;
+  std::string mold;
+  if (snap.mold)
+    if (auto m = sys::memory_of(snap.mold)) {  // its pages are the workers' too: its PSS is the pool's
+      pss += m->pss;
+      uss += m->uss;
+      mold = fmt::format(", the mold (pid {}: PSS {}, USS {})", snap.mold, mib(m->pss), mib(m->uss));
+    }
   for (const worker_info& w : workers) {
     auto m = sys::memory_of(w.pid);
     if (m) {
@@ -303,7 +313,7 @@ reply commands::workers(const args&) {
     j.update(memory_json(m));
     data.push_back(std::move(j));
   }
-  text += fmt::format("\npool: PSS {}, USS {} (the arbiter and {} workers)", mib(pss), mib(uss), workers.size());
+  text += fmt::format("\npool: PSS {}, USS {} (the arbiter{} and {} workers)", mib(pss), mib(uss), mold, workers.size());
   return with_data(text, data);
 }
 
@@ -339,7 +349,7 @@ struct exposition {
 
 // Each worker's RSS, PSS and USS, and the pool's PSS (the arbiter's share
 // included), read now (smaps_rollup: the kernel walks each page table).
-void memory_families(exposition& out) {
+void memory_families(exposition& out, pid_t mold) {
   std::map<pid_t, std::optional<sys::memory_use>> memory;
   for (const worker_info& w : out.workers) memory[w.pid] = sys::memory_of(w.pid);
   auto memory_field = [&](std::uint64_t sys::memory_use::*field) {
@@ -354,9 +364,11 @@ void memory_families(exposition& out) {
                  memory_field(&sys::memory_use::pss));
   out.per_worker("worker_uss_bytes", "gauge", "Unique memory of the worker process: what it alone holds (private pages).",
                  memory_field(&sys::memory_use::uss));
-  out.family("pool_pss_bytes", "gauge", "Proportional memory of the arbiter and its workers: what the pool really holds.");
+  out.family("pool_pss_bytes", "gauge",
+             "Proportional memory of the arbiter, its workers and the mold (reforking): what the pool really holds.");
   std::uint64_t pool_pss = 0;
   if (auto own = sys::memory_of(sys::own_pid())) pool_pss += own->pss;
+  if (auto m = mold ? sys::memory_of(mold) : std::nullopt) pool_pss += m->pss;
   for (const auto& [pid, m] : memory)
     if (m) pool_pss += m->pss;
   out.t += fmt::format("ufork_pool_pss_bytes {}\n", pool_pss);
@@ -393,7 +405,11 @@ reply commands::metrics(const args&) {
                  [](const worker_info& w) {
                    return w.heartbeat_age ? std::optional(fmt::format("{:.3f}", secs(*w.heartbeat_age))) : std::nullopt;
                  });
-  memory_families(out);
+  memory_families(out, s.mold);
+  out.family("refork_generation", "gauge", "Reforking: the molds promoted so far (0: workers forked by the arbiter).");
+  out.t += fmt::format("ufork_refork_generation {}\n", s.refork_generation);
+  out.family("mold", "gauge", "Reforking: 1 while a mold forks the workers, 0 while the arbiter does.");
+  out.t += fmt::format("ufork_mold {}\n", s.mold ? 1 : 0);
   out.per_worker("worker_requests_total", "counter", "Counted by the worker process.",
                  [](const worker_info& w) { return std::optional(w.requests); });
   out.family("worker_status_info", "gauge", "An exec'd worker's last STATUS= (sd_notify), as a label.");

@@ -58,6 +58,10 @@ sys::result<spawned> spawn_sibling(const spawn_plan& plan, int error_fd) {
   if (auto ec = sys::send_with_fds(own.notify_fd, ready, sizeof ready - 1, &passed, 1))
     leave("its notify socket: " + ec.message());
   theirs.reset();
+  std::string_view was(own.title);
+  if (was.starts_with("ufork: ")) was.remove_prefix(7);
+  std::string title = fmt::format("ufork: mold, was {}", was);  // ps: "ufork: mold, was worker 0 gen 1 (...)"
+  sys::child::set_title(title.c_str(), true);
   // What a worker's setup did once is done in the mold already: its user,
   // its nice value (added again, it would add up).
   spawn_plan base = own;

@@ -129,6 +129,8 @@ pool_status pool::snapshot() const {
     s.ready = ready();
     s.min_ready = opts_.min_ready;
     for (const auto& [pid, p] : table_.processes()) s.workers.push_back(info(*p, now));
+    s.mold = refork_.mold() ? refork_.mold()->pid : 0;
+    s.refork_generation = refork_.generation();
     std::sort(s.workers.begin(), s.workers.end(),
               [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
     s.counters = history_.counters;

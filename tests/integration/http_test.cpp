@@ -94,6 +94,7 @@ pool_process http_pool(http::server_options o = {}, int workers = 2) {
     auto pool = test_options(workers);
     pool.timeout = o.pool.timeout == options{}.timeout ? 2s : o.pool.timeout;
     pool.recycle = o.pool.recycle;
+    pool.refork_after = o.pool.refork_after;
     o.pool = pool;
     o.on_listening = [](const std::string& address) { say("listening " + address); };
     o.hooks = with_events({});
@@ -653,6 +654,45 @@ TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request) 
 
 TEST(http, a_rolling_reload_under_a_stream_of_new_connections_drops_no_request_with_reuseport) {
   reload_under_a_stream_of_new_connections(true);
+}
+
+// Reforking under a stream of new connections and one keep-alive client:
+// the mold stops serving as a stop does, the others are replaced by its
+// children one at a time, and every request is answered.
+TEST(http, reforking_under_a_stream_of_connections_drops_no_request) {
+  http::server_options o;
+  o.pool.refork_after = {300};
+  auto pool = http_pool(o, 2);
+  int port = port_of(pool);
+  pool.wait_count("event ready", 2);
+  client_stream clients(port);
+  std::atomic<bool> done{false};
+  std::atomic<int> kept_alive_failures{0};
+  std::thread keep_alive([&] {  // one connection for as long as the server keeps it, then the next
+    while (!done) {
+      client c(port);
+      for (int i = 0; !done && i < 1000; ++i) {
+        if (!c.try_send(get)) break;
+        auto r = c.read();
+        if (r.status != 200) {
+          kept_alive_failures += r.status != 0 || i == 0;  // closed after an answer: reconnect
+          break;
+        }
+        if (r.headers["connection"] == "close") break;
+      }
+    }
+  });
+  pool.wait_for("refork: pid \\d+ is the mold of generation 1");
+  pool.wait_for("refork: done");
+  pool.wait_for("refork: (generation 1 done|the mold of generation 1 .* is let go)");  // judged by the PSS
+  clients.wait_answers(500);  // served by the mold's children
+  done = true;
+  keep_alive.join();
+  clients.join();
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_EQ(clients.dropped, 0);
+  EXPECT_EQ(kept_alive_failures, 0);
 }
 
 // The heartbeat is a timer in the worker's own loop: a worker busy with one

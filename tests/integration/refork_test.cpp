@@ -52,7 +52,8 @@ std::vector<pid_t> workers_of(pid_t arbiter, pid_t mold) {
 }
 
 TEST(refork, workers_forked_from_the_mold_share_what_it_warmed) {
-  auto pool = reforking_pool();
+  std::string sock = "/tmp/ufork-refork-" + std::to_string(::getpid()) + ".sock";
+  auto pool = reforking_pool([&sock](options& o, hooks&) { o.control_path = sock; });
   pid_t mold = std::stoi(pool.wait_for("refork: pid (\\d+) is the mold of generation 1")[1]);
   auto m = pool.wait_for("refork: generation 1 done: the pool's PSS ([0-9.]+) MiB -> ([0-9.]+) MiB");
   ASSERT_FALSE(m.empty());
@@ -65,6 +66,12 @@ TEST(refork, workers_forked_from_the_mold_share_what_it_warmed) {
     EXPECT_GE(use->rss, warm_bytes) << "worker " << w;
     EXPECT_LT(use->uss, warm_bytes / 4) << "worker " << w << ": its cache is its own, not the mold's";
   }
+  // The mold is in sight: status, the pool's memory.
+  auto status = run_program(UFORK_CLI_PATH, {"ctl", "--socket", sock, "status"});
+  EXPECT_NE(status.out.find("forked by the mold, pid " + std::to_string(mold) + " (generation 1)"), std::string::npos)
+      << status.out;
+  auto listed = run_program(UFORK_CLI_PATH, {"ctl", "--socket", sock, "workers"});
+  EXPECT_NE(listed.out.find("the mold (pid " + std::to_string(mold) + ": PSS"), std::string::npos) << listed.out;
   // after_fork_child ran in every worker, of every generation: two forked
   // by the arbiter, two by the mold, and slot 0's refill while its worker
   // became the mold (unless the mold was ready first: it then forked it).

@@ -189,3 +189,49 @@ a.run()
         p.wait_for('ValueError: ' + re.escape(log).replace(r"\ ", ' ').replace("\\'", "'"))
     p.signal(signal.SIGTERM)
     assert p.finish() == 0, p.output()
+
+
+# Reforking: each worker builds a 30 MB cache when it starts (its warm-up),
+# unless it finds one, as a worker forked from the mold does. A client
+# loops through the refork: every answer a 200, and the generation kept,
+# as it lowered the pool's PSS (three private caches become one shared).
+REFORK_APP = '''
+import ufork
+CACHE = []
+def warm_up():
+    if not CACHE:
+        CACHE.extend([i] for i in range(300000))
+        print('warmed', flush=True)
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [str(len(CACHE)).encode()]
+a = ufork.wsgi_arbiter(app, ('127.0.0.1', 0), size=3, post_fork=warm_up, refork_after=[20])
+print('address', a.address, flush=True)
+print('run returned', a.run())
+'''
+
+
+def test_serve_wsgi_reforks_from_a_warmed_worker(program):
+    import threading
+    p = program(REFORK_APP)
+    port = int(p.wait_for(r'^address 127\.0\.0\.1:(\d+)').group(1))
+    for _ in range(3):  # every worker holds its own cache: the pool's PSS is theirs
+        p.wait_for(r'\] warmed')
+    done, answers = threading.Event(), []
+
+    def client():
+        while not done.is_set():
+            r, data = request(port, 'GET', '/')
+            answers.append((r.status, data))
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        p.wait_for(r'refork: pid \d+ is the mold of generation 1')
+        judged = p.wait_for(r'refork: (generation 1 done: .*|the mold of generation 1 .* is let go: .*)')
+    finally:
+        done.set()
+        t.join()
+    assert answers and set(answers) == {(200, b'300000')}, set(answers)
+    assert 'generation 1 done' in judged.group(0), judged.group(0)
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
