@@ -6,9 +6,11 @@
 # gunicorn and uWSGI --master, 4 workers each, every server with its own
 # defaults otherwise, on a Django 3.2 site (bench/django_site: admin, auth,
 # sessions, messages, a template page) or the hello app. One server at a
-# time: start, measure, stop. Installs Debian's python3-django, gunicorn,
+# time: start, measure, stop. ufork-refork: serve_wsgi with
+# refork_after=[$REFORK_AFTER] (default 500: a worker past 500 requests
+# becomes the mold the others are forked from). Installs Debian's python3-django, gunicorn,
 # uwsgi and wrk. Not part of `make test`.
-#   [SERVERS="ufork uwsgi"] [CONNS=8] [SECS=10] bench/memory-vs-peers.sh [BUILD_DIR] [django|hello]
+#   [SERVERS="ufork uwsgi"] [CONNS=8] [SECS=10] [REFORK_AFTER=500] bench/memory-vs-peers.sh [BUILD_DIR] [django|hello]
 set -euo pipefail
 build=$(realpath "${1:-build}")
 app=${2:-django}
@@ -25,6 +27,7 @@ install_packages "${need[@]}"
 
 workers=4
 conns=${CONNS:-8}
+refork=${REFORK_AFTER:-500}  # ufork-refork's refork_after: requests per worker, one per generation (e.g. 100,1000)
 secs=${SECS:-10}
 if [ "$app" = django ]; then
   dir=$here/django_site module=bench_django.wsgi callable=application
@@ -39,6 +42,7 @@ serve() {  # $1: name, $2: port: the server's command line, in cmd
   case $1 in
     ufork) cmd=(/usr/bin/python3 -c "$py)") ;;
     ufork-nofreeze) cmd=(/usr/bin/python3 -c "$py, gc_freeze=False)") ;;
+    ufork-refork) cmd=(/usr/bin/python3 -c "$py, refork_after=[$refork])") ;;
     gunicorn-preload) cmd=(/usr/bin/python3 -m gunicorn --preload -w $workers -b 127.0.0.1:$port $module:$callable) ;;
     gunicorn) cmd=(/usr/bin/python3 -m gunicorn -w $workers -b 127.0.0.1:$port $module:$callable) ;;
     uwsgi) cmd=(uwsgi --plugin python3 --master --processes $workers --http-socket 127.0.0.1:$port
@@ -68,7 +72,7 @@ rate() {  # $1: url; wrk's requests/s and p99 over $secs seconds
 
 port=7850
 printf "%-17s %14s %14s %14s %14s %9s %9s\n" "$app, $workers workers" "PSS start" "PSS 10k" "PSS 50k" "USS 50k" "req/s" "p99"
-for name in ${SERVERS:-ufork ufork-nofreeze gunicorn-preload gunicorn uwsgi}; do
+for name in ${SERVERS:-ufork ufork-refork ufork-nofreeze gunicorn-preload gunicorn uwsgi}; do
   port=$((port + 1))
   serve $name $port
   "${cmd[@]}" </dev/null >"$tmp/$name.log" 2>&1 &
@@ -87,5 +91,8 @@ for name in ${SERVERS:-ufork ufork-nofreeze gunicorn-preload gunicorn uwsgi}; do
     "$(echo "$rest" | cut -d' ' -f1)" "$(echo "$rest" | cut -d' ' -f2)"
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
+  # What each generation did: kept (the pool's PSS went down) or let go.
+  grep -hoE 'refork: (generation [0-9]+ done: .*|the mold of generation .* is let go: [^;]*)' "$tmp/$name.log" |
+    sed 's/^/    /' || true
 done
 echo "(PSS and USS summed over the root process and its workers; req/s and p99: wrk -t1 -c$conns for ${secs} s after the 50,000)"

@@ -25,11 +25,14 @@ def children(pid):
 
 def rollup(pid):
     fields = {}
-    with open('/proc/%d/smaps_rollup' % pid) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) == 3 and parts[2] == 'kB':
-                fields[parts[0].rstrip(':')] = int(parts[1])
+    try:
+        with open('/proc/%d/smaps_rollup' % pid) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == 'kB':
+                    fields[parts[0].rstrip(':')] = int(parts[1])
+    except OSError:  # it exited since it was listed (a worker being replaced): it holds nothing now
+        pass
     return fields
 
 

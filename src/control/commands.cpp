@@ -234,6 +234,15 @@ std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_c
 
 }  // namespace
 
+std::optional<sys::memory_use> commands::memory_of(pid_t pid) {
+  auto now = std::chrono::steady_clock::now();
+  if (memory_.size() > 4096) memory_.clear();  // the readings of workers long gone
+  reading& r = memory_[pid];
+  if (r.at == std::chrono::steady_clock::time_point{} || now - r.at > std::chrono::milliseconds(100))
+    r = {now, sys::memory_of(pid)};
+  return r.use;
+}
+
 reply commands::status(const args&) {
   auto s = pool_.snapshot();
   std::map<std::string, int> by_state;
@@ -248,7 +257,7 @@ reply commands::status(const args&) {
                {"min_ready", s.min_ready},
                {"uptime", secs(up)},
                {"workers", by_state},
-               {"arbiter_memory", memory_json(sys::memory_of(pid))},
+               {"arbiter_memory", memory_json(memory_of(pid))},
                {"mold", s.mold ? json{{"pid", s.mold}, {"generation", s.refork_generation}} : json(nullptr)},
                {"counters",
                 {{"spawned", s.counters.spawned},
@@ -279,19 +288,19 @@ reply commands::workers(const args&) {
   std::string text = fmt::format("{:>4} {:>8} {:>5} {:<9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}", "id", "pid", "gen",
                                  "state", "uptime", "heartbeat", "rss", "pss", "uss", "requests");
   json data = json::array();
-  auto own = sys::memory_of(sys::own_pid());
+  auto own = memory_of(sys::own_pid());
   std::uint64_t pss = own ? own->pss : 0, uss = own ? own->uss : 0;
   auto snap = pool_.snapshot();
   const auto& workers = snap.workers;
   std::string mold;
   if (snap.mold)
-    if (auto m = sys::memory_of(snap.mold)) {  // its pages are the workers' too: its PSS is the pool's
+    if (auto m = memory_of(snap.mold)) {  // its pages are the workers' too: its PSS is the pool's
       pss += m->pss;
       uss += m->uss;
       mold = fmt::format(", the mold (pid {}: PSS {}, USS {})", snap.mold, mib(m->pss), mib(m->uss));
     }
   for (const worker_info& w : workers) {
-    auto m = sys::memory_of(w.pid);
+    auto m = memory_of(w.pid);
     if (m) {
       pss += m->pss;
       uss += m->uss;
@@ -349,9 +358,10 @@ struct exposition {
 
 // Each worker's RSS, PSS and USS, and the pool's PSS (the arbiter's share
 // included), read now (smaps_rollup: the kernel walks each page table).
-void memory_families(exposition& out, pid_t mold) {
+template <class Read>
+void memory_families(exposition& out, pid_t mold, Read&& memory_of) {
   std::map<pid_t, std::optional<sys::memory_use>> memory;
-  for (const worker_info& w : out.workers) memory[w.pid] = sys::memory_of(w.pid);
+  for (const worker_info& w : out.workers) memory[w.pid] = memory_of(w.pid);
   auto memory_field = [&](std::uint64_t sys::memory_use::*field) {
     return [&memory, field](const worker_info& w) {
       const auto& m = memory[w.pid];
@@ -367,8 +377,8 @@ void memory_families(exposition& out, pid_t mold) {
   out.family("pool_pss_bytes", "gauge",
              "Proportional memory of the arbiter, its workers and the mold (reforking): what the pool really holds.");
   std::uint64_t pool_pss = 0;
-  if (auto own = sys::memory_of(sys::own_pid())) pool_pss += own->pss;
-  if (auto m = mold ? sys::memory_of(mold) : std::nullopt) pool_pss += m->pss;
+  if (auto own = memory_of(sys::own_pid())) pool_pss += own->pss;
+  if (auto m = mold ? memory_of(mold) : std::nullopt) pool_pss += m->pss;
   for (const auto& [pid, m] : memory)
     if (m) pool_pss += m->pss;
   out.t += fmt::format("ufork_pool_pss_bytes {}\n", pool_pss);
@@ -405,7 +415,7 @@ reply commands::metrics(const args&) {
                  [](const worker_info& w) {
                    return w.heartbeat_age ? std::optional(fmt::format("{:.3f}", secs(*w.heartbeat_age))) : std::nullopt;
                  });
-  memory_families(out, s.mold);
+  memory_families(out, s.mold, [this](pid_t pid) { return memory_of(pid); });
   out.family("refork_generation", "gauge", "Reforking: the molds promoted so far (0: workers forked by the arbiter).");
   out.t += fmt::format("ufork_refork_generation {}\n", s.refork_generation);
   out.family("mold", "gauge", "Reforking: 1 while a mold forks the workers, 0 while the arbiter does.");

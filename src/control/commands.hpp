@@ -4,11 +4,15 @@
 // through its verbs; transport is not this part's business.
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "sys/procfs.hpp"
 #include "ufork/arbiter.hpp"
 
 namespace ufork {
@@ -56,6 +60,16 @@ class commands {
   reply upgrade(const args&);
   reply reopen(const args&);
   reply stop(const args&);
+
+  // A process's memory (sys::memory_of), read at most once per 100 ms: a
+  // client that sends `metrics` a thousand times in one breath costs the
+  // loop one smaps_rollup read per worker, not a thousand.
+  std::optional<sys::memory_use> memory_of(pid_t pid);
+  struct reading {
+    std::chrono::steady_clock::time_point at;
+    std::optional<sys::memory_use> use;
+  };
+  std::unordered_map<pid_t, reading> memory_;
 
   pool& pool_;
   int requester_ = -1;

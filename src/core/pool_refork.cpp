@@ -57,7 +57,10 @@ void pool::mold_ready(pid_t pid, sys::unique_fd channel) {
   record->exit_token = loop_.add(record->pidfd.get(), EPOLLIN, [this](std::uint32_t) { on_mold_exit(); });
   refork_.adopt(std::move(record), std::move(channel), cell);
   log("refork: pid {} is the mold of generation {}: every worker is forked from it now", pid, refork_.generation());
-  if (auto why = reload(all_ids(), "refork"); !why.empty()) judge_generation();  // nothing to replace: judged now
+  if (auto why = reload(all_ids(), "refork"); !why.empty()) {  // a reload under way: the mold stays, unjudged
+    log("refork: the others are not replaced now: {}; new workers come from the mold", why);
+    (void)refork_.finished();
+  }
 }
 
 std::optional<detail::spawned> pool::fork_from_mold(const detail::spawn_plan& plan) {
@@ -102,9 +105,13 @@ void pool::drop_mold(const std::string& why) {
 void pool::judge_generation() {
   std::uint64_t before = refork_.finished();
   if (!refork_.mold() || before == 0) return;
+  // Down by 1 MiB at least: a mold is one more process, and a reading
+  // moves by a few pages from one moment to the next.
+  constexpr std::uint64_t margin = 1 << 20;
   std::uint64_t after = pool_pss();
-  if (after >= before)
-    drop_mold(fmt::format("the pool's PSS did not go down ({} before, {} with its workers)", mib(before), mib(after)));
+  if (after + margin > before)
+    drop_mold(fmt::format("the pool's PSS did not go down by 1 MiB ({} before, {} with its workers)", mib(before),
+                          mib(after)));
   else
     log("refork: generation {} done: the pool's PSS {} -> {}", refork_.generation(), mib(before), mib(after));
 }

@@ -380,11 +380,11 @@ void pool::on_exit(pid_t pid) {
   bool current = table_.release(p);
   (void)table_.remove(pid);
 
-  history_.exited(e, requests);
   if (pid == refork_.candidate()) {
     refork_.candidate_lost();
-    e.detail = "it did not become the mold";
+    e.detail = "promoted to mold, it exited instead";
   }
+  history_.exited(e, requests);
   // Only a slot left empty needs a successor. A worker that had become
   // ready (or that an operator killed) is replaced at once; one that never
   // did is a failed start.
