@@ -45,7 +45,9 @@ sys::result<spawned> spawn_sibling(const spawn_plan& plan, int error_fd) {
   return spawned{forked.value(), sys::unique_fd(pidfd), {}};
 }
 
-[[noreturn]] void run_mold(const spawn_plan& own, int stop_fd) noexcept {
+namespace {
+
+[[noreturn]] void serve_as_mold(const spawn_plan& own, int stop_fd) {
   // A fork copies one thread: another one's locks would stay held in every
   // child, and what it was doing would be lost.
   if (int n = sys::thread_count(); n != 1)
@@ -99,6 +101,20 @@ sys::result<spawned> spawn_sibling(const spawn_plan& plan, int error_fd) {
     int pidfd = child ? child->pidfd.get() : -1;
     if (sys::send_with_fds(channel.get(), &reply, sizeof reply, &pidfd, child ? 1 : 0)) sys::child::exit(0);
   }
+}
+
+}  // namespace
+
+[[noreturn]] void run_mold(const spawn_plan& own, int stop_fd) noexcept {
+  try {
+    serve_as_mold(own, stop_fd);
+  } catch (const std::exception& e) {  // out of memory: the arbiter sees the channel close
+    std::fprintf(stderr, "ufork: the mold failed: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ufork: the mold failed\n");
+  }
+  std::fflush(nullptr);
+  sys::child::exit(70);  // EX_SOFTWARE
 }
 
 }  // namespace ufork::detail
