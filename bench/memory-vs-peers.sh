@@ -7,10 +7,10 @@
 # defaults otherwise, on a Django 3.2 site (bench/django_site: admin, auth,
 # sessions, messages, a template page) or the hello app. One server at a
 # time: start, measure, stop. ufork-refork: serve_wsgi with
-# refork_after=[$REFORK_AFTER] (default 500: a worker past 500 requests
-# becomes the mold the others are forked from). Installs Debian's python3-django, gunicorn,
+# refork_after=[$REFORK_AFTER] (default 100,1000: a worker past 100 requests
+# becomes the mold the others are forked from; one of theirs past 1,000, the next). Installs Debian's python3-django, gunicorn,
 # uwsgi and wrk. Not part of `make test`.
-#   [SERVERS="ufork uwsgi"] [CONNS=8] [SECS=10] [REFORK_AFTER=500] bench/memory-vs-peers.sh [BUILD_DIR] [django|hello]
+#   [SERVERS="ufork uwsgi"] [CONNS=8] [SECS=10] [REFORK_AFTER=100,1000] bench/memory-vs-peers.sh [BUILD_DIR] [django|hello]
 set -euo pipefail
 build=$(realpath "${1:-build}")
 app=${2:-django}
@@ -27,7 +27,7 @@ install_packages "${need[@]}"
 
 workers=4
 conns=${CONNS:-8}
-refork=${REFORK_AFTER:-500}  # ufork-refork's refork_after: requests per worker, one per generation (e.g. 100,1000)
+refork=${REFORK_AFTER:-100,1000}  # ufork-refork: refork_after, requests per worker, one threshold per generation
 secs=${SECS:-10}
 if [ "$app" = django ]; then
   dir=$here/django_site module=bench_django.wsgi callable=application
