@@ -150,8 +150,12 @@ class pool {
   // failed and was let go).
   std::optional<detail::spawned> fork_from_mold(const detail::spawn_plan& plan);
   void on_mold_exit();
+  void end_mold(process& m);  // SIGKILLed, reaped, its output drained
   void drop_mold(const std::string& why);
-  void judge_generation();  // the refork's reload is done
+  // The refork's replacements are done: the generation kept or let go, and
+  // a worker past the next threshold meanwhile promoted.
+  void judge_generation();
+  void judge_pss(std::uint64_t before);
   // pool_upgrade.cpp
   upgrade::state handover(int reply_fd) const;
   void adopt(const upgrade::state& s);

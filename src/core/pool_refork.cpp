@@ -54,6 +54,11 @@ void pool::mold_ready(pid_t pid, sys::unique_fd channel) {
   std::size_t cell = board_.index(p->beat);
   board_.release(p->beat);
   auto record = table_.remove(pid);
+  if (auto previous = refork_.release()) {
+    log("refork: the mold of generation {} (pid {}) retires: the next takes over", refork_.generation() - 1,
+        previous->pid);
+    end_mold(*previous);
+  }
   record->exit_token = loop_.add(record->pidfd.get(), EPOLLIN, [this](std::uint32_t) { on_mold_exit(); });
   refork_.adopt(std::move(record), std::move(channel), cell);
   log("refork: pid {} is the mold of generation {}: every worker is forked from it now", pid, refork_.generation());
@@ -91,20 +96,37 @@ void pool::on_mold_exit() {
   drop_mold(fmt::format("it died ({})", e.status_text()));
 }
 
+void pool::end_mold(process& m) {
+  loop_.remove(m.exit_token);
+  (void)sys::pidfd_send_signal(m.pidfd.get(), SIGKILL);
+  sys::reap_pidfd(m.pidfd.get());
+  output_.drain(m.slot, m.pid, m.out, m.err);
+}
+
 void pool::drop_mold(const std::string& why) {
   auto m = refork_.release();
   if (!m) return;
-  loop_.remove(m->exit_token);
-  (void)sys::pidfd_send_signal(m->pidfd.get(), SIGKILL);
-  sys::reap_pidfd(m->pidfd.get());
-  output_.drain(m->slot, m->pid, m->out, m->err);
+  end_mold(*m);
   log("refork: the mold of generation {} (pid {}) is let go: {}; workers are forked by the arbiter again",
       refork_.generation(), m->pid, why);
 }
 
 void pool::judge_generation() {
   std::uint64_t before = refork_.finished();
-  if (!refork_.mold() || before == 0) return;
+  if (refork_.mold() && before != 0) judge_pss(before);
+  // A worker that passed its threshold while this generation was under way
+  // asked then, once: the next generation starts from it now.
+  auto now = clock::now();
+  std::vector<pid_t> past;
+  for (const auto& [pid, p] : table_.processes())
+    if (auto at = p->beat->refork_at.load(std::memory_order_relaxed);
+        at != 0 && p->beat->requests.load(std::memory_order_relaxed) >= at)
+      past.push_back(pid);
+  for (pid_t pid : past)
+    if (process* p = table_.find(pid); p && refork_.may_promote()) consider_mold(*p, now);
+}
+
+void pool::judge_pss(std::uint64_t before) {
   // Down by 1 MiB at least: a mold is one more process, and a reading
   // moves by a few pages from one moment to the next.
   constexpr std::uint64_t margin = 1 << 20;

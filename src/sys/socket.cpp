@@ -150,7 +150,13 @@ std::error_code send_waiting(int fd, const void* buf, std::size_t len) noexcept 
   return {};
 }
 
-result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len, unique_fd* passed) noexcept {
+namespace {
+
+// recvmsg(2) of one message into buf: the sender's pid, if the kernel
+// attached its credentials, into *sender (when not null), and each fd
+// passed (CLOEXEC) to take(fd), which keeps it or closes it.
+template <class Take>
+ssize_t receive_message(int fd, void* buf, std::size_t len, int flags, pid_t* sender, Take&& take) noexcept {
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(16 * sizeof(int))];
   iovec iov{buf, len};
   msghdr msg{};
@@ -158,28 +164,39 @@ result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len, un
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
-  ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC); });
-  if (n < 0) return last_error();
-  datagram d{static_cast<std::size_t>(n), 0};
+  ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, flags | MSG_CMSG_CLOEXEC); });
+  if (n < 0) return n;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET) continue;
-    if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+    if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred)) && sender) {
       ucred cred;
       std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
-      d.sender = cred.pid;
+      *sender = cred.pid;
     } else if (c->cmsg_type == SCM_RIGHTS) {
       for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
         int one;
         std::memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof one);
-        if (passed && !*passed) {
-          own_fd(one);
-          passed->reset(one);
-        } else {
-          (void)::close(one);
-        }
+        take(one);
       }
     }
   }
+  return n;
+}
+
+}  // namespace
+
+result<datagram> receive_with_credentials(int fd, char* buf, std::size_t len, unique_fd* passed) noexcept {
+  datagram d{};
+  ssize_t n = receive_message(fd, buf, len, MSG_DONTWAIT, &d.sender, [passed](int one) {
+    if (passed && !*passed) {
+      own_fd(one);
+      passed->reset(one);
+    } else {
+      (void)::close(one);
+    }
+  });
+  if (n < 0) return last_error();
+  d.size = static_cast<std::size_t>(n);
   return d;
 }
 
@@ -211,27 +228,14 @@ std::error_code send_with_fds(int fd, const void* buf, std::size_t len, const in
 
 result<std::size_t> receive_with_fds(int fd, void* buf, std::size_t len, unique_fd* fds, std::size_t max,
                                      std::size_t* got) noexcept {
-  alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))];
-  iovec iov{buf, len};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
   *got = 0;
-  ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC); });
+  ssize_t n = receive_message(fd, buf, len, 0, nullptr, [&](int one) {
+    if (*got < max)
+      fds[(*got)++].reset(one);
+    else
+      (void)::close(one);
+  });
   if (n < 0) return last_error();
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-      int one;
-      std::memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof one);
-      if (*got < max)
-        fds[(*got)++].reset(one);
-      else
-        (void)::close(one);
-    }
-  }
   return static_cast<std::size_t>(n);
 }
 

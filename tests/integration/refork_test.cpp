@@ -159,6 +159,29 @@ TEST(refork, a_generation_that_shares_nothing_more_is_let_go) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// Two thresholds: slot 0's workers each count 10 at once, the second
+// mold's too; the second mold takes over from the first, which is reaped
+// (no zombie), and nothing is left after the stop.
+TEST(refork, the_next_generations_mold_takes_over_and_the_last_is_reaped) {
+  auto pool = reforking_pool([](options& o, hooks& h) {
+    o.refork_after = {10, 10};
+    h.post_fork = [](worker& w) {
+      warm_up();
+      w.ready();
+      if (w.id() == 0) w.count_requests(10);
+      beat_until_stopped(w);
+    };
+  });
+  pid_t first = std::stoi(pool.wait_for("refork: pid (\\d+) is the mold of generation 1")[1]);
+  pool.wait_for("refork: the mold of generation 1 \\(pid " + std::to_string(first) + "\\) retires");
+  pid_t second = std::stoi(pool.wait_for("refork: pid (\\d+) is the mold of generation 2")[1]);
+  EXPECT_TRUE(gone(first)) << "the first mold is left behind (a zombie counts)";
+  pool.wait_for("refork: (generation 2 done|the mold of generation 2 .* is let go)");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+  EXPECT_TRUE(gone(second));
+}
+
 TEST(refork, a_program_run_by_ufork_cannot_refork) {
   auto r = run_program(UFORK_CLI_PATH, {"run", "-w", "1", "--refork-after", "10", "--", "true"});
   EXPECT_EQ(r.code, 2) << r.out;
