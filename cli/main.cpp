@@ -90,7 +90,7 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, unsigned u
         flag->default_str(e.show(defaults));
     }
     static const char* const type_names[] = {"INT", "FLOAT", "INT", "", "TEXT", "TEXT"};
-    flag->type_name(type_names[static_cast<int>(e.kind)]);
+    flag->type_name(std::string_view(e.key) == "refork-after" ? "INT[,INT...]" : type_names[static_cast<int>(e.kind)]);
     if (std::string_view(e.key) == "metrics") flag->check(endpoint());
   }
   app->add_flag("--daemon,-d", o.daemon, ready_means);
@@ -157,8 +157,9 @@ int parse_and_run(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "supervise a pool of any program: ufork run [OPTIONS] -- CMD [ARGS...]");
   add_service_flags(run, run_opts, ufork::in_run, "detach; exit 0 once every worker is ready, 1 with the error",
                     "no limit (every worker starts at once: without --notify each takes --ready-after)");
-  // Accepted (refused with why: a program run by ufork has no request counter), not advertised.
-  for (const char* name : {"--max-requests", "--max-requests-jitter"}) run->get_option(name)->group("");
+  // Accepted (refused with why: a program run by ufork has no request
+  // counter; exec replaces the image a mold would share), not advertised.
+  for (const char* name : {"--max-requests", "--max-requests-jitter", "--refork-after"}) run->get_option(name)->group("");
   run->add_option("--bind,-b", run_opts.binds,
                   "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
                   "worker as fds 3, 4, ... (LISTEN_FDS)");

@@ -30,6 +30,8 @@ std::string range_text(const option_spec& e) {
     case option_kind::count: return fmt::format("a whole number from {} to {}{}", n(e.lo), n(e.hi), none);
     case option_kind::seconds: return fmt::format("seconds from {} to {}{}", n(e.lo), n(e.hi), none);
     case option_kind::mib: return fmt::format("a whole number of MiB from {} to {}{}", n(e.lo), n(e.hi), none);
+    case option_kind::texts:  // a list of counts (refork-after), or free text (hi 0)
+      return e.hi > 0 ? fmt::format("whole numbers from {} to {}, comma-separated", n(e.lo), n(e.hi)) : "";
     default: return "";
   }
 }
