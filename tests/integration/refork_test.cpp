@@ -78,6 +78,9 @@ TEST(refork, workers_forked_from_the_mold_share_what_it_warmed) {
       << status.out;
   auto listed = run_program(UFORK_CLI_PATH, {"ctl", "--socket", sock, "workers"});
   EXPECT_NE(listed.out.find("the mold (pid " + std::to_string(mold) + ": PSS"), std::string::npos) << listed.out;
+  auto metrics = run_program(UFORK_CLI_PATH, {"ctl", "--socket", sock, "metrics"});
+  EXPECT_NE(metrics.out.find("\nufork_mold 1\n"), std::string::npos) << metrics.out;
+  EXPECT_NE(metrics.out.find("\nufork_refork_generation 1\n"), std::string::npos) << metrics.out;
   // after_fork_child ran in every worker, of every generation: two forked
   // by the arbiter, two by the mold, and slot 0's refill while its worker
   // became the mold (unless the mold was ready first: it then forked it).
