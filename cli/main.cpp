@@ -90,7 +90,8 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, unsigned u
         flag->default_str(e.show(defaults));
     }
     static const char* const type_names[] = {"INT", "FLOAT", "INT", "", "TEXT", "TEXT"};
-    flag->type_name(std::string_view(e.key) == "refork-after" ? "INT[,INT...]" : type_names[static_cast<int>(e.kind)]);
+    bool counts = e.kind == ufork::option_kind::texts && e.hi > 0;  // a list of whole numbers (--refork-after)
+    flag->type_name(counts ? "INT[,INT...]" : type_names[static_cast<int>(e.kind)]);
     if (std::string_view(e.key) == "metrics") flag->check(endpoint());
   }
   app->add_flag("--daemon,-d", o.daemon, ready_means);

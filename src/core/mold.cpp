@@ -13,6 +13,7 @@
 
 #include "core/scoreboard.hpp"
 #include "sys/process.hpp"
+#include "sys/procfs.hpp"
 #include "sys/socket.hpp"
 
 namespace ufork::detail {

@@ -135,14 +135,14 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
                           cpus_.empty() ? -1 : cpus_[static_cast<std::size_t>(slot) % cpus_.size()], opts_.nice,
                           &opts_.rlimits, title.c_str()};
   flush_everything();  // nothing buffered may be inherited: the child would print it again
-  sys::result<detail::spawned> child = std::make_error_code(std::errc::no_child_process);
-  if (auto from_mold = fork_from_mold(plan)) {
-    child = std::move(*from_mold);
-  } else {
+  auto fork_here = [&] {
     call_hook("before_fork", hooks_.before_fork);
-    child = detail::spawn(plan);
+    auto forked = detail::spawn(plan);
     call_hook("after_fork_parent", hooks_.after_fork_parent);
-  }
+    return forked;
+  };
+  auto from_mold = fork_from_mold(plan);  // with reforking; the mold runs the hooks itself
+  auto child = from_mold ? sys::result<detail::spawned>(std::move(*from_mold)) : fork_here();
   if (!child) {
     board_.release(p->beat);
     return fail("fork", child.error());

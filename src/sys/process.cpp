@@ -75,21 +75,6 @@ result<pid_t> fork_sibling_blocking_signals(int* pidfd) noexcept {
   return static_cast<pid_t>(pid);
 }
 
-int thread_count() noexcept {
-  char buf[1024];
-  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  // "pid (comm) state ppid ...": num_threads is the 20th field, the 18th
-  // after the comm's ')' (a comm may hold spaces and parentheses).
-  const char* at = std::strrchr(buf, ')');
-  for (int field = 0; at && field < 18; ++field) at = std::strchr(at + 1, ' ');
-  return at ? std::atoi(at + 1) : 0;
-}
-
 result<pid_t> fork() noexcept {
   pid_t pid = ::fork();
   if (pid < 0) return last_error();

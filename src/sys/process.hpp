@@ -40,11 +40,9 @@ result<pid_t> fork() noexcept;
 // it as fork_blocking_signals blocks them. *pidfd: its pidfd (CLONE_PIDFD),
 // in the caller. No fork handler of glibc's or the program's runs, and the
 // child's thread id in glibc's thread record stays the caller's: for a
-// single-threaded caller (thread_count() == 1), whose child calls no
+// single-threaded caller (procfs.hpp's thread_count() == 1), whose child calls no
 // pthread function about its own thread.
 result<pid_t> fork_sibling_blocking_signals(int* pidfd) noexcept;
-// The threads of this process (/proc/self/stat's num_threads); 0 if unknown.
-int thread_count() noexcept;
 // A child that failed to start: SIGKILL and reap it.
 void kill_and_reap(pid_t pid) noexcept;
 // waitpid(pid, 0) / waitid(P_PIDFD, WEXITED): block until it has exited, and reap it.

@@ -59,37 +59,45 @@ std::vector<int> cpu_list() {
   return cpus;
 }
 
-pid_t parent_of(pid_t pid) {
-  // Read with read(2): a process that exits meanwhile is ESRCH, not an exception.
-  auto f = open_file(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY);
-  if (!f) return 0;
+namespace {
+
+// The fields of /proc/PID/stat after the command's parenthesis (the command
+// may hold spaces and ')'): fields[0] is field 3 (the state). Read with
+// read(2): a process that exits meanwhile is ESRCH, not an exception.
+// Empty if it cannot be read.
+std::vector<std::string> stat_fields(const std::string& pid) {
+  auto f = open_file(("/proc/" + pid + "/stat").c_str(), O_RDONLY);
+  if (!f) return {};
   char buf[1024];
   auto n = read(f->get(), buf, sizeof buf - 1);
-  if (!n) return 0;
+  if (!n) return {};
   std::string stat(buf, n.value());
-  auto close = stat.rfind(')');  // the command name may hold spaces and ')'
-  if (close == std::string::npos) return 0;
-  char state = 0;
-  long ppid = 0;
-  if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) return 0;
-  return static_cast<pid_t>(ppid);
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return {};
+  std::istringstream rest(stat.substr(close + 1));
+  std::vector<std::string> fields;
+  for (std::string field; rest >> field;) fields.push_back(std::move(field));
+  return fields;
 }
 
+// Field `n` of /proc/PID/stat (man 5 proc numbers them from 1) as a number; 0 if absent.
+long long stat_field(const std::vector<std::string>& fields, std::size_t n) {
+  return n >= 3 && n - 3 < fields.size() ? std::atoll(fields[n - 3].c_str()) : 0;
+}
+
+}  // namespace
+
+pid_t parent_of(pid_t pid) { return static_cast<pid_t>(stat_field(stat_fields(std::to_string(pid)), 4)); }
+
+int thread_count() { return static_cast<int>(stat_field(stat_fields("self"), 20)); }
+
 std::chrono::nanoseconds own_age() {
-  std::ifstream f("/proc/self/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');  // the command may hold spaces and parentheses
+  auto fields = stat_fields("self");
   timespec boot{};
-  if (close == std::string::npos || close + 2 > stat.size() || ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0) return {};
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i)
-    if (i == 22) {  // starttime: clock ticks after boot
-      auto since_boot = std::chrono::seconds(boot.tv_sec) + std::chrono::nanoseconds(boot.tv_nsec);
-      auto started = std::chrono::nanoseconds(std::stoll(field) * 1'000'000'000 / ::sysconf(_SC_CLK_TCK));
-      return std::max(since_boot - started, std::chrono::nanoseconds::zero());
-    }
-  return {};
+  if (fields.size() < 20 || ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0) return {};
+  auto since_boot = std::chrono::seconds(boot.tv_sec) + std::chrono::nanoseconds(boot.tv_nsec);
+  auto started = std::chrono::nanoseconds(stat_field(fields, 22) * 1'000'000'000 / ::sysconf(_SC_CLK_TCK));  // starttime
+  return std::max(since_boot - started, std::chrono::nanoseconds::zero());
 }
 
 int usable_cpus() noexcept {
@@ -105,16 +113,9 @@ std::uint64_t rss_bytes(pid_t pid) {
 }
 
 double cpu_seconds(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');  // the command may hold spaces and parentheses
-  if (close == std::string::npos || close + 2 > stat.size()) return 0;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i)
-    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  auto fields = stat_fields(std::to_string(pid));
+  auto ticks = stat_field(fields, 14) + stat_field(fields, 15);  // utime, stime
+  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 namespace {
@@ -126,17 +127,8 @@ void for_each_in_group(pid_t pgid, F f) {
   for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto file = open_file(("/proc/" + name + "/stat").c_str(), O_RDONLY);
-    char buf[1024];
-    auto n = file ? read(file->get(), buf, sizeof buf - 1) : result<std::size_t>(std::error_code());
-    if (!n) continue;
-    std::string stat(buf, n.value());
-    auto close = stat.rfind(')');
-    char state = 0;
-    long ppid = 0, pgrp = 0;
-    if (close == std::string::npos || std::sscanf(stat.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
-      continue;
-    if (pgrp == pgid) f(static_cast<pid_t>(std::stol(name)));
+    if (auto fields = stat_fields(name); !fields.empty() && stat_field(fields, 5) == pgid)  // pgrp
+      f(static_cast<pid_t>(std::stol(name)));
   }
 }
 

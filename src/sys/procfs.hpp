@@ -13,6 +13,8 @@
 
 namespace ufork::sys {
 
+// The threads of this process (/proc/self/stat's num_threads); 0 if unknown.
+int thread_count();
 // The parent of pid, from /proc/PID/stat; 0 if it is gone.
 pid_t parent_of(pid_t pid);
 // The processes whose parent is `pid` (/proc scanned: for a stop, not a loop).
