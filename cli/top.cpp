@@ -136,6 +136,14 @@ class view {
     out.push_back(fmt::format("workers: {}; spawned {}, exited {}, hung {}, backoffs {}", by_state.empty() ? "none" : by_state,
                               counters.value("spawned", 0L), counters.value("exited", 0L), counters.value("hung", 0L),
                               counters.value("backoffs", 0L)));
+    if (auto sc = status_.value("scale", json()); sc.is_object()) {  // autoscaling
+      long queued = 0;
+      for (const auto& [name, n] : sc.value("queues", json::object()).items()) queued += n.is_number() ? n.get<long>() : 0;
+      out.push_back(fmt::format("autoscaling {}..{}: target {}, accept queue {}, up {}, down {}{}", sc.value("min", 0L),
+                                sc.value("max", 0L), sc.value("target", 0L), queued, sc.value("ups", 0L),
+                                sc.value("downs", 0L),
+                                sc.value("why", std::string()).empty() ? "" : "; last: " + sc.value("why", std::string())));
+    }
     out.emplace_back();
     // Columns, dropped from the right as the terminal narrows.
     bool rss = cols >= 96, beat = cols >= 88, rate = cols >= 79, uss = cols >= 70, pss = cols >= 58, cpu = cols >= 50;

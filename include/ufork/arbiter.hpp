@@ -13,6 +13,7 @@
 #include <optional>
 #include <string_view>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ufork/export.hpp"
@@ -99,6 +100,17 @@ struct pool_status {
   // forked by the arbiter), and the generations promoted so far.
   pid_t mold = 0;
   unsigned refork_generation = 0;
+  // Autoscaling (options::scale; max_workers 0: a fixed size): the size
+  // wanted now, why the size last moved ("accept queue 41 on
+  // 0.0.0.0:8000"), the moves so far, and each listening socket's accept
+  // queue at the last look (-1: unreadable).
+  struct scaling {
+    int min_workers = 0, max_workers = 0, target = 0;
+    std::string why;
+    std::uint64_t ups = 0, downs = 0;
+    bool looking = false;  // a worker was busy or a connection came lately
+    std::vector<std::pair<std::string, int>> queues;
+  } scale;
   // When the loop will next wake up by itself; empty if nothing is due.
   std::optional<std::chrono::nanoseconds> next_wakeup;
 };

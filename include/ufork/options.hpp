@@ -79,6 +79,22 @@ struct recycle_limits {
   int at_once = 1;
 };
 
+// Autoscaling: with max_workers set, the pool sizes itself between
+// min_workers and max_workers instead of keeping options::workers. It grows
+// the moment requests wait (connections in a listening socket's accept
+// queue, workers busy in a request: worker::begin_request, which the HTTP
+// helper calls) and shrinks, one worker at a time, the most recently added
+// first, once it has not needed them for idle_timeout. It looks only while
+// a worker is busy or a connection has come: an idle pool costs it nothing.
+struct scaling {
+  int min_workers = 1;  // the size it starts at and never goes below
+  int max_workers = 0;  // 0: a fixed size (options::workers)
+  milliseconds idle_timeout{10'000};
+  // The pool's PSS (arbiter, workers, mold) that a scale-up never crosses:
+  // it adds only the workers that fit, at the workers' mean PSS each. 0: none.
+  std::size_t max_pool_memory = 0;
+};
+
 // A resource limit for every worker (setrlimit(2) after the fork):
 // {RLIMIT_CORE, 0, 0} and the like.
 struct resource_limit {
@@ -156,6 +172,7 @@ struct options {
   // Workers exec a program (see exec_spec); empty argv: post_fork runs.
   exec_spec exec;
   recycle_limits recycle;
+  struct scaling scale;
 
   // Reforking, as Shopify's Pitchfork does it: once a worker has counted
   // refork_after[0] requests (worker::count_requests), it stops serving and

@@ -36,6 +36,12 @@ class UFORK_API worker {
   // it also asks the arbiter, once, to replace this worker; past a
   // threshold of options::refork_after, to make it the mold.
   void count_requests(std::uint64_t n = 1) noexcept;
+  // A request begins and ends (the HTTP helper calls these around each
+  // handler): a pool that sizes itself (options::scale) counts the workers
+  // in one. A store to shared memory; the first after the pool has been idle
+  // also wakes the arbiter. Safe from any thread; each begin needs its end.
+  void begin_request() noexcept;
+  void end_request() noexcept;
   // True once the arbiter asked this worker to stop (SIGTERM).
   bool stopping() const noexcept;
   // True once the whole pool stops, not this worker alone (as a recycle, a
@@ -62,6 +68,8 @@ class UFORK_API worker {
   std::atomic<std::uint64_t>* requests_ = nullptr;
   const std::atomic<bool>* pool_stopping_ = nullptr;
   const std::atomic<std::uint64_t>* refork_at_ = nullptr;
+  std::atomic<std::uint32_t>* in_flight_ = nullptr;
+  std::atomic<bool>* busy_wake_ = nullptr;
   std::uint64_t request_limit_ = 0;  // options::recycle.max_requests, with its jitter
   std::atomic<bool> recycle_asked_{false};
   std::atomic<bool> mold_asked_{false};

@@ -232,6 +232,23 @@ json memory_json(const std::optional<sys::memory_use>& m) {
 
 std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / 1048576.0); }
 
+json scale_json(const pool_status::scaling& sc) {
+  if (sc.max_workers == 0) return nullptr;
+  json queues = json::object();
+  for (const auto& [name, n] : sc.queues) queues[name] = n < 0 ? json(nullptr) : json(n);
+  return {{"min", sc.min_workers}, {"max", sc.max_workers}, {"target", sc.target}, {"why", sc.why},
+          {"ups", sc.ups},         {"downs", sc.downs},     {"looking", sc.looking}, {"queues", queues}};
+}
+
+// "; autoscaling 1..8, target 5 (accept queue 41 on 0.0.0.0:8000), queue 0"
+std::string scale_text(const pool_status::scaling& sc) {
+  if (sc.max_workers == 0) return {};
+  int queued = 0;
+  for (const auto& [name, n] : sc.queues) queued += std::max(n, 0);
+  return fmt::format("; autoscaling {}..{}, target {}{}, accept queue {}", sc.min_workers, sc.max_workers, sc.target,
+                     sc.why.empty() ? std::string() : " (last move: " + sc.why + ")", queued);
+}
+
 }  // namespace
 
 std::optional<sys::memory_use> commands::memory_of(pid_t pid) {
@@ -259,6 +276,7 @@ reply commands::status(const args&) {
                {"workers", by_state},
                {"arbiter_memory", memory_json(memory_of(pid))},
                {"mold", s.mold ? json{{"pid", s.mold}, {"generation", s.refork_generation}} : json(nullptr)},
+               {"scale", scale_json(s.scale)},
                {"counters",
                 {{"spawned", s.counters.spawned},
                  {"exited", s.counters.exited},
@@ -272,11 +290,12 @@ reply commands::status(const args&) {
                  {"log_lost", s.counters.log_lost}}}};
   std::string text = fmt::format(
       "arbiter pid {}, up {:.1f} s, size {}{}: {} ready, {} starting, {} stopping; spawned {}, exited {}, hung {}, "
-      "backoffs {}{}{}",
+      "backoffs {}{}{}{}",
       pid, secs(up), s.size, s.stopping ? " (stopping)" : s.draining ? " (draining)" : "", by_state["ready"], by_state["starting"],
       by_state["stopping"], s.counters.spawned, s.counters.exited, s.counters.hung, s.counters.backoffs,
       s.counters.log_lost ? fmt::format("; {} log lines lost", s.counters.log_lost) : std::string(),
-      s.mold ? fmt::format("; forked by the mold, pid {} (generation {})", s.mold, s.refork_generation) : std::string());
+      s.mold ? fmt::format("; forked by the mold, pid {} (generation {})", s.mold, s.refork_generation) : std::string(),
+      scale_text(s.scale));
   return with_data(text, data);
 }
 
@@ -420,6 +439,16 @@ reply commands::metrics(const args&) {
   out.t += fmt::format("ufork_refork_generation {}\n", s.refork_generation);
   out.family("mold", "gauge", "Reforking: 1 while a mold forks the workers, 0 while the arbiter does.");
   out.t += fmt::format("ufork_mold {}\n", s.mold ? 1 : 0);
+  if (s.scale.max_workers > 0) {
+    out.family("pool_target_workers", "gauge", "Autoscaling: the size the pool wants now.");
+    out.t += fmt::format("ufork_pool_target_workers {}\n", s.scale.target);
+    out.family("scale_events_total", "counter", "Autoscaling: the size moved up or down.");
+    out.t += fmt::format("ufork_scale_events_total{{direction=\"up\"}} {}\n", s.scale.ups);
+    out.t += fmt::format("ufork_scale_events_total{{direction=\"down\"}} {}\n", s.scale.downs);
+    out.family("listen_queue_depth", "gauge", "Autoscaling: connections waiting in a listening socket's accept queue.");
+    for (const auto& [name, n] : s.scale.queues)
+      if (n >= 0) out.t += fmt::format("ufork_listen_queue_depth{{socket=\"{}\"}} {}\n", label_value(name), n);
+  }
   out.per_worker("worker_requests_total", "counter", "Counted by the worker process.",
                  [](const worker_info& w) { return std::optional(w.requests); });
   out.family("worker_status_info", "gauge", "An exec'd worker's last STATUS= (sd_notify), as a label.");

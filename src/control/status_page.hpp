@@ -63,7 +63,10 @@ async function tick() {
     const states = Object.entries(status.workers).map(([k, v]) => v + " " + k).join(", ");
     $("summary").textContent = "size " + status.size + ": " + states + "; up " + secs(status.uptime) +
       "; spawned " + status.counters.spawned + ", exited " + status.counters.exited + ", hung " + status.counters.hung +
-      (status.stopping ? "; stopping" : "") + "; pool PSS " +
+      (status.stopping ? "; stopping" : "") +
+      (status.scale ? "; autoscaling " + status.scale.min + ".." + status.scale.max + ", target " + status.scale.target +
+        ", accept queue " + Object.values(status.scale.queues).reduce((n, q) => n + (q || 0), 0) +
+        (status.scale.why ? " (last: " + status.scale.why + ")" : "") : "") + "; pool PSS " +
       mib(workers.reduce((n, w) => n + (w.pss || 0), status.arbiter_memory.pss || 0)) + ", USS " +
       mib(workers.reduce((n, w) => n + (w.uss || 0), status.arbiter_memory.uss || 0));
     const body = $("workers"); body.textContent = "";

@@ -22,6 +22,7 @@ struct notify_line {
     error,      // ERRNO=N, 0..4095
     recycle,    // UFORK_RECYCLE=why
     mold,       // UFORK_MOLD=requests: past its refork_after threshold (worker::count_requests)
+    busy,       // UFORK_BUSY=1: a request began in a pool the autoscaler stopped looking at (worker::begin_request)
     lifecycle,  // STOPPING=1, RELOADING=1: logged
   } what = ignored;
   std::chrono::milliseconds timeout_value{};
@@ -67,6 +68,8 @@ inline notify_line parse_notify_line(std::string_view line) {
     n.text = std::string(value.substr(0, max_status));
   } else if (key == "UFORK_MOLD" && value == "requests") {
     n.what = notify_line::mold;
+  } else if (key == "UFORK_BUSY" && value == "1") {
+    n.what = notify_line::busy;
   } else if ((key == "STOPPING" || key == "RELOADING") && value == "1") {
     n.what = notify_line::lifecycle;
   }

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "sys/procfs.hpp"
+#include "sys/process.hpp"
 #include "ufork/error.hpp"
 
 namespace ufork {
@@ -228,6 +230,19 @@ std::vector<option_entry> make_table() {
              "N[,N...] requests: a worker past N becomes the mold every worker is forked from, so what it warmed is "
              "shared (one N per generation)"},
             [](options& o) -> auto& { return o.refork_after; }),
+      entry({"min-workers", "--min-workers", k::count, 1, 4096, false, everywhere,
+             "with --max-workers: the size the pool starts at and never shrinks below"},
+            [](options& o) -> auto& { return o.scale.min_workers; }),
+      entry({"max-workers", "--max-workers", k::count, 1, 4096, true, everywhere,
+             "the pool sizes itself up to this many workers: it grows the moment requests queue or every worker "
+             "is busy, and shrinks when idle (default: a fixed --workers)"},
+            [](options& o) -> auto& { return o.scale.max_workers; }),
+      entry({"idle-timeout", "--idle-timeout", k::seconds, 0.001, 86400, false, everywhere,
+             "with --max-workers: seconds a worker has not been needed before it is stopped"},
+            [](options& o) -> auto& { return o.scale.idle_timeout; }),
+      entry({"max-pool-memory", "--max-pool-memory", k::mib, 1, 1 << 30, true, everywhere,
+             "with --max-workers: MiB of PSS (arbiter, workers, mold) a scale-up never crosses"},
+            [](options& o) -> auto& { return o.scale.max_pool_memory; }),
       entry({"recycle-at-once", "--recycle-at-once", k::count, 1, 4096, false, in_hello | in_run,
              "slots recycling at once (a reload: one at a time)"},
             [](options& o) -> auto& { return o.recycle.at_once; }),
@@ -288,6 +303,23 @@ void validate(const options& o) {
   if (!o.refork_after.empty() && !o.exec.argv.empty())
     throw_invalid("--refork-after forks workers from a warmed worker's memory, which a program run by ufork replaces "
                   "with exec: it is for library pools (ufork hello, the Python module, the C++ library)");
+  if (const scaling& sc = o.scale; sc.max_workers > 0) {
+    if (sc.min_workers > sc.max_workers)
+      throw_invalid(fmt::format("--min-workers {} is above --max-workers {}", sc.min_workers, sc.max_workers));
+    // The arbiter holds a pidfd and two pipes per worker, and a fourth fd while it starts.
+    rlimit fds = sys::fd_limit();
+    if (fds.rlim_max != 0 && fds.rlim_max != RLIM_INFINITY &&
+        static_cast<rlim_t>(sc.max_workers) * 4 + 64 > fds.rlim_max)
+      throw_invalid(fmt::format("--max-workers {} needs about {} fds in the arbiter; its fd limit is {} (ulimit -Hn)",
+                                sc.max_workers, sc.max_workers * 4 + 64, fds.rlim_max));
+    // A worker starts as a copy of the arbiter: its footprint is at least what the arbiter holds alone now.
+    if (auto own = sys::memory_of(sys::own_pid()); own && sc.max_pool_memory > 0 && own->pss >= sc.max_pool_memory)
+      throw_invalid(fmt::format("--max-pool-memory {} MiB is below one worker's footprint: the arbiter alone holds "
+                                "{:.1f} MiB (PSS), and a worker starts as a copy of it",
+                                sc.max_pool_memory >> 20, static_cast<double>(own->pss) / (1 << 20)));
+  } else if (sc.max_pool_memory > 0) {
+    throw_invalid("--max-pool-memory is the ceiling of a pool that sizes itself: it needs --max-workers");
+  }
   if (o.max_boot_failures < 0) throw_invalid("max_boot_failures must be >= 0");
   positive(o.abort_timeout, "abort_timeout");
   positive(o.backoff.initial, "backoff.initial");

@@ -76,7 +76,7 @@ pool::pool(options opts, hooks h)
   if (!opts_.sink) opts_.sink = make_fd_sink(STDOUT_FILENO);
   if (opts_.capture_output && default_sink_)
     throw_invalid("capture_output needs a sink that does not write to stdout");
-  size_ = opts_.workers;
+  size_ = opts_.scale.max_workers ? opts_.scale.min_workers : opts_.workers;
   table_.resize(size_);
 
   notify_.emplace(
@@ -131,6 +131,7 @@ pool_status pool::snapshot() const {
     for (const auto& [pid, p] : table_.processes()) s.workers.push_back(info(*p, now));
     s.mold = refork_.mold() ? refork_.mold()->pid : 0;
     s.refork_generation = refork_.generation();
+    scale_status(s);
     std::sort(s.workers.begin(), s.workers.end(),
               [](const auto& a, const auto& b) { return std::tie(a.id, a.generation) < std::tie(b.id, b.generation); });
     s.counters = history_.counters;
@@ -163,6 +164,9 @@ std::vector<int> pool::all_ids() const {
 std::string pool::resize(int n) {
   if (is_stopping(phase_)) return "the pool is stopping";
   if (n == 0 && !opts_.allow_empty) return empty_pool_refused;
+  if (scale_ && (n < scale_->want.min() || n > scale_->want.max()))
+    return fmt::format("the pool sizes itself from {} to {} workers (--min-workers, --max-workers)", scale_->want.min(),
+                       scale_->want.max());
   do_resize(n);
   return {};
 }
@@ -240,11 +244,13 @@ void pool::on_signal(int sig, pid_t sender) {
     case signal_verb::interrupt: apply(pool_event::interrupt); break;
     case signal_verb::terminate: apply(pool_event::terminate); break;
     case signal_verb::quit: apply(pool_event::quit); break;
-    case signal_verb::grow: do_resize(size_ + 1); break;
+    case signal_verb::grow:
+      if (auto why = resize(size_ + 1); !why.empty()) log("SIGTTIN: size stays {}: {}", size_, why);
+      break;
     case signal_verb::shrink:
-      if (size_ > 1 || opts_.allow_empty)
-        do_resize(std::max(size_ - 1, 0));
-      else
+      if (size_ > 1 || opts_.allow_empty) {
+        if (auto why = resize(std::max(size_ - 1, 0)); !why.empty()) log("SIGTTOU: size stays {}: {}", size_, why);
+      } else
         log("SIGTTOU: size stays {}: {}", size_, empty_pool_refused);
       break;
     case signal_verb::reopen: reopen_logs(); break;
@@ -311,6 +317,7 @@ int pool::supervise(bool own_signals) {
       opts_.control_path.empty() ? std::string() : ", control socket " + opts_.control_path);
   if (const upgrade::state* up = upgrade::incoming()) adopt(*up);
   calls_.run_posted();
+  scale_open();
   maintain(clock::now());
   while (!(is_stopping(phase_) && table_.empty())) {
     loop_.arm(next_deadline(clock::now()));
@@ -326,6 +333,7 @@ int pool::supervise(bool own_signals) {
       restart_clocks(how, now - *due, now);  // a stall has a deadline
     check_deadlines(now);
     if (phase_ == pool_phase::draining && now >= drain_until_) apply(pool_event::drain_over);
+    scale_tick(now);
     maintain(now);
     if (manager_.is_open())  // (the view costs a walk of the table: not for nobody)
       manager_.update({.ready = ready_count(),

@@ -38,6 +38,7 @@
 #include "core/reactor.hpp"
 #include "core/refork.hpp"
 #include "core/replacement_queue.hpp"
+#include "core/scaler.hpp"
 #include "core/scoreboard.hpp"
 #include "core/signal_intake.hpp"
 #include "core/upgrade.hpp"
@@ -47,6 +48,11 @@
 #include "ufork/arbiter.hpp"
 
 namespace ufork {
+
+// "72.0 MiB", for the log.
+inline std::string mib_text(std::uint64_t bytes) {
+  return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+}
 
 class pool {
  public:
@@ -143,7 +149,8 @@ class pool {
   void reap_orphans();
   rlimit restored_nofile() const;
   // pool_refork.cpp: reforking (options::refork_after).
-  std::uint64_t pool_pss() const;  // the arbiter's, its workers' and the mold's
+  // The arbiter's, its workers' and the mold's; in `workers`, the workers' share.
+  std::uint64_t pool_pss(std::uint64_t* workers = nullptr) const;
   void consider_mold(process& p, clock::time_point now);  // p is past its threshold
   void mold_ready(pid_t pid, sys::unique_fd channel);     // the candidate's channel
   // Forked by the mold, if there is one; nullopt: fork here (none, or it
@@ -156,6 +163,15 @@ class pool {
   // a worker past the next threshold meanwhile promoted.
   void judge_generation();
   void judge_pss(std::uint64_t before);
+  // pool_scale.cpp: autoscaling (options::scale; core/scaler.hpp).
+  void scale_open();
+  void scale_wake(clock::time_point now);  // a connection came, or a worker began a request
+  void scale_tick(clock::time_point now);  // each turn: a look if one is due, a shrink if due
+  std::optional<clock::time_point> scale_due() const;
+  void scale_up(int target, std::string why);
+  int busy_workers() const;
+  bool shrinking() const;  // a worker stopping because the pool shrank
+  void scale_status(pool_status& s) const;
   // pool_upgrade.cpp
   upgrade::state handover(int reply_fd) const;
   void adopt(const upgrade::state& s);
@@ -201,7 +217,7 @@ class pool {
   static void send(const process& p, int sig) noexcept;
   // The pool's phase after e (core/pool_phase.hpp), and what entering it does.
   void apply(pool_event e);
-  void do_resize(int n);
+  void do_resize(int n, const std::string& why = {});  // why: the autoscaler's
   void update_storm();
   void check_give_up();
   worker_info info(const process& p, clock::time_point now) const;
@@ -216,6 +232,17 @@ class pool {
   loop_calls calls_;
   detail::scoreboard board_;
   refork refork_{opts_.refork_after};
+  struct autoscale {
+    explicit autoscale(const scaling& o) : want(o.min_workers, o.max_workers, o.idle_timeout) {}
+    scaler want;
+    std::unique_ptr<listen_watch> sockets;
+    bool looking = false;  // a look every scale_look_every, until quiet
+    clock::time_point next_look{};
+    int idle_looks = 0;    // in a row: busy + queued was 0
+    std::string why, held; // the last move's reason; the ceiling's last hold, logged once
+    std::uint64_t ups = 0, downs = 0;
+  };
+  std::optional<autoscale> scale_;  // options::scale.max_workers set
   std::optional<notify_channel> notify_;  // set once the options are valid
   // Exec mode: the program's path and argv.
   std::string exec_path_;

@@ -11,19 +11,19 @@
 #include "sys/process.hpp"
 
 namespace ufork {
-namespace {
-
-std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
-
-}  // namespace
-
-std::uint64_t pool::pool_pss() const {
+std::uint64_t pool::pool_pss(std::uint64_t* workers) const {
   std::uint64_t total = 0;
-  auto add = [&total](pid_t pid) {
-    if (auto m = sys::memory_of(pid)) total += m->pss;
+  auto add = [&total](pid_t pid) -> std::uint64_t {
+    auto m = sys::memory_of(pid);
+    total += m ? m->pss : 0;
+    return m ? m->pss : 0;
   };
   add(sys::own_pid());
-  for (const auto& [pid, p] : table_.processes()) add(pid);
+  if (workers) *workers = 0;
+  for (const auto& [pid, p] : table_.processes()) {
+    auto pss = add(pid);
+    if (workers) *workers += pss;
+  }
   if (const process* m = refork_.mold()) add(m->pid);
   return total;
 }
@@ -132,10 +132,10 @@ void pool::judge_pss(std::uint64_t before) {
   constexpr std::uint64_t margin = 1 << 20;
   std::uint64_t after = pool_pss();
   if (after + margin > before)
-    drop_mold(fmt::format("the pool's PSS did not go down by 1 MiB ({} before, {} with its workers)", mib(before),
-                          mib(after)));
+    drop_mold(fmt::format("the pool's PSS did not go down by 1 MiB ({} before, {} with its workers)", mib_text(before),
+                          mib_text(after)));
   else
-    log("refork: generation {} done: the pool's PSS {} -> {}", refork_.generation(), mib(before), mib(after));
+    log("refork: generation {} done: the pool's PSS {} -> {}", refork_.generation(), mib_text(before), mib_text(after));
 }
 
 }  // namespace ufork

@@ -35,6 +35,8 @@ cell* scoreboard::acquire() noexcept {
   c->request_limit.store(0, std::memory_order_relaxed);
   c->refork_at.store(0, std::memory_order_relaxed);
   c->become_mold.store(false, std::memory_order_relaxed);
+  c->in_flight.store(0, std::memory_order_relaxed);
+  c->busy_wake.store(false, std::memory_order_relaxed);
   return c;
 }
 

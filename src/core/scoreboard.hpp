@@ -27,6 +27,11 @@ struct alignas(64) cell {  // one cache line: workers never share one
   // become_mold before the SIGTERM that makes it one.
   std::atomic<std::uint64_t> refork_at{0};
   std::atomic<bool> become_mold{false};
+  // Autoscaling (options::scale): requests the worker is in now
+  // (worker::begin_request), and set by the arbiter when it stops looking:
+  // the worker's next request wakes it (UFORK_BUSY=1), once.
+  std::atomic<std::uint32_t> in_flight{0};
+  std::atomic<bool> busy_wake{false};
 };
 static_assert(sizeof(cell) == 64);
 

@@ -123,6 +123,7 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
     close = detail::runs_of(std::move(drop));
   }
   p->beat->refork_at.store(refork_.next_threshold(), std::memory_order_relaxed);
+  if (scale_ && !scale_->looking) p->beat->busy_wake.store(true, std::memory_order_relaxed);  // its first request wakes
   if (opts_.recycle.max_requests)  // in the cell before the fork: the worker counts against it
     p->beat->request_limit.store(opts_.recycle.max_requests + jitter(opts_.recycle.max_requests_jitter),
                                  std::memory_order_relaxed);
@@ -285,6 +286,7 @@ void pool::on_notify_line(process& p, std::string_view line, clock::time_point n
         recycle(p, n.text == "requests" ? fmt::format("{} requests", p.beat->requests.load()) : "it asked", now);
       break;
     case notify_line::mold: consider_mold(p, now); break;
+    case notify_line::busy: scale_wake(now); break;
     case notify_line::lifecycle: log("worker {} pid {}: {}", p.slot, p.pid, line); break;
     case notify_line::ignored: break;  // BARRIER=1: its fd is closed already; the rest (MAINPID, FDSTORE, ...) is not ours
   }
@@ -525,6 +527,7 @@ std::optional<clock::time_point> pool::next_deadline(clock::time_point now) cons
   }
   if (usage_limited()) earliest(at, next_usage_check_);
   if (phase_ == pool_phase::draining) earliest(at, drain_until_);
+  earliest(at, scale_due());
   if (auto beat = manager_.next_beat()) earliest(at, *beat);
   if (!is_stopping(phase_))
     for (int i = 0; i < size_; ++i) {
@@ -598,9 +601,12 @@ void pool::apply(pool_event e) {
   check_deadlines(now);
 }
 
-void pool::do_resize(int n) {
+void pool::do_resize(int n, const std::string& why) {
   if (is_stopping(phase_) || n == size_) return;
-  log("size {} -> {}{}", size_, n, n == 0 ? ": the pool is empty; connections wait unanswered until it grows" : "");
+  if (!why.empty())
+    log("scaling {} -> {}: {}", size_, n, why);
+  else
+    log("size {} -> {}{}", size_, n, n == 0 ? ": the pool is empty; connections wait unanswered until it grows" : "");
   size_ = n;
   table_.resize(n);
   auto now = clock::now();

@@ -129,6 +129,16 @@ void worker::count_requests(std::uint64_t n) noexcept {
   }
 }
 
+void worker::begin_request() noexcept {
+  in_flight_->fetch_add(1, std::memory_order_relaxed);
+  if (busy_wake_->load(std::memory_order_relaxed) && busy_wake_->exchange(false, std::memory_order_relaxed)) {
+    static constexpr char msg[] = "UFORK_BUSY=1";
+    (void)sys::send_waiting(notify_fd_, msg, sizeof msg - 1);
+  }
+}
+
+void worker::end_request() noexcept { in_flight_->fetch_sub(1, std::memory_order_relaxed); }
+
 namespace detail {
 
 // The worker's private fields are the library's to set.
@@ -141,6 +151,8 @@ struct child_setup {
     w.requests_ = &p.beat_cell->requests;
     w.pool_stopping_ = &p.beat_cell->pool_stopping;
     w.refork_at_ = &p.beat_cell->refork_at;
+    w.in_flight_ = &p.beat_cell->in_flight;
+    w.busy_wake_ = &p.beat_cell->busy_wake;
     w.request_limit_ = p.beat_cell->request_limit.load(std::memory_order_relaxed);
     w.notify_fd_ = p.notify_fd;
     w.stop_fd_ = stop_fd;

@@ -377,7 +377,9 @@ class worker_server {
   friend struct detail::session;  // calls handle(), stopping() and date() as its Host
 
   answer handle(const request& req) {
+    worker_.begin_request();  // busy, for a pool that sizes itself
     answer a = run_handler(req);
+    worker_.end_request();
     worker_.count_requests();
     // Past max_requests, its successor is on its way: connections are the
     // other workers' from now on, new ones and (each after its answer) the

@@ -58,24 +58,6 @@ std::optional<host_port> split_host_port(const std::string& text) {
   return hp;
 }
 
-std::string describe(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_UNIX) return std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&ss)->sun_path;
-  char host[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-  ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-  return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
-}
-
-std::string address_of(int fd) {
-  sockaddr_storage ss = sys::local_address(fd);
-  return ss.ss_family == AF_UNSPEC ? "fd " + std::to_string(fd) : describe(ss);
-}
-
 sys::unique_fd listen_tcp(const std::string& text, const host_port& where, const tcp_options& how) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

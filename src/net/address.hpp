@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "sys/socket.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/export.hpp"
 
@@ -24,10 +25,9 @@ UFORK_API std::optional<host_port> split_host_port(const std::string& text);
 // What split_host_port refuses, in a message's words.
 inline constexpr const char* host_port_expected = "expected HOST:PORT or [IPV6]:PORT (a port from 0 to 65535)";
 
-// "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock"; for a socket, "fd
-// N" if it will not say.
-UFORK_API std::string describe(const sockaddr_storage& address);
-UFORK_API std::string address_of(int fd);
+// "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock" (sys/socket.hpp).
+using sys::address_of;
+using sys::describe;
 
 // A TCP socket bound to `where` (resolved with getaddrinfo, SO_REUSEADDR),
 // close-on-exec and not one of ufork's own fds: it is for the workers, who

@@ -125,6 +125,12 @@ void reraise(int sig) noexcept {
   ::raise(sig);
 }
 
+rlimit fd_limit() noexcept {
+  rlimit limit{};
+  (void)::getrlimit(RLIMIT_NOFILE, &limit);
+  return limit;
+}
+
 std::error_code set_fd_limit(const rlimit& limit) noexcept {
   return ::setrlimit(RLIMIT_NOFILE, &limit) != 0 ? last_error() : std::error_code();
 }

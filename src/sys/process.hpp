@@ -61,6 +61,7 @@ void ignore_signal(int sig, struct sigaction* old) noexcept;
 void reraise(int sig) noexcept;
 
 std::error_code set_fd_limit(const rlimit& limit) noexcept;
+rlimit fd_limit() noexcept;  // RLIMIT_NOFILE now ({0, 0} if unknown)
 
 // A process by its pidfd: open one (pidfd_open), signal it, and
 // WEXITED|WNOHANG on it (si_pid == 0 when it has not exited yet).

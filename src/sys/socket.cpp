@@ -1,10 +1,13 @@
 // The syscall layer, sockets.
 #include "sys/socket.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -237,6 +240,83 @@ result<std::size_t> receive_with_fds(int fd, void* buf, std::size_t len, unique_
   });
   if (n < 0) return last_error();
   return static_cast<std::size_t>(n);
+}
+
+std::string describe(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_UNIX) return std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&ss)->sun_path;
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+  ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+  return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+}
+
+std::string address_of(int fd) {
+  sockaddr_storage ss = local_address(fd);
+  return ss.ss_family == AF_UNSPEC ? "fd " + std::to_string(fd) : describe(ss);
+}
+
+namespace {
+
+// A unix socket's connections waiting for accept(2): unix_diag asked for
+// the one socket by its inode (ss -x's source).
+std::optional<int> unix_accept_queue(int fd) noexcept {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return std::nullopt;
+  unique_fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl) return std::nullopt;
+  struct {
+    nlmsghdr header;
+    unix_diag_req request;
+  } ask{};
+  ask.header.nlmsg_len = sizeof ask;
+  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  ask.header.nlmsg_flags = NLM_F_REQUEST;
+  ask.request.sdiag_family = AF_UNIX;
+  ask.request.udiag_states = ~0U;
+  ask.request.udiag_ino = static_cast<std::uint32_t>(st.st_ino);
+  ask.request.udiag_show = UDIAG_SHOW_RQLEN;
+  ask.request.udiag_cookie[0] = ask.request.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  if (::send(nl.get(), &ask, sizeof ask, 0) != static_cast<ssize_t>(sizeof ask)) return std::nullopt;
+  alignas(nlmsghdr) char buf[4096];
+  ssize_t n = 0;
+  do n = ::recv(nl.get(), buf, sizeof buf, 0);
+  while (n < 0 && errno == EINTR);
+  auto* h = reinterpret_cast<nlmsghdr*>(buf);
+  if (n <= 0 || !NLMSG_OK(h, n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY) return std::nullopt;
+  auto* attr = reinterpret_cast<rtattr*>(static_cast<char*>(NLMSG_DATA(h)) + NLMSG_ALIGN(sizeof(unix_diag_msg)));
+  int left = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(unix_diag_msg)));
+  for (; RTA_OK(attr, left); attr = RTA_NEXT(attr, left))
+    if (attr->rta_type == UNIX_DIAG_RQLEN) {
+      unix_diag_rqlen q{};
+      std::memcpy(&q, RTA_DATA(attr), sizeof q);
+      return static_cast<int>(q.udiag_rqueue);
+    }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool is_listening(int fd) noexcept {
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0;
+}
+
+std::optional<int> accept_queue(int fd) noexcept {
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return std::nullopt;
+  if (domain == AF_UNIX) return unix_accept_queue(fd);
+  if (domain != AF_INET && domain != AF_INET6) return std::nullopt;
+  tcp_info info{};  // of a listening socket: tcpi_unacked is its accept queue, tcpi_sacked its backlog
+  len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return std::nullopt;
+  return static_cast<int>(info.tcpi_unacked);
 }
 
 int syn_recv_count(int family, std::uint16_t port) noexcept {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -39,6 +40,16 @@ UFORK_API result<unique_fd> make_tcp_socket(int family) noexcept;
 UFORK_API std::error_code set_socket_option(int fd, int level, int name, const void* value, unsigned len) noexcept;
 UFORK_API std::error_code bind(int fd, const sockaddr* addr, unsigned len) noexcept;
 UFORK_API sockaddr_storage local_address(int fd) noexcept;  // zeroed if unknown
+// "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock"; for a socket, "fd
+// N" if it will not say.
+UFORK_API std::string describe(const sockaddr_storage& address);
+UFORK_API std::string address_of(int fd);
+// Whether fd is a socket that listens (SO_ACCEPTCONN); a listening
+// socket's accept queue: connections waiting for accept(2) (TCP: TCP_INFO;
+// unix: unix_diag's RQLEN, a module the kernel may lack); nullopt if the
+// kernel would not say.
+bool is_listening(int fd) noexcept;
+std::optional<int> accept_queue(int fd) noexcept;
 // TCP requests of `family` in SYN_RECV on local `port` (network order), from
 // one sock_diag dump (ss's source); -1 if the kernel would not say.
 int syn_recv_count(int family, std::uint16_t port) noexcept;
