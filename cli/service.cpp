@@ -48,8 +48,9 @@ void service::apply(options& pool) const {
 
 std::function<void(const worker_info&)> service::ready_hook(arbiter*& a) {
   return [this, &a](const worker_info&) {
-    if (++ready_ != o_.pool.workers) return;
-    std::string line = std::string(name_) + ": ready, " + workers_count(static_cast<std::size_t>(o_.pool.workers));
+    int size = o_.pool.scale.max_workers ? o_.pool.scale.min_workers : o_.pool.workers;  // the size it starts at
+    if (++ready_ != size) return;
+    std::string line = std::string(name_) + ": ready, " + workers_count(static_cast<std::size_t>(size));
     if (!link_) return a->log(line);  // through the sink: above the prompt
     std::cout << line << std::endl;   // captured into the daemon's log
     link_->ready();

@@ -149,8 +149,7 @@ class pool {
   void reap_orphans();
   rlimit restored_nofile() const;
   // pool_refork.cpp: reforking (options::refork_after).
-  // The arbiter's, its workers' and the mold's; in `workers`, the workers' share.
-  std::uint64_t pool_pss(std::uint64_t* workers = nullptr) const;
+  std::uint64_t pool_pss() const;  // the arbiter's, its workers' and the mold's
   void consider_mold(process& p, clock::time_point now);  // p is past its threshold
   void mold_ready(pid_t pid, sys::unique_fd channel);     // the candidate's channel
   // Forked by the mold, if there is one; nullopt: fork here (none, or it

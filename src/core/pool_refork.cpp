@@ -11,19 +11,13 @@
 #include "sys/process.hpp"
 
 namespace ufork {
-std::uint64_t pool::pool_pss(std::uint64_t* workers) const {
+std::uint64_t pool::pool_pss() const {
   std::uint64_t total = 0;
-  auto add = [&total](pid_t pid) -> std::uint64_t {
-    auto m = sys::memory_of(pid);
-    total += m ? m->pss : 0;
-    return m ? m->pss : 0;
+  auto add = [&total](pid_t pid) {
+    if (auto m = sys::memory_of(pid)) total += m->pss;
   };
   add(sys::own_pid());
-  if (workers) *workers = 0;
-  for (const auto& [pid, p] : table_.processes()) {
-    auto pss = add(pid);
-    if (workers) *workers += pss;
-  }
+  for (const auto& [pid, p] : table_.processes()) add(pid);
   if (const process* m = refork_.mold()) add(m->pid);
   return total;
 }

@@ -7,6 +7,7 @@
 // scale_quiet_after looks in a row have seen nothing; then it is quiet
 // again. A shrink is one worker at a time, once the scaler has not needed
 // it for idle_timeout: a deadline, whether looking or not.
+#include "core/exit_status.hpp"
 #include "core/pool.hpp"
 #include "sys/procfs.hpp"
 #include "sys/process.hpp"
@@ -99,19 +100,32 @@ std::optional<clock::time_point> pool::scale_due() const {
   return at;
 }
 
-// To `target` workers, or as many as fit under the memory ceiling at the
-// workers' mean PSS each (the arbiter's, before the first).
+// To `target` workers, or as many as fit under the memory ceiling: each
+// worker, the starting ones too, counted at the ready workers' mean PSS (a
+// worker starts small and grows as it serves), the arbiter's before one is
+// ready.
 void pool::scale_up(int target, std::string why) {
   autoscale& a = *scale_;
   if (std::size_t ceiling = opts_.scale.max_pool_memory) {
-    std::uint64_t workers = 0, total = pool_pss(&workers);
-    auto count = table_.processes().size();
-    std::uint64_t each = count ? workers / count : total;
-    auto fit = static_cast<int>(total >= ceiling || each == 0 ? 0 : (ceiling - total) / each);
+    auto pss = [](pid_t pid) -> std::uint64_t {
+      auto m = sys::memory_of(pid);
+      return m ? m->pss : 0;
+    };
+    std::uint64_t base = pss(sys::own_pid()) + (refork_.mold() ? pss(refork_.mold()->pid) : 0), warm = 0;
+    std::uint64_t ready = 0;
+    for (const auto& [pid, p] : table_.processes())
+      if (p->state == worker_state::ready) {
+        warm += pss(pid);
+        ++ready;
+      }
+    std::uint64_t each = std::max<std::uint64_t>(ready ? warm / ready : base, 1);
+    std::uint64_t projected = base + each * table_.processes().size();
+    auto fit = static_cast<int>(projected >= ceiling ? 0 : (ceiling - projected) / each);
     if (size_ + fit < target) {
-      std::string held = fmt::format("scaling held at {} (wanted {}: {}): the pool's PSS {} + {} per worker would cross "
-                                     "--max-pool-memory {}",
-                                     size_ + fit, target, why, mib_text(total), mib_text(each), mib_text(ceiling));
+      std::string held = fmt::format("scaling held at {} (wanted {}: {}): {} per worker would take the pool's PSS "
+                                     "past --max-pool-memory {} (now {} with {})",
+                                     size_ + fit, target, why, mib_text(each), mib_text(ceiling), mib_text(projected),
+                                     workers_count(table_.processes().size()));
       if (a.held.empty()) log("{}", held);
       a.held = std::move(held);
       target = size_ + fit;
