@@ -475,5 +475,8 @@ PYBIND11_MODULE(_ufork, m) {
   m.def("stop_fd", [] { return me().stop_fd(); });
   m.def("heartbeat_interval", [] { return std::chrono::duration<double>(me().heartbeat_interval()).count(); });
   m.def("count_requests", [](std::uint64_t n) { me().count_requests(n); }, py::arg("n") = 1);
+  // faulthandler.enable() puts its own small signal stack in place of the
+  // worker's: ufork's SIGABRT handler, which it chains to, needs more.
+  m.def("_signal_stack", [] { return sys::child::use_signal_stack(1UL << 20); });
   m.def("default_workers", &ufork::default_workers);
 }

@@ -314,6 +314,7 @@ class Arbiter(object):
         # handler faulthandler chains to).
         if not faulthandler.is_enabled():
             faulthandler.enable(all_threads=True)
+        _ufork._signal_stack()  # faulthandler's own is too small for the native stack's symbols
         for f in (sys.stdout, sys.stderr):
             if hasattr(f, 'reconfigure'):
                 f.reconfigure(line_buffering=True)  # a line reaches the log as printed

@@ -59,11 +59,20 @@ void write_address(const void* frame) noexcept {
 // and the arbiter's SIGKILL at kill_timeout ends it either way. (Not
 // backtrace_symbols_fd: it names the program by its argv[0], which is the
 // process title now, a whole command line on each frame.)
+constexpr std::size_t symbolize_stack = 256UL << 10;
+
 void on_sigabrt(int) noexcept {
   write_str("ufork: SIGABRT in worker; stack:\n");
   void* frames[64];
   int n = ::backtrace(frames, 64);
   for (int i = 1; i < n; ++i) write_address(frames[i]);  // from the frame that was interrupted
+  // Symbolizing reads the debug info: deep frames. A handler of the
+  // program's that runs ours on its own small signal stack leaves too little.
+  char here = 0;
+  if (sys::child::signal_stack_left(&here) < symbolize_stack) {
+    write_str("ufork: not symbolized (too little signal stack left: a handler of the program's called this one)\n");
+    return sys::reraise(SIGABRT);
+  }
   try {
     write_str("ufork: the same, symbolized:\n");
     for (const auto& frame : boost::stacktrace::stacktrace(1, 64)) {
@@ -174,7 +183,8 @@ void install_worker_signals(int stop_fd) noexcept {
   sys::set_action(SIGTERM, term, nullptr);
   struct sigaction abrt{};
   abrt.sa_handler = on_sigabrt;
-  abrt.sa_flags = SA_RESETHAND;
+  abrt.sa_flags = SA_RESETHAND | SA_ONSTACK;
+  (void)sys::child::use_signal_stack(1UL << 20);  // for on_sigabrt's symbolizing, whoever's stack the signal came on
   sys::set_action(SIGABRT, abrt, nullptr);
   sys::ignore_signal(SIGINT, nullptr);  // the arbiter decides what a Ctrl-C means
 }

@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -21,6 +22,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstddef>
+#include <cstdint>
 #include <ctime>
 #include <chrono>
 #include <cstring>
@@ -371,6 +373,26 @@ void default_signals() noexcept {
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig)
     if (sig != SIGKILL && sig != SIGSTOP) (void)::sigaction(sig, &dfl, nullptr);  // EINVAL for 32, 33
+}
+
+bool use_signal_stack(std::size_t bytes) noexcept {
+  stack_t now{};
+  if (::sigaltstack(nullptr, &now) == 0 && !(now.ss_flags & SS_DISABLE) && now.ss_size >= bytes) return true;
+  void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (at == MAP_FAILED) return false;
+  stack_t stack{};
+  stack.ss_sp = at;
+  stack.ss_size = bytes;
+  if (::sigaltstack(&stack, nullptr) == 0) return true;
+  (void)::munmap(at, bytes);
+  return false;
+}
+
+std::size_t signal_stack_left(const void* here) noexcept {
+  stack_t now{};
+  if (::sigaltstack(nullptr, &now) != 0 || !(now.ss_flags & SS_ONSTACK)) return SIZE_MAX;
+  auto low = reinterpret_cast<std::uintptr_t>(now.ss_sp), at = reinterpret_cast<std::uintptr_t>(here);
+  return at > low && at - low <= now.ss_size ? at - low : 0;
 }
 
 int change_dir(const char* path) noexcept { return ::chdir(path) == 0 ? 0 : errno; }

@@ -144,6 +144,14 @@ bool wait_readable(int fd, int timeout_ms) noexcept;
 int dup_above(int fd, int min, bool cloexec) noexcept;
 // Every signal's action back to SIG_DFL (SIG_IGN survives exec otherwise).
 void default_signals() noexcept;
+// An alternate stack of at least `bytes` for the handlers that ask for one
+// (SA_ONSTACK), mapped without reserving memory (pages only as they are
+// touched); kept if the thread has one as large already. False if refused.
+bool use_signal_stack(std::size_t bytes) noexcept;
+// Bytes of the alternate signal stack left below `here` when the caller
+// runs on it (a handler of the program's, Python's faulthandler, may have
+// called us on its own small one); SIZE_MAX when it does not.
+std::size_t signal_stack_left(const void* here) noexcept;
 // chdir(2); 0 or the errno.
 int change_dir(const char* path) noexcept;
 // The decimal digits of v and a NUL at `at` (room for 21 bytes).
