@@ -167,6 +167,7 @@ std::string pool::resize(int n) {
   if (scale_ && (n < scale_->want.min() || n > scale_->want.max()))
     return fmt::format("the pool sizes itself from {} to {} workers (--min-workers, --max-workers)", scale_->want.min(),
                        scale_->want.max());
+  if (scale_) (void)scale_->want.look(n - 1, 0, clock::now());  // held for the idle timeout, as a need would be
   do_resize(n);
   return {};
 }

@@ -266,6 +266,26 @@ TEST(autoscale, an_idle_pool_wakes_its_arbiter_for_nothing) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// The size the pool had reached goes over an in-place upgrade, and stays
+// until the new image has not needed it for the idle timeout.
+TEST(autoscale, an_upgrade_carries_the_size_over) {
+  auto control = temp_path("scale-upgrade.ctl");
+  auto pool = ufork({"run", "--max-workers", "3", "--idle-timeout", "600", "--notify", "--bind", "127.0.0.1:0",
+                     "--control", control, "--", notify_worker, "serve"});
+  pool.wait_for("ufork run: ready, 1 worker");
+  ASSERT_TRUE(ctl(control, "size 3")["ok"]);
+  EXPECT_FALSE(ctl(control, "size 4")["ok"]);  // past --max-workers
+  auto answer = ctl(control, "upgrade");
+  ASSERT_TRUE(answer["ok"]) << answer;
+  pool.wait_for("autoscaling: 1 to 3 workers");  // the new image's
+  pool.wait_for("reload: done");
+  auto status = ctl(control, "status");
+  EXPECT_EQ(status["data"]["size"], 3) << status.dump();
+  EXPECT_EQ(status["data"]["scale"]["target"], 3) << status.dump();
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 TEST(autoscale, bad_bounds_get_one_line_and_exit_2) {
   auto refused = [](std::vector<std::string> args, const std::string& says) {
     auto r = run_program(UFORK_CLI_PATH, args);
