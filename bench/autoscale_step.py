@@ -30,8 +30,9 @@ def wrk(conns, secs, threads=1):
                             stdout=subprocess.PIPE, text=True)
 
 
-def failed(out):  # socket errors and non-2xx answers
-    n = sum(int(x) for x in re.findall(r'(?:connect|read|write|timeout) (\d+)', out))
+def failed(out):  # socket errors and non-2xx answers; not wrk's "read" errors: a server that closes after
+    # its answer (uWSGI's --http-socket does not keep connections alive) counts as one on each
+    n = sum(int(x) for x in re.findall(r'(?:connect|write|timeout) (\d+)', out))
     m = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
     return n + (int(m.group(1)) if m else 0)
 

@@ -89,7 +89,8 @@ class Arbiter(object):
 
     def __init__(self, post_fork, child_pre_exit=None, parent_pre_stop=None, size=None, sleep=None, fork=None,
                  printfunc=None, child_memlimit=2**30, max_no_ping_children=1, extra=None, control_path=None,
-                 gc_freeze=True, refork_after=None):
+                 gc_freeze=True, refork_after=None, min_workers=None, max_workers=None, idle_timeout=None,
+                 max_pool_memory=None):
         self.post_fork = post_fork
         self.child_pre_exit = child_pre_exit
         self.parent_pre_stop = parent_pre_stop
@@ -113,6 +114,13 @@ class Arbiter(object):
         # it stops serving (serve_wsgi's), and an app that is fork-safe again
         # in every generation.
         self.refork_after = refork_after
+        # Autoscaling: with max_workers, the pool sizes itself from
+        # min_workers (default 1; `size` is then unused) to max_workers,
+        # growing when connections queue or every worker is busy in a request,
+        # shrinking once a worker has not been needed for idle_timeout seconds
+        # (default 10); max_pool_memory (MiB of PSS) caps what a scale-up adds.
+        self.scaling = dict(min_workers=min_workers, max_workers=max_workers, idle_timeout=idle_timeout,
+                            max_pool_memory=max_pool_memory)
         self.thread = None
         self._core = None
         self._status = None   # the last pool's, once it has stopped
@@ -240,7 +248,7 @@ class Arbiter(object):
                       graceful_timeout=TIMEOUT, max_starting=self.max_no_ping_children,
                       max_rss=-(-(self.child_memlimit or 0) // 2**20), max_fds_percent=90 if self.child_memlimit else 0,
                       control=self.control_path, log_file=self._log_file, gc_freeze=bool(self.gc_freeze),
-                      refork_after=self.refork_after)
+                      refork_after=self.refork_after, **self.scaling)
         if self._wsgi:
             config.update(self._wsgi)
         main = threading.current_thread() is threading.main_thread()

@@ -235,3 +235,39 @@ def test_serve_wsgi_reforks_from_a_warmed_worker(program):
     assert 'generation 1 done' in judged.group(0), judged.group(0)
     p.signal(signal.SIGTERM)
     assert p.finish() == 0, p.output()
+
+
+SLOW_APP = '''
+import time, ufork
+def app(environ, start_response):
+    time.sleep(0.2)  # busy in the request: each worker answers one at a time
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [str(ufork.cur_worker_id()).encode()]
+a = ufork.wsgi_arbiter(app, ('127.0.0.1', 0), min_workers=1, max_workers=4, idle_timeout=0.5)
+print('address', a.address, flush=True)
+print('run returned', a.run())
+'''
+
+
+def test_serve_wsgi_sizes_itself_from_min_to_max_workers(program):
+    import threading
+    p = program(SLOW_APP)
+    port = int(p.wait_for(r'^address 127\.0\.0\.1:(\d+)').group(1))
+    p.wait_for(r'autoscaling: 1 to 4 workers, shrinking after 0\.5 s not needed; watching 127\.0\.0\.1:%d' % port)
+    answers = []
+
+    def client():
+        r, data = request(port, 'GET', '/')
+        answers.append((r.status, data))
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    assert len(answers) == 8 and {status for status, _ in answers} == {200}, answers
+    p.wait_for(r'scaling \d -> [2-4]: ')  # grown while they waited
+    assert len({data for _, data in answers}) > 1, answers  # answered by more than one worker
+    p.wait_for(r'scaling 2 -> 1: not needed for 0\.5 s \(idle timeout\)')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
+    assert not re.search(r'scaling \d -> [5-9]', p.output()), p.output()
