@@ -34,7 +34,7 @@ std::optional<scaler::clock::time_point> scaler::shrink_at(int size) const {
   return last == clock::time_point{} ? clock::time_point{} : last + idle_;
 }
 
-listen_watch::listen_watch(reactor& loop, std::function<void()> on_connection) : loop_(loop) {
+listen_watch::listen_watch(reactor& loop, const std::function<void()>& on_connection) : loop_(loop) {
   auto own = sys::owned_fds();
   for (int fd : sys::open_fds()) {
     if (std::binary_search(own.begin(), own.end(), fd) || !sys::is_listening(fd)) continue;

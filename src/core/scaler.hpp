@@ -57,7 +57,7 @@ class listen_watch {
 
   // The listening stream sockets open in this process that are not ufork's
   // own (sys::owned_fds), each watched for its next connection.
-  listen_watch(reactor& loop, std::function<void()> on_connection);
+  listen_watch(reactor& loop, const std::function<void()>& on_connection);
   ~listen_watch();
   listen_watch(const listen_watch&) = delete;
   listen_watch& operator=(const listen_watch&) = delete;
