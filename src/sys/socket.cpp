@@ -262,26 +262,37 @@ std::string address_of(int fd) {
 
 namespace {
 
+// A sock_diag request (ss's source) sent on a netlink socket of its own: the
+// socket to read the answer from, or none.
+template <class Request>
+unique_fd ask_sock_diag(const Request& request, int flags) noexcept {
+  unique_fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl) return nl;
+  struct {
+    nlmsghdr header;
+    Request request;
+  } ask{};
+  ask.header.nlmsg_len = sizeof ask;
+  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  ask.header.nlmsg_flags = static_cast<std::uint16_t>(flags);
+  ask.request = request;
+  if (::send(nl.get(), &ask, sizeof ask, 0) != static_cast<ssize_t>(sizeof ask)) return unique_fd();
+  return nl;
+}
+
 // A unix socket's connections waiting for accept(2): unix_diag asked for
 // the one socket by its inode (ss -x's source).
 std::optional<int> unix_accept_queue(int fd) noexcept {
   struct stat st{};
   if (::fstat(fd, &st) != 0) return std::nullopt;
-  unique_fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  unix_diag_req request{};
+  request.sdiag_family = AF_UNIX;
+  request.udiag_states = ~0U;
+  request.udiag_ino = static_cast<std::uint32_t>(st.st_ino);
+  request.udiag_show = UDIAG_SHOW_RQLEN;
+  request.udiag_cookie[0] = request.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  unique_fd nl = ask_sock_diag(request, NLM_F_REQUEST);
   if (!nl) return std::nullopt;
-  struct {
-    nlmsghdr header;
-    unix_diag_req request;
-  } ask{};
-  ask.header.nlmsg_len = sizeof ask;
-  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  ask.header.nlmsg_flags = NLM_F_REQUEST;
-  ask.request.sdiag_family = AF_UNIX;
-  ask.request.udiag_states = ~0U;
-  ask.request.udiag_ino = static_cast<std::uint32_t>(st.st_ino);
-  ask.request.udiag_show = UDIAG_SHOW_RQLEN;
-  ask.request.udiag_cookie[0] = ask.request.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
-  if (::send(nl.get(), &ask, sizeof ask, 0) != static_cast<ssize_t>(sizeof ask)) return std::nullopt;
   alignas(nlmsghdr) char buf[4096];
   ssize_t n = 0;
   do n = ::recv(nl.get(), buf, sizeof buf, 0);
@@ -320,20 +331,13 @@ std::optional<int> accept_queue(int fd) noexcept {
 }
 
 int syn_recv_count(int family, std::uint16_t port) noexcept {
-  unique_fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  inet_diag_req_v2 request{};
+  request.sdiag_family = static_cast<std::uint8_t>(family);
+  request.sdiag_protocol = IPPROTO_TCP;
+  request.idiag_states = 1u << TCP_SYN_RECV;
+  request.id.idiag_sport = port;  // the kernel skips other ports
+  unique_fd nl = ask_sock_diag(request, NLM_F_REQUEST | NLM_F_DUMP);
   if (!nl) return -1;
-  struct {
-    nlmsghdr header;
-    inet_diag_req_v2 request;
-  } ask{};
-  ask.header.nlmsg_len = sizeof ask;
-  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  ask.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  ask.request.sdiag_family = static_cast<std::uint8_t>(family);
-  ask.request.sdiag_protocol = IPPROTO_TCP;
-  ask.request.idiag_states = 1u << TCP_SYN_RECV;
-  ask.request.id.idiag_sport = port;  // the kernel skips other ports
-  if (::send(nl.get(), &ask, sizeof ask, 0) != static_cast<ssize_t>(sizeof ask)) return -1;
   int found = 0;
   alignas(nlmsghdr) char buf[16384];
   for (;;) {
