@@ -91,7 +91,8 @@ struct scaling {
   int max_workers = 0;  // 0: a fixed size (options::workers)
   milliseconds idle_timeout{10'000};
   // The pool's PSS (arbiter, workers, mold) that a scale-up never crosses:
-  // it adds only the workers that fit, at the workers' mean PSS each. 0: none.
+  // it adds only the workers that fit, each worker (the starting ones too)
+  // counted at the ready workers' mean PSS. 0: none.
   std::size_t max_pool_memory = 0;
 };
 

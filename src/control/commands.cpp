@@ -240,7 +240,7 @@ json scale_json(const pool_status::scaling& sc) {
           {"ups", sc.ups},         {"downs", sc.downs},     {"looking", sc.looking}, {"queues", queues}};
 }
 
-// "; autoscaling 1..8, target 5 (accept queue 41 on 0.0.0.0:8000), queue 0"
+// "; autoscaling 1..8, target 5 (last move: accept queue 41 on 0.0.0.0:8000), accept queue 0"
 std::string scale_text(const pool_status::scaling& sc) {
   if (sc.max_workers == 0) return {};
   int queued = 0;

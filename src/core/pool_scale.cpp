@@ -123,7 +123,7 @@ void pool::scale_up(int target, std::string why) {
     auto fit = static_cast<int>(projected >= ceiling ? 0 : (ceiling - projected) / each);
     if (size_ + fit < target) {
       std::string held = fmt::format("scaling held at {} (wanted {}: {}): {} per worker would take the pool's PSS "
-                                     "past --max-pool-memory {} (now {} with {})",
+                                     "past --max-pool-memory {} (counted at {} with {})",
                                      size_ + fit, target, why, mib_text(each), mib_text(ceiling), mib_text(projected),
                                      workers_count(table_.processes().size()));
       if (a.held.empty()) log("{}", held);
