@@ -2,9 +2,13 @@
 
 #include "gil.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 #include <string_view>
+#include <vector>
+
+#include "sys/socket.hpp"
 
 namespace ufork::python {
 namespace {
@@ -56,6 +60,58 @@ void append_bytes(std::string& out, const py::handle& item) {
   out.append(data, static_cast<std::size_t>(n));
 }
 
+// The last of a comma-separated list ("a, b, c" -> "c"), trimmed.
+std::string_view last_item(std::string_view list) {
+  auto comma = list.rfind(',');
+  std::string_view v = comma == std::string_view::npos ? list : list.substr(comma + 1);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+// What a proxy in forwarded_allow_ips says of the client: its address and
+// the scheme it was reached by, from the last element of Forwarded (RFC
+// 7239: for=, proto=) or else X-Forwarded-For and X-Forwarded-Proto (their
+// last item: what the proxy itself saw). An address that is not an IP
+// ("unknown", "_hidden") and a scheme but http or https are ignored.
+struct forwarded {
+  std::string addr, scheme;
+};
+forwarded forwarded_by(const http::request& req) {
+  forwarded f;
+  auto take = [&f](std::string_view addr, std::string_view scheme) {
+    if (addr.size() >= 2 && addr.front() == '"' && addr.back() == '"') addr = addr.substr(1, addr.size() - 2);
+    if (addr.starts_with('['))
+      addr = addr.substr(1, addr.find(']') - 1);  // "[2001:db8::1]:4711"
+    else if (auto colon = addr.find(':'); colon != std::string_view::npos && colon == addr.rfind(':'))
+      addr = addr.substr(0, colon);  // "192.0.2.60:8080" (two colons or more: an IPv6 address as it is)
+    if (sys::is_ip_address(std::string(addr))) f.addr = std::string(addr);
+    if (scheme == "http" || scheme == "https") f.scheme = std::string(scheme);
+  };
+  if (auto it = req.find("Forwarded"); it != req.end()) {
+    std::string_view element = last_item(sv(it->value())), addr, scheme;
+    while (!element.empty()) {
+      auto semi = element.find(';');
+      std::string_view pair = last_item(element.substr(0, semi));
+      element = semi == std::string_view::npos ? std::string_view() : element.substr(semi + 1);
+      auto eq = pair.find('=');
+      if (eq == std::string_view::npos) continue;
+      std::string key(pair.substr(0, eq));
+      for (char& c : key) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      if (key == "for") addr = pair.substr(eq + 1);
+      if (key == "proto") scheme = pair.substr(eq + 1);
+    }
+    take(addr, scheme);
+    return f;
+  }
+  auto header = [&req](const char* name) {
+    auto it = req.find(name);
+    return it == req.end() ? std::string_view() : last_item(sv(it->value()));
+  };
+  take(header("X-Forwarded-For"), header("X-Forwarded-Proto"));
+  return f;
+}
+
 // What start_response was given.
 struct started {
   bool called = false, sent = false;
@@ -92,6 +148,7 @@ struct streaming {
 struct wsgi_server::app {
   py::object fn, bytes_io;
   py::dict base;  // the environ's constant part
+  std::vector<std::string> trusted;  // forwarded_allow_ips ("*": every peer)
 
   http::answer operator()(const http::request& req) {
     py::gil_scoped_acquire gil;
@@ -129,6 +186,16 @@ struct wsgi_server::app {
         env[k] = latin1(sv(f.value()));
     }
     env["wsgi.input"] = bytes_io(py::bytes(req.body()));
+    // The client: the connection's peer, or what a proxy it trusts says.
+    if (auto peer = http::current_peer()) {
+      env["REMOTE_ADDR"] = peer->host;
+      env["REMOTE_PORT"] = std::to_string(peer->port);
+      if (std::ranges::any_of(trusted, [&](const std::string& ip) { return ip == "*" || ip == peer->host; })) {
+        forwarded f = forwarded_by(req);
+        if (!f.addr.empty()) env["REMOTE_ADDR"] = f.addr;
+        if (!f.scheme.empty()) env["wsgi.url_scheme"] = f.scheme;
+      }
+    }
     return env;
   }
 
@@ -227,8 +294,10 @@ struct wsgi_server::app {
   }
 };
 
-wsgi_server::wsgi_server(py::object fn, const std::string& address, http::http_options options)
-    : app_(shared_with_gil(new app{std::move(fn), py::module_::import("io").attr("BytesIO"), py::dict()})),
+wsgi_server::wsgi_server(py::object fn, const std::string& address, http::http_options options,
+                         std::vector<std::string> forwarded_allow_ips)
+    : app_(shared_with_gil(new app{std::move(fn), py::module_::import("io").attr("BytesIO"), py::dict(),
+                                   std::move(forwarded_allow_ips)})),
       server_([a = app_](const http::request& req) { return (*a)(req); }, address, options) {
   const std::string& bound = server_.address();
   auto colon = bound.rfind(':');

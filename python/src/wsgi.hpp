@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ufork/http/server.hpp"
 
@@ -17,7 +18,11 @@ namespace ufork::python {
 class wsgi_server {
  public:
   // Binds `address` ("HOST:PORT") now, in the arbiter. Throws ufork::error.
-  wsgi_server(pybind11::object app, const std::string& address, http::http_options options);
+  // A request from a peer in forwarded_allow_ips ("*": any) gets
+  // REMOTE_ADDR and wsgi.url_scheme from its Forwarded or X-Forwarded-For
+  // and X-Forwarded-Proto headers; from any other, the connection's own.
+  wsgi_server(pybind11::object app, const std::string& address, http::http_options options,
+              std::vector<std::string> forwarded_allow_ips);
   ~wsgi_server();
   const std::string& address() const noexcept { return server_.address(); }
   void attach(options& pool, hooks& h) { server_.attach(pool, h); }

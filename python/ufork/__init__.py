@@ -653,15 +653,21 @@ def _endpoint(address):
     return '[%s]:%d' % (host, port) if ':' in host else '%s:%d' % (host or '0.0.0.0', port)
 
 
-def wsgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, **kwargs):
+def wsgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, forwarded_allow_ips='127.0.0.1',
+                 **kwargs):
     """An Arbiter whose workers serve the WSGI application `app` with ufork's
     C++ HTTP server (keep-alive, limits, a graceful stop that drops no
     request), calling it under the GIL. address: (host, port) or "host:port",
     bound now, in this process. post_fork, if given, runs in each worker
     first (open a database connection) and must return. `.address` is the
-    bound "host:port". It runs once."""
+    bound "host:port". It runs once. REMOTE_ADDR and REMOTE_PORT are the
+    connection's peer; a request from a proxy in forwarded_allow_ips (a list
+    or "a,b"; "*" trusts any, as gunicorn's) gets REMOTE_ADDR and
+    wsgi.url_scheme from its Forwarded or X-Forwarded-For/-Proto headers."""
+    if isinstance(forwarded_allow_ips, str):
+        forwarded_allow_ips = [ip.strip() for ip in forwarded_allow_ips.split(',') if ip.strip()]
     a = Arbiter(post_fork=post_fork, child_pre_exit=child_pre_exit, size=size, **kwargs)
-    server = _ufork.WsgiServer(app, _endpoint(address))  # binds: a bad address fails here
+    server = _ufork.WsgiServer(app, _endpoint(address), list(forwarded_allow_ips))  # binds: a bad address fails here
     a._wsgi = dict(wsgi=server)
     a.address = server.address
     return a

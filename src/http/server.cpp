@@ -106,6 +106,8 @@ tcp listen_fd_protocol(int fd) {
   return sys::local_address(fd).ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
 
+thread_local int t_connection = -1;  // the connection whose request a handler answers
+
 class worker_server {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
@@ -371,7 +373,10 @@ class worker_server {
   // The answers to every whole request at the front of `in`, into out_; a
   // request begun starts its deadline.
   void answer_from(connection& c, beast::flat_buffer& in) {
-    if (c.parse(in, out_, *this, options_)) c.deadline = clock::now() + options_.request_timeout;
+    t_connection = c.fd;  // current_peer()'s, while the handler runs
+    bool begun = c.parse(in, out_, *this, options_);
+    t_connection = -1;
+    if (begun) c.deadline = clock::now() + options_.request_timeout;
   }
 
   friend struct detail::session;  // calls handle(), stopping() and date() as its Host
@@ -650,6 +655,12 @@ class worker_server {
 };
 
 }  // namespace
+
+std::optional<peer> current_peer() {
+  if (t_connection < 0) return std::nullopt;
+  auto [host, port] = sys::host_and_port(sys::peer_address(t_connection));
+  return peer{std::move(host), port};
+}
 
 struct server::state {
   handler h;

@@ -242,17 +242,36 @@ result<std::size_t> receive_with_fds(int fd, void* buf, std::size_t len, unique_
   return static_cast<std::size_t>(n);
 }
 
-std::string describe(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_UNIX) return std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&ss)->sun_path;
+sockaddr_storage peer_address(int fd) noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) ss = {};
+  return ss;
+}
+
+std::pair<std::string, std::uint16_t> host_and_port(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = "?";
   if (ss.ss_family == AF_INET) {
     auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
     ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+    return {host, ntohs(in->sin_port)};
   }
+  if (ss.ss_family != AF_INET6) return {};
   auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
   ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-  return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  return {host, ntohs(in6->sin6_port)};
+}
+
+bool is_ip_address(const std::string& text) noexcept {
+  unsigned char bytes[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, text.c_str(), bytes) == 1 || ::inet_pton(AF_INET6, text.c_str(), bytes) == 1;
+}
+
+std::string describe(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_UNIX) return std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&ss)->sun_path;
+  auto [host, port] = host_and_port(ss);
+  if (ss.ss_family == AF_INET6) host = "[" + host + "]";
+  return (host.empty() ? std::string("?") : host) + ":" + std::to_string(port);
 }
 
 std::string address_of(int fd) {

@@ -44,6 +44,12 @@ UFORK_API sockaddr_storage local_address(int fd) noexcept;  // zeroed if unknown
 // N" if it will not say.
 UFORK_API std::string describe(const sockaddr_storage& address);
 UFORK_API std::string address_of(int fd);
+// getpeername(2): zeroed if unknown. An inet address's host ("127.0.0.1",
+// "::1") and port; empty for another family. Whether text is an IPv4 or
+// IPv6 address (inet_pton).
+UFORK_API sockaddr_storage peer_address(int fd) noexcept;
+UFORK_API std::pair<std::string, std::uint16_t> host_and_port(const sockaddr_storage& address);
+UFORK_API bool is_ip_address(const std::string& text) noexcept;
 // Whether fd is a socket that listens (SO_ACCEPTCONN); a listening
 // socket's accept queue: connections waiting for accept(2) (TCP: TCP_INFO;
 // unix: unix_diag's RQLEN, a module the kernel may lack); nullopt if the

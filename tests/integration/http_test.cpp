@@ -53,6 +53,9 @@ http::answer route(const http::request& req) {
   }
   if (req.target() == "/echo") {
     res.body() = req.body();
+  } else if (req.target() == "/peer") {
+    auto peer = http::current_peer();
+    res.body() = peer ? peer->host + " " + std::to_string(peer->port) : "none";
   } else if (req.target() == "/bye") {
     res.set(bhttp::field::connection, "close");
     res.set(bhttp::field::date, "Tue, 01 Jan 2030 00:00:00 GMT");
@@ -121,6 +124,11 @@ class client {
     if (!connected_ && !may_fail) ADD_FAILURE() << "connect: " << std::strerror(errno);
   }
   bool connected() const { return connected_; }
+  int local_port() const {
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    return ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 ? ntohs(addr.sin_port) : -1;
+  }
   ~client() { ::close(fd_); }
   bool try_send(const std::string& data) {
     return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
@@ -234,6 +242,16 @@ TEST(http, a_worker_out_of_fds_pauses_accepting_and_serves_again) {
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
   EXPECT_EQ(pool.count("ufork http: accept: Too many open files"), 1u);
+}
+
+TEST(http, a_handler_knows_its_peer_and_nothing_outside_one_does) {
+  EXPECT_FALSE(http::current_peer());
+  auto pool = http_pool({}, 1);
+  client c(port_of(pool));
+  c.send("GET /peer HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(c.read().body, "127.0.0.1 " + std::to_string(c.local_port()));
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
 }
 
 TEST(http, keeps_connections_alive_and_answers_pipelined_requests_in_order) {

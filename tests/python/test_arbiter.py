@@ -259,6 +259,9 @@ print('timed out', a.timed_out_children, [d.name for d in a.dead_workers])
     # while the hung one still writes its stack.
     m = re.search(r'timed out (\d+) \[.*\'killed by (SIGABRT|SIGKILL)', out)
     assert m and int(m.group(1)) >= 1, out
+    if m.group(2) == 'SIGABRT':  # before its death, where it hung: Python's frames, then the native ones, symbolized
+        assert re.search(r'err\] +File "<string>", line \d+ in post_fork', out), out
+        assert 'ufork: the same, symbolized:' in out, out
     # Where Python was when it hung (faulthandler), then the native stack.
     assert re.search(r'File "<string>", line \d+ in post_fork', out), out
     assert out.index('in post_fork') < out.index('ufork: SIGABRT in worker; stack:'), out

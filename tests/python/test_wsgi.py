@@ -271,3 +271,45 @@ def test_serve_wsgi_sizes_itself_from_min_to_max_workers(program):
     p.signal(signal.SIGTERM)
     assert p.finish() == 0, p.output()
     assert not re.search(r'scaling \d -> [5-9]', p.output()), p.output()
+
+
+PEER_APP = '''
+import sys, ufork
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [' '.join((environ['REMOTE_ADDR'], environ['REMOTE_PORT'], environ['wsgi.url_scheme'])).encode()]
+for trusted in ('127.0.0.1', '10.0.0.1'):  # this client is the proxy, then it is not
+    a = ufork.wsgi_arbiter(app, ('127.0.0.1', 0), size=1, forwarded_allow_ips=trusted)
+    print('address', trusted, a.address, flush=True)
+    a.run()
+'''
+
+
+def peer_answer(port, headers):
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    c.connect()
+    local_port = c.sock.getsockname()[1]
+    c.request('GET', '/', headers=headers)
+    data = c.getresponse().read().decode()
+    c.close()
+    return data, local_port
+
+
+def test_serve_wsgi_gives_the_peer_and_trusts_forwarded_headers_only_from_allowed_proxies(program):
+    p = program(PEER_APP)
+    port = int(p.wait_for(r'^address 127\.0\.0\.1 127\.0\.0\.1:(\d+)').group(1))
+    data, local = peer_answer(port, {})
+    assert data == '127.0.0.1 %d http' % local, data  # the connection's own peer and port
+    data, local = peer_answer(port, {'X-Forwarded-For': '198.51.100.9, 203.0.113.7', 'X-Forwarded-Proto': 'https'})
+    assert data == '203.0.113.7 %d https' % local, data  # the last hop, as the trusted proxy saw it
+    data, _ = peer_answer(port, {'Forwarded': 'for=192.0.2.1, for="[2001:db8::1]:4711";proto=https',
+                                 'X-Forwarded-For': '203.0.113.7'})
+    assert data.startswith('2001:db8::1 ') and data.endswith(' https'), data  # Forwarded first
+    data, _ = peer_answer(port, {'X-Forwarded-For': 'unknown', 'X-Forwarded-Proto': 'gopher'})
+    assert data.startswith('127.0.0.1 ') and data.endswith(' http'), data  # not an address, not a scheme: ignored
+    p.signal(signal.SIGTERM)
+    port = int(p.wait_for(r'^address 10\.0\.0\.1 127\.0\.0\.1:(\d+)').group(1))
+    data, local = peer_answer(port, {'X-Forwarded-For': '203.0.113.7', 'X-Forwarded-Proto': 'https'})
+    assert data == '127.0.0.1 %d http' % local, data  # an untrusted peer's headers change nothing
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()

@@ -11,8 +11,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -49,6 +51,15 @@ struct answer {
 // answer with a header that header_problem() refuses, or a reason phrase
 // holding CR, LF or NUL, becomes a 500 too (logged): nothing of it is sent.
 using handler = std::function<answer(const request&)>;
+
+// In a handler: the peer of the connection whose request it answers
+// ("203.0.113.7", 52344), read with getpeername(2) when asked (nothing is
+// kept per connection for it); nullopt outside a handler.
+struct peer {
+  std::string host;
+  std::uint16_t port = 0;
+};
+UFORK_API std::optional<peer> current_peer();
 
 // Why a response header cannot be sent as it is, or "" if it can: a name
 // that is not an HTTP token (RFC 9110 5.6.2), or a value holding CR, LF or
