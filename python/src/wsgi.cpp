@@ -77,6 +77,14 @@ std::string_view last_item(std::string_view list) {
 struct forwarded {
   std::string addr, scheme;
 };
+// The last item of the last `name` header line (a proxy may add a line
+// rather than append to the list); empty if there is none.
+std::string_view last_of(const http::request& req, const char* name) {
+  std::string_view last;
+  for (auto [it, end] = req.equal_range(name); it != end; ++it) last = last_item(sv(it->value()));
+  return last;
+}
+
 forwarded forwarded_by(const http::request& req) {
   forwarded f;
   auto take = [&f](std::string_view addr, std::string_view scheme) {
@@ -88,8 +96,8 @@ forwarded forwarded_by(const http::request& req) {
     if (sys::is_ip_address(std::string(addr))) f.addr = std::string(addr);
     if (scheme == "http" || scheme == "https") f.scheme = std::string(scheme);
   };
-  if (auto it = req.find("Forwarded"); it != req.end()) {
-    std::string_view element = last_item(sv(it->value())), addr, scheme;
+  if (req.find("Forwarded") != req.end()) {
+    std::string_view element = last_of(req, "Forwarded"), addr, scheme;
     while (!element.empty()) {
       auto semi = element.find(';');
       std::string_view pair = last_item(element.substr(0, semi));
@@ -104,11 +112,7 @@ forwarded forwarded_by(const http::request& req) {
     take(addr, scheme);
     return f;
   }
-  auto header = [&req](const char* name) {
-    auto it = req.find(name);
-    return it == req.end() ? std::string_view() : last_item(sv(it->value()));
-  };
-  take(header("X-Forwarded-For"), header("X-Forwarded-Proto"));
+  take(last_of(req, "X-Forwarded-For"), last_of(req, "X-Forwarded-Proto"));
   return f;
 }
 

@@ -289,7 +289,10 @@ def peer_answer(port, headers):
     c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
     c.connect()
     local_port = c.sock.getsockname()[1]
-    c.request('GET', '/', headers=headers)
+    c.putrequest('GET', '/')
+    for name, value in (headers.items() if isinstance(headers, dict) else headers):  # a list: a name twice
+        c.putheader(name, value)
+    c.endheaders()
     data = c.getresponse().read().decode()
     c.close()
     return data, local_port
@@ -305,6 +308,8 @@ def test_serve_wsgi_gives_the_peer_and_trusts_forwarded_headers_only_from_allowe
     data, _ = peer_answer(port, {'Forwarded': 'for=192.0.2.1, for="[2001:db8::1]:4711";proto=https',
                                  'X-Forwarded-For': '203.0.113.7'})
     assert data.startswith('2001:db8::1 ') and data.endswith(' https'), data  # Forwarded first
+    data, _ = peer_answer(port, [('X-Forwarded-For', '198.51.100.9'), ('X-Forwarded-For', '203.0.113.8')])
+    assert data.startswith('203.0.113.8 '), data  # a line the proxy added, not the first one
     data, _ = peer_answer(port, {'X-Forwarded-For': 'unknown', 'X-Forwarded-Proto': 'gopher'})
     assert data.startswith('127.0.0.1 ') and data.endswith(' http'), data  # not an address, not a scheme: ignored
     p.signal(signal.SIGTERM)
