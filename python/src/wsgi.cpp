@@ -69,14 +69,6 @@ std::string_view last_item(std::string_view list) {
   return v;
 }
 
-// What a proxy in forwarded_allow_ips says of the client: its address and
-// the scheme it was reached by, from the last element of Forwarded (RFC
-// 7239: for=, proto=) or else X-Forwarded-For and X-Forwarded-Proto (their
-// last item: what the proxy itself saw). An address that is not an IP
-// ("unknown", "_hidden") and a scheme but http or https are ignored.
-struct forwarded {
-  std::string addr, scheme;
-};
 // The last item of the last `name` header line (a proxy may add a line
 // rather than append to the list); empty if there is none.
 std::string_view last_of(const http::request& req, const char* name) {
@@ -85,10 +77,24 @@ std::string_view last_of(const http::request& req, const char* name) {
   return last;
 }
 
+std::string_view unquoted(std::string_view v) {
+  return v.size() >= 2 && v.front() == '"' && v.back() == '"' ? v.substr(1, v.size() - 2) : v;
+}
+
+// What a proxy in forwarded_allow_ips says of the client: its address and
+// the scheme it was reached by, from the last element of Forwarded (RFC
+// 7239: for=, proto=) or else X-Forwarded-For and X-Forwarded-Proto (their
+// last item: what the proxy itself saw). An address that is not an IP
+// ("unknown", "_hidden") and a scheme but http or https are ignored.
+struct forwarded {
+  std::string addr, scheme;
+};
+
 forwarded forwarded_by(const http::request& req) {
   forwarded f;
   auto take = [&f](std::string_view addr, std::string_view scheme) {
-    if (addr.size() >= 2 && addr.front() == '"' && addr.back() == '"') addr = addr.substr(1, addr.size() - 2);
+    addr = unquoted(addr);
+    scheme = unquoted(scheme);
     if (addr.starts_with('['))
       addr = addr.substr(1, addr.find(']') - 1);  // "[2001:db8::1]:4711"
     else if (auto colon = addr.find(':'); colon != std::string_view::npos && colon == addr.rfind(':'))

@@ -305,7 +305,7 @@ def test_serve_wsgi_gives_the_peer_and_trusts_forwarded_headers_only_from_allowe
     assert data == '127.0.0.1 %d http' % local, data  # the connection's own peer and port
     data, local = peer_answer(port, {'X-Forwarded-For': '198.51.100.9, 203.0.113.7', 'X-Forwarded-Proto': 'https'})
     assert data == '203.0.113.7 %d https' % local, data  # the last hop, as the trusted proxy saw it
-    data, _ = peer_answer(port, {'Forwarded': 'for=192.0.2.1, for="[2001:db8::1]:4711";proto=https',
+    data, _ = peer_answer(port, {'Forwarded': 'for=192.0.2.1, for="[2001:db8::1]:4711";proto="https"',
                                  'X-Forwarded-For': '203.0.113.7'})
     assert data.startswith('2001:db8::1 ') and data.endswith(' https'), data  # Forwarded first
     data, _ = peer_answer(port, [('X-Forwarded-For', '198.51.100.9'), ('X-Forwarded-For', '203.0.113.8')])
