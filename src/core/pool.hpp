@@ -238,7 +238,10 @@ class pool {
     bool looking = false;  // a look every scale_look_every, until quiet
     clock::time_point next_look{};
     int idle_looks = 0;    // in a row: busy + queued was 0
-    std::string why, held; // the last move's reason; the ceiling's last hold, logged once
+    std::string why;       // the last move's
+    // The ceiling held the last scale-up back (logged once) at this time:
+    // memory is read again a second later, not at every look.
+    std::optional<clock::time_point> held_at;
     std::uint64_t ups = 0, downs = 0;
   };
   std::optional<autoscale> scale_;  // options::scale.max_workers set

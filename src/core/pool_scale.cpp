@@ -107,6 +107,8 @@ std::optional<clock::time_point> pool::scale_due() const {
 void pool::scale_up(int target, std::string why) {
   autoscale& a = *scale_;
   if (std::size_t ceiling = opts_.scale.max_pool_memory) {
+    auto now = clock::now();
+    if (a.held_at && now - *a.held_at < std::chrono::seconds(1)) return;  // smaps_rollup walks page tables
     auto pss = [](pid_t pid) -> std::uint64_t {
       auto m = sys::memory_of(pid);
       return m ? m->pss : 0;
@@ -122,16 +124,16 @@ void pool::scale_up(int target, std::string why) {
     std::uint64_t projected = base + each * table_.processes().size();
     auto fit = static_cast<int>(projected >= ceiling ? 0 : (ceiling - projected) / each);
     if (size_ + fit < target) {
-      std::string held = fmt::format("scaling held at {} (wanted {}: {}): {} per worker would take the pool's PSS "
-                                     "past --max-pool-memory {} (counted at {} with {})",
-                                     size_ + fit, target, why, mib_text(each), mib_text(ceiling), mib_text(projected),
-                                     workers_count(table_.processes().size()));
-      if (a.held.empty()) log("{}", held);
-      a.held = std::move(held);
+      if (!a.held_at)
+        log("scaling held at {} (wanted {}: {}): {} per worker would take the pool's PSS past --max-pool-memory {} "
+            "(counted at {} with {})",
+            size_ + fit, target, why, mib_text(each), mib_text(ceiling), mib_text(projected),
+            workers_count(table_.processes().size()));
+      a.held_at = now;
       target = size_ + fit;
       if (target <= size_) return;
     } else {
-      a.held.clear();
+      a.held_at.reset();
     }
   }
   ++a.ups;
