@@ -40,6 +40,37 @@ struct run_options : service_options {
   std::vector<std::string> command;
 };
 
+// `ufork wsgi`: a WSGI application, MODULE:APP, served by the HTTP helper
+// in each worker. Run by the Python module (`python3 -m ufork wsgi`); the
+// ufork command checks the flags, then execs that.
+struct wsgi_options : service_options {
+  std::string app;  // MODULE:APP
+  std::string bind = "127.0.0.1:8000";  // gunicorn's
+  bool lazy = false;               // import the app in each worker, not once before the fork
+  bool reload = false;             // replace the workers when a source file changes (implies lazy)
+  std::string chdir;               // before the import, in the arbiter (and on sys.path)
+  std::vector<std::string> env;    // K=V, in the arbiter's environment before the import
+  std::string access_log;          // "-": the workers' stdout (the log); else a file, appended
+  std::string forwarded_allow_ips = "127.0.0.1";
+};
+
+// What the parser (parse.cpp) calls for each subcommand: the ufork command
+// has every one; the Python module (`python3 -m ufork`) has wsgi alone.
+// The one it lacks is refused with exit 2. argc/argv: as typed (wsgi: the
+// ufork command passes them on to python3).
+struct runners {
+  int (*hello)(hello_options) = nullptr;
+  int (*run)(run_options) = nullptr;
+  int (*wsgi)(wsgi_options, int argc, char** argv) = nullptr;
+  int (*ctl)(const std::string& socket, const std::vector<std::string>& words, bool json, bool check) = nullptr;
+  int (*follow)(const std::string& socket, bool json, bool events, int worker) = nullptr;
+  int (*top)(const std::string& socket, double interval) = nullptr;
+  int (*console)(const std::string& socket) = nullptr;
+};
+// Parses argv and runs the subcommand it names; exit_usage for bad flags
+// (said in one line), else what the subcommand returns.
+int parse_and_run(int argc, char** argv, const runners& r);
+
 int run_hello(hello_options o);
 int run_program(run_options o);
 // check: `status --check`, a readiness probe: 0 ready, 1 not, 3 unreachable.

@@ -1,253 +1,56 @@
-// ufork: the command line. Subcommands: run, ctl, console, top, and hello (the
-// HTTP example).
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
+// ufork: the command line. Subcommands: run, ctl, console, top, hello (the
+// HTTP example), and wsgi, which the Python module serves: its flags are
+// checked here (the same parser), then python3 runs `-m ufork` with them.
+#include <unistd.h>
 
-#include <algorithm>
-#include <charconv>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
-#include <set>
-#include <sstream>
-#include <string_view>
+#include <string>
 #include <vector>
 
 #include "commands.hpp"
-#include "core/option_table.hpp"
-#include "net/address.hpp"
-#include "ufork/options.hpp"
-#include "ufork/version.hpp"
 
 namespace {
 
-// Numbers in the program's own words: "--workers: expected a whole number
-// from 1 to 4096, not 'abc'" (CLI11's would say "not in range", or print a
-// 300-digit bound).
-CLI::Validator whole(long long lo, long long hi) {
-  return CLI::Validator(
-      [lo, hi](std::string& v) -> std::string {
-        long long n = 0;
-        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-        if (ec == std::errc() && end == v.data() + v.size() && n >= lo && n <= hi) return {};
-        return "expected a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", not '" + v + "'";
-      },
-      "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-}
-CLI::Validator seconds(double lo, double hi) {
-  return CLI::Validator(
-      [lo, hi](std::string& v) -> std::string {
-        char* end = nullptr;
-        double x = std::strtod(v.c_str(), &end);
-        if (!v.empty() && end == v.c_str() + v.size() && x >= lo && x <= hi) return {};
-        return fmt::format("expected seconds from {} to {}, not '{}'", lo, hi, v);
-      },
-      fmt::format("SECONDS in [{}, {}]", lo, hi));
-}
-// HOST:PORT, [V6]:PORT or fd:N, its syntax only (binding says the rest).
-CLI::Validator endpoint() {
-  return CLI::Validator(
-      [](std::string& v) -> std::string {
-        if (v.starts_with("fd:") && v.size() > 3 && v.find_first_not_of("0123456789", 3) == std::string::npos) return {};
-        if (ufork::net::split_host_port(v)) return {};
-        return "expected HOST:PORT, [IPV6]:PORT or fd:N (a port from 0 to 65535), not '" + v + "'";
-      },
-      "HOST:PORT");
-}
+namespace fs = std::filesystem;
 
-// The pool's flags, from the option table: those `use` says, each parsed
-// by its entry (the value checked against its range, seconds into
-// milliseconds, MiB into bytes) straight into the options; and the flags of
-// daemon mode and the log.
-void add_service_flags(CLI::App* app, ufork::cli::service_options& o, unsigned use, const char* ready_means,
-                       const char* starting_default) {
-  const ufork::options defaults = o.pool;
-  for (const auto& e : ufork::option_table()) {
-    if (!(e.use & use)) continue;
-    std::string help = e.help;
-    if (std::string_view(e.key) == "max-starting") help += std::string("; default: ") + starting_default;
-    auto check = CLI::Validator(
-        [&e](std::string& v) -> std::string {
-          ufork::options scratch;
-          try {
-            e.set(scratch, v);
-          } catch (const std::invalid_argument& x) {
-            return x.what();
-          }
-          return {};
-        },
-        ufork::range_help(e));
-    CLI::Option* flag = nullptr;
-    if (e.kind == ufork::option_kind::flag) {
-      flag = app->add_flag_callback(e.flags, [&o, &e] { e.set(o.pool, "true"); }, help);
-    } else if (e.kind == ufork::option_kind::texts) {
-      flag = app->add_option_function<std::vector<std::string>>(
-          e.flags, [&o, &e](const std::vector<std::string>& vs) { for (const auto& v : vs) e.set(o.pool, v); }, help);
-      flag->check(check);
-    } else {
-      flag = app->add_option_function<std::string>(e.flags, [&o, &e](const std::string& v) { e.set(o.pool, v); }, help);
-      flag->check(check);
-      if (e.kind != ufork::option_kind::text && !e.zero_is_none && std::string_view(e.key) != "max-starting")
-        flag->default_str(e.show(defaults));
-    }
-    static const char* const type_names[] = {"INT", "FLOAT", "INT", "", "TEXT", "TEXT"};
-    bool counts = e.kind == ufork::option_kind::texts && e.hi > 0;  // a list of whole numbers (--refork-after)
-    flag->type_name(counts ? "INT[,INT...]" : type_names[static_cast<int>(e.kind)]);
-    if (std::string_view(e.key) == "metrics") flag->check(endpoint());
+// python3 -m ufork ARGS: the module beside this ufork in its build tree
+// (build/cli/ufork, build/python), else wherever python3 finds it (an
+// installed one, under dist-packages).
+int exec_python(ufork::cli::wsgi_options, int argc, char** argv) {
+#ifdef UFORK_PYTHON3
+  std::error_code ec;
+  fs::path built = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() / "python";
+  if (!ec && fs::exists(built / "ufork" / "__init__.py")) {
+    const char* old = std::getenv("PYTHONPATH");
+    std::string path = built.string() + (old && *old ? std::string(":") + old : "");
+    ::setenv("PYTHONPATH", path.c_str(), 1);
   }
-  app->add_flag("--daemon,-d", o.daemon, ready_means);
-  app->add_option("--pidfile", o.pidfile, "write and lock a pidfile");
-  app->add_option("--log", o.log, "log every line to this size-rotated file set");
-  app->add_option("--log-max-size", o.log_max_size, "bytes per log file")->check(whole(1, 1LL << 40))->capture_default_str();
-  app->add_option("--log-files", o.log_files, "log files kept")->check(whole(1, 1000))->capture_default_str();
-  app->add_flag("--log-json", o.log_json, "log JSON lines: time, id, pid, stream, line");
-  app->add_flag("--syslog", o.syslog, "log to syslog too");
-}
-
-// CLI11's refusal as one line in the program's own words, naming the
-// subcommand: "ufork hello: unknown flag or argument: --frob (see ufork hello
-// --help)". --help is CLI11's own.
-int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
-  if (dynamic_cast<const CLI::CallForVersion*>(&e)) {
-    std::cout << e.what() << "\n";  // CLI11 ends it with no newline
-    return 0;
-  }
-  if (e.get_exit_code() == 0) return app.exit(e);
-  auto subs = app.get_subcommands();
-  std::string who = subs.empty() ? "ufork" : "ufork " + subs.front()->get_name();
-  std::string what = e.what();
-  if (dynamic_cast<const CLI::ExtrasError*>(&e)) {  // CLI11 lists them last first: in the order typed
-    std::multiset<std::string> listed;
-    std::istringstream words(what.substr(what.find(": ") + 2));
-    for (std::string w; words >> w;) listed.insert(w);
-    std::vector<std::string> extra;
-    for (int i = 1; i < argc; ++i)
-      if (auto it = listed.find(argv[i]); it != listed.end()) {
-        extra.emplace_back(argv[i]);
-        listed.erase(it);
-      }
-    what = extra.size() == 1 ? "unknown flag or argument:" : "unknown flags or arguments:";
-    for (const auto& w : extra) what += " " + w;
-  }
-  // "--workers: 1 required INT:INT in [1, 4096] missing"
-  if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing"))
-    what = what.substr(0, colon) + ": a value is missing";
-  if (what == "A subcommand is required") what = "a subcommand is required: run, hello, ctl, console, top or version";
-  std::cerr << who << ": " << what << " (see " << who << " --help)\n";
-  return ufork::cli::exit_usage;
-}
-
-int parse_and_run(int argc, char** argv) {
-  using namespace ufork::cli;
-  CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
-  app.require_subcommand(1);
-  const std::string version = std::string("ufork ") + UFORK_VERSION_STRING;
-  app.set_version_flag("--version", version);
-  auto* version_cmd = app.add_subcommand("version", "print the version (as --version)");
-
-  hello_options hello_opts;
-  auto* hello = app.add_subcommand("hello", "a pre-forked HTTP server answering Hello, World! (from PID ...)");
-  add_service_flags(hello, hello_opts, ufork::in_hello, "detach; exit 0 once the server answers, 1 with the error",
-                    "1 (uFork's staggered start)");
-  hello->add_option("--bind,-b", hello_opts.bind, "HOST:PORT to listen on")->check(endpoint())->capture_default_str();
-  hello->add_flag("--reuseport", hello_opts.reuseport, "one SO_REUSEPORT socket per worker");
-  hello->add_flag("--join", hello_opts.join,
-                  "with --reuseport: share the port with the process already listening on it (refused without)");
-
-  run_options run_opts;
-  run_opts.pool.max_starting = 4096;  // no limit: 8 workers are ready after one --ready-after, not 8
-  auto* run = app.add_subcommand("run", "supervise a pool of any program: ufork run [OPTIONS] -- CMD [ARGS...]");
-  add_service_flags(run, run_opts, ufork::in_run, "detach; exit 0 once every worker is ready, 1 with the error",
-                    "no limit (every worker starts at once: without --notify each takes --ready-after)");
-  // Accepted (refused with why: a program run by ufork has no request
-  // counter; exec replaces the image a mold would share), not advertised.
-  for (const char* name : {"--max-requests", "--max-requests-jitter", "--refork-after"}) run->get_option(name)->group("");
-  run->add_option("--bind,-b", run_opts.binds,
-                  "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
-                  "worker as fds 3, 4, ... (LISTEN_FDS)");
-  run->add_option("command", run_opts.command, "the program and its arguments, after --");
-
-  std::string socket;
-  std::vector<std::string> words;
-  bool json = false;
-  auto* ctl = app.add_subcommand("ctl", "send one command to a running arbiter's control socket");
-  ctl->add_option("--socket,-s", socket, "the control socket")->required();
-  ctl->add_flag("--json", json, "print the JSON answer");
-  bool check = false;
-  ctl->add_flag("--check", check, "with status: a readiness probe, exit 0 ready, 1 not ready, 3 unreachable");
-  bool events = false;
-  int follow_worker = -1;
-  ctl->add_flag("--events", events, "with follow: the pool's events too (spawns, readiness, exits, hangs, reloads)");
-  ctl->add_option("--worker", follow_worker, "with follow: only this worker's lines")->check(whole(0, 4095));
-  ctl->add_option("command", words, "the command and its arguments (try: help; follow streams the pool's lines)")
-      ->required();
-  ctl->allow_extras(false);
-  ctl->prefix_command(false);
-
-  std::string console_socket;
-  auto* console = app.add_subcommand("console", "the ufork>> prompt of a running arbiter");
-  console->add_option("--socket,-s", console_socket, "the control socket")->required();
-
-  std::string top_socket;
-  double top_interval = 1.0;
-  auto* top = app.add_subcommand("top", "a live view of a running arbiter: its workers, CPU, memory, requests, exits");
-  top->add_option("--socket,-s", top_socket, "the control socket")->required();
-  top->add_option("--interval,-i", top_interval, "seconds between refreshes")
-      ->check(seconds(0.1, 3600))
-      ->capture_default_str();
-
-  // An unknown word where the subcommand goes: say so (CLI11 would say "A
-  // subcommand is required").
-  auto known = app.get_subcommands([](CLI::App*) { return true; });
-  if (argc > 1 && argv[1][0] != '-' &&
-      std::none_of(known.begin(), known.end(), [&](CLI::App* sub) { return sub->get_name() == argv[1]; })) {
-    std::cerr << "ufork: unknown subcommand '" << argv[1]
-              << "'; one of: run, hello, ctl, console, top, version (see ufork --help)\n";
-    return exit_usage;
-  }
-  // `ufork run [OPTIONS] -- CMD ARGS...`: every word after the first `--`
-  // is the command's, whatever flag came before it (CLI11 would give words
-  // after `--` to a flag that takes several values, and parse the command's
-  // own flags as ufork's).
-  if (argc > 1 && std::string_view(argv[1]) == "run")
-    for (int i = 2; i < argc; ++i)
-      if (std::string_view(argv[i]) == "--") {
-        run_opts.command.assign(argv + i + 1, argv + argc);
-        argc = i;
-        break;
-      }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return usage_error(app, e, argc, argv);
-  }
-  if (*version_cmd) {
-    std::cout << version << '\n';
-    return 0;
-  }
-  if (*hello) return run_hello(hello_opts);
-  if (*run) return run_program(run_opts);
-  if (*ctl && words[0] == "follow" && words.size() == 1 && !check)
-    return run_follow(socket, json, events, follow_worker);
-  if (*ctl && (events || follow_worker >= 0 || words[0] == "follow")) {
-    std::cerr << (words[0] == "follow" ? "ufork ctl: follow takes no argument but --json, --events and --worker ID, "
-                                         "and no --check\n"
-                                       : "ufork ctl: --events and --worker ID go with follow (ufork ctl --socket S "
-                                         "follow --worker ID)\n");
-    return exit_usage;
-  }
-  if (*ctl) return run_ctl(socket, words, json, check);
-  if (*console) return run_console(console_socket);
-  if (*top) return run_top(top_socket, top_interval);
-  return exit_usage;
+  std::vector<char*> args{const_cast<char*>(UFORK_PYTHON3), const_cast<char*>("-m"), const_cast<char*>("ufork")};
+  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  ::execv(UFORK_PYTHON3, args.data());
+  std::cerr << "ufork wsgi: cannot run " << UFORK_PYTHON3 << ": " << std::strerror(errno) << "\n";
+  return ufork::cli::exit_runtime;
+#else
+  (void)argc, (void)argv;
+  std::cerr << "ufork wsgi: this ufork was built without its Python module (pybind11, python3-dev)\n";
+  return ufork::cli::exit_runtime;
+#endif
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace ufork::cli;
   try {
-    return parse_and_run(argc, argv);
+    runners all{run_hello, run_program, exec_python, run_ctl, run_follow, run_top, run_console};
+    return parse_and_run(argc, argv, all);
   } catch (const std::exception& e) {  // out of memory, or a bug: one line, not a core dump
     std::cerr << "ufork: " << e.what() << '\n';
-    return ufork::cli::exit_runtime;
+    return exit_runtime;
   }
 }

@@ -86,7 +86,11 @@ int service::run(const std::function<int()>& body) {
   // The daemon works in /: paths given relative to here must not move.
   for (auto* path : paths_)
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
-  if (o_.daemon) link_.emplace(daemonize());
+  if (o_.daemon) {
+    if (before_detach) before_detach();
+    link_.emplace(daemonize({.workdir = workdir}));
+    if (after_detach) after_detach();
+  }
   try {
     if (!o_.pidfile.empty()) pid_.emplace(pidfile::acquire(o_.pidfile));
     int code = body();

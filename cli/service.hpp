@@ -36,6 +36,12 @@ class service {
   // Called once the pool has stopped: a launcher still waiting hears why.
   void stopped(int code);
 
+  // For a host with state of its own to keep right across daemon mode's
+  // forks (Python's fork protocol): called before them, and in the daemon.
+  std::function<void()> before_detach, after_detach;
+  // Where the daemon works.
+  std::string workdir = "/";
+
  private:
   const char* name_;
   service_options& o_;

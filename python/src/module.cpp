@@ -30,6 +30,8 @@
 #include "sys/process.hpp"
 #include "ufork/log.hpp"
 #include "ufork/version.hpp"
+#include "cli.hpp"
+#include "fork.hpp"
 #include "gil.hpp"
 #include "wsgi.hpp"
 
@@ -181,27 +183,10 @@ class core {
       o.sink = std::make_shared<prompt_sink>(o.sink, p.attr("hide"), p.attr("show"));
     }
 
-    // The collector off what the fork shares: what the arbiter holds is
-    // collected, then frozen (gc.freeze: moved where no collection looks),
-    // so a worker's collections never write to those objects' headers and
-    // their pages stay shared. After the first fork only what is new since
-    // is collected: the frozen are not looked at again.
-    if (!config.contains("gc_freeze") || config["gc_freeze"].is_none() || config["gc_freeze"].cast<bool>())
-      gc_freeze_ = keep(py::module_::import("gc").attr("freeze"));
+    bool freeze = !config.contains("gc_freeze") || config["gc_freeze"].is_none() || config["gc_freeze"].cast<bool>();
+    fork_ = std::make_unique<ufork::python::fork_protocol>(freeze);
     ufork::hooks h;
-    h.before_fork = [this] {
-      gil_ = PyGILState_Ensure();
-      if (gc_freeze_) {
-        PyGC_Collect();
-        call_logged(gc_freeze_);
-      }
-      PyOS_BeforeFork();
-    };
-    h.after_fork_parent = [this] {
-      PyOS_AfterFork_Parent();
-      PyGILState_Release(gil_);
-    };
-    h.after_fork_child = [] { PyOS_AfterFork_Child(); };  // this thread keeps the GIL
+    fork_->add_to(h);
     h.post_fork = [this](ufork::worker&) { run_child(); };
     h.parent_pre_stop = [this] { call_logged(pre_stop_); };
     if (config.contains("wsgi")) {  // serve_wsgi: the HTTP helper runs after child() returns
@@ -307,8 +292,7 @@ class core {
 
   pyfn child_, pre_stop_, child_exit_;
   std::shared_ptr<ufork::python::wsgi_server> wsgi_;
-  PyGILState_STATE gil_{};
-  pyfn gc_freeze_;  // gc.freeze, unless gc_freeze=False
+  std::unique_ptr<ufork::python::fork_protocol> fork_;
   std::unique_ptr<py::error_already_set> pending_;
   std::unique_ptr<ufork::arbiter> arbiter_;
 };
@@ -481,4 +465,6 @@ PYBIND11_MODULE(_ufork, m) {
   // worker's: ufork's SIGABRT handler, which it chains to, needs more.
   m.def("_signal_stack", [] { return sys::child::use_signal_stack(1UL << 20); });
   m.def("default_workers", &ufork::default_workers);
+  // python3 -m ufork (ufork/__main__.py): the ufork command's wsgi.
+  m.def("main", &ufork::python::main);
 }

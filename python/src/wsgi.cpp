@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
 
+#include "http/session.hpp"  // quoted()
+#include "sys/fd.hpp"
 #include "sys/socket.hpp"
 
 namespace ufork::python {
@@ -153,17 +156,70 @@ struct streaming {
   }
 };
 
+// A request's line in the access log, in the combined format (Apache's,
+// nginx's and gunicorn's default): written once the response is over, with
+// the bytes of body sent (a streamed body may be cut short), in one
+// write(2), so lines from the workers sharing the file never interleave.
+struct access_entry {
+  int fd;
+  std::string client, request, referer, agent;
+  int status = 0;
+  std::size_t bytes = 0;
+  access_entry(int out, std::string who, const http::request& req) : fd(out), client(std::move(who)) {
+    request = http::detail::quoted(std::string(sv(req.method_string())) + " " + std::string(sv(req.target())) +
+                                   (req.version() == 10 ? " HTTP/1.0" : " HTTP/1.1"));
+    auto header = [&req](bhttp::field f) {
+      auto it = req.find(f);
+      return it == req.end() ? std::string("\"-\"") : http::detail::quoted(sv(it->value()));
+    };
+    referer = header(bhttp::field::referer);
+    agent = header(bhttp::field::user_agent);
+  }
+  access_entry(const access_entry&) = delete;
+  access_entry& operator=(const access_entry&) = delete;
+  ~access_entry() {
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    std::time_t now = std::time(nullptr);
+    std::tm t{};
+    ::localtime_r(&now, &t);
+    char zone[8] = "+0000";
+    std::strftime(zone, sizeof zone, "%z", &t);
+    char when[40];
+    std::snprintf(when, sizeof when, "%02d/%s/%04d:%02d:%02d:%02d %s", t.tm_mday, months[t.tm_mon], t.tm_year + 1900,
+                  t.tm_hour, t.tm_min, t.tm_sec, zone);
+    std::string line = client + " - - [" + when + "] " + request + " " + std::to_string(status) + " " +
+                       (bytes ? std::to_string(bytes) : "-") + " " + referer + " " + agent + "\n";
+    (void)sys::write_all(fd, line.data(), line.size());
+  }
+};
+
 }  // namespace
 
 struct wsgi_server::app {
   py::object fn, bytes_io;
   py::dict base;  // the environ's constant part
   std::vector<std::string> trusted;  // forwarded_allow_ips ("*": every peer)
+  int access_log = -1;
 
   http::answer operator()(const http::request& req) {
     py::gil_scoped_acquire gil;
+    std::shared_ptr<access_entry> entry;
     try {
-      return call(req);
+      py::dict env = environ(req);
+      if (access_log >= 0) entry = std::make_shared<access_entry>(access_log, client_of(env), req);
+      http::answer a = call(req, env);
+      if (entry) {
+        entry->status = a.res.result_int();
+        if (!a.stream) entry->bytes = req.method() == bhttp::verb::head ? 0 : a.res.body().size();
+        else a.stream = [entry, inner = std::move(a.stream)](std::string& out) {
+          std::size_t before = out.size();
+          bool more = inner(out);
+          entry->bytes += out.size() - before;
+          return more;
+        };
+      }
+      return a;
     } catch (py::error_already_set& e) {
       e.restore();
       PyErr_Print();  // the traceback, to the worker's stderr: its log
@@ -173,7 +229,12 @@ struct wsgi_server::app {
     http::response res{bhttp::status::internal_server_error, req.version()};
     res.set(bhttp::field::content_type, "text/plain");
     res.body() = "internal server error\n";
+    if (entry) entry->status = 500, entry->bytes = res.body().size();
     return res;
+  }
+
+  static std::string client_of(const py::dict& env) {
+    return env.contains("REMOTE_ADDR") ? py::str(env["REMOTE_ADDR"]).cast<std::string>() : "-";
   }
 
   py::dict environ(const http::request& req) {
@@ -209,7 +270,7 @@ struct wsgi_server::app {
     return env;
   }
 
-  http::answer call(const http::request& req) {
+  http::answer call(const http::request& req, py::dict env) {
     auto st = std::make_shared<started>();
     py::object write = py::cpp_function([st](const py::bytes& data) { append_bytes(st->written, data); });
     py::cpp_function start_response(
@@ -236,7 +297,7 @@ struct wsgi_server::app {
         },
         py::arg("status"), py::arg("headers"), py::arg("exc_info") = py::none());
 
-    py::object result = fn(environ(req), start_response);
+    py::object result = fn(std::move(env), start_response);
     auto s = shared_with_gil(new streaming{result, py::none()});
     std::string first = std::move(st->written);
     bool more = false;
@@ -305,9 +366,9 @@ struct wsgi_server::app {
 };
 
 wsgi_server::wsgi_server(py::object fn, const std::string& address, http::http_options options,
-                         std::vector<std::string> forwarded_allow_ips)
+                         std::vector<std::string> forwarded_allow_ips, int access_log)
     : app_(shared_with_gil(new app{std::move(fn), py::module_::import("io").attr("BytesIO"), py::dict(),
-                                   std::move(forwarded_allow_ips)})),
+                                   std::move(forwarded_allow_ips), access_log})),
       server_([a = app_](const http::request& req) { return (*a)(req); }, address, options) {
   const std::string& bound = server_.address();
   auto colon = bound.rfind(':');
@@ -325,5 +386,7 @@ wsgi_server::wsgi_server(py::object fn, const std::string& address, http::http_o
 }
 
 wsgi_server::~wsgi_server() = default;
+
+void wsgi_server::load(py::object fn) { app_->fn = std::move(fn); }
 
 }  // namespace ufork::python

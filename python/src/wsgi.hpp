@@ -21,9 +21,13 @@ class wsgi_server {
   // A request from a peer in forwarded_allow_ips ("*": any) gets
   // REMOTE_ADDR and wsgi.url_scheme from its Forwarded or X-Forwarded-For
   // and X-Forwarded-Proto headers; from any other, the connection's own.
+  // access_log: an fd (O_APPEND) for a line per request in the combined
+  // format, or -1.
   wsgi_server(pybind11::object app, const std::string& address, http::http_options options,
-              std::vector<std::string> forwarded_allow_ips);
+              std::vector<std::string> forwarded_allow_ips, int access_log = -1);
   ~wsgi_server();
+  // The application, for a server made with None (imported in each worker).
+  void load(pybind11::object app);
   const std::string& address() const noexcept { return server_.address(); }
   void attach(options& pool, hooks& h) { server_.attach(pool, h); }
   void log_to(arbiter& a) noexcept { server_.log_to(a); }

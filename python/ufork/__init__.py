@@ -15,6 +15,9 @@ docs/python.md for the list.
 import code
 import collections
 import faulthandler
+import functools
+import importlib
+import importlib.util
 import os
 import random
 import select
@@ -316,16 +319,7 @@ class Arbiter(object):
             for fd in self._wakeup:
                 os.close(fd)
             self._wakeup = None  # closed: a worker forked from this one (the mold's) finds them so
-        random.seed()  # uFork's seed(): each worker its own random state
-        # A hung worker gets SIGABRT before its SIGKILL: Python's traceback of
-        # every thread to stderr (the log), then ufork's native stack (the
-        # handler faulthandler chains to).
-        if not faulthandler.is_enabled():
-            faulthandler.enable(all_threads=True)
-        _ufork._signal_stack()  # faulthandler's own is too small for the native stack's symbols
-        for f in (sys.stdout, sys.stderr):
-            if hasattr(f, 'reconfigure'):
-                f.reconfigure(line_buffering=True)  # a line reaches the log as printed
+        _worker_started()
 
     def _wsgi_child(self):
         """serve_wsgi's worker: post_fork (which must return), then the C++
@@ -367,6 +361,60 @@ class Arbiter(object):
                 except BaseException:
                     _exit_on_error()
         _flush()
+
+
+def _worker_started():
+    """What every Python worker does first."""
+    random.seed()  # uFork's seed(): each worker its own random state
+    # A hung worker gets SIGABRT before its SIGKILL: Python's traceback of
+    # every thread to stderr (the log), then ufork's native stack (the
+    # handler faulthandler chains to).
+    if not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
+    _ufork._signal_stack()  # faulthandler's own is too small for the native stack's symbols
+    for f in (sys.stdout, sys.stderr):
+        if hasattr(f, 'reconfigure'):
+            f.reconfigure(line_buffering=True)  # a line reaches the log as printed
+
+
+class _AppError(Exception):
+    """MODULE:APP that cannot be served, said in one line (ufork wsgi)."""
+
+
+def _load_app(spec, find_only=False):
+    """The application `spec` names, as gunicorn reads it: MODULE:APP, APP a
+    (dotted) name in MODULE, `application` if left out, called if written
+    NAME() (an app factory). find_only: only check that MODULE can be found
+    (the import is left to each worker). Raises _AppError for a module that
+    is not there, a name it lacks or an app that is not callable; an
+    exception raised by the module's own code goes through as it is."""
+    module_name, _, name = spec.partition(':')
+    name = name or 'application'
+    factory = name.endswith('()')
+    if factory:
+        name = name[:-2]
+    if not module_name or not name or not all(part.isidentifier() for part in module_name.split('.') + name.split('.')):
+        raise _AppError('%r: expected MODULE:APP, as myproject.wsgi:application' % spec)
+    try:
+        found = importlib.util.find_spec(module_name)
+    except ModuleNotFoundError as e:  # a package on the way is not there (else: the package's own import failed)
+        if not e.name or not (module_name + '.').startswith(e.name + '.'):
+            raise
+        found = None
+    if found is None:
+        raise _AppError('cannot import %r: no module of that name on the path (%s)' % (module_name, os.getcwd()))
+    if find_only:
+        return None
+    module = importlib.import_module(module_name)
+    try:
+        app = functools.reduce(getattr, name.split('.'), module)
+    except AttributeError:
+        raise _AppError('module %r has no attribute %r' % (module_name, name)) from None
+    if factory:
+        app = app()
+    if not callable(app):
+        raise _AppError('%s is not callable (an object of type %s): not an application' % (spec, type(app).__name__))
+    return app
 
 
 def _flush():

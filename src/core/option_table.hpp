@@ -30,7 +30,9 @@ enum class option_kind {
 };
 
 // Which commands take it.
-enum option_use : unsigned { in_hello = 1, in_run = 2, in_python = 4, everywhere = 7 };
+// in_app: `ufork wsgi` (a Python app served by the HTTP helper: a library
+// pool, as hello's, whose workers answer requests).
+enum option_use : unsigned { in_hello = 1, in_run = 2, in_python = 4, in_app = 8, everywhere = 15 };
 
 // What an option is.
 struct option_spec {

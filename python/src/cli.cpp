@@ -1,0 +1,278 @@
+// `python3 -m ufork wsgi` (and `ufork wsgi`, which execs it): the ufork
+// command's parser and service (daemon mode, pidfile, logs, the pool's
+// flags) in this interpreter, serving MODULE:APP with the HTTP helper as
+// serve_wsgi does. The app is imported once here, before the fork (--lazy:
+// in each worker); --reload replaces the workers when a .py file under the
+// app's directory changes.
+#include "cli.hpp"
+
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <pybind11/stl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../../cli/commands.hpp"
+#include "../../cli/listen.hpp"
+#include "../../cli/service.hpp"
+#include "fork.hpp"
+#include "net/listener.hpp"
+#include "sys/fd.hpp"
+#include "sys/process.hpp"
+#include "sys/unique_fd.hpp"
+#include "ufork/error.hpp"
+#include "wsgi.hpp"
+
+namespace ufork::python {
+namespace {
+
+namespace py = pybind11;
+namespace fs = std::filesystem;
+using cli::exit_usage;
+
+// The application, or why not in one line (exit 2): a module that is not
+// there, a name it lacks, an app that is not callable (ufork._load_app
+// tells these apart); an exception from the module's own code also prints
+// its traceback first.
+py::object load(const py::module_& ufork, const std::string& spec, bool find_only, std::string& why) {
+  try {
+    return ufork.attr("_load_app")(spec, find_only);
+  } catch (py::error_already_set& e) {
+    if (e.matches(ufork.attr("_AppError"))) {
+      why = py::str(e.value()).cast<std::string>();
+    } else {
+      why = "importing " + spec.substr(0, spec.find(':')) + " failed: " +
+            py::str(e.type().attr("__name__")).cast<std::string>() + ": " + py::str(e.value()).cast<std::string>();
+      e.restore();
+      PyErr_Print();
+    }
+    return py::none();
+  }
+}
+
+// --reload: an inotify watch on each directory under root (hidden ones and
+// __pycache__ left out), and on each new one as it appears. readable()
+// says whether what happened since the last call touched a .py file.
+class source_watch {
+ public:
+  explicit source_watch(const fs::path& root) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+    if (fd_.get() < 0) throw error(std::error_code(errno, std::generic_category()), "inotify_init1");
+    add_tree(root);
+  }
+  int fd() const noexcept { return fd_.get(); }
+  std::size_t directories() const noexcept { return dirs_.size(); }
+
+  bool changed() {
+    bool py_file = false;
+    alignas(inotify_event) char buf[16 * 1024];
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      for (char* p = buf; p < buf + n;) {
+        auto* ev = reinterpret_cast<inotify_event*>(p);
+        p += sizeof(inotify_event) + ev->len;
+        std::string name = ev->len ? ev->name : "";
+        auto dir = dirs_.find(ev->wd);
+        if (dir == dirs_.end()) continue;
+        if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+          add_tree(dir->second / name);
+        } else if (name.ends_with(".py")) {
+          py_file = true;
+        }
+      }
+    }
+    return py_file;
+  }
+
+ private:
+  static bool skipped(const fs::path& dir) {
+    std::string name = dir.filename().string();
+    return name.starts_with('.') || name == "__pycache__";
+  }
+  void add(const fs::path& dir) {
+    int wd = ::inotify_add_watch(fd_.get(), dir.c_str(),
+                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ONLYDIR);
+    if (wd >= 0) dirs_[wd] = dir;
+  }
+  void add_tree(const fs::path& root) {
+    if (skipped(root)) return;
+    add(root);
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+      if (skipped(it->path())) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      add(it->path());
+    }
+  }
+  sys::unique_fd fd_;
+  std::map<int, fs::path> dirs_;
+};
+
+// The directory --reload watches: the sys.path entry MODULE was found under
+// (the project's root), found without importing it.
+fs::path source_root(const std::string& spec) {
+  std::string module = spec.substr(0, spec.find(':'));
+  std::string top = module.substr(0, module.find('.'));
+  py::object found = py::module_::import("importlib.util").attr("find_spec")(top);
+  py::object origin = found.attr("origin");
+  if (origin.is_none()) {  // a namespace package: its first directory
+    py::list locations = found.attr("submodule_search_locations");
+    return fs::path(py::str(locations[0]).cast<std::string>()).parent_path();
+  }
+  fs::path file(py::str(origin).cast<std::string>());
+  return top == module && file.filename() != "__init__.py" ? file.parent_path() : file.parent_path().parent_path();
+}
+
+int run_wsgi(cli::wsgi_options o, int, char**) {
+  const char* name = "ufork wsgi";
+  o.lazy = o.lazy || o.reload;  // a worker forked from this process would have the code imported here
+  py::module_ ufork = py::module_::import("ufork");
+  py::module_ os = py::module_::import("os");
+  if (!o.chdir.empty()) {
+    if (::chdir(o.chdir.c_str()) != 0) {
+      std::cerr << name << ": --chdir " << o.chdir << ": " << std::strerror(errno) << "\n";
+      return exit_usage;
+    }
+  }
+  // The working directory first on the path, as gunicorn has it (also when
+  // the daemon works elsewhere).
+  std::string cwd = fs::current_path().string();
+  py::module_::import("sys").attr("path").attr("insert")(0, cwd);
+  for (const auto& kv : o.env) {
+    auto eq = kv.find('=');
+    os.attr("environ")[py::str(kv.substr(0, eq))] = kv.substr(eq + 1);
+  }
+  std::string why;
+  py::object app = load(ufork, o.app, o.lazy, why);
+  if (!why.empty()) {
+    std::cerr << name << ": " << why << "\n";
+    return exit_usage;
+  }
+  std::unique_ptr<source_watch> sources;
+  if (o.reload) sources = std::make_unique<source_watch>(source_root(o.app));
+
+  if (cli::activated_count() >= 1) {  // socket activation: the manager's socket
+    o.bind = "fd:3";
+    cli::forget_activation();
+  }
+  std::vector<std::string*> paths;  // made absolute for the daemon, which works in cwd all the same
+  if (o.access_log != "-") paths.push_back(&o.access_log);
+  cli::service svc(name, o, paths);
+  svc.workdir = cwd;
+  fork_protocol forks(true);
+  svc.before_detach = [] { PyOS_BeforeFork(); };
+  svc.after_detach = [] { PyOS_AfterFork_Child(); };
+  return svc.run([&] {
+    sys::unique_fd access;
+    int access_fd = -1;
+    if (o.access_log == "-") {  // the workers' stdout: the log, each line with its worker's prefix
+      access_fd = STDOUT_FILENO;
+    } else if (!o.access_log.empty()) {
+      access.reset(::open(o.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+      if (access.get() < 0)
+        throw std::runtime_error("--access-log " + o.access_log + ": " + std::strerror(errno));
+      access_fd = access.get();
+    }
+    std::vector<std::string> trusted;
+    for (std::size_t at = 0; at <= o.forwarded_allow_ips.size();) {
+      auto comma = std::min(o.forwarded_allow_ips.find(',', at), o.forwarded_allow_ips.size());
+      std::string ip = o.forwarded_allow_ips.substr(at, comma - at);
+      ip.erase(0, ip.find_first_not_of(' '));
+      ip.erase(ip.find_last_not_of(' ') + 1);
+      if (!ip.empty()) trusted.push_back(ip);
+      at = comma + 1;
+    }
+    wsgi_server server(app, o.bind, http::http_options{}, trusted, access_fd);  // binds
+
+    options pool;
+    svc.apply(pool);
+    if (access_fd > STDERR_FILENO && pool.strict_fds) pool.keep_fds.push_back(access_fd);
+    hooks h;
+    forks.add_to(h);
+    arbiter* a = nullptr;
+    h.on_worker_ready = svc.ready_hook(a);
+    h.post_fork = [&](worker&) {  // the GIL is this thread's
+      try {
+        ufork.attr("_worker_started")();
+        if (o.lazy) server.load(ufork.attr("_load_app")(o.app));
+      } catch (py::error_already_set& e) {
+        e.restore();
+        PyErr_Print();
+        std::fflush(nullptr);
+        sys::child::exit(70);  // EX_SOFTWARE: a failed start
+      }
+      PyEval_SaveThread();  // the helper's loop waits without the GIL; each request takes it
+    };
+    h.child_pre_exit = [&](worker&) {
+      py::gil_scoped_acquire gil;
+      ufork.attr("_flush")();
+    };
+    // --reload: a change asks for a reload; one asked while another runs
+    // is tried again at the pool's next event (a worker ready or gone).
+    bool pending = false;
+    auto reload = [&] {
+      if (!pending || !a) return;
+      reply r = a->execute("reload");
+      pending = !r.ok && r.text.find("in progress") != std::string::npos;
+    };
+    if (sources) {
+      h.on_worker_exit = [&](const exit_info&) { reload(); };
+      auto ready = std::move(h.on_worker_ready);
+      h.on_worker_ready = [&, ready](const worker_info& w) {
+        ready(w);
+        reload();
+      };
+    }
+    server.attach(pool, h);
+    arbiter pool_arbiter(std::move(pool), std::move(h));
+    a = &pool_arbiter;
+    server.log_to(pool_arbiter);
+    pool_arbiter.log("serving " + o.app + " on http://" + server.address() + "/" +
+                     net::every_interface_note(server.address()) + (o.lazy ? " (imported in each worker)" : ""));
+    if (sources) {
+      pool_arbiter.log("--reload: watching " + std::to_string(sources->directories()) + " directories under " +
+                       source_root(o.app).string() + " for .py changes");
+      pool_arbiter.watch(sources->fd(), [&] {
+        if (!sources->changed()) return;
+        pool_arbiter.log("--reload: a source file changed: replacing the workers");
+        pending = true;
+        reload();
+      });
+    }
+    py::gil_scoped_release nogil;
+    return pool_arbiter.run();
+  });
+}
+
+}  // namespace
+
+int main(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  cli::runners only_wsgi;
+  only_wsgi.wsgi = run_wsgi;
+  try {
+    return cli::parse_and_run(static_cast<int>(args.size()), argv.data(), only_wsgi);
+  } catch (py::error_already_set&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::cerr << "ufork: " << e.what() << '\n';
+    return cli::exit_runtime;
+  }
+}
+
+}  // namespace ufork::python
