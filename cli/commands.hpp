@@ -45,7 +45,7 @@ struct run_options : service_options {
 // ufork command checks the flags, then execs that.
 struct wsgi_options : service_options {
   std::string app;  // MODULE:APP
-  std::string bind = "127.0.0.1:8000";  // gunicorn's
+  std::vector<std::string> binds;   // HOST:PORT, [V6]:PORT, unix:PATH, fd:N; none: 127.0.0.1:8000 (gunicorn's)
   bool lazy = false;               // import the app in each worker, not once before the fork
   bool reload = false;             // replace the workers when a source file changes (implies lazy)
   std::string chdir;               // before the import, in the arbiter (and on sys.path)

@@ -44,13 +44,16 @@ CLI::Validator seconds(double lo, double hi) {
       },
       fmt::format("SECONDS in [{}, {}]", lo, hi));
 }
-// HOST:PORT, [V6]:PORT or fd:N, its syntax only (binding says the rest).
-CLI::Validator endpoint() {
+// HOST:PORT, [V6]:PORT or fd:N (and unix:PATH), its syntax only (binding
+// says the rest).
+CLI::Validator endpoint(bool unix_too = false) {
   return CLI::Validator(
-      [](std::string& v) -> std::string {
+      [unix_too](std::string& v) -> std::string {
         if (v.starts_with("fd:") && v.size() > 3 && v.find_first_not_of("0123456789", 3) == std::string::npos) return {};
+        if (unix_too && v.starts_with("unix:") && v.size() > 5) return {};
         if (ufork::net::split_host_port(v)) return {};
-        return "expected HOST:PORT, [IPV6]:PORT or fd:N (a port from 0 to 65535), not '" + v + "'";
+        return std::string("expected HOST:PORT, [IPV6]:PORT") + (unix_too ? ", unix:PATH" : "") +
+               " or fd:N (a port from 0 to 65535), not '" + v + "'";
       },
       "HOST:PORT");
 }
@@ -83,6 +86,7 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, unsigned u
     } else if (e.kind == ufork::option_kind::texts) {
       flag = app->add_option_function<std::vector<std::string>>(
           e.flags, [&o, &e](const std::vector<std::string>& vs) { for (const auto& v : vs) e.set(o.pool, v); }, help);
+      flag->allow_extra_args(false);  // one value per flag: `--rlimit core=0 app:app` leaves app:app alone
       flag->check(check);
     } else {
       flag = app->add_option_function<std::string>(e.flags, [&o, &e](const std::string& v) { e.set(o.pool, v); }, help);
@@ -167,7 +171,8 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
   for (const char* name : {"--max-requests", "--max-requests-jitter", "--refork-after"}) run->get_option(name)->group("");
   run->add_option("--bind,-b", run_opts.binds,
                   "HOST:PORT, [V6]:PORT or unix:PATH (,mode=0660,owner=U,group=G), and ,name=N: handed to each "
-                  "worker as fds 3, 4, ... (LISTEN_FDS)");
+                  "worker as fds 3, 4, ... (LISTEN_FDS)")
+      ->allow_extra_args(false);
   run->add_option("command", run_opts.command, "the program and its arguments, after --");
 
   wsgi_options wsgi_opts;
@@ -179,15 +184,17 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
                    "MODULE:APP, as gunicorn's (APP: a name in MODULE, default application), imported once before "
                    "the workers are forked")
       ->required();
-  wsgi->add_option("--bind,-b", wsgi_opts.bind, "HOST:PORT, [V6]:PORT or fd:N to listen on")
-      ->check(endpoint())
-      ->capture_default_str();
+  wsgi->add_option("--bind,-b", wsgi_opts.binds,
+                   "HOST:PORT, [V6]:PORT, unix:PATH or fd:N to listen on; several -b: each (default: 127.0.0.1:8000)")
+      ->check(endpoint(true))
+      ->allow_extra_args(false);  // one address per -b: `-b A MODULE:APP` leaves the app alone
   wsgi->add_flag("--lazy", wsgi_opts.lazy, "import the app in each worker instead (gunicorn without --preload)");
   wsgi->add_flag("--reload", wsgi_opts.reload,
                  "development: replace the workers when a file under the app's directory changes (inotify; "
                  "implies --lazy)");
   wsgi->add_option("--chdir", wsgi_opts.chdir, "change to this directory (and import from it) before the import");
   wsgi->add_option("--env,-e", wsgi_opts.env, "K=V set in the environment before the import (repeatable)")
+      ->allow_extra_args(false)
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
             return v.find('=') == std::string::npos || v.front() == '=' ? "expected K=V, not '" + v + "'" : "";

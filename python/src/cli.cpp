@@ -13,6 +13,7 @@
 #include <pybind11/stl.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -26,6 +27,7 @@
 #include "../../cli/service.hpp"
 #include "fork.hpp"
 #include "net/listener.hpp"
+#include "sys/event.hpp"
 #include "sys/fd.hpp"
 #include "sys/process.hpp"
 #include "sys/unique_fd.hpp"
@@ -60,18 +62,27 @@ py::object load(const py::module_& ufork, const std::string& spec, bool find_onl
 }
 
 // --reload: an inotify watch on each directory under root (hidden ones and
-// __pycache__ left out), and on each new one as it appears. readable()
-// says whether what happened since the last call touched a .py file.
+// __pycache__ left out), and on each new one as it appears. A change to a
+// .py file arms a timer of `quiet`, armed again by each further one, so
+// that a burst (an editor's save, a checkout) is one reload: settled() once
+// it has run out.
 class source_watch {
  public:
+  static constexpr auto quiet = std::chrono::milliseconds(100);
+
   explicit source_watch(const fs::path& root) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
     if (fd_.get() < 0) throw error(std::error_code(errno, std::generic_category()), "inotify_init1");
-    add_tree(root);
+    auto timer = sys::make_timerfd();
+    if (!timer) throw error(timer.error(), "timerfd_create");
+    timer_ = std::move(timer).value();
+    (void)add_tree(root);
   }
   int fd() const noexcept { return fd_.get(); }
+  int timer() const noexcept { return timer_.get(); }
   std::size_t directories() const noexcept { return dirs_.size(); }
 
-  bool changed() {
+  // Reads what happened: a .py file touched arms the timer.
+  void read() {
     bool py_file = false;
     alignas(inotify_event) char buf[16 * 1024];
     for (;;) {
@@ -84,14 +95,16 @@ class source_watch {
         auto dir = dirs_.find(ev->wd);
         if (dir == dirs_.end()) continue;
         if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
-          add_tree(dir->second / name);
+          // Watched from now on: what was written in it before is looked for.
+          py_file = add_tree(dir->second / name) || py_file;
         } else if (name.ends_with(".py")) {
           py_file = true;
         }
       }
     }
-    return py_file;
+    if (py_file) (void)sys::timerfd_arm(timer_.get(), std::chrono::steady_clock::now() + quiet);
   }
+  bool settled() const noexcept { return sys::drain_counter(timer_.get()) > 0; }
 
  private:
   static bool skipped(const fs::path& dir) {
@@ -103,21 +116,27 @@ class source_watch {
                                  IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ONLYDIR);
     if (wd >= 0) dirs_[wd] = dir;
   }
-  void add_tree(const fs::path& root) {
-    if (skipped(root)) return;
+  // Watches root and the directories under it; true if a .py file is there.
+  bool add_tree(const fs::path& root) {
+    if (skipped(root)) return false;
     add(root);
+    bool py_file = false;
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+      if (!it->is_directory(ec) || it->is_symlink(ec)) {
+        py_file = py_file || it->path().extension() == ".py";
+        continue;
+      }
       if (skipped(it->path())) {
         it.disable_recursion_pending();
         continue;
       }
       add(it->path());
     }
+    return py_file;
   }
-  sys::unique_fd fd_;
+  sys::unique_fd fd_, timer_;
   std::map<int, fs::path> dirs_;
 };
 
@@ -164,10 +183,12 @@ int run_wsgi(cli::wsgi_options o, int, char**) {
   std::unique_ptr<source_watch> sources;
   if (o.reload) sources = std::make_unique<source_watch>(source_root(o.app));
 
-  if (cli::activated_count() >= 1) {  // socket activation: the manager's socket
-    o.bind = "fd:3";
+  if (int n = cli::activated_count(); n >= 1) {  // socket activation: the manager's sockets
+    o.binds.clear();
+    for (int fd = 3; fd < 3 + n; ++fd) o.binds.push_back("fd:" + std::to_string(fd));
     cli::forget_activation();
   }
+  if (o.binds.empty()) o.binds.push_back("127.0.0.1:8000");
   std::vector<std::string*> paths;  // made absolute for the daemon, which works in cwd all the same
   if (o.access_log != "-") paths.push_back(&o.access_log);
   cli::service svc(name, o, paths);
@@ -195,7 +216,7 @@ int run_wsgi(cli::wsgi_options o, int, char**) {
       if (!ip.empty()) trusted.push_back(ip);
       at = comma + 1;
     }
-    wsgi_server server(app, o.bind, http::http_options{}, trusted, access_fd);  // binds
+    wsgi_server server(app, o.binds, http::http_options{}, trusted, access_fd);  // binds
 
     options pool;
     svc.apply(pool);
@@ -240,13 +261,15 @@ int run_wsgi(cli::wsgi_options o, int, char**) {
     arbiter pool_arbiter(std::move(pool), std::move(h));
     a = &pool_arbiter;
     server.log_to(pool_arbiter);
-    pool_arbiter.log("serving " + o.app + " on http://" + server.address() + "/" +
-                     net::every_interface_note(server.address()) + (o.lazy ? " (imported in each worker)" : ""));
+    for (const auto& address : server.addresses())
+      pool_arbiter.log("serving " + o.app + " on " + (address.starts_with("unix:") ? address : "http://" + address + "/") +
+                       net::every_interface_note(address) + (o.lazy ? " (imported in each worker)" : ""));
     if (sources) {
       pool_arbiter.log("--reload: watching " + std::to_string(sources->directories()) + " directories under " +
                        source_root(o.app).string() + " for .py changes");
-      pool_arbiter.watch(sources->fd(), [&] {
-        if (!sources->changed()) return;
+      pool_arbiter.watch(sources->fd(), [&] { sources->read(); });
+      pool_arbiter.watch(sources->timer(), [&] {
+        if (!sources->settled()) return;
         pool_arbiter.log("--reload: a source file changed: replacing the workers");
         pending = true;
         reload();

@@ -438,7 +438,8 @@ PYBIND11_MODULE(_ufork, m) {
 
   py::class_<ufork::python::wsgi_server, std::shared_ptr<ufork::python::wsgi_server>>(m, "WsgiServer")
       .def(py::init([](py::object app, const std::string& address, std::vector<std::string> forwarded_allow_ips) {
-             return std::make_shared<ufork::python::wsgi_server>(std::move(app), address, ufork::http::http_options{},
+             return std::make_shared<ufork::python::wsgi_server>(std::move(app), std::vector<std::string>{address},
+                                                                 ufork::http::http_options{},
                                                                  std::move(forwarded_allow_ips));
            }),
            py::arg("app"), py::arg("address"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"})

@@ -201,6 +201,7 @@ struct wsgi_server::app {
   py::dict base;  // the environ's constant part
   std::vector<std::string> trusted;  // forwarded_allow_ips ("*": every peer)
   int access_log = -1;
+  bool several = false;  // addresses: SERVER_NAME and SERVER_PORT are the connection's own
 
   http::answer operator()(const http::request& req) {
     py::gil_scoped_acquire gil;
@@ -257,15 +258,23 @@ struct wsgi_server::app {
         env[k] = latin1(sv(f.value()));
     }
     env["wsgi.input"] = bytes_io(py::bytes(req.body()));
-    // The client: the connection's peer, or what a proxy it trusts says.
-    if (auto peer = http::current_peer()) {
+    if (several)
+      if (auto here = http::current_local()) {
+        env["SERVER_NAME"] = here->host;
+        env["SERVER_PORT"] = std::to_string(here->port);
+      }
+    // The client: the connection's peer, or what a proxy it trusts says
+    // (a peer on a unix socket is trusted, as gunicorn does: only a local
+    // process the socket file's mode lets in can be one).
+    auto peer = http::current_peer();
+    if (peer) {
       env["REMOTE_ADDR"] = peer->host;
       env["REMOTE_PORT"] = std::to_string(peer->port);
-      if (std::ranges::any_of(trusted, [&](const std::string& ip) { return ip == "*" || ip == peer->host; })) {
-        forwarded f = forwarded_by(req);
-        if (!f.addr.empty()) env["REMOTE_ADDR"] = f.addr;
-        if (!f.scheme.empty()) env["wsgi.url_scheme"] = f.scheme;
-      }
+    }
+    if (!peer || std::ranges::any_of(trusted, [&](const std::string& ip) { return ip == "*" || ip == peer->host; })) {
+      forwarded f = forwarded_by(req);
+      if (!f.addr.empty()) env["REMOTE_ADDR"] = f.addr;
+      if (!f.scheme.empty()) env["wsgi.url_scheme"] = f.scheme;
     }
     return env;
   }
@@ -365,11 +374,12 @@ struct wsgi_server::app {
   }
 };
 
-wsgi_server::wsgi_server(py::object fn, const std::string& address, http::http_options options,
+wsgi_server::wsgi_server(py::object fn, const std::vector<std::string>& addresses, http::http_options options,
                          std::vector<std::string> forwarded_allow_ips, int access_log)
     : app_(shared_with_gil(new app{std::move(fn), py::module_::import("io").attr("BytesIO"), py::dict(),
                                    std::move(forwarded_allow_ips), access_log})),
-      server_([a = app_](const http::request& req) { return (*a)(req); }, address, options) {
+      server_([a = app_](const http::request& req) { return (*a)(req); }, addresses, options) {
+  app_->several = server_.addresses().size() > 1;
   const std::string& bound = server_.address();
   auto colon = bound.rfind(':');
   py::dict& b = app_->base;

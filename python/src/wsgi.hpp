@@ -17,18 +17,20 @@ namespace ufork::python {
 
 class wsgi_server {
  public:
-  // Binds `address` ("HOST:PORT") now, in the arbiter. Throws ufork::error.
+  // Binds each of `addresses` ("HOST:PORT", "unix:PATH", "fd:N") now, in the
+  // arbiter. Throws ufork::error.
   // A request from a peer in forwarded_allow_ips ("*": any) gets
   // REMOTE_ADDR and wsgi.url_scheme from its Forwarded or X-Forwarded-For
   // and X-Forwarded-Proto headers; from any other, the connection's own.
   // access_log: an fd (O_APPEND) for a line per request in the combined
   // format, or -1.
-  wsgi_server(pybind11::object app, const std::string& address, http::http_options options,
+  wsgi_server(pybind11::object app, const std::vector<std::string>& addresses, http::http_options options,
               std::vector<std::string> forwarded_allow_ips, int access_log = -1);
   ~wsgi_server();
   // The application, for a server made with None (imported in each worker).
   void load(pybind11::object app);
   const std::string& address() const noexcept { return server_.address(); }
+  const std::vector<std::string>& addresses() const noexcept { return server_.addresses(); }
   void attach(options& pool, hooks& h) { server_.attach(pool, h); }
   void log_to(arbiter& a) noexcept { server_.log_to(a); }
 

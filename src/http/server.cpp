@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <string_view>
 #include <list>
 #include <memory>
@@ -110,20 +111,24 @@ thread_local int t_connection = -1;  // the connection whose request a handler a
 
 class worker_server {
  public:
-  worker_server(worker& w, const handler& h, const http_options& o, int listen_fd)
-      : worker_(w), handler_(h), options_(o), listen_fd_(listen_fd) {
-    acceptor_.assign(listen_fd_protocol(listen_fd), listen_fd);
-    error_code ignored;
-    acceptor_.non_blocking(true, ignored);  // accept_some() takes until the queue is empty
-    // On the shared socket, a new connection wakes one worker, as nginx's
-    // do (see accept_some for how Asio's registration stays exclusive).
-    if (!o.reuseport) net::accept_exclusively(listen_fd);
-    // A connection is accepted once its first bytes have come (1 s at
-    // most: nginx's `deferred`), so that its first read finds the request.
-    // A stop sees such connections as handshakes under way (SYN_RECV) and
-    // takes them during its linger.
-    int defer_seconds = 1;
-    (void)sys::set_socket_option(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds);
+  worker_server(worker& w, const handler& h, const http_options& o, const std::vector<int>& listen_fds)
+      : worker_(w), handler_(h), options_(o) {
+    for (int fd : listen_fds) {
+      listener& l = listeners_.emplace_back(io_, fd);
+      l.acceptor.assign(listen_fd_protocol(fd), fd);
+      error_code ignored;
+      l.acceptor.non_blocking(true, ignored);  // accept_some() takes until the queue is empty
+      // On a shared socket, a new connection wakes one worker, as nginx's
+      // do (see accept_some for how Asio's registration stays exclusive).
+      if (!o.reuseport) net::accept_exclusively(fd);
+      // A TCP connection is accepted once its first bytes have come (1 s at
+      // most: nginx's `deferred`), so that its first read finds the
+      // request. A stop sees such connections as handshakes under way
+      // (SYN_RECV) and takes them during its linger. (A unix socket refuses
+      // the option, and has no handshake.)
+      int defer_seconds = 1;
+      (void)sys::set_socket_option(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds);
+    }
     // Deadlines are checked on each tick: a tenth of the shortest timeout,
     // so a connection is cut off within 10% of its time.
     auto shortest = std::min(o.request_timeout, o.keepalive_timeout);
@@ -148,11 +153,22 @@ class worker_server {
   void run() {
     attached_.emplace(worker_, io_, [this] { begin_stop(); });
     watch();
-    accept_some();  // connections may be queued already: the wait below sees only new ones
+    for (auto& l : listeners_) accept_some(l);  // connections may be queued already: the wait below sees only new ones
     io_.run();
   }
 
  private:
+  // A listening socket (its fd the acceptor's), and its pause after an
+  // accept failed (said once until an accept succeeds). In a list: the
+  // callbacks keep a reference.
+  struct listener {
+    int fd;
+    acceptor_type acceptor;
+    timer_type pause;
+    bool failing = false;
+    listener(asio::io_context& io, int f) : fd(f), acceptor(io), pause(io) {}
+  };
+
   // The connections are in an epoll set of the worker's own, registered
   // once, edge-triggered, for reading and writing (as nginx's are); the set
   // is one descriptor in Asio's loop. A keep-alive request costs a recv(2)
@@ -227,18 +243,18 @@ class worker_server {
   // connections' set: a set that is itself watched by another is never a
   // waiter to the kernel, so EPOLLEXCLUSIVE woke every worker there, all 4
   // of 4 per connection against 1 here.)
-  void accept_some() {
+  void accept_some(listener& l) {
     for (int taken = 0; taken < accepts_per_turn && accepting_; ++taken) {  // a request answered may end it
       std::error_code ec;
-      int fd = sys::accept_connection(listen_fd_, ec);
+      int fd = sys::accept_connection(l.fd, ec);
       if (fd >= 0) {
-        if (std::exchange(accept_failing_, false)) std::fprintf(stderr, "ufork http: accepting again\n");
+        if (std::exchange(l.failing, false)) std::fprintf(stderr, "ufork http: accepting again\n");
         start(fd);
         continue;
       }
       if (ec == std::errc::resource_unavailable_try_again) {
-        acceptor_.async_wait(tcp::acceptor::wait_read, [this](error_code e) {
-          if (!e && acceptor_.is_open()) accept_some();
+        l.acceptor.async_wait(tcp::acceptor::wait_read, [this, &l](error_code e) {
+          if (!e && l.acceptor.is_open()) accept_some(l);
         });
         return;
       }
@@ -246,16 +262,16 @@ class worker_server {
       // Out of descriptors or memory: the socket stays readable, so
       // accepting again at once would spin. Pause, as nginx does, and say
       // so once, not every 100 ms.
-      if (!std::exchange(accept_failing_, true))
+      if (!std::exchange(l.failing, true))
         std::fprintf(stderr, "ufork http: accept: %s; retrying every 100 ms\n", ec.message().c_str());
-      pause_.expires_after(100ms);
-      pause_.async_wait([this](error_code e) {
-        if (!e && acceptor_.is_open()) accept_some();
+      l.pause.expires_after(100ms);
+      l.pause.async_wait([this, &l](error_code e) {
+        if (!e && l.acceptor.is_open()) accept_some(l);
       });
       return;
     }
-    asio::post(io_, [this] {
-      if (acceptor_.is_open()) accept_some();
+    asio::post(io_, [this, &l] {
+      if (l.acceptor.is_open()) accept_some(l);
     });
   }
 
@@ -591,10 +607,13 @@ class worker_server {
   void begin_stop() {
     stopping_ = true;
     if (!options_.reuseport && !worker_.pool_stopping()) stop_accepting();
-    if (options_.reuseport && !net::drop_new_connections(listen_fd_))
-      std::perror("ufork http: stop: SO_ATTACH_FILTER");
+    for (auto& l : listeners_)
+      if (options_.reuseport && !net::drop_new_connections(l.fd)) std::perror("ufork http: stop: SO_ATTACH_FILTER");
     accept_queued();
-    if (conns_.empty() && !(accepting_ && net::handshakes_under_way(listen_fd_))) return end_linger();
+    bool handshakes = accepting_ && std::ranges::any_of(listeners_, [](const listener& l) {
+      return net::handshakes_under_way(l.fd);
+    });
+    if (conns_.empty() && !handshakes) return end_linger();
     linger_.expires_after(stop_linger);
     linger_.async_wait([this](error_code) { end_linger(); });
   }
@@ -610,35 +629,35 @@ class worker_server {
     if (conns_.empty()) finish();
   }
 
-  // The socket out of the loop and closed (this worker's copy): no more
-  // connections taken. listen_fd_'s number may be reused from here on.
+  // The sockets out of the loop and closed (this worker's copies): no more
+  // connections taken. Their numbers may be reused from here on.
   void stop_accepting() {
     if (!std::exchange(accepting_, false)) return;
-    error_code ignored;
-    acceptor_.close(ignored);
-    pause_.cancel();
+    for (auto& l : listeners_) {
+      error_code ignored;
+      l.acceptor.close(ignored);
+      l.pause.cancel();
+    }
   }
 
   void accept_queued() {
-    if (!accepting_) return;
     std::error_code ec;
-    for (int fd; accepting_ && ((fd = sys::accept_connection(listen_fd_, ec)) >= 0 || ec == std::errc::connection_aborted);)
-      if (fd >= 0) start(fd);
+    for (auto& l : listeners_)
+      for (int fd; accepting_ && ((fd = sys::accept_connection(l.fd, ec)) >= 0 || ec == std::errc::connection_aborted);)
+        if (fd >= 0) start(fd);
   }
 
   worker& worker_;
   const handler& handler_;
   const http_options& options_;
-  int listen_fd_;  // the acceptor's
   // One thread only: no locking in the scheduler and the reactor.
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
-  acceptor_type acceptor_{io_};
+  std::list<listener> listeners_;
   asio::posix::basic_stream_descriptor<executor> events_{io_};  // the connections' epoll set
   std::optional<asio_worker> attached_;
-  timer_type tick_{io_}, linger_{io_}, pause_{io_};
+  timer_type tick_{io_}, linger_{io_};
   bool ticking_ = false;  // the deadline tick is armed (while connections are open)
-  bool accept_failing_ = false;  // said once until an accept succeeds
-  bool accepting_ = true;        // the acceptor is open (stop_accepting)
+  bool accepting_ = true;        // the acceptors are open (stop_accepting)
   bool later_posted_ = false;
   bool finished_ = false;
   std::chrono::milliseconds period_;
@@ -659,6 +678,14 @@ class worker_server {
 std::optional<peer> current_peer() {
   if (t_connection < 0) return std::nullopt;
   auto [host, port] = sys::host_and_port(sys::peer_address(t_connection));
+  if (host.empty()) return std::nullopt;  // a unix socket's
+  return peer{std::move(host), port};
+}
+
+std::optional<peer> current_local() {
+  if (t_connection < 0) return std::nullopt;
+  auto [host, port] = sys::host_and_port(sys::local_address(t_connection));
+  if (host.empty()) return std::nullopt;  // a unix socket's
   return peer{std::move(host), port};
 }
 
@@ -667,14 +694,38 @@ struct server::state {
   http_options options;
   // Bound here, in the arbiter, before any fork: a bad address or a port in
   // use is one exception for the caller, not a crash loop of workers.
-  net::bound shared;
-  int shared_fd;  // the workers' copy: taken before any stop
+  std::vector<net::bound> shared;
+  std::vector<int> shared_fds;  // the workers' copies: taken before any stop
+  std::vector<std::string> addresses;
   arbiter* log = nullptr;
   bool attached = false;
 
-  state(handler handler, const std::string& endpoint, http_options o)
-      : h(std::move(handler)), options(o),
-        shared(net::bind_endpoint(endpoint, o.reuseport, !o.reuseport, o.backlog)), shared_fd(shared.fd.get()) {}
+  state(handler handler, const std::vector<std::string>& endpoints, http_options o) : h(std::move(handler)), options(o) {
+    if (endpoints.empty()) throw_invalid("an HTTP server needs an address to listen on");
+    try {
+      for (const auto& e : endpoints) {
+        shared.push_back(net::bind_endpoint(e, o.reuseport, !o.reuseport, o.backlog));
+        shared_fds.push_back(shared.back().fd.get());
+        addresses.push_back(shared.back().address);
+      }
+    } catch (...) {
+      let_go();
+      throw;
+    }
+  }
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+  ~state() { let_go(); }
+
+  // The arbiter's copies closed, and the unix socket files it made removed.
+  void let_go() noexcept {
+    for (auto& b : shared) {
+      b.fd.reset();
+      std::error_code ignored;
+      if (!b.file.empty()) std::filesystem::remove(b.file, ignored);
+      b.file.clear();
+    }
+  }
 
   void say(const std::string& text) const {
     if (log)
@@ -685,10 +736,13 @@ struct server::state {
 };
 
 server::server(handler h, const std::string& endpoint, http_options options)
-    : state_(std::make_unique<state>(std::move(h), endpoint, options)) {}
+    : server(std::move(h), std::vector<std::string>{endpoint}, options) {}
+server::server(handler h, const std::vector<std::string>& endpoints, http_options options)
+    : state_(std::make_unique<state>(std::move(h), endpoints, options)) {}
 server::~server() = default;
 
-const std::string& server::address() const noexcept { return state_->shared.address; }
+const std::string& server::address() const noexcept { return state_->addresses.front(); }
+const std::vector<std::string>& server::addresses() const noexcept { return state_->addresses; }
 
 void server::log_to(arbiter& a) noexcept { state_->log = &a; }
 
@@ -696,30 +750,32 @@ void server::attach(options& pool, hooks& hk) {
   if (std::exchange(state_->attached, true)) throw_invalid("an HTTP server is attached to one arbiter");
   state* st = state_.get();
   // Once stopping, the arbiter turns new connections away (see
-  // worker_server::begin_stop) and lets go of the socket, so that it closes
-  // when the last worker has taken its queue.
+  // worker_server::begin_stop) and lets go of the sockets, so that each
+  // closes when the last worker has taken its queue.
   hk.parent_pre_stop = [st, before = std::move(hk.parent_pre_stop)] {
     if (before) before();
-    if (!st->options.reuseport && !net::drop_new_connections(st->shared.fd.get()))
-      st->say("stop: cannot filter new connections: " + std::generic_category().message(errno));
-    st->shared.fd.reset();
+    for (const auto& b : st->shared)
+      if (!st->options.reuseport && b.fd && !net::drop_new_connections(b.fd.get()))
+        st->say("stop: cannot filter new connections on " + b.address + ": " + std::generic_category().message(errno));
+    st->let_go();
   };
   // With reforking, a worker may become the mold, whose children serve on
-  // the socket again: the acceptor gets a copy, and the worker keeps its own.
+  // the sockets again: the acceptors get copies, and the worker keeps its own.
   bool keep = !pool.refork_after.empty();
   hk.post_fork = [st, keep, before = std::move(hk.post_fork)](worker& w) {
     if (before) before(w);
-    // The acceptor owns the worker's only copy: closing it at stop closes
-    // the worker's hold on the socket.
-    int fd = st->shared_fd;
-    if (st->options.reuseport)  // each worker its own queue; the arbiter's holds the port
-      fd = net::bind_endpoint(st->shared.address, true, true, st->options.backlog).fd.release();
-    else if (keep)
-      fd = sys::duplicate(fd).value().release();
-    worker_server server(w, st->h, st->options, fd);
+    // The acceptors own the worker's only copies: closing them at stop
+    // closes the worker's hold on the sockets.
+    std::vector<int> fds = st->shared_fds;
+    for (std::size_t i = 0; i < fds.size(); ++i)
+      if (st->options.reuseport)  // each worker its own queue; the arbiter's holds the port
+        fds[i] = net::bind_endpoint(st->addresses[i], true, true, st->options.backlog).fd.release();
+      else if (keep)
+        fds[i] = sys::duplicate(fds[i]).value().release();
+    worker_server server(w, st->h, st->options, fds);
     server.run();
   };
-  if (pool.strict_fds) pool.keep_fds.push_back(st->shared_fd);
+  if (pool.strict_fds) pool.keep_fds.insert(pool.keep_fds.end(), st->shared_fds.begin(), st->shared_fds.end());
 }
 
 int serve(handler h, const std::string& endpoint, server_options options) {

@@ -12,6 +12,8 @@
 #include "sys/unique_fd.hpp"
 #include "ufork/error.hpp"
 
+#include <filesystem>
+
 namespace ufork::net {
 
 bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog) {
@@ -22,17 +24,27 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
     } catch (const std::exception&) {
     }
     auto ss = sys::local_address(fd);
-    if (fd < 3 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
-      throw error(std::make_error_code(std::errc::not_a_socket), "cannot listen on " + endpoint + ": not an inet socket");
+    if (fd < 3 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6 && ss.ss_family != AF_UNIX))
+      throw error(std::make_error_code(std::errc::not_a_socket),
+                  "cannot listen on " + endpoint + ": not an inet or unix socket");
     (void)sys::take_carried("fd " + std::to_string(fd), false);  // an upgrade kept it open for this image
     sys::carry(fd, "fd " + std::to_string(fd));
-    return {sys::unique_fd(fd), describe(ss)};
+    return {sys::unique_fd(fd), describe(ss), {}};
+  }
+  if (endpoint.starts_with("unix:")) {
+    if (reuseport)
+      throw error(std::make_error_code(std::errc::invalid_argument), "cannot listen on " + endpoint + ": SO_REUSEPORT is for TCP");
+    if (endpoint.size() == 5) throw error(std::make_error_code(std::errc::invalid_argument), "unix: needs a path");
+    std::string path = std::filesystem::absolute(endpoint.substr(5)).string();
+    unix_options how;
+    how.backlog = backlog;
+    return {listen_unix(path, how), "unix:" + path, path};
   }
   // After an in-place upgrade: the old image's socket, bound as this one would be.
   const std::string carried_as = "tcp " + endpoint + (reuseport ? " reuseport" : "") + (listen_now ? "" : " unlistened");
   if (int fd = sys::take_carried(carried_as); fd >= 0) {
     sys::carry(fd, carried_as);
-    return {sys::unique_fd(fd), address_of(fd)};
+    return {sys::unique_fd(fd), address_of(fd), {}};
   }
   auto where = split_host_port(endpoint);
   if (!where)
@@ -40,7 +52,7 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
   sys::unique_fd fd = listen_tcp(endpoint, *where, {reuseport, listen_now, backlog});
   std::string address = address_of(fd.get());
   sys::carry(fd.get(), carried_as);
-  return {std::move(fd), address};
+  return {std::move(fd), address, {}};
 }
 
 std::string every_interface_note(const std::string& address) {

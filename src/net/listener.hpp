@@ -12,12 +12,14 @@ namespace ufork::net {
 
 struct bound {
   sys::unique_fd fd;
-  std::string address;  // "127.0.0.1:7777", the port resolved
+  std::string address;  // "127.0.0.1:7777", the port resolved; "unix:/run/app.sock"
+  std::string file;     // a unix socket's path, which its binder removes once done with it
 };
 
-// Binds HOST:PORT; listens unless listen_now is false. "fd:N" takes fd N, a
-// listening inet socket this process was given (socket activation). Throws
-// ufork::error with the address in its message.
+// Binds HOST:PORT, or unix:PATH (see listen_unix); listens unless
+// listen_now is false. "fd:N" takes fd N, a listening inet or unix socket
+// this process was given (socket activation). Throws ufork::error with the
+// address in its message.
 UFORK_API bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now, int backlog);
 
 // ", on every interface" for "0.0.0.0:P" and "[::]:P" (a --bind of ":P"

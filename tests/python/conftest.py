@@ -16,10 +16,16 @@ PYTHON = '/usr/bin/python3'  # Debian's, the module's build target
 DEADLINE = 60.0              # generous: a loaded 2-core machine
 
 
+UFORK = os.environ.get('UFORK_CLI', '')  # the ufork command (tests/CMakeLists.txt sets it)
+
+
 class Program:
-    def __init__(self, source, env=None):
+    """A Python program (source), or a command (argv: a list)."""
+
+    def __init__(self, source, env=None, cwd=None):
+        argv = source if isinstance(source, list) else [PYTHON, '-u', '-c', textwrap.dedent(source)]
         self.proc = subprocess.Popen(
-            [PYTHON, '-u', '-c', textwrap.dedent(source)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd,
             env=dict(os.environ, **(env or {})),
             # SIGINT as at a terminal, even if whoever started the tests ignores it.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -80,12 +86,12 @@ class Program:
 
 @pytest.fixture
 def program():
-    """program(source) starts it; at the end, none left running, and no worker
+    """program(source) starts it (or program([argv...]): a command); at the end, none left running, and no worker
     it printed a line from outlives it."""
     started = []
 
-    def start(source, env=None):
-        p = Program(source, env)
+    def start(source, env=None, cwd=None):
+        p = Program(source, env, cwd)
         started.append(p)
         return p
     yield start

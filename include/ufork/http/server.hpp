@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ufork/arbiter.hpp"
 
@@ -54,12 +55,16 @@ using handler = std::function<answer(const request&)>;
 
 // In a handler: the peer of the connection whose request it answers
 // ("203.0.113.7", 52344), read with getpeername(2) when asked (nothing is
-// kept per connection for it); nullopt outside a handler.
+// kept per connection for it); nullopt outside a handler and on a unix
+// socket.
 struct peer {
   std::string host;
   std::uint16_t port = 0;
 };
 UFORK_API std::optional<peer> current_peer();
+// In a handler: this end of the connection, the address the client reached
+// ("127.0.0.1", 8000); nullopt outside a handler and on a unix socket.
+UFORK_API std::optional<peer> current_local();
 
 // Why a response header cannot be sent as it is, or "" if it can: a name
 // that is not an HTTP token (RFC 9110 5.6.2), or a value holding CR, LF or
@@ -99,12 +104,18 @@ class UFORK_API server {
   // process, before any fork. Throws ufork::error naming the address if it
   // cannot be bound.
   server(handler h, const std::string& endpoint, http_options options = {});
+  // Several: "127.0.0.1:8000", "unix:/run/app.sock" (made, and removed
+  // when the server is done with it; a relative path is made absolute);
+  // every worker accepts on each.
+  server(handler h, const std::vector<std::string>& endpoints, http_options options = {});
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  // The bound address, e.g. "127.0.0.1:7777".
+  // The bound address, e.g. "127.0.0.1:7777" (the first one).
   const std::string& address() const noexcept;
+  // Each, in the order given ("unix:/run/app.sock" for a unix socket).
+  const std::vector<std::string>& addresses() const noexcept;
   // Adds the server to the options and hooks an arbiter will be built with:
   // the socket is kept in strict mode, the server runs in each worker after
   // the program's post_fork (which then must return), and a stop turns new

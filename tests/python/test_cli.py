@@ -1,0 +1,201 @@
+"""`ufork wsgi MODULE:APP` and `python3 -m ufork wsgi`: a WSGI app served by
+the command line as gunicorn's users type it, against real sockets."""
+import http.client
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import PYTHON, UFORK, free_port, wait_until
+
+pytestmark = pytest.mark.skipif(not UFORK, reason='UFORK_CLI is not set (run through ctest)')
+
+APP = '''
+import os
+print('imported in pid %d' % os.getpid(), flush=True)
+GREETING = 'hello'
+
+def application(environ, start_response):
+    body = '%s from %d: %s %s %s %s\\n' % (GREETING, os.getpid(), environ.get('REMOTE_ADDR', '-'),
+                                         environ['SERVER_PORT'], environ['wsgi.url_scheme'],
+                                         os.environ.get('APP_MODE', 'unset'))
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+
+not_an_app = 42
+'''
+
+
+def ask(port, path='/', headers=None):
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    try:
+        c.request('GET', path, headers=headers or {'User-Agent': 'pytest'})
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
+def ask_unix(path, headers=''):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(path)
+        s.sendall(('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n' % headers).encode())
+        data = b''
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data.decode()
+            data += chunk
+
+
+@pytest.fixture
+def app_dir(tmp_path):
+    (tmp_path / 'site_app.py').write_text(APP)
+    return tmp_path
+
+
+def test_ufork_wsgi_serves_an_app_on_tcp_and_unix_with_gunicorns_flags(program, app_dir):
+    port1, port2 = free_port(), free_port()
+    sock = str(app_dir / 'app.sock')
+    log = app_dir / 'access.log'
+    # The app first, flags after it and between the binds, as people type them.
+    p = program([UFORK, 'wsgi', 'site_app:application', '-w', '2', '--bind', '127.0.0.1:%d' % port1,
+                 '-b', 'unix:app.sock', '--env', 'APP_MODE=prod', '-b', '127.0.0.1:%d' % port2,
+                 '--access-log', str(log), '--chdir', str(app_dir), '--max-requests', '50'])
+    p.wait_for(r'serving site_app:application on http://127\.0\.0\.1:%d/' % port1)
+    p.wait_for(r'serving site_app:application on unix:' + re.escape(sock))
+    arbiter = int(p.wait_for(r'arbiter pid (\d+)').group(1))
+    p.wait_for(r'ufork wsgi: ready, 2 workers')
+
+    status, body = ask(port1)
+    assert status == 200 and body.startswith('hello from ') and body.endswith(' 127.0.0.1 %d http prod\n' % port1)
+    status, body = ask(port2, headers={'X-Forwarded-For': '203.0.113.9', 'X-Forwarded-Proto': 'https'})
+    # 127.0.0.1 is in the default --forwarded-allow-ips
+    assert status == 200 and body.endswith(' 203.0.113.9 %d https prod\n' % port2), body
+    answer = ask_unix(sock, 'X-Forwarded-For: 198.51.100.4\r\n')  # a unix peer is trusted, as gunicorn's
+    assert answer.startswith('HTTP/1.1 200 OK') and ' 198.51.100.4 ' in answer, answer
+
+    # Imported once, in the arbiter, before the fork (preload).
+    assert re.findall(r'imported in pid (\d+)', p.output()) == [str(arbiter)], p.output()
+    # One combined-format line per request, in the file.
+    wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 3, 'three access log lines')
+    lines = log.read_text().splitlines()
+    combined = re.compile(r'^(\S+) - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET / HTTP/1\.1" 200 \d+ "-" "([^"]*)"$')
+    assert all(combined.match(line) for line in lines), lines
+    assert combined.match(lines[0]).groups() == ('127.0.0.1', 'pytest')
+    assert lines[1].startswith('203.0.113.9 - - [')
+
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+    assert not os.path.exists(sock), 'the unix socket file is removed at the stop'
+
+
+def test_python_m_ufork_wsgi_is_the_same_command_and_lazy_imports_in_each_worker(program, app_dir):
+    port = free_port()
+    p = program([PYTHON, '-m', 'ufork', 'wsgi', '--lazy', '-w', '2', '-b', '127.0.0.1:%d' % port, '--access-log', '-',
+                 'site_app'], cwd=str(app_dir))
+    p.wait_for(r'serving site_app on http://127\.0\.0\.1:%d/ \(imported in each worker\)' % port)
+    p.wait_for(r'ufork wsgi: ready, 2 workers')
+    status, body = ask(port, '/a?b=c')
+    assert status == 200 and 'hello from' in body
+    # --access-log -: the line is the worker's, in the log with its prefix.
+    p.wait_for(r'\[worker \d pid \d+\] 127\.0\.0\.1 - - \[.*\] "GET /a\?b=c HTTP/1\.1" 200 \d+ "-" "pytest"')
+    imported = re.findall(r'\[worker \d pid (\d+)\] imported in pid (\d+)', p.output())
+    assert len(imported) == 2 and all(a == b for a, b in imported), p.output()
+    assert not re.search(r'^imported', p.output(), re.M), 'not in the arbiter'
+    p.signal(signal.SIGINT)
+    assert p.finish() == 0
+
+
+@pytest.mark.parametrize('spec, says, lazy_too', [
+    ('no_such_module:app', "cannot import 'no_such_module': no module of that name on the path", True),
+    ('no_such_package.wsgi:app', "cannot import 'no_such_package.wsgi': no module of that name on the path", True),
+    ('site-app:app', "'site-app:app': expected MODULE:APP", True),
+    # (--lazy imports in the worker: these are failed starts there, the next test)
+    ('site_app:missing', "module 'site_app' has no attribute 'missing'", False),
+    ('site_app:not_an_app', 'site_app:not_an_app is not callable (an object of type int)', False),
+    ('broken_app:application', 'importing broken_app failed: RuntimeError: the database is down', False),
+])
+@pytest.mark.parametrize('lazy', [False, True])
+def test_an_app_that_cannot_be_served_gets_one_line_and_exit_2_and_nothing_forked(program, app_dir, spec, says,
+                                                                                  lazy_too, lazy):
+    if lazy and not lazy_too:
+        pytest.skip('a failed start with --lazy')
+    (app_dir / 'broken_app.py').write_text('raise RuntimeError("the database is down")\n')
+    p = program([UFORK, 'wsgi', '-b', '127.0.0.1:0', spec] + (['--lazy'] if lazy else []), cwd=str(app_dir))
+    assert p.finish() == 2
+    out = [line for line in p.output().strip().splitlines() if not line.startswith('imported in pid')]
+    assert out[-1].startswith('ufork wsgi: ' + says), out
+    assert not any('arbiter pid' in line or 'serving' in line for line in out), 'nothing forked: %s' % out
+    if spec.startswith('broken_app'):
+        assert 'Traceback (most recent call last)' in out[0] and 'RuntimeError: the database is down' in out[-2]
+    else:
+        assert len(out) == 1, out
+
+
+def test_a_lazy_app_that_fails_to_import_is_a_failed_start_that_gives_up(program, app_dir):
+    (app_dir / 'broken_app.py').write_text('raise RuntimeError("the database is down")\n')
+    p = program([UFORK, 'wsgi', '--lazy', '-w', '1', '-b', '127.0.0.1:0', 'broken_app'], cwd=str(app_dir))
+    p.wait_for(r'\[worker 0 pid \d+ err\] RuntimeError: the database is down')
+    p.wait_for(r'worker 0 pid \d+ gen 1 crashed: exit 70 \(EX_SOFTWARE\).*; restarting in')
+    p.wait_for(r'no worker ever became ready; every slot failed 5 starts in a row')
+    assert p.finish() == 3  # gave up, as any pool whose workers never start
+
+
+def test_reload_replaces_the_workers_after_a_source_change_and_no_request_fails(program, app_dir):
+    port = free_port()
+    p = program([UFORK, 'wsgi', '--reload', '-w', '2', '-b', '127.0.0.1:%d' % port, 'site_app:application'],
+                cwd=str(app_dir))
+    p.wait_for(r'--reload: watching \d+ directories under ' + re.escape(str(app_dir)))
+    p.wait_for(r'ufork wsgi: ready, 2 workers')
+    answers, failures, stop = [], [], threading.Event()
+
+    def client():
+        conn = None
+        while not stop.is_set():
+            try:
+                if conn is None or len(answers) % 3 == 0:  # kept alive, and new connections too
+                    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+                conn.request('GET', '/')
+                r = conn.getresponse()
+                body = r.read().decode()
+                (answers if r.status == 200 else failures).append(body)
+            except Exception as e:  # noqa: BLE001 -- any failure is what this test counts
+                failures.append(repr(e))
+                conn = None
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        wait_until(lambda: len(answers) > 20, 'answers before the change')
+        # An editor's save: a new file renamed over the old one.
+        new = app_dir / 'site_app.py.new'
+        new.write_text(APP.replace("GREETING = 'hello'", "GREETING = 'howdy'"))
+        os.rename(new, app_dir / 'site_app.py')
+        p.wait_for(r'--reload: a source file changed: replacing the workers')
+        p.wait_for(r'reload: done')
+        seen = len(answers)
+        wait_until(lambda: len(answers) > seen + 20, 'answers after the reload')
+    finally:
+        stop.set()
+        t.join()
+    assert not failures, failures[:5]
+    assert answers[0].startswith('hello from') and answers[-1].startswith('howdy from'), (answers[0], answers[-1])
+    # A file that is not Python, or is under __pycache__, replaces nothing;
+    # a directory moved in with a .py file in it does (its events are read
+    # in order: once that one is seen, so were the others).
+    (app_dir / 'notes.txt').write_text('x')
+    (app_dir / '__pycache__').mkdir(exist_ok=True)
+    (app_dir / '__pycache__' / 'x.py').write_text('x')
+    (app_dir / '.staging' / 'pkg').mkdir(parents=True)  # hidden: not watched
+    (app_dir / '.staging' / 'pkg' / 'helpers.py').write_text('x = 1\n')
+    os.rename(app_dir / '.staging' / 'pkg', app_dir / 'pkg')
+    p.wait_for(r'--reload: a source file changed: replacing the workers')
+    p.wait_for(r'reload: done')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+    assert p.output().count('a source file changed') == 2, p.output()
