@@ -36,9 +36,17 @@ bound bind_endpoint(const std::string& endpoint, bool reuseport, bool listen_now
       throw error(std::make_error_code(std::errc::invalid_argument), "cannot listen on " + endpoint + ": SO_REUSEPORT is for TCP");
     if (endpoint.size() == 5) throw error(std::make_error_code(std::errc::invalid_argument), "unix: needs a path");
     std::string path = std::filesystem::absolute(endpoint.substr(5)).string();
+    // After an in-place upgrade: the old image's socket (its file in place).
+    const std::string carried_as = "unix " + path;
+    if (int fd = sys::take_carried(carried_as); fd >= 0) {
+      sys::carry(fd, carried_as);
+      return {sys::unique_fd(fd), "unix:" + path, path};
+    }
     unix_options how;
     how.backlog = backlog;
-    return {listen_unix(path, how), "unix:" + path, path};
+    sys::unique_fd fd = listen_unix(path, how);
+    sys::carry(fd.get(), carried_as);
+    return {std::move(fd), "unix:" + path, path};
   }
   // After an in-place upgrade: the old image's socket, bound as this one would be.
   const std::string carried_as = "tcp " + endpoint + (reuseport ? " reuseport" : "") + (listen_now ? "" : " unlistened");

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -199,3 +200,40 @@ def test_reload_replaces_the_workers_after_a_source_change_and_no_request_fails(
     p.signal(signal.SIGTERM)
     assert p.finish() == 0
     assert p.output().count('a source file changed') == 2, p.output()
+
+
+def test_an_upgrade_imports_the_new_code_and_keeps_a_unix_socket_serving(program, app_dir):
+    """With the app imported before the fork, new code comes with an in-place
+    upgrade (the arbiter execs python3 again, imports it, adopts the workers
+    and replaces them); its sockets, a unix one too, are handed over."""
+    sock, control = str(app_dir / 'app.sock'), str(app_dir / 'ctl.sock')
+    p = program([UFORK, 'wsgi', '-w', '2', '-b', 'unix:' + sock, '--control', control, 'site_app:application'],
+                cwd=str(app_dir))
+    p.wait_for(r'ufork wsgi: ready, 2 workers')
+    assert '\r\n\r\nhello from ' in ask_unix(sock)
+    (app_dir / 'site_app.py').write_text(APP.replace("GREETING = 'hello'", "GREETING = 'howdy'"))
+    answers, failures, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                answers.append(ask_unix(sock).split('\r\n\r\n', 1)[1])
+            except Exception as e:  # noqa: BLE001 -- any failure is what this test counts
+                failures.append(repr(e))
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        r = subprocess.run([UFORK, 'ctl', '--socket', control, 'upgrade'], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        p.wait_for(r'upgraded: pid \d+ runs /usr/bin/python3; 2 workers adopted, replaced one at a time')
+        p.wait_for(r'reload: done')
+        seen = len(answers)
+        wait_until(lambda: len(answers) > seen + 10, 'answers after the upgrade')
+    finally:
+        stop.set()
+        t.join()
+    assert not failures, failures[:5]
+    assert answers[-1].startswith('howdy from'), answers[-1]
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+    assert not os.path.exists(sock)
