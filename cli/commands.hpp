@@ -61,7 +61,7 @@ struct wsgi_options : service_options {
 struct runners {
   int (*hello)(hello_options) = nullptr;
   int (*run)(run_options) = nullptr;
-  int (*wsgi)(wsgi_options, int argc, char** argv) = nullptr;
+  int (*wsgi)(const wsgi_options&, int argc, char** argv) = nullptr;
   int (*ctl)(const std::string& socket, const std::vector<std::string>& words, bool json, bool check) = nullptr;
   int (*follow)(const std::string& socket, bool json, bool events, int worker) = nullptr;
   int (*top)(const std::string& socket, double interval) = nullptr;

@@ -5,10 +5,10 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "commands.hpp"
@@ -20,20 +20,20 @@ namespace fs = std::filesystem;
 // python3 -m ufork ARGS: the module beside this ufork in its build tree
 // (build/cli/ufork, build/python), else wherever python3 finds it (an
 // installed one, under dist-packages).
-int exec_python(ufork::cli::wsgi_options, int argc, char** argv) {
+int exec_python(const ufork::cli::wsgi_options&, int argc, char** argv) {
 #ifdef UFORK_PYTHON3
   std::error_code ec;
   fs::path built = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() / "python";
   if (!ec && fs::exists(built / "ufork" / "__init__.py")) {
-    const char* old = std::getenv("PYTHONPATH");
+    const char* old = std::getenv("PYTHONPATH");  // NOLINT(concurrency-mt-unsafe): one thread, before exec
     std::string path = built.string() + (old && *old ? std::string(":") + old : "");
-    ::setenv("PYTHONPATH", path.c_str(), 1);
+    ::setenv("PYTHONPATH", path.c_str(), 1);  // NOLINT(concurrency-mt-unsafe): the same
   }
   std::vector<char*> args{const_cast<char*>(UFORK_PYTHON3), const_cast<char*>("-m"), const_cast<char*>("ufork")};
   for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
   ::execv(UFORK_PYTHON3, args.data());
-  std::cerr << "ufork wsgi: cannot run " << UFORK_PYTHON3 << ": " << std::strerror(errno) << "\n";
+  std::cerr << "ufork wsgi: cannot run " << UFORK_PYTHON3 << ": " << std::generic_category().message(errno) << "\n";
   return ufork::cli::exit_runtime;
 #else
   (void)argc, (void)argv;

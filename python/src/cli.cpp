@@ -14,12 +14,12 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "../../cli/commands.hpp"
@@ -155,14 +155,15 @@ fs::path source_root(const std::string& spec) {
   return top == module && file.filename() != "__init__.py" ? file.parent_path() : file.parent_path().parent_path();
 }
 
-int run_wsgi(cli::wsgi_options o, int, char**) {
+int run_wsgi(const cli::wsgi_options& given, int, char**) {
+  cli::wsgi_options o = given;
   const char* name = "ufork wsgi";
   o.lazy = o.lazy || o.reload;  // a worker forked from this process would have the code imported here
   py::module_ ufork = py::module_::import("ufork");
   py::module_ os = py::module_::import("os");
   if (!o.chdir.empty()) {
     if (::chdir(o.chdir.c_str()) != 0) {
-      std::cerr << name << ": --chdir " << o.chdir << ": " << std::strerror(errno) << "\n";
+      std::cerr << name << ": --chdir " << o.chdir << ": " << std::generic_category().message(errno) << "\n";
       return exit_usage;
     }
   }
@@ -188,7 +189,7 @@ int run_wsgi(cli::wsgi_options o, int, char**) {
     for (int fd = 3; fd < 3 + n; ++fd) o.binds.push_back("fd:" + std::to_string(fd));
     cli::forget_activation();
   }
-  if (o.binds.empty()) o.binds.push_back("127.0.0.1:8000");
+  if (o.binds.empty()) o.binds.emplace_back("127.0.0.1:8000");
   std::vector<std::string*> paths;  // made absolute for the daemon, which works in cwd all the same
   if (o.access_log != "-") paths.push_back(&o.access_log);
   cli::service svc(name, o, paths);
@@ -204,7 +205,7 @@ int run_wsgi(cli::wsgi_options o, int, char**) {
     } else if (!o.access_log.empty()) {
       access.reset(::open(o.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
       if (access.get() < 0)
-        throw std::runtime_error("--access-log " + o.access_log + ": " + std::strerror(errno));
+        throw std::runtime_error("--access-log " + o.access_log + ": " + std::generic_category().message(errno));
       access_fd = access.get();
     }
     std::vector<std::string> trusted;
@@ -284,6 +285,7 @@ int run_wsgi(cli::wsgi_options o, int, char**) {
 
 int main(const std::vector<std::string>& args) {
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   cli::runners only_wsgi;

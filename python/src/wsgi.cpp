@@ -163,7 +163,7 @@ struct streaming {
 struct access_entry {
   int fd;
   std::string client, request, referer, agent;
-  int status = 0;
+  unsigned status = 0;
   std::size_t bytes = 0;
   access_entry(int out, std::string who, const http::request& req) : fd(out), client(std::move(who)) {
     request = http::detail::quoted(std::string(sv(req.method_string())) + " " + std::string(sv(req.target())) +
@@ -279,7 +279,7 @@ struct wsgi_server::app {
     return env;
   }
 
-  http::answer call(const http::request& req, py::dict env) {
+  http::answer call(const http::request& req, const py::dict& env) {
     auto st = std::make_shared<started>();
     py::object write = py::cpp_function([st](const py::bytes& data) { append_bytes(st->written, data); });
     py::cpp_function start_response(
@@ -306,7 +306,7 @@ struct wsgi_server::app {
         },
         py::arg("status"), py::arg("headers"), py::arg("exc_info") = py::none());
 
-    py::object result = fn(std::move(env), start_response);
+    py::object result = fn(env, start_response);
     auto s = shared_with_gil(new streaming{result, py::none()});
     std::string first = std::move(st->written);
     bool more = false;
