@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "docs.hpp"
 #include "core/option_table.hpp"
 #include "net/address.hpp"
 #include "ufork/options.hpp"
@@ -234,6 +235,10 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
   top->add_option("--interval,-i", top_interval, "seconds between refreshes")
       ->check(seconds(0.1, 3600))
       ->capture_default_str();
+
+  // The man pages and the bash completion, from the subcommands above (the
+  // build runs it).
+  if (argc == 3 && std::string_view(argv[1]) == "_docs") return write_docs(app, argv[2]);
 
   // An unknown word where the subcommand goes: say so (CLI11 would say "A
   // subcommand is required").

@@ -151,6 +151,12 @@ const std::vector<commands::builtin>& commands::builtins() {
   return table;
 }
 
+std::vector<std::string> builtin_command_names() {
+  std::vector<std::string> names;
+  for (const auto& b : commands::builtins()) names.emplace_back(b.name);
+  return names;
+}
+
 std::vector<std::string> commands::names() const {
   std::vector<std::string> names;
   for (const auto& b : builtins()) names.emplace_back(b.name);

@@ -14,10 +14,16 @@
 
 #include "sys/procfs.hpp"
 #include "ufork/arbiter.hpp"
+#include "ufork/export.hpp"
 
 namespace ufork {
 
 class pool;
+
+// The built-in commands' names, "help" first (bash completion's list, for
+// an arbiter it cannot ask). Exported from a shared libufork: the ufork
+// command reads it.
+UFORK_API std::vector<std::string> builtin_command_names();
 
 class commands {
  public:
@@ -46,6 +52,7 @@ class commands {
     std::string help;
     command_handler handler;
   };
+  friend std::vector<std::string> builtin_command_names();
   static const std::vector<builtin>& builtins();
   reply help(const args&);
   reply complete(const args&);
