@@ -35,8 +35,11 @@ namespace ufork {
 
 class asio_worker {
  public:
-  asio_worker(worker& w, boost::asio::io_context& io, std::function<void()> on_stop)
-      : state_(std::make_shared<state>(w, io, std::move(on_stop))) {
+  // alive: if set, asked before each heartbeat; false skips it (a program
+  // whose loop turns while another part of it is wedged).
+  asio_worker(worker& w, boost::asio::io_context& io, std::function<void()> on_stop,
+              std::function<bool()> alive = {})
+      : state_(std::make_shared<state>(w, io, std::move(on_stop), std::move(alive))) {
     w.ready();
     beat(state_);
     watch_stop(state_);
@@ -62,18 +65,19 @@ class asio_worker {
 
  private:
   struct state {
-    state(worker& w, boost::asio::io_context& io, std::function<void()> f)
-        : w(w), timer(io), stop(io, ::fcntl(w.stop_fd(), F_DUPFD_CLOEXEC, 0)), on_stop(std::move(f)) {}
+    state(worker& w, boost::asio::io_context& io, std::function<void()> f, std::function<bool()> a)
+        : w(w), timer(io), stop(io, ::fcntl(w.stop_fd(), F_DUPFD_CLOEXEC, 0)), on_stop(std::move(f)), alive(std::move(a)) {}
     worker& w;
     boost::asio::steady_timer timer;
     boost::asio::posix::stream_descriptor stop;
     std::function<void()> on_stop;
+    std::function<bool()> alive;
     bool detached = false;
   };
 
   static void beat(const std::shared_ptr<state>& s) {
     if (s->detached) return;
-    s->w.heartbeat();
+    if (!s->alive || s->alive()) s->w.heartbeat();
     s->timer.expires_after(s->w.heartbeat_interval());
     s->timer.async_wait([s](const boost::system::error_code& ec) {
       if (!ec) beat(s);

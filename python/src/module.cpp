@@ -30,6 +30,7 @@
 #include "sys/process.hpp"
 #include "ufork/log.hpp"
 #include "ufork/version.hpp"
+#include "asgi.hpp"
 #include "cli.hpp"
 #include "fork.hpp"
 #include "gil.hpp"
@@ -190,7 +191,7 @@ class core {
     h.post_fork = [this](ufork::worker&) { run_child(); };
     h.parent_pre_stop = [this] { call_logged(pre_stop_); };
     if (config.contains("wsgi")) {  // serve_wsgi: the HTTP helper runs after child() returns
-      wsgi_ = config["wsgi"].cast<std::shared_ptr<ufork::python::wsgi_server>>();
+      wsgi_ = config["wsgi"].cast<std::shared_ptr<ufork::python::http_app>>();
       wsgi_->attach(o, h);
       h.child_pre_exit = [this](ufork::worker&) { call_logged(child_exit_); };
       child_exit_ = keep(config["child_exit"]);
@@ -291,7 +292,7 @@ class core {
   }
 
   pyfn child_, pre_stop_, child_exit_;
-  std::shared_ptr<ufork::python::wsgi_server> wsgi_;
+  std::shared_ptr<ufork::python::http_app> wsgi_;  // serve_wsgi's or serve_asgi's
   std::unique_ptr<ufork::python::fork_protocol> fork_;
   std::unique_ptr<py::error_already_set> pending_;
   std::unique_ptr<ufork::arbiter> arbiter_;
@@ -436,14 +437,38 @@ PYBIND11_MODULE(_ufork, m) {
       .def("execute", &core::execute)
       .def("status", &core::status);
 
-  py::class_<ufork::python::wsgi_server, std::shared_ptr<ufork::python::wsgi_server>>(m, "WsgiServer")
+  py::class_<ufork::python::http_app, std::shared_ptr<ufork::python::http_app>>(m, "HttpApp")
+      .def_property_readonly("address", [](const ufork::python::http_app& a) { return a.addresses().front(); })
+      .def_property_readonly("addresses", &ufork::python::http_app::addresses);
+
+  py::class_<ufork::python::wsgi_server, ufork::python::http_app, std::shared_ptr<ufork::python::wsgi_server>>(m, "WsgiServer")
       .def(py::init([](py::object app, const std::string& address, std::vector<std::string> forwarded_allow_ips) {
              return std::make_shared<ufork::python::wsgi_server>(std::move(app), std::vector<std::string>{address},
                                                                  ufork::http::http_options{},
                                                                  std::move(forwarded_allow_ips));
            }),
-           py::arg("app"), py::arg("address"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"})
-      .def_property_readonly("address", &ufork::python::wsgi_server::address);
+           py::arg("app"), py::arg("address"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"});
+
+  // serve_asgi: the server (bound in the arbiter) and each request's side.
+  py::register_exception<ufork::python::asgi_error>(m, "AsgiError", PyExc_RuntimeError);
+  py::class_<ufork::python::asgi_server, ufork::python::http_app, std::shared_ptr<ufork::python::asgi_server>>(m, "AsgiServer")
+      .def(py::init([](const std::vector<std::string>& addresses, std::vector<std::string> forwarded_allow_ips) {
+             return std::make_shared<ufork::python::asgi_server>(addresses, ufork::http::http_options{},
+                                                                 std::move(forwarded_allow_ips));
+           }),
+           py::arg("addresses"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"})
+      .def("mail_fd", &ufork::python::asgi_server::mail_fd)
+      .def("take", &ufork::python::asgi_server::take)
+      .def("tick", &ufork::python::asgi_server::tick);
+  py::class_<ufork::python::asgi_exchange, std::shared_ptr<ufork::python::asgi_exchange>>(m, "AsgiExchange")
+      .def("receive", &ufork::python::asgi_exchange::receive)
+      .def("send", &ufork::python::asgi_exchange::send)
+      .def("fail", &ufork::python::asgi_exchange::fail)
+      .def_property_readonly("over", &ufork::python::asgi_exchange::over)
+      .def_property_readonly("gone", &ufork::python::asgi_exchange::gone)
+      .def_property_readonly("started", &ufork::python::asgi_exchange::started)
+      .def_readwrite("room_waiter", &ufork::python::asgi_exchange::room_waiter)
+      .def_readwrite("gone_waiter", &ufork::python::asgi_exchange::gone_waiter);
 
   py::class_<heartbeat>(m, "Heartbeat")
       .def(py::init<py::object, py::object>())

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "forwarded.hpp"
 #include "http/session.hpp"  // quoted()
 #include "sys/fd.hpp"
-#include "sys/socket.hpp"
 
 namespace ufork::python {
 namespace {
@@ -21,26 +21,9 @@ namespace bhttp = boost::beast::http;
 
 std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
-int hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // PATH_INFO: %XX decoded, as bytes read as latin-1 (PEP 3333's native string).
 py::str path_info(std::string_view path) {
-  std::string out;
-  out.reserve(path.size());
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    int hi, lo;
-    if (path[i] == '%' && i + 2 < path.size() && (hi = hex(path[i + 1])) >= 0 && (lo = hex(path[i + 2])) >= 0) {
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(path[i]);
-    }
-  }
+  std::string out = percent_decoded(path);
   return py::reinterpret_steal<py::str>(PyUnicode_DecodeLatin1(out.data(), static_cast<Py_ssize_t>(out.size()), nullptr));
 }
 
@@ -61,68 +44,6 @@ void append_bytes(std::string& out, const py::handle& item) {
   Py_ssize_t n;
   PyBytes_AsStringAndSize(item.ptr(), &data, &n);
   out.append(data, static_cast<std::size_t>(n));
-}
-
-// The last of a comma-separated list ("a, b, c" -> "c"), trimmed.
-std::string_view last_item(std::string_view list) {
-  auto comma = list.rfind(',');
-  std::string_view v = comma == std::string_view::npos ? list : list.substr(comma + 1);
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
-
-// The last item of the last `name` header line (a proxy may add a line
-// rather than append to the list); empty if there is none.
-std::string_view last_of(const http::request& req, const char* name) {
-  std::string_view last;
-  for (auto [it, end] = req.equal_range(name); it != end; ++it) last = last_item(sv(it->value()));
-  return last;
-}
-
-std::string_view unquoted(std::string_view v) {
-  return v.size() >= 2 && v.front() == '"' && v.back() == '"' ? v.substr(1, v.size() - 2) : v;
-}
-
-// What a proxy in forwarded_allow_ips says of the client: its address and
-// the scheme it was reached by, from the last element of Forwarded (RFC
-// 7239: for=, proto=) or else X-Forwarded-For and X-Forwarded-Proto (their
-// last item: what the proxy itself saw). An address that is not an IP
-// ("unknown", "_hidden") and a scheme but http or https are ignored.
-struct forwarded {
-  std::string addr, scheme;
-};
-
-forwarded forwarded_by(const http::request& req) {
-  forwarded f;
-  auto take = [&f](std::string_view addr, std::string_view scheme) {
-    addr = unquoted(addr);
-    scheme = unquoted(scheme);
-    if (addr.starts_with('['))
-      addr = addr.substr(1, addr.find(']') - 1);  // "[2001:db8::1]:4711"
-    else if (auto colon = addr.find(':'); colon != std::string_view::npos && colon == addr.rfind(':'))
-      addr = addr.substr(0, colon);  // "192.0.2.60:8080" (two colons or more: an IPv6 address as it is)
-    if (sys::is_ip_address(std::string(addr))) f.addr = std::string(addr);
-    if (scheme == "http" || scheme == "https") f.scheme = std::string(scheme);
-  };
-  if (req.find("Forwarded") != req.end()) {
-    std::string_view element = last_of(req, "Forwarded"), addr, scheme;
-    while (!element.empty()) {
-      auto semi = element.find(';');
-      std::string_view pair = last_item(element.substr(0, semi));
-      element = semi == std::string_view::npos ? std::string_view() : element.substr(semi + 1);
-      auto eq = pair.find('=');
-      if (eq == std::string_view::npos) continue;
-      std::string key(pair.substr(0, eq));
-      for (char& c : key) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-      if (key == "for") addr = pair.substr(eq + 1);
-      if (key == "proto") scheme = pair.substr(eq + 1);
-    }
-    take(addr, scheme);
-    return f;
-  }
-  take(last_of(req, "X-Forwarded-For"), last_of(req, "X-Forwarded-Proto"));
-  return f;
 }
 
 // What start_response was given.
@@ -208,7 +129,7 @@ struct wsgi_server::app {
     std::shared_ptr<access_entry> entry;
     try {
       py::dict env = environ(req);
-      if (access_log >= 0) entry = std::make_shared<access_entry>(access_log, client_of(env), req);
+      if (access_log >= 0) entry = std::make_shared<access_entry>(access_log, remote_of(env), req);
       http::answer a = call(req, env);
       if (entry) {
         entry->status = a.res.result_int();
@@ -234,7 +155,7 @@ struct wsgi_server::app {
     return res;
   }
 
-  static std::string client_of(const py::dict& env) {
+  static std::string remote_of(const py::dict& env) {
     return env.contains("REMOTE_ADDR") ? py::str(env["REMOTE_ADDR"]).cast<std::string>() : "-";
   }
 
@@ -263,19 +184,11 @@ struct wsgi_server::app {
         env["SERVER_NAME"] = here->host;
         env["SERVER_PORT"] = std::to_string(here->port);
       }
-    // The client: the connection's peer, or what a proxy it trusts says
-    // (a peer on a unix socket is trusted, as gunicorn does: only a local
-    // process the socket file's mode lets in can be one).
-    auto peer = http::current_peer();
-    if (peer) {
-      env["REMOTE_ADDR"] = peer->host;
-      env["REMOTE_PORT"] = std::to_string(peer->port);
-    }
-    if (!peer || std::ranges::any_of(trusted, [&](const std::string& ip) { return ip == "*" || ip == peer->host; })) {
-      forwarded f = forwarded_by(req);
-      if (!f.addr.empty()) env["REMOTE_ADDR"] = f.addr;
-      if (!f.scheme.empty()) env["wsgi.url_scheme"] = f.scheme;
-    }
+    // The client: the connection's peer, or what a proxy it trusts says.
+    client_view who = client_of(req, trusted);
+    if (!who.addr.empty()) env["REMOTE_ADDR"] = who.addr;
+    if (who.port) env["REMOTE_PORT"] = std::to_string(who.port);
+    env["wsgi.url_scheme"] = who.scheme;
     return env;
   }
 
@@ -378,7 +291,7 @@ wsgi_server::wsgi_server(py::object fn, const std::vector<std::string>& addresse
                          std::vector<std::string> forwarded_allow_ips, int access_log)
     : app_(shared_with_gil(new app{std::move(fn), py::module_::import("io").attr("BytesIO"), py::dict(),
                                    std::move(forwarded_allow_ips), access_log})),
-      server_([a = app_](const http::request& req) { return (*a)(req); }, addresses, options) {
+      server_([a = app_](const http::request& req) { return (*a)(req); }, addresses, std::move(options)) {
   app_->several = server_.addresses().size() > 1;
   const std::string& bound = server_.address();
   auto colon = bound.rfind(':');

@@ -11,11 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "http_app.hpp"
 #include "ufork/http/server.hpp"
 
 namespace ufork::python {
 
-class wsgi_server {
+class wsgi_server final : public http_app {
  public:
   // Binds each of `addresses` ("HOST:PORT", "unix:PATH", "fd:N") now, in the
   // arbiter. Throws ufork::error.
@@ -26,13 +27,13 @@ class wsgi_server {
   // format, or -1.
   wsgi_server(pybind11::object app, const std::vector<std::string>& addresses, http::http_options options,
               std::vector<std::string> forwarded_allow_ips, int access_log = -1);
-  ~wsgi_server();
+  ~wsgi_server() override;
   // The application, for a server made with None (imported in each worker).
   void load(pybind11::object app);
   const std::string& address() const noexcept { return server_.address(); }
-  const std::vector<std::string>& addresses() const noexcept { return server_.addresses(); }
-  void attach(options& pool, hooks& h) { server_.attach(pool, h); }
-  void log_to(arbiter& a) noexcept { server_.log_to(a); }
+  const std::vector<std::string>& addresses() const noexcept override { return server_.addresses(); }
+  void attach(options& pool, hooks& h) override { server_.attach(pool, h); }
+  void log_to(arbiter& a) noexcept override { server_.log_to(a); }
 
  private:
   struct app;

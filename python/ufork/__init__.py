@@ -12,6 +12,7 @@ The names, signatures and meanings are uFork's (kurtbrose/ufork 20.11.2dev);
 where uFork's behaviour was a bug this does the right thing instead: see
 docs/python.md for the list.
 """
+import asyncio
 import code
 import collections
 import faulthandler
@@ -31,7 +32,7 @@ from . import _ufork
 __version__ = _ufork.__version__  # the project's version, as `ufork --version` says it
 
 __all__ = ['Arbiter', 'DeadWorker', 'Worker', 'WorkerStop', 'TIMEOUT', 'CHILD_START_TIMEOUT', 'cur_worker_id',
-           'spawn_daemon', 'serve_wsgi', 'wsgi_arbiter', 'serve_wsgi_gevent', 'GeventWsgiArbiter',
+           'spawn_daemon', 'serve_wsgi', 'wsgi_arbiter', 'serve_asgi', 'asgi_arbiter', 'serve_wsgi_gevent', 'GeventWsgiArbiter',
            'wsgiref_thread_arbiter', 'serve_wsgiref_thread', 'heartbeat', 'ready']
 
 # Read when run() starts, as uFork's module globals were.
@@ -132,6 +133,7 @@ class Arbiter(object):
         self._running = threading.Lock()  # one pool per Arbiter at a time
         self._log_file = None
         self._wsgi = None     # serve_wsgi's (app, address, options)
+        self._asgi = None     # serve_asgi's worker side (_AsgiWorker)
         self._wakeup = None
         global LAST_ARBITER
         LAST_ARBITER = self
@@ -327,8 +329,12 @@ class Arbiter(object):
         self._worker_setup()
         if self.post_fork:
             self.post_fork()
+        if self._asgi:
+            self._asgi.start()
 
     def _wsgi_child_exit(self):
+        if self._asgi:
+            self._asgi.stop()
         if self.child_pre_exit:
             self.child_pre_exit()
         _flush()
@@ -725,6 +731,166 @@ def serve_wsgi(app, address, size=None, **kwargs):
     """Serves a WSGI application with ufork's C++ HTTP server in `size`
     pre-forked workers, until stopped (Ctrl-C: KeyboardInterrupt)."""
     return wsgi_arbiter(app, address, size=size, **kwargs).run()
+
+
+def _event_loop_factory():
+    """uvloop's when it is installed, else asyncio's own; and its name."""
+    try:
+        import uvloop
+        return uvloop.new_event_loop, 'uvloop ' + uvloop.__version__
+    except ImportError:
+        return asyncio.new_event_loop, 'asyncio'
+
+
+class _Lifespan(object):
+    """The ASGI lifespan protocol, on the worker's loop: startup before the
+    worker counts as ready, shutdown at its stop. An app that raises or
+    returns before it answers the startup does not take the protocol (as
+    uvicorn's "auto"): the worker goes on without it."""
+
+    def __init__(self, app, state):
+        self.app, self.state = app, state
+        self.task = None
+
+    async def startup(self):
+        self.inbox, self.outbox = asyncio.Queue(), asyncio.Queue()
+        scope = {'type': 'lifespan', 'asgi': {'version': '3.0', 'spec_version': '2.0'}, 'state': self.state}
+        self.task = asyncio.get_running_loop().create_task(self._main(scope))
+        await self.inbox.put({'type': 'lifespan.startup'})
+        answer = await self.outbox.get()
+        if answer is None:
+            return True
+        if answer['type'] == 'lifespan.startup.failed':
+            print('ufork asgi: lifespan startup failed: %s' % answer.get('message', ''), file=sys.stderr)
+            return False
+        return True
+
+    async def _main(self, scope):
+        try:
+            await self.app(scope, self.inbox.get, self.outbox.put)
+        except BaseException as e:  # noqa: B902 -- whatever ends it, the worker is told
+            if self.outbox.empty():
+                print('ufork asgi: the app does not take the lifespan protocol (%s: %s): going on without it'
+                      % (type(e).__name__, e), file=sys.stderr)
+            else:
+                traceback.print_exc()
+        finally:
+            self.task = None
+            await self.outbox.put(None)
+
+    async def shutdown(self):
+        if self.task is None:
+            return
+        await self.inbox.put({'type': 'lifespan.shutdown'})
+        answer = await self.outbox.get()
+        if answer is not None and answer['type'] == 'lifespan.shutdown.failed':
+            print('ufork asgi: lifespan shutdown failed: %s' % answer.get('message', ''), file=sys.stderr)
+
+
+async def _asgi_call(app, scope, x, loop):
+    """One request: the app called with receive and send over x, ufork's
+    side of it; whatever ends the app ends the answer."""
+    async def receive():
+        message = x.receive()
+        if message is not None:
+            return message
+        if not x.over:  # until the client goes (or the response is complete)
+            waiter = x.gone_waiter = loop.create_future()
+            await waiter
+        return {'type': 'http.disconnect'}
+
+    async def send(message):
+        if x.send(message) and not x.over:  # the client reads slower than the app sends
+            waiter = x.room_waiter = loop.create_future()
+            await waiter
+    try:
+        await app(scope, receive, send)
+    except _ufork.AsgiError as e:
+        print('ufork asgi: %s %s: %s' % (scope['method'], scope['path'], e), file=sys.stderr)
+    except Exception:
+        traceback.print_exc()
+    else:
+        if not x.over:
+            print('ufork asgi: %s %s: the app returned before its response was complete'
+                  % (scope['method'], scope['path']), file=sys.stderr)
+    x.fail()  # (nothing if the answer ended): a 500 if nothing was sent, else the body is cut
+
+
+class _AsgiWorker(object):
+    """serve_asgi's worker side: the app's asyncio loop on a thread of its
+    own, the only one that takes the GIL, while the C++ HTTP helper serves on
+    the worker's main thread and hands it each request."""
+
+    def __init__(self, server, app):
+        self.server, self.app = server, app
+        self.factory, self.loop_name = _event_loop_factory()
+
+    def start(self):
+        """In the worker: the loop, its lifespan startup done; raises if that failed."""
+        self.loop = self.factory()
+        self.state = {}
+        self.lifespan = _Lifespan(self.app, self.state)
+        self.interval = max(_ufork.heartbeat_interval() / 2, 0.01)
+        self.ok = None
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(started,), name='ufork-asgi', daemon=True)
+        self.thread.start()
+        started.wait()
+        if not self.ok:
+            raise RuntimeError('the ASGI app did not start (above)')
+
+    def _run(self, started):
+        loop, server, app, state = self.loop, self.server, self.app, self.state
+        asyncio.set_event_loop(loop)
+        try:
+            self.ok = loop.run_until_complete(self.lifespan.startup())
+        except BaseException:  # noqa: B902 -- printed; the start failed
+            traceback.print_exc()
+        if not self.ok:
+            started.set()
+            return
+
+        def spawn(scope, x):
+            loop.create_task(_asgi_call(app, scope, x, loop))
+
+        def tick():
+            server.tick()  # the loop turns: the worker's heartbeats go on
+            loop.call_later(self.interval, tick)
+        loop.add_reader(server.mail_fd(), server.take, spawn, state)
+        tick()
+        started.set()
+        loop.run_forever()
+        try:
+            loop.run_until_complete(self.lifespan.shutdown())
+        except BaseException:  # noqa: B902 -- printed; the worker stops all the same
+            traceback.print_exc()
+
+    def stop(self):
+        """At the worker's stop (its HTTP server done): lifespan shutdown, the loop ends."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+
+
+def asgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, forwarded_allow_ips='127.0.0.1',
+                 **kwargs):
+    """An Arbiter whose workers serve the ASGI 3 application `app` (HTTP;
+    lifespan): the C++ HTTP helper on each worker's main thread, the app on
+    an asyncio loop (uvloop's when installed) on a second one. address as
+    wsgi_arbiter's (also "unix:PATH"); the same keywords."""
+    if isinstance(forwarded_allow_ips, str):
+        forwarded_allow_ips = [ip.strip() for ip in forwarded_allow_ips.split(',') if ip.strip()]
+    a = Arbiter(post_fork=post_fork, child_pre_exit=child_pre_exit, size=size, **kwargs)
+    server = _ufork.AsgiServer([_endpoint(address)], list(forwarded_allow_ips))  # binds: a bad address fails here
+    a._wsgi = dict(wsgi=server)
+    a._asgi = _AsgiWorker(server, app)
+    a.address = server.address
+    return a
+
+
+def serve_asgi(app, address, size=None, **kwargs):
+    """Serves an ASGI application in `size` pre-forked workers, until stopped
+    (Ctrl-C: KeyboardInterrupt)."""
+    return asgi_arbiter(app, address, size=size, **kwargs).run()
 
 
 def wsgiref_thread_arbiter(wsgi, host, port):

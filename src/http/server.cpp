@@ -33,6 +33,8 @@
 #include <filesystem>
 #include <string_view>
 #include <list>
+#include <mutex>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <system_error>
@@ -109,6 +111,83 @@ tcp listen_fd_protocol(int fd) {
 
 thread_local int t_connection = -1;  // the connection whose request a handler answers
 
+// Answers given later (deferred) reach the worker's loop here: the ones
+// with news, and the eventfd the loop waits on. Shared with the deferreds,
+// which another thread may hold after the worker's server is gone.
+struct mailbox {
+  std::mutex mu;
+  std::vector<std::shared_ptr<deferred::state>> news;
+  sys::unique_fd wake;
+  bool open = true;
+};
+thread_local std::shared_ptr<mailbox>* t_mailbox = nullptr;  // the worker's, while a handler runs
+
+}  // namespace
+
+struct deferred::state : std::enable_shared_from_this<deferred::state> {
+  std::function<void(event)> tell;
+  std::shared_ptr<mailbox> box;
+  // Given, not yet taken by the loop (box->mu).
+  std::optional<response> head;
+  bool last = false;  // with the head: its body is whole
+  std::string pieces;
+  bool ended = false, failed = false, queued = false;
+  // The worker's loop's own.
+  void* conn = nullptr;  // the connection that waits for it, until it goes
+  bool started = false, head_request = false, keep = false;
+  unsigned version = 11;
+  detail::framing how = detail::framing::length;
+
+  // Changes what is given, and wakes the loop if it has nothing to look at yet.
+  template <class F>
+  void give(F change) {
+    bool wake = false;
+    {
+      std::lock_guard lock(box->mu);
+      if (!box->open) return;
+      change();
+      if (!std::exchange(queued, true)) {
+        wake = box->news.empty();
+        box->news.push_back(shared_from_this());
+      }
+    }
+    if (wake) sys::eventfd_signal(box->wake.get());
+  }
+};
+
+deferred::deferred(std::function<void(event)> tell) : state_(std::make_shared<state>()) {
+  if (!t_mailbox) throw std::logic_error("ufork::http::deferred: made outside a handler");
+  state_->tell = std::move(tell);
+  state_->box = *t_mailbox;
+}
+deferred::~deferred() = default;
+
+void deferred::start(response res, bool last) {
+  auto& s = *state_;
+  s.give([&] {
+    s.head = std::move(res);
+    s.last = last;
+    s.ended = s.ended || last;
+  });
+}
+void deferred::body(std::string piece, bool last) {
+  auto& s = *state_;
+  s.give([&] {
+    s.pieces += piece;
+    s.ended = s.ended || last;
+  });
+}
+void deferred::fail() {
+  auto& s = *state_;
+  s.give([&] { s.failed = true; });
+}
+
+struct deferred_access {
+  static const std::shared_ptr<deferred::state>& of(const deferred& d) { return d.state_; }
+};
+
+namespace {
+
 class worker_server {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, const std::vector<int>& listen_fds)
@@ -133,6 +212,12 @@ class worker_server {
     // so a connection is cut off within 10% of its time.
     auto shortest = std::min(o.request_timeout, o.keepalive_timeout);
     period_ = std::max<std::chrono::milliseconds>(shortest / 10, 1ms);
+    auto wake = sys::make_eventfd(true);
+    if (!wake) throw std::system_error(wake.error(), "eventfd");
+    box_->wake = std::move(wake).value();
+    auto copy = sys::duplicate(box_->wake.get());  // Asio's, closed with it; the mailbox keeps its own
+    if (!copy) throw std::system_error(copy.error(), "dup");
+    mail_.assign(copy.value().release());
     auto set = sys::make_epoll();
     if (!set) throw std::system_error(set.error(), "epoll_create1");
     int fd = set.value().release();
@@ -142,6 +227,12 @@ class worker_server {
   worker_server(const worker_server&) = delete;
   worker_server& operator=(const worker_server&) = delete;
   ~worker_server() {  // empty after a stop; not after an exception out of the loop
+    {
+      std::lock_guard lock(box_->mu);
+      box_->open = false;
+      box_->news.clear();
+    }
+    for (auto& [fd, st] : waiting_) st->conn = nullptr;
     for (auto& c : conns_)
       if (c.fd >= 0) sys::close_connection(c.fd);
   }
@@ -151,8 +242,9 @@ class worker_server {
   // The deadline tick runs only while a connection is open: an idle worker
   // wakes for its heartbeat alone.
   void run() {
-    attached_.emplace(worker_, io_, [this] { begin_stop(); });
+    attached_.emplace(worker_, io_, [this] { begin_stop(); }, options_.alive);
     watch();
+    watch_mail();
     for (auto& l : listeners_) accept_some(l);  // connections may be queued already: the wait below sees only new ones
     io_.run();
   }
@@ -190,6 +282,7 @@ class worker_server {
     bool drained = false;  // the last read took less than it asked for: the kernel had no more
     bool nodelay = false;  // TCP_NODELAY set: from its second request on
     bool pumping = false;  // a pump() is posted: it erases a connection closed meanwhile
+    bool waiting = false;  // for an answer given later (waiting_ has it)
     int fd;                // -1 once closed while pumping
     // Read, not yet parsed: only a request that did not come whole in one
     // read (or requests behind a streamed answer) has one; see take().
@@ -210,12 +303,14 @@ class worker_server {
     reading,    // a request begun (parser)
     writing,    // answers the socket did not take at once (out)
     streaming,  // a streamed body's next piece to make (stream)
+    waiting,    // an answer given later (waiting), its next part still to come
     closing,    // its last answer sent; reading until the peer closes
   };
   static phase phase_of(const connection& c) {
     if (c.closing) return phase::closing;
     if (c.out) return phase::writing;
     if (c.stream) return phase::streaming;
+    if (c.waiting) return phase::waiting;
     if (c.parser) return phase::reading;
     return c.fresh ? phase::fresh : phase::idle;
   }
@@ -293,6 +388,97 @@ class worker_server {
     take(c);  // a new connection's request is on its way (here already, often), even during a stop
   }
 
+  // A handler's answer::later: its connection waits for it.
+  void defer(const request& req, const std::shared_ptr<deferred>& d) {
+    connection* c = find(t_connection);
+    const auto& st = deferred_access::of(*d);
+    if (!c || st->box != box_) throw std::logic_error("ufork::http::deferred: made for another worker's request");
+    st->conn = c;
+    st->head_request = req.method() == bhttp::verb::head;
+    st->version = req.version();
+    st->keep = req.keep_alive();
+    c->waiting = true;
+    waiting_[c->fd] = st;
+  }
+
+  void watch_mail() {
+    mail_.async_wait(asio::posix::descriptor_base::wait_read, [this](error_code ec) {
+      if (!ec) on_mail();
+    });
+  }
+
+  // What the deferreds were given since the last look, written to their
+  // connections.
+  void on_mail() {
+    (void)sys::drain_counter(box_->wake.get());
+    std::vector<std::shared_ptr<deferred::state>> news;
+    {
+      std::lock_guard lock(box_->mu);
+      news.swap(box_->news);
+    }
+    for (auto& st : news) {
+      std::optional<response> head;
+      std::string pieces;
+      bool last, ended, failed;
+      {
+        std::lock_guard lock(box_->mu);
+        st->queued = false;
+        head = std::exchange(st->head, std::nullopt);
+        pieces = std::exchange(st->pieces, {});
+        last = st->last;
+        ended = st->ended;
+        failed = st->failed;
+      }
+      if (auto* c = static_cast<connection*>(st->conn)) deliver(*c, *st, std::move(head), last, pieces, ended, failed);
+    }
+    if (!finished_) watch_mail();
+  }
+
+  void deliver(connection& c, deferred::state& st, std::optional<response> head, bool last, const std::string& pieces,
+               bool ended, bool failed) {
+    if (failed && st.started) return erase(c);  // a body cut short: the client sees the close
+    if (failed || (head && !deliverable(*head))) {
+      head = detail::error_response(bhttp::status::internal_server_error);
+      last = ended = true;
+    }
+    if (head && !st.started) {
+      head->version(st.version);
+      unsigned status = head->result_int();
+      bool none = status < 200 || status == 204 || status == 304;
+      st.how = last || none                                       ? framing::length
+               : st.version >= 11                                  ? framing::chunked
+                                                                   : framing::close;
+      bool keep = st.keep && !stopping() && st.how != framing::close &&
+                  (head->find(bhttp::field::connection) == head->end() || head->keep_alive());
+      c.respond(*head, st.head_request, keep, st.how, out_, date_.now());
+      st.started = true;
+    }
+    if (st.started && !st.head_request && st.how != framing::length && !pieces.empty()) {
+      if (st.how == framing::chunked) {
+        char size[20];
+        out_.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", pieces.size())));
+        out_.append(pieces).append("\r\n");
+      } else {
+        out_.append(pieces);
+      }
+    }
+    if (ended && st.started) {
+      if (st.how == framing::chunked && !st.head_request) out_.append("0\r\n\r\n");
+      c.waiting = false;
+      st.conn = nullptr;
+      waiting_.erase(c.fd);
+    }
+    c.deadline = clock::now() + options_.request_timeout;  // an answer given in parts has its time per part
+    flush(c);
+  }
+
+  // A head given later that can be sent (else logged: it becomes a 500).
+  static bool deliverable(const response& res) {
+    std::string why = detail::response_problem(res);
+    if (!why.empty()) std::fprintf(stderr, "ufork http: an answer given later is refused (500 instead): %s\n", why.c_str());
+    return why.empty();
+  }
+
   // The worker's epoll set is readable when a connection has an event.
   void watch() {
     events_.async_wait(asio::posix::descriptor_base::wait_read, [this](error_code ec) {
@@ -348,6 +534,7 @@ class worker_server {
   void take(connection& c) {
     beast::flat_buffer& in = c.in ? *c.in : scratch_;
     std::size_t room = std::min(in.max_size() - in.size(), read_size);
+    if (room == 0 && c.waiting) return;  // the requests behind one answered later: read once it has ended
     if (room == 0) {  // a request that does not fit the buffer (a chunk header without end, ...)
       c.parser.reset();
       c.in.reset();
@@ -371,7 +558,7 @@ class worker_server {
       return;
     }
     in.commit(n);
-    answer_from(c, in);
+    if (!c.waiting) answer_from(c, in);  // (else kept, for once the answer given later has ended)
     if (&in == &scratch_ && scratch_.size() > 0) {
       beast::flat_buffer& own = buffer(c);
       own.commit(asio::buffer_copy(own.prepare(scratch_.size()), scratch_.data()));
@@ -390,8 +577,10 @@ class worker_server {
   // request begun starts its deadline.
   void answer_from(connection& c, beast::flat_buffer& in) {
     t_connection = c.fd;  // current_peer()'s, while the handler runs
+    t_mailbox = &box_;    // a deferred's
     bool begun = c.parse(in, out_, *this, options_);
     t_connection = -1;
+    t_mailbox = nullptr;
     if (begun) c.deadline = clock::now() + options_.request_timeout;
   }
 
@@ -499,6 +688,11 @@ class worker_server {
   }
 
   void written(connection& c) {
+    if (c.waiting) {  // all given so far is out: the other side may give more
+      auto& d = *waiting_.at(c.fd);
+      if (d.started) d.tell(deferred::event::room);
+      return;
+    }
     if (c.stream) {
       c.pumping = true;
       return asio::post(io_, [this, &c] { pump(c); });
@@ -548,6 +742,14 @@ class worker_server {
   }
 
   void erase(connection& c) {
+    if (c.waiting) {  // its answer given later is wanted no more
+      c.waiting = false;
+      auto it = waiting_.find(c.fd);
+      auto d = std::move(it->second);
+      waiting_.erase(it);
+      d->conn = nullptr;
+      d->tell(deferred::event::gone);
+    }
     if (c.fd >= 0) {
       by_fd_[c.fd] = nullptr;
       sys::close_connection(c.fd);  // out of the epoll set with it
@@ -562,6 +764,7 @@ class worker_server {
     tick_.cancel();
     error_code ignored;
     events_.close(ignored);
+    mail_.close(ignored);
     attached_->detach();
   }
 
@@ -654,6 +857,9 @@ class worker_server {
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
   std::list<listener> listeners_;
   asio::posix::basic_stream_descriptor<executor> events_{io_};  // the connections' epoll set
+  std::shared_ptr<mailbox> box_ = std::make_shared<mailbox>();  // answers given later
+  asio::posix::basic_stream_descriptor<executor> mail_{io_};    // its eventfd
+  std::unordered_map<int, std::shared_ptr<deferred::state>> waiting_;  // by connection fd
   std::optional<asio_worker> attached_;
   timer_type tick_{io_}, linger_{io_};
   bool ticking_ = false;  // the deadline tick is armed (while connections are open)
@@ -700,11 +906,12 @@ struct server::state {
   arbiter* log = nullptr;
   bool attached = false;
 
-  state(handler handler, const std::vector<std::string>& endpoints, http_options o) : h(std::move(handler)), options(o) {
+  state(handler handler, const std::vector<std::string>& endpoints, http_options o)
+      : h(std::move(handler)), options(std::move(o)) {
     if (endpoints.empty()) throw_invalid("an HTTP server needs an address to listen on");
     try {
       for (const auto& e : endpoints) {
-        shared.push_back(net::bind_endpoint(e, o.reuseport, !o.reuseport, o.backlog));
+        shared.push_back(net::bind_endpoint(e, options.reuseport, !options.reuseport, options.backlog));
         shared_fds.push_back(shared.back().fd.get());
         addresses.push_back(shared.back().address);
       }
@@ -736,9 +943,9 @@ struct server::state {
 };
 
 server::server(handler h, const std::string& endpoint, http_options options)
-    : server(std::move(h), std::vector<std::string>{endpoint}, options) {}
+    : server(std::move(h), std::vector<std::string>{endpoint}, std::move(options)) {}
 server::server(handler h, const std::vector<std::string>& endpoints, http_options options)
-    : state_(std::make_unique<state>(std::move(h), endpoints, options)) {}
+    : state_(std::make_unique<state>(std::move(h), endpoints, std::move(options))) {}
 server::~server() = default;
 
 const std::string& server::address() const noexcept { return state_->addresses.front(); }

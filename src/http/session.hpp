@@ -22,6 +22,9 @@ namespace ufork::http::detail {
 // handler may have taken the last one):
 //   answer handle(const request&);  the handler's answer (an exception it
 //                                   throws becomes a 500 there)
+//   void defer(const request&, std::shared_ptr<deferred>);
+//                                   an answer that comes later (answer::later):
+//                                   the connection waits for it
 //   bool stopping();                every answer from now on closes its connection
 //   std::string_view date();        the Date header's value for this second
 
@@ -89,6 +92,11 @@ bool session::parse(boost::beast::flat_buffer& in, std::string& out, Host& host,
       break;
     }
     answer r = host.handle(req);
+    if (r.pending) {  // answered later: the requests behind it wait
+      peer_done = !req.keep_alive();
+      host.defer(req, std::move(r.pending));
+      break;
+    }
     if (!answer_request(req, std::move(r), host.stopping(), out, host.date())) break;
   }
   return began;

@@ -53,6 +53,7 @@ struct host {
     return res;
   }
   bool stopping() const { return stop; }
+  static void defer(const request&, const std::shared_ptr<deferred>&) {}  // the handler never defers
   static std::string_view date() { return "Thu, 26 Nov 2026 00:00:00 GMT"; }
 };
 

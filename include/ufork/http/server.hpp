@@ -36,14 +36,59 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
 // head is gone already).
 using body_source = std::function<bool(std::string& out)>;
 
+class deferred;
+
 // What a handler returns: a whole response, or a response whose body
-// (`res.body()` is then ignored) comes from `stream`. (Not ufork::reply,
-// which answers a command.)
+// (`res.body()` is then ignored) comes from `stream`, or an answer that
+// comes later (answer::later). (Not ufork::reply, which answers a command.)
 struct answer {
   answer(response r) : res(std::move(r)) {}  // NOLINT(google-explicit-constructor): return a response as it is
   answer(response r, body_source s) : res(std::move(r)), stream(std::move(s)) {}
+  static answer later(std::shared_ptr<deferred> d) {
+    answer a{response{}};
+    a.pending = std::move(d);
+    return a;
+  }
   response res;
   body_source stream;
+  std::shared_ptr<deferred> pending;
+};
+
+// An answer given later, from any thread: for a handler whose work runs
+// elsewhere (an ASGI app on an asyncio loop of its own thread). Made in the
+// handler, which returns answer::later(d) and hands d on; the connection
+// answers nothing more (its pipelined requests wait) until d's answer has
+// ended. Its request's deadline still holds.
+class UFORK_API deferred {
+ public:
+  // What the connection tells the other side, on the worker's loop thread:
+  // `room`, all that was given has been written (the next piece may come:
+  // a client is fed no faster than it reads); `gone`, the connection went
+  // before the answer ended (the client left, a deadline, a stop): nothing
+  // given from now on is sent.
+  enum class event { room, gone };
+  // Only in a handler (else std::logic_error). `tell` must not block.
+  explicit deferred(std::function<void(event)> tell);
+  ~deferred();
+  deferred(const deferred&) = delete;
+  deferred& operator=(const deferred&) = delete;
+
+  // From any thread. The response's head, and with `last` its whole body
+  // (res.body()); else the body follows from body(): chunked to an HTTP/1.1
+  // client, to the connection's close for 1.0. A head that header_problem()
+  // refuses becomes a 500 (logged).
+  void start(response res, bool last);
+  // The body's next piece; `last` ends the answer.
+  void body(std::string piece, bool last);
+  // The answer cannot be made: a 500 if nothing was started, else the
+  // connection is closed (a cut body).
+  void fail();
+
+  struct state;  // the worker's side (server.cpp)
+
+ private:
+  friend struct deferred_access;
+  std::shared_ptr<state> state_;
 };
 
 // Runs in a worker, on its io_context's thread. An exception becomes a 500.
@@ -83,6 +128,10 @@ struct http_options {
   std::chrono::milliseconds keepalive_timeout{15'000};
   // One SO_REUSEPORT socket per worker instead of one shared socket.
   bool reuseport = false;
+  // If set, asked before each heartbeat: a worker whose loop turns but whose
+  // other half is wedged (an app's loop on another thread) says false, and
+  // misses the beat, to be taken for hung.
+  std::function<bool()> alive;
   int backlog = 4096;
 };
 

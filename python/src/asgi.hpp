@@ -1,0 +1,93 @@
+// serve_asgi: the C++ HTTP helper on each worker's main thread (its parser,
+// limits, keep-alive, pipelining, deadlines and stop), and the ASGI app on
+// an asyncio loop of the worker's second thread, the only one that holds
+// the GIL. A request goes to the loop through a queue and an eventfd (the
+// loop's reader); the app's answer comes back as an http::deferred, its
+// parts written as they are sent; `room` (all sent so far is written) and
+// `gone` (the client left) come back to the loop the same way.
+#pragma once
+
+#include <utility>  // before any Boost header (Boost 1.74's awaitable.hpp)
+
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http_app.hpp"
+#include "ufork/http/server.hpp"
+
+namespace ufork::python {
+
+// An ASGI message out of order or malformed (ufork.AsgiError, a
+// RuntimeError): said in one line, the answer ended.
+struct asgi_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One request's side in Python: what receive() and send() use (ufork's
+// _asgi_call wraps them). Made on the helper's thread (no Python in it
+// then), used and dropped on the loop's, with the GIL.
+class asgi_exchange {
+ public:
+  // The request's body as one http.request message, the first time; None after.
+  pybind11::object receive();
+  // An http.response.start or http.response.body message: checked (order,
+  // types, header names and values), then given to the connection. True if
+  // the app should wait for room (`room`) before it sends more. Raises
+  // asgi_error (a message out of order, a bad field).
+  bool send(const pybind11::dict& message);
+  // The app failed, or returned: the answer ends (a 500 if nothing was sent).
+  void fail();
+  // True once nothing more can be sent: the answer has ended, or the client is gone.
+  bool over() const noexcept { return ended_ || gone_; }
+  bool gone() const noexcept { return gone_; }
+  bool started() const noexcept { return started_; }
+  // Futures the Python side waits on (None when not waiting): set from
+  // take() when room comes, and when the client goes (both).
+  pybind11::object room_waiter, gone_waiter;
+
+  // The helper's side.
+  std::shared_ptr<http::deferred> answer;
+  std::string body;
+  bool head_request = false;
+  void on(http::deferred::event e);  // on the loop's thread
+
+ private:
+  http::response head_;
+  std::size_t unconfirmed_ = 0;  // bytes given since the last `room`
+  bool body_taken_ = false, started_ = false, head_given_ = false, ended_ = false, gone_ = false;
+};
+
+class asgi_server final : public http_app {
+ public:
+  // Binds each of `addresses` now, in the arbiter. Throws ufork::error.
+  asgi_server(const std::vector<std::string>& addresses, http::http_options options,
+              std::vector<std::string> forwarded_allow_ips);
+  ~asgi_server() override;
+  const std::vector<std::string>& addresses() const noexcept override { return server_.addresses(); }
+  void attach(options& pool, hooks& h) override { server_.attach(pool, h); }
+  void log_to(arbiter& a) noexcept override { server_.log_to(a); }
+
+  // In the worker, on the loop's thread (the GIL held):
+  // the fd to read from (loop.add_reader) when requests or news wait, made
+  // at the first call in each worker (before its HTTP server runs);
+  int mail_fd();
+  // each new request given to spawn(scope, exchange), and each exchange's
+  // news (room, gone) to its waiters; scope's state is a copy of `state`;
+  void take(const pybind11::object& spawn, const pybind11::dict& state);
+  // the loop turns: the worker's heartbeats go on (a loop wedged by the
+  // app stops them, and the worker is taken for hung).
+  void tick() noexcept;
+
+  struct bridge;
+
+ private:
+  std::shared_ptr<bridge> bridge_;
+  http::server server_;
+};
+
+}  // namespace ufork::python

@@ -1,0 +1,40 @@
+// What a trusted proxy says of the client: its address and scheme from
+// Forwarded (RFC 7239) or X-Forwarded-For / -Proto. Shared by serve_wsgi and
+// serve_asgi.
+#pragma once
+
+#include <utility>  // before any Boost header (Boost 1.74's awaitable.hpp)
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ufork/http/server.hpp"
+
+namespace ufork::python {
+
+// What a proxy in forwarded_allow_ips says of the client: its address and
+// the scheme it was reached by, from the last element of Forwarded (RFC
+// 7239: for=, proto=) or else X-Forwarded-For and X-Forwarded-Proto (their
+// last item: what the proxy itself saw). An address that is not an IP
+// ("unknown", "_hidden") and a scheme but http or https are ignored.
+struct forwarded {
+  std::string addr, scheme;
+};
+forwarded forwarded_by(const http::request& req);
+
+// The connection's client and scheme as the app should see them: its peer,
+// or (from a peer in `trusted`, "*" trusting any; a unix socket's peer is
+// trusted, as gunicorn does: only a local process the file's mode lets in
+// can be one) what its proxy says. Empty addr: none known (a unix peer with
+// no proxy header). In a handler only.
+struct client_view {
+  std::string addr, scheme = "http";
+  std::uint16_t port = 0;
+};
+client_view client_of(const http::request& req, const std::vector<std::string>& trusted);
+
+// A path with each %XX decoded (a % not followed by two hex digits kept).
+std::string percent_decoded(std::string_view path);
+
+}  // namespace ufork::python

@@ -1,0 +1,327 @@
+"""serve_asgi: ASGI apps on the C++ HTTP helper, the app on an asyncio loop
+of each worker's own, against real sockets."""
+import http.client
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import free_port, wait_until
+
+APP = r'''
+import asyncio, os, sys, time
+
+TARGET = int(os.environ.get('CONCURRENT', '20'))
+in_flight = 0
+all_in = asyncio.Event()
+
+
+async def app(scope, receive, send):
+    global in_flight
+    if scope['type'] == 'lifespan':
+        while True:
+            m = await receive()
+            if m['type'] == 'lifespan.startup':
+                if os.environ.get('FAIL_STARTUP'):
+                    await send({'type': 'lifespan.startup.failed', 'message': 'the database is down'})
+                    return
+                scope['state']['greeting'] = 'hello'
+                await send({'type': 'lifespan.startup.complete'})
+            elif m['type'] == 'lifespan.shutdown':
+                print('lifespan shutdown in %d' % os.getpid(), flush=True)
+                await send({'type': 'lifespan.shutdown.complete'})
+                return
+    path = scope['path']
+    start = {'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'text/plain')]}
+    if path == '/echo':
+        m = await receive()
+        body = '%s %d %s %s %s %s %s %r %r %s\n' % (
+            scope['state']['greeting'], os.getpid(), scope['method'], path, scope['raw_path'].decode(),
+            scope['query_string'].decode(), scope['http_version'], scope['client'][0], scope['server'],
+            scope['scheme'])
+        headers = dict(scope['headers'])
+        body += '%s %d %s\n' % (headers.get(b'x-test', b'-').decode(), len(m['body']), m['more_body'])
+        await send(start)
+        await send({'type': 'http.response.body', 'body': body.encode()})
+    elif path == '/stream':  # a piece, then the next once the client said it has the first
+        await send(start)
+        await send({'type': 'http.response.body', 'body': b'first\n', 'more_body': True})
+        flag = os.environ['FLAG']
+        while not os.path.exists(flag):
+            await asyncio.sleep(0.01)
+        await send({'type': 'http.response.body', 'body': b'second\n', 'more_body': True})
+        await send({'type': 'http.response.body', 'body': b'', 'more_body': False})
+    elif path == '/forever':  # streams until the client goes
+        await send(start)
+        await send({'type': 'http.response.body', 'body': b'tick\n', 'more_body': True})
+        m = await receive()
+        m = await receive()
+        print('gone: %s' % m['type'], flush=True)
+    elif path == '/together':  # answered once TARGET of them are in flight at once in this worker
+        in_flight += 1
+        if in_flight >= TARGET:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), 60)
+        await send(start)
+        await send({'type': 'http.response.body', 'body': b'%d\n' % os.getpid()})
+    elif path == '/raise':
+        raise RuntimeError('the app failed')
+    elif path == '/body-first':
+        await send({'type': 'http.response.body', 'body': b'x'})
+    elif path == '/start-twice':
+        await send(start)
+        await send(start)
+    elif path == '/after-last':
+        await send(start)
+        await send({'type': 'http.response.body', 'body': b'done\n'})
+        await send({'type': 'http.response.body', 'body': b'more'})
+    elif path == '/split':
+        await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'x-a', b'1\r\nSet-Cookie: x=1')]})
+        await send({'type': 'http.response.body', 'body': b''})
+    elif path == '/return':
+        await send(start)
+    elif path == '/hang':
+        time.sleep(60)  # blocks the loop
+    else:
+        await send({'type': 'http.response.start', 'status': 404, 'headers': []})
+        await send({'type': 'http.response.body', 'body': b'no\n'})
+'''
+
+
+def server_source(port, size=1, timeout=None):
+    return '''
+import sys
+sys.path.insert(0, %r)
+import ufork, asgi_app
+%s
+sys.exit(ufork.serve_asgi(asgi_app.app, ('127.0.0.1', %d), size=%d))
+''' % (os.environ['ASGI_DIR'], 'ufork.TIMEOUT = %r' % timeout if timeout else '', port, size)
+
+
+@pytest.fixture
+def asgi(program, tmp_path, monkeypatch):
+    (tmp_path / 'asgi_app.py').write_text(APP)
+    monkeypatch.setenv('ASGI_DIR', str(tmp_path))
+    monkeypatch.setenv('FLAG', str(tmp_path / 'flag'))
+
+    def start(size=1, env=None, timeout=None):
+        port = free_port()
+        p = program(server_source(port, size, timeout), env)
+        p.port = port
+        return p
+    return start
+
+
+def ask(port, method='GET', path='/', body=None, headers=None):
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=60)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read().decode(), dict(r.getheaders())
+    finally:
+        c.close()
+
+
+def ready(p):
+    wait_until(lambda: ask_ok(p.port), 'the server to answer')
+
+
+def ask_ok(port):
+    try:
+        return ask(port, path='/nothing')[0] == 404
+    except OSError:
+        return False
+
+
+def test_a_request_reaches_the_app_with_the_whole_http_scope_and_lifespan_state(asgi):
+    p = asgi()
+    ready(p)
+    status, body, headers = ask(p.port, 'POST', '/echo?a=1&b=%20', body=b'x' * 5000,
+                                headers={'X-Test': 'yes', 'X-Forwarded-For': '203.0.113.7', 'X-Forwarded-Proto': 'https'})
+    assert status == 200, body
+    line1, line2 = body.splitlines()
+    # (127.0.0.1 is a trusted proxy by default: the client and scheme are its word)
+    assert re.match(r"hello \d+ POST /echo /echo a=1&b=%20 1\.1 '203\.0\.113\.7' \('127\.0\.0\.1', \d+\) https$", line1), line1
+    assert line2 == 'yes 5000 False'
+    status, body, _ = ask(p.port, path='/caf%C3%A9')
+    assert status == 404
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+    assert 'lifespan shutdown in' in p.output()
+
+
+def test_a_streamed_response_goes_out_piece_by_piece_and_keep_alive_goes_on(asgi, tmp_path):
+    p = asgi()
+    ready(p)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'GET /stream HTTP/1.1\r\nHost: x\r\n\r\n')
+        got = b''
+        while b'first\n' not in got:  # the first piece, before the app sends the second
+            got += s.recv(65536)
+        assert b'Transfer-Encoding: chunked' in got and b'second' not in got
+        (tmp_path / 'flag').write_text('')
+        while not got.endswith(b'0\r\n\r\n'):
+            got += s.recv(65536)
+        assert b'second\n' in got
+        s.sendall(b'GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n')  # the same connection, kept
+        got = s.recv(65536)
+        assert got.startswith(b'HTTP/1.1 404')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_a_client_that_goes_is_an_http_disconnect_for_the_app(asgi):
+    p = asgi()
+    ready(p)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'GET /forever HTTP/1.1\r\nHost: x\r\n\r\n')
+        got = b''
+        while b'tick' not in got:
+            got += s.recv(65536)
+    p.wait_for(r'gone: http\.disconnect')
+    assert ask(p.port, path='/nothing')[0] == 404  # the worker goes on
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_a_hundred_slow_requests_run_at_once_in_one_worker(asgi):
+    p = asgi(size=1, env={'CONCURRENT': '100'})
+    ready(p)
+    answers = []
+
+    def one():
+        answers.append(ask(p.port, path='/together'))
+    threads = [threading.Thread(target=one) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 100 and all(a[0] == 200 for a in answers), answers[:3]
+    assert len({a[1] for a in answers}) == 1  # one worker answered them all, all in flight at once
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+@pytest.mark.parametrize('path, status, says', [
+    ('/raise', 500, r'RuntimeError: the app failed'),
+    ('/body-first', 500, r'ufork asgi: GET /body-first: http\.response\.body sent before http\.response\.start'),
+    ('/start-twice', 500, r'ufork asgi: GET /start-twice: http\.response\.start sent twice'),
+    ('/after-last', 200, r'ufork asgi: GET /after-last: http\.response\.body sent after the last one'),
+    ('/split', 500, r"ufork asgi: GET /split: http\.response\.start: header b'x-a': its value holds CR, LF or NUL"),
+    # (its start is held until a body message: nothing was sent)
+    ('/return', 500, r'ufork asgi: GET /return: the app returned before its response was complete'),
+])
+def test_an_app_that_fails_or_breaks_the_protocol_gets_one_answer_and_one_line_and_the_worker_goes_on(
+        asgi, path, status, says):
+    p = asgi()
+    ready(p)
+    _, body, _ = ask(p.port, 'POST', '/echo', body=b'')
+    pid = body.split()[1]
+    got = ask(p.port, path=path)
+    assert got[0] == status, got
+    p.wait_for(says)
+    if path != '/raise':
+        assert 'Traceback' not in p.output(), 'one line, not a traceback'
+    _, body, _ = ask(p.port, 'POST', '/echo', body=b'')
+    assert body.split()[1] == pid, 'the same worker answers the next request'
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_a_websocket_upgrade_is_answered_501_with_a_line_naming_the_path(asgi):
+    p = asgi()
+    ready(p)
+    status, _, _ = ask(p.port, path='/ws', headers={'Upgrade': 'websocket', 'Connection': 'Upgrade'})
+    assert status == 501
+    p.wait_for(r'ufork asgi: a WebSocket upgrade of /ws is answered 501')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_a_lifespan_startup_that_fails_is_a_failed_start_that_gives_up(asgi):
+    p = asgi(env={'FAIL_STARTUP': '1'})
+    p.wait_for(r'ufork asgi: lifespan startup failed: the database is down')
+    p.wait_for(r'no worker ever became ready')
+    assert p.finish() == 3
+
+
+def test_an_app_that_blocks_its_loop_gets_its_worker_taken_for_hung_and_replaced(asgi):
+    """The helper's own loop turns on the main thread; its heartbeats go on
+    only while the app's loop turns too."""
+    p = asgi(timeout=1.0)
+    ready(p)
+    c = http.client.HTTPConnection('127.0.0.1', p.port, timeout=60)
+    c.request('GET', '/hang')
+    p.wait_for(r'worker 0 pid \d+ hung: no heartbeat for 1\.000 s \(timeout\); sending SIGABRT')
+    p.wait_for(r'File ".*asgi_app\.py", line \d+ in app')  # the loop thread's Python stack, in the log
+    p.wait_for(r'worker 0 pid \d+ gen 1 hung: killed by SIGABRT')
+    with pytest.raises((http.client.HTTPException, OSError)):
+        c.getresponse().read()
+    c.close()
+    wait_until(lambda: ask_ok(p.port), 'the successor to answer')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_fastapi(program, tmp_path):
+    pytest.importorskip('fastapi')
+    (tmp_path / 'fast_app.py').write_text('''
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+app = FastAPI()
+state = {}
+
+@app.on_event('startup')
+async def startup():
+    state['ready'] = 'yes'
+
+@app.get('/', response_class=PlainTextResponse)
+async def root():
+    return 'Hello, World!'
+
+@app.get('/json')
+async def js(q: int = 0):
+    return {'hello': 'world', 'q': q, 'ready': state.get('ready')}
+
+@app.post('/items')
+async def items(item: dict):
+    return {'got': item}
+
+@app.get('/stream')
+async def stream():
+    async def pieces():
+        for i in range(3):
+            yield b'piece %d\\n' % i
+    return StreamingResponse(pieces(), media_type='text/plain')
+''')
+    port = free_port()
+    p = program('''
+import sys
+sys.path.insert(0, %r)
+import ufork, fast_app
+ufork.serve_asgi(fast_app.app, ('127.0.0.1', %d), size=2)
+''' % (str(tmp_path), port))
+    wait_until(lambda: _answers(port), 'FastAPI to answer')
+    assert ask(port, path='/')[:2] == (200, 'Hello, World!')
+    status, body, headers = ask(port, path='/json?q=3')
+    assert status == 200 and body == '{"hello":"world","q":3,"ready":"yes"}' and headers['content-type'] == 'application/json'
+    status, body, _ = ask(port, 'POST', '/items', body=b'{"a": 1}', headers={'Content-Type': 'application/json'})
+    assert status == 200 and body == '{"got":{"a":1}}'
+    status, body, _ = ask(port, 'POST', '/items', body=b'not json', headers={'Content-Type': 'application/json'})
+    assert status == 422
+    status, body, headers = ask(port, path='/stream')
+    assert status == 200 and body == 'piece 0\npiece 1\npiece 2\n' and headers.get('Transfer-Encoding') == 'chunked'
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def _answers(port):
+    try:
+        return ask(port, path='/')[0] == 200
+    except OSError:
+        return False
