@@ -40,10 +40,11 @@ struct run_options : service_options {
   std::vector<std::string> command;
 };
 
-// `ufork wsgi`: a WSGI application, MODULE:APP, served by the HTTP helper
-// in each worker. Run by the Python module (`python3 -m ufork wsgi`); the
-// ufork command checks the flags, then execs that.
-struct wsgi_options : service_options {
+// `ufork wsgi` and `ufork asgi`: a Python application, MODULE:APP, served
+// by the HTTP helper in each worker. Run by the Python module (`python3 -m
+// ufork wsgi|asgi`); the ufork command checks the flags, then execs that.
+struct app_options : service_options {
+  bool asgi = false;  // else WSGI
   std::string app;  // MODULE:APP
   std::vector<std::string> binds;   // HOST:PORT, [V6]:PORT, unix:PATH, fd:N; none: 127.0.0.1:8000 (gunicorn's)
   bool lazy = false;               // import the app in each worker, not once before the fork
@@ -55,13 +56,13 @@ struct wsgi_options : service_options {
 };
 
 // What the parser (parse.cpp) calls for each subcommand: the ufork command
-// has every one; the Python module (`python3 -m ufork`) has wsgi alone.
+// has every one; the Python module (`python3 -m ufork`) has wsgi and asgi alone.
 // The one it lacks is refused with exit 2. argc/argv: as typed (wsgi: the
 // ufork command passes them on to python3).
 struct runners {
   int (*hello)(hello_options) = nullptr;
   int (*run)(run_options) = nullptr;
-  int (*wsgi)(const wsgi_options&, int argc, char** argv) = nullptr;
+  int (*python_app)(const app_options&, int argc, char** argv) = nullptr;  // wsgi, asgi
   int (*ctl)(const std::string& socket, const std::vector<std::string>& words, bool json, bool check) = nullptr;
   int (*follow)(const std::string& socket, bool json, bool events, int worker) = nullptr;
   int (*top)(const std::string& socket, double interval) = nullptr;

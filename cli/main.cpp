@@ -1,6 +1,7 @@
 // ufork: the command line. Subcommands: run, ctl, console, top, hello (the
-// HTTP example), and wsgi, which the Python module serves: its flags are
-// checked here (the same parser), then python3 runs `-m ufork` with them.
+// HTTP example), and wsgi and asgi, which the Python module serves: their
+// flags are checked here (the same parser), then python3 runs `-m ufork`
+// with them.
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,7 +21,8 @@ namespace fs = std::filesystem;
 // python3 -m ufork ARGS: the module beside this ufork in its build tree
 // (build/cli/ufork, build/python), else wherever python3 finds it (an
 // installed one, under dist-packages).
-int exec_python(const ufork::cli::wsgi_options&, int argc, char** argv) {
+int exec_python(const ufork::cli::app_options& o, int argc, char** argv) {
+  const char* name = o.asgi ? "ufork asgi" : "ufork wsgi";
 #ifdef UFORK_PYTHON3
   std::error_code ec;
   fs::path built = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() / "python";
@@ -33,11 +35,11 @@ int exec_python(const ufork::cli::wsgi_options&, int argc, char** argv) {
   for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
   ::execv(UFORK_PYTHON3, args.data());
-  std::cerr << "ufork wsgi: cannot run " << UFORK_PYTHON3 << ": " << std::generic_category().message(errno) << "\n";
+  std::cerr << name << ": cannot run " << UFORK_PYTHON3 << ": " << std::generic_category().message(errno) << "\n";
   return ufork::cli::exit_runtime;
 #else
   (void)argc, (void)argv;
-  std::cerr << "ufork wsgi: this ufork was built without its Python module (pybind11, python3-dev)\n";
+  std::cerr << name << ": this ufork was built without its Python module (pybind11, python3-dev)\n";
   return ufork::cli::exit_runtime;
 #endif
 }

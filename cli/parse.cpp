@@ -137,7 +137,7 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
   // "--workers: 1 required INT:INT in [1, 4096] missing"
   if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing"))
     what = what.substr(0, colon) + ": a value is missing";
-  if (what == "A subcommand is required") what = "a subcommand is required: run, hello, wsgi, ctl, console, top or version";
+  if (what == "A subcommand is required") what = "a subcommand is required: run, hello, wsgi, asgi, ctl, console, top or version";
   std::cerr << who << ": " << what << " (see " << who << " --help)\n";
   return ufork::cli::exit_usage;
 }
@@ -176,36 +176,43 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
       ->allow_extra_args(false);
   run->add_option("command", run_opts.command, "the program and its arguments, after --");
 
-  wsgi_options wsgi_opts;
-  auto* wsgi = app.add_subcommand("wsgi", "serve a Python WSGI application as gunicorn would: ufork wsgi [OPTIONS] "
-                                          "MODULE:APP (also python3 -m ufork wsgi)");
-  add_service_flags(wsgi, wsgi_opts, ufork::in_app, "detach; exit 0 once every worker is ready, 1 with the error",
-                    "1 (uFork's staggered start)");
-  wsgi->add_option("MODULE:APP", wsgi_opts.app,
-                   "MODULE:APP, as gunicorn's (APP: a name in MODULE, default application), imported once before "
-                   "the workers are forked")
-      ->required();
-  wsgi->add_option("--bind,-b", wsgi_opts.binds,
-                   "HOST:PORT, [V6]:PORT, unix:PATH or fd:N to listen on; several -b: each (default: 127.0.0.1:8000)")
-      ->check(endpoint(true))
-      ->allow_extra_args(false);  // one address per -b: `-b A MODULE:APP` leaves the app alone
-  wsgi->add_flag("--lazy", wsgi_opts.lazy, "import the app in each worker instead (gunicorn without --preload)");
-  wsgi->add_flag("--reload", wsgi_opts.reload,
-                 "development: replace the workers when a file under the app's directory changes (inotify; "
-                 "implies --lazy)");
-  wsgi->add_option("--chdir", wsgi_opts.chdir, "change to this directory (and import from it) before the import");
-  wsgi->add_option("--env,-e", wsgi_opts.env, "K=V set in the environment before the import (repeatable)")
-      ->allow_extra_args(false)
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            return v.find('=') == std::string::npos || v.front() == '=' ? "expected K=V, not '" + v + "'" : "";
-          },
-          "K=V"));
-  wsgi->add_option("--access-log", wsgi_opts.access_log,
-                   "a line per request in the combined format, to this file, or - for the log (default: none)");
-  wsgi->add_option("--forwarded-allow-ips", wsgi_opts.forwarded_allow_ips,
-                   "proxies (a,b or *) whose Forwarded / X-Forwarded-For and -Proto headers are believed")
-      ->capture_default_str();
+  // wsgi and asgi: a Python app, as gunicorn's users type it.
+  auto add_app = [&](const char* name, const char* what, app_options& o) {
+    auto* sub = app.add_subcommand(name, std::string("serve a Python ") + what + " application as gunicorn would: ufork " +
+                                             name + " [OPTIONS] MODULE:APP (also python3 -m ufork " + name + ")");
+    add_service_flags(sub, o, ufork::in_app, "detach; exit 0 once every worker is ready, 1 with the error",
+                      "1 (uFork's staggered start)");
+    sub->add_option("MODULE:APP", o.app,
+                    "MODULE:APP, as gunicorn's (APP: a name in MODULE, default application), imported once before "
+                    "the workers are forked")
+        ->required();
+    sub->add_option("--bind,-b", o.binds,
+                    "HOST:PORT, [V6]:PORT, unix:PATH or fd:N to listen on; several -b: each (default: 127.0.0.1:8000)")
+        ->check(endpoint(true))
+        ->allow_extra_args(false);  // one address per -b: `-b A MODULE:APP` leaves the app alone
+    sub->add_flag("--lazy", o.lazy, "import the app in each worker instead (gunicorn without --preload)");
+    sub->add_flag("--reload", o.reload,
+                  "development: replace the workers when a file under the app's directory changes (inotify; "
+                  "implies --lazy)");
+    sub->add_option("--chdir", o.chdir, "change to this directory (and import from it) before the import");
+    sub->add_option("--env,-e", o.env, "K=V set in the environment before the import (repeatable)")
+        ->allow_extra_args(false)
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+              return v.find('=') == std::string::npos || v.front() == '=' ? "expected K=V, not '" + v + "'" : "";
+            },
+            "K=V"));
+    sub->add_option("--access-log", o.access_log,
+                    "a line per request in the combined format, to this file, or - for the log (default: none)");
+    sub->add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
+                    "proxies (a,b or *) whose Forwarded / X-Forwarded-For and -Proto headers are believed")
+        ->capture_default_str();
+    return sub;
+  };
+  app_options wsgi_opts, asgi_opts;
+  asgi_opts.asgi = true;
+  auto* wsgi = add_app("wsgi", "WSGI", wsgi_opts);
+  auto* asgi = add_app("asgi", "ASGI", asgi_opts);
 
   std::string socket;
   std::vector<std::string> words;
@@ -246,7 +253,7 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
   if (argc > 1 && argv[1][0] != '-' &&
       std::none_of(known.begin(), known.end(), [&](CLI::App* sub) { return sub->get_name() == argv[1]; })) {
     std::cerr << "ufork: unknown subcommand '" << argv[1]
-              << "'; one of: run, hello, wsgi, ctl, console, top, version (see ufork --help)\n";
+              << "'; one of: run, hello, wsgi, asgi, ctl, console, top, version (see ufork --help)\n";
     return exit_usage;
   }
   // `ufork run [OPTIONS] -- CMD ARGS...`: every word after the first `--`
@@ -269,14 +276,15 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
     std::cout << version << '\n';
     return 0;
   }
-  // A runner this process lacks (python3 -m ufork runs wsgi alone).
+  // A runner this process lacks (python3 -m ufork runs wsgi and asgi alone).
   auto lacking = [](CLI::App* sub) {
     std::cerr << "ufork " << sub->get_name() << ": not served here: run it with the ufork command\n";
     return exit_usage;
   };
   if (*hello) return runner.hello ? runner.hello(hello_opts) : lacking(hello);
   if (*run) return runner.run ? runner.run(run_opts) : lacking(run);
-  if (*wsgi) return runner.wsgi ? runner.wsgi(wsgi_opts, argc, argv) : lacking(wsgi);
+  if (*wsgi) return runner.python_app ? runner.python_app(wsgi_opts, argc, argv) : lacking(wsgi);
+  if (*asgi) return runner.python_app ? runner.python_app(asgi_opts, argc, argv) : lacking(asgi);
   if (*ctl && (!runner.ctl || !runner.follow)) return lacking(ctl);
   if (*ctl && words[0] == "follow" && words.size() == 1 && !check)
     return runner.follow(socket, json, events, follow_worker);

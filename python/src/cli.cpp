@@ -1,7 +1,7 @@
-// `python3 -m ufork wsgi` (and `ufork wsgi`, which execs it): the ufork
-// command's parser and service (daemon mode, pidfile, logs, the pool's
-// flags) in this interpreter, serving MODULE:APP with the HTTP helper as
-// serve_wsgi does. The app is imported once here, before the fork (--lazy:
+// `python3 -m ufork wsgi|asgi` (and `ufork wsgi|asgi`, which exec it): the
+// ufork command's parser and service (daemon mode, pidfile, logs, the
+// pool's flags) in this interpreter, serving MODULE:APP with the HTTP
+// helper as serve_wsgi or serve_asgi does. The app is imported once here, before the fork (--lazy:
 // in each worker); --reload replaces the workers when a .py file under the
 // app's directory changes.
 #include "cli.hpp"
@@ -32,6 +32,7 @@
 #include "sys/process.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/error.hpp"
+#include "asgi.hpp"
 #include "wsgi.hpp"
 
 namespace ufork::python {
@@ -155,9 +156,13 @@ fs::path source_root(const std::string& spec) {
   return top == module && file.filename() != "__init__.py" ? file.parent_path() : file.parent_path().parent_path();
 }
 
-int run_wsgi(const cli::wsgi_options& given, int, char**) {
-  cli::wsgi_options o = given;
-  const char* name = "ufork wsgi";
+int run_app(const cli::app_options& given, int, char**) {
+  cli::app_options o = given;
+  const char* name = o.asgi ? "ufork asgi" : "ufork wsgi";
+  if (o.asgi && !o.access_log.empty()) {
+    std::cerr << name << ": --access-log is not there yet for an ASGI app (ufork wsgi has it)\n";
+    return exit_usage;
+  }
   o.lazy = o.lazy || o.reload;  // a worker forked from this process would have the code imported here
   py::module_ ufork = py::module_::import("ufork");
   py::module_ os = py::module_::import("os");
@@ -217,7 +222,16 @@ int run_wsgi(const cli::wsgi_options& given, int, char**) {
       if (!ip.empty()) trusted.push_back(ip);
       at = comma + 1;
     }
-    wsgi_server server(app, o.binds, http::http_options{}, trusted, access_fd);  // binds
+    // Bound here: a bad address is one line for the caller.
+    std::shared_ptr<http_app> server;
+    std::shared_ptr<wsgi_server> wsgi;
+    if (o.asgi) {
+      server = std::make_shared<asgi_server>(o.binds, http::http_options{}, trusted);
+    } else {
+      server = wsgi = std::make_shared<wsgi_server>(app, o.binds, http::http_options{}, trusted, access_fd);
+    }
+    py::object py_server = py::cast(server);
+    py::object asgi_worker;  // the app's loop, in each worker
 
     options pool;
     svc.apply(pool);
@@ -229,7 +243,12 @@ int run_wsgi(const cli::wsgi_options& given, int, char**) {
     h.post_fork = [&](worker&) {  // the GIL is this thread's
       try {
         ufork.attr("_worker_started")();
-        if (o.lazy) server.load(ufork.attr("_load_app")(o.app));
+        py::object here = o.lazy ? py::object(ufork.attr("_load_app")(o.app)) : app;
+        if (wsgi) wsgi->load(here);
+        if (o.asgi) {
+          asgi_worker = ufork.attr("_AsgiWorker")(py_server, here);
+          asgi_worker.attr("start")();  // its lifespan startup: a failure is a failed start
+        }
       } catch (py::error_already_set& e) {
         e.restore();
         PyErr_Print();
@@ -240,6 +259,12 @@ int run_wsgi(const cli::wsgi_options& given, int, char**) {
     };
     h.child_pre_exit = [&](worker&) {
       py::gil_scoped_acquire gil;
+      try {
+        if (asgi_worker) asgi_worker.attr("stop")();  // lifespan shutdown
+      } catch (py::error_already_set& e) {
+        e.restore();
+        PyErr_Print();
+      }
       ufork.attr("_flush")();
     };
     // --reload: a change asks for a reload; one asked while another runs
@@ -258,13 +283,16 @@ int run_wsgi(const cli::wsgi_options& given, int, char**) {
         reload();
       };
     }
-    server.attach(pool, h);
+    server->attach(pool, h);
     arbiter pool_arbiter(std::move(pool), std::move(h));
     a = &pool_arbiter;
-    server.log_to(pool_arbiter);
-    for (const auto& address : server.addresses())
+    server->log_to(pool_arbiter);
+    std::string how = o.lazy ? " (imported in each worker)" : "";
+    if (o.asgi)  // which loop the app runs on
+      how += " (ASGI on " + py::str(ufork.attr("_event_loop_factory")()[py::int_(1)]).cast<std::string>() + ")";
+    for (const auto& address : server->addresses())
       pool_arbiter.log("serving " + o.app + " on " + (address.starts_with("unix:") ? address : "http://" + address + "/") +
-                       net::every_interface_note(address) + (o.lazy ? " (imported in each worker)" : ""));
+                       net::every_interface_note(address) + how);
     if (sources) {
       pool_arbiter.log("--reload: watching " + std::to_string(sources->directories()) + " directories under " +
                        source_root(o.app).string() + " for .py changes");
@@ -288,10 +316,10 @@ int main(const std::vector<std::string>& args) {
   argv.reserve(args.size() + 1);
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  cli::runners only_wsgi;
-  only_wsgi.wsgi = run_wsgi;
+  cli::runners apps;
+  apps.python_app = run_app;
   try {
-    return cli::parse_and_run(static_cast<int>(args.size()), argv.data(), only_wsgi);
+    return cli::parse_and_run(static_cast<int>(args.size()), argv.data(), apps);
   } catch (py::error_already_set&) {
     throw;
   } catch (const std::exception& e) {

@@ -376,10 +376,11 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
       {{"hello", "--bind", "nonsense"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
       {{"hello", "--bind", "127.0.0.1:70000"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
       {{"hello", "--metrics", "nowhere"}, "--metrics: expected HOST:PORT"},
-      {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, wsgi, ctl, console, top, version"},
+      {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, wsgi, asgi, ctl, console, top, version"},
       {{"wsgi", "-b", "nonsense", "app:app"}, "--bind: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd:N"},
       {{"wsgi", "--env", "novalue", "app:app"}, "--env: expected K=V, not 'novalue'"},
       {{"wsgi", "-w", "2"}, "ufork wsgi: MODULE:APP is required (see ufork wsgi --help)"},
+      {{"asgi", "--bind"}, "ufork asgi: --bind: a value is missing (see ufork asgi --help)"},
       {{"wsgi", "-b", "127.0.0.1:0", "app:app", "extra"}, "ufork wsgi: unknown flag or argument: extra"},
       {{"top", "--socket", "/nowhere", "--interval", "0"}, "--interval: expected seconds from 0.1 to 3600, not '0'"},
       // CLI11's own refusals, in one line and in the order typed (before: two
@@ -387,7 +388,7 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
       {{"hello", "extra", "more"}, "ufork hello: unknown flags or arguments: extra more (see ufork hello --help)"},
       {{"run", "--frob", "--", "true"}, "ufork run: unknown flag or argument: --frob (see ufork run --help)"},
       {{"hello", "--bind"}, "ufork hello: --bind: a value is missing (see ufork hello --help)"},
-      {{}, "ufork: a subcommand is required: run, hello, wsgi, ctl, console, top or version (see ufork --help)"},
+      {{}, "ufork: a subcommand is required: run, hello, wsgi, asgi, ctl, console, top or version (see ufork --help)"},
   };
   for (const auto& c : cases) {
     auto r = run_program(UFORK_CLI_PATH, c.args);
@@ -409,6 +410,7 @@ TEST(cli, every_flag_with_a_wrong_value_or_none_gets_one_line_and_exit_2) {
       {"hello", {{"hello"}, {}}},
       {"run", {{"run"}, {"--", "true"}}},
       {"wsgi", {{"wsgi"}, {"app:app"}}},
+      {"asgi", {{"asgi"}, {"app:app"}}},
       {"ctl", {{"ctl", "--socket", "/nonexistent/ufork.sock"}, {"status"}}},
       {"console", {{"console"}, {}}},
       {"top", {{"top"}, {}}},

@@ -12,7 +12,7 @@ fail=0
 man=$prefix/share/man/man1
 completion=$prefix/share/bash-completion/completions/ufork
 [ -f "$completion" ] || { echo "FAIL: no $completion"; exit 1; }
-for sub in "" hello run wsgi ctl console top; do
+for sub in "" hello run wsgi asgi ctl console top; do
   page=$man/ufork${sub:+-$sub}.1
   [ -f "$page" ] || { echo "FAIL: no $page"; fail=1; continue; }
   [ -n "$sub" ] || continue
@@ -41,6 +41,7 @@ expect() {  # $1: the words typed, the last being completed; $2: COMPREPLY, sort
   [ "$got" = "$2" ] || { echo "FAIL: [$1] completed to [$got], not [$2]"; fail=1; }
 }
 expect "$ufork w" "wsgi "
+expect "$ufork a" "asgi "
 expect "$ufork ctl --socket /nowhere/ctl.sock wo" "workers "
 expect "$ufork ctl --socket $dir/ctl.sock wo" "workers "
 expect "$ufork ctl --socket $dir/ctl.sock re" "reload reopen restart "

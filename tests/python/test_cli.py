@@ -257,3 +257,40 @@ def test_daemon_mode_returns_once_the_workers_are_ready(app_dir):
     wait_until(lambda: not os.path.exists('/proc/%d' % pid), 'the daemon to stop')
     assert 'all workers stopped' in log.read_text()
     assert not pidfile.exists()
+
+
+ASGI_APP = """
+import os
+
+async def app(scope, receive, send):
+    if scope['type'] == 'lifespan':
+        while True:
+            m = await receive()
+            if m['type'] == 'lifespan.startup':
+                scope['state']['where'] = 'started in %d' % os.getpid()
+                await send({'type': 'lifespan.startup.complete'})
+            else:
+                print('lifespan shutdown', flush=True)
+                await send({'type': 'lifespan.shutdown.complete'})
+                return
+    await receive()
+    await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'text/plain')]})
+    await send({'type': 'http.response.body', 'body': ('%s, answered by %d\\n' % (scope['state']['where'], os.getpid())).encode()})
+"""
+
+
+def test_ufork_asgi_serves_an_asgi_app_with_its_lifespan_in_each_worker(program, app_dir):
+    (app_dir / 'asgi_site.py').write_text(ASGI_APP)
+    port, sock = free_port(), str(app_dir / 'asgi.sock')
+    p = program([UFORK, 'asgi', '-w', '2', '-b', '127.0.0.1:%d' % port, '-b', 'unix:asgi.sock', 'asgi_site:app'],
+                cwd=str(app_dir))
+    p.wait_for(r'serving asgi_site:app on http://127\.0\.0\.1:%d/ \(ASGI on (uvloop [0-9.]+|asyncio)\)' % port)
+    p.wait_for(r'ufork asgi: ready, 2 workers')
+    status, body = ask(port)
+    started, answered = re.match(r'started in (\d+), answered by (\d+)$', body).groups()
+    assert status == 200 and started == answered  # the lifespan ran in the worker that answers
+    assert '200 OK' in ask_unix(sock)
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+    assert p.output().count('lifespan shutdown') == 2
+    assert not os.path.exists(sock)
