@@ -290,9 +290,11 @@ int run_app(const cli::app_options& given, int, char**) {
     std::string how = o.lazy ? " (imported in each worker)" : "";
     if (o.asgi)  // which loop the app runs on
       how += " (ASGI on " + py::str(ufork.attr("_event_loop_factory")()[py::int_(1)]).cast<std::string>() + ")";
-    for (const auto& address : server->addresses())
-      pool_arbiter.log("serving " + o.app + " on " + (address.starts_with("unix:") ? address : "http://" + address + "/") +
-                       net::every_interface_note(address) + how);
+    for (const auto& address : server->addresses()) {
+      std::string line = "serving " + o.app + " on ";
+      line += address.starts_with("unix:") ? address : "http://" + address + "/";
+      pool_arbiter.log(line + net::every_interface_note(address) + how);
+    }
     if (sources) {
       pool_arbiter.log("--reload: watching " + std::to_string(sources->directories()) + " directories under " +
                        source_root(o.app).string() + " for .py changes");
