@@ -293,7 +293,9 @@ int run_app(const cli::app_options& given, int, char**) {
     for (const auto& address : server->addresses()) {
       std::string line = "serving " + o.app + " on ";
       line += address.starts_with("unix:") ? address : "http://" + address + "/";
-      pool_arbiter.log(line + net::every_interface_note(address) + how);
+      line += net::every_interface_note(address);
+      line += how;
+      pool_arbiter.log(line);
     }
     if (sources) {
       pool_arbiter.log("--reload: watching " + std::to_string(sources->directories()) + " directories under " +
