@@ -22,10 +22,13 @@ wait_port() {  # until something answers on 127.0.0.1:$1
   echo "nothing answers on port $1" >&2; exit 1
 }
 
-# CPU time (ns) the workers of server $1 (their parent's pid) have used.
+# CPU time (ns) the workers of server $1 (their parent's pid) have used,
+# every thread of each (/proc/PID/schedstat is the main thread's alone).
 cpu_ns() {
   local sum=0 pid
-  for pid in $(ps -o pid= --ppid "$1"); do sum=$((sum + $(awk '{print $1}' /proc/"$pid"/schedstat))); done
+  for pid in $(ps -o pid= --ppid "$1"); do
+    sum=$((sum + $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')))
+  done
   echo $sum
 }
 

@@ -469,6 +469,11 @@ class worker_server {
       waiting_.erase(c.fd);
     }
     c.deadline = clock::now() + options_.request_timeout;  // an answer given in parts has its time per part
+    if (c.out) {  // the socket has not taken the last part yet: this one goes after it
+      c.out->append(out_);
+      out_.clear();
+      return;
+    }
     flush(c);
   }
 

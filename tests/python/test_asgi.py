@@ -68,6 +68,11 @@ async def app(scope, receive, send):
         await asyncio.wait_for(all_in.wait(), 60)
         await send(start)
         await send({'type': 'http.response.body', 'body': b'%d\n' % os.getpid()})
+    elif path == '/big':  # 4,000 numbered pieces of 8 KiB, as fast as send() lets it
+        await send(start)
+        for i in range(4000):
+            await send({'type': 'http.response.body', 'body': (b'%07d\n' % i) * 1024, 'more_body': True})
+        await send({'type': 'http.response.body', 'body': b'', 'more_body': False})
     elif path == '/raise':
         raise RuntimeError('the app failed')
     elif path == '/body-first':
@@ -170,6 +175,35 @@ def test_a_streamed_response_goes_out_piece_by_piece_and_keep_alive_goes_on(asgi
         s.sendall(b'GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n')  # the same connection, kept
         got = s.recv(65536)
         assert got.startswith(b'HTTP/1.1 404')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_a_big_streamed_body_reaches_a_slow_reader_whole_and_in_order(asgi):
+    """32 MiB given faster than a client with a small receive buffer reads:
+    what the socket does not take waits, in order, and send() waits for room."""
+    p = asgi()
+    ready(p)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b'GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        data = bytearray()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = bytes(data).partition(b'\r\n\r\n')
+    assert b'Transfer-Encoding: chunked' in head
+    whole = bytearray()
+    while True:  # the chunks, undone
+        size_line, _, body = body.partition(b'\r\n')
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        whole += body[:size]
+        body = body[size + 2:]
+    assert whole == b''.join((b'%07d\n' % i) * 1024 for i in range(4000))
     p.signal(signal.SIGTERM)
     assert p.finish() == 0
 
