@@ -1,5 +1,6 @@
 """`ufork wsgi MODULE:APP` and `python3 -m ufork wsgi`: a WSGI app served by
 the command line as gunicorn's users type it, against real sockets."""
+import contextlib
 import http.client
 import os
 import re
@@ -52,6 +53,27 @@ def ask_unix(path, headers=''):
             if not chunk:
                 return data.decode()
             data += chunk
+
+
+@contextlib.contextmanager
+def asking(one):
+    """A client asking one() in a loop on a thread of its own while the block
+    runs: (answers, failures), every exception a failure."""
+    answers, failures, stop = [], [], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                answers.append(one())
+            except Exception as e:  # noqa: BLE001 -- any failure is what the tests count
+                failures.append(repr(e))
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        yield answers, failures
+    finally:
+        stop.set()
+        t.join()
 
 
 @pytest.fixture
@@ -154,24 +176,22 @@ def test_reload_replaces_the_workers_after_a_source_change_and_no_request_fails(
                 cwd=str(app_dir))
     p.wait_for(r'--reload: watching \d+ directories under ' + re.escape(str(app_dir)))
     p.wait_for(r'ufork wsgi: ready, 2 workers')
-    answers, failures, stop = [], [], threading.Event()
+    conn, asked = [], [0]  # kept alive, and a new connection every third request
 
-    def client():
-        conn = None
-        while not stop.is_set():
-            try:
-                if conn is None or len(answers) % 3 == 0:  # kept alive, and new connections too
-                    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
-                conn.request('GET', '/')
-                r = conn.getresponse()
-                body = r.read().decode()
-                (answers if r.status == 200 else failures).append(body)
-            except Exception as e:  # noqa: BLE001 -- any failure is what this test counts
-                failures.append(repr(e))
-                conn = None
-    t = threading.Thread(target=client)
-    t.start()
-    try:
+    def one():
+        asked[0] += 1
+        if not conn or asked[0] % 3 == 0:
+            conn[:] = [http.client.HTTPConnection('127.0.0.1', port, timeout=30)]
+        try:
+            conn[0].request('GET', '/')
+            r = conn[0].getresponse()
+            body = r.read().decode()
+        except Exception:
+            conn.clear()
+            raise
+        assert r.status == 200, body
+        return body
+    with asking(one) as (answers, failures):
         wait_until(lambda: len(answers) > 20, 'answers before the change')
         # An editor's save: a new file renamed over the old one.
         new = app_dir / 'site_app.py.new'
@@ -181,9 +201,6 @@ def test_reload_replaces_the_workers_after_a_source_change_and_no_request_fails(
         p.wait_for(r'reload: done')
         seen = len(answers)
         wait_until(lambda: len(answers) > seen + 20, 'answers after the reload')
-    finally:
-        stop.set()
-        t.join()
     assert not failures, failures[:5]
     assert answers[0].startswith('hello from') and answers[-1].startswith('howdy from'), (answers[0], answers[-1])
     # A file that is not Python, or is under __pycache__, replaces nothing;
@@ -212,26 +229,13 @@ def test_an_upgrade_imports_the_new_code_and_keeps_a_unix_socket_serving(program
     p.wait_for(r'ufork wsgi: ready, 2 workers')
     assert '\r\n\r\nhello from ' in ask_unix(sock)
     (app_dir / 'site_app.py').write_text(APP.replace("GREETING = 'hello'", "GREETING = 'howdy'"))
-    answers, failures, stop = [], [], threading.Event()
-
-    def client():
-        while not stop.is_set():
-            try:
-                answers.append(ask_unix(sock).split('\r\n\r\n', 1)[1])
-            except Exception as e:  # noqa: BLE001 -- any failure is what this test counts
-                failures.append(repr(e))
-    t = threading.Thread(target=client)
-    t.start()
-    try:
+    with asking(lambda: ask_unix(sock).split('\r\n\r\n', 1)[1]) as (answers, failures):
         r = subprocess.run([UFORK, 'ctl', '--socket', control, 'upgrade'], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
         p.wait_for(r'upgraded: pid \d+ runs /usr/bin/python3; 2 workers adopted, replaced one at a time')
         p.wait_for(r'reload: done')
         seen = len(answers)
         wait_until(lambda: len(answers) > seen + 10, 'answers after the upgrade')
-    finally:
-        stop.set()
-        t.join()
     assert not failures, failures[:5]
     assert answers[-1].startswith('howdy from'), answers[-1]
     p.signal(signal.SIGTERM)
