@@ -6,7 +6,7 @@
 #include <sstream>
 #include <string_view>
 
-#include "control/commands.hpp"
+#include "ufork/arbiter.hpp"
 #include "ufork/version.hpp"
 
 namespace ufork::cli {
@@ -161,7 +161,7 @@ void bash_completion(const CLI::App& app, std::ostream& out) {
          "    COMPREPLY=($(compgen -W \"$flags\" -- \"$cur\"))\n"
          "  elif [[ $sub == ctl ]]; then\n"
          "    local known=\"";
-  for (const auto& c : builtin_command_names()) out << c << ' ';
+  for (const auto& c : builtin_commands()) out << c << ' ';
   out << "\"\n"
          "    if ((positional == 0)) && [[ -n $socket && -S $socket ]]; then\n"
          "      known=$(\"${COMP_WORDS[0]}\" ctl --socket \"$socket\" complete 2>/dev/null) || known=\"${known}\"\n"

@@ -161,6 +161,11 @@ struct hooks {
 UFORK_API void carry_socket(int fd, const std::string& name);
 UFORK_API int inherited_socket(const std::string& name, bool copy = true);
 
+// The names of the commands every arbiter has ("help", "status",
+// "workers", ...), as execute() and the control socket take them (the
+// shell completion's list for an arbiter it cannot ask).
+UFORK_API std::vector<std::string> builtin_commands();
+
 class UFORK_API arbiter {
  public:
   // Throws ufork::error on invalid options or a failed setup syscall.

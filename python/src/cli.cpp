@@ -26,7 +26,6 @@
 #include "../../cli/listen.hpp"
 #include "../../cli/service.hpp"
 #include "fork.hpp"
-#include "net/listener.hpp"
 #include "sys/event.hpp"
 #include "sys/fd.hpp"
 #include "sys/process.hpp"
@@ -71,8 +70,10 @@ class source_watch {
  public:
   static constexpr auto quiet = std::chrono::milliseconds(100);
 
-  explicit source_watch(const fs::path& root) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
-    if (fd_.get() < 0) throw error(std::error_code(errno, std::generic_category()), "inotify_init1");
+  explicit source_watch(const fs::path& root) {
+    auto made = sys::make_inotify();
+    if (!made) throw error(made.error(), "inotify_init1");
+    fd_ = std::move(made).value();
     auto timer = sys::make_timerfd();
     if (!timer) throw error(timer.error(), "timerfd_create");
     timer_ = std::move(timer).value();
@@ -87,9 +88,9 @@ class source_watch {
     bool py_file = false;
     alignas(inotify_event) char buf[16 * 1024];
     for (;;) {
-      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      for (char* p = buf; p < buf + n;) {
+      auto got = sys::read(fd_.get(), buf, sizeof buf);
+      if (!got || got.value() == 0) break;
+      for (char* p = buf; p < buf + got.value();) {
         auto* ev = reinterpret_cast<inotify_event*>(p);
         p += sizeof(inotify_event) + ev->len;
         std::string name = ev->len ? ev->name : "";
@@ -113,9 +114,8 @@ class source_watch {
     return name.starts_with('.') || name == "__pycache__";
   }
   void add(const fs::path& dir) {
-    int wd = ::inotify_add_watch(fd_.get(), dir.c_str(),
-                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ONLYDIR);
-    if (wd >= 0) dirs_[wd] = dir;
+    auto wd = sys::watch_directory(fd_.get(), dir.string(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE);
+    if (wd) dirs_[wd.value()] = dir;
   }
   // Watches root and the directories under it; true if a .py file is there.
   bool add_tree(const fs::path& root) {
@@ -167,8 +167,8 @@ int run_app(const cli::app_options& given, int, char**) {
   py::module_ ufork = py::module_::import("ufork");
   py::module_ os = py::module_::import("os");
   if (!o.chdir.empty()) {
-    if (::chdir(o.chdir.c_str()) != 0) {
-      std::cerr << name << ": --chdir " << o.chdir << ": " << std::generic_category().message(errno) << "\n";
+    if (auto ec = sys::change_dir(o.chdir)) {
+      std::cerr << name << ": --chdir " << o.chdir << ": " << ec.message() << "\n";
       return exit_usage;
     }
   }
@@ -208,10 +208,11 @@ int run_app(const cli::app_options& given, int, char**) {
     if (o.access_log == "-") {  // the workers' stdout: the log, each line with its worker's prefix
       access_fd = STDOUT_FILENO;
     } else if (!o.access_log.empty()) {
-      access.reset(::open(o.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-      if (access.get() < 0)
-        throw std::runtime_error("--access-log " + o.access_log + ": " + std::generic_category().message(errno));
+      auto opened = sys::open_file(o.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (!opened) throw std::runtime_error("--access-log " + o.access_log + ": " + opened.error().message());
+      access = std::move(opened).value();
       access_fd = access.get();
+      sys::disown_fd(access_fd);  // the workers' to write to (not one of ufork's own, which they close)
     }
     std::vector<std::string> trusted;
     for (std::size_t at = 0; at <= o.forwarded_allow_ips.size();) {
@@ -293,7 +294,7 @@ int run_app(const cli::app_options& given, int, char**) {
     for (const auto& address : server->addresses()) {
       std::string line = "serving " + o.app + " on ";
       line += address.starts_with("unix:") ? address : "http://" + address + "/";
-      line += net::every_interface_note(address);
+      if (address.starts_with("0.0.0.0:") || address.starts_with("[::]:")) line += " (every interface)";
       line += how;
       pool_arbiter.log(line);
     }

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "forwarded.hpp"
-#include "http/session.hpp"  // quoted()
 #include "sys/fd.hpp"
 
 namespace ufork::python {
@@ -87,11 +86,11 @@ struct access_entry {
   unsigned status = 0;
   std::size_t bytes = 0;
   access_entry(int out, std::string who, const http::request& req) : fd(out), client(std::move(who)) {
-    request = http::detail::quoted(std::string(sv(req.method_string())) + " " + std::string(sv(req.target())) +
+    request = http::log_quoted(std::string(sv(req.method_string())) + " " + std::string(sv(req.target())) +
                                    (req.version() == 10 ? " HTTP/1.0" : " HTTP/1.1"));
     auto header = [&req](bhttp::field f) {
       auto it = req.find(f);
-      return it == req.end() ? std::string("\"-\"") : http::detail::quoted(sv(it->value()));
+      return it == req.end() ? std::string("\"-\"") : http::log_quoted(sv(it->value()));
     };
     referer = header(bhttp::field::referer);
     agent = header(bhttp::field::user_agent);

@@ -151,7 +151,7 @@ const std::vector<commands::builtin>& commands::builtins() {
   return table;
 }
 
-std::vector<std::string> builtin_command_names() {
+std::vector<std::string> builtin_commands() {
   std::vector<std::string> names;
   for (const auto& b : commands::builtins()) names.emplace_back(b.name);
   return names;

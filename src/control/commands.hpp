@@ -20,11 +20,6 @@ namespace ufork {
 
 class pool;
 
-// The built-in commands' names, "help" first (bash completion's list, for
-// an arbiter it cannot ask). Exported from a shared libufork: the ufork
-// command reads it.
-UFORK_API std::vector<std::string> builtin_command_names();
-
 class commands {
  public:
   explicit commands(pool& p) : pool_(p) {}
@@ -52,7 +47,7 @@ class commands {
     std::string help;
     command_handler handler;
   };
-  friend std::vector<std::string> builtin_command_names();
+  friend std::vector<std::string> ufork::builtin_commands();
   static const std::vector<builtin>& builtins();
   reply help(const args&);
   reply complete(const args&);

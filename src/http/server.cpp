@@ -120,7 +120,15 @@ struct mailbox {
   sys::unique_fd wake;
   bool open = true;
 };
-thread_local std::shared_ptr<mailbox>* t_mailbox = nullptr;  // the worker's, while a handler runs
+// The worker's server, while a handler runs: it opens its mailbox for the
+// first deferred (a server that never gets one holds no fd for it).
+struct mail_source {
+  virtual std::shared_ptr<mailbox> open_mailbox() = 0;
+
+ protected:
+  ~mail_source() = default;
+};
+thread_local mail_source* t_mail = nullptr;
 
 }  // namespace
 
@@ -156,9 +164,9 @@ struct deferred::state : std::enable_shared_from_this<deferred::state> {
 };
 
 deferred::deferred(std::function<void(event)> tell) : state_(std::make_shared<state>()) {
-  if (!t_mailbox) throw std::logic_error("ufork::http::deferred: made outside a handler");
+  if (!t_mail) throw std::logic_error("ufork::http::deferred: made outside a handler");
   state_->tell = std::move(tell);
-  state_->box = *t_mailbox;
+  state_->box = t_mail->open_mailbox();
 }
 deferred::~deferred() = default;
 
@@ -188,7 +196,7 @@ struct deferred_access {
 
 namespace {
 
-class worker_server {
+class worker_server final : public mail_source {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, const std::vector<int>& listen_fds)
       : worker_(w), handler_(h), options_(o) {
@@ -212,12 +220,6 @@ class worker_server {
     // so a connection is cut off within 10% of its time.
     auto shortest = std::min(o.request_timeout, o.keepalive_timeout);
     period_ = std::max<std::chrono::milliseconds>(shortest / 10, 1ms);
-    auto wake = sys::make_eventfd(true);
-    if (!wake) throw std::system_error(wake.error(), "eventfd");
-    box_->wake = std::move(wake).value();
-    auto copy = sys::duplicate(box_->wake.get());  // Asio's, closed with it; the mailbox keeps its own
-    if (!copy) throw std::system_error(copy.error(), "dup");
-    mail_.assign(copy.value().release());
     auto set = sys::make_epoll();
     if (!set) throw std::system_error(set.error(), "epoll_create1");
     int fd = set.value().release();
@@ -226,6 +228,22 @@ class worker_server {
   }
   worker_server(const worker_server&) = delete;
   worker_server& operator=(const worker_server&) = delete;
+  // The mailbox's eventfd, made for the first deferred: the mailbox keeps
+  // it (another thread may signal it after this server is gone), Asio's
+  // loop waits on a copy.
+  std::shared_ptr<mailbox> open_mailbox() override {
+    if (!box_->wake) {
+      auto wake = sys::make_eventfd(true);
+      if (!wake) throw std::system_error(wake.error(), "eventfd");
+      auto copy = sys::duplicate(wake.value().get());
+      if (!copy) throw std::system_error(copy.error(), "dup");
+      box_->wake = std::move(wake).value();
+      mail_.assign(copy.value().release());
+      watch_mail();
+    }
+    return box_;
+  }
+
   ~worker_server() {  // empty after a stop; not after an exception out of the loop
     {
       std::lock_guard lock(box_->mu);
@@ -244,7 +262,6 @@ class worker_server {
   void run() {
     attached_.emplace(worker_, io_, [this] { begin_stop(); }, options_.alive);
     watch();
-    watch_mail();
     for (auto& l : listeners_) accept_some(l);  // connections may be queued already: the wait below sees only new ones
     io_.run();
   }
@@ -582,10 +599,10 @@ class worker_server {
   // request begun starts its deadline.
   void answer_from(connection& c, beast::flat_buffer& in) {
     t_connection = c.fd;  // current_peer()'s, while the handler runs
-    t_mailbox = &box_;    // a deferred's
+    t_mail = this;        // a deferred's
     bool begun = c.parse(in, out_, *this, options_);
     t_connection = -1;
-    t_mailbox = nullptr;
+    t_mail = nullptr;
     if (begun) c.deadline = clock::now() + options_.request_timeout;
   }
 
@@ -769,7 +786,7 @@ class worker_server {
     tick_.cancel();
     error_code ignored;
     events_.close(ignored);
-    mail_.close(ignored);
+    if (mail_.is_open()) mail_.close(ignored);
     attached_->detach();
   }
 

@@ -178,6 +178,8 @@ void session::respond(const response& res, bool head, bool keep, framing how, st
 
 namespace ufork::http {
 
+std::string log_quoted(std::string_view text) { return detail::quoted(text); }
+
 std::string header_problem(std::string_view name, std::string_view value) {
   if (const char* why = detail::name_problem(name)) return why;
   return detail::splits(value) ? "its value holds CR, LF or NUL" : "";

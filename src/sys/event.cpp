@@ -2,6 +2,7 @@
 #include "sys/event.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -59,6 +60,14 @@ result<unique_fd> make_timerfd() {
 
 result<unique_fd> make_eventfd(bool nonblocking) {
   return fd_or_error(::eventfd(0, EFD_CLOEXEC | (nonblocking ? EFD_NONBLOCK : 0)));
+}
+
+result<unique_fd> make_inotify() { return fd_or_error(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)); }
+
+result<int> watch_directory(int inotify_fd, const std::string& path, std::uint32_t mask) noexcept {
+  int wd = ::inotify_add_watch(inotify_fd, path.c_str(), mask | IN_ONLYDIR);
+  if (wd < 0) return std::error_code(errno, std::generic_category());
+  return wd;
 }
 
 result<unique_fd> make_signalfd(const sigset_t& set) {

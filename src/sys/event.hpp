@@ -17,8 +17,13 @@ namespace ufork::sys {
 
 UFORK_API result<unique_fd> make_epoll();
 result<unique_fd> make_timerfd();
-result<unique_fd> make_eventfd(bool nonblocking);
+// Exported from a shared libufork, as the ones below: ufork-http's mailbox.
+UFORK_API result<unique_fd> make_eventfd(bool nonblocking);
 result<unique_fd> make_signalfd(const sigset_t& set);
+// inotify_init1(2), non-blocking; and a watch of a directory on it
+// (IN_ONLYDIR added): the watch descriptor.
+result<unique_fd> make_inotify();
+result<int> watch_directory(int inotify_fd, const std::string& path, std::uint32_t mask) noexcept;
 
 // epoll_wait(2), with no timeout unless one is given (the reactor's
 // timerfd is its clock; 0: what is ready now).
@@ -43,8 +48,8 @@ UFORK_API result<int> poll_once(pollfd* fds, std::size_t n, int timeout_ms) noex
 // Arms fd (a timerfd) at an absolute CLOCK_MONOTONIC time; epoch = disarm.
 std::error_code timerfd_arm(int fd, std::chrono::steady_clock::time_point at) noexcept;
 // Reads a timerfd or eventfd counter; EAGAIN is not an error (returns 0).
-std::uint64_t drain_counter(int fd) noexcept;
+UFORK_API std::uint64_t drain_counter(int fd) noexcept;
 // Adds to an eventfd; async-signal-safe.
-void eventfd_signal(int fd) noexcept;
+UFORK_API void eventfd_signal(int fd) noexcept;
 
 }  // namespace ufork::sys

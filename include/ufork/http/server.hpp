@@ -117,6 +117,11 @@ UFORK_API std::optional<peer> current_local();
 // own (response splitting).
 UFORK_API std::string header_problem(std::string_view name, std::string_view value);
 
+// Text in double quotes, each byte that is not printable ASCII (or is a
+// quote or a backslash) as \xHH: for a log line (an access log's request
+// line, a header a client sent).
+UFORK_API std::string log_quoted(std::string_view text);
+
 // The HTTP server's own knobs.
 struct http_options {
   std::size_t header_limit = 8UL * 1024;          // larger headers: 431
