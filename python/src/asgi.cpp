@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "forwarded.hpp"
+#include "request_view.hpp"
 #include "sys/event.hpp"
 #include "sys/process.hpp"
 #include "sys/unique_fd.hpp"

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "forwarded.hpp"
+#include "request_view.hpp"
 #include "sys/fd.hpp"
 
 namespace ufork::python {

@@ -12,7 +12,6 @@ The names, signatures and meanings are uFork's (kurtbrose/ufork 20.11.2dev);
 where uFork's behaviour was a bug this does the right thing instead: see
 docs/python.md for the list.
 """
-import asyncio
 import code
 import collections
 import faulthandler
@@ -734,7 +733,11 @@ def serve_wsgi(app, address, size=None, **kwargs):
 
 
 def _event_loop_factory():
-    """uvloop's when it is installed, else asyncio's own; and its name."""
+    """uvloop's when it is installed, else asyncio's own; and its name.
+    (asyncio is imported only for serve_asgi: it imports logging, whose
+    at-fork callbacks run Python in every fork of the arbiter, where a
+    Ctrl-C that lands in them is lost.)"""
+    import asyncio
     try:
         import uvloop
         return uvloop.new_event_loop, 'uvloop ' + uvloop.__version__
@@ -753,6 +756,7 @@ class _Lifespan(object):
         self.task = None
 
     async def startup(self):
+        import asyncio
         self.inbox, self.outbox = asyncio.Queue(), asyncio.Queue()
         scope = {'type': 'lifespan', 'asgi': {'version': '3.0', 'spec_version': '2.0'}, 'state': self.state}
         self.task = asyncio.get_running_loop().create_task(self._main(scope))
@@ -840,6 +844,7 @@ class _AsgiWorker(object):
             raise RuntimeError('the ASGI app did not start (above)')
 
     def _run(self, started):
+        import asyncio
         loop, server, app, state = self.loop, self.server, self.app, self.state
         asyncio.set_event_loop(loop)
         try:

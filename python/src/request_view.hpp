@@ -1,6 +1,6 @@
-// What a trusted proxy says of the client: its address and scheme from
-// Forwarded (RFC 7239) or X-Forwarded-For / -Proto. Shared by serve_wsgi and
-// serve_asgi.
+// What serve_wsgi and serve_asgi both make of a request: the client and
+// scheme (a trusted proxy's Forwarded, RFC 7239, or X-Forwarded-For /
+// -Proto), and the path %-decoded.
 #pragma once
 
 #include <utility>  // before any Boost header (Boost 1.74's awaitable.hpp)

@@ -1,4 +1,4 @@
-#include "forwarded.hpp"
+#include "request_view.hpp"
 
 #include <algorithm>
 
