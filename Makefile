@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build run test tidy check-asan check-tsan fuzz bench clean
+.PHONY: all deps configure build run test tidy check-asan check-tsan fuzz bench clean deb deb-test
 
 all: build
 
@@ -21,11 +21,33 @@ build: configure
 run: build
 	$(BUILD)/cli/ufork hello --bind 127.0.0.1:7777
 
-# Every test, then clang-tidy, then every test again under ASan and UBSan.
+# Every test, then clang-tidy, then every test again under ASan and UBSan,
+# then, alone, the Debian packages installed on this machine and purged.
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2
 	$(MAKE) --no-print-directory tidy
 	$(MAKE) --no-print-directory check-asan
+	$(MAKE) --no-print-directory deb-test
+
+# The Debian packages (cmake/package.cmake), in a build of their own laid out
+# for /usr, with Debian's hardening flags (all of them; no LTO, no -g: the
+# static libraries stay small): build-deb/*.deb, checked by lintian.
+#   make deb && sudo apt install ./build-deb/*.deb
+DEB_BUILD = build-deb
+deb: deps
+	export DEB_BUILD_MAINT_OPTIONS="hardening=+all optimize=-lto" DEB_CXXFLAGS_MAINT_STRIP=-g; \
+	CXXFLAGS="$$(dpkg-buildflags --get CXXFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" \
+	LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DUFORK_DEBIAN=ON \
+	  -DUFORK_BUILD_TESTS=OFF -DUFORK_BUILD_EXAMPLES=OFF
+	cmake --build $(DEB_BUILD) -j $(JOBS)
+	rm -f $(DEB_BUILD)/*.deb
+	cd $(DEB_BUILD) && cpack -G DEB
+	lintian --fail-on error,warning $(DEB_BUILD)/*.deb
+
+# The packages installed with apt-get, used from /usr, purged (tests/package/deb-test.sh).
+deb-test: deb
+	tests/package/deb-test.sh $(CURDIR) $(DEB_BUILD)
 
 # clang-tidy over our sources with .clang-tidy's checks; any finding fails.
 tidy: build

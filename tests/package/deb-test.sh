@@ -1,0 +1,115 @@
+#!/bin/bash
+# The Debian packages of `make deb`, installed on this machine with apt-get
+# and used from the installed files only (no build tree on any path), then
+# purged: nothing of theirs may be left. make test's last step, alone.
+# Skipped, with the reason, where packages cannot be installed: not root
+# (nor sudo without a password), or ufork's packages are installed already
+# (they are someone's: this test does not replace them).
+#   tests/package/deb-test.sh SOURCE_DIR DEB_DIR
+set -u
+src=$1 debs=$2
+packages=(ufork libufork-dev python3-ufork)
+skip() { echo "deb-test: SKIPPED: $*"; exit 0; }
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo -n true 2>/dev/null || skip "not root, and sudo asks for a password"
+  sudo=(sudo -n)
+fi
+command -v apt-get >/dev/null || skip "no apt-get here"
+for p in "${packages[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ] ||
+    skip "$p is installed already"
+done
+
+fail=0
+check() {  # $1: what; the rest: a command that must succeed
+  local what=$1
+  shift
+  if "$@" >/tmp/deb-test.$$ 2>&1; then echo "ok: $what"; else
+    echo "FAIL: $what:"; sed 's/^/  /' /tmp/deb-test.$$; fail=1
+  fi
+}
+work=$(mktemp -d)
+purge() {
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${packages[@]}" >/dev/null 2>&1
+  rm -rf "$work" /tmp/deb-test.$$
+}
+trap purge EXIT
+
+shopt -s nullglob
+files=("$debs"/*.deb)
+[ ${#files[@]} -eq 3 ] || { echo "FAIL: expected 3 packages in $debs, found: ${files[*]}"; exit 1; }
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${files[@]/#/$(pwd)/}" \
+  || { echo "FAIL: apt-get install"; exit 1; }
+dpkg -L "${packages[@]}" | sort -u >"$work/files"
+
+# From here on: the installed files, and a PATH with nothing of the build.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+unset PYTHONPATH LD_LIBRARY_PATH PKG_CONFIG_PATH CMAKE_PREFIX_PATH
+version=$(sed -n 's/^project(ufork VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+check "ufork --version says $version" test "$(/usr/bin/ufork --version)" = "ufork $version"
+check "ufork.__version__ from Debian's python3 (no PYTHONPATH)" \
+  test "$(cd / && /usr/bin/python3 -c 'import ufork; print(ufork.__version__)')" = "$version"
+
+# ufork hello answers.
+/usr/bin/ufork hello --bind 127.0.0.1:0 --workers 2 </dev/null >"$work/hello.log" 2>&1 &
+hello=$!
+for _ in $(seq 600); do grep -q "ready, 2 workers" "$work/hello.log" && break; sleep 0.05; done
+url=$(grep -o 'http://[0-9.:]*/' "$work/hello.log" | head -1)
+check "ufork hello answers at $url" /usr/bin/python3 -c "
+import sys, urllib.request
+body = urllib.request.urlopen(sys.argv[1], timeout=10).read()
+assert body.startswith(b'Hello'), body" "$url"
+kill -TERM $hello; wait $hello
+check "ufork hello stopped on SIGTERM with 0" test $? = 0
+
+# ufork wsgi, the command and the module together.
+cat >"$work/app.py" <<'APP'
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'wsgi from the package\n']
+APP
+/usr/bin/ufork wsgi --chdir "$work" -b 127.0.0.1:0 -w 1 app:application </dev/null >"$work/wsgi.log" 2>&1 &
+wsgi=$!
+for _ in $(seq 600); do grep -q "ready, 1 worker" "$work/wsgi.log" && break; sleep 0.05; done
+url=$(grep -o 'http://[0-9.:]*/' "$work/wsgi.log" | head -1)
+check "ufork wsgi answers at $url" /usr/bin/python3 -c "
+import sys, urllib.request
+assert urllib.request.urlopen(sys.argv[1], timeout=10).read() == b'wsgi from the package\n'" "$url"
+kill -TERM $wsgi; wait $wsgi
+
+# The manuals (unless dpkg was told to leave manuals out, as Debian's
+# container images are) and the completion.
+if grep -qs '^path-exclude[= ]/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+  echo "(dpkg leaves /usr/share/man out here: man -w not checked)"
+  man_check=no
+else
+  check "man -w ufork" test "$(man -w ufork)" = /usr/share/man/man1/ufork.1.gz
+  check "man -w ufork-wsgi" test "$(man -w ufork-wsgi)" = /usr/share/man/man1/ufork-wsgi.1.gz
+  man_check=yes
+fi
+check "bash completes 'ufork ctl --socket S wo' to workers" test "$(bash -c '
+  source /usr/share/bash-completion/completions/ufork
+  COMP_WORDS=(ufork ctl --socket /nowhere.sock wo); COMP_CWORD=4; _ufork; echo "${COMPREPLY[*]}"')" = workers
+
+# A consumer of libufork-dev, with find_package and with pkg-config, against /usr.
+check "find_package(ufork COMPONENTS http) against /usr" \
+  ctest --build-and-test "$src/tests/package" "$work/consumer" --build-generator "Unix Makefiles" \
+        --build-options -DCMAKE_BUILD_TYPE=Release -DWITH_HTTP=ON --test-command ctest --output-on-failure
+check "pkg-config ufork and ufork-http against /usr" \
+  "$src/tests/package/pkg-config-test.sh" /usr "$src/tests/package" "$work/pkg-config-consumer"
+
+check "systemd-analyze verify ufork@.service (man=$man_check)" bash -c "
+  out=\$(systemd-analyze verify --man=$man_check /usr/lib/systemd/system/ufork@.service 2>&1)
+  echo \"\$out\"; [ -z \"\$out\" ]"
+
+# Removed, nothing of theirs left (directories others share excepted).
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${packages[@]}" >/dev/null 2>&1
+left=$(while read -r f; do [ -e "$f" ] && [ ! -d "$f" ] && echo "$f"; done <"$work/files")
+check "apt-get purge leaves none of their files" test -z "$left"
+[ -z "$left" ] || echo "$left" | head
+for p in "${packages[@]}"; do
+  check "$p is gone" test "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed"
+done
+[ $fail = 0 ] && echo "deb-test: the packages install, work from /usr and leave nothing behind"
+exit $fail
