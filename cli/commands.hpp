@@ -20,6 +20,7 @@ inline constexpr int exit_unreachable = 3;
 // where the log goes.
 struct service_options {
   options pool;
+  std::string config;         // --config FILE (cli/config.hpp)
   bool daemon = false;
   std::string pidfile;
   std::string log;            // a rotated file set

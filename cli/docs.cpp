@@ -1,5 +1,6 @@
 #include "docs.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -97,13 +98,72 @@ void man_page(const CLI::App& app, const CLI::App* sub, std::ostream& out) {
   out << see << "\n";
 }
 
+// ufork.toml(5): the --config file's keys, from the serving subcommands'
+// flags (cli/config.cpp reads them the same way).
+void config_page(const CLI::App& app, std::ostream& out) {
+  struct key {
+    std::string name;
+    const CLI::Option* option;
+    std::string subs;
+  };
+  std::vector<key> keys;
+  for (const char* name : {"run", "hello", "wsgi", "asgi"}) {
+    const CLI::App* sub = app.get_subcommand(name);
+    for (const CLI::Option* o : sub->get_options()) {
+      std::string k = o->get_single_name() == "MODULE:APP" ? "app" : o->get_single_name();
+      if (k == "help" || k == "config" || !(listed(o) || o->get_positional())) continue;
+      auto it = std::find_if(keys.begin(), keys.end(), [&](const key& x) { return x.name == k; });
+      if (it == keys.end()) keys.push_back({k, o, name});
+      else it->subs += std::string(", ") + name;
+    }
+  }
+  out << ".\\\" Made by `ufork _docs` from the command's own parser: do not edit.\n"
+      << ".TH UFORK.TOML 5 \"\" \"ufork " << UFORK_VERSION_STRING << "\" \"File Formats\"\n"
+      << ".SH NAME\nufork.toml \\- the settings of a ufork pool, for \\-\\-config\n"
+      << ".SH SYNOPSIS\n.B ufork run \\-\\-config /etc/ufork/\\fINAME\\fB.toml\\fR\n.br\n"
+      << ".B ufork config show\\fR|\\fBcheck\\fR [\\fBrun\\fR|\\fBhello\\fR|\\fBwsgi\\fR|\\fBasgi\\fR] "
+         "\\fB\\-\\-config\\fR \\fIFILE\\fR [\\fIFLAGS\\fR]\n"
+      << ".SH DESCRIPTION\n"
+      << roff("A TOML file: one flat table (no sections), a key per long flag, spelt as the flag without its "
+              "dashes. A value is what the flag takes: a number (seconds may have a fraction), a string, true "
+              "for a flag without a value, an array for a flag given several times. The program to run is "
+              "command (an array: the program and its arguments), the Python app is app. A flag typed on the "
+              "command line wins over the file's key, which wins over the default: ufork config show prints "
+              "each setting with where it came from, as TOML. An unknown key (with the closest known one), a "
+              "value of the wrong type or out of its range is one line each, and exit status 2: nothing starts.")
+      << "\n.PP\nThe file is read once, at the start: a reload (SIGHUP, ufork ctl reload) does not read it again.\n"
+      << ".SH KEYS\n";
+  for (const key& k : keys) {
+    std::string type = k.option->get_type_name(), range;
+    if (auto colon = type.find(':'); colon != std::string::npos) range = type.substr(colon + 1);
+    std::string what = k.option->get_positional() ? (k.name == "command" ? "array of strings" : "string")
+                       : !takes_value(k.option)   ? "true or false"
+                       : k.option->get_items_expected_max() > 1 ? "array"
+                                                                : type.substr(0, type.find(':'));
+    out << ".TP\n.B " << roff(k.name) << " \\fR(" << roff(what) << "; " << roff(k.subs) << ")\n"
+        << roff(k.option->get_description());
+    if (!range.empty() && range != "HOST:PORT") out << " (" << roff(range) << ")";
+    if (!k.option->get_default_str().empty()) out << "; default: " << roff(k.option->get_default_str());
+    out << "\n";
+  }
+  out << ".SH EXAMPLE\n.nf\n"
+      << roff("# /etc/ufork/app.toml, for ufork@app.service\n"
+              "command = [\"/usr/bin/python3\", \"/srv/app/server.py\"]\n"
+              "workers = 4\n"
+              "bind = [\"127.0.0.1:8080\"]\n"
+              "graceful-timeout = 20\n"
+              "control = \"/run/ufork-app/control.sock\"\n"
+              "user = \"www-data\"\n")
+      << ".fi\n.SH SEE ALSO\nufork(1), ufork-run(1), ufork-config(1)\n";
+}
+
 // `ufork ...` completed by bash: subcommands, each one's flags, file and
 // directory names for the flags that take them, users and groups, ctl's
 // commands (asked of the arbiter at --socket when it answers, else the
 // built-in ones), and after `run ... --` a command.
 void bash_completion(const CLI::App& app, std::ostream& out) {
   auto subs = app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); });
-  const std::set<std::string> files = {"--log", "--pidfile", "--control", "--socket", "--access-log"};
+  const std::set<std::string> files = {"--log", "--pidfile", "--control", "--socket", "--access-log", "--config"};
   out << "# bash completion for ufork. Made by `ufork _docs` from the command's own parser: do not edit.\n"
          "_ufork() {\n"
          "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} sub= i socket= positional=0\n"
@@ -191,8 +251,10 @@ int write_docs(const CLI::App& app, const std::string& dir) {
     man_page(app, sub, page);
     ok = write(dir + "/" + page_name(sub) + ".1", page.str()) && ok;
   }
-  std::ostringstream main_page, completion;
+  std::ostringstream main_page, completion, config;
   man_page(app, nullptr, main_page);
+  config_page(app, config);
+  ok = write(dir + "/ufork.toml.5", config.str()) && ok;
   bash_completion(app, completion);
   ok = write(dir + "/ufork.1", main_page.str()) && ok;
   ok = write(dir + "/ufork.bash", completion.str()) && ok;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "config.hpp"
 #include "docs.hpp"
 #include "core/option_table.hpp"
 #include "net/address.hpp"
@@ -100,6 +101,8 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, unsigned u
     flag->type_name(counts ? "INT[,INT...]" : type_names[static_cast<int>(e.kind)]);
     if (std::string_view(e.key) == "metrics") flag->check(endpoint());
   }
+  app->add_option("--config,-c", o.config,
+                   "a TOML file of settings, a key per long flag (ufork.toml(5)); a flag typed here wins over its key");
   app->add_flag("--daemon,-d", o.daemon, ready_means);
   app->add_option("--pidfile", o.pidfile, "write and lock a pidfile");
   app->add_option("--log", o.log, "log every line to this size-rotated file set");
@@ -137,7 +140,8 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
   // "--workers: 1 required INT:INT in [1, 4096] missing"
   if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing"))
     what = what.substr(0, colon) + ": a value is missing";
-  if (what == "A subcommand is required") what = "a subcommand is required: run, hello, wsgi, asgi, ctl, console, top or version";
+  if (what == "A subcommand is required")
+    what = "a subcommand is required: run, hello, wsgi, asgi, config, ctl, console, top or version";
   std::cerr << who << ": " << what << " (see " << who << " --help)\n";
   return ufork::cli::exit_usage;
 }
@@ -184,8 +188,7 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
                       "1 (uFork's staggered start)");
     sub->add_option("MODULE:APP", o.app,
                     "MODULE:APP, as gunicorn's (APP: a name in MODULE, default application), imported once before "
-                    "the workers are forked")
-        ->required();
+                    "the workers are forked (required: here, or as app in the --config file)");
     sub->add_option("--bind,-b", o.binds,
                     "HOST:PORT, [V6]:PORT, unix:PATH or fd:N to listen on; several -b: each (default: 127.0.0.1:8000)")
         ->check(endpoint(true))
@@ -213,6 +216,12 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
   asgi_opts.asgi = true;
   auto* wsgi = add_app("wsgi", "WSGI", wsgi_opts);
   auto* asgi = add_app("asgi", "ASGI", asgi_opts);
+
+  // Handled before parsing (below): here for --help and the manuals.
+  auto* config = app.add_subcommand(
+      "config", "show or check a --config file: ufork config show|check [run|hello|wsgi|asgi] --config FILE [FLAGS] "
+                "(run's by default): each setting with its source, or one line per problem (exit 2)");
+  config->allow_extras();
 
   std::string socket;
   std::vector<std::string> words;
@@ -247,30 +256,108 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
   // build runs it).
   if (argc == 3 && std::string_view(argv[1]) == "_docs") return write_docs(app, argv[2]);
 
+  std::vector<std::string> args(argv, argv + argc);
+  // `ufork config show|check [SUBCOMMAND] --config FILE [FLAGS]`: that
+  // subcommand's parse (run's by default), then its settings or its problems.
+  std::string config_mode;
+  auto serving = [&](std::size_t i) -> CLI::App* {
+    if (args.size() <= i) return nullptr;
+    for (auto* sub : {hello, run, wsgi, asgi})
+      if (sub->get_name() == args[i]) return sub;
+    return nullptr;
+  };
+  if (args.size() > 1 && args[1] == "config") {
+    if (args.size() < 3 || (args[2] != "show" && args[2] != "check")) {
+      std::cerr << "ufork config: show or check: ufork config show|check [run|hello|wsgi|asgi] --config FILE [FLAGS]\n";
+      return exit_usage;
+    }
+    config_mode = args[2];
+    std::string sub = serving(3) ? args[3] : "run";
+    args.erase(args.begin() + 1, args.begin() + (serving(3) ? 4 : 3));
+    args.insert(args.begin() + 1, sub);
+  }
   // An unknown word where the subcommand goes: say so (CLI11 would say "A
   // subcommand is required").
   auto known = app.get_subcommands([](CLI::App*) { return true; });
-  if (argc > 1 && argv[1][0] != '-' &&
-      std::none_of(known.begin(), known.end(), [&](CLI::App* sub) { return sub->get_name() == argv[1]; })) {
-    std::cerr << "ufork: unknown subcommand '" << argv[1]
-              << "'; one of: run, hello, wsgi, asgi, ctl, console, top, version (see ufork --help)\n";
+  if (args.size() > 1 && args[1][0] != '-' &&
+      std::none_of(known.begin(), known.end(), [&](CLI::App* sub) { return sub->get_name() == args[1]; })) {
+    std::cerr << "ufork: unknown subcommand '" << args[1]
+              << "'; one of: run, hello, wsgi, asgi, config, ctl, console, top, version (see ufork --help)\n";
     return exit_usage;
   }
   // `ufork run [OPTIONS] -- CMD ARGS...`: every word after the first `--`
   // is the command's, whatever flag came before it (CLI11 would give words
   // after `--` to a flag that takes several values, and parse the command's
   // own flags as ufork's).
-  if (argc > 1 && std::string_view(argv[1]) == "run")
-    for (int i = 2; i < argc; ++i)
-      if (std::string_view(argv[i]) == "--") {
-        run_opts.command.assign(argv + i + 1, argv + argc);
-        argc = i;
-        break;
-      }
+  if (args.size() > 1 && args[1] == "run")
+    if (auto dashes = std::find(args.begin() + 2, args.end(), "--"); dashes != args.end()) {
+      run_opts.command.assign(dashes + 1, args.end());
+      args.erase(dashes, args.end());
+    }
+  // --config FILE: its keys as flags, before those typed (which win).
+  config_file file;
+  CLI::App* pool_sub = serving(1);
+  std::string config_path;
+  if (pool_sub)
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      const auto& a = args[i];
+      if ((a == "--config" || a == "-c") && i + 1 < args.size()) config_path = args[i + 1];
+      if (a.starts_with("--config=")) config_path = a.substr(9);
+    }
+  if (!config_mode.empty() && config_path.empty()) {
+    std::cerr << "ufork config " << config_mode << ": --config FILE is missing (see ufork config --help)\n";
+    return exit_usage;
+  }
+  if (!config_path.empty()) {
+    file = read_config(*pool_sub, config_path, {args.begin() + 2, args.end()});
+    for (const auto& p : file.problems) std::cerr << "ufork " << pool_sub->get_name() << ": " << p << '\n';
+    if (!file.problems.empty()) return exit_usage;
+    args.insert(args.begin() + 2, file.words.begin(), file.words.end());
+  }
+  std::vector<char*> words_typed;
+  for (auto& a : args) words_typed.push_back(a.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(words_typed.size()), words_typed.data());
   } catch (const CLI::ParseError& e) {
-    return usage_error(app, e, argc, argv);
+    return usage_error(app, e, static_cast<int>(words_typed.size()), words_typed.data());
+  }
+  // The positional from the file, unless typed.
+  bool typed_positional = !run_opts.command.empty() || !wsgi_opts.app.empty() || !asgi_opts.app.empty();
+  if (typed_positional && !file.positional.empty()) file.keys[*run ? "command" : "app"] = "flag";
+  if (*run && run_opts.command.empty()) run_opts.command = file.positional;
+  for (auto* o : {&wsgi_opts, &asgi_opts})
+    if (o->app.empty() && !file.positional.empty()) o->app = file.positional.front();
+  for (auto [sub, o] : {std::pair{wsgi, &wsgi_opts}, std::pair{asgi, &asgi_opts}})
+    if (*sub && o->app.empty()) {
+      std::cerr << "ufork " << sub->get_name() << ": MODULE:APP is required (see ufork " << sub->get_name()
+                << " --help)\n";
+      return exit_usage;
+    }
+  if (!config_mode.empty()) {
+    const service_options& chosen = *hello ? static_cast<const service_options&>(hello_opts)
+                                     : *run ? run_opts
+                                     : *wsgi ? static_cast<const service_options&>(wsgi_opts)
+                                             : asgi_opts;
+    ufork::options pool = chosen.pool;
+    if (*run && run_opts.command.empty()) {
+      std::cerr << "ufork run: no program to run: command = [\"PROGRAM\", ...] in the file, or -- CMD [ARGS...]\n";
+      return exit_usage;
+    }
+    if (*run) pool.exec.argv = run_opts.command;  // as run_program sets it
+    try {
+      ufork::validate(pool);
+    } catch (const std::exception& e) {
+      std::string what = e.what();  // "ufork: ..."
+      std::cerr << "ufork " << pool_sub->get_name() << ": " << what.substr(what.find(' ') + 1) << '\n';
+      return exit_usage;
+    }
+    std::vector<std::string> positional = *run ? run_opts.command : std::vector<std::string>{};
+    if (*wsgi || *asgi) positional = {*wsgi ? wsgi_opts.app : asgi_opts.app};
+    if (config_mode == "show")
+      std::cout << show_config(*pool_sub, file, positional);
+    else
+      std::cout << config_path << ": no problem found for ufork " << pool_sub->get_name() << '\n';
+    return 0;
   }
   if (*version_cmd) {
     std::cout << version << '\n';

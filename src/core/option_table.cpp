@@ -186,7 +186,7 @@ std::vector<option_entry> make_table() {
             [](options& o) -> auto& { return o.exec.chdir; }),
       entry({"env", "--env,-e", k::texts, 0, 0, false, in_run, "K=V added to the workers' environment (repeatable)"},
             [](options& o) -> auto& { return o.exec.env; }),
-      entry({"control", "--control,-c", k::text, 0, 0, false, everywhere,
+      entry({"control", "--control", k::text, 0, 0, false, everywhere,
              "a control socket for ufork ctl / ufork console"},
             [](options& o) -> auto& { return o.control_path; }),
       entry({"metrics", "--metrics", k::text, 0, 0, false, library | in_run,

@@ -382,7 +382,7 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
       {{"hello", "--bind", "nonsense"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
       {{"hello", "--bind", "127.0.0.1:70000"}, "--bind: expected HOST:PORT, [IPV6]:PORT or fd:N"},
       {{"hello", "--metrics", "nowhere"}, "--metrics: expected HOST:PORT"},
-      {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, wsgi, asgi, ctl, console, top, version"},
+      {{"frobnicate"}, "ufork: unknown subcommand 'frobnicate'; one of: run, hello, wsgi, asgi, config, ctl, console, top, version"},
       {{"wsgi", "-b", "nonsense", "app:app"}, "--bind: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd:N"},
       {{"wsgi", "--env", "novalue", "app:app"}, "--env: expected K=V, not 'novalue'"},
       {{"wsgi", "-w", "2"}, "ufork wsgi: MODULE:APP is required (see ufork wsgi --help)"},
@@ -394,7 +394,7 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
       {{"hello", "extra", "more"}, "ufork hello: unknown flags or arguments: extra more (see ufork hello --help)"},
       {{"run", "--frob", "--", "true"}, "ufork run: unknown flag or argument: --frob (see ufork run --help)"},
       {{"hello", "--bind"}, "ufork hello: --bind: a value is missing (see ufork hello --help)"},
-      {{}, "ufork: a subcommand is required: run, hello, wsgi, asgi, ctl, console, top or version (see ufork --help)"},
+      {{}, "ufork: a subcommand is required: run, hello, wsgi, asgi, config, ctl, console, top or version (see ufork --help)"},
   };
   for (const auto& c : cases) {
     auto r = run_program(UFORK_CLI_PATH, c.args);

@@ -299,3 +299,21 @@ def test_ufork_asgi_serves_an_asgi_app_with_its_lifespan_in_each_worker(program,
     assert p.finish() == 0
     assert p.output().count('lifespan shutdown') == 2
     assert not os.path.exists(sock)
+
+
+@pytest.mark.parametrize('command', [[UFORK, 'wsgi'], [PYTHON, '-m', 'ufork', 'wsgi']])
+def test_wsgi_from_a_config_file_with_a_typed_flag_over_it(program, app_dir, tmp_path, command):
+    # The app, its directory and its environment from the file (ufork.toml(5));
+    # -w typed wins over the file's workers. Read by the ufork command and
+    # again, from the same words, by the module it execs.
+    port = free_port()
+    config = tmp_path / 'app.toml'
+    config.write_text('app = "site_app"\nworkers = 3\nbind = ["127.0.0.1:%d"]\nchdir = "%s"\n'
+                      'env = ["APP_MODE=from the file"]\naccess-log = "-"\n' % (port, app_dir))
+    p = program(command + ['--config', str(config), '-w', '1'], cwd=str(tmp_path))
+    p.wait_for(r'ufork wsgi: ready, 1 worker$')
+    status, body = ask(port, '/from-file')
+    assert status == 200 and body.startswith('hello from') and body.endswith(' from the file\n'), body
+    p.wait_for(r'"GET /from-file HTTP/1\.1" 200')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
