@@ -16,7 +16,7 @@ namespace {
 // The key of a flag or positional: its long name, "app" for MODULE:APP; ""
 // for those a file does not set.
 std::string key_of(const CLI::Option& opt) {
-  std::string name = opt.get_single_name();
+  const std::string& name = opt.get_single_name();
   if (name == "MODULE:APP") return "app";
   return name == "help" || name == "config" ? "" : name;
 }

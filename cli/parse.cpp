@@ -315,6 +315,7 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
     args.insert(args.begin() + 2, file.words.begin(), file.words.end());
   }
   std::vector<char*> words_typed;
+  words_typed.reserve(args.size());
   for (auto& a : args) words_typed.push_back(a.data());
   try {
     app.parse(static_cast<int>(words_typed.size()), words_typed.data());

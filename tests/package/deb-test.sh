@@ -86,6 +86,7 @@ if grep -qs '^path-exclude[= ]/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
 else
   check "man -w ufork" test "$(man -w ufork)" = /usr/share/man/man1/ufork.1.gz
   check "man -w ufork-wsgi" test "$(man -w ufork-wsgi)" = /usr/share/man/man1/ufork-wsgi.1.gz
+  check "man -w 5 ufork.toml" test "$(man -w 5 ufork.toml)" = /usr/share/man/man5/ufork.toml.5.gz
   man_check=yes
 fi
 check "bash completes 'ufork ctl --socket S wo' to workers" test "$(bash -c '
