@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ inline constexpr int exit_unreachable = 3;
 struct service_options {
   options pool;
   std::string config;         // --config FILE (cli/config.hpp)
+  // With --config, for a reload: the command line parsed again, the file
+  // read anew, into `fresh` (of this object's own type); throws
+  // std::runtime_error with the file's problems. Null without --config.
+  std::function<void(service_options& fresh)> reread;
+  std::string settings;  // `ufork config show`'s text for these options: what a reload compares
   bool daemon = false;
   std::string pidfile;
   std::string log;            // a rotated file set
@@ -61,13 +67,13 @@ struct app_options : service_options {
 // The one it lacks is refused with exit 2. argc/argv: as typed (wsgi: the
 // ufork command passes them on to python3).
 struct runners {
-  int (*hello)(hello_options) = nullptr;
-  int (*run)(run_options) = nullptr;
-  int (*python_app)(const app_options&, int argc, char** argv) = nullptr;  // wsgi, asgi
-  int (*ctl)(const std::string& socket, const std::vector<std::string>& words, bool json, bool check) = nullptr;
-  int (*follow)(const std::string& socket, bool json, bool events, int worker) = nullptr;
-  int (*top)(const std::string& socket, double interval) = nullptr;
-  int (*console)(const std::string& socket) = nullptr;
+  std::function<int(hello_options)> hello;
+  std::function<int(run_options)> run;
+  std::function<int(const app_options&, int argc, char** argv)> python_app;  // wsgi, asgi
+  std::function<int(const std::string& socket, const std::vector<std::string>& words, bool json, bool check)> ctl;
+  std::function<int(const std::string& socket, bool json, bool events, int worker)> follow;
+  std::function<int(const std::string& socket, double interval)> top;
+  std::function<int(const std::string& socket)> console;
 };
 // Parses argv and runs the subcommand it names; exit_usage for bad flags
 // (said in one line), else what the subcommand returns.

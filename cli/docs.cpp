@@ -131,7 +131,13 @@ void config_page(const CLI::App& app, std::ostream& out) {
               "command line wins over the file's key, which wins over the default: ufork config show prints "
               "each setting with where it came from, as TOML. An unknown key (with the closest known one), a "
               "value of the wrong type or out of its range is one line each, and exit status 2: nothing starts.")
-      << "\n.PP\nThe file is read once, at the start: a reload (SIGHUP, ufork ctl reload) does not read it again.\n"
+      << "\n.PP\n"
+      << roff("A reload (SIGHUP, systemctl reload, ufork ctl reload) reads the file again, with the flags typed "
+              "at the start: the new workers, timeouts, recycling limits and, for run, command, env, chdir, "
+              "ready-after and watchdog take effect, each worker's successor started with them; any other "
+              "key that changed (bind, user, control, log, ...) is logged as taking a restart. A file with a "
+              "problem refuses the reload, saying why, and the pool goes on as it was.")
+      << "\n"
       << ".SH KEYS\n";
   for (const key& k : keys) {
     std::string type = k.option->get_type_name(), range;

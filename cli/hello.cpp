@@ -50,6 +50,7 @@ int run_hello(hello_options o) {
     arbiter* pool = nullptr;
     so.configure = [&](arbiter& a) { pool = &a; };
     so.hooks.on_worker_ready = svc.ready_hook(pool);
+    so.hooks.reload_options = svc.reload_hook(o, pool);
     auto hello = [](const http::request& req) {
       // Made on the first request, in the worker: its own pid.
       static const std::string body = "Hello, World! (from PID " + std::to_string(sys::own_pid()) + ")\n";

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -149,6 +150,56 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
 }  // namespace
 
 namespace ufork::cli {
+namespace {
+
+// The words as typed, --config's file made absolute: a reload parses them
+// again wherever the arbiter then works (a daemon works in /).
+std::vector<std::string> as_typed(int argc, char** argv) {
+  std::vector<std::string> words(argv, argv + argc);
+  for (std::size_t i = 2; i < words.size() && words[i] != "--"; ++i) {
+    auto absolute = [](const std::string& p) { return std::filesystem::absolute(p).string(); };
+    if ((words[i] == "--config" || words[i] == "-c") && i + 1 < words.size()) words[i + 1] = absolute(words[i + 1]);
+    if (words[i].starts_with("--config=")) words[i] = "--config=" + absolute(words[i].substr(9));
+  }
+  return words;
+}
+
+// service_options::reread: the same parse, whose runner keeps the options
+// it is given; what it would say on stderr is the exception's text.
+void reread(std::vector<std::string> words, service_options& fresh) {
+  std::vector<char*> argv;
+  argv.reserve(words.size());
+  for (auto& w : words) argv.push_back(w.data());
+  bool parsed = false;
+  runners keep;
+  keep.hello = [&](hello_options o) {
+    static_cast<hello_options&>(fresh) = std::move(o);
+    parsed = true;
+    return 0;
+  };
+  keep.run = [&](run_options o) {
+    static_cast<run_options&>(fresh) = std::move(o);
+    parsed = true;
+    return 0;
+  };
+  keep.python_app = [&](const app_options& o, int, char**) {
+    static_cast<app_options&>(fresh) = o;
+    parsed = true;
+    return 0;
+  };
+  std::ostringstream said;
+  auto* cerr = std::cerr.rdbuf(said.rdbuf());
+  (void)parse_and_run(static_cast<int>(argv.size()), argv.data(), keep);
+  std::cerr.rdbuf(cerr);
+  if (!parsed) {
+    std::string text = said.str();
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    std::replace(text.begin(), text.end(), '\n', ';');
+    throw std::runtime_error(text.empty() ? "the command line no longer parses" : text);
+  }
+}
+
+}  // namespace
 
 int parse_and_run(int argc, char** argv, const runners& runner) {
   CLI::App app{"ufork: pre-forks worker processes and keeps them running"};
@@ -334,11 +385,13 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
                 << " --help)\n";
       return exit_usage;
     }
+  service_options& chosen = *hello ? static_cast<service_options&>(hello_opts)
+                            : *run  ? run_opts
+                            : *wsgi ? static_cast<service_options&>(wsgi_opts)
+                                    : asgi_opts;
+  std::vector<std::string> positional = *run ? run_opts.command : std::vector<std::string>{};
+  if (*wsgi || *asgi) positional = {*wsgi ? wsgi_opts.app : asgi_opts.app};
   if (!config_mode.empty()) {
-    const service_options& chosen = *hello ? static_cast<const service_options&>(hello_opts)
-                                     : *run ? run_opts
-                                     : *wsgi ? static_cast<const service_options&>(wsgi_opts)
-                                             : asgi_opts;
     ufork::options pool = chosen.pool;
     if (*run && run_opts.command.empty()) {
       std::cerr << "ufork run: no program to run: command = [\"PROGRAM\", ...] in the file, or -- CMD [ARGS...]\n";
@@ -352,13 +405,15 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
       std::cerr << "ufork " << pool_sub->get_name() << ": " << what.substr(what.find(' ') + 1) << '\n';
       return exit_usage;
     }
-    std::vector<std::string> positional = *run ? run_opts.command : std::vector<std::string>{};
-    if (*wsgi || *asgi) positional = {*wsgi ? wsgi_opts.app : asgi_opts.app};
     if (config_mode == "show")
       std::cout << show_config(*pool_sub, file, positional);
     else
       std::cout << config_path << ": no problem found for ufork " << pool_sub->get_name() << '\n';
     return 0;
+  }
+  if (pool_sub && !config_path.empty()) {
+    chosen.settings = show_config(*pool_sub, file, positional);
+    chosen.reread = [typed = as_typed(argc, argv)](service_options& fresh) { reread(typed, fresh); };
   }
   if (*version_cmd) {
     std::cout << version << '\n';

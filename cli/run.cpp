@@ -66,6 +66,9 @@ int run_program(run_options o) {
     arbiter* self = nullptr;
     hooks h;
     h.on_worker_ready = svc.ready_hook(self);
+    h.reload_options = svc.reload_hook<run_options>(o, self, [](const run_options& fresh, options& next) {
+      next.exec.argv = fresh.command;
+    });
     arbiter a(pool, h);
     self = &a;
     std::string line = "ufork run:";

@@ -3,7 +3,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <filesystem>
+#include <map>
+#include <sstream>
 #include <stdexcept>
 #include <iostream>
 
@@ -84,6 +88,7 @@ int service::run(const std::function<int()>& body) {
       return exit_runtime;
     }
   // The daemon works in /: paths given relative to here must not move.
+  started_in_ = std::filesystem::current_path().string();
   for (auto* path : paths_)
     if (!path->empty()) *path = std::filesystem::absolute(*path).string();
   if (o_.daemon) {
@@ -103,6 +108,31 @@ int service::run(const std::function<int()>& body) {
       std::cerr << name_ << ": " << e.what() << "\n";
     return exit_runtime;
   }
+}
+
+options service::reloaded(options pool, const std::string& was, const std::string& is, arbiter& a) const {
+  auto absolute = [this](std::string& p) {
+    if (!p.empty() && p.front() != '/') p = (std::filesystem::path(started_in_) / p).string();
+  };
+  absolute(pool.control_path);
+  absolute(pool.exec.chdir);
+  // `key = value  # source` lines: the keys whose value changed, which the
+  // pool's options do not hold (it says itself what it cannot apply).
+  auto values = [](const std::string& text) {
+    std::map<std::string, std::string> out;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+      if (auto eq = line.find(" = "); eq != std::string::npos && line.front() != '#')
+        out[line.substr(0, eq)] = line.substr(eq + 3, line.rfind("  # ") - eq - 3);
+    return out;
+  };
+  auto before = values(was), after = values(is);
+  std::string changed;
+  for (const auto& [key, value] : after)
+    if (before[key] != value && !find_option(key) && key != "command")
+      changed += (changed.empty() ? "" : ", ") + key;
+  if (!changed.empty()) a.log(fmt::format("reload: {} changed, which takes a restart: not applied", changed));
+  return pool;
 }
 
 }  // namespace ufork::cli

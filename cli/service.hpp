@@ -36,6 +36,25 @@ class service {
   // Called once the pool has stopped: a launcher still waiting hears why.
   void stopped(int code);
 
+  // hooks::reload_options for a pool started with --config (null without):
+  // the file read again into the subcommand's options (O), the pool's
+  // options from them, paths made absolute as at the start (against the
+  // directory it started in); `finish` adds the subcommand's own (run: the
+  // command). A setting of the command's own that changed (bind, log,
+  // daemon, ...) is logged through `a` as taking a restart.
+  template <class O>
+  std::function<std::optional<options>()> reload_hook(const O& now, arbiter*& a,
+                                                       std::function<void(const O&, options&)> finish = {}) {
+    if (!now.reread) return {};
+    return [this, &now, &a, finish]() -> std::optional<options> {
+      O fresh;
+      now.reread(fresh);
+      options pool = fresh.pool;
+      if (finish) finish(fresh, pool);
+      return reloaded(std::move(pool), now.settings, fresh.settings, *a);
+    };
+  }
+
   // For a host with state of its own to keep right across daemon mode's
   // forks (Python's fork protocol): called before them, and in the daemon.
   std::function<void()> before_detach, after_detach;
@@ -43,11 +62,14 @@ class service {
   std::string workdir = "/";
 
  private:
+  options reloaded(options pool, const std::string& was, const std::string& is, arbiter& a) const;
+
   const char* name_;
   service_options& o_;
   std::vector<std::string*> paths_;
   std::optional<launcher> link_;
   std::optional<pidfile> pid_;
+  std::string started_in_;  // the working directory at the start: relative paths are against it
   int ready_ = 0;
 };
 

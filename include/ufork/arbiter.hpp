@@ -148,6 +148,15 @@ struct hooks {
   std::function<void(const worker_info&)> on_worker_spawn;
   std::function<void(const worker_info&)> on_worker_ready;
   std::function<void(const exit_info&)> on_worker_exit;
+  // In the arbiter, when a reload begins (SIGHUP, the reload command),
+  // before any worker is replaced: the options to reload with (a program
+  // that reads its config file again), or nullopt to keep them. A reload
+  // applies workers, the timeouts, the recycling limits, and an exec'd
+  // program's command, environment, directory, ready-after and watchdog;
+  // any other option that changed is logged as taking a restart. An
+  // exception, or options validate() refuses, refuses the reload (saying
+  // why) and changes nothing.
+  std::function<std::optional<options>()> reload_options;
 };
 
 // The in-place upgrade (docs/upgrade.md) carries the listening sockets ufork

@@ -241,6 +241,7 @@ int run_app(const cli::app_options& given, int, char**) {
     forks.add_to(h);
     arbiter* a = nullptr;
     h.on_worker_ready = svc.ready_hook(a);
+    h.reload_options = svc.reload_hook(o, a);
     h.post_fork = [&](worker&) {  // the GIL is this thread's
       try {
         ufork.attr("_worker_started")();

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -142,8 +143,13 @@ option_entry entry(const option_spec& spec, Field field) {
       return f ? "true" : "false";
     else if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, milliseconds>)
       return fmt::format("{}", number(o));
-    else
-      return "";
+    else if constexpr (std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, std::vector<std::uint64_t>>)
+      return fmt::format("{}", fmt::join(f, ","));
+    else {  // resource limits
+      std::string out;
+      for (const resource_limit& r : f) out += fmt::format("{}{}={}:{}", out.empty() ? "" : ",", r.resource, r.soft, r.hard);
+      return out;
+    }
   };
   return e;
 }

@@ -53,7 +53,8 @@ struct option_entry : option_spec {
   std::function<void(options&, std::string_view)> set;
   // The field as a number (count, seconds, mib, flag), for validate().
   std::function<double(const options&)> number;
-  // The field as a flag would give it: the default a --help shows.
+  // The field as a flag would give it: the default a --help shows (a list
+  // joined with commas), and what a reload compares.
   std::function<std::string(const options&)> show;
 };
 

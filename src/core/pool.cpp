@@ -91,9 +91,7 @@ pool::pool(options opts, hooks h)
   }
   if (opts_.pin_cpus) cpus_ = sys::cpu_list();
   if (!opts_.exec.argv.empty()) {
-    exec_path_ = find_program(opts_.exec.argv[0]);
-    for (auto& arg : opts_.exec.argv) exec_argv_.push_back(arg.data());
-    exec_argv_.push_back(nullptr);
+    set_command();
     listen_names_ = opts_.exec.listen_names;
     if (listen_names_.empty()) listen_names_.assign(opts_.exec.listen_fds.size(), "unknown");  // systemd's default
   }
@@ -159,6 +157,13 @@ std::vector<int> pool::all_ids() const {
   std::vector<int> ids(static_cast<std::size_t>(size_));
   std::iota(ids.begin(), ids.end(), 0);
   return ids;
+}
+
+void pool::set_command() {
+  exec_path_ = find_program(opts_.exec.argv[0]);
+  exec_argv_.clear();
+  for (auto& arg : opts_.exec.argv) exec_argv_.push_back(arg.data());
+  exec_argv_.push_back(nullptr);
 }
 
 std::string pool::resize(int n) {

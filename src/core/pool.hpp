@@ -114,6 +114,9 @@ class pool {
   std::error_code signal(int id, int sig);  // worker_pid(id) must be a worker
   // Each successor ready before its predecessor stops; name says it in the log ("restart" for one by hand).
   std::string reload(std::vector<int> ids, const char* name = "reload");
+  // pool_reconfigure.cpp: a reload's new options (hooks::reload_options);
+  // why they were refused, or "".
+  std::string reconfigure(const options& next);
   void reopen_logs();
   void stop(bool fast) { apply(fast ? pool_event::quit : pool_event::terminate); }
   // The in-place upgrade (core/upgrade.hpp): returns only if refused or
@@ -248,7 +251,8 @@ class pool {
   std::optional<notify_channel> notify_;  // set once the options are valid
   // Exec mode: the program's path and argv.
   std::string exec_path_;
-  std::vector<char*> exec_argv_;
+  std::vector<char*> exec_argv_;  // into opts_.exec.argv
+  void set_command();             // exec_path_, exec_argv_ from opts_.exec.argv
   std::vector<std::string> listen_names_;  // LISTEN_FDNAMES
   std::optional<sys::identity> drop_;      // options::user, group
   std::vector<int> cpus_;                  // options::pin_cpus: where worker i runs

@@ -176,6 +176,18 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
 std::string pool::reload(std::vector<int> slots, const char* name) {
   if (is_stopping(phase_)) return "the pool is stopping";
   if (replacements_.busy(successors_starting())) return "a reload is in progress";
+  if (std::string_view(name) == "reload" && hooks_.reload_options) {
+    std::optional<options> next;
+    try {
+      next = hooks_.reload_options();
+    } catch (const std::exception& e) {
+      return fmt::format("not done: {}", e.what());
+    }
+    if (next) {
+      if (auto why = reconfigure(*next); !why.empty()) return why;
+      slots = all_ids();  // the size may have changed
+    }
+  }
   if (slots.size() == 1)
     log("{}: worker {}, its successor ready first", name, slots.front());
   else

@@ -162,5 +162,47 @@ TEST(config, a_pool_runs_as_its_file_says) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// SIGHUP or the reload command reads the file again: what a reload can
+// change takes effect (the size, the timeouts, the command), what it
+// cannot (bind, user) is said to take a restart; a file gone bad refuses
+// the reload and changes nothing.
+TEST(config, a_reload_reads_the_file_again_and_applies_what_a_reload_can) {
+  auto control = temp_path("reread.sock");
+  auto version = [&](const std::string& v, int workers, int graceful, const std::string& more) {
+    return "command = [\"/bin/sh\", \"-c\", \"echo " + v + " in $$; exec sleep 1000\"]\n"
+           "workers = " + std::to_string(workers) + "\nready-after = 0\ngraceful-timeout = " +
+           std::to_string(graceful) + "\ncontrol = \"" + control + "\"\n" + more;
+  };
+  auto file = write_file("reread.toml", version("v1", 2, 5, "bind = [\"127.0.0.1:0\"]\n"));
+  auto pool = ufork({"run", "--config", file});
+  pool.wait_for("ufork run: ready, 2 workers$");
+  pool.wait_count("\\] v1 in \\d+$", 2);
+
+  write_file("reread.toml", version("v2", 3, 7, "bind = [\"127.0.0.1:1\"]\nuser = \"nobody\"\n"));
+  auto answer = ctl(control, "reload");
+  EXPECT_TRUE(answer["ok"]) << answer;
+  pool.wait_for("reload: bind changed, which takes a restart: not applied$");
+  pool.wait_for("size 2 -> 3$");
+  pool.wait_for("reload: with new workers, graceful-timeout, command$");
+  pool.wait_for("reload: user changed, which takes a restart: not applied$");
+  pool.wait_for("reload: done$");
+  pool.wait_count("\\] v2 in \\d+$", 3);
+  EXPECT_EQ(ctl(control, "status")["data"]["size"], 3);
+
+  // Gone bad: refused, saying why, nothing replaced; SIGHUP the same.
+  write_file("reread.toml", version("v3", 4, 9, "workers = 5\n"));
+  answer = ctl(control, "reload");
+  EXPECT_FALSE(answer["ok"]) << answer;
+  EXPECT_NE(answer["error"].get<std::string>().find("reread.toml:6"), std::string::npos) << answer;
+  pool.signal(SIGHUP);
+  pool.wait_for("SIGHUP: not done: ufork run: .*reread\\.toml:6:.*workers");
+  EXPECT_EQ(pool.count("\\] v3 in"), 0u);
+  EXPECT_EQ(ctl(control, "status")["data"]["size"], 3);
+
+  pool.signal(SIGTERM);
+  pool.wait_for("stopping 3 workers \\(graceful: SIGTERM, SIGKILL after 7\\.000 s\\)");  // the new graceful-timeout
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 }  // namespace
 }  // namespace ufork::test
