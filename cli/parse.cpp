@@ -317,7 +317,8 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
       if (sub->get_name() == args[i]) return sub;
     return nullptr;
   };
-  if (args.size() > 1 && args[1] == "config") {
+  bool config_help = args.size() > 2 && args[1] == "config" && (args[2] == "--help" || args[2] == "-h");
+  if (args.size() > 1 && args[1] == "config" && !config_help) {
     if (args.size() < 3 || (args[2] != "show" && args[2] != "check")) {
       std::cerr << "ufork config: show or check: ufork config show|check [run|hello|wsgi|asgi] --config FILE [FLAGS]\n";
       return exit_usage;

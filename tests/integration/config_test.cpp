@@ -3,6 +3,7 @@
 // and `check`.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -13,11 +14,22 @@
 namespace ufork::test {
 namespace {
 
-std::string write_file(const std::string& name, const std::string& text) {
-  auto path = temp_path(name);
-  std::ofstream(path) << text;
-  return path;
-}
+// Each test's files, removed after it.
+class config : public ::testing::Test {
+ protected:
+  std::string write_file(const std::string& name, const std::string& text) {
+    auto path = temp_path(name);
+    std::ofstream(path) << text;
+    made_.push_back(path);
+    return path;
+  }
+  void TearDown() override {
+    for (const auto& path : made_) std::filesystem::remove(path);
+  }
+
+ private:
+  std::vector<std::string> made_;
+};
 
 // `key = value  # source` lines of `ufork config show` -> key -> {value, source}.
 std::map<std::string, std::pair<std::string, std::string>> settings(const std::string& shown) {
@@ -34,7 +46,7 @@ std::map<std::string, std::pair<std::string, std::string>> settings(const std::s
 // Every kind of key: a count, seconds with a fraction, a flag, a text, a
 // repeated flag (an array), another name of a flag (timeout, --watchdog's),
 // and the command; typed flags win over the file's keys.
-TEST(config, each_kind_of_key_reaches_the_options_and_typed_flags_win) {
+TEST_F(config, each_kind_of_key_reaches_the_options_and_typed_flags_win) {
   auto file = write_file("kinds.toml", R"(workers = 3
 timeout = 2.5
 notify = true
@@ -73,7 +85,7 @@ command = ["/bin/sleep", "1000"]
 
 // What `config show` prints is itself a config file that gives the same
 // settings: every key with a value round-trips, for each subcommand.
-TEST(config, what_config_show_prints_reads_back_as_the_same_settings) {
+TEST_F(config, what_config_show_prints_reads_back_as_the_same_settings) {
   for (std::string sub : {"run", "hello", "wsgi", "asgi"}) {
     std::string first = sub == "run" ? "command = [\"/bin/true\"]\n" : sub == "hello" ? "" : "app = \"app:app\"\n";
     auto file = write_file("first-" + sub + ".toml", first + "workers = 4\n");
@@ -94,8 +106,55 @@ TEST(config, what_config_show_prints_reads_back_as_the_same_settings) {
   }
 }
 
+// Every key of every serving subcommand, set in a file (to its default, or
+// for one without, to a value), comes back from `config show` as the
+// file's, with that value.
+TEST_F(config, every_key_of_every_subcommand_round_trips) {
+  const std::map<std::string, std::string> unset = {
+      {"watchdog", "5"}, {"chdir", "\"/tmp\""}, {"env", "[\"A=1\"]"}, {"control", "\"/tmp/rt.sock\""},
+      {"metrics", "\"127.0.0.1:0\""}, {"user", "\"nobody\""}, {"group", "\"nogroup\""}, {"max-rss", "512"},
+      {"max-private-mem", "256"}, {"max-fds-percent", "90"}, {"max-lifetime", "3600"}, {"max-workers", "8"},
+      {"max-pool-memory", "1024"}, {"max-starting", "2"}, {"rlimit", "[\"core=0\"]"}, {"pidfile", "\"/tmp/rt.pid\""},
+      {"log", "\"/tmp/rt.log\""}, {"bind", "[\"127.0.0.1:0\"]"}, {"max-requests", "1000"},
+      {"refork-after", "[\"1000\"]"}, {"access-log", "\"-\""}};
+  for (std::string sub : {"run", "hello", "wsgi", "asgi"}) {
+    std::string first = sub == "run" ? "command = [\"/bin/true\"]\nnotify = true\n"
+                        : sub == "hello" ? "" : "app = \"app:app\"\n";
+    auto defaults = run_program(UFORK_CLI_PATH, {"config", "show", sub, "--config", write_file("min-" + sub + ".toml", first)});
+    ASSERT_EQ(defaults.code, 0) << sub << ": " << defaults.out;
+    // Each line as a key with a value of the file's.
+    std::string file;
+    std::istringstream lines(defaults.out);
+    static const std::regex not_set("^# ([a-z-]+) =  \\(not set\\)$");
+    std::size_t keys = 0;
+    for (std::string l; std::getline(lines, l);) {
+      std::smatch m;
+      if (std::regex_match(l, m, not_set)) {
+        auto value = unset.find(m[1]);
+        ASSERT_NE(value, unset.end()) << sub << ": no value in this test for " << m[1];
+        file += std::string(m[1]) + " = " + value->second + "\n";
+        ++keys;
+      } else if (l.front() != '#') {
+        file += l.substr(0, l.rfind("  # ")) + "\n";
+        ++keys;
+      }
+    }
+    auto path = write_file("every-" + sub + ".toml", file);
+    auto shown = run_program(UFORK_CLI_PATH, {"config", "show", sub, "--config", path});
+    ASSERT_EQ(shown.code, 0) << sub << ": " << shown.out << "\nfrom:\n" << file;
+    auto s = settings(shown.out);
+    EXPECT_EQ(s.size(), keys) << sub << ": " << shown.out;
+    std::istringstream written(file);
+    for (std::string l; std::getline(written, l);) {
+      auto eq = l.find(" = ");
+      std::string key = l.substr(0, eq), value = l.substr(eq + 3);
+      EXPECT_EQ(s[key], std::make_pair(value, std::string("file"))) << sub << ": " << key;
+    }
+  }
+}
+
 // Each problem one line, in the file's order, exit 2, and nothing started.
-TEST(config, each_problem_in_a_file_is_one_line_and_exit_2) {
+TEST_F(config, each_problem_in_a_file_is_one_line_and_exit_2) {
   auto file = write_file("bad.toml", R"(wokers = 3
 timeout = "soon"
 workers = 0
@@ -145,14 +204,14 @@ x = 1
 }
 
 // The files the project ships check clean.
-TEST(config, the_docker_images_file_checks) {
+TEST_F(config, the_docker_images_file_checks) {
   auto r = run_program(UFORK_CLI_PATH, {"config", "check", "--config", std::string(UFORK_CONTRIB_DIR) + "/docker/app.toml"});
   EXPECT_EQ(r.code, 0) << r.out;
 }
 
 // A pool started from a file: its workers, its control socket, with a
 // typed flag over the file's.
-TEST(config, a_pool_runs_as_its_file_says) {
+TEST_F(config, a_pool_runs_as_its_file_says) {
   auto control = temp_path("from-file.sock");
   auto file = write_file("pool.toml", "workers = 3\nbind = \"127.0.0.1:0\"\ncontrol = \"" + control + "\"\n");
   auto pool = ufork({"hello", "--config", file, "--workers", "2"});
@@ -166,7 +225,7 @@ TEST(config, a_pool_runs_as_its_file_says) {
 // change takes effect (the size, the timeouts, the command), what it
 // cannot (bind, user) is said to take a restart; a file gone bad refuses
 // the reload and changes nothing.
-TEST(config, a_reload_reads_the_file_again_and_applies_what_a_reload_can) {
+TEST_F(config, a_reload_reads_the_file_again_and_applies_what_a_reload_can) {
   auto control = temp_path("reread.sock");
   auto version = [&](const std::string& v, int workers, int graceful, const std::string& more) {
     return "command = [\"/bin/sh\", \"-c\", \"echo " + v + " in $$; exec sleep 1000\"]\n"
@@ -201,6 +260,23 @@ TEST(config, a_reload_reads_the_file_again_and_applies_what_a_reload_can) {
 
   pool.signal(SIGTERM);
   pool.wait_for("stopping 3 workers \\(graceful: SIGTERM, SIGKILL after 7\\.000 s\\)");  // the new graceful-timeout
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// The same for ufork hello: its heartbeat timeout and size applied, its
+// address not.
+TEST_F(config, a_hello_reload_applies_workers_and_timeout_and_not_bind) {
+  auto control = temp_path("hello-reread.sock");
+  auto file = write_file("hello-reread.toml", "workers = 1\ntimeout = 10\nbind = \"127.0.0.1:0\"\ncontrol = \"" + control + "\"\n");
+  auto pool = ufork({"hello", "--config", file});
+  pool.wait_for("ufork hello: ready, 1 worker$");
+  write_file("hello-reread.toml", "workers = 2\ntimeout = 3.5\nbind = \"127.0.0.1:1\"\ncontrol = \"" + control + "\"\n");
+  pool.signal(SIGHUP);
+  pool.wait_for("reload: bind changed, which takes a restart: not applied$");
+  pool.wait_for("reload: with new workers, timeout$");
+  pool.wait_for("reload: done$");
+  EXPECT_EQ(ctl(control, "status")["data"]["size"], 2);
+  pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
