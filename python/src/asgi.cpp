@@ -59,6 +59,7 @@ struct asgi_server::bridge {
   sys::unique_fd wake;  // made in each worker (mail_fd()): one made before the fork would be every worker's
   pid_t wake_pid = 0;
   std::vector<std::string> trusted;
+  int access_log = -1;
   std::atomic<std::uint64_t> ticks{0};
   std::uint64_t beaten = 0;  // the helper's: ticks at its last heartbeat
 
@@ -97,6 +98,8 @@ struct asgi_server::bridge {
     in.x = std::make_shared<asgi_exchange>();
     in.x->body = req.body();
     in.x->head_request = req.method() == bhttp::verb::head;
+    if (access_log >= 0)
+      in.x->access = std::make_shared<access_entry>(access_log, in.client.addr.empty() ? "-" : in.client.addr, req);
     std::weak_ptr<asgi_exchange> weak = in.x;
     std::weak_ptr<bridge> b = self;
     auto d = std::make_shared<http::deferred>([weak, b](http::deferred::event e) {
@@ -143,6 +146,7 @@ bool asgi_exchange::send(const py::dict& message) {
         head_.insert(name, value);
       }
     started_ = true;  // given to the connection with the first body message
+    if (access) access->status = static_cast<unsigned>(status);
     return false;
   }
   if (type == "http.response.body") {
@@ -152,6 +156,7 @@ bool asgi_exchange::send(const py::dict& message) {
     bool more = message.contains("more_body") && py::bool_(message["more_body"]);
     if (gone_) return false;  // the client left: sent to no one, as ASGI says
     if (head_request) piece.clear();
+    if (access) access->bytes += piece.size();
     if (!std::exchange(head_given_, true)) {  // the first body message: the head goes with it
       if (!more) {  // and the whole body
         head_.body() = std::move(piece);
@@ -174,6 +179,7 @@ bool asgi_exchange::send(const py::dict& message) {
 void asgi_exchange::fail() {
   if (ended_ || gone_) return;
   ended_ = true;
+  if (access && !head_given_) access->status = 500;  // what the helper answers
   answer->fail();
 }
 
@@ -188,7 +194,7 @@ void asgi_exchange::on(http::deferred::event e) {
 }
 
 asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_options options,
-                         std::vector<std::string> forwarded_allow_ips)
+                         std::vector<std::string> forwarded_allow_ips, int access_log)
     : bridge_(std::make_shared<bridge>()),
       server_(
           [b = std::weak_ptr<bridge>(bridge_)](const http::request& req) -> http::answer {
@@ -204,6 +210,7 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
             return options;
           }()) {
   bridge_->trusted = std::move(forwarded_allow_ips);
+  bridge_->access_log = access_log;
 }
 
 asgi_server::~asgi_server() = default;

@@ -22,6 +22,8 @@
 
 namespace ufork::python {
 
+struct access_entry;  // request_view.hpp
+
 // An ASGI message out of order or malformed (ufork.AsgiError, a
 // RuntimeError): said in one line, the answer ended.
 struct asgi_error : std::runtime_error {
@@ -54,6 +56,7 @@ class asgi_exchange {
   std::shared_ptr<http::deferred> answer;
   std::string body;
   bool head_request = false;
+  std::shared_ptr<access_entry> access;  // --access-log: its line, written when the exchange goes
   void on(http::deferred::event e);  // on the loop's thread
 
  private:
@@ -65,8 +68,10 @@ class asgi_exchange {
 class asgi_server final : public http_app {
  public:
   // Binds each of `addresses` now, in the arbiter. Throws ufork::error.
+  // access_log: an fd (O_APPEND) for a line per request in the combined
+  // format (request_view.hpp), or -1.
   asgi_server(const std::vector<std::string>& addresses, http::http_options options,
-              std::vector<std::string> forwarded_allow_ips);
+              std::vector<std::string> forwarded_allow_ips, int access_log = -1);
   ~asgi_server() override;
   const std::vector<std::string>& addresses() const noexcept override { return server_.addresses(); }
   void attach(options& pool, hooks& h) override { server_.attach(pool, h); }

@@ -159,10 +159,6 @@ fs::path source_root(const std::string& spec) {
 int run_app(const cli::app_options& given, int, char**) {
   cli::app_options o = given;
   const char* name = o.asgi ? "ufork asgi" : "ufork wsgi";
-  if (o.asgi && !o.access_log.empty()) {
-    std::cerr << name << ": --access-log is not there yet for an ASGI app (ufork wsgi has it)\n";
-    return exit_usage;
-  }
   o.lazy = o.lazy || o.reload;  // a worker forked from this process would have the code imported here
   py::module_ ufork = py::module_::import("ufork");
   py::module_ os = py::module_::import("os");
@@ -227,7 +223,7 @@ int run_app(const cli::app_options& given, int, char**) {
     std::shared_ptr<http_app> server;
     std::shared_ptr<wsgi_server> wsgi;
     if (o.asgi) {
-      server = std::make_shared<asgi_server>(o.binds, http::http_options{}, trusted);
+      server = std::make_shared<asgi_server>(o.binds, http::http_options{}, trusted, access_fd);
     } else {
       server = wsgi = std::make_shared<wsgi_server>(app, o.binds, http::http_options{}, trusted, access_fd);
     }

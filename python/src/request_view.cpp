@@ -1,7 +1,10 @@
 #include "request_view.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 
+#include "sys/fd.hpp"
 #include "sys/socket.hpp"
 
 namespace ufork::python {
@@ -98,6 +101,34 @@ std::string percent_decoded(std::string_view path) {
     }
   }
   return out;
+}
+
+access_entry::access_entry(int out, std::string who, const http::request& req) : fd_(out), client_(std::move(who)) {
+  namespace bhttp = boost::beast::http;
+  request_ = http::log_quoted(std::string(sv(req.method_string())) + " " + std::string(sv(req.target())) +
+                              (req.version() == 10 ? " HTTP/1.0" : " HTTP/1.1"));
+  auto header = [&req](bhttp::field f) {
+    auto it = req.find(f);
+    return it == req.end() ? std::string("\"-\"") : http::log_quoted(sv(it->value()));
+  };
+  referer_ = header(bhttp::field::referer);
+  agent_ = header(bhttp::field::user_agent);
+}
+
+access_entry::~access_entry() {
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t now = std::time(nullptr);
+  std::tm t{};
+  ::localtime_r(&now, &t);
+  char zone[8] = "+0000";
+  std::strftime(zone, sizeof zone, "%z", &t);
+  char when[40];
+  std::snprintf(when, sizeof when, "%02d/%s/%04d:%02d:%02d:%02d %s", t.tm_mday, months[t.tm_mon], t.tm_year + 1900,
+                t.tm_hour, t.tm_min, t.tm_sec, zone);
+  std::string line = client_ + " - - [" + when + "] " + request_ + " " + std::to_string(status) + " " +
+                     (bytes ? std::to_string(bytes) : "-") + " " + referer_ + " " + agent_ + "\n";
+  (void)sys::write_all(fd_, line.data(), line.size());
 }
 
 }  // namespace ufork::python

@@ -37,4 +37,22 @@ client_view client_of(const http::request& req, const std::vector<std::string>& 
 // A path with each %XX decoded (a % not followed by two hex digits kept).
 std::string percent_decoded(std::string_view path);
 
+// A request's line in the access log, in the combined format (Apache's,
+// nginx's and gunicorn's default): written when the entry goes, once the
+// response is over, with its status and the bytes of body given (a body
+// cut short counts what was given), in one write(2), so lines from the
+// workers sharing the file never interleave.
+struct access_entry {
+  access_entry(int out, std::string who, const http::request& req);  // who: the client, "-" if none
+  access_entry(const access_entry&) = delete;
+  access_entry& operator=(const access_entry&) = delete;
+  ~access_entry();
+  unsigned status = 0;
+  std::size_t bytes = 0;
+
+ private:
+  int fd_;
+  std::string client_, request_, referer_, agent_;
+};
+
 }  // namespace ufork::python

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -73,44 +72,6 @@ struct streaming {
     } catch (...) {  // not Python's: a C++ error in pybind11 itself
       PySys_WriteStderr("the response's close() failed\n");
     }
-  }
-};
-
-// A request's line in the access log, in the combined format (Apache's,
-// nginx's and gunicorn's default): written once the response is over, with
-// the bytes of body sent (a streamed body may be cut short), in one
-// write(2), so lines from the workers sharing the file never interleave.
-struct access_entry {
-  int fd;
-  std::string client, request, referer, agent;
-  unsigned status = 0;
-  std::size_t bytes = 0;
-  access_entry(int out, std::string who, const http::request& req) : fd(out), client(std::move(who)) {
-    request = http::log_quoted(std::string(sv(req.method_string())) + " " + std::string(sv(req.target())) +
-                                   (req.version() == 10 ? " HTTP/1.0" : " HTTP/1.1"));
-    auto header = [&req](bhttp::field f) {
-      auto it = req.find(f);
-      return it == req.end() ? std::string("\"-\"") : http::log_quoted(sv(it->value()));
-    };
-    referer = header(bhttp::field::referer);
-    agent = header(bhttp::field::user_agent);
-  }
-  access_entry(const access_entry&) = delete;
-  access_entry& operator=(const access_entry&) = delete;
-  ~access_entry() {
-    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    std::time_t now = std::time(nullptr);
-    std::tm t{};
-    ::localtime_r(&now, &t);
-    char zone[8] = "+0000";
-    std::strftime(zone, sizeof zone, "%z", &t);
-    char when[40];
-    std::snprintf(when, sizeof when, "%02d/%s/%04d:%02d:%02d:%02d %s", t.tm_mday, months[t.tm_mon], t.tm_year + 1900,
-                  t.tm_hour, t.tm_min, t.tm_sec, zone);
-    std::string line = client + " - - [" + when + "] " + request + " " + std::to_string(status) + " " +
-                       (bytes ? std::to_string(bytes) : "-") + " " + referer + " " + agent + "\n";
-    (void)sys::write_all(fd, line.data(), line.size());
   }
 };
 

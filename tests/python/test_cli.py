@@ -279,6 +279,8 @@ async def app(scope, receive, send):
                 await send({'type': 'lifespan.shutdown.complete'})
                 return
     await receive()
+    if scope['path'] == '/fails':
+        raise RuntimeError('this request fails')
     await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'text/plain')]})
     await send({'type': 'http.response.body', 'body': ('%s, answered by %d\\n' % (scope['state']['where'], os.getpid())).encode()})
 """
@@ -287,14 +289,32 @@ async def app(scope, receive, send):
 def test_ufork_asgi_serves_an_asgi_app_with_its_lifespan_in_each_worker(program, app_dir):
     (app_dir / 'asgi_site.py').write_text(ASGI_APP)
     port, sock = free_port(), str(app_dir / 'asgi.sock')
-    p = program([UFORK, 'asgi', '-w', '2', '-b', '127.0.0.1:%d' % port, '-b', 'unix:asgi.sock', 'asgi_site:app'],
-                cwd=str(app_dir))
+    log = app_dir / 'access.log'
+    p = program([UFORK, 'asgi', '-w', '2', '-b', '127.0.0.1:%d' % port, '-b', 'unix:asgi.sock', 'asgi_site:app',
+                 '--access-log', str(log)], cwd=str(app_dir))
     p.wait_for(r'serving asgi_site:app on http://127\.0\.0\.1:%d/ \(ASGI on (uvloop [0-9.]+|asyncio)\)' % port)
     p.wait_for(r'ufork asgi: ready, 2 workers')
     status, body = ask(port)
     started, answered = re.match(r'started in (\d+), answered by (\d+)$', body).groups()
     assert status == 200 and started == answered  # the lifespan ran in the worker that answers
     assert '200 OK' in ask_unix(sock)
+    assert ask(port, '/fails')[0] == 500
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    c.request('HEAD', '/head?x=1', headers={'User-Agent': 'pytest', 'Referer': 'http://example.test/"q"'})
+    assert c.getresponse().status == 200
+    c.close()
+    # A combined-format line per request, once its response is over: its
+    # status, the body's bytes (none for HEAD), the unix peer as "-".
+    wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 4, 'four access log lines')
+    lines = sorted(log.read_text().splitlines(), key=lambda l: l.split('"')[1])
+    when = r'\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]'
+    expected = [r'127\.0\.0\.1 - - %s "GET / HTTP/1\.1" 200 %d "-" "pytest"' % (when, len(body.encode())),
+                r'- - - %s "GET / HTTP/1\.1" 200 \d+ "-" "-"' % when,
+                r'127\.0\.0\.1 - - %s "GET /fails HTTP/1\.1" 500 - "-" "pytest"' % when,
+                r'127\.0\.0\.1 - - %s "HEAD /head\?x=1 HTTP/1\.1" 200 - "http://example\.test/\\x22q\\x22" "pytest"' % when]
+    assert len(lines) == 4
+    for pattern in expected:
+        assert any(re.fullmatch(pattern, line) for line in lines), (pattern, lines)
     p.signal(signal.SIGTERM)
     assert p.finish() == 0
     assert p.output().count('lifespan shutdown') == 2
