@@ -14,6 +14,13 @@ install_packages() {  # $@: missing packages; nginx's own service is kept from s
 
 tmp=$(mktemp -d)
 pids=()
+wsgi_peers_missing() {  # the Debian packages that wrk and the WSGI peers (gunicorn, uWSGI) with Django need and lack, one a line
+  command -v wrk >/dev/null || echo wrk
+  /usr/bin/python3 -c 'import gunicorn' 2>/dev/null || echo gunicorn
+  /usr/bin/python3 -c 'import django' 2>/dev/null || echo python3-django
+  command -v uwsgi >/dev/null || echo uwsgi
+  [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || echo uwsgi-plugin-python3
+}
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 

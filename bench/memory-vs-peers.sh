@@ -16,13 +16,8 @@ build=$(realpath "${1:-build}")
 app=${2:-django}
 [ -d "$build/python/ufork" ] || { echo "build first: make (the Python module)" >&2; exit 2; }
 here=$(dirname "$(realpath "$0")")
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-/usr/bin/python3 -c 'import gunicorn' 2>/dev/null || need+=(gunicorn)
-/usr/bin/python3 -c 'import django' 2>/dev/null || need+=(python3-django)
-command -v uwsgi >/dev/null || need+=(uwsgi)
-[ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || need+=(uwsgi-plugin-python3)
 source "$here/common.sh"
+mapfile -t need < <(wsgi_peers_missing)
 install_packages "${need[@]}"
 
 workers=4

@@ -21,17 +21,12 @@ secs=${2:-10}
 [ -x "$build/cli/ufork" ] && [ -d "$build/python/ufork" ] || { echo "build first: make (the CLI and the Python module)" >&2; exit 2; }
 here=$(dirname "$(realpath "$0")")
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-/usr/bin/python3 -c 'import gunicorn' 2>/dev/null || need+=(gunicorn)
-/usr/bin/python3 -c 'import django' 2>/dev/null || need+=(python3-django)
-command -v uwsgi >/dev/null || need+=(uwsgi)
-[ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || need+=(uwsgi-plugin-python3)
+source "$here/common.sh"
+mapfile -t need < <(wsgi_peers_missing)
 /usr/bin/python3 -c 'import uvicorn' 2>/dev/null || need+=(python3-uvicorn)
 /usr/bin/python3 -c 'import uvloop' 2>/dev/null || need+=(python3-uvloop)
 /usr/bin/python3 -c 'import httptools' 2>/dev/null || need+=(python3-httptools)
 /usr/bin/python3 -c 'import fastapi' 2>/dev/null || need+=(python3-fastapi)
-source "$here/common.sh"
 install_packages "${need[@]}"
 
 export PYTHONPATH="$here/django_site:$here" DJANGO_SETTINGS_MODULE=bench_django.settings PYTHONDONTWRITEBYTECODE=1

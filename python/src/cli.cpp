@@ -70,15 +70,16 @@ class source_watch {
  public:
   static constexpr auto quiet = std::chrono::milliseconds(100);
 
-  explicit source_watch(const fs::path& root) {
+  explicit source_watch(fs::path root) : root_(std::move(root)) {
     auto made = sys::make_inotify();
     if (!made) throw error(made.error(), "inotify_init1");
     fd_ = std::move(made).value();
     auto timer = sys::make_timerfd();
     if (!timer) throw error(timer.error(), "timerfd_create");
     timer_ = std::move(timer).value();
-    (void)add_tree(root);
+    (void)add_tree(root_);
   }
+  const fs::path& root() const noexcept { return root_; }
   int fd() const noexcept { return fd_.get(); }
   int timer() const noexcept { return timer_.get(); }
   std::size_t directories() const noexcept { return dirs_.size(); }
@@ -137,6 +138,7 @@ class source_watch {
     }
     return py_file;
   }
+  fs::path root_;
   sys::unique_fd fd_, timer_;
   std::map<int, fs::path> dirs_;
 };
@@ -297,7 +299,7 @@ int run_app(const cli::app_options& given, int, char**) {
     }
     if (sources) {
       pool_arbiter.log("--reload: watching " + std::to_string(sources->directories()) + " directories under " +
-                       source_root(o.app).string() + " for .py changes");
+                       sources->root().string() + " for .py changes");
       pool_arbiter.watch(sources->fd(), [&] { sources->read(); });
       pool_arbiter.watch(sources->timer(), [&] {
         if (!sources->settled()) return;
