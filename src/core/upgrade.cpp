@@ -160,6 +160,7 @@ struct guard {
   int image = -1;
   std::vector<std::string> argv;
   std::vector<char*> argv_p;
+  std::string cwd;  // this image's at its start: the old image's argv is read from there again
   struct for_signal {
     std::vector<std::string> env;
     std::vector<char*> env_p;
@@ -182,6 +183,7 @@ void on_fatal_signal(int sig) {
   for (std::size_t i = 0; i < std::size(fatal_signals); ++i)
     if (fatal_signals[i] == sig && g.armed) {
       g.armed = false;
+      (void)sys::child::change_dir(g.cwd.c_str());
       (void)sys::exec_image(g.image, g.argv_p.data(), g.by_signal[i].env_p.data());
     }
   sys::reraise(sig);
@@ -209,6 +211,7 @@ void arm() {
   if (g.image < 0 || env_fd(state_var) < 0 || std::getenv(failed_var)) return;  // a way back needs both; none from the way back
   g.argv = started().argv;
   g.argv_p = pointers(g.argv);
+  g.cwd = at_exec().cwd;
   for (std::size_t i = 0; i < std::size(fatal_signals); ++i) {
     auto& s = g.by_signal[i];
     s.env = env_with_failure(fmt::format("the new image was killed by {}", signal_name(fatal_signals[i])));
@@ -302,6 +305,7 @@ void roll_back(const std::string& why) noexcept {
   try {
     std::vector<std::string> env = env_with_failure(why);
     auto env_p = pointers(env);
+    (void)sys::change_dir(g.cwd);
     auto ec = sys::exec_image(g.image, g.argv_p.data(), env_p.data());
     std::fprintf(stderr, "ufork: upgrade: %s; and the old image cannot be run again: %s\n", why.c_str(),
                  ec.message().c_str());
@@ -423,7 +427,13 @@ std::string exec_new_image(const state& s) {
       why = fmt::format("fd {}: {}", fd, ec.message());
       break;
     }
+  // Exec'd where the program started (a daemon works in /): its argv's
+  // relative paths (--config app.toml) mean what they meant then.
+  std::error_code ec;
+  auto here = std::filesystem::current_path(ec);
+  (void)sys::change_dir(at_exec().cwd);
   if (why.empty()) why = "execve " + start.path + ": " + sys::exec_path(start.path.c_str(), argv_p.data(), env_p.data()).message();
+  (void)sys::change_dir(here.string());
   for (int fd : keep) (void)sys::keep_across_exec(fd, false);
   return why;
 }

@@ -85,8 +85,13 @@ void launcher::failed(const std::string& why) noexcept {
 
 launcher daemonize(const daemon_options& options) {
   // An in-place upgrade's new image is the daemon already (same pid, same
-  // session, its stdio set): nothing to do, and no launcher waits.
-  if (std::getenv("UFORK_UPGRADE_STATE")) return launcher(-1);
+  // session, its stdio set), and no launcher waits. It was exec'd where the
+  // program started, for its argv's relative paths: back to the daemon's
+  // directory.
+  if (std::getenv("UFORK_UPGRADE_STATE")) {
+    (void)sys::change_dir(options.workdir);
+    return launcher(-1);
+  }
   // Both ends are ufork's own: no worker may hold the launcher's pipe open.
   auto pipe = sys::make_pipe(0, true);
   if (!pipe) throw error(pipe.error(), "daemonize: pipe2");

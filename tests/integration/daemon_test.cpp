@@ -162,6 +162,29 @@ TEST_F(daemon_dir, a_daemon_started_by_a_relative_path_upgrades_twice) {
   EXPECT_TRUE(reap(pid, 20s)) << "the daemon did not stop";
 }
 
+// A daemon started with relative paths (--config app.toml, whose control
+// socket is relative too) works in /: an upgrade execs the new image where
+// the program started, so it reads the same file (before: it could not, and
+// neither could the old image it went back to: the service died), then goes
+// back to /. Its workers are adopted and replaced as ever.
+TEST_F(daemon_dir, a_daemon_with_a_relative_config_file_upgrades_and_works_in_root) {
+  std::ofstream(dir_ / "app.toml") << "workers = 1\nbind = \"127.0.0.1:0\"\ncontrol = \"up.sock\"\n"
+                                   << "pidfile = \"up.pid\"\nlog = \"up.log\"\n";
+  std::string line = "cd '" + dir_.string() + "' && exec '" + UFORK_CLI_PATH + "' hello --daemon --config app.toml";
+  auto started = run_program("/bin/sh", {"-c", line});
+  ASSERT_EQ(started.code, 0) << started.out;
+  pid_t pid = static_cast<pid_t>(std::stoi(slurp(dir_ / "up.pid")));
+  daemon_guard guard{pid};
+  auto up = run_ufork({"ctl", "--socket", (dir_ / "up.sock").string(), "upgrade"});
+  EXPECT_EQ(up.code, 0) << up.out;
+  wait_in_file(dir_ / "up.log", "upgraded: pid " + std::to_string(pid) + " runs [\\s\\S]*reload: done");
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd"), fs::path("/"));
+  auto status = run_ufork({"ctl", "--socket", (dir_ / "up.sock").string(), "status"});
+  EXPECT_EQ(status.code, 0) << status.out;
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  EXPECT_TRUE(reap(pid, 20s)) << "the daemon did not stop";
+}
+
 // Every fd of a worker, as "N -> target".
 std::vector<std::string> fds_of(pid_t pid) {
   std::vector<std::string> out;

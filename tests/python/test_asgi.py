@@ -50,9 +50,12 @@ async def app(scope, receive, send):
     elif path == '/stream':  # a piece, then the next once the client said it has the first
         await send(start)
         await send({'type': 'http.response.body', 'body': b'first\n', 'more_body': True})
-        flag = os.environ['FLAG']
-        while not os.path.exists(flag):
-            await asyncio.sleep(0.01)
+        fifo = os.open(os.environ['FLAG'], os.O_RDONLY | os.O_NONBLOCK)  # the client's word comes down it
+        said = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().add_reader(fifo, lambda: said.done() or said.set_result(None))
+        await said
+        asyncio.get_running_loop().remove_reader(fifo)
+        os.close(fifo)
         await send({'type': 'http.response.body', 'body': b'second\n', 'more_body': True})
         await send({'type': 'http.response.body', 'body': b'', 'more_body': False})
     elif path == '/forever':  # streams until the client goes
@@ -160,6 +163,7 @@ def test_a_request_reaches_the_app_with_the_whole_http_scope_and_lifespan_state(
 
 
 def test_a_streamed_response_goes_out_piece_by_piece_and_keep_alive_goes_on(asgi, tmp_path):
+    os.mkfifo(tmp_path / 'flag')
     p = asgi()
     ready(p)
     with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
@@ -168,7 +172,8 @@ def test_a_streamed_response_goes_out_piece_by_piece_and_keep_alive_goes_on(asgi
         while b'first\n' not in got:  # the first piece, before the app sends the second
             got += s.recv(65536)
         assert b'Transfer-Encoding: chunked' in got and b'second' not in got
-        (tmp_path / 'flag').write_text('')
+        with open(tmp_path / 'flag', 'w') as fifo:  # waits for the app to open its end
+            fifo.write('go')
         while not got.endswith(b'0\r\n\r\n'):
             got += s.recv(65536)
         assert b'second\n' in got
