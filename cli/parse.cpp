@@ -152,16 +152,50 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
 namespace ufork::cli {
 namespace {
 
+// Where --config's file is among a serving subcommand's words (from 2, to
+// a `--`): the word and the offset of the path in it ("--config F": the
+// next word, 0; "--config=F": that word, 9); the last one given. None: 0.
+std::pair<std::size_t, std::size_t> config_word(const std::vector<std::string>& words) {
+  std::pair<std::size_t, std::size_t> at{0, 0};
+  for (std::size_t i = 2; i < words.size() && words[i] != "--"; ++i) {
+    if ((words[i] == "--config" || words[i] == "-c") && i + 1 < words.size()) at = {i + 1, 0};
+    if (words[i].starts_with("--config=")) at = {i, 9};
+  }
+  return at;
+}
+
 // The words as typed, --config's file made absolute: a reload parses them
 // again wherever the arbiter then works (a daemon works in /).
 std::vector<std::string> as_typed(int argc, char** argv) {
   std::vector<std::string> words(argv, argv + argc);
-  for (std::size_t i = 2; i < words.size() && words[i] != "--"; ++i) {
-    auto absolute = [](const std::string& p) { return std::filesystem::absolute(p).string(); };
-    if ((words[i] == "--config" || words[i] == "-c") && i + 1 < words.size()) words[i + 1] = absolute(words[i + 1]);
-    if (words[i].starts_with("--config=")) words[i] = "--config=" + absolute(words[i].substr(9));
-  }
+  if (auto [i, from] = config_word(words); i > 0)
+    words[i] = words[i].substr(0, from) + std::filesystem::absolute(words[i].substr(from)).string();
   return words;
+}
+
+// `ufork config show|check`, once the subcommand's words are parsed: the
+// pool's rules checked, then its settings with their sources, or "no problem".
+int config_report(const std::string& mode, const CLI::App& sub, options pool, const config_file& file,
+                  const std::vector<std::string>& positional, const std::string& path) {
+  if (sub.get_name() == "run") {
+    if (positional.empty()) {
+      std::cerr << "ufork run: no program to run: command = [\"PROGRAM\", ...] in the file, or -- CMD [ARGS...]\n";
+      return exit_usage;
+    }
+    pool.exec.argv = positional;  // as run_program sets it
+  }
+  try {
+    validate(pool);
+  } catch (const std::exception& e) {
+    std::string what = e.what();  // "ufork: ..."
+    std::cerr << "ufork " << sub.get_name() << ": " << what.substr(what.find(' ') + 1) << '\n';
+    return exit_usage;
+  }
+  if (mode == "show")
+    std::cout << show_config(sub, file, positional);
+  else
+    std::cout << path << ": no problem found for ufork " << sub.get_name() << '\n';
+  return 0;
 }
 
 // service_options::reread: the same parse, whose runner keeps the options
@@ -350,12 +384,7 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
   config_file file;
   CLI::App* pool_sub = serving(1);
   std::string config_path;
-  if (pool_sub)
-    for (std::size_t i = 2; i < args.size(); ++i) {
-      const auto& a = args[i];
-      if ((a == "--config" || a == "-c") && i + 1 < args.size()) config_path = args[i + 1];
-      if (a.starts_with("--config=")) config_path = a.substr(9);
-    }
+  if (auto [i, from] = config_word(args); pool_sub && i > 0) config_path = args[i].substr(from);
   if (!config_mode.empty() && config_path.empty()) {
     std::cerr << "ufork config " << config_mode << ": --config FILE is missing (see ufork config --help)\n";
     return exit_usage;
@@ -392,26 +421,7 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
                                     : asgi_opts;
   std::vector<std::string> positional = *run ? run_opts.command : std::vector<std::string>{};
   if (*wsgi || *asgi) positional = {*wsgi ? wsgi_opts.app : asgi_opts.app};
-  if (!config_mode.empty()) {
-    ufork::options pool = chosen.pool;
-    if (*run && run_opts.command.empty()) {
-      std::cerr << "ufork run: no program to run: command = [\"PROGRAM\", ...] in the file, or -- CMD [ARGS...]\n";
-      return exit_usage;
-    }
-    if (*run) pool.exec.argv = run_opts.command;  // as run_program sets it
-    try {
-      ufork::validate(pool);
-    } catch (const std::exception& e) {
-      std::string what = e.what();  // "ufork: ..."
-      std::cerr << "ufork " << pool_sub->get_name() << ": " << what.substr(what.find(' ') + 1) << '\n';
-      return exit_usage;
-    }
-    if (config_mode == "show")
-      std::cout << show_config(*pool_sub, file, positional);
-    else
-      std::cout << config_path << ": no problem found for ufork " << pool_sub->get_name() << '\n';
-    return 0;
-  }
+  if (!config_mode.empty()) return config_report(config_mode, *pool_sub, chosen.pool, file, positional, config_path);
   if (pool_sub && !config_path.empty()) {
     chosen.settings = show_config(*pool_sub, file, positional);
     chosen.reread = [typed = as_typed(argc, argv)](service_options& fresh) { reread(typed, fresh); };
