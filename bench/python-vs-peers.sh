@@ -14,7 +14,7 @@
 # Each peer's version and command line are printed beside its figures. Not
 # part of `make test`; as root on a quiet machine (installs wrk, gunicorn,
 # uwsgi, python3-django, python3-uvicorn, python3-uvloop, python3-fastapi).
-#   [ROUNDS=3] [APPS="django hello asgi fastapi fastapi-json"] bench/python-vs-peers.sh [BUILD_DIR] [SECONDS]
+#   [ROUNDS=3] [CONNS=64] [APPS="django hello asgi fastapi fastapi-json"] bench/python-vs-peers.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 build=$(realpath "${1:-build}")
 secs=${2:-10}
@@ -58,7 +58,9 @@ servers_of() {  # $1: app
 
 declare -A pid_of port_of
 rounds=${ROUNDS:-3}
-c=64
+c=${CONNS:-64}  # CONNS=1: one keep-alive client (wrk -t1 only)
+thread_counts=(1 2)
+[ "$c" -ge 2 ] || thread_counts=(1)
 port=7870
 apps=(${APPS:-django hello asgi fastapi fastapi-json})
 echo "python3 $(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])'), Django $(/usr/bin/python3 -c 'import django; print(django.__version__)'), FastAPI $(/usr/bin/python3 -c 'import fastapi; print(fastapi.__version__)'), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nproc) CPUs"
@@ -81,7 +83,7 @@ for app in "${apps[@]}"; do
     echo "  $(version_of "$s"): ${cmd[*]}"
   done
   sleep 1  # workers that load the app after their fork
-  for threads in 1 2; do
+  for threads in "${thread_counts[@]}"; do
     export threads
     for r in $(seq "$rounds"); do
       for s in "${servers[@]}"; do
@@ -99,7 +101,7 @@ echo "| app | wrk | server | requests/s (median of $rounds) | p99 | ratio to the
 echo "|---|---|---|---|---|---|---|---|---|"
 for app in "${apps[@]}"; do
   read -ra servers <<< "$(servers_of $app)"
-  for threads in 1 2; do
+  for threads in "${thread_counts[@]}"; do
     g=$(median "$tmp/${servers[1]}-$app-t$threads-$c.txt" 1)
     u=$(median "$tmp/${servers[2]}-$app-t$threads-$c.txt" 1)
     for s in "${servers[@]}"; do
