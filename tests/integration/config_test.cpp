@@ -204,9 +204,11 @@ x = 1
 }
 
 // The files the project ships check clean.
-TEST_F(config, the_docker_images_file_checks) {
-  auto r = run_program(UFORK_CLI_PATH, {"config", "check", "--config", std::string(UFORK_CONTRIB_DIR) + "/docker/app.toml"});
-  EXPECT_EQ(r.code, 0) << r.out;
+TEST_F(config, the_files_in_contrib_check) {
+  for (const char* file : {"/docker/app.toml", "/systemd/app.toml"}) {
+    auto r = run_program(UFORK_CLI_PATH, {"config", "check", "--config", std::string(UFORK_CONTRIB_DIR) + file});
+    EXPECT_EQ(r.code, 0) << file << ": " << r.out;
+  }
 }
 
 // A pool started from a file: its workers, its control socket, with a
