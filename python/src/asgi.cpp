@@ -56,6 +56,12 @@ struct asgi_server::bridge {
   std::mutex mu;
   std::vector<incoming> requests;
   std::vector<std::pair<std::weak_ptr<asgi_exchange>, http::deferred::event>> news;
+  struct piece {
+    std::weak_ptr<asgi_exchange> x;
+    std::string bytes;
+    bool last;
+  };
+  std::vector<piece> bodies;  // streamed request bodies' pieces
   sys::unique_fd wake;  // made in each worker (mail_fd()): one made before the fork would be every worker's
   pid_t wake_pid = 0;
   std::vector<std::string> trusted;
@@ -67,7 +73,7 @@ struct asgi_server::bridge {
     bool was_empty;
     {
       std::lock_guard lock(mu);
-      was_empty = requests.empty() && news.empty();
+      was_empty = requests.empty() && news.empty() && bodies.empty();
       change();
     }
     if (was_empty) sys::eventfd_signal(wake.get());
@@ -105,6 +111,12 @@ struct asgi_server::bridge {
     auto d = std::make_shared<http::deferred>([weak, b](http::deferred::event e) {
       if (auto br = b.lock()) br->post([&] { br->news.emplace_back(weak, e); });
     });
+    if (http::current_body_streamed()) {  // a long or chunked body: receive() gives it piece by piece
+      in.x->streamed = true;
+      d->on_body([weak, b](std::string bytes, bool last) {
+        if (auto br = b.lock()) br->post([&] { br->bodies.push_back({weak, std::move(bytes), last}); });
+      });
+    }
     in.x->answer = d;
     post([&] { requests.push_back(std::move(in)); });
     return http::answer::later(std::move(d));
@@ -116,6 +128,19 @@ struct asgi_server::bridge {
 };
 
 py::object asgi_exchange::receive() {
+  if (streamed) {
+    if (!piece_) return py::none();
+    py::dict m;
+    m["type"] = "http.request";
+    m["body"] = bytes_of(*piece_);
+    m["more_body"] = !piece_last_;
+    piece_.reset();
+    if (piece_last_)
+      body_done_ = true;
+    else
+      answer->more();  // the next piece may be read
+    return m;
+  }
   if (std::exchange(body_taken_, true)) return py::none();
   py::dict m;
   m["type"] = "http.request";
@@ -189,8 +214,15 @@ void asgi_exchange::on(http::deferred::event e) {
   } else {
     gone_ = true;
     wake(gone_waiter);
+    wake(body_waiter);
   }
   wake(room_waiter);
+}
+
+void asgi_exchange::add_body(std::string piece, bool last) {
+  piece_ = std::move(piece);
+  piece_last_ = last;
+  wake(body_waiter);
 }
 
 asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_options options,
@@ -203,6 +235,8 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
             return br->handle(req, br);
           },
           addresses, [&] {
+            // A body above 64 KiB, or chunked, reaches the app in pieces as it comes (no limit: the app's to set).
+            if (options.stream_bodies_above == 0) options.stream_bodies_above = 64UL * 1024;
             options.alive = [b = bridge_.get()] {  // a beat only if the app's loop turned since the last one
               std::uint64_t now = b->ticks.load(std::memory_order_relaxed);
               return std::exchange(b->beaten, now) != now;
@@ -231,10 +265,12 @@ void asgi_server::take(const py::object& spawn, const py::dict& state) {
   (void)sys::drain_counter(bridge_->wake.get());
   std::vector<incoming> requests;
   std::vector<std::pair<std::weak_ptr<asgi_exchange>, http::deferred::event>> news;
+  std::vector<bridge::piece> bodies;
   {
     std::lock_guard lock(bridge_->mu);
     requests.swap(bridge_->requests);
     news.swap(bridge_->news);
+    bodies.swap(bridge_->bodies);
   }
   for (auto& [weak, e] : news)
     if (auto x = weak.lock()) x->on(e);
@@ -269,6 +305,8 @@ void asgi_server::take(const py::object& spawn, const py::dict& state) {
     scope["state"] = py::reinterpret_steal<py::dict>(PyDict_Copy(state.ptr()));
     spawn(scope, py::cast(in.x));
   }
+  for (auto& p : bodies)
+    if (auto x = p.x.lock()) x->add_body(std::move(p.bytes), p.last);
 }
 
 }  // namespace ufork::python

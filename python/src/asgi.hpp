@@ -14,6 +14,7 @@
 #include <atomic>
 #include <stdexcept>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,12 @@ struct asgi_error : std::runtime_error {
 // then), used and dropped on the loop's, with the GIL.
 class asgi_exchange {
  public:
-  // The request's body as one http.request message, the first time; None after.
+  // The request's body as http.request messages: whole, the first time, or
+  // (streamed: a body longer than 64 KiB, or chunked) its next piece, with
+  // more_body until the last; None when there is none now (body_pending:
+  // one is on its way) or none to come.
   pybind11::object receive();
+  bool body_pending() const noexcept { return streamed && !body_done_ && !gone_; }
   // An http.response.start or http.response.body message: checked (order,
   // types, header names and values), then given to the connection. True if
   // the app should wait for room (`room`) before it sends more. Raises
@@ -49,20 +54,25 @@ class asgi_exchange {
   bool gone() const noexcept { return gone_; }
   bool started() const noexcept { return started_; }
   // Futures the Python side waits on (None when not waiting): set from
-  // take() when room comes, and when the client goes (both).
-  pybind11::object room_waiter, gone_waiter;
+  // take() when room comes, when a body's piece comes, and when the client
+  // goes (all three).
+  pybind11::object room_waiter, gone_waiter, body_waiter;
 
   // The helper's side.
   std::shared_ptr<http::deferred> answer;
   std::string body;
   bool head_request = false;
   std::shared_ptr<access_entry> access;  // --access-log: its line, written when the exchange goes
-  void on(http::deferred::event e);  // on the loop's thread
+  bool streamed = false;                 // its body comes in pieces (add_body)
+  void on(http::deferred::event e);      // on the loop's thread
+  void add_body(std::string piece, bool last);  // on the loop's thread
 
  private:
   http::response head_;
   std::size_t unconfirmed_ = 0;  // bytes given since the last `room`
   bool body_taken_ = false, started_ = false, head_given_ = false, ended_ = false, gone_ = false;
+  std::optional<std::string> piece_;  // a streamed body's piece, not yet received
+  bool piece_last_ = false, body_done_ = false;
 };
 
 class asgi_server final : public http_app {

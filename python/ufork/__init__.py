@@ -796,6 +796,10 @@ async def _asgi_call(app, scope, x, loop):
     side of it; whatever ends the app ends the answer."""
     async def receive():
         message = x.receive()
+        while message is None and x.body_pending:  # a streamed body's next piece is on its way
+            waiter = x.body_waiter = loop.create_future()
+            await waiter
+            message = x.receive()
         if message is not None:
             return message
         if not x.over:  # until the client goes (or the response is complete)

@@ -110,6 +110,7 @@ tcp listen_fd_protocol(int fd) {
 }
 
 thread_local int t_connection = -1;  // the connection whose request a handler answers
+thread_local bool t_streamed = false;  // ... and whether its body follows in pieces
 
 // Answers given later (deferred) reach the worker's loop here: the ones
 // with news, and the eventfd the loop waits on. Shared with the deferreds,
@@ -140,6 +141,8 @@ struct deferred::state : std::enable_shared_from_this<deferred::state> {
   bool last = false;  // with the head: its body is whole
   std::string pieces;
   bool ended = false, failed = false, queued = false;
+  bool more = false;  // the request body's next piece is wanted
+  std::function<void(std::string, bool)> take_body;  // the loop's: a streamed request body's pieces
   // The worker's loop's own.
   void* conn = nullptr;  // the connection that waits for it, until it goes
   bool started = false, head_request = false, keep = false;
@@ -188,6 +191,11 @@ void deferred::body(std::string piece, bool last) {
 void deferred::fail() {
   auto& s = *state_;
   s.give([&] { s.failed = true; });
+}
+void deferred::on_body(std::function<void(std::string piece, bool last)> take) { state_->take_body = std::move(take); }
+void deferred::more() {
+  auto& s = *state_;
+  s.give([&] { s.more = true; });
 }
 
 struct deferred_access {
@@ -300,6 +308,7 @@ class worker_server final : public mail_source {
     bool nodelay = false;  // TCP_NODELAY set: from its second request on
     bool pumping = false;  // a pump() is posted: it erases a connection closed meanwhile
     bool waiting = false;  // for an answer given later (waiting_ has it)
+    bool body_wanted = false;  // a streamed request body: its next piece may be read (parser set)
     int fd;                // -1 once closed while pumping
     // Read, not yet parsed: only a request that did not come whole in one
     // read (or requests behind a streamed answer) has one; see take().
@@ -415,6 +424,7 @@ class worker_server final : public mail_source {
     st->version = req.version();
     st->keep = req.keep_alive();
     c->waiting = true;
+    c->body_wanted = c->streamed;  // its first piece: what has come with the head, or the next read
     waiting_[c->fd] = st;
   }
 
@@ -436,7 +446,7 @@ class worker_server final : public mail_source {
     for (auto& st : news) {
       std::optional<response> head;
       std::string pieces;
-      bool last, ended, failed;
+      bool last, ended, failed, more;
       {
         std::lock_guard lock(box_->mu);
         st->queued = false;
@@ -445,8 +455,15 @@ class worker_server final : public mail_source {
         last = st->last;
         ended = st->ended;
         failed = st->failed;
+        more = std::exchange(st->more, false);
       }
-      if (auto* c = static_cast<connection*>(st->conn)) deliver(*c, *st, std::move(head), last, pieces, ended, failed);
+      auto* c = static_cast<connection*>(st->conn);
+      if (c && more && c->parser && c->streamed) {  // the app took the last piece: read on
+        c->body_wanted = true;
+        if (!c->out) take(*c);  // (else once the socket has taken what is being written: written())
+        c = static_cast<connection*>(st->conn);  // (gone, if that read found the client gone)
+      }
+      if (c && (head || ended || failed || !pieces.empty())) deliver(*c, *st, std::move(head), last, pieces, ended, failed);
     }
     if (!finished_) watch_mail();
   }
@@ -484,6 +501,11 @@ class worker_server final : public mail_source {
       c.waiting = false;
       st.conn = nullptr;
       waiting_.erase(c.fd);
+      if (c.parser) {  // its request's body is not all read: the connection ends with this answer
+        c.parser.reset();
+        c.streamed = c.body_wanted = false;
+        c.last = true;
+      }
     }
     c.deadline = clock::now() + options_.request_timeout;  // an answer given in parts has its time per part
     if (c.out) {  // the socket has not taken the last part yet: this one goes after it
@@ -547,6 +569,36 @@ class worker_server final : public mail_source {
     });
   }
 
+  // A streamed request body's next piece, from what `in` holds, to the
+  // deferred answering it; then nothing more is read until it asks
+  // (deferred::more). False if the connection is gone (a body that does
+  // not parse is refused: the client sees the close).
+  bool feed_body(connection& c, beast::flat_buffer& in) {
+    auto& st = *waiting_.at(c.fd);
+    for (;;) {
+      boost::system::error_code ec;
+      std::size_t used = c.parser->put(in.data(), ec);
+      in.consume(used);
+      if (ec == bhttp::error::need_more) break;
+      if (ec) {
+        erase(c);
+        return false;
+      }
+      if (c.parser->is_done() || used == 0 || in.size() == 0) break;
+    }
+    std::string piece = std::exchange(c.parser->get().body(), {});
+    bool last = c.parser->is_done();
+    if (piece.empty() && !last) return true;
+    c.body_wanted = false;
+    if (last) {
+      c.parser.reset();
+      c.streamed = false;
+    }
+    c.deadline = clock::now() + options_.request_timeout;  // a body has its time per piece
+    if (st.take_body) st.take_body(std::move(piece), last);
+    return true;
+  }
+
   // Reads what the socket has. With no request begun, into the worker's
   // scratch buffer (as nginx frees its header buffer between requests, an
   // idle connection holds none): a request that came whole, nearly every
@@ -554,6 +606,10 @@ class worker_server final : public mail_source {
   // yet, or ones behind a streamed answer) is kept in the connection's own
   // buffer, where the rest of it is read.
   void take(connection& c) {
+    if (c.waiting && c.parser) {  // a streamed request body: read while its next piece is wanted
+      if (c.body_wanted && unparsed(c) > 0 && !feed_body(c, *c.in)) return;
+      if (!c.body_wanted) return;
+    }
     beast::flat_buffer& in = c.in ? *c.in : scratch_;
     std::size_t room = std::min(in.max_size() - in.size(), read_size);
     if (room == 0 && c.waiting) return;  // the requests behind one answered later: read once it has ended
@@ -581,6 +637,7 @@ class worker_server final : public mail_source {
     }
     in.commit(n);
     if (!c.waiting) answer_from(c, in);  // (else kept, for once the answer given later has ended)
+    if (c.waiting && c.parser && c.body_wanted && !feed_body(c, in)) return;
     if (&in == &scratch_ && scratch_.size() > 0) {
       beast::flat_buffer& own = buffer(c);
       own.commit(asio::buffer_copy(own.prepare(scratch_.size()), scratch_.data()));
@@ -610,7 +667,10 @@ class worker_server final : public mail_source {
 
   answer handle(const request& req) {
     worker_.begin_request();  // busy, for a pool that sizes itself
+    connection* c = find(t_connection);
+    t_streamed = c && c->streamed;
     answer a = run_handler(req);
+    t_streamed = false;
     worker_.end_request();
     worker_.count_requests();
     // Past max_requests, its successor is on its way: connections are the
@@ -713,6 +773,7 @@ class worker_server final : public mail_source {
     if (c.waiting) {  // all given so far is out: the other side may give more
       auto& d = *waiting_.at(c.fd);
       if (d.started) d.tell(deferred::event::room);
+      if (c.parser && c.body_wanted && c.readable) take(c);  // a streamed body's piece asked for meanwhile
       return;
     }
     if (c.stream) {
@@ -909,6 +970,8 @@ std::optional<peer> current_peer() {
   if (host.empty()) return std::nullopt;  // a unix socket's
   return peer{std::move(host), port};
 }
+
+bool current_body_streamed() { return t_streamed; }
 
 std::optional<peer> current_local() {
   if (t_connection < 0) return std::nullopt;

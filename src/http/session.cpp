@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 namespace ufork::http::detail {
@@ -115,13 +116,20 @@ response error_response(bhttp::status status) {
 void session::begin(const http_options& options) {
   parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
   parser->header_limit(static_cast<std::uint32_t>(options.header_limit));
-  parser->body_limit(options.body_limit);
-  parser->eager(true);
+  // With bodies streamed, the head is parsed alone first (eager off), to
+  // decide; a body then has no limit. (The largest one, not none: Boost
+  // 1.74's parser compares a Content-Length with the optional itself, and
+  // any length is more than none.)
+  bool streams = options.stream_bodies_above > 0;
+  parser->body_limit(streams ? std::numeric_limits<std::uint64_t>::max() : options.body_limit);
+  parser->eager(!streams);
   fresh = false;
   continued = false;
+  streamed = false;
 }
 
-session::step session::read_request(beast::flat_buffer& in, std::string& out, request& req, bhttp::status& refusal) {
+session::step session::read_request(beast::flat_buffer& in, std::string& out, request& req, bhttp::status& refusal,
+                                    std::size_t stream_above) {
   for (;;) {
     boost::system::error_code ec;
     std::size_t used = parser->put(in.data(), ec);
@@ -141,6 +149,18 @@ session::step session::read_request(beast::flat_buffer& in, std::string& out, re
     if (parser->is_header_done() && !continued && wants_continue(parser->get())) {
       out.append("HTTP/1.1 100 Continue\r\n\r\n");
       continued = true;
+    }
+    // The head alone (eager off): a long or chunked body streams; another
+    // is read whole.
+    if (parser->is_header_done() && !parser->eager()) {
+      parser->eager(true);
+      auto length = parser->content_length();
+      if (parser->chunked() || (length && *length > stream_above)) {
+        req = request(parser->get().base());
+        streamed = true;
+        return step::head;
+      }
+      continue;
     }
     if (used == 0 || in.size() == 0) return step::more;
   }

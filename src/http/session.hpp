@@ -49,6 +49,7 @@ struct session {
   bool peer_done = false; // the client said it sends nothing more (Connection: close, HTTP/1.0)
   bool fresh = true;      // no request yet
   bool continued = false; // 100 Continue sent for the request being read
+  bool streamed = false;  // the request being read has its body taken in pieces (the handler has its head)
   // (The flags last: a connection's own fill the padding after them.)
 
   // Answers every whole request at the front of `in` (consumed), appending
@@ -63,13 +64,15 @@ struct session {
   void respond(const response& res, bool head, bool keep, framing how, std::string& out, std::string_view date);
 
  private:
-  enum class step { more, whole, refused };
+  enum class step { more, whole, head, refused };
   void begin(const http_options& options);  // a request's first byte: a new parser
   // Feeds the parser what `in` holds: step::whole with the request in `req`,
-  // or step::refused with the status to refuse it with (and 100 Continue
-  // appended to `out` for a client that waits for it).
+  // step::head with its head alone for one whose body streams
+  // (http_options::stream_bodies_above), or step::refused with the status
+  // to refuse it with (and 100 Continue appended to `out` for a client that
+  // waits for it).
   step read_request(boost::beast::flat_buffer& in, std::string& out, request& req,
-                    boost::beast::http::status& refusal);
+                    boost::beast::http::status& refusal, std::size_t stream_above);
   // The answer to `req`, its framing and whether the connection is kept;
   // false if it ends the parsing (streamed, or the last).
   bool answer_request(const request& req, answer r, bool stopping, std::string& out, std::string_view date);
@@ -85,13 +88,19 @@ bool session::parse(boost::beast::flat_buffer& in, std::string& out, Host& host,
     }
     request req;
     auto refusal = boost::beast::http::status::bad_request;
-    step s = read_request(in, out, req, refusal);
+    step s = read_request(in, out, req, refusal, options.stream_bodies_above);
     if (s == step::more) break;
     if (s == step::refused) {
       refuse(refusal, out, host.date());
       break;
     }
     answer r = host.handle(req);
+    if (s == step::head && !r.pending) {  // answered at once: its body is not read, the connection closes after
+      parser.reset();
+      streamed = false;
+      answer_request(req, std::move(r), true, out, host.date());
+      break;
+    }
     if (r.pending) {  // answered later: the requests behind it wait
       peer_done = !req.keep_alive();
       host.defer(req, std::move(r.pending));

@@ -53,6 +53,8 @@ http::answer route(const http::request& req) {
   }
   if (req.target() == "/echo") {
     res.body() = req.body();
+  } else if (req.target() == "/streamed") {  // answered at once, whether its body came or follows
+    res.body() = http::current_body_streamed() ? "follows" : "came: " + std::to_string(req.body().size());
   } else if (req.target() == "/peer") {
     auto peer = http::current_peer();
     res.body() = peer ? peer->host + " " + std::to_string(peer->port) : "none";
@@ -390,6 +392,30 @@ void expect_unharmed_then_stop(pool_process& pool, int port) {
   EXPECT_EQ(pool.count("event exit"), 0u) << "bad input crashed a worker";
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// With stream_bodies_above, a longer body (or a chunked one) is not read
+// before the handler runs: one that answers at once has its answer sent,
+// and the connection ends (the body unread); a shorter body comes whole.
+TEST(http, a_handler_that_answers_a_streamed_request_at_once_ends_its_connection) {
+  http::server_options o;
+  o.stream_bodies_above = 1000;
+  auto pool = http_pool(o, 1);
+  int port = port_of(pool);
+  {
+    client c(port);
+    c.send("POST /streamed HTTP/1.1\r\nHost: test\r\nContent-Length: 500\r\n\r\n" + std::string(500, 'x') + get);
+    EXPECT_EQ(c.read().body, "came: 500");
+    EXPECT_EQ(c.read().status, 200) << "kept alive";
+  }
+  for (std::string framing : {"Content-Length: 5000", "Transfer-Encoding: chunked"}) {
+    client c(port);
+    c.send("POST /streamed HTTP/1.1\r\nHost: test\r\n" + framing + "\r\n\r\n" + std::string(100, 'x'));
+    auto r = c.read();
+    EXPECT_EQ(r.body, "follows") << framing;
+    EXPECT_EQ(r.headers["connection"], "close") << framing;
+  }
+  expect_unharmed_then_stop(pool, port);
 }
 
 TEST(http, answers_bad_requests_with_4xx_and_closes) {

@@ -13,7 +13,7 @@ import pytest
 from conftest import free_port, wait_until
 
 APP = r'''
-import asyncio, os, sys, time
+import asyncio, hashlib, os, sys, time
 
 TARGET = int(os.environ.get('CONCURRENT', '20'))
 in_flight = 0
@@ -94,6 +94,22 @@ async def app(scope, receive, send):
         await send(start)
     elif path == '/hang':
         time.sleep(60)  # blocks the loop
+    elif path == '/upload':  # the body as it comes: its size, its pieces, its digest
+        digest, size, pieces, more = hashlib.sha256(), 0, 0, True
+        while more:
+            m = await receive()
+            if m['type'] == 'http.disconnect':
+                print('upload: disconnect after %d bytes' % size, flush=True)
+                return
+            digest.update(m['body'])
+            size += len(m['body'])
+            pieces += 1
+            more = m['more_body']
+        await send(start)
+        await send({'type': 'http.response.body', 'body': b'%d %d %s\n' % (size, pieces, digest.hexdigest().encode())})
+    elif path == '/refuse-upload':  # answered before the body is read
+        await send({'type': 'http.response.start', 'status': 413, 'headers': []})
+        await send({'type': 'http.response.body', 'body': b'too big\n'})
     else:
         await send({'type': 'http.response.start', 'status': 404, 'headers': []})
         await send({'type': 'http.response.body', 'body': b'no\n'})
@@ -364,3 +380,72 @@ def _answers(port):
         return ask(port, path='/')[0] == 200
     except OSError:
         return False
+
+
+def upload_digest(data):
+    import hashlib
+    return '%d %s' % (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_a_10_mb_upload_reaches_the_app_in_pieces_whole_both_framings_and_keep_alive_goes_on(asgi):
+    # Above 64 KiB a body streams: http.request messages with more_body, as
+    # it comes, with no limit (1 MiB was the most before, 413 above).
+    p = asgi()
+    ready(p)
+    data = os.urandom(10 * 1024 * 1024)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n' % len(data))
+        s.sendall(data)
+        got = read_response(s)
+        size, pieces, digest = got.split(b'\r\n\r\n', 1)[1].split()
+        assert b'%d %s' % (int(size), digest) == upload_digest(data).encode() and int(pieces) > 10, got[:300]
+        # chunked, on the same connection, in 64 KiB chunks
+        s.sendall(b'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n')
+        for at in range(0, len(data), 65536):
+            chunk = data[at:at + 65536]
+            s.sendall(b'%x\r\n%s\r\n' % (len(chunk), chunk))
+        s.sendall(b'0\r\n\r\n')
+        got = read_response(s)
+        size, pieces, digest = got.split(b'\r\n\r\n', 1)[1].split()
+        assert b'%d %s' % (int(size), digest) == upload_digest(data).encode(), got[:300]
+        # and a small one, whole, after them
+        s.sendall(b'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello')
+        got = read_response(s)
+        assert got.endswith(b'\r\n\r\n' + ('5 1 %s\n' % upload_digest(b'hello').split()[1]).encode()), got
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_a_client_gone_mid_upload_is_a_disconnect_and_an_early_answer_closes_the_connection(asgi):
+    p = asgi()
+    ready(p)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n')
+        s.sendall(b'x' * 1000000)
+    p.wait_for(r'upload: disconnect after \d+ bytes')
+    # An answer before the body: sent, then the connection ends (the rest
+    # of the body is not read).
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'POST /refuse-upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n' + b'x' * 100000)
+        got = b''
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            got += piece
+        assert got.startswith(b'HTTP/1.1 413 ') and got.endswith(b'too big\n'), got
+    assert ask(p.port, path='/nothing')[0] == 404  # the worker goes on
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def read_response(s):
+    """One response with a Content-Length, read whole from s."""
+    got = b''
+    while b'\r\n\r\n' not in got:
+        got += s.recv(65536)
+    head, body = got.split(b'\r\n\r\n', 1)
+    length = int(re.search(rb'Content-Length: (\d+)', head).group(1))
+    while len(body) < length:
+        body += s.recv(65536)
+    return head + b'\r\n\r\n' + body

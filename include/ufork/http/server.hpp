@@ -84,6 +84,15 @@ class UFORK_API deferred {
   // connection is closed (a cut body).
   void fail();
 
+  // A request whose body comes in pieces (current_body_streamed(): set in
+  // the handler). `take` gets each piece on the worker's loop thread, and
+  // `last` with the end (an empty piece then, maybe); after a piece nothing
+  // more is read from the client until more() is called (from any thread):
+  // a client is read no faster than its body is taken. If the answer ends
+  // before the body does, the connection closes after the answer.
+  void on_body(std::function<void(std::string piece, bool last)> take);
+  void more();
+
   struct state;  // the worker's side (server.cpp)
 
  private:
@@ -110,6 +119,10 @@ UFORK_API std::optional<peer> current_peer();
 // In a handler: this end of the connection, the address the client reached
 // ("127.0.0.1", 8000); nullopt outside a handler and on a unix socket.
 UFORK_API std::optional<peer> current_local();
+// In a handler: true if the request's body is not in it but follows in
+// pieces (http_options::stream_bodies_above): the handler must answer
+// later, and take the body with deferred::on_body.
+UFORK_API bool current_body_streamed();
 
 // Why a response header cannot be sent as it is, or "" if it can: a name
 // that is not an HTTP token (RFC 9110 5.6.2), or a value holding CR, LF or
@@ -126,6 +139,11 @@ UFORK_API std::string log_quoted(std::string_view text);
 struct http_options {
   std::size_t header_limit = 8UL * 1024;          // larger headers: 431
   std::size_t body_limit = 1024UL * 1024;         // larger bodies: 413
+  // If set, a request whose body is longer than this, or chunked, reaches
+  // the handler once its head has come, its body following in pieces
+  // (current_body_streamed(), deferred::on_body), with no limit; a shorter
+  // one comes whole as ever. body_limit then holds for no request.
+  std::size_t stream_bodies_above = 0;
   // From a request's first byte, reading it, running the handler and writing
   // the answer must take no longer than this (a slowloris client is cut off).
   std::chrono::milliseconds request_timeout{10'000};
