@@ -14,7 +14,7 @@
 # Each peer's version and command line are printed beside its figures. Not
 # part of `make test`; as root on a quiet machine (installs wrk, gunicorn,
 # uwsgi, python3-django, python3-uvicorn, python3-uvloop, python3-fastapi).
-#   [ROUNDS=3] [CONNS=64] [APPS="django hello asgi fastapi fastapi-json"] bench/python-vs-peers.sh [BUILD_DIR] [SECONDS]
+#   [ROUNDS=3] [CONNS=64] [APPS="django hello asgi fastapi fastapi-json"] (also asgi-upload: POSTs of 1 MiB) bench/python-vs-peers.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 build=$(realpath "${1:-build}")
 secs=${2:-10}
@@ -72,7 +72,10 @@ for app in "${apps[@]}"; do
     asgi) spec=asgi_hello:app ;;
     fastapi) spec=fastapi_app:app ;;
     fastapi-json) spec=fastapi_app:app path=/json ;;
+    asgi-upload) spec=asgi_upload:app ;;  # a POST of 1 MiB each (bench/upload.lua)
   esac
+  wrk_extra=()
+  [ "$app" != asgi-upload ] || wrk_extra=(-s "$here/upload.lua")
   read -ra servers <<< "$(servers_of $app)"
   for s in "${servers[@]}"; do
     port=$((port + 1))
@@ -87,7 +90,7 @@ for app in "${apps[@]}"; do
     export threads
     for r in $(seq "$rounds"); do
       for s in "${servers[@]}"; do
-        measure "$s-$app-t$threads" "http://127.0.0.1:${port_of[$s]}$path" $c "${pid_of[$s]}"
+        measure "$s-$app-t$threads" "http://127.0.0.1:${port_of[$s]}$path" $c "${pid_of[$s]}" "${wrk_extra[@]}"
       done
     done
   done

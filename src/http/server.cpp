@@ -637,7 +637,10 @@ class worker_server final : public mail_source {
     }
     in.commit(n);
     if (!c.waiting) answer_from(c, in);  // (else kept, for once the answer given later has ended)
-    if (c.waiting && c.parser && c.body_wanted && !feed_body(c, in)) return;
+    if (c.waiting && c.parser && c.body_wanted && !feed_body(c, in)) {  // gone: what it read is no one's
+      scratch_.clear();
+      return;
+    }
     if (&in == &scratch_ && scratch_.size() > 0) {
       beast::flat_buffer& own = buffer(c);
       own.commit(asio::buffer_copy(own.prepare(scratch_.size()), scratch_.data()));
@@ -773,7 +776,7 @@ class worker_server final : public mail_source {
     if (c.waiting) {  // all given so far is out: the other side may give more
       auto& d = *waiting_.at(c.fd);
       if (d.started) d.tell(deferred::event::room);
-      if (c.parser && c.body_wanted && c.readable) take(c);  // a streamed body's piece asked for meanwhile
+      if (c.parser && c.body_wanted && (c.readable || unparsed(c) > 0)) take(c);  // a body's piece asked for meanwhile
       return;
     }
     if (c.stream) {

@@ -7,7 +7,7 @@
 // after the connection's last answer, and Connection: close on that one.
 //
 // The input's first bytes choose the limits, whether the server is stopping,
-// and how the rest is cut into reads.
+// whether long bodies stream, and how the rest is cut into reads.
 #include <utility>  // before Boost: see server.hpp
 
 #include <boost/beast/http/parser.hpp>
@@ -94,6 +94,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.body_limit = (data[1] & 0x7f) * 8UL;
   host h;
   h.stop = (data[1] & 0x80) != 0;
+  // Bodies past the limit streamed (the head alone to the handler, which
+  // answers at once here: the connection ends after it).
+  if (data[2] & 0x40) options.stream_bodies_above = options.body_limit;
   std::size_t piece = 1 + data[2] % 64;
   data += 3;
   size -= 3;
