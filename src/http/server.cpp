@@ -350,6 +350,7 @@ class worker_server final : public mail_source {
   connection* find(int fd) { return static_cast<std::size_t>(fd) < by_fd_.size() ? by_fd_[fd] : nullptr; }
 
   static constexpr std::size_t read_size = 16UL * 1024;
+  static constexpr std::size_t body_piece = 64UL * 1024;  // a streamed request body's, when it comes fast
   static constexpr int accepts_per_turn = 16;  // then the loop's other work gets its turn
   static constexpr int events_per_turn = 128;
   static constexpr auto stop_linger = 200ms;   // see begin_stop
@@ -586,9 +587,12 @@ class worker_server final : public mail_source {
       }
       if (c.parser->is_done() || used == 0 || in.size() == 0) break;
     }
-    std::string piece = std::exchange(c.parser->get().body(), {});
     bool last = c.parser->is_done();
-    if (piece.empty() && !last) return true;
+    // Gathered to 64 KiB while the socket has more (each piece costs the
+    // other side a wake-up), else what there is.
+    std::size_t held = c.parser->get().body().size();
+    if (!last && (held == 0 || (held < body_piece && !c.drained))) return true;
+    std::string piece = std::exchange(c.parser->get().body(), {});
     c.body_wanted = false;
     if (last) {
       c.parser.reset();
