@@ -100,9 +100,16 @@ check "find_package(ufork COMPONENTS http) against /usr" \
 check "pkg-config ufork and ufork-http against /usr" \
   "$src/tests/package/pkg-config-test.sh" /usr "$src/tests/package" "$work/pkg-config-consumer"
 
-check "systemd-analyze verify ufork@.service (man=$man_check)" bash -c "
-  out=\$(systemd-analyze verify --man=$man_check /usr/lib/systemd/system/ufork@.service 2>&1)
-  echo \"\$out\"; [ -z \"\$out\" ]"
+# (Where systemd-analyze cannot run at all, a container without systemd,
+# it says "Failed to ..." of itself and nothing of the unit: skipped, as
+# the service test does.)
+verified=$(systemd-analyze verify --man=$man_check /usr/lib/systemd/system/ufork@.service 2>&1)
+if [[ $verified == *"Failed to"* && $verified != *"ufork@"* ]]; then
+  echo "(systemd-analyze cannot run here: $verified)"
+else
+  check "systemd-analyze verify ufork@.service (man=$man_check) says nothing" test -z "$verified"
+  [ -z "$verified" ] || echo "$verified"
+fi
 
 # Removed, nothing of theirs left (directories others share excepted).
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${packages[@]}" >/dev/null 2>&1
