@@ -135,6 +135,7 @@ option_entry entry(const option_spec& spec, Field field) {
     else
       return 0;
   };
+  e.copy = [field, at](options& to, const options& from) { field(to) = at(from); };
   e.show = [at, number = e.number](const options& o) -> std::string {
     const auto& f = at(o);
     if constexpr (std::is_same_v<T, std::string>)

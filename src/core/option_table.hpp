@@ -56,6 +56,8 @@ struct option_entry : option_spec {
   // The field as a flag would give it: the default a --help shows (a list
   // joined with commas), and what a reload compares.
   std::function<std::string(const options&)> show;
+  // The field of `from` into `to` (a reload's new value).
+  std::function<void(options& to, const options& from)> copy;
 };
 
 UFORK_API const std::vector<option_entry>& option_table();

@@ -23,31 +23,28 @@ constexpr std::array<std::string_view, 16> reloadable = {
 }  // namespace
 
 std::string pool::reconfigure(const options& next) {
-  std::vector<std::string> applied, waiting;
-  for (const auto& e : option_table())
-    if (e.show(opts_) != e.show(next))
-      (std::find(reloadable.begin(), reloadable.end(), e.key) != reloadable.end() ? applied : waiting).emplace_back(e.key);
-  bool exec = !opts_.exec.argv.empty();
-  bool new_command = exec && !next.exec.argv.empty() && next.exec.argv != opts_.exec.argv;
-  if (new_command) applied.emplace_back("command");
-
-  // Checked whole, then assigned field by field: other parts keep
-  // references into opts_.
+  // The reloadable options that changed, set in a copy that is checked
+  // whole, then in opts_ one field at a time (other parts keep references
+  // into it); and the others, said to take a restart.
   options merged = opts_;
-  auto take = [&next, exec](options& o) {
-    o.workers = next.workers;
-    o.timeout = next.timeout;
-    o.startup_timeout = next.startup_timeout;
-    o.graceful_timeout = next.graceful_timeout;
-    o.recycle = next.recycle;
-    if (!exec) return;
-    o.exec.env = next.exec.env;
-    o.exec.chdir = next.exec.chdir;
-    o.exec.ready_after = next.exec.ready_after;
-    o.exec.watchdog = next.exec.watchdog;
-    if (!next.exec.argv.empty()) o.exec.argv = next.exec.argv;
-  };
-  take(merged);
+  std::vector<const option_entry*> applied;
+  std::vector<std::string> said, waiting;
+  for (const auto& e : option_table()) {
+    if (e.show(opts_) == e.show(next)) continue;
+    if (std::find(reloadable.begin(), reloadable.end(), e.key) == reloadable.end()) {
+      waiting.emplace_back(e.key);
+      continue;
+    }
+    e.copy(merged, next);
+    applied.push_back(&e);
+    said.emplace_back(e.key);
+  }
+  // An exec'd program's command (no flag: the words after `--`).
+  bool new_command = !opts_.exec.argv.empty() && !next.exec.argv.empty() && next.exec.argv != opts_.exec.argv;
+  if (new_command) {
+    merged.exec.argv = next.exec.argv;
+    said.emplace_back("command");
+  }
   try {
     validate(merged);
   } catch (const std::exception& e) {
@@ -55,9 +52,12 @@ std::string pool::reconfigure(const options& next) {
   }
   if (merged.workers != opts_.workers && merged.workers != size_)
     if (auto why = resize(merged.workers); !why.empty()) return fmt::format("not done: workers {}: {}", merged.workers, why);
-  take(opts_);
-  if (exec) set_command();  // exec_argv_ points into opts_.exec.argv
-  if (!applied.empty()) log("reload: with new {}", fmt::join(applied, ", "));
+  for (const auto* e : applied) e->copy(opts_, merged);
+  if (new_command) {
+    opts_.exec.argv = merged.exec.argv;
+    set_command();  // exec_argv_ points into opts_.exec.argv
+  }
+  if (!said.empty()) log("reload: with new {}", fmt::join(said, ", "));
   if (!waiting.empty()) log("reload: {} changed, which takes a restart: not applied", fmt::join(waiting, ", "));
   return {};
 }

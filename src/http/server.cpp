@@ -425,7 +425,7 @@ class worker_server final : public mail_source {
     st->version = req.version();
     st->keep = req.keep_alive();
     c->waiting = true;
-    c->body_wanted = c->streamed;  // its first piece: what has come with the head, or the next read
+    c->body_wanted = c->parser != nullptr;  // a streamed body's first piece: what came with the head, or the next read
     waiting_[c->fd] = st;
   }
 
@@ -459,7 +459,7 @@ class worker_server final : public mail_source {
         more = std::exchange(st->more, false);
       }
       auto* c = static_cast<connection*>(st->conn);
-      if (c && more && c->parser && c->streamed) {  // the app took the last piece: read on
+      if (c && more && c->parser) {  // the app took the last piece of its streamed body: read on
         c->body_wanted = true;
         if (!c->out) take(*c);  // (else once the socket has taken what is being written: written())
         c = static_cast<connection*>(st->conn);  // (gone, if that read found the client gone)
@@ -504,7 +504,7 @@ class worker_server final : public mail_source {
       waiting_.erase(c.fd);
       if (c.parser) {  // its request's body is not all read: the connection ends with this answer
         c.parser.reset();
-        c.streamed = c.body_wanted = false;
+        c.body_wanted = false;
         c.last = true;
       }
     }
@@ -594,10 +594,7 @@ class worker_server final : public mail_source {
     if (!last && (held == 0 || (held < body_piece && !c.drained))) return true;
     std::string piece = std::exchange(c.parser->get().body(), {});
     c.body_wanted = false;
-    if (last) {
-      c.parser.reset();
-      c.streamed = false;
-    }
+    if (last) c.parser.reset();
     c.deadline = clock::now() + options_.request_timeout;  // a body has its time per piece
     if (st.take_body) st.take_body(std::move(piece), last);
     return true;
@@ -675,7 +672,7 @@ class worker_server final : public mail_source {
   answer handle(const request& req) {
     worker_.begin_request();  // busy, for a pool that sizes itself
     connection* c = find(t_connection);
-    t_streamed = c && c->streamed;
+    t_streamed = c && c->parser;  // (a whole request's parser is gone: its request is made)
     answer a = run_handler(req);
     t_streamed = false;
     worker_.end_request();

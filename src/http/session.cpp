@@ -125,7 +125,6 @@ void session::begin(const http_options& options) {
   parser->eager(!streams);
   fresh = false;
   continued = false;
-  streamed = false;
 }
 
 session::step session::read_request(beast::flat_buffer& in, std::string& out, request& req, bhttp::status& refusal,
@@ -157,7 +156,6 @@ session::step session::read_request(beast::flat_buffer& in, std::string& out, re
       auto length = parser->content_length();
       if (parser->chunked() || (length && *length > stream_above)) {
         req = request(parser->get().base());
-        streamed = true;
         return step::head;
       }
       continue;

@@ -41,7 +41,9 @@ std::string quoted(std::string_view text);
 std::string response_problem(const response& res);
 
 struct session {
-  // A request begun; on the heap, as 288 bytes an idle connection does not need.
+  // A request begun; on the heap, as 288 bytes an idle connection does not
+  // need. Still set once its handler has run: its body is being streamed
+  // (http_options::stream_bodies_above), read as the handler takes it.
   std::unique_ptr<boost::beast::http::request_parser<boost::beast::http::string_body>> parser;
   body_source stream;     // the answer being streamed: its next pieces
   bool chunked = false;   // ... with chunked encoding
@@ -49,7 +51,6 @@ struct session {
   bool peer_done = false; // the client said it sends nothing more (Connection: close, HTTP/1.0)
   bool fresh = true;      // no request yet
   bool continued = false; // 100 Continue sent for the request being read
-  bool streamed = false;  // the request being read has its body taken in pieces (the handler has its head)
   // (The flags last: a connection's own fill the padding after them.)
 
   // Answers every whole request at the front of `in` (consumed), appending
@@ -97,7 +98,6 @@ bool session::parse(boost::beast::flat_buffer& in, std::string& out, Host& host,
     answer r = host.handle(req);
     if (s == step::head && !r.pending) {  // answered at once: its body is not read, the connection closes after
       parser.reset();
-      streamed = false;
       answer_request(req, std::move(r), true, out, host.date());
       break;
     }
