@@ -51,32 +51,53 @@ check "ufork --version says $version" test "$(/usr/bin/ufork --version)" = "ufor
 check "ufork.__version__ from Debian's python3 (no PYTHONPATH)" \
   test "$(cd / && /usr/bin/python3 -c 'import ufork; print(ufork.__version__)')" = "$version"
 
+# Runs "$@" in the background (`server`: its pid), reading its output line
+# by line as it comes (no polling) until a line holds $1: `url`, the first
+# http:// address it said. False after 60 s without it.
+start_until() {
+  local want=$1 line
+  shift
+  exec {output}< <(exec "$@" </dev/null 2>&1)
+  server=$! url=
+  while IFS= read -r -t 60 line <&"$output"; do
+    [[ -n $url || ! $line =~ (http://[0-9.:]+/) ]] || url=${BASH_REMATCH[1]}
+    [[ $line == *"$want"* ]] && return 0
+  done
+  echo "FAIL: no line with '$want' from $*"
+  fail=1
+  return 1
+}
+stop_server() {  # SIGTERM; its exit status
+  kill -TERM "$server"
+  wait "$server"
+  local status=$?
+  exec {output}<&-
+  return $status
+}
+
 # ufork hello answers.
-/usr/bin/ufork hello --bind 127.0.0.1:0 --workers 2 </dev/null >"$work/hello.log" 2>&1 &
-hello=$!
-for _ in $(seq 600); do grep -q "ready, 2 workers" "$work/hello.log" && break; sleep 0.05; done
-url=$(grep -o 'http://[0-9.:]*/' "$work/hello.log" | head -1)
+start_until "ready, 2 workers" /usr/bin/ufork hello --bind 127.0.0.1:0 --workers 2
 check "ufork hello answers at $url" /usr/bin/python3 -c "
 import sys, urllib.request
 body = urllib.request.urlopen(sys.argv[1], timeout=10).read()
 assert body.startswith(b'Hello'), body" "$url"
-kill -TERM $hello; wait $hello
+stop_server
 check "ufork hello stopped on SIGTERM with 0" test $? = 0
 
-# ufork wsgi, the command and the module together.
+# ufork wsgi, the command and the module together, set up by a config file
+# (the app first, a typed flag after it).
 cat >"$work/app.py" <<'APP'
 def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [b'wsgi from the package\n']
 APP
-/usr/bin/ufork wsgi --chdir "$work" -b 127.0.0.1:0 -w 1 app:application </dev/null >"$work/wsgi.log" 2>&1 &
-wsgi=$!
-for _ in $(seq 600); do grep -q "ready, 1 worker" "$work/wsgi.log" && break; sleep 0.05; done
-url=$(grep -o 'http://[0-9.:]*/' "$work/wsgi.log" | head -1)
-check "ufork wsgi answers at $url" /usr/bin/python3 -c "
+printf 'bind = ["127.0.0.1:0"]\nchdir = "%s"\nworkers = 3\n' "$work" >"$work/app.toml"
+start_until "ready, 1 worker" /usr/bin/ufork wsgi app:application --config "$work/app.toml" -w 1
+check "ufork wsgi --config answers at $url" /usr/bin/python3 -c "
 import sys, urllib.request
 assert urllib.request.urlopen(sys.argv[1], timeout=10).read() == b'wsgi from the package\n'" "$url"
-kill -TERM $wsgi; wait $wsgi
+stop_server
+check "ufork wsgi stopped on SIGTERM with 0" test $? = 0
 
 # The manuals (unless dpkg was told to leave manuals out, as Debian's
 # container images are) and the completion.
