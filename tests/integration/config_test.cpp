@@ -81,6 +81,14 @@ command = ["/bin/sleep", "1000"]
   EXPECT_EQ(s["graceful-timeout"], v("4", "flag"));
   EXPECT_EQ(s["command"], v("[\"/bin/true\"]", "flag"));
   EXPECT_EQ(s["watchdog"], v("2.5", "file"));
+
+  // --config=FILE; and a --config after `--` is the command's own.
+  auto own = run_program(UFORK_CLI_PATH,
+                         {"config", "show", "--config=" + file, "--", "/bin/echo", "--config", "theirs.toml"});
+  ASSERT_EQ(own.code, 0) << own.out;
+  s = settings(own.out);
+  EXPECT_EQ(s["command"], v("[\"/bin/echo\", \"--config\", \"theirs.toml\"]", "flag"));
+  EXPECT_EQ(s["workers"], v("3", "file"));
 }
 
 // What `config show` prints is itself a config file that gives the same
