@@ -1,21 +1,19 @@
 #include "asgi.hpp"
 
 #include <cstdio>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
 
+#include "gil.hpp"
 #include "request_view.hpp"
-#include "sys/event.hpp"
-#include "sys/process.hpp"
-#include "sys/unique_fd.hpp"
-#include "ufork/error.hpp"
 
 namespace ufork::python {
 namespace {
 
 namespace py = pybind11;
+using pyfn = std::shared_ptr<py::object>;
+pyfn keep(py::object o) { return shared_with_gil(new py::object(std::move(o))); }
 
 // A future a coroutine waits on: done, and forgotten.
 void wake(py::object& fut) {
@@ -40,47 +38,18 @@ std::string bytes_arg(const py::handle& v, const char* what) {
 
 }  // namespace
 
-// A request, as the helper's thread reads it (no Python), for the loop.
-struct incoming {
-  std::string method, target;
-  unsigned version = 11;
-  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  client_view client;
-  std::optional<http::peer> server;
-  std::shared_ptr<asgi_exchange> x;
-};
-
-// What the helper's thread and the loop's share: new requests and the
-// exchanges' news, behind a mutex, and the eventfd the loop reads.
+// The worker's side of the server: the app's loop, which turns the
+// helper's (http_options::drive), the coroutine each request is given to,
+// and what each one's scope is made from.
 struct asgi_server::bridge {
-  std::mutex mu;
-  std::vector<incoming> requests;
-  std::vector<std::pair<std::weak_ptr<asgi_exchange>, http::deferred::event>> news;
-  struct piece {
-    std::weak_ptr<asgi_exchange> x;
-    std::string bytes;
-    bool last;
-  };
-  std::vector<piece> bodies;  // streamed request bodies' pieces
-  sys::unique_fd wake;  // made in each worker (mail_fd()): one made before the fork would be every worker's
-  pid_t wake_pid = 0;
+  http::driven_loop* loop = nullptr;  // while the worker serves
+  pyfn drive, spawn;                  // the worker's (serve_with)
+  std::shared_ptr<py::dict> state;
   std::vector<std::string> trusted;
   int access_log = -1;
-  std::atomic<std::uint64_t> ticks{0};
-  std::uint64_t beaten = 0;  // the helper's: ticks at its last heartbeat
 
-  void post(auto change) {
-    bool was_empty;
-    {
-      std::lock_guard lock(mu);
-      was_empty = requests.empty() && news.empty() && bodies.empty();
-      change();
-    }
-    if (was_empty) sys::eventfd_signal(wake.get());
-  }
-
-  // On the helper's thread, in its handler.
-  http::answer handle(const http::request& req, const std::shared_ptr<bridge>& self) {
+  // In the helper's handler, inside step(): the GIL is this thread's.
+  http::answer handle(const http::request& req) {
     if (beast_iequals(req[bhttp::field::upgrade], "websocket")) {
       std::fprintf(stderr, "ufork asgi: a WebSocket upgrade of %s is answered 501: not supported yet\n",
                    std::string(sv(req.target())).c_str());
@@ -89,37 +58,62 @@ struct asgi_server::bridge {
       res.body() = "WebSocket is not supported by this server\n";
       return res;
     }
-    incoming in;
-    in.method = std::string(sv(req.method_string()));
-    in.target = std::string(sv(req.target()));
-    in.version = req.version();
-    in.headers.reserve(static_cast<std::size_t>(std::distance(req.begin(), req.end())));
-    for (const auto& f : req) {
-      std::string name(sv(f.name_string()));
-      for (char& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-      in.headers.emplace_back(std::move(name), std::string(sv(f.value())));
-    }
-    in.client = client_of(req, trusted);
-    in.server = http::current_local();
-    in.x = std::make_shared<asgi_exchange>();
-    in.x->body = req.body();
-    in.x->head_request = req.method() == bhttp::verb::head;
-    if (access_log >= 0)
-      in.x->access = std::make_shared<access_entry>(access_log, in.client.addr.empty() ? "-" : in.client.addr, req);
-    std::weak_ptr<asgi_exchange> weak = in.x;
-    std::weak_ptr<bridge> b = self;
-    auto d = std::make_shared<http::deferred>([weak, b](http::deferred::event e) {
-      if (auto br = b.lock()) br->post([&] { br->news.emplace_back(weak, e); });
+    auto x = std::make_shared<asgi_exchange>();
+    client_view client = client_of(req, trusted);
+    x->body = req.body();
+    x->head_request = req.method() == bhttp::verb::head;
+    if (access_log >= 0) x->access = std::make_shared<access_entry>(access_log, client.addr.empty() ? "-" : client.addr, req);
+    std::weak_ptr<asgi_exchange> weak = x;
+    auto d = std::make_shared<http::deferred>([weak](http::deferred::event e) {
+      if (auto ex = weak.lock()) ex->on(e);
     });
     if (http::current_body_streamed()) {  // a long or chunked body: receive() gives it piece by piece
-      in.x->streamed = true;
-      d->on_body([weak, b](std::string bytes, bool last) {
-        if (auto br = b.lock()) br->post([&] { br->bodies.push_back({weak, std::move(bytes), last}); });
+      x->streamed = true;
+      d->on_body([weak](std::string bytes, bool last) {
+        if (auto ex = weak.lock()) ex->add_body(std::move(bytes), last);
       });
     }
-    in.x->answer = d;
-    post([&] { requests.push_back(std::move(in)); });
+    x->answer = d;
+    (*spawn)(scope_of(req, client), py::cast(x));
     return http::answer::later(std::move(d));
+  }
+
+  py::dict scope_of(const http::request& req, const client_view& client) const {
+    static const py::dict asgi = [] {
+      py::dict d;
+      d["version"] = "3.0";
+      d["spec_version"] = "2.3";
+      return d;
+    }();
+    py::dict scope;
+    std::string_view target = sv(req.target());
+    auto q = target.find('?');
+    std::string_view raw = target.substr(0, q);
+    std::string path = percent_decoded(raw);
+    scope["type"] = "http";
+    scope["asgi"] = asgi;
+    scope["http_version"] = req.version() == 10 ? "1.0" : "1.1";
+    scope["method"] = py::str(std::string_view(sv(req.method_string())));
+    scope["scheme"] = client.scheme;
+    scope["path"] = py::reinterpret_steal<py::str>(
+        PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "surrogateescape"));
+    scope["raw_path"] = bytes_of(raw);
+    scope["query_string"] = bytes_of(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    scope["root_path"] = "";
+    py::list headers(static_cast<std::size_t>(std::distance(req.begin(), req.end())));
+    std::size_t i = 0;
+    std::string name;
+    for (const auto& f : req) {
+      name = sv(f.name_string());
+      for (char& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      headers[i++] = py::make_tuple(bytes_of(name), bytes_of(sv(f.value())));
+    }
+    scope["headers"] = headers;
+    scope["client"] = client.addr.empty() ? py::object(py::none()) : py::object(py::make_tuple(client.addr, client.port));
+    auto server = http::current_local();
+    scope["server"] = server ? py::object(py::make_tuple(server->host, server->port)) : py::object(py::none());
+    scope["state"] = py::reinterpret_steal<py::dict>(PyDict_Copy(state->ptr()));
+    return scope;
   }
 
   static bool beast_iequals(boost::beast::string_view a, std::string_view b) {
@@ -229,17 +223,22 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
                          std::vector<std::string> forwarded_allow_ips, int access_log)
     : bridge_(std::make_shared<bridge>()),
       server_(
-          [b = std::weak_ptr<bridge>(bridge_)](const http::request& req) -> http::answer {
-            auto br = b.lock();
-            if (!br) throw std::runtime_error("the ASGI server is gone");
-            return br->handle(req, br);
-          },
-          addresses, [&] {
+          [b = bridge_.get()](const http::request& req) { return b->handle(req); }, addresses, [&] {
             // A body above 64 KiB, or chunked, reaches the app in pieces as it comes (no limit: the app's to set).
             if (options.stream_bodies_above == 0) options.stream_bodies_above = 64UL * 1024;
-            options.alive = [b = bridge_.get()] {  // a beat only if the app's loop turned since the last one
-              std::uint64_t now = b->ticks.load(std::memory_order_relaxed);
-              return std::exchange(b->beaten, now) != now;
+            // The app's loop turns the helper's, on the worker's one thread: a
+            // loop wedged by the app stops the heartbeats too.
+            options.drive = [b = bridge_.get()](http::driven_loop& loop) {
+              py::gil_scoped_acquire gil;
+              if (!b->drive) throw std::logic_error("ufork asgi: the worker did not call serve_with()");
+              b->loop = &loop;
+              try {
+                (*b->drive)();
+              } catch (...) {
+                b->loop = nullptr;
+                throw;
+              }
+              b->loop = nullptr;
             };
             return options;
           }()) {
@@ -249,64 +248,20 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
 
 asgi_server::~asgi_server() = default;
 
-int asgi_server::mail_fd() {
-  if (bridge_->wake_pid != sys::own_pid()) {  // this worker's own, before its HTTP server runs
-    auto wake = sys::make_eventfd(true);
-    if (!wake) throw error(wake.error(), "eventfd");
-    bridge_->wake = std::move(wake).value();
-    bridge_->wake_pid = sys::own_pid();
-  }
-  return bridge_->wake.get();
+void asgi_server::serve_with(py::object drive, py::object spawn, py::dict state) {
+  bridge_->drive = keep(std::move(drive));
+  bridge_->spawn = keep(std::move(spawn));
+  bridge_->state = shared_with_gil(new py::dict(std::move(state)));
 }
 
-void asgi_server::tick() noexcept { bridge_->ticks.fetch_add(1, std::memory_order_relaxed); }
+int asgi_server::loop_fd() const {
+  if (!bridge_->loop) throw std::logic_error("ufork asgi: loop_fd() outside the worker's drive");
+  return bridge_->loop->fd();
+}
 
-void asgi_server::take(const py::object& spawn, const py::dict& state) {
-  (void)sys::drain_counter(bridge_->wake.get());
-  std::vector<incoming> requests;
-  std::vector<std::pair<std::weak_ptr<asgi_exchange>, http::deferred::event>> news;
-  std::vector<bridge::piece> bodies;
-  {
-    std::lock_guard lock(bridge_->mu);
-    requests.swap(bridge_->requests);
-    news.swap(bridge_->news);
-    bodies.swap(bridge_->bodies);
-  }
-  for (auto& [weak, e] : news)
-    if (auto x = weak.lock()) x->on(e);
-  static const py::dict asgi = [] {
-    py::dict d;
-    d["version"] = "3.0";
-    d["spec_version"] = "2.3";
-    return d;
-  }();
-  for (auto& in : requests) {
-    py::dict scope;
-    std::string_view target = in.target;
-    auto q = target.find('?');
-    std::string raw(target.substr(0, q));
-    std::string path = percent_decoded(raw);
-    scope["type"] = "http";
-    scope["asgi"] = asgi;
-    scope["http_version"] = in.version == 10 ? "1.0" : "1.1";
-    scope["method"] = in.method;
-    scope["scheme"] = in.client.scheme;
-    scope["path"] = py::reinterpret_steal<py::str>(
-        PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "surrogateescape"));
-    scope["raw_path"] = bytes_of(raw);
-    scope["query_string"] = bytes_of(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
-    scope["root_path"] = "";
-    py::list headers(in.headers.size());
-    for (std::size_t i = 0; i < in.headers.size(); ++i)
-      headers[i] = py::make_tuple(bytes_of(in.headers[i].first), bytes_of(in.headers[i].second));
-    scope["headers"] = headers;
-    scope["client"] = in.client.addr.empty() ? py::object(py::none()) : py::object(py::make_tuple(in.client.addr, in.client.port));
-    scope["server"] = in.server ? py::object(py::make_tuple(in.server->host, in.server->port)) : py::object(py::none());
-    scope["state"] = py::reinterpret_steal<py::dict>(PyDict_Copy(state.ptr()));
-    spawn(scope, py::cast(in.x));
-  }
-  for (auto& p : bodies)
-    if (auto x = p.x.lock()) x->add_body(std::move(p.bytes), p.last);
+bool asgi_server::step() {
+  if (!bridge_->loop) throw std::logic_error("ufork asgi: step() outside the worker's drive");
+  return bridge_->loop->step();
 }
 
 }  // namespace ufork::python

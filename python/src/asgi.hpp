@@ -1,17 +1,16 @@
-// serve_asgi: the C++ HTTP helper on each worker's main thread (its parser,
-// limits, keep-alive, pipelining, deadlines and stop), and the ASGI app on
-// an asyncio loop of the worker's second thread, the only one that holds
-// the GIL. A request goes to the loop through a queue and an eventfd (the
-// loop's reader); the app's answer comes back as an http::deferred, its
-// parts written as they are sent; `room` (all sent so far is written) and
-// `gone` (the client left) come back to the loop the same way.
+// serve_asgi: the C++ HTTP helper (its parser, limits, keep-alive,
+// pipelining, deadlines and stop) and the ASGI app's asyncio loop on each
+// worker's one thread: the app's loop watches the helper's (loop_fd()) and
+// turns it (step()); a request is given to the app as it is parsed, inside
+// step(); the app's answer goes back as an http::deferred, its parts written
+// as they are sent; `room` (all sent so far is written), a body's pieces and
+// `gone` (the client left) come back to the app's futures.
 #pragma once
 
 #include <utility>  // before any Boost header (Boost 1.74's awaitable.hpp)
 
 #include <pybind11/pybind11.h>
 
-#include <atomic>
 #include <stdexcept>
 #include <memory>
 #include <optional>
@@ -32,8 +31,7 @@ struct asgi_error : std::runtime_error {
 };
 
 // One request's side in Python: what receive() and send() use (ufork's
-// _asgi_call wraps them). Made on the helper's thread (no Python in it
-// then), used and dropped on the loop's, with the GIL.
+// _asgi_call wraps them).
 class asgi_exchange {
  public:
   // The request's body as http.request messages: whole, the first time, or
@@ -64,8 +62,8 @@ class asgi_exchange {
   bool head_request = false;
   std::shared_ptr<access_entry> access;  // --access-log: its line, written when the exchange goes
   bool streamed = false;                 // its body comes in pieces (add_body)
-  void on(http::deferred::event e);      // on the loop's thread
-  void add_body(std::string piece, bool last);  // on the loop's thread
+  void on(http::deferred::event e);      // from the helper, in step()
+  void add_body(std::string piece, bool last);  // from the helper, in step()
 
  private:
   http::response head_;
@@ -87,16 +85,14 @@ class asgi_server final : public http_app {
   void attach(options& pool, hooks& h) override { server_.attach(pool, h); }
   void log_to(arbiter& a) noexcept override { server_.log_to(a); }
 
-  // In the worker, on the loop's thread (the GIL held):
-  // the fd to read from (loop.add_reader) when requests or news wait, made
-  // at the first call in each worker (before its HTTP server runs);
-  int mail_fd();
-  // each new request given to spawn(scope, exchange), and each exchange's
-  // news (room, gone) to its waiters; scope's state is a copy of `state`;
-  void take(const pybind11::object& spawn, const pybind11::dict& state);
-  // the loop turns: the worker's heartbeats go on (a loop wedged by the
-  // app stops them, and the worker is taken for hung).
-  void tick() noexcept;
+  // In the worker, before its HTTP server runs (the GIL held): drive() is
+  // called once it does, and turns the server's loop from the app's: it
+  // watches loop_fd() and calls step() when it is readable, until step()
+  // says false (the server is done, after the worker's stop); each request
+  // is given to spawn(scope, exchange), scope's state a copy of `state`.
+  void serve_with(pybind11::object drive, pybind11::object spawn, pybind11::dict state);
+  int loop_fd() const;
+  bool step();
 
   struct bridge;
 

@@ -457,9 +457,9 @@ PYBIND11_MODULE(_ufork, m) {
                                                                  std::move(forwarded_allow_ips));
            }),
            py::arg("addresses"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"})
-      .def("mail_fd", &ufork::python::asgi_server::mail_fd)
-      .def("take", &ufork::python::asgi_server::take)
-      .def("tick", &ufork::python::asgi_server::tick);
+      .def("serve_with", &ufork::python::asgi_server::serve_with)
+      .def("loop_fd", &ufork::python::asgi_server::loop_fd)
+      .def("step", &ufork::python::asgi_server::step);
   py::class_<ufork::python::asgi_exchange, std::shared_ptr<ufork::python::asgi_exchange>>(m, "AsgiExchange")
       .def("receive", &ufork::python::asgi_exchange::receive)
       .def("send", &ufork::python::asgi_exchange::send)

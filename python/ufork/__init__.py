@@ -825,59 +825,56 @@ async def _asgi_call(app, scope, x, loop):
 
 
 class _AsgiWorker(object):
-    """serve_asgi's worker side: the app's asyncio loop on a thread of its
-    own, the only one that takes the GIL, while the C++ HTTP helper serves on
-    the worker's main thread and hands it each request."""
+    """serve_asgi's worker side: the app's asyncio loop on the worker's one
+    thread, turning the C++ HTTP helper's loop (it watches its descriptor),
+    which hands it each request as it is parsed."""
 
     def __init__(self, server, app):
         self.server, self.app = server, app
         self.factory, self.loop_name = _event_loop_factory()
 
     def start(self):
-        """In the worker: the loop, its lifespan startup done; raises if that failed."""
-        self.loop = self.factory()
-        self.state = {}
-        self.lifespan = _Lifespan(self.app, self.state)
-        self.interval = max(_ufork.heartbeat_interval() / 2, 0.01)
-        self.ok = None
-        started = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(started,), name='ufork-asgi', daemon=True)
-        self.thread.start()
-        started.wait()
-        if not self.ok:
-            raise RuntimeError('the ASGI app did not start (above)')
-
-    def _run(self, started):
+        """In the worker, before its HTTP server runs: the loop, its lifespan
+        startup done; raises if that failed."""
         import asyncio
-        loop, server, app, state = self.loop, self.server, self.app, self.state
+        loop = self.loop = self.factory()
         asyncio.set_event_loop(loop)
+        state = {}
+        self.lifespan = _Lifespan(self.app, state)
         try:
-            self.ok = loop.run_until_complete(self.lifespan.startup())
+            ok = loop.run_until_complete(self.lifespan.startup())
         except BaseException:  # noqa: B902 -- printed; the start failed
             traceback.print_exc()
-        if not self.ok:
-            started.set()
-            return
+            ok = False
+        if not ok:
+            raise RuntimeError('the ASGI app did not start (above)')
+        app = self.app
 
         def spawn(scope, x):
             loop.create_task(_asgi_call(app, scope, x, loop))
+        self.server.serve_with(self._drive, spawn, state)
 
-        def tick():
-            server.tick()  # the loop turns: the worker's heartbeats go on
-            loop.call_later(self.interval, tick)
-        loop.add_reader(server.mail_fd(), server.take, spawn, state)
-        tick()
-        started.set()
-        loop.run_forever()
+    def _drive(self):
+        """The worker's HTTP server runs: the loop turns it until it is done."""
+        loop, server = self.loop, self.server
+        fd = server.loop_fd()
+
+        def step():
+            if not server.step():
+                loop.stop()
+        loop.add_reader(fd, step)
+        loop.call_soon(step)
         try:
-            loop.run_until_complete(self.lifespan.shutdown())
-        except BaseException:  # noqa: B902 -- printed; the worker stops all the same
-            traceback.print_exc()
+            loop.run_forever()
+        finally:
+            loop.remove_reader(fd)
 
     def stop(self):
-        """At the worker's stop (its HTTP server done): lifespan shutdown, the loop ends."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
+        """At the worker's stop (its HTTP server done): lifespan shutdown."""
+        try:
+            self.loop.run_until_complete(self.lifespan.shutdown())
+        except BaseException:  # noqa: B902 -- printed; the worker stops all the same
+            traceback.print_exc()
 
 
 def asgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, forwarded_allow_ips='127.0.0.1',

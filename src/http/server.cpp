@@ -109,8 +109,25 @@ tcp listen_fd_protocol(int fd) {
   return sys::local_address(fd).ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
 
+// Asio's epoll descriptor, for a loop turned from another
+// (http_options::drive), which watches it: Boost 1.74 has no accessor for
+// it, and an explicit instantiation may name a private member (the name is
+// checked when this compiles; the object is io_context's own reactor).
+#if !defined(BOOST_ASIO_HAS_EPOLL)
+#error "ufork's HTTP helper needs Asio's epoll reactor (Linux)"
+#endif
+using reactor = asio::detail::epoll_reactor;
+int epoll_fd_of(reactor& r);
+template <int reactor::*fd>
+struct reactor_access {
+  friend int epoll_fd_of(reactor& r) { return r.*fd; }
+};
+template struct reactor_access<&reactor::epoll_fd_>;
+
 thread_local int t_connection = -1;  // the connection whose request a handler answers
 thread_local bool t_streamed = false;  // ... and whether its body follows in pieces
+
+struct current_server;
 
 // Answers given later (deferred) reach the worker's loop here: the ones
 // with news, and the eventfd the loop waits on. Shared with the deferreds,
@@ -120,16 +137,33 @@ struct mailbox {
   std::vector<std::shared_ptr<deferred::state>> news;
   sys::unique_fd wake;
   bool open = true;
+  const current_server* owner = nullptr;
 };
-// The worker's server, while a handler runs: it opens its mailbox for the
-// first deferred (a server that never gets one holds no fd for it).
-struct mail_source {
+
+// A connection's two ends, as current_peer() and current_local() give
+// them: asked once per connection (a Python server asks for every request).
+struct connection_ends {
+  std::optional<peer> remote, local;
+};
+
+// The worker's server as a handler and a deferred see it.
+struct current_server {
+  // Its mailbox, opened for the first deferred (a server that never gets
+  // one holds no fd for it).
   virtual std::shared_ptr<mailbox> open_mailbox() = 0;
+  // The connection's ends, read when first asked.
+  virtual const connection_ends& ends(int fd) = 0;
+  // What the mailbox holds, delivered now (the loop's own thread, outside a turn).
+  virtual void deliver_news() = 0;
 
  protected:
-  ~mail_source() = default;
+  ~current_server() = default;
 };
-thread_local mail_source* t_mail = nullptr;
+thread_local current_server* t_server = nullptr;  // while a handler runs
+// The server whose loop this thread drives (http_options::drive), while it
+// is not in its step(): a deferred given here (the app's loop running the
+// app) is delivered at once, with no wake-up through the eventfd.
+thread_local current_server* t_driver = nullptr;
 
 }  // namespace
 
@@ -162,14 +196,18 @@ struct deferred::state : std::enable_shared_from_this<deferred::state> {
         box->news.push_back(shared_from_this());
       }
     }
-    if (wake) sys::eventfd_signal(box->wake.get());
+    if (!wake) return;
+    if (t_driver && t_driver == box->owner)
+      t_driver->deliver_news();
+    else
+      sys::eventfd_signal(box->wake.get());
   }
 };
 
 deferred::deferred(std::function<void(event)> tell) : state_(std::make_shared<state>()) {
-  if (!t_mail) throw std::logic_error("ufork::http::deferred: made outside a handler");
+  if (!t_server) throw std::logic_error("ufork::http::deferred: made outside a handler");
   state_->tell = std::move(tell);
-  state_->box = t_mail->open_mailbox();
+  state_->box = t_server->open_mailbox();
 }
 deferred::~deferred() = default;
 
@@ -204,7 +242,7 @@ struct deferred_access {
 
 namespace {
 
-class worker_server final : public mail_source {
+class worker_server final : public current_server, public driven_loop {
  public:
   worker_server(worker& w, const handler& h, const http_options& o, const std::vector<int>& listen_fds)
       : worker_(w), handler_(h), options_(o) {
@@ -246,6 +284,7 @@ class worker_server final : public mail_source {
       auto copy = sys::duplicate(wake.value().get());
       if (!copy) throw std::system_error(copy.error(), "dup");
       box_->wake = std::move(wake).value();
+      box_->owner = this;
       mail_.assign(copy.value().release());
       watch_mail();
     }
@@ -267,11 +306,50 @@ class worker_server final : public mail_source {
   // (ufork/asio.hpp): heartbeats from its timer, SIGTERM as begin_stop().
   // The deadline tick runs only while a connection is open: an idle worker
   // wakes for its heartbeat alone.
+  //
+  // Driven from the program's own loop (options_.drive), it runs in
+  // step(): even the first accepts, so that handlers run only there.
   void run() {
-    attached_.emplace(worker_, io_, [this] { begin_stop(); }, options_.alive);
+    attached_.emplace(worker_, io_, [this] { begin_stop(); });
     watch();
-    for (auto& l : listeners_) accept_some(l);  // connections may be queued already: the wait below sees only new ones
-    io_.run();
+    for (auto& l : listeners_)  // connections may be queued already: the wait in accept_some sees only new ones
+      asio::post(io_, [this, &l] { accept_some(l); });
+    if (options_.drive) {
+      reactor_fd_ = epoll_fd_of(asio::use_service<reactor>(io_));
+      t_driver = this;
+      try {
+        options_.drive(*this);
+      } catch (...) {
+        t_driver = nullptr;
+        throw;
+      }
+      t_driver = nullptr;
+    } else {
+      io_.run();
+    }
+  }
+  int fd() const noexcept override { return reactor_fd_; }
+  bool step() override {
+    t_driver = nullptr;  // what is given in a turn waits for the mailbox's turn
+    try {
+      io_.poll();
+    } catch (...) {
+      t_driver = this;
+      throw;
+    }
+    t_driver = this;
+    return !io_.stopped();
+  }
+
+  const connection_ends& ends(int fd) override {
+    auto [it, made] = ends_.try_emplace(fd);
+    if (made) {
+      auto [host, port] = sys::host_and_port(sys::peer_address(fd));
+      if (!host.empty()) it->second.remote = peer{std::move(host), port};  // (none on a unix socket)
+      std::tie(host, port) = sys::host_and_port(sys::local_address(fd));
+      if (!host.empty()) it->second.local = peer{std::move(host), port};
+    }
+    return it->second;
   }
 
  private:
@@ -439,6 +517,11 @@ class worker_server final : public mail_source {
   // connections.
   void on_mail() {
     (void)sys::drain_counter(box_->wake.get());
+    deliver_news();
+    if (!finished_) watch_mail();
+  }
+
+  void deliver_news() override {
     std::vector<std::shared_ptr<deferred::state>> news;
     {
       std::lock_guard lock(box_->mu);
@@ -466,7 +549,6 @@ class worker_server final : public mail_source {
       }
       if (c && (head || ended || failed || !pieces.empty())) deliver(*c, *st, std::move(head), last, pieces, ended, failed);
     }
-    if (!finished_) watch_mail();
   }
 
   void deliver(connection& c, deferred::state& st, std::optional<response> head, bool last, const std::string& pieces,
@@ -660,10 +742,10 @@ class worker_server final : public mail_source {
   // request begun starts its deadline.
   void answer_from(connection& c, beast::flat_buffer& in) {
     t_connection = c.fd;  // current_peer()'s, while the handler runs
-    t_mail = this;        // a deferred's
+    t_server = this;      // a deferred's, current_peer()'s
     bool begun = c.parse(in, out_, *this, options_);
     t_connection = -1;
-    t_mail = nullptr;
+    t_server = nullptr;
     if (begun) c.deadline = clock::now() + options_.request_timeout;
   }
 
@@ -824,8 +906,14 @@ class worker_server final : public mail_source {
   // is erased by it.
   void close(connection& c) {
     if (!c.pumping) return erase(c);
-    by_fd_[c.fd] = nullptr;
+    forget(c.fd);
     sys::close_connection(std::exchange(c.fd, -1));
+  }
+
+  // A connection's fd about to be closed: its number may be reused.
+  void forget(int fd) {
+    by_fd_[fd] = nullptr;
+    ends_.erase(fd);
   }
 
   void erase(connection& c) {
@@ -838,7 +926,7 @@ class worker_server final : public mail_source {
       d->tell(deferred::event::gone);
     }
     if (c.fd >= 0) {
-      by_fd_[c.fd] = nullptr;
+      forget(c.fd);
       sys::close_connection(c.fd);  // out of the epoll set with it
     }
     conns_.erase(c.self);
@@ -947,6 +1035,7 @@ class worker_server final : public mail_source {
   std::shared_ptr<mailbox> box_ = std::make_shared<mailbox>();  // answers given later
   asio::posix::basic_stream_descriptor<executor> mail_{io_};    // its eventfd
   std::unordered_map<int, std::shared_ptr<deferred::state>> waiting_;  // by connection fd
+  std::unordered_map<int, connection_ends> ends_;                     // by connection fd, once asked
   std::optional<asio_worker> attached_;
   timer_type tick_{io_}, linger_{io_};
   bool ticking_ = false;  // the deadline tick is armed (while connections are open)
@@ -964,24 +1053,21 @@ class worker_server final : public mail_source {
   beast::flat_buffer scratch_{read_size};  // what take() read: see there
   bool stopping_ = false;
   bool lingered_ = false;
+  int reactor_fd_ = -1;  // Asio's epoll set, for options_.drive
 };
 
 }  // namespace
 
 std::optional<peer> current_peer() {
-  if (t_connection < 0) return std::nullopt;
-  auto [host, port] = sys::host_and_port(sys::peer_address(t_connection));
-  if (host.empty()) return std::nullopt;  // a unix socket's
-  return peer{std::move(host), port};
+  if (t_connection < 0 || !t_server) return std::nullopt;
+  return t_server->ends(t_connection).remote;
 }
 
 bool current_body_streamed() { return t_streamed; }
 
 std::optional<peer> current_local() {
-  if (t_connection < 0) return std::nullopt;
-  auto [host, port] = sys::host_and_port(sys::local_address(t_connection));
-  if (host.empty()) return std::nullopt;  // a unix socket's
-  return peer{std::move(host), port};
+  if (t_connection < 0 || !t_server) return std::nullopt;
+  return t_server->ends(t_connection).local;
 }
 
 struct server::state {

@@ -108,8 +108,9 @@ class UFORK_API deferred {
 using handler = std::function<answer(const request&)>;
 
 // In a handler: the peer of the connection whose request it answers
-// ("203.0.113.7", 52344), read with getpeername(2) when asked (nothing is
-// kept per connection for it); nullopt outside a handler and on a unix
+// ("203.0.113.7", 52344), read with getpeername(2) when first asked for
+// the connection (kept until it closes: a connection that is never asked
+// about holds nothing for it); nullopt outside a handler and on a unix
 // socket.
 struct peer {
   std::string host;
@@ -135,6 +136,22 @@ UFORK_API std::string header_problem(std::string_view name, std::string_view val
 // line, a header a client sent).
 UFORK_API std::string log_quoted(std::string_view text);
 
+// A worker's loop turned from another loop on the same thread
+// (http_options::drive): that loop watches fd() and calls step() whenever
+// it is readable, until step() says the server is done.
+class driven_loop {
+ public:
+  // Readable when the server has something to do (a connection, a timer,
+  // a deferred's news, the worker's stop).
+  virtual int fd() const noexcept = 0;
+  // Does what is ready now, without waiting. False once the server is done
+  // (after the worker's stop): drive then returns.
+  virtual bool step() = 0;
+
+ protected:
+  ~driven_loop() = default;
+};
+
 // The HTTP server's own knobs.
 struct http_options {
   std::size_t header_limit = 8UL * 1024;          // larger headers: 431
@@ -151,10 +168,11 @@ struct http_options {
   std::chrono::milliseconds keepalive_timeout{15'000};
   // One SO_REUSEPORT socket per worker instead of one shared socket.
   bool reuseport = false;
-  // If set, asked before each heartbeat: a worker whose loop turns but whose
-  // other half is wedged (an app's loop on another thread) says false, and
-  // misses the beat, to be taken for hung.
-  std::function<bool()> alive;
+  // If set, the worker does not run its loop itself: it calls this once, on
+  // its main thread, and the program turns the loop from a loop of its own
+  // on that thread (an asyncio loop): see driven_loop. Handlers, and a
+  // deferred's `tell` and `take`, then run inside driven_loop::step().
+  std::function<void(driven_loop&)> drive;
   int backlog = 4096;
 };
 
