@@ -43,7 +43,7 @@ std::string bytes_arg(const py::handle& v, const char* what) {
 // and what each one's scope is made from.
 struct asgi_server::bridge {
   http::driven_loop* loop = nullptr;  // while the worker serves
-  pyfn drive, spawn;                  // the worker's (serve_with)
+  pyfn drive, spawn, soon;            // the worker's (serve_with)
   std::shared_ptr<py::dict> state;
   std::vector<std::string> trusted;
   int access_log = -1;
@@ -240,6 +240,7 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
               }
               b->loop = nullptr;
             };
+            options.soon = [b = bridge_.get()] { (*b->soon)(); };  // the GIL is this thread's: in the app's send()
             return options;
           }()) {
   bridge_->trusted = std::move(forwarded_allow_ips);
@@ -248,9 +249,10 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
 
 asgi_server::~asgi_server() = default;
 
-void asgi_server::serve_with(py::object drive, py::object spawn, py::dict state) {
+void asgi_server::serve_with(py::object drive, py::object spawn, py::object soon, py::dict state) {
   bridge_->drive = keep(std::move(drive));
   bridge_->spawn = keep(std::move(spawn));
+  bridge_->soon = keep(std::move(soon));
   bridge_->state = shared_with_gil(new py::dict(std::move(state)));
 }
 
@@ -259,9 +261,6 @@ int asgi_server::loop_fd() const {
   return bridge_->loop->fd();
 }
 
-bool asgi_server::step() {
-  if (!bridge_->loop) throw std::logic_error("ufork asgi: step() outside the worker's drive");
-  return bridge_->loop->step();
-}
+bool asgi_server::step() { return bridge_->loop && bridge_->loop->step(); }
 
 }  // namespace ufork::python

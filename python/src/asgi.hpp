@@ -88,9 +88,11 @@ class asgi_server final : public http_app {
   // In the worker, before its HTTP server runs (the GIL held): drive() is
   // called once it does, and turns the server's loop from the app's: it
   // watches loop_fd() and calls step() when it is readable, until step()
-  // says false (the server is done, after the worker's stop); each request
-  // is given to spawn(scope, exchange), scope's state a copy of `state`.
-  void serve_with(pybind11::object drive, pybind11::object spawn, pybind11::dict state);
+  // says false (the server is done, after the worker's stop; also outside
+  // drive()); each request is given to spawn(scope, exchange), scope's
+  // state a copy of `state`; soon() asks for a step() once the app's
+  // current work is done (http_options::soon): what it sent is written then.
+  void serve_with(pybind11::object drive, pybind11::object spawn, pybind11::object soon, pybind11::dict state);
   int loop_fd() const;
   bool step();
 

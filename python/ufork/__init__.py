@@ -848,25 +848,29 @@ class _AsgiWorker(object):
             ok = False
         if not ok:
             raise RuntimeError('the ASGI app did not start (above)')
-        app = self.app
+        app, server = self.app, self.server
+        self.serving = False
 
         def spawn(scope, x):
             loop.create_task(_asgi_call(app, scope, x, loop))
-        self.server.serve_with(self._drive, spawn, state)
+
+        def step():
+            if self.serving and not server.step():  # the server is done: drive returns
+                self.serving = False
+                loop.stop()
+        self.step = step
+        server.serve_with(self._drive, spawn, lambda: loop.call_soon(step), state)
 
     def _drive(self):
         """The worker's HTTP server runs: the loop turns it until it is done."""
-        loop, server = self.loop, self.server
-        fd = server.loop_fd()
-
-        def step():
-            if not server.step():
-                loop.stop()
-        loop.add_reader(fd, step)
-        loop.call_soon(step)
+        loop, fd = self.loop, self.server.loop_fd()
+        loop.add_reader(fd, self.step)
+        loop.call_soon(self.step)
+        self.serving = True
         try:
             loop.run_forever()
         finally:
+            self.serving = False
             loop.remove_reader(fd)
 
     def stop(self):

@@ -153,8 +153,9 @@ struct current_server {
   virtual std::shared_ptr<mailbox> open_mailbox() = 0;
   // The connection's ends, read when first asked.
   virtual const connection_ends& ends(int fd) = 0;
-  // What the mailbox holds, delivered now (the loop's own thread, outside a turn).
-  virtual void deliver_news() = 0;
+  // The mailbox has news, given on the thread that drives the loop, outside
+  // its step(): delivered at the next step(), which the driver is asked for.
+  virtual void news_soon() = 0;
 
  protected:
   ~current_server() = default;
@@ -162,7 +163,7 @@ struct current_server {
 thread_local current_server* t_server = nullptr;  // while a handler runs
 // The server whose loop this thread drives (http_options::drive), while it
 // is not in its step(): a deferred given here (the app's loop running the
-// app) is delivered at once, with no wake-up through the eventfd.
+// app) needs no wake-up through the eventfd.
 thread_local current_server* t_driver = nullptr;
 
 }  // namespace
@@ -198,7 +199,7 @@ struct deferred::state : std::enable_shared_from_this<deferred::state> {
     }
     if (!wake) return;
     if (t_driver && t_driver == box->owner)
-      t_driver->deliver_news();
+      t_driver->news_soon();
     else
       sys::eventfd_signal(box->wake.get());
   }
@@ -329,9 +330,14 @@ class worker_server final : public current_server, public driven_loop {
     }
   }
   int fd() const noexcept override { return reactor_fd_; }
+  // What was given since the last step() is written first: the answers of
+  // every request the app ran meanwhile leave together (a send(2) per answer
+  // as each was given woke the client's side for each: with 64 clients,
+  // FastAPI served 10% fewer requests, each costing more CPU).
   bool step() override {
     t_driver = nullptr;  // what is given in a turn waits for the mailbox's turn
     try {
+      deliver_news();
       io_.poll();
     } catch (...) {
       t_driver = this;
@@ -521,7 +527,18 @@ class worker_server final : public current_server, public driven_loop {
     if (!finished_) watch_mail();
   }
 
-  void deliver_news() override {
+  // The one answer the loop waits for goes out at once; with others under
+  // way, at the next step(), together.
+  void news_soon() override {
+    if (waiting_.size() <= 1)
+      deliver_news();
+    else if (options_.soon)
+      options_.soon();
+    else
+      sys::eventfd_signal(box_->wake.get());
+  }
+
+  void deliver_news() {
     std::vector<std::shared_ptr<deferred::state>> news;
     {
       std::lock_guard lock(box_->mu);

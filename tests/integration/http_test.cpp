@@ -771,6 +771,108 @@ TEST(http, a_program_attaches_the_server_to_its_own_arbiter) {
   EXPECT_EQ(pool.wait_exit(), 0);
 }
 
+// Answers given later (http::deferred), by whoever the path names: /thread
+// by a thread of the worker's own (through the mailbox and its eventfd),
+// /later by the program's loop that turns the server's (http_options::drive),
+// outside step(). / says whether the handler ran on the driving thread.
+std::thread::id driver;
+std::vector<std::shared_ptr<http::deferred>> given_later;  // the program loop's to answer
+std::vector<std::shared_ptr<http::deferred>> paired;       // ... two at a time (/pair)
+int soon_asked = 0;
+std::vector<std::thread> answering;                        // joined when the server is done
+
+http::response later_answer(const char* text) {
+  http::response res{bhttp::status::ok, 11};
+  res.body() = text;
+  return res;
+}
+
+http::answer route_later(const http::request& req) {
+  if (req.target() == "/thread" || req.target() == "/later" || req.target() == "/pair") {
+    auto d = std::make_shared<http::deferred>([](http::deferred::event) {});
+    if (req.target() == "/later")
+      given_later.push_back(d);
+    else if (req.target() == "/pair")
+      paired.push_back(d);
+    else
+      answering.emplace_back([d] { d->start(later_answer("from a thread"), true); });
+    return http::answer::later(d);
+  }
+  return later_answer(std::this_thread::get_id() == driver ? "on the driving thread" : "not on the driving thread");
+}
+
+pool_process later_pool(bool driven) {
+  return pool_process([driven] {
+    http::server_options o;
+    o.pool = test_options(1);
+    o.on_listening = [](const std::string& address) { say("listening " + address); };
+    o.hooks = with_events({});
+    o.hooks.child_pre_exit = [](worker&) {
+      for (auto& t : answering) t.join();
+    };
+    static bool soon = false;  // the server asked for a step() once the answers of this turn are given
+    if (driven) {
+      o.drive = [](http::driven_loop& loop) {  // a loop of the program's own, on the worker's main thread
+        driver = std::this_thread::get_id();
+        while (loop.step()) {
+          if (paired.size() == 2) {
+            given_later.insert(given_later.end(), paired.begin(), paired.end());
+            paired.clear();
+          }
+          for (auto& d : std::exchange(given_later, {})) d->start(later_answer("from the program's loop"), true);
+          pollfd p{loop.fd(), POLLIN, 0};
+          if (!std::exchange(soon, false) && ::poll(&p, 1, -1) < 0 && errno != EINTR)
+            return say(std::string("poll: ") + std::strerror(errno));
+        }
+        say("drive returns; soon asked " + std::to_string(soon_asked) + " times");
+      };
+      o.soon = [] {
+        soon = true;
+        ++soon_asked;
+      };
+    }
+    return http::serve(route_later, "127.0.0.1:0", o);
+  });
+}
+
+// A worker's loop turned from the program's own loop on the same thread (as
+// serve_asgi's asyncio loop turns it): handlers run on that thread; answers
+// given later from that loop or from another thread are written; keep-alive
+// and pipelining hold; the worker's stop ends step() and drive returns.
+TEST(http, a_loop_turned_from_the_programs_own_loop_serves_answers_given_later_and_stops) {
+  auto pool = later_pool(true);
+  int port = port_of(pool);
+  client c(port);
+  c.send(get);
+  EXPECT_EQ(c.read().body, "on the driving thread");
+  c.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /thread HTTP/1.1\r\nHost: x\r\n\r\n" + get);
+  EXPECT_EQ(c.read().body, "from the program's loop");
+  EXPECT_EQ(c.read().body, "from a thread");
+  EXPECT_EQ(c.read().body, "on the driving thread");
+  // Answers given by the program's loop while another is under way: written
+  // at the step() the server asks for (soon), not at once.
+  client other(port);
+  for (int i = 0; i < 3; ++i) {
+    other.send("GET /pair HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.send("GET /pair HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(c.read().body, "from the program's loop");
+    EXPECT_EQ(other.read().body, "from the program's loop");
+  }
+  pool.signal(SIGTERM);
+  pool.wait_for("drive returns; soon asked 3 times");
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+TEST(http, an_answer_given_later_from_another_thread_is_written) {
+  auto pool = later_pool(false);
+  client c(port_of(pool));
+  c.send("GET /thread HTTP/1.1\r\nHost: x\r\n\r\n" + get);
+  EXPECT_EQ(c.read().body, "from a thread");
+  EXPECT_EQ(c.read().body, "not on the driving thread");
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
 // max_requests under a client loop: the workers are recycled one at a time,
 // each successor ready first, and no client sees anything but a 200.
 TEST(http, workers_recycled_by_max_requests_answer_every_request) {

@@ -173,6 +173,14 @@ struct http_options {
   // on that thread (an asyncio loop): see driven_loop. Handlers, and a
   // deferred's `tell` and `take`, then run inside driven_loop::step().
   std::function<void(driven_loop&)> drive;
+  // With drive: called on the driving thread, outside step(), when a
+  // deferred given there has something to write while other answers are
+  // under way (once until the next step()): the program calls step() soon,
+  // once what it is doing now is done (asyncio: loop.call_soon), and what
+  // was given meanwhile is written together. Unset, the loop's fd becomes
+  // readable instead (an eventfd). The only answer under way is written at
+  // once.
+  std::function<void()> soon;
   int backlog = 4096;
 };
 
