@@ -116,14 +116,14 @@ async def app(scope, receive, send):
 '''
 
 
-def server_source(port, size=1, timeout=None):
+def server_source(port, size=1, timeout=None, extra=''):
     return '''
 import sys
 sys.path.insert(0, %r)
 import ufork, asgi_app
 %s
-sys.exit(ufork.serve_asgi(asgi_app.app, ('127.0.0.1', %d), size=%d))
-''' % (os.environ['ASGI_DIR'], 'ufork.TIMEOUT = %r' % timeout if timeout else '', port, size)
+sys.exit(ufork.serve_asgi(asgi_app.app, ('127.0.0.1', %d), size=%d%s))
+''' % (os.environ['ASGI_DIR'], 'ufork.TIMEOUT = %r' % timeout if timeout else '', port, size, extra)
 
 
 @pytest.fixture
@@ -132,9 +132,9 @@ def asgi(program, tmp_path, monkeypatch):
     monkeypatch.setenv('ASGI_DIR', str(tmp_path))
     monkeypatch.setenv('FLAG', str(tmp_path / 'flag'))
 
-    def start(size=1, env=None, timeout=None):
+    def start(size=1, env=None, timeout=None, extra=''):
         port = free_port()
-        p = program(server_source(port, size, timeout), env)
+        p = program(server_source(port, size, timeout, extra), env)
         p.port = port
         return p
     return start
@@ -449,3 +449,31 @@ def read_response(s):
     while len(body) < length:
         body += s.recv(65536)
     return head + b'\r\n\r\n' + body
+
+
+def test_an_asgi_pool_reforks_from_a_worker_and_answers_throughout(asgi):
+    # One thread per worker (the app's loop turns the HTTP helper's): a
+    # worker can become the mold, and the workers forked from it serve with
+    # their lifespan state; a client asking throughout gets every answer.
+    p = asgi(size=2, extra=', refork_after=[20]')
+    ready(p)
+    done, answers = threading.Event(), []
+
+    def client():
+        while not done.is_set():
+            status, body, _ = ask(p.port, 'POST', '/echo', body=b'x')
+            answers.append((status, body.split(' ')[0]))
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        p.wait_for(r'refork: pid \d+ is the mold of generation 1')
+        p.wait_for(r'refork: (done|the mold of generation 1 .* is let go)')
+        status, body, _ = ask(p.port, 'POST', '/echo', body=b'x')  # a worker of generation 2 answers too
+    finally:
+        done.set()
+        t.join()
+    assert answers and set(answers) == {(200, 'hello')}, set(answers)
+    assert status == 200 and body.startswith('hello '), body
+    assert 'threads still run' not in p.output(), p.output()
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0, p.output()
