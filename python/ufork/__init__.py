@@ -855,10 +855,16 @@ class _AsgiWorker(object):
             loop.create_task(_asgi_call(app, scope, x, loop))
 
         def step():
-            if self.serving and not server.step():  # the server is done: drive returns
+            if not self.serving:
+                return
+            try:
+                more = server.step()
+            except BaseException as e:  # noqa: B902 -- out of the server's loop: the worker fails with it (_drive)
+                self.failure, more = e, False
+            if not more:  # the server is done: drive returns
                 self.serving = False
                 loop.stop()
-        self.step = step
+        self.step, self.failure = step, None
         server.serve_with(self._drive, spawn, lambda: loop.call_soon(step), state)
 
     def _drive(self):
@@ -872,6 +878,8 @@ class _AsgiWorker(object):
         finally:
             self.serving = False
             loop.remove_reader(fd)
+        if self.failure is not None:  # not asyncio's to log and go on from
+            raise self.failure
 
     def stop(self):
         """At the worker's stop (its HTTP server done): lifespan shutdown."""
