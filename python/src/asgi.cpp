@@ -15,10 +15,45 @@ namespace py = pybind11;
 using pyfn = std::shared_ptr<py::object>;
 pyfn keep(py::object o) { return shared_with_gil(new py::object(std::move(o))); }
 
+// The strings of every request's scope and messages, made once and kept
+// for the interpreter's life (interned): a dict written or read with one
+// makes no string of its own (perf: a request made some 40).
+struct names {
+  py::handle type, status, headers, body, more_body, asgi, http_version, method, scheme, path, raw_path, query_string,
+      root_path, client, server, state, http, http_request, v10, v11, empty, done, set_result;
+};
+const names& strings() {
+  static const names n = [] {
+    auto s = [](const char* text) { return py::handle(PyUnicode_InternFromString(text)); };  // a reference kept for good
+    return names{s("type"),       s("status"),       s("headers"),      s("body"),   s("more_body"), s("asgi"),
+                 s("http_version"), s("method"),     s("scheme"),       s("path"),   s("raw_path"),  s("query_string"),
+                 s("root_path"),  s("client"),       s("server"),       s("state"),  s("http"),      s("http.request"),
+                 s("1.0"),        s("1.1"),          s(""),             s("done"),   s("set_result")};
+  }();
+  return n;
+}
+
+// A message's field, or a null handle.
+py::handle field(const py::dict& message, py::handle key) {
+  PyObject* v = PyDict_GetItemWithError(message.ptr(), key.ptr());
+  if (!v && PyErr_Occurred()) throw py::error_already_set();
+  return v;
+}
+
+bool truth(py::handle v) {
+  int t = PyObject_IsTrue(v.ptr());
+  if (t < 0) throw py::error_already_set();
+  return t == 1;
+}
+
+bool is(py::handle text, const char* ascii) {
+  return PyUnicode_Check(text.ptr()) && PyUnicode_CompareWithASCIIString(text.ptr(), ascii) == 0;
+}
+
 // A future a coroutine waits on: done, and forgotten.
 void wake(py::object& fut) {
   if (!fut || fut.is_none()) return;
-  if (!fut.attr("done")().cast<bool>()) fut.attr("set_result")(py::none());
+  if (!fut.attr(strings().done)().cast<bool>()) fut.attr(strings().set_result)(py::none());
   fut = py::none();
 }
 namespace bhttp = boost::beast::http;
@@ -85,34 +120,35 @@ struct asgi_server::bridge {
       d["spec_version"] = "2.3";
       return d;
     }();
+    const names& n = strings();
     py::dict scope;
     std::string_view target = sv(req.target());
     auto q = target.find('?');
     std::string_view raw = target.substr(0, q);
     std::string path = percent_decoded(raw);
-    scope["type"] = "http";
-    scope["asgi"] = asgi;
-    scope["http_version"] = req.version() == 10 ? "1.0" : "1.1";
-    scope["method"] = py::str(std::string_view(sv(req.method_string())));
-    scope["scheme"] = client.scheme;
-    scope["path"] = py::reinterpret_steal<py::str>(
+    scope[n.type] = n.http;
+    scope[n.asgi] = asgi;
+    scope[n.http_version] = req.version() == 10 ? n.v10 : n.v11;
+    scope[n.method] = py::str(std::string_view(sv(req.method_string())));
+    scope[n.scheme] = client.scheme;
+    scope[n.path] = py::reinterpret_steal<py::str>(
         PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "surrogateescape"));
-    scope["raw_path"] = bytes_of(raw);
-    scope["query_string"] = bytes_of(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
-    scope["root_path"] = "";
+    scope[n.raw_path] = bytes_of(raw);
+    scope[n.query_string] = bytes_of(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    scope[n.root_path] = n.empty;
     py::list headers(static_cast<std::size_t>(std::distance(req.begin(), req.end())));
     std::size_t i = 0;
-    std::string name;
+    std::string lower;
     for (const auto& f : req) {
-      name = sv(f.name_string());
-      for (char& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-      headers[i++] = py::make_tuple(bytes_of(name), bytes_of(sv(f.value())));
+      lower = sv(f.name_string());
+      for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      headers[i++] = py::make_tuple(bytes_of(lower), bytes_of(sv(f.value())));
     }
-    scope["headers"] = headers;
-    scope["client"] = client.addr.empty() ? py::object(py::none()) : py::object(py::make_tuple(client.addr, client.port));
+    scope[n.headers] = headers;
+    scope[n.client] = client.addr.empty() ? py::object(py::none()) : py::object(py::make_tuple(client.addr, client.port));
     auto server = http::current_local();
-    scope["server"] = server ? py::object(py::make_tuple(server->host, server->port)) : py::object(py::none());
-    scope["state"] = py::reinterpret_steal<py::dict>(PyDict_Copy(state->ptr()));
+    scope[n.server] = server ? py::object(py::make_tuple(server->host, server->port)) : py::object(py::none());
+    scope[n.state] = py::reinterpret_steal<py::dict>(PyDict_Copy(state->ptr()));
     return scope;
   }
 
@@ -122,12 +158,13 @@ struct asgi_server::bridge {
 };
 
 py::object asgi_exchange::receive() {
+  const names& n = strings();
   if (streamed) {
     if (!piece_) return py::none();
     py::dict m;
-    m["type"] = "http.request";
-    m["body"] = bytes_of(*piece_);
-    m["more_body"] = !piece_last_;
+    m[n.type] = n.http_request;
+    m[n.body] = bytes_of(*piece_);
+    m[n.more_body] = py::bool_(!piece_last_);
     piece_.reset();
     if (piece_last_)
       body_done_ = true;
@@ -137,24 +174,25 @@ py::object asgi_exchange::receive() {
   }
   if (std::exchange(body_taken_, true)) return py::none();
   py::dict m;
-  m["type"] = "http.request";
-  m["body"] = bytes_of(body);
-  m["more_body"] = false;
+  m[n.type] = n.http_request;
+  m[n.body] = bytes_of(body);
+  m[n.more_body] = py::bool_(false);
   std::string().swap(body);
   return m;
 }
 
 bool asgi_exchange::send(const py::dict& message) {
-  if (!message.contains("type")) throw asgi_error("an ASGI message has a 'type'");
-  auto type = py::str(message["type"]).cast<std::string>();
-  if (type == "http.response.start") {
+  const names& n = strings();
+  py::handle type = field(message, n.type);
+  if (!type) throw asgi_error("an ASGI message has a 'type'");
+  if (is(type, "http.response.start")) {
     if (started_ || ended_) throw asgi_error("http.response.start sent twice");
-    py::object code = message.contains("status") ? py::object(message["status"]) : py::object(py::none());
-    int status = PyLong_Check(code.ptr()) ? code.cast<int>() : 0;
+    py::handle code = field(message, n.status);
+    int status = code && PyLong_Check(code.ptr()) ? code.cast<int>() : 0;
     if (status < 100 || status > 999) throw asgi_error("http.response.start: status must be an int from 100 to 999");
     head_ = http::response{static_cast<bhttp::status>(status), 11};
-    if (message.contains("headers"))
-      for (auto h : message["headers"]) {
+    if (py::handle headers = field(message, n.headers))
+      for (auto h : headers) {
         auto pair = py::reinterpret_borrow<py::sequence>(h);
         if (pair.size() != 2) throw asgi_error("http.response.start: a header is a (name, value) pair");
         std::string name = bytes_arg(pair[0], "a header's name"), value = bytes_arg(pair[1], "a header's value");
@@ -168,11 +206,12 @@ bool asgi_exchange::send(const py::dict& message) {
     if (access) access->status = static_cast<unsigned>(status);
     return false;
   }
-  if (type == "http.response.body") {
+  if (is(type, "http.response.body")) {
     if (!started_) throw asgi_error("http.response.body sent before http.response.start");
     if (ended_) throw asgi_error("http.response.body sent after the last one (more_body was false)");
-    std::string piece = message.contains("body") ? bytes_arg(message["body"], "http.response.body's body") : "";
-    bool more = message.contains("more_body") && py::bool_(message["more_body"]);
+    py::handle given = field(message, n.body), more_body = field(message, n.more_body);
+    std::string piece = given ? bytes_arg(given, "http.response.body's body") : "";
+    bool more = more_body && truth(more_body);
     if (gone_) return false;  // the client left: sent to no one, as ASGI says
     if (head_request) piece.clear();
     if (access) access->bytes += piece.size();
@@ -192,7 +231,7 @@ bool asgi_exchange::send(const py::dict& message) {
     if (ended_) wake(gone_waiter);
     return more && unconfirmed_ > high_water;
   }
-  throw asgi_error("an HTTP ASGI app sends http.response.start and http.response.body, not " + type);
+  throw asgi_error("an HTTP ASGI app sends http.response.start and http.response.body, not " + py::str(type).cast<std::string>());
 }
 
 void asgi_exchange::fail() {
