@@ -892,8 +892,8 @@ class _AsgiWorker(object):
 def asgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, forwarded_allow_ips='127.0.0.1',
                  **kwargs):
     """An Arbiter whose workers serve the ASGI 3 application `app` (HTTP;
-    lifespan): the C++ HTTP helper on each worker's main thread, the app on
-    an asyncio loop (uvloop's when installed) on a second one. address as
+    lifespan): in each worker, one thread: the app's asyncio loop (uvloop's
+    when installed) turning the C++ HTTP helper's. address as
     wsgi_arbiter's (also "unix:PATH"); the same keywords."""
     if isinstance(forwarded_allow_ips, str):
         forwarded_allow_ips = [ip.strip() for ip in forwarded_allow_ips.split(',') if ip.strip()]
