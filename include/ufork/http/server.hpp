@@ -55,10 +55,14 @@ struct answer {
 };
 
 // An answer given later, from any thread: for a handler whose work runs
-// elsewhere (an ASGI app on an asyncio loop of its own thread). Made in the
-// handler, which returns answer::later(d) and hands d on; the connection
-// answers nothing more (its pipelined requests wait) until d's answer has
-// ended. Its request's deadline still holds.
+// elsewhere (a thread pool; an ASGI app's coroutine on the asyncio loop
+// that turns the worker's, http_options::drive). Made in the handler, which
+// returns answer::later(d) and hands d on; the connection answers nothing
+// more (its pipelined requests wait) until d's answer has ended. Its
+// request's deadline still holds. Given from another thread, each part
+// wakes the worker's loop (a mailbox and an eventfd); given on the thread
+// that drives the loop, outside step(), it is written at once or at the
+// next step() (http_options::soon).
 class UFORK_API deferred {
  public:
   // What the connection tells the other side, on the worker's loop thread:
