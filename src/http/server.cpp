@@ -514,8 +514,8 @@ class worker_server final : public current_server, public driven_loop {
     });
   }
 
-  // What the deferreds were given since the last look, written to their
-  // connections.
+  // The mailbox's eventfd: news given from another thread (or, with no
+  // `soon`, from the driving one).
   void on_mail() {
     (void)sys::drain_counter(box_->wake.get());
     deliver_news();
@@ -533,6 +533,8 @@ class worker_server final : public current_server, public driven_loop {
       sys::eventfd_signal(box_->wake.get());
   }
 
+  // What the deferreds were given since the last look, written to their
+  // connections.
   void deliver_news() {
     std::vector<std::shared_ptr<deferred::state>> news;
     {
