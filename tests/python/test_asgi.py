@@ -468,7 +468,7 @@ def test_an_asgi_pool_reforks_from_a_worker_and_answers_throughout(asgi):
     try:
         p.wait_for(r'refork: pid \d+ is the mold of generation 1')
         p.wait_for(r'refork: (done|the mold of generation 1 .* is let go)')
-        status, body, _ = ask(p.port, 'POST', '/echo', body=b'x')  # a worker of generation 2 answers too
+        status, body, _ = ask(p.port, 'POST', '/echo', body=b'x')  # and the pool answers once it is over
     finally:
         done.set()
         t.join()
