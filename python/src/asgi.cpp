@@ -20,7 +20,7 @@ pyfn keep(py::object o) { return shared_with_gil(new py::object(std::move(o))); 
 // makes no string of its own (perf: a request made some 40).
 struct names {
   py::handle type, status, headers, body, more_body, asgi, http_version, method, scheme, path, raw_path, query_string,
-      root_path, client, server, state, http, http_request, v10, v11, empty, done, set_result;
+      root_path, client, server, state, http, http_request, http_disconnect, v10, v11, empty, done, set_result;
 };
 const names& strings() {
   static const names n = [] {
@@ -28,7 +28,7 @@ const names& strings() {
     return names{s("type"),       s("status"),       s("headers"),      s("body"),   s("more_body"), s("asgi"),
                  s("http_version"), s("method"),     s("scheme"),       s("path"),   s("raw_path"),  s("query_string"),
                  s("root_path"),  s("client"),       s("server"),       s("state"),  s("http"),      s("http.request"),
-                 s("1.0"),        s("1.1"),          s(""),             s("done"),   s("set_result")};
+                 s("http.disconnect"), s("1.0"),        s("1.1"),          s(""),             s("done"),   s("set_result")};
   }();
   return n;
 }
@@ -50,11 +50,14 @@ bool is(py::handle text, const char* ascii) {
   return PyUnicode_Check(text.ptr()) && PyUnicode_CompareWithASCIIString(text.ptr(), ascii) == 0;
 }
 
-// A future a coroutine waits on: done, and forgotten.
-void wake(py::object& fut) {
-  if (!fut || fut.is_none()) return;
-  if (!fut.attr(strings().done)().cast<bool>()) fut.attr(strings().set_result)(py::none());
-  fut = py::none();
+bool done(const py::object& fut) { return truth(fut.attr(strings().done)()); }
+
+// A future a coroutine waits on: done with `result` (unless it already is:
+// cancelled), and forgotten.
+void settle(py::object& fut, py::handle result) {
+  if (!fut) return;
+  if (!done(fut)) fut.attr(strings().set_result)(result);
+  fut = py::object();
 }
 namespace bhttp = boost::beast::http;
 
@@ -79,6 +82,7 @@ std::string bytes_arg(const py::handle& v, const char* what) {
 struct asgi_server::bridge {
   http::driven_loop* loop = nullptr;  // while the worker serves
   pyfn drive, spawn, soon;            // the worker's (serve_with)
+  std::shared_ptr<const asgi_loop> futures;
   std::shared_ptr<py::dict> state;
   std::vector<std::string> trusted;
   int access_log = -1;
@@ -94,6 +98,7 @@ struct asgi_server::bridge {
       return res;
     }
     auto x = std::make_shared<asgi_exchange>();
+    x->loop = futures;
     client_view client = client_of(req, trusted);
     x->body = req.body();
     x->head_request = req.method() == bhttp::verb::head;
@@ -157,11 +162,22 @@ struct asgi_server::bridge {
   }
 };
 
+py::object asgi_loop::done_with(py::handle result) const {
+  py::object fut = future();
+  fut.attr(strings().set_result)(result);
+  return fut;
+}
+
 py::object asgi_exchange::receive() {
+  if (py::object m = message()) return loop->done_with(m);
+  receiver_ = loop->future();
+  return receiver_;
+}
+
+py::object asgi_exchange::message() {
   const names& n = strings();
-  if (streamed) {
-    if (!piece_) return py::none();
-    py::dict m;
+  py::dict m;
+  if (streamed && piece_) {
     m[n.type] = n.http_request;
     m[n.body] = bytes_of(*piece_);
     m[n.more_body] = py::bool_(!piece_last_);
@@ -172,16 +188,29 @@ py::object asgi_exchange::receive() {
       answer->more();  // the next piece may be read
     return m;
   }
-  if (std::exchange(body_taken_, true)) return py::none();
-  py::dict m;
-  m[n.type] = n.http_request;
-  m[n.body] = bytes_of(body);
-  m[n.more_body] = py::bool_(false);
-  std::string().swap(body);
+  if (streamed && !body_done_ && !gone_) return {};  // its next piece is on its way
+  if (!streamed && !std::exchange(body_taken_, true)) {
+    m[n.type] = n.http_request;
+    m[n.body] = bytes_of(body);
+    m[n.more_body] = py::bool_(false);
+    std::string().swap(body);
+    return m;
+  }
+  if (!over()) return {};  // until the client goes, or the response is complete
+  m[n.type] = n.http_disconnect;
   return m;
 }
 
-bool asgi_exchange::send(const py::dict& message) {
+void asgi_exchange::answer_receiver() {
+  if (!receiver_) return;
+  if (done(receiver_)) {  // cancelled: what it would have had stays for the next receive()
+    receiver_ = py::object();
+    return;
+  }
+  if (py::object m = message()) settle(receiver_, m);
+}
+
+py::object asgi_exchange::send(const py::dict& message) {
   const names& n = strings();
   py::handle type = field(message, n.type);
   if (!type) throw asgi_error("an ASGI message has a 'type'");
@@ -204,7 +233,7 @@ bool asgi_exchange::send(const py::dict& message) {
       }
     started_ = true;  // given to the connection with the first body message
     if (access) access->status = static_cast<unsigned>(status);
-    return false;
+    return loop->done;
   }
   if (is(type, "http.response.body")) {
     if (!started_) throw asgi_error("http.response.body sent before http.response.start");
@@ -212,7 +241,7 @@ bool asgi_exchange::send(const py::dict& message) {
     py::handle given = field(message, n.body), more_body = field(message, n.more_body);
     std::string piece = given ? bytes_arg(given, "http.response.body's body") : "";
     bool more = more_body && truth(more_body);
-    if (gone_) return false;  // the client left: sent to no one, as ASGI says
+    if (gone_) return loop->done;  // the client left: sent to no one, as ASGI says
     if (head_request) piece.clear();
     if (access) access->bytes += piece.size();
     if (!std::exchange(head_given_, true)) {  // the first body message: the head goes with it
@@ -220,16 +249,18 @@ bool asgi_exchange::send(const py::dict& message) {
         head_.body() = std::move(piece);
         answer->start(std::move(head_), true);
         ended_ = true;
-        wake(gone_waiter);  // a receive() waiting: http.disconnect, the response is complete
-        return false;
+        answer_receiver();  // a receive() waiting: http.disconnect, the response is complete
+        return loop->done;
       }
       answer->start(std::move(head_), false);
     }
     unconfirmed_ += piece.size();
     if (!piece.empty() || !more) answer->body(std::move(piece), !more);
     ended_ = !more;
-    if (ended_) wake(gone_waiter);
-    return more && unconfirmed_ > high_water;
+    if (ended_) answer_receiver();
+    if (!more || unconfirmed_ <= high_water) return loop->done;
+    room_ = loop->future();  // the client reads slower than the app sends
+    return room_;
   }
   throw asgi_error("an HTTP ASGI app sends http.response.start and http.response.body, not " + py::str(type).cast<std::string>());
 }
@@ -246,16 +277,15 @@ void asgi_exchange::on(http::deferred::event e) {
     unconfirmed_ = 0;
   } else {
     gone_ = true;
-    wake(gone_waiter);
-    wake(body_waiter);
+    answer_receiver();
   }
-  wake(room_waiter);
+  settle(room_, py::none());
 }
 
 void asgi_exchange::add_body(std::string piece, bool last) {
   piece_ = std::move(piece);
   piece_last_ = last;
-  wake(body_waiter);
+  answer_receiver();
 }
 
 asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_options options,
@@ -288,7 +318,10 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
 
 asgi_server::~asgi_server() = default;
 
-void asgi_server::serve_with(py::object drive, py::object spawn, py::object soon, py::dict state) {
+void asgi_server::serve_with(const py::object& loop, py::object drive, py::object spawn, py::object soon, py::dict state) {
+  auto futures = shared_with_gil(new asgi_loop{loop.attr("create_future"), py::none()});
+  futures->done = futures->done_with(py::none());
+  bridge_->futures = std::move(futures);
   bridge_->drive = keep(std::move(drive));
   bridge_->spawn = keep(std::move(spawn));
   bridge_->soon = keep(std::move(soon));

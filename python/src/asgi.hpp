@@ -30,33 +30,38 @@ struct asgi_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// One request's side in Python: what receive() and send() use (ufork's
-// _asgi_call wraps them).
+// The app's loop as the exchanges use it: the futures its coroutines await.
+struct asgi_loop {
+  pybind11::object create_future;  // loop.create_future
+  pybind11::object done;           // done with None: what an await that need not wait is given
+  pybind11::object future() const { return create_future(); }
+  pybind11::object done_with(pybind11::handle result) const;
+};
+
+// One request's side in Python: the app's receive and send are its own
+// (ufork's _asgi_call gives them to the app): each returns a future, done
+// at once when it need not wait, so a message costs no coroutine of ours.
 class asgi_exchange {
  public:
-  // The request's body as http.request messages: whole, the first time, or
-  // (streamed: a body longer than 64 KiB, or chunked) its next piece, with
-  // more_body until the last; None when there is none now (body_pending:
-  // one is on its way) or none to come.
+  // A future of the next message: the request's body as http.request
+  // messages (whole, the first time; streamed, a body longer than 64 KiB or
+  // chunked: its next piece, with more_body until the last, waited for if
+  // it has not come), then http.disconnect once the client has gone or the
+  // response is complete (waited for until then).
   pybind11::object receive();
-  bool body_pending() const noexcept { return streamed && !body_done_ && !gone_; }
   // An http.response.start or http.response.body message: checked (order,
-  // types, header names and values), then given to the connection. True if
-  // the app should wait for room (`room`) before it sends more. Raises
-  // asgi_error (a message out of order, a bad field).
-  bool send(const pybind11::dict& message);
+  // types, header names and values), then given to the connection. A
+  // future: done at once, or once the connection has written what it was
+  // given (above 64 KiB given and not written: `room`) or the client has
+  // gone. Raises asgi_error (a message out of order, a bad field).
+  pybind11::object send(const pybind11::dict& message);
   // The app failed, or returned: the answer ends (a 500 if nothing was sent).
   void fail();
   // True once nothing more can be sent: the answer has ended, or the client is gone.
   bool over() const noexcept { return ended_ || gone_; }
-  bool gone() const noexcept { return gone_; }
-  bool started() const noexcept { return started_; }
-  // Futures the Python side waits on (None when not waiting): set from
-  // take() when room comes, when a body's piece comes, and when the client
-  // goes (all three).
-  pybind11::object room_waiter, gone_waiter, body_waiter;
 
   // The helper's side.
+  std::shared_ptr<const asgi_loop> loop;
   std::shared_ptr<http::deferred> answer;
   std::string body;
   bool head_request = false;
@@ -66,11 +71,14 @@ class asgi_exchange {
   void add_body(std::string piece, bool last);  // from the helper, in step()
 
  private:
+  pybind11::object message();  // the message receive() gives now, or null: it waits
+  void answer_receiver();      // a receive() waiting: its message, if there is one now
   http::response head_;
   std::size_t unconfirmed_ = 0;  // bytes given since the last `room`
   bool body_taken_ = false, started_ = false, head_given_ = false, ended_ = false, gone_ = false;
   std::optional<std::string> piece_;  // a streamed body's piece, not yet received
   bool piece_last_ = false, body_done_ = false;
+  pybind11::object receiver_, room_;  // the futures of a receive() and a send() waiting, or null
 };
 
 class asgi_server final : public http_app {
@@ -85,14 +93,15 @@ class asgi_server final : public http_app {
   void attach(options& pool, hooks& h) override { server_.attach(pool, h); }
   void log_to(arbiter& a) noexcept override { server_.log_to(a); }
 
-  // In the worker, before its HTTP server runs (the GIL held): drive() is
+  // In the worker, before its HTTP server runs (the GIL held), with the
+  // app's asyncio loop (the exchanges' futures are its): drive() is
   // called once it does, and turns the server's loop from the app's: it
   // watches loop_fd() and calls step() when it is readable, until step()
   // says false (the server is done, after the worker's stop; also outside
   // drive()); each request is given to spawn(scope, exchange), scope's
   // state a copy of `state`; soon() asks for a step() once the app's
   // current work is done (http_options::soon): what it sent is written then.
-  void serve_with(pybind11::object drive, pybind11::object spawn, pybind11::object soon, pybind11::dict state);
+  void serve_with(const pybind11::object& loop, pybind11::object drive, pybind11::object spawn, pybind11::object soon, pybind11::dict state);
   int loop_fd() const;
   bool step();
 

@@ -464,13 +464,7 @@ PYBIND11_MODULE(_ufork, m) {
       .def("receive", &ufork::python::asgi_exchange::receive)
       .def("send", &ufork::python::asgi_exchange::send)
       .def("fail", &ufork::python::asgi_exchange::fail)
-      .def_property_readonly("over", &ufork::python::asgi_exchange::over)
-      .def_property_readonly("gone", &ufork::python::asgi_exchange::gone)
-      .def_property_readonly("started", &ufork::python::asgi_exchange::started)
-      .def_property_readonly("body_pending", &ufork::python::asgi_exchange::body_pending)
-      .def_readwrite("room_waiter", &ufork::python::asgi_exchange::room_waiter)
-      .def_readwrite("gone_waiter", &ufork::python::asgi_exchange::gone_waiter)
-      .def_readwrite("body_waiter", &ufork::python::asgi_exchange::body_waiter);
+      .def_property_readonly("over", &ufork::python::asgi_exchange::over);
 
   py::class_<heartbeat>(m, "Heartbeat")
       .def(py::init<py::object, py::object>())

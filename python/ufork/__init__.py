@@ -791,28 +791,12 @@ class _Lifespan(object):
             print('ufork asgi: lifespan shutdown failed: %s' % answer.get('message', ''), file=sys.stderr)
 
 
-async def _asgi_call(app, scope, x, loop):
-    """One request: the app called with receive and send over x, ufork's
-    side of it; whatever ends the app ends the answer."""
-    async def receive():
-        message = x.receive()
-        while message is None and x.body_pending:  # a streamed body's next piece is on its way
-            waiter = x.body_waiter = loop.create_future()
-            await waiter
-            message = x.receive()
-        if message is not None:
-            return message
-        if not x.over:  # until the client goes (or the response is complete)
-            waiter = x.gone_waiter = loop.create_future()
-            await waiter
-        return {'type': 'http.disconnect'}
-
-    async def send(message):
-        if x.send(message) and not x.over:  # the client reads slower than the app sends
-            waiter = x.room_waiter = loop.create_future()
-            await waiter
+async def _asgi_call(app, scope, x):
+    """One request: the app called with x's receive and send (each returns
+    a future: done at once, or when what it waits for comes); whatever ends
+    the app ends the answer."""
     try:
-        await app(scope, receive, send)
+        await app(scope, x.receive, x.send)
     except _ufork.AsgiError as e:
         print('ufork asgi: %s %s: %s' % (scope['method'], scope['path'], e), file=sys.stderr)
     except Exception:
@@ -852,7 +836,7 @@ class _AsgiWorker(object):
         self.serving = False
 
         def spawn(scope, x):
-            loop.create_task(_asgi_call(app, scope, x, loop))
+            loop.create_task(_asgi_call(app, scope, x))
 
         def step():
             if not self.serving:
@@ -865,7 +849,7 @@ class _AsgiWorker(object):
                 self.serving = False
                 loop.stop()
         self.step, self.failure = step, None
-        server.serve_with(self._drive, spawn, lambda: loop.call_soon(step), state)
+        server.serve_with(loop, self._drive, spawn, lambda: loop.call_soon(step), state)
 
     def _drive(self):
         """The worker's HTTP server runs: the loop turns it until it is done."""

@@ -20,6 +20,15 @@ in_flight = 0
 all_in = asyncio.Event()
 
 
+async def clients_word():
+    fifo = os.open(os.environ['FLAG'], os.O_RDONLY | os.O_NONBLOCK)  # it comes down this
+    said = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().add_reader(fifo, lambda: said.done() or said.set_result(None))
+    await said
+    asyncio.get_running_loop().remove_reader(fifo)
+    os.close(fifo)
+
+
 async def app(scope, receive, send):
     global in_flight
     if scope['type'] == 'lifespan':
@@ -50,12 +59,7 @@ async def app(scope, receive, send):
     elif path == '/stream':  # a piece, then the next once the client said it has the first
         await send(start)
         await send({'type': 'http.response.body', 'body': b'first\n', 'more_body': True})
-        fifo = os.open(os.environ['FLAG'], os.O_RDONLY | os.O_NONBLOCK)  # the client's word comes down it
-        said = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().add_reader(fifo, lambda: said.done() or said.set_result(None))
-        await said
-        asyncio.get_running_loop().remove_reader(fifo)
-        os.close(fifo)
+        await clients_word()
         await send({'type': 'http.response.body', 'body': b'second\n', 'more_body': True})
         await send({'type': 'http.response.body', 'body': b'', 'more_body': False})
     elif path == '/forever':  # streams until the client goes
@@ -107,6 +111,22 @@ async def app(scope, receive, send):
             more = m['more_body']
         await send(start)
         await send({'type': 'http.response.body', 'body': b'%d %d %s\n' % (size, pieces, digest.hexdigest().encode())})
+    elif path == '/patient':  # gives up on the body once (its receive() cancelled), reads it once it came
+        try:
+            await asyncio.wait_for(receive(), 0.05)
+            print('patient: a body before the client sent one', flush=True)
+        except asyncio.TimeoutError:
+            pass
+        await send(start)
+        await send({'type': 'http.response.body', 'body': b'gave up once\n', 'more_body': True})
+        await clients_word()  # its body has been sent (its first piece reaches no receive())
+        digest, size, more = hashlib.sha256(), 0, True
+        while more:
+            m = await receive()
+            digest.update(m['body'])
+            size += len(m['body'])
+            more = m['more_body']
+        await send({'type': 'http.response.body', 'body': b'%d %s\n' % (size, digest.hexdigest().encode())})
     elif path == '/refuse-upload':  # answered before the body is read
         await send({'type': 'http.response.start', 'status': 413, 'headers': []})
         await send({'type': 'http.response.body', 'body': b'too big\n'})
@@ -435,6 +455,36 @@ def test_a_client_gone_mid_upload_is_a_disconnect_and_an_early_answer_closes_the
             got += piece
         assert got.startswith(b'HTTP/1.1 413 ') and got.endswith(b'too big\n'), got
     assert ask(p.port, path='/nothing')[0] == 404  # the worker goes on
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_a_receive_the_app_gave_up_on_loses_nothing_of_the_body(asgi, tmp_path):
+    # A receive() cancelled while it waited (a timeout of the app's): the
+    # body's pieces that come after it go to the next receive().
+    os.mkfifo(tmp_path / 'flag')
+    p = asgi()
+    ready(p)
+    data = os.urandom(100000)  # in the socket's buffers whole: the server reads a piece, the rest waits
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'POST /patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n')
+        got = b''
+        while b'gave up once\n' not in got:  # the app's wait timed out: now the body
+            piece = s.recv(65536)
+            assert piece, got
+            got += piece
+        for at in range(0, len(data), 70000):
+            chunk = data[at:at + 70000]
+            s.sendall(b'%x\r\n%s\r\n' % (len(chunk), chunk))
+        s.sendall(b'0\r\n\r\n')
+        with open(tmp_path / 'flag', 'w') as flag:
+            flag.write('sent\n')
+        while not got.endswith(b'\r\n0\r\n\r\n'):
+            piece = s.recv(65536)
+            assert piece, got
+            got += piece
+    assert upload_digest(data).encode() + b'\n' in got, got
+    assert 'patient: a body' not in p.output()
     p.signal(signal.SIGTERM)
     assert p.finish() == 0
 
