@@ -39,23 +39,42 @@ cpu_ns() {
   echo $sum
 }
 
+# How the server's connections from 127.0.0.1 spread over its workers (the
+# children of pid $1 that hold its listening socket on port $2), most first:
+# "59/5" (a worker with none counts: "64/0").
+connection_split() {
+  local pid counts=()
+  local holders; holders=$(ss -Hltnp "( sport = :$2 )" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
+  for pid in $(ps -o pid= --ppid "$1"); do
+    grep -qx "$pid" <<< "$holders" || continue
+    counts+=("$(ss -Htnp state established "( sport = :$2 )" | grep -c "pid=$pid," || true)")
+  done
+  printf '%s\n' "${counts[@]}" | sort -rn | paste -sd/
+}
+
 # wrk's "Requests/sec", the p99 of its --latency distribution, whether it
 # saw socket errors, the workers' CPU time per request in us (from
 # /proc/PID/schedstat: steadier than requests/s on a shared machine), and
 # wrk's own CPU time per request (a server's answers cost its client too),
+# and how its connections spread over the workers halfway through (above),
 # appended to $tmp/NAME-C.txt; the servers take turns, round after round,
 # so a noisy neighbour hits them all alike.
 measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid, $5...: more wrk flags
-  local before after name=$1 url=$2 conns=$3 pid=$4
+  local before after name=$1 url=$2 conns=$3 pid=$4 port
   shift 4
+  port=${url#http://*:}; port=${port%%/*}
+  ( sleep "$((secs / 2))"; connection_split "$pid" "$port" > "$tmp/split.txt" ) &
+  local sampler=$!
   before=$(cpu_ns "$pid")
   /usr/bin/time -f "%U %S" -o "$tmp/wrk-cpu.txt" wrk -t"${threads:-2}" -c"$conns" -d"${secs}s" --latency "$@" "$url" > "$tmp/wrk.txt"
   after=$(cpu_ns "$pid")
+  wait "$sampler"
   errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
   requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
   echo "$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt") $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt") $errors" \
     "$(awk -v d=$((after - before)) -v n="$requests" 'BEGIN {printf "%.2f", d / n / 1000}')" \
-    "$(awk -v n="$requests" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$tmp/wrk-cpu.txt")" >> "$tmp/$name-$conns.txt"
+    "$(awk -v n="$requests" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$tmp/wrk-cpu.txt")" \
+    "$(cat "$tmp/split.txt")" >> "$tmp/$name-$conns.txt"
 }
 median() {  # of column $2 in file $1 (p99s end in us/ms/s: normalised to ms)
   awk -v c="$2" '{v = $c; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v}' "$1" \

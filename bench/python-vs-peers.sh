@@ -11,7 +11,9 @@
 #   FastAPI app's / and /json (bench/fastapi_app.py).
 # wrk -c64 with one thread and with two (the client shapes give different
 # ratios), the servers taking turns for ROUNDS rounds (default 3): medians.
-# Each peer's version and command line are printed beside its figures. Not
+# Each peer's version and command line are printed beside its figures, and
+# how its connections spread over its workers in each round (wrk opens its
+# connections at once: the split is the luck of that burst). Not
 # part of `make test`; as root on a quiet machine (installs wrk, gunicorn,
 # uwsgi, python3-django, python3-uvicorn, python3-uvloop, python3-fastapi).
 #   [ROUNDS=3] [CONNS=64] [APPS="django hello asgi fastapi fastapi-json"] (also asgi-upload: POSTs of 1 MiB) bench/python-vs-peers.sh [BUILD_DIR] [SECONDS]
@@ -100,8 +102,8 @@ for app in "${apps[@]}"; do
 done
 
 echo
-echo "| app | wrk | server | requests/s (median of $rounds) | p99 | ratio to the 2nd | ratio to the 3rd | worker CPU per request | runs with socket errors |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| app | wrk | server | requests/s (median of $rounds) | p99 | ratio to the 2nd | ratio to the 3rd | worker CPU per request | runs with socket errors | connections per worker, each round |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for app in "${apps[@]}"; do
   read -ra servers <<< "$(servers_of $app)"
   for threads in "${thread_counts[@]}"; do
@@ -112,7 +114,7 @@ for app in "${apps[@]}"; do
       rps=$(median "$f" 1)
       echo "| $app | -t$threads -c$c | $s | $rps | $(median "$f" 2) ms |" \
         "$(awk -v a="$rps" -v b="$g" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$rps" -v b="$u" 'BEGIN {printf "%.2f", a / b}') |" \
-        "$(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") |"
+        "$(median "$f" 4) us | $(awk '{s += $3} END {print s}' "$f") | $(awk '{print $6}' "$f" | paste -sd' ') |"
     done
   done
 done
