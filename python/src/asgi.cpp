@@ -25,10 +25,10 @@ struct names {
 const names& strings() {
   static const names n = [] {
     auto s = [](const char* text) { return py::handle(PyUnicode_InternFromString(text)); };  // a reference kept for good
-    return names{s("type"),       s("status"),       s("headers"),      s("body"),   s("more_body"), s("asgi"),
-                 s("http_version"), s("method"),     s("scheme"),       s("path"),   s("raw_path"),  s("query_string"),
-                 s("root_path"),  s("client"),       s("server"),       s("state"),  s("http"),      s("http.request"),
-                 s("http.disconnect"), s("1.0"),        s("1.1"),          s(""),             s("done"),   s("set_result")};
+    return names{s("type"), s("status"), s("headers"), s("body"), s("more_body"), s("asgi"), s("http_version"),
+                 s("method"), s("scheme"), s("path"), s("raw_path"), s("query_string"), s("root_path"), s("client"),
+                 s("server"), s("state"), s("http"), s("http.request"), s("http.disconnect"), s("1.0"), s("1.1"),
+                 s(""), s("done"), s("set_result")};
   }();
   return n;
 }
@@ -318,7 +318,8 @@ asgi_server::asgi_server(const std::vector<std::string>& addresses, http::http_o
 
 asgi_server::~asgi_server() = default;
 
-void asgi_server::serve_with(const py::object& loop, py::object drive, py::object spawn, py::object soon, py::dict state) {
+void asgi_server::serve_with(const py::object& loop, py::object drive, py::object spawn, py::object soon,
+                             py::dict state) {
   auto futures = shared_with_gil(new asgi_loop{loop.attr("create_future"), py::none()});
   futures->done = futures->done_with(py::none());
   bridge_->futures = std::move(futures);

@@ -101,7 +101,8 @@ class asgi_server final : public http_app {
   // drive()); each request is given to spawn(scope, exchange), scope's
   // state a copy of `state`; soon() asks for a step() once the app's
   // current work is done (http_options::soon): what it sent is written then.
-  void serve_with(const pybind11::object& loop, pybind11::object drive, pybind11::object spawn, pybind11::object soon, pybind11::dict state);
+  void serve_with(const pybind11::object& loop, pybind11::object drive, pybind11::object spawn,
+                  pybind11::object soon, pybind11::dict state);
   int loop_fd() const;
   bool step();
 
