@@ -44,7 +44,7 @@ cpu_ns() {
 # "59/5" (a worker with none counts: "64/0").
 connection_split() {
   local pid counts=()
-  local holders; holders=$(ss -Hltnp "( sport = :$2 )" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
+  local holders; holders=$(ss -Hltnp "( sport = :$2 )" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true)
   for pid in $(ps -o pid= --ppid "$1"); do
     grep -qx "$pid" <<< "$holders" || continue
     counts+=("$(ss -Htnp state established "( sport = :$2 )" | grep -c "pid=$pid," || true)")
@@ -68,7 +68,7 @@ measure() {  # $1: name, $2: url, $3: connections, $4: the server's pid, $5...: 
   before=$(cpu_ns "$pid")
   /usr/bin/time -f "%U %S" -o "$tmp/wrk-cpu.txt" wrk -t"${threads:-2}" -c"$conns" -d"${secs}s" --latency "$@" "$url" > "$tmp/wrk.txt"
   after=$(cpu_ns "$pid")
-  wait "$sampler"
+  wait "$sampler" || true  # (a split it could not read is left blank)
   errors=$(grep -c 'Socket errors' "$tmp/wrk.txt" || true)
   requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
   echo "$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt") $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt") $errors" \
