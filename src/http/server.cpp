@@ -690,7 +690,10 @@ class worker_server final : public current_server, public driven_loop {
     if (!last && (held == 0 || (held < body_piece && !c.drained))) return true;
     std::string piece = std::exchange(c.parser->get().body(), {});
     c.body_wanted = false;
-    if (last) c.parser.reset();
+    if (last)
+      c.parser.reset();
+    else if (piece.size() >= body_piece)  // a whole piece: the next is likely one too, and grows into this at once
+      c.parser->get().body().reserve(body_piece);
     c.deadline = clock::now() + options_.request_timeout;  // a body has its time per piece
     if (st.take_body) st.take_body(std::move(piece), last);
     return true;
