@@ -43,11 +43,12 @@ cpu_ns() {
 # children of pid $1 that hold its listening socket on port $2), most first:
 # "59/5" (a worker with none counts: "64/0").
 connection_split() {
-  local pid counts=()
-  local holders; holders=$(ss -Hltnp "( sport = :$2 )" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true)
+  local pid counts=() holders established
+  holders=$(ss -Hltnp "( sport = :$2 )" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true)
+  established=$(ss -Htnp state established "( sport = :$2 )")
   for pid in $(ps -o pid= --ppid "$1"); do
     grep -qx "$pid" <<< "$holders" || continue
-    counts+=("$(ss -Htnp state established "( sport = :$2 )" | grep -c "pid=$pid," || true)")
+    counts+=("$(grep -c "pid=$pid," <<< "$established" || true)")
   done
   printf '%s\n' "${counts[@]}" | sort -rn | paste -sd/
 }

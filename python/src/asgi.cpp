@@ -207,7 +207,10 @@ void asgi_exchange::answer_receiver() {
     receiver_ = py::object();
     return;
   }
-  if (py::object m = message()) settle(receiver_, m);
+  if (py::object m = message()) {
+    receiver_.attr(strings().set_result)(m);
+    receiver_ = py::object();
+  }
 }
 
 py::object asgi_exchange::send(const py::dict& message) {
