@@ -14,6 +14,7 @@ namespace ufork {
 
 namespace detail {
 struct child_setup;
+struct cell;
 }
 
 class UFORK_API worker {
@@ -42,6 +43,17 @@ class UFORK_API worker {
   // also wakes the arbiter. Safe from any thread; each begin needs its end.
   void begin_request() noexcept;
   void end_request() noexcept;
+  // Spreading the connections of a listening socket the workers share (the
+  // HTTP helper): the connections this worker has open, shown to the
+  // others (a store to shared memory), or -1 once it takes no new ones.
+  void show_connections(int open) noexcept;
+  // The connections the pool's accepting workers hold (this one's among
+  // them), and how many workers those are: read from shared memory.
+  struct pool_connections {
+    std::uint64_t held = 0;
+    std::uint32_t workers = 0;
+  };
+  pool_connections connections_held() const noexcept;
   // True once the arbiter asked this worker to stop (SIGTERM).
   bool stopping() const noexcept;
   // True once the whole pool stops, not this worker alone (as a recycle, a
@@ -70,6 +82,9 @@ class UFORK_API worker {
   const std::atomic<std::uint64_t>* refork_at_ = nullptr;
   std::atomic<std::uint32_t>* in_flight_ = nullptr;
   std::atomic<bool>* busy_wake_ = nullptr;
+  std::atomic<std::uint32_t>* connections_ = nullptr;
+  std::atomic<bool>* accepting_ = nullptr;
+  const detail::cell* board_ = nullptr;  // the pool's cells, from the first
   std::uint64_t request_limit_ = 0;  // options::recycle.max_requests, with its jitter
   std::atomic<bool> recycle_asked_{false};
   std::atomic<bool> mold_asked_{false};

@@ -37,17 +37,31 @@ cell* scoreboard::acquire() noexcept {
   c->become_mold.store(false, std::memory_order_relaxed);
   c->in_flight.store(0, std::memory_order_relaxed);
   c->busy_wake.store(false, std::memory_order_relaxed);
-  return c;
+  c->connections.store(0, std::memory_order_relaxed);
+  c->accepting.store(false, std::memory_order_relaxed);
+  return in_use(c);
 }
 
-void scoreboard::release(cell* c) noexcept { free_.push_back(c); }
+// A worker that died accepting said nothing more: it takes no connection now.
+void scoreboard::release(cell* c) noexcept {
+  c->accepting.store(false, std::memory_order_relaxed);
+  c->connections.store(0, std::memory_order_relaxed);
+  free_.push_back(c);
+}
+
+cell* scoreboard::in_use(cell* c) noexcept {
+  auto high = static_cast<std::uint32_t>(index(c) + 1);
+  if (high > cells_[0].board_high.load(std::memory_order_relaxed))
+    cells_[0].board_high.store(high, std::memory_order_relaxed);
+  return c;
+}
 
 cell* scoreboard::adopt(std::size_t index) noexcept {
   if (index >= size_) return nullptr;
   auto it = std::find(free_.begin(), free_.end(), &cells_[index]);
   if (it == free_.end()) return nullptr;
   free_.erase(it);
-  return &cells_[index];
+  return in_use(&cells_[index]);
 }
 
 }  // namespace ufork::detail

@@ -32,6 +32,15 @@ struct alignas(64) cell {  // one cache line: workers never share one
   // the worker's next request wakes it (UFORK_BUSY=1), once.
   std::atomic<std::uint32_t> in_flight{0};
   std::atomic<bool> busy_wake{false};
+  // Spreading a shared socket's connections (worker::show_connections):
+  // the connections the worker has open, and whether it takes new ones.
+  std::atomic<std::uint32_t> connections{0};
+  std::atomic<bool> accepting{false};
+  // Board-wide, kept in cell 0 alone: one past the highest cell ever
+  // handed out, so that a worker reads the cells in use, not all 4,096. (A
+  // header would move every cell, and an upgraded arbiter maps the cells
+  // the old one laid out.)
+  std::atomic<std::uint32_t> board_high{0};
 };
 static_assert(sizeof(cell) == 64);
 
@@ -58,8 +67,12 @@ class scoreboard {
   int fd() const noexcept { return fd_.get(); }
   std::size_t index(const cell* c) const noexcept { return static_cast<std::size_t>(c - cells_); }
   cell* adopt(std::size_t index) noexcept;
+  // The first cell: a worker reads the others from it (board_high).
+  cell* cells() const noexcept { return cells_; }
 
  private:
+  cell* in_use(cell* c) noexcept;
+
   sys::unique_fd fd_;
   cell* cells_;
   std::size_t size_;

@@ -42,6 +42,7 @@ struct spawn_plan {
   int slot;
   unsigned generation;
   cell* beat_cell;
+  const cell* board;           // the first cell (the worker reads the pool's)
   int notify_fd;               // kept: READY=1 goes here
   int out_fd, err_fd;          // become 1 and 2
   // The fds to close as [first, last] runs, each with one close_range (a

@@ -148,6 +148,22 @@ void worker::begin_request() noexcept {
 
 void worker::end_request() noexcept { in_flight_->fetch_sub(1, std::memory_order_relaxed); }
 
+void worker::show_connections(int open) noexcept {
+  connections_->store(open < 0 ? 0 : static_cast<std::uint32_t>(open), std::memory_order_relaxed);
+  accepting_->store(open >= 0, std::memory_order_relaxed);
+}
+
+worker::pool_connections worker::connections_held() const noexcept {
+  pool_connections pool;
+  std::uint32_t high = board_->board_high.load(std::memory_order_relaxed);
+  for (const detail::cell* c = board_; c != board_ + high; ++c)
+    if (c->accepting.load(std::memory_order_relaxed)) {
+      pool.held += c->connections.load(std::memory_order_relaxed);
+      ++pool.workers;
+    }
+  return pool;
+}
+
 namespace detail {
 
 // The worker's private fields are the library's to set.
@@ -162,6 +178,9 @@ struct child_setup {
     w.refork_at_ = &p.beat_cell->refork_at;
     w.in_flight_ = &p.beat_cell->in_flight;
     w.busy_wake_ = &p.beat_cell->busy_wake;
+    w.connections_ = &p.beat_cell->connections;
+    w.accepting_ = &p.beat_cell->accepting;
+    w.board_ = p.board;
     w.request_limit_ = p.beat_cell->request_limit.load(std::memory_order_relaxed);
     w.notify_fd_ = p.notify_fd;
     w.stop_fd_ = stop_fd;

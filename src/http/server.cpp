@@ -252,16 +252,19 @@ namespace {
 
 class worker_server final : public current_server, public driven_loop {
  public:
-  worker_server(worker& w, const handler& h, const http_options& o, const std::vector<int>& listen_fds)
+  // nudge_fd: the pool's eventfd for spreading connections (spread_some),
+  // or -1.
+  worker_server(worker& w, const handler& h, const http_options& o, const std::vector<int>& listen_fds, int nudge_fd)
       : worker_(w), handler_(h), options_(o) {
     for (int fd : listen_fds) {
       listener& l = listeners_.emplace_back(io_, fd);
       l.acceptor.assign(listen_fd_protocol(fd), fd);
+      l.tcp = sys::local_address(fd).ss_family != AF_UNIX;
       error_code ignored;
       l.acceptor.non_blocking(true, ignored);  // accept_some() takes until the queue is empty
       // On a shared socket, a new connection wakes one worker, as nginx's
       // do (see accept_some for how Asio's registration stays exclusive).
-      if (!o.reuseport) net::accept_exclusively(fd);
+      if (!o.reuseport) l.registrations = net::accept_exclusively(fd);
       // A TCP connection is accepted once its first bytes have come (1 s at
       // most: nginx's `deferred`), so that its first read finds the
       // request. A stop sees such connections as handshakes under way
@@ -279,6 +282,12 @@ class worker_server final : public current_server, public driven_loop {
     int fd = set.value().release();
     sys::disown_fd(fd);  // Asio's descriptor closes it
     events_.assign(fd);
+    if (nudge_fd >= 0 && !o.reuseport) {
+      auto copy = sys::duplicate(nudge_fd);
+      if (!copy) throw std::system_error(copy.error(), "dup");
+      nudge_.assign(copy.value().release());
+      nudge_registrations_ = sys::watch_exclusively(nudge_.native_handle());  // a nudge wakes one waiting worker
+    }
   }
   worker_server(const worker_server&) = delete;
   worker_server& operator=(const worker_server&) = delete;
@@ -318,6 +327,10 @@ class worker_server final : public current_server, public driven_loop {
   // Driven from the program's own loop (options_.drive), it runs in
   // step(): even the first accepts, so that handlers run only there.
   void run() {
+    if (nudge_.is_open()) {  // before the worker is ready: the pool knows it accepts
+      worker_.show_connections(0);
+      watch_nudge();
+    }
     attached_.emplace(worker_, io_, [this] { begin_stop(); });
     watch();
     for (auto& l : listeners_)  // connections may be queued already: the wait in accept_some sees only new ones
@@ -360,8 +373,13 @@ class worker_server final : public current_server, public driven_loop {
   struct listener {
     int fd;
     acceptor_type acceptor;
-    timer_type pause;
+    timer_type pause;  // after a failed accept, or out of the loop (step_aside)
+    std::vector<sys::epoll_registration> registrations;  // in Asio's set, exclusive: see step_aside
+    bool tcp = true;
     bool failing = false;
+    bool waiting = false;  // for the socket (an async_wait is pending)
+    bool aside = false;    // out of the loop's set (step_aside)
+    int idle_asides = 0;   // in a row, with no connection taken by the others meanwhile
     listener(asio::io_context& io, int f) : fd(f), acceptor(io), pause(io) {}
   };
 
@@ -431,6 +449,8 @@ class worker_server final : public current_server, public driven_loop {
   static constexpr std::size_t read_size = 16UL * 1024;
   static constexpr std::size_t body_piece = 64UL * 1024;  // a streamed request body's, when it comes fast
   static constexpr int accepts_per_turn = 16;  // then the loop's other work gets its turn
+  static constexpr std::uint32_t spread_slack = 2;  // connections over its share a worker may hold (spread_some)
+  static constexpr auto aside_for = 1ms;       // see step_aside
   static constexpr int events_per_turn = 128;
   static constexpr auto stop_linger = 200ms;   // see begin_stop
   static constexpr auto close_linger = 1000ms; // a closing connection waits this long for the peer
@@ -444,8 +464,16 @@ class worker_server final : public current_server, public driven_loop {
   // connections' set: a set that is itself watched by another is never a
   // waiter to the kernel, so EPOLLEXCLUSIVE woke every worker there, all 4
   // of 4 per connection against 1 here.)
-  void accept_some(listener& l) {
+  //
+  // A worker holding more than its share takes its share and leaves the
+  // rest (spread_some); `all` takes them anyway (step_aside).
+  void accept_some(listener& l, bool all = false) {
+    std::uint32_t room = all ? UINT32_MAX : spread_some(l);
     for (int taken = 0; taken < accepts_per_turn && accepting_; ++taken) {  // a request answered may end it
+      // Its share reached: worked out again (a burst goes on coming, and
+      // the others take their part meanwhile) before it steps aside.
+      if (room == 0 && (room = spread_some(l)) == 0) return step_aside(l);
+      --room;
       std::error_code ec;
       int fd = sys::accept_connection(l.fd, ec);
       if (fd >= 0) {
@@ -454,9 +482,11 @@ class worker_server final : public current_server, public driven_loop {
         continue;
       }
       if (ec == std::errc::resource_unavailable_try_again) {
-        l.acceptor.async_wait(tcp::acceptor::wait_read, [this, &l](error_code e) {
-          if (!e && l.acceptor.is_open()) accept_some(l);
-        });
+        if (!std::exchange(l.waiting, true))
+          l.acceptor.async_wait(tcp::acceptor::wait_read, [this, &l](error_code e) {
+            l.waiting = false;
+            if (!e && l.acceptor.is_open()) accept_some(l);
+          });
         return;
       }
       if (ec == std::errc::connection_aborted) continue;
@@ -471,8 +501,81 @@ class worker_server final : public current_server, public driven_loop {
       });
       return;
     }
-    asio::post(io_, [this, &l] {
-      if (l.acceptor.is_open()) accept_some(l);
+    asio::post(io_, [this, &l, all] {
+      if (l.acceptor.is_open()) accept_some(l, all);
+    });
+  }
+
+  // How many connections this worker takes now. Connections that come in
+  // a burst (a client opening 64 at once, a proxy's keep-alive pool) are
+  // all queued before a woken worker runs; it would take them all, and
+  // keep them. So each worker shows how many it holds (in its scoreboard
+  // cell), and takes no more than its share of those held by the pool's
+  // accepting workers and those queued, plus spread_slack; the others get
+  // the rest (step_aside). No limit on a worker's own socket, or alone.
+  std::uint32_t spread_some(const listener& l) {
+    if (!nudge_.is_open() || l.registrations.empty()) return UINT32_MAX;
+    std::uint64_t queued = 1;  // a unix socket's queue costs a netlink dump: taken as one
+    if (auto q = l.tcp ? sys::tcp_accept_queue(l.fd) : std::nullopt) {
+      if (*q <= 0) return UINT32_MAX;  // nothing to leave: the wait sees the next one
+      queued = static_cast<std::uint64_t>(*q);
+    }
+    auto pool = worker_.connections_held();
+    if (pool.workers < 2) return UINT32_MAX;
+    auto share = (pool.held + queued + pool.workers - 1) / pool.workers;
+    auto limit = share + std::max<std::uint64_t>(spread_slack, share / 8);
+    return conns_.size() < limit ? static_cast<std::uint32_t>(limit - conns_.size()) : 0;
+  }
+
+  // What the other accepting workers hold.
+  std::uint64_t others_hold() const { return worker_.connections_held().held - conns_.size(); }
+
+  // More than its share: the socket leaves this worker's loop for
+  // aside_for, so that a new connection wakes another worker, and the
+  // nudge (an eventfd each worker watches, exclusively) wakes one waiting
+  // worker to take those queued now. Back, it takes its share again, and
+  // may step aside again; but when the others took no connection while it
+  // was aside, twice in a row (once may be because they were aside too),
+  // they cannot (all busy): it takes all that is queued, and a connection
+  // waits no longer.
+  void step_aside(listener& l) {
+    set_aside(l, true);
+    sys::eventfd_signal(nudge_.native_handle());
+    l.pause.expires_after(aside_for);
+    l.pause.async_wait([this, &l, before = others_hold()](error_code e) {
+      if (e || !l.acceptor.is_open()) return;  // stopped: the acceptor is closed
+      set_aside(l, false);
+      l.idle_asides = others_hold() > before ? 0 : l.idle_asides + 1;
+      bool all = l.idle_asides == 2;
+      if (all) l.idle_asides = 0;
+      accept_some(l, all);
+    });
+  }
+
+  // The socket out of the loop's set, or back. The nudge goes out with the
+  // last socket and comes back with the first: a worker aside would take a
+  // nudge meant for the others (one waiting worker is woken).
+  void set_aside(listener& l, bool aside) {
+    l.aside = aside;
+    bool all = std::ranges::all_of(listeners_, [](const listener& x) { return x.aside; });
+    auto move = [aside](int fd, const std::vector<sys::epoll_registration>& where) {
+      for (const auto& r : where)
+        if (auto ec = aside ? sys::epoll_remove(r.epfd, fd) : sys::epoll_add(r.epfd, fd, r.events, r.data))
+          std::fprintf(stderr, "ufork http: epoll_ctl(spreading connections): %s\n", ec.message().c_str());
+    };
+    move(l.fd, l.registrations);
+    if (all == aside && std::exchange(nudge_aside_, aside) != aside) move(nudge_.native_handle(), nudge_registrations_);
+  }
+
+  // Another worker stepped aside: connections may be queued that no wait
+  // of this worker's will see (they came before), so it looks.
+  void watch_nudge() {
+    nudge_.async_wait(asio::posix::descriptor_base::wait_read, [this](error_code e) {
+      if (e) return;
+      (void)sys::drain_counter(nudge_.native_handle());
+      for (auto& l : listeners_)
+        if (l.waiting && !l.aside && l.acceptor.is_open()) accept_some(l);
+      watch_nudge();
     });
   }
 
@@ -485,6 +588,7 @@ class worker_server final : public current_server, public driven_loop {
     }
     connection& c = conns_.emplace_back(fd);
     c.self = std::prev(conns_.end());
+    show_connections();
     by_fd_[fd] = &c;
     c.deadline = clock::now() + options_.keepalive_timeout;
     if (!ticking_) {
@@ -947,6 +1051,7 @@ class worker_server final : public current_server, public driven_loop {
       sys::close_connection(c.fd);  // out of the epoll set with it
     }
     conns_.erase(c.self);
+    show_connections();
     if (lingered_ && conns_.empty()) finish();
   }
 
@@ -1033,6 +1138,16 @@ class worker_server final : public current_server, public driven_loop {
       l.acceptor.close(ignored);
       l.pause.cancel();
     }
+    if (nudge_.is_open()) {
+      worker_.show_connections(-1);
+      error_code ignored;
+      nudge_.close(ignored);
+    }
+  }
+
+  // The pool sees how many this worker holds (spread_some).
+  void show_connections() {
+    if (accepting_ && nudge_.is_open()) worker_.show_connections(static_cast<int>(conns_.size()));
   }
 
   void accept_queued() {
@@ -1051,6 +1166,9 @@ class worker_server final : public current_server, public driven_loop {
   asio::posix::basic_stream_descriptor<executor> events_{io_};  // the connections' epoll set
   std::shared_ptr<mailbox> box_ = std::make_shared<mailbox>();  // answers given later
   asio::posix::basic_stream_descriptor<executor> mail_{io_};    // its eventfd
+  asio::posix::basic_stream_descriptor<executor> nudge_{io_};   // the pool's, for spreading connections
+  std::vector<sys::epoll_registration> nudge_registrations_;
+  bool nudge_aside_ = false;  // out of the loop's set (set_aside)
   std::unordered_map<int, std::shared_ptr<deferred::state>> waiting_;  // by connection fd
   std::unordered_map<int, connection_ends> ends_;                     // by connection fd, once asked
   std::optional<asio_worker> attached_;
@@ -1094,6 +1212,7 @@ struct server::state {
   // use is one exception for the caller, not a crash loop of workers.
   std::vector<net::bound> shared;
   std::vector<int> shared_fds;  // the workers' copies: taken before any stop
+  sys::unique_fd nudge;  // the workers' eventfd for spreading connections (worker_server::step_aside)
   std::vector<std::string> addresses;
   arbiter* log = nullptr;
   bool attached = false;
@@ -1106,6 +1225,12 @@ struct server::state {
         shared.push_back(net::bind_endpoint(e, options.reuseport, !options.reuseport, options.backlog));
         shared_fds.push_back(shared.back().fd.get());
         addresses.push_back(shared.back().address);
+      }
+      if (!options.reuseport) {
+        auto made = sys::make_eventfd(true);
+        if (!made) throw error(made.error(), "eventfd");
+        nudge = std::move(made).value();
+        sys::disown_fd(nudge.get());  // the workers' (ufork's own fds are closed in a new worker)
       }
     } catch (...) {
       let_go();
@@ -1171,10 +1296,13 @@ void server::attach(options& pool, hooks& hk) {
         fds[i] = net::bind_endpoint(st->addresses[i], true, true, st->options.backlog).fd.release();
       else if (keep)
         fds[i] = sys::duplicate(fds[i]).value().release();
-    worker_server server(w, st->h, st->options, fds);
+    worker_server server(w, st->h, st->options, fds, st->nudge.get());
     server.run();
   };
-  if (pool.strict_fds) pool.keep_fds.insert(pool.keep_fds.end(), st->shared_fds.begin(), st->shared_fds.end());
+  if (pool.strict_fds) {
+    pool.keep_fds.insert(pool.keep_fds.end(), st->shared_fds.begin(), st->shared_fds.end());
+    if (st->nudge) pool.keep_fds.push_back(st->nudge.get());
+  }
 }
 
 int serve(handler h, const std::string& endpoint, server_options options) {

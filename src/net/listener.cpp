@@ -81,7 +81,7 @@ bool drop_new_connections(int fd) {
   return !sys::set_socket_option(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }
 
-bool accept_exclusively(int listen_fd) { return sys::watch_exclusively(listen_fd) > 0; }
+std::vector<sys::epoll_registration> accept_exclusively(int listen_fd) { return sys::watch_exclusively(listen_fd); }
 
 bool handshakes_under_way(int listen_fd) {
   sockaddr_storage ss = sys::local_address(listen_fd);

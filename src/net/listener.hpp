@@ -4,7 +4,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "sys/event.hpp"
 #include "sys/unique_fd.hpp"
 #include "ufork/export.hpp"
 
@@ -41,8 +43,9 @@ UFORK_API bool handshakes_under_way(int listen_fd);
 
 // A worker's event loop watches the shared listening socket with
 // EPOLLEXCLUSIVE from here on: a new connection wakes one waiting worker,
-// not every one (sys::watch_exclusively). False if it could not be done
-// (the workers are all woken then, as before).
-UFORK_API bool accept_exclusively(int listen_fd);
+// not every one (sys::watch_exclusively). The registrations, for taking
+// the socket out of the loop's set and putting it back; none if it could
+// not be done (the workers are all woken then, as before).
+UFORK_API std::vector<sys::epoll_registration> accept_exclusively(int listen_fd);
 
 }  // namespace ufork::net

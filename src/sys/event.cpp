@@ -20,8 +20,8 @@ using detail::fd_or_error;
 using detail::retry_eintr;
 
 
-int watch_exclusively(int listen_fd) {
-  int changed = 0;
+std::vector<epoll_registration> watch_exclusively(int listen_fd) {
+  std::vector<epoll_registration> made;
   for (int fd : open_fds()) {
     char link[64] = {};
     std::string path = "/proc/self/fd/" + std::to_string(fd);
@@ -45,11 +45,11 @@ int watch_exclusively(int listen_fd) {
         (void)epoll_add(fd, listen_fd, events, data);  // as it was (a kernel before 4.5)
         break;
       }
-      ++changed;
+      made.push_back({fd, exclusive, data});
       break;
     }
   }
-  return changed;
+  return made;
 }
 
 result<unique_fd> make_epoll() { return fd_or_error(::epoll_create1(EPOLL_CLOEXEC)); }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "sys/result.hpp"
 #include "sys/unique_fd.hpp"
@@ -32,14 +33,20 @@ UFORK_API result<int> epoll_wait(int epfd, epoll_event* events, int max, int tim
 // ufork-http.
 UFORK_API std::error_code epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
 std::error_code epoll_modify(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept;
-std::error_code epoll_remove(int epfd, int fd) noexcept;
-// Makes every epoll set of this process that watches listen_fd watch it
-// with EPOLLEXCLUSIVE (registered again with the same data), so that a new
-// connection wakes one of the processes waiting on the socket, not all of
-// them. For an event loop that registered the socket itself and does not
-// modify it afterwards (Asio's accept). The sets are found in
-// /proc/self/fdinfo. The number of sets changed; 0 if none could be.
-int watch_exclusively(int listen_fd);
+UFORK_API std::error_code epoll_remove(int epfd, int fd) noexcept;
+// Makes every epoll set of this process that watches fd watch it with
+// EPOLLEXCLUSIVE (registered again with the same data), so that an event
+// (a new connection on a listening socket) wakes one of the processes
+// waiting on it, not all of them. For an event loop that registered the fd
+// itself and does not modify it afterwards (Asio's accept). The sets are
+// found in /proc/self/fdinfo. The registrations made, each as epoll_add
+// would make it again after an epoll_remove; none if none could be.
+struct epoll_registration {
+  int epfd;
+  std::uint32_t events;
+  std::uint64_t data;
+};
+UFORK_API std::vector<epoll_registration> watch_exclusively(int fd);
 
 // poll(2), once: EINTR is returned, not retried (a caller whose signal
 // handler set a flag looks at it). The number of fds with events.

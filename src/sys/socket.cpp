@@ -343,8 +343,12 @@ std::optional<int> accept_queue(int fd) noexcept {
   if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return std::nullopt;
   if (domain == AF_UNIX) return unix_accept_queue(fd);
   if (domain != AF_INET && domain != AF_INET6) return std::nullopt;
+  return tcp_accept_queue(fd);
+}
+
+std::optional<int> tcp_accept_queue(int fd) noexcept {
   tcp_info info{};  // of a listening socket: tcpi_unacked is its accept queue, tcpi_sacked its backlog
-  len = sizeof info;
+  socklen_t len = sizeof info;
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return std::nullopt;
   return static_cast<int>(info.tcpi_unacked);
 }

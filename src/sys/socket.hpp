@@ -56,6 +56,9 @@ UFORK_API bool is_ip_address(const std::string& text) noexcept;
 // kernel would not say.
 bool is_listening(int fd) noexcept;
 std::optional<int> accept_queue(int fd) noexcept;
+// A listening TCP socket's accept queue alone (one getsockopt), for the
+// HTTP worker's accept path.
+UFORK_API std::optional<int> tcp_accept_queue(int fd) noexcept;
 // TCP requests of `family` in SYN_RECV on local `port` (network order), from
 // one sock_diag dump (ss's source); -1 if the kernel would not say.
 int syn_recv_count(int family, std::uint16_t port) noexcept;
