@@ -82,9 +82,6 @@ class UFORK_API worker {
   const std::atomic<std::uint64_t>* refork_at_ = nullptr;
   std::atomic<std::uint32_t>* in_flight_ = nullptr;
   std::atomic<bool>* busy_wake_ = nullptr;
-  std::atomic<std::uint32_t>* connections_ = nullptr;
-  std::atomic<bool>* accepting_ = nullptr;
-  const detail::cell* board_ = nullptr;  // the pool's cells, from the first
   std::uint64_t request_limit_ = 0;  // options::recycle.max_requests, with its jitter
   std::atomic<bool> recycle_asked_{false};
   std::atomic<bool> mold_asked_{false};
@@ -92,6 +89,10 @@ class UFORK_API worker {
   int stop_fd_ = -1;
   std::atomic<bool> ready_sent_{false};
   std::chrono::milliseconds interval_{};
+  // Last: the inline accessors above read the same offsets as before.
+  std::atomic<std::uint32_t>* connections_ = nullptr;
+  std::atomic<bool>* accepting_ = nullptr;
+  const detail::cell* board_ = nullptr;  // the pool's cells, from the first
 };
 
 // The worker this process is, or nullptr in the arbiter (uFork's cur_worker_id).

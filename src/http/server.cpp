@@ -528,7 +528,10 @@ class worker_server final : public current_server, public driven_loop {
   }
 
   // What the other accepting workers hold.
-  std::uint64_t others_hold() const { return worker_.connections_held().held - conns_.size(); }
+  std::uint64_t others_hold() const {
+    auto held = worker_.connections_held().held;
+    return held > conns_.size() ? held - conns_.size() : 0;
+  }
 
   // More than its share: the socket leaves this worker's loop for
   // aside_for, so that a new connection wakes another worker, and the
@@ -547,8 +550,8 @@ class worker_server final : public current_server, public driven_loop {
       set_aside(l, false);
       l.idle_asides = others_hold() > before ? 0 : l.idle_asides + 1;
       bool all = l.idle_asides == 2;
-      if (all) l.idle_asides = 0;
       accept_some(l, all);
+      if (all || !l.aside) l.idle_asides = 0;
     });
   }
 
