@@ -128,9 +128,9 @@ process* pool::spawn(int slot, clock::time_point now, bool reload) {
     p->beat->request_limit.store(opts_.recycle.max_requests + jitter(opts_.recycle.max_requests_jitter),
                                  std::memory_order_relaxed);
   std::string title = fmt::format("ufork: worker {} gen {}{}", slot, s.generation + 1, title_suffix_);
-  detail::spawn_plan plan{slot, s.generation + 1, p->beat, board_.cells(), notify_->worker_end(), out->write.get(), err->write.get(),
-                          &close, sys::syslog_open.load(), sys::own_pid(), restored_nofile(),
-                          oom_scores_->worker_value(),
+  detail::spawn_plan plan{slot, s.generation + 1, p->beat, board_.cells(), notify_->worker_end(),
+                          out->write.get(), err->write.get(), &close, sys::syslog_open.load(), sys::own_pid(),
+                          restored_nofile(), oom_scores_->worker_value(),
                           std::max(opts_.timeout / 4, milliseconds(1)), &hooks_, env.envp(),
                           exec ? &*exec : nullptr, drop_ ? &*drop_ : nullptr, !opts_.user.empty(),
                           cpus_.empty() ? -1 : cpus_[static_cast<std::size_t>(slot) % cpus_.size()], opts_.nice,

@@ -253,7 +253,7 @@ namespace {
 class worker_server final : public current_server, public driven_loop {
  public:
   // nudge_fd: the pool's eventfd for spreading connections (spread_some),
-  // or -1.
+  // taken as the listening sockets are; or -1.
   worker_server(worker& w, const handler& h, const http_options& o, const std::vector<int>& listen_fds, int nudge_fd)
       : worker_(w), handler_(h), options_(o) {
     for (int fd : listen_fds) {
@@ -282,10 +282,8 @@ class worker_server final : public current_server, public driven_loop {
     int fd = set.value().release();
     sys::disown_fd(fd);  // Asio's descriptor closes it
     events_.assign(fd);
-    if (nudge_fd >= 0 && !o.reuseport) {
-      auto copy = sys::duplicate(nudge_fd);
-      if (!copy) throw std::system_error(copy.error(), "dup");
-      nudge_.assign(copy.value().release());
+    if (nudge_fd >= 0) {
+      nudge_.assign(nudge_fd);
       nudge_registrations_ = sys::watch_exclusively(nudge_.native_handle());  // a nudge wakes one waiting worker
     }
   }
@@ -1299,7 +1297,8 @@ void server::attach(options& pool, hooks& hk) {
         fds[i] = net::bind_endpoint(st->addresses[i], true, true, st->options.backlog).fd.release();
       else if (keep)
         fds[i] = sys::duplicate(fds[i]).value().release();
-    worker_server server(w, st->h, st->options, fds, st->nudge.get());
+    int nudge = !st->nudge ? -1 : keep ? sys::duplicate(st->nudge.get()).value().release() : st->nudge.get();
+    worker_server server(w, st->h, st->options, fds, nudge);
     server.run();
   };
   if (pool.strict_fds) {
