@@ -513,13 +513,13 @@ class worker_server final : public current_server, public driven_loop {
   // the rest (step_aside). No limit on a worker's own socket, or alone.
   std::uint32_t spread_some(const listener& l) {
     if (!nudge_.is_open() || l.registrations.empty()) return UINT32_MAX;
+    auto pool = worker_.connections_held();  // shared memory: before the syscall, which one worker does not need
+    if (pool.workers < 2) return UINT32_MAX;
     std::uint64_t queued = 1;  // a unix socket's queue costs a netlink dump: taken as one
     if (auto q = l.tcp ? sys::tcp_accept_queue(l.fd) : std::nullopt) {
       if (*q <= 0) return UINT32_MAX;  // nothing to leave: the wait sees the next one
       queued = static_cast<std::uint64_t>(*q);
     }
-    auto pool = worker_.connections_held();
-    if (pool.workers < 2) return UINT32_MAX;
     auto share = (pool.held + queued + pool.workers - 1) / pool.workers;
     auto limit = share + std::max<std::uint64_t>(spread_slack, share / 8);
     return conns_.size() < limit ? static_cast<std::uint32_t>(limit - conns_.size()) : 0;
@@ -557,15 +557,16 @@ class worker_server final : public current_server, public driven_loop {
   // last socket and comes back with the first: a worker aside would take a
   // nudge meant for the others (one waiting worker is woken).
   void set_aside(listener& l, bool aside) {
+    auto all_aside = [this] { return std::ranges::all_of(listeners_, [](const listener& x) { return x.aside; }); };
+    bool nudge_was_aside = all_aside();
     l.aside = aside;
-    bool all = std::ranges::all_of(listeners_, [](const listener& x) { return x.aside; });
     auto move = [aside](int fd, const std::vector<sys::epoll_registration>& where) {
       for (const auto& r : where)
         if (auto ec = aside ? sys::epoll_remove(r.epfd, fd) : sys::epoll_add(r.epfd, fd, r.events, r.data))
           std::fprintf(stderr, "ufork http: epoll_ctl(spreading connections): %s\n", ec.message().c_str());
     };
     move(l.fd, l.registrations);
-    if (all == aside && std::exchange(nudge_aside_, aside) != aside) move(nudge_.native_handle(), nudge_registrations_);
+    if (all_aside() != nudge_was_aside) move(nudge_.native_handle(), nudge_registrations_);
   }
 
   // Another worker stepped aside: connections may be queued that no wait
@@ -1168,8 +1169,7 @@ class worker_server final : public current_server, public driven_loop {
   std::shared_ptr<mailbox> box_ = std::make_shared<mailbox>();  // answers given later
   asio::posix::basic_stream_descriptor<executor> mail_{io_};    // its eventfd
   asio::posix::basic_stream_descriptor<executor> nudge_{io_};   // the pool's, for spreading connections
-  std::vector<sys::epoll_registration> nudge_registrations_;
-  bool nudge_aside_ = false;  // out of the loop's set (set_aside)
+  std::vector<sys::epoll_registration> nudge_registrations_;  // out of the loop's set while every socket is (set_aside)
   std::unordered_map<int, std::shared_ptr<deferred::state>> waiting_;  // by connection fd
   std::unordered_map<int, connection_ends> ends_;                     // by connection fd, once asked
   std::optional<asio_worker> attached_;
