@@ -69,6 +69,10 @@ async def app(scope, receive, send):
         m = await receive()
         m = await receive()
         print('gone: %s' % m['type'], flush=True)
+    elif path == '/silent':  # never answers
+        m = await receive()
+        m = await receive()
+        print('silent: %s' % m['type'], flush=True)
     elif path == '/together':  # answered once TARGET of them are in flight at once in this worker
         in_flight += 1
         if in_flight >= TARGET:
@@ -221,6 +225,58 @@ def test_a_streamed_response_goes_out_piece_by_piece_and_keep_alive_goes_on(asgi
     assert p.finish() == 0
 
 
+def read_until(s, end):
+    """What s gives until it ends with end, or until the peer closes."""
+    got = b''
+    while not got.endswith(end):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_a_stop_during_a_streamed_response_lets_the_app_finish_it_then_the_worker_goes(asgi, tmp_path):
+    # The stop rules: an answer under way is finished (its head already
+    # promised keep-alive: the connection closes after its last piece), idle
+    # connections are closed, lifespan shutdown runs, the worker exits 0.
+    os.mkfifo(tmp_path / 'flag')
+    p = asgi()
+    ready(p)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as idle, \
+            socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        idle.sendall(b'GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert read_until(idle, b'no\n').startswith(b'HTTP/1.1 404')
+        s.sendall(b'GET /stream HTTP/1.1\r\nHost: x\r\n\r\n')
+        got = read_until(s, b'first\n\r\n')
+        assert b'Transfer-Encoding: chunked' in got
+        p.signal(signal.SIGTERM)
+        assert idle.recv(65536) == b''  # closed by the worker: its stop is under way
+        with open(tmp_path / 'flag', 'w') as fifo:  # the app sends the rest
+            fifo.write('go')
+        got += read_until(s, b'0\r\n\r\n')
+        assert got.endswith(b'second\n\r\n0\r\n\r\n'), got
+        assert s.recv(65536) == b''  # and the connection closes after it
+    assert p.finish() == 0
+    assert 'lifespan shutdown in' in p.output()
+
+
+def test_a_streamed_response_still_under_way_at_the_graceful_timeout_is_cut(asgi):
+    # An app that does not end its answer: the worker is killed at the
+    # graceful timeout (TIMEOUT here), and its client sees the body cut
+    # short (no last chunk) by the close, not a complete answer.
+    p = asgi(timeout=1.0)
+    ready(p)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'GET /forever HTTP/1.1\r\nHost: x\r\n\r\n')
+        got = read_until(s, b'tick\n\r\n')
+        p.signal(signal.SIGTERM)
+        got += read_until(s, b'0\r\n\r\n')  # to the close
+        assert got.endswith(b'tick\n\r\n'), got
+    assert p.finish() == 0
+    assert re.search(r'worker 0 pid \d+ gen \d+ stopped: killed by SIGKILL', p.output()), p.output()
+
+
 def test_a_big_streamed_body_reaches_a_slow_reader_whole_and_in_order(asgi):
     """32 MiB given faster than a client with a small receive buffer reads:
     what the socket does not take waits, in order, and send() waits for room."""
@@ -260,6 +316,21 @@ def test_a_client_that_goes_is_an_http_disconnect_for_the_app(asgi):
             got += s.recv(65536)
     p.wait_for(r'gone: http\.disconnect')
     assert ask(p.port, path='/nothing')[0] == 404  # the worker goes on
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+def test_an_app_that_never_answers_has_its_connection_closed_at_the_request_deadline(asgi):
+    # The helper's request deadline (10 s, from the request's first byte)
+    # holds for an answer given later too: the client is closed with nothing
+    # sent, the app is told (http.disconnect), and the worker goes on.
+    p = asgi()
+    ready(p)
+    with socket.create_connection(('127.0.0.1', p.port), timeout=60) as s:
+        s.sendall(b'GET /silent HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert s.recv(65536) == b''
+    p.wait_for(r'silent: http\.disconnect')
+    assert ask(p.port, path='/nothing')[0] == 404
     p.signal(signal.SIGTERM)
     assert p.finish() == 0
 
