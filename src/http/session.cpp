@@ -17,6 +17,22 @@ bhttp::status status_for(const boost::system::error_code& ec) {
   return bhttp::status::bad_request;
 }
 
+// The handler's reason phrase, else the status code's: Beast's name, or for
+// the few registered codes Boost 1.74 lacks (an ASGI app gives only a
+// number: FastAPI's HTTPException(418)) Python's http.HTTPStatus phrase, as
+// uvicorn writes; an unregistered code gets none ("HTTP/1.1 420 ", as the
+// grammar allows), never Beast's "<unknown-status>".
+std::string_view reason_phrase(const response& res) {
+  auto given = res.reason();
+  if (given != "<unknown-status>") return {given.data(), given.size()};
+  switch (res.result_int()) {
+    case 103: return "Early Hints";
+    case 418: return "I'm a Teapot";
+    case 425: return "Too Early";
+    default: return "";
+  }
+}
+
 bool bodiless(const response& res) {
   unsigned status = res.result_int();
   return status < 200 || status == 204 || status == 304;
@@ -33,7 +49,7 @@ void serialize(const response& res, bool head, bool keep, framing how, std::stri
   bool dated = false;
   out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
   out.append(std::to_string(res.result_int())).append(" ");
-  add(res.reason());
+  out.append(reason_phrase(res));
   out.append("\r\n");
   for (const auto& field : res.base()) {
     auto name = field.name();

@@ -85,6 +85,8 @@ http::answer route(const http::request& req) {
     res.insert("X-Next", std::string("/home\0attacker", 13));
   } else if (req.target() == "/split-reason") {
     res.reason("OK\r\nSet-Cookie: session=attacker");
+  } else if (req.target().starts_with("/status/")) {  // a bare status code, no reason given
+    res.result(std::stoi(std::string(req.target().substr(8))));
   } else if (req.target() == "/block") {
     say("blocked " + std::to_string(::getpid()));
     for (;;) ::pause();
@@ -324,6 +326,27 @@ TEST(http, head_http10_100_continue_date_and_a_handlers_own_headers) {
     EXPECT_EQ(r.headers["date"], "Tue, 01 Jan 2030 00:00:00 GMT") << "the handler's own Date";
     EXPECT_EQ(r.head.find("Date:"), r.head.rfind("Date:")) << "one Date only";
     EXPECT_TRUE(c.closed());
+  }
+  pool.signal(SIGTERM);
+  EXPECT_EQ(pool.wait_exit(), 0);
+}
+
+// A status code Beast has no name for goes out with a registered phrase or
+// none, never Beast's placeholder "<unknown-status>"; a given reason is kept.
+TEST(http, a_status_code_without_a_known_reason_gets_its_registered_phrase_or_none) {
+  auto pool = http_pool({}, 1);
+  client c(port_of(pool));
+  const std::map<std::string, std::string> lines = {
+      {"/status/418", "HTTP/1.1 418 I'm a Teapot\r\n"},
+      {"/status/420", "HTTP/1.1 420 \r\n"},
+      {"/status/299", "HTTP/1.1 299 \r\n"},
+      {"/status/404", "HTTP/1.1 404 Not Found\r\n"},
+      {"/split-reason", "HTTP/1.1 500 Internal Server Error\r\n"},
+  };
+  for (const auto& [target, line] : lines) {
+    c.send("GET " + target + " HTTP/1.1\r\nHost: test\r\n\r\n");
+    auto r = c.read();
+    EXPECT_EQ(r.head.substr(0, r.head.find("\r\n") + 2), line) << target;
   }
   pool.signal(SIGTERM);
   EXPECT_EQ(pool.wait_exit(), 0);
