@@ -245,10 +245,9 @@ py::object asgi_exchange::send(const py::dict& message) {
     std::string piece = given ? bytes_arg(given, "http.response.body's body") : "";
     bool more = more_body && truth(more_body);
     if (gone_) return loop->done;  // the client left: sent to no one, as ASGI says
-    if (head_request) piece.clear();
-    if (access) access->bytes += piece.size();
+    if (access && !head_request) access->bytes += piece.size();
     if (!std::exchange(head_given_, true)) {  // the first body message: the head goes with it
-      if (!more) {  // and the whole body
+      if (!more) {  // and the whole body (a HEAD answer's too: its size is the Content-Length; not written)
         head_.body() = std::move(piece);
         answer->start(std::move(head_), true);
         ended_ = true;
@@ -257,6 +256,7 @@ py::object asgi_exchange::send(const py::dict& message) {
       }
       answer->start(std::move(head_), false);
     }
+    if (head_request) piece.clear();  // a streamed HEAD answer's pieces go nowhere
     unconfirmed_ += piece.size();
     if (!piece.empty() || !more) answer->body(std::move(piece), !more);
     ended_ = !more;

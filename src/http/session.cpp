@@ -1,5 +1,6 @@
 #include "session.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <limits>
@@ -33,6 +34,18 @@ std::string_view reason_phrase(const response& res) {
   }
 }
 
+// A HEAD answer's Content-Length is the GET answer's: its body's size, or
+// the handler's own Content-Length (digits) when it gave no body (an app
+// that leaves out what HEAD does not send). Empty: the body's size.
+std::string_view head_length(const response& res, bool head) {
+  if (!head || !res.body().empty()) return {};
+  auto given = res.find(bhttp::field::content_length);
+  if (given == res.end()) return {};
+  std::string_view value{given->value().data(), given->value().size()};
+  bool digits = !value.empty() && value.size() <= 19 && std::ranges::all_of(value, [](char c) { return c >= '0' && c <= '9'; });
+  return digits ? value : std::string_view{};
+}
+
 bool bodiless(const response& res) {
   unsigned status = res.result_int();
   return status < 200 || status == 204 || status == 304;
@@ -63,8 +76,14 @@ void serialize(const response& res, bool head, bool keep, framing how, std::stri
     out.append("\r\n");
   }
   if (!dated) out.append("Date: ").append(date).append("\r\n");
-  if (!none && how == framing::length)
-    out.append("Content-Length: ").append(std::to_string(res.body().size())).append("\r\n");
+  if (!none && how == framing::length) {
+    out.append("Content-Length: ");
+    if (auto given = head_length(res, head); !given.empty())
+      out.append(given);
+    else
+      out.append(std::to_string(res.body().size()));
+    out.append("\r\n");
+  }
   if (!none && how == framing::chunked) out.append("Transfer-Encoding: chunked\r\n");
   if (!keep)
     out.append("Connection: close\r\n");

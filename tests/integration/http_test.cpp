@@ -85,6 +85,11 @@ http::answer route(const http::request& req) {
     res.insert("X-Next", std::string("/home\0attacker", 13));
   } else if (req.target() == "/split-reason") {
     res.reason("OK\r\nSet-Cookie: session=attacker");
+  } else if (req.target() == "/sized") {  // 1,234 bytes; to HEAD, only their length, as a handler may
+    if (req.method() == bhttp::verb::head)
+      res.set(bhttp::field::content_length, "1234");
+    else
+      res.body().assign(1234, 's');
   } else if (req.target().starts_with("/status/")) {  // a bare status code, no reason given
     res.result(std::stoi(std::string(req.target().substr(8))));
   } else if (req.target() == "/block") {
@@ -299,6 +304,14 @@ TEST(http, head_http10_100_continue_date_and_a_handlers_own_headers) {
     EXPECT_TRUE(std::regex_match(next.headers["date"],
                                  std::regex(R"([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)")))
         << next.headers["date"];
+  }
+  {  // a HEAD answer's Content-Length is the GET one's, whether the handler gave the body or its length
+    client c(port);
+    c.send("HEAD /sized HTTP/1.1\r\nHost: test\r\n\r\nGET /sized HTTP/1.1\r\nHost: test\r\n\r\n");
+    auto head = c.read(20s, true);
+    auto next = c.read();
+    EXPECT_EQ(head.headers["content-length"], "1234");
+    EXPECT_EQ(next.body, std::string(1234, 's'));
   }
   {
     client c(port);

@@ -431,7 +431,7 @@ async def startup():
 async def root():
     return 'Hello, World!'
 
-@app.get('/json')
+@app.api_route('/json', methods=['GET', 'HEAD'])
 async def js(q: int = 0):
     return {'hello': 'world', 'q': q, 'ready': state.get('ready')}
 
@@ -457,6 +457,8 @@ ufork.serve_asgi(fast_app.app, ('127.0.0.1', %d), size=2)
     assert ask(port, path='/')[:2] == (200, 'Hello, World!')
     status, body, headers = ask(port, path='/json?q=3')
     assert status == 200 and body == '{"hello":"world","q":3,"ready":"yes"}' and headers['content-type'] == 'application/json'
+    status, body, headers = ask(port, 'HEAD', '/json?q=3')  # Starlette gives HEAD the body: its length, no body
+    assert (status, body, headers['Content-Length']) == (200, '', '37'), headers
     status, body, _ = ask(port, 'POST', '/items', body=b'{"a": 1}', headers={'Content-Type': 'application/json'})
     assert status == 200 and body == '{"got":{"a":1}}'
     status, body, _ = ask(port, 'POST', '/items', body=b'not json', headers={'Content-Type': 'application/json'})
