@@ -3,7 +3,9 @@
 #include "gil.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -51,6 +53,21 @@ struct started {
   py::list headers;
   std::string written;  // by the legacy write()
 };
+
+// The Content-Length an application gave start_response, if it gave one of
+// digits only.
+std::optional<std::size_t> declared_length(const py::list& headers) {
+  for (auto h : headers) {
+    auto pair = h.cast<py::tuple>();
+    if (bhttp::string_to_field(pair[0].cast<std::string>()) != bhttp::field::content_length) continue;
+    auto value = pair[1].cast<std::string>();
+    std::size_t n = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || end != value.data() + value.size() || value.empty()) return std::nullopt;
+    return n;
+  }
+  return std::nullopt;
+}
 
 // An application's iterable being sent: the rest of it, pulled one piece at
 // a time, and its close() called once, whatever ends the response.
@@ -199,6 +216,13 @@ struct wsgi_server::app {
         more = true;
       }
       if (!first.empty()) more = true;
+      // The whole body already, by the app's own Content-Length (Django's
+      // and Flask's responses say theirs): sent with its length, not
+      // chunked; the iterable closed now, as PEP 3333 allows.
+      if (more && declared_length(st->headers) == first.size()) {
+        s->close();
+        more = false;
+      }
     }
     if (!st->called) throw std::runtime_error("the application returned without calling start_response");
     st->sent = true;

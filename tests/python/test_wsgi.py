@@ -20,6 +20,9 @@ def app(environ, start_response):
     if path == '/stream':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return Closing([b'one ', b'', b'two ', b'three'])
+    if path == '/sized':  # an iterable, its length said (as Django's and Flask's responses do)
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '10')])
+        return Closing([b'whole body'])
     if path == '/echo':
         body = environ['wsgi.input'].read(int(environ.get('CONTENT_LENGTH') or 0))
         start_response('201 Created', [('Content-Type', 'application/octet-stream'), ('X-Len', str(len(body)))])
@@ -67,7 +70,10 @@ def check_app(p):
     r, data = request(port, 'POST', '/echo', body=b'x' * 100000)
     assert (r.status, r.reason, data, r.headers['X-Len']) == (201, 'Created', b'x' * 100000, '100000')
     r, data = request(port, 'GET', '/stream')
-    assert (r.status, data) == (200, b'one two three')
+    assert (r.status, data, r.headers['Transfer-Encoding']) == (200, b'one two three', 'chunked')
+    for method, body in (('GET', b'whole body'), ('HEAD', b'')):  # the whole body in its first piece: its length
+        r, data = request(port, method, '/sized')
+        assert (r.status, data, r.headers['Content-Length'], r.headers['Transfer-Encoding']) == (200, body, '10', None)
     r, data = request(port, 'HEAD', '/')
     assert (r.status, data) == (200, b'')
     r, data = request(port, 'GET', '/error')
