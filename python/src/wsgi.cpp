@@ -232,9 +232,8 @@ struct wsgi_server::app {
     for (auto h : st->headers) {
       auto pair = h.cast<py::tuple>();
       auto name = pair[0].cast<std::string>();
-      if (bhttp::string_to_field(name) == bhttp::field::content_length ||
-          bhttp::string_to_field(name) == bhttp::field::transfer_encoding)
-        continue;  // the helper frames the body itself
+      if (bhttp::string_to_field(name) == bhttp::field::transfer_encoding)
+        continue;  // the helper frames the body itself (a Content-Length kept is written only for a bodiless HEAD answer)
       res.insert(name, pair[1].cast<std::string>());
     }
     if (!more) {

@@ -20,9 +20,9 @@ def app(environ, start_response):
     if path == '/stream':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return Closing([b'one ', b'', b'two ', b'three'])
-    if path == '/sized':  # an iterable, its length said (as Django's and Flask's responses do)
+    if path == '/sized':  # an iterable, its length said (as Django's and Flask's responses do); to HEAD, the length only
         start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '10')])
-        return Closing([b'whole body'])
+        return [] if environ['REQUEST_METHOD'] == 'HEAD' else Closing([b'whole body'])
     if path == '/echo':
         body = environ['wsgi.input'].read(int(environ.get('CONTENT_LENGTH') or 0))
         start_response('201 Created', [('Content-Type', 'application/octet-stream'), ('X-Len', str(len(body)))])
