@@ -1,6 +1,8 @@
 // The ufork command's subcommands and its exit codes.
 #pragma once
 
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -36,7 +38,19 @@ struct service_options {
   bool syslog = false;
 };
 
-struct hello_options : service_options {
+// The HTTP helper's deadlines (http_options), for the commands that serve
+// HTTP: hello, wsgi, asgi.
+struct http_deadlines {
+  double keep_alive = 15;       // seconds an idle keep-alive connection is kept (gunicorn's --keep-alive)
+  double request_timeout = 10;  // seconds from a request's first byte to its answer written (or per piece)
+  std::chrono::milliseconds keep_alive_ms() const { return ms(keep_alive); }
+  std::chrono::milliseconds request_timeout_ms() const { return ms(request_timeout); }
+
+ private:
+  static std::chrono::milliseconds ms(double s) { return std::chrono::milliseconds(std::llround(s * 1000)); }
+};
+
+struct hello_options : service_options, http_deadlines {
   std::string bind = "127.0.0.1:7777";
   bool reuseport = false;
   bool join = false;  // --reuseport onto a port another process listens on
@@ -50,7 +64,7 @@ struct run_options : service_options {
 // `ufork wsgi` and `ufork asgi`: a Python application, MODULE:APP, served
 // by the HTTP helper in each worker. Run by the Python module (`python3 -m
 // ufork wsgi|asgi`); the ufork command checks the flags, then execs that.
-struct app_options : service_options {
+struct app_options : service_options, http_deadlines {
   bool asgi = false;  // else WSGI
   std::string app;  // MODULE:APP
   std::vector<std::string> binds;   // HOST:PORT, [V6]:PORT, unix:PATH, fd:N; none: 127.0.0.1:8000 (gunicorn's)

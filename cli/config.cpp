@@ -101,7 +101,8 @@ std::string toml_string(std::string_view s) {
 std::string toml_value(const CLI::Option& opt, const std::string& v) {
   const auto* e = find_option(key_of(opt));
   bool number = e ? e->kind == option_kind::count || e->kind == option_kind::seconds || e->kind == option_kind::mib
-                  : opt.get_type_name().starts_with("INT") || opt.get_type_name().starts_with("UINT");
+                  : opt.get_type_name().starts_with("INT") || opt.get_type_name().starts_with("UINT") ||
+                        opt.get_type_name().starts_with("FLOAT");
   bool parses = !v.empty() && v.find_first_not_of("0123456789.-") == std::string::npos;
   if (e && e->kind == option_kind::texts) number = false;  // --refork-after 1000,2000: its text
   return number && parses ? v : toml_string(v);

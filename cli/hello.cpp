@@ -43,6 +43,8 @@ int run_hello(hello_options o) {
     http::server_options so;
     svc.apply(so.pool);
     so.reuseport = o.reuseport;
+    so.keepalive_timeout = o.keep_alive_ms();
+    so.request_timeout = o.request_timeout_ms();
     // Its workers need nothing but the listening socket: not even an fd this
     // command inherited from the shell that started it.
     so.pool.strict_fds = true;

@@ -113,6 +113,18 @@ void add_service_flags(CLI::App* app, ufork::cli::service_options& o, unsigned u
   app->add_flag("--syslog", o.syslog, "log to syslog too");
 }
 
+// The HTTP helper's deadlines (hello, wsgi, asgi).
+void add_http_flags(CLI::App* app, ufork::cli::http_deadlines& d) {
+  app->add_option("--keep-alive", d.keep_alive, "seconds an idle keep-alive connection is kept open")
+      ->check(seconds(0.001, 86400))
+      ->capture_default_str();
+  app->add_option("--request-timeout", d.request_timeout,
+                  "seconds from a request's first byte until its answer is written (an answer in parts: per part); "
+                  "then the connection is closed")
+      ->check(seconds(0.001, 86400))
+      ->capture_default_str();
+}
+
 // CLI11's refusal as one line in the program's own words, naming the
 // subcommand: "ufork hello: unknown flag or argument: --frob (see ufork hello
 // --help)". --help is CLI11's own.
@@ -250,6 +262,7 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
   hello->add_flag("--reuseport", hello_opts.reuseport, "one SO_REUSEPORT socket per worker");
   hello->add_flag("--join", hello_opts.join,
                   "with --reuseport: share the port with the process already listening on it (refused without)");
+  add_http_flags(hello, hello_opts);
 
   run_options run_opts;
   run_opts.pool.max_starting = 4096;  // no limit: 8 workers are ready after one --ready-after, not 8
@@ -295,6 +308,7 @@ int parse_and_run(int argc, char** argv, const runners& runner) {
     sub->add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
                     "proxies (a,b or *) whose Forwarded / X-Forwarded-For and -Proto headers are believed")
         ->capture_default_str();
+    add_http_flags(sub, o);
     return sub;
   };
   app_options wsgi_opts, asgi_opts;

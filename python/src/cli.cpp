@@ -224,10 +224,13 @@ int run_app(const cli::app_options& given, int, char**) {
     // Bound here: a bad address is one line for the caller.
     std::shared_ptr<http_app> server;
     std::shared_ptr<wsgi_server> wsgi;
+    http::http_options deadlines;
+    deadlines.keepalive_timeout = o.keep_alive_ms();
+    deadlines.request_timeout = o.request_timeout_ms();
     if (o.asgi) {
-      server = std::make_shared<asgi_server>(o.binds, http::http_options{}, trusted, access_fd);
+      server = std::make_shared<asgi_server>(o.binds, deadlines, trusted, access_fd);
     } else {
-      server = wsgi = std::make_shared<wsgi_server>(app, o.binds, http::http_options{}, trusted, access_fd);
+      server = wsgi = std::make_shared<wsgi_server>(app, o.binds, deadlines, trusted, access_fd);
     }
     py::object py_server = py::cast(server);
     py::object asgi_worker;  // the app's loop, in each worker

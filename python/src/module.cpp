@@ -13,6 +13,8 @@
 #include <pybind11/stl.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -422,6 +424,17 @@ class heartbeat {
   std::thread thread_;
 };
 
+// serve_wsgi's and serve_asgi's keep_alive= and request_timeout= (seconds),
+// as the command line's --keep-alive and --request-timeout.
+ufork::http::http_options deadlines(double keep_alive, double request_timeout) {
+  for (double s : {keep_alive, request_timeout})
+    if (!(s >= 0.001 && s <= 86400)) throw py::value_error("keep_alive and request_timeout: seconds from 0.001 to 86400");
+  ufork::http::http_options o;
+  o.keepalive_timeout = std::chrono::milliseconds(std::llround(keep_alive * 1000));
+  o.request_timeout = std::chrono::milliseconds(std::llround(request_timeout * 1000));
+  return o;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_ufork, m) {
@@ -442,21 +455,25 @@ PYBIND11_MODULE(_ufork, m) {
       .def_property_readonly("addresses", &ufork::python::http_app::addresses);
 
   py::class_<ufork::python::wsgi_server, ufork::python::http_app, std::shared_ptr<ufork::python::wsgi_server>>(m, "WsgiServer")
-      .def(py::init([](py::object app, const std::string& address, std::vector<std::string> forwarded_allow_ips) {
+      .def(py::init([](py::object app, const std::string& address, std::vector<std::string> forwarded_allow_ips,
+                       double keep_alive, double request_timeout) {
              return std::make_shared<ufork::python::wsgi_server>(std::move(app), std::vector<std::string>{address},
-                                                                 ufork::http::http_options{},
+                                                                 deadlines(keep_alive, request_timeout),
                                                                  std::move(forwarded_allow_ips));
            }),
-           py::arg("app"), py::arg("address"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"});
+           py::arg("app"), py::arg("address"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"},
+           py::arg("keep_alive") = 15.0, py::arg("request_timeout") = 10.0);
 
   // serve_asgi: the server (bound in the arbiter) and each request's side.
   py::register_exception<ufork::python::asgi_error>(m, "AsgiError", PyExc_RuntimeError);
   py::class_<ufork::python::asgi_server, ufork::python::http_app, std::shared_ptr<ufork::python::asgi_server>>(m, "AsgiServer")
-      .def(py::init([](const std::vector<std::string>& addresses, std::vector<std::string> forwarded_allow_ips) {
-             return std::make_shared<ufork::python::asgi_server>(addresses, ufork::http::http_options{},
+      .def(py::init([](const std::vector<std::string>& addresses, std::vector<std::string> forwarded_allow_ips,
+                       double keep_alive, double request_timeout) {
+             return std::make_shared<ufork::python::asgi_server>(addresses, deadlines(keep_alive, request_timeout),
                                                                  std::move(forwarded_allow_ips));
            }),
-           py::arg("addresses"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"})
+           py::arg("addresses"), py::arg("forwarded_allow_ips") = std::vector<std::string>{"127.0.0.1"},
+           py::arg("keep_alive") = 15.0, py::arg("request_timeout") = 10.0)
       .def("serve_with", &ufork::python::asgi_server::serve_with)
       .def("loop_fd", &ufork::python::asgi_server::loop_fd)
       .def("step", &ufork::python::asgi_server::step);

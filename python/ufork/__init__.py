@@ -707,7 +707,7 @@ def _endpoint(address):
 
 
 def wsgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, forwarded_allow_ips='127.0.0.1',
-                 **kwargs):
+                 keep_alive=15.0, request_timeout=10.0, **kwargs):
     """An Arbiter whose workers serve the WSGI application `app` with ufork's
     C++ HTTP server (keep-alive, limits, a graceful stop that drops no
     request), calling it under the GIL. address: (host, port) or "host:port",
@@ -716,11 +716,15 @@ def wsgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, f
     bound "host:port". It runs once. REMOTE_ADDR and REMOTE_PORT are the
     connection's peer; a request from a proxy in forwarded_allow_ips (a list
     or "a,b"; "*" trusts any, as gunicorn's) gets REMOTE_ADDR and
-    wsgi.url_scheme from its Forwarded or X-Forwarded-For/-Proto headers."""
+    wsgi.url_scheme from its Forwarded or X-Forwarded-For/-Proto headers.
+    keep_alive: seconds an idle keep-alive connection is kept; request_timeout:
+    seconds from a request's first byte until its answer is written (an
+    answer in parts: per part), then its connection is closed."""
     if isinstance(forwarded_allow_ips, str):
         forwarded_allow_ips = [ip.strip() for ip in forwarded_allow_ips.split(',') if ip.strip()]
     a = Arbiter(post_fork=post_fork, child_pre_exit=child_pre_exit, size=size, **kwargs)
-    server = _ufork.WsgiServer(app, _endpoint(address), list(forwarded_allow_ips))  # binds: a bad address fails here
+    server = _ufork.WsgiServer(app, _endpoint(address), list(forwarded_allow_ips), keep_alive,
+                               request_timeout)  # binds: a bad address fails here
     a._wsgi = dict(wsgi=server)
     a.address = server.address
     return a
@@ -874,7 +878,7 @@ class _AsgiWorker(object):
 
 
 def asgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, forwarded_allow_ips='127.0.0.1',
-                 **kwargs):
+                 keep_alive=15.0, request_timeout=10.0, **kwargs):
     """An Arbiter whose workers serve the ASGI 3 application `app` (HTTP;
     lifespan): in each worker, one thread: the app's asyncio loop (uvloop's
     when installed) turning the C++ HTTP helper's. address as
@@ -882,7 +886,8 @@ def asgi_arbiter(app, address, size=None, post_fork=None, child_pre_exit=None, f
     if isinstance(forwarded_allow_ips, str):
         forwarded_allow_ips = [ip.strip() for ip in forwarded_allow_ips.split(',') if ip.strip()]
     a = Arbiter(post_fork=post_fork, child_pre_exit=child_pre_exit, size=size, **kwargs)
-    server = _ufork.AsgiServer([_endpoint(address)], list(forwarded_allow_ips))  # binds: a bad address fails here
+    server = _ufork.AsgiServer([_endpoint(address)], list(forwarded_allow_ips), keep_alive,
+                               request_timeout)  # binds: a bad address fails here
     a._wsgi = dict(wsgi=server)
     a._asgi = _AsgiWorker(server, app)
     a.address = server.address

@@ -281,6 +281,9 @@ async def app(scope, receive, send):
     await receive()
     if scope['path'] == '/fails':
         raise RuntimeError('this request fails')
+    if scope['path'] == '/silent':  # never answers: waits for the client to go
+        print('silent: %s' % (await receive())['type'], flush=True)
+        return
     await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'text/plain')]})
     await send({'type': 'http.response.body', 'body': ('%s, answered by %d\\n' % (scope['state']['where'], os.getpid())).encode()})
 """
@@ -319,6 +322,30 @@ def test_ufork_asgi_serves_an_asgi_app_with_its_lifespan_in_each_worker(program,
     assert p.finish() == 0
     assert p.output().count('lifespan shutdown') == 2
     assert not os.path.exists(sock)
+
+
+def test_keep_alive_and_request_timeout_flags_close_an_idle_connection_and_an_unanswered_request(program, app_dir):
+    # gunicorn's --keep-alive, and the request deadline (10 s by default),
+    # here 0.5 s and 1 s: the idle connection is closed, the silent request's
+    # connection too (nothing sent) and its app told http.disconnect.
+    (app_dir / 'asgi_site.py').write_text(ASGI_APP)
+    port = free_port()
+    p = program([UFORK, 'asgi', 'asgi_site:app', '--keep-alive', '0.5', '-b', '127.0.0.1:%d' % port,
+                 '--request-timeout', '1', '-w', '1'], cwd=str(app_dir))
+    p.wait_for(r'ufork asgi: ready, 1 worker')
+    with socket.create_connection(('127.0.0.1', port), timeout=60) as idle, \
+            socket.create_connection(('127.0.0.1', port), timeout=60) as silent:
+        idle.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+        got = b''
+        while b'answered by' not in got:
+            got += idle.recv(65536)
+        silent.sendall(b'GET /silent HTTP/1.1\r\nHost: x\r\n\r\n')
+        for s in (idle, silent):  # each closed within 8 s: before either default (15 s, 10 s) could
+            s.settimeout(8)
+            assert s.recv(65536) == b''
+    p.wait_for(r'silent: http\.disconnect')
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
 
 
 @pytest.mark.parametrize('command', [[UFORK, 'wsgi'], [PYTHON, '-m', 'ufork', 'wsgi']])
