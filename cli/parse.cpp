@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -125,6 +126,30 @@ void add_http_flags(CLI::App* app, ufork::cli::http_deadlines& d) {
       ->capture_default_str();
 }
 
+// A gunicorn flag typed to wsgi or asgi: what it is here, for the refusal.
+std::string gunicorn_hint(const std::vector<std::string>& words) {
+  static const std::map<std::string_view, std::string_view> here = {
+      {"--access-logfile", "--access-log FILE (- for the log)"},
+      {"--error-logfile", "--log FILE"},
+      {"--log-file", "--log FILE"},
+      {"--pid", "--pidfile FILE"},
+      {"-p", "--pidfile FILE"},
+      {"-D", "-d/--daemon"},
+      {"--preload", "the default (--lazy for gunicorn's default)"},
+      {"-k", "ufork asgi MODULE:APP for an ASGI app"},
+      {"--worker-class", "ufork asgi MODULE:APP for an ASGI app"},
+      {"--threads", "more workers (-w): a WSGI worker serves one request at a time, an ASGI worker many"},
+      {"--certfile", "not there: TLS ends in a proxy in front"},
+      {"--keyfile", "not there: TLS ends in a proxy in front"},
+  };
+  for (const auto& w : words) {
+    auto name = std::string_view(w).substr(0, w.find('='));
+    if (auto it = here.find(name); it != here.end())
+      return fmt::format("; for gunicorn's {}: {}", it->first, it->second);
+  }
+  return {};
+}
+
 // CLI11's refusal as one line in the program's own words, naming the
 // subcommand: "ufork hello: unknown flag or argument: --frob (see ufork hello
 // --help)". --help is CLI11's own.
@@ -149,6 +174,7 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
       }
     what = extra.size() == 1 ? "unknown flag or argument:" : "unknown flags or arguments:";
     for (const auto& w : extra) what += " " + w;
+    if (who == "ufork wsgi" || who == "ufork asgi") what += gunicorn_hint(extra);
   }
   // "--workers: 1 required INT:INT in [1, 4096] missing"
   if (auto colon = what.find(": "); colon != std::string::npos && what.ends_with(" missing"))

@@ -385,6 +385,10 @@ TEST(cli, bad_flags_get_one_clear_line_and_exit_2) {
       {{"wsgi", "-b", "nonsense", "app:app"}, "--bind: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd:N"},
       {{"wsgi", "--env", "novalue", "app:app"}, "--env: expected K=V, not 'novalue'"},
       {{"wsgi", "-w", "2"}, "ufork wsgi: MODULE:APP is required (see ufork wsgi --help)"},
+      {{"wsgi", "app:app", "--access-logfile=-"},
+       "ufork wsgi: unknown flag or argument: --access-logfile=-; for gunicorn's --access-logfile: --access-log FILE (- "
+       "for the log) (see ufork wsgi --help)"},
+      {{"asgi", "--preload", "app:app"}, "; for gunicorn's --preload: the default (--lazy for gunicorn's default)"},
       {{"asgi", "--bind"}, "ufork asgi: --bind: a value is missing (see ufork asgi --help)"},
       {{"wsgi", "-b", "127.0.0.1:0", "app:app", "extra"}, "ufork wsgi: unknown flag or argument: extra"},
       {{"top", "--socket", "/nowhere", "--interval", "0"}, "--interval: expected seconds from 0.1 to 3600, not '0'"},
