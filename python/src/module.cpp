@@ -13,8 +13,6 @@
 #include <pybind11/stl.h>
 
 #include <cerrno>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -22,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "../../cli/commands.hpp"
 #include "ufork/arbiter.hpp"
 #include "ufork/error.hpp"
 #include "core/option_table.hpp"
@@ -429,9 +428,10 @@ class heartbeat {
 ufork::http::http_options deadlines(double keep_alive, double request_timeout) {
   for (double s : {keep_alive, request_timeout})
     if (!(s >= 0.001 && s <= 86400)) throw py::value_error("keep_alive and request_timeout: seconds from 0.001 to 86400");
+  const ufork::cli::http_deadlines given{keep_alive, request_timeout};
   ufork::http::http_options o;
-  o.keepalive_timeout = std::chrono::milliseconds(std::llround(keep_alive * 1000));
-  o.request_timeout = std::chrono::milliseconds(std::llround(request_timeout * 1000));
+  o.keepalive_timeout = given.keep_alive_ms();
+  o.request_timeout = given.request_timeout_ms();
   return o;
 }
 
